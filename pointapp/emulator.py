@@ -1,0 +1,64 @@
+"""The embedded emulator: a moto server on 127.0.0.1 that pointapp starts and stops itself."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from pointapp.errors import TargetError
+
+#: Credentials the emulator accepts; they are not secrets and never reach real AWS.
+EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class Emulator:
+    """A moto server running in a background thread of this process.
+
+    ``port=0`` picks a free port. Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        """Bind, serve in a daemon thread and return the endpoint URL."""
+        from moto.moto_server.threaded_moto_server import MotoRequestHandler
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        app = DomainDispatcherApplication(create_backend_app)
+        try:
+            self._server = make_server(self.host, self.port, app, threaded=True,
+                                       request_handler=MotoRequestHandler)
+        except (OSError, SystemExit) as error:
+            raise TargetError(f"cannot start the embedded emulator on {self.host}:{self.port}: "
+                              f"{getattr(error, 'strerror', None) or 'port in use'}; choose another --port") from None
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="pointapp-emulator", daemon=True)
+        self._thread.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,73 @@
+"""Plan, apply and destroy over the step registry. The CLI and the notebooks call these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pointapp import steps as registry
+from pointapp.plan import Outcome, Plan, Table
+from pointapp.target import Context
+
+
+def discover(ctx: Context, only: str | Iterable[str] | None = None) -> dict[str, Any]:
+    """What each selected step owns, keyed by step name."""
+    chosen, _ = registry.select(only)
+    return {step.name: step.load().discover(ctx) for step in chosen}
+
+
+def plan(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
+    """Discover, then plan every selected step (registry order). Makes no change."""
+    chosen, skipped = registry.select(only)
+    observed = {step.name: step.load().discover(ctx) for step in chosen}
+    changes = [change for step in chosen for change in step.load().plan(ctx.spec, observed[step.name])]
+    result = Plan(changes, [step.name for step in chosen], observed=observed)
+    if skipped:
+        result.notes.append("Not available in this version yet: " + ", ".join(s.name for s in skipped) + ".")
+    return result
+
+
+def plan_destroy(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
+    """Everything the selected steps own, to be deleted in reverse registry order."""
+    chosen, _ = registry.select(only)
+    chosen = list(reversed(chosen))
+    observed = {step.name: step.load().discover(ctx) for step in chosen}
+    changes = [change for step in chosen for change in step.load().plan_destroy(ctx.spec, observed[step.name])]
+    return Plan(changes, [step.name for step in chosen], destroy=True, observed=observed)
+
+
+def apply(ctx: Context, planned: Plan) -> Outcome:
+    """Carry out a plan made by :func:`plan` or :func:`plan_destroy` on the same context.
+
+    On real AWS this refuses unless the context was confirmed (``yes``).
+    """
+    observed = planned.observed
+    warnings: list[str] = []
+    if planned.changes:
+        ctx.require_confirmation("pointapp down" if planned.destroy else "pointapp up")
+    for name in planned.steps:
+        changes = planned.for_step(name)
+        if changes:
+            warnings += registry.get(name).load().apply(ctx, changes, observed[name])
+    unchanged = 0
+    if not planned.destroy:
+        wanted = sum(registry.get(name).load().resource_count(ctx.spec, observed[name]) for name in planned.steps)
+        unchanged = max(wanted - len({(c.step, c.key) for c in planned.changes}), 0)
+    return Outcome(planned.changes, unchanged, warnings)
+
+
+def up(ctx: Context, only: str | Iterable[str] | None = None) -> Outcome:
+    """Plan and apply the selected steps."""
+    return apply(ctx, plan(ctx, only))
+
+
+def down(ctx: Context, only: str | Iterable[str] | None = None) -> Outcome:
+    """Destroy what the selected steps own."""
+    return apply(ctx, plan_destroy(ctx, only))
+
+
+def inventory(ctx: Context, step: str = "network") -> Table:
+    """What one step owns now, as a table."""
+    info = registry.get(step)
+    module = info.load()
+    return module.inventory(module.discover(ctx))

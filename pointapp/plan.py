@@ -1,0 +1,112 @@
+"""Changes, plans and the tables that show them to a person (in a terminal or a notebook)."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Action = Literal["create", "update", "delete"]
+_SYMBOL = {"create": "+", "update": "~", "delete": "-"}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to one resource. ``op`` and ``args`` are what the step's executor needs."""
+
+    step: str
+    action: Action
+    kind: str
+    key: str
+    name: str
+    detail: str
+    op: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return f"{_SYMBOL[self.action]} {self.kind:<18} {self.name:<44} {self.detail}"
+
+
+class Table:
+    """Rows with headers; prints as aligned text, renders as HTML in Jupyter."""
+
+    def __init__(self, headers: Sequence[str], rows: Iterable[Sequence[Any]], title: str = "") -> None:
+        self.headers = list(headers)
+        self.rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+        self.title = title
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __str__(self) -> str:
+        widths = [max([len(h)] + [len(row[i]) for row in self.rows]) for i, h in enumerate(self.headers)]
+        lines = [self.title] if self.title else []
+        lines.append("  ".join(h.ljust(w) for h, w in zip(self.headers, widths, strict=True)).rstrip())
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in self.rows]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in row)
+                       + "</tr>" for row in self.rows)
+        title = f"<caption style='text-align:left'><b>{html.escape(self.title)}</b></caption>" if self.title else ""
+        return f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+@dataclass
+class Plan:
+    """The changes of one or more steps, in the order they will be carried out."""
+
+    changes: list[Change]
+    steps: list[str]
+    destroy: bool = False
+    notes: list[str] = field(default_factory=list)
+    observed: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def counts(self) -> Counter[str]:
+        return Counter(change.action for change in self.changes)
+
+    def for_step(self, step: str) -> list[Change]:
+        return [change for change in self.changes if change.step == step]
+
+    def summary(self) -> str:
+        if self.empty:
+            return "No changes: the environment matches the spec."
+        counts = self.counts()
+        return f"Plan: {counts['create']} to create, {counts['update']} to change, {counts['delete']} to delete."
+
+    def table(self) -> Table:
+        rows = [(c.step, c.action, c.kind, c.name, c.detail) for c in self.changes]
+        return Table(["step", "action", "resource", "name", "detail"], rows, title=self.summary())
+
+    def __str__(self) -> str:
+        return "\n".join([c.line() for c in self.changes] + [*self.notes, self.summary()])
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<p>{html.escape(note)}</p>" for note in self.notes)
+        return self.table()._repr_html_() + notes
+
+
+@dataclass
+class Outcome:
+    """What an apply or destroy did."""
+
+    applied: list[Change]
+    unchanged: int
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        counts = Counter(change.action for change in self.applied)
+        text = (f"Created {counts['create']}, changed {counts['update']}, deleted {counts['delete']}, "
+                f"unchanged {self.unchanged}.")
+        return "\n".join([*self.warnings, text])
+
+    def __str__(self) -> str:
+        return self.summary()

@@ -1,0 +1,473 @@
+"""The specification of the environment: one typed, validated model that every step reads.
+
+The built-in default reproduces the reference architecture described in the README. A YAML file
+given with ``--config`` is merged over it (mappings merge key by key, everything else replaces), then
+the section ``environments: {<env>: ...}`` of that file is merged over the result for the chosen
+environment. An invalid specification raises :class:`~pointapp.errors.SpecError` before any AWS call.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pointapp.errors import SpecError
+
+ANYWHERE_V4 = "0.0.0.0/0"
+ANYWHERE_V6 = "::/0"
+ENVIRONMENTS = ("prod", "staging")
+NAT_MODES = ("none", "single", "per-az")
+_KEY = r"^[a-z][a-z0-9]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Model):
+    """One inbound rule of a security group: one port, from CIDR ranges or from other groups."""
+
+    port: int | Literal["app"] = Field(description="a port number, or 'app' for the service's port")
+    protocol: Literal["tcp", "udp"] = "tcp"
+    cidrs: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    description: str = Field(min_length=1, max_length=255)
+    with_certificate: bool = Field(False, description="only when a certificate ARN is configured")
+
+
+class SecurityGroup(_Model):
+    description: str = Field(min_length=1, max_length=255)
+    ingress: tuple[Rule, ...] = ()
+
+
+class Tier(_Model):
+    """A subnet tier: one subnet per zone, in zone order."""
+
+    public: bool
+    route_table: str
+    cidrs: tuple[str, ...]
+    holds: str
+
+
+class RouteTable(_Model):
+    default_route: Literal["internet_gateway", "nat_gateway", "none"]
+
+
+class Network(_Model):
+    vpc_cidr: str = "10.0.0.0/16"
+    zones: int = Field(2, ge=1, le=6)
+    nat: Literal["none", "single", "per-az"] = "single"
+    nat_tier: str = "ingress"
+    flow_logs_retention_days: int = Field(30, ge=1)
+    tiers: dict[str, Tier]
+    route_tables: dict[str, RouteTable]
+    security_groups: dict[str, SecurityGroup]
+
+
+class Endpoints(_Model):
+    interface: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
+    s3_gateway: bool = True
+    tier: str = "egress"
+    security_group: str = "egress"
+    gateway_route_tables: tuple[str, ...] = ("app",)
+
+
+class Registry(_Model):
+    repository: str = Field("api", pattern=r"^[a-z0-9][a-z0-9._/-]*$")
+    keep_images: int = Field(30, ge=1, le=1000)
+    scan_on_push: bool = True
+
+
+class Service(_Model):
+    port: int = Field(80, ge=1, le=65535)
+    cpu: int = Field(256, ge=256)
+    memory: int = Field(512, ge=512)
+    desired_count: int = Field(2, ge=0, le=100)
+    image_tag: str = "latest"
+    health_check_path: str = Field("/health", pattern=r"^/")
+    certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")
+    test_listener_port: int = Field(10080, ge=1, le=65535)
+    test_listener_cidrs: tuple[str, ...] = ()
+    log_retention_days: int = Field(30, ge=1)
+
+
+class Delivery(_Model):
+    deployment_config: str = Field("CodeDeployDefault.ECSAllAtOnce", pattern=r"^CodeDeployDefault\.ECS")
+    termination_wait_minutes: int = Field(60, ge=0, le=2880)
+    github_repository: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$")
+
+
+class Database(_Model):
+    engine_version: str = "8.0"
+    instance_class: str = Field("db.t4g.micro", pattern=r"^db\.")
+    allocated_storage_gb: int = Field(20, ge=20, le=65536)
+    multi_az: bool
+    backup_retention_days: int = Field(7, ge=1, le=35)
+    deletion_protection: bool
+    database_name: str = Field("app", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+    username: str = Field("app", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+
+
+class Cache(_Model):
+    engine_version: str = "7.1"
+    node_type: str = Field("cache.t4g.micro", pattern=r"^cache\.")
+    replicas: int = Field(ge=0, le=5)
+    automatic_failover: bool
+
+
+class Bastion(_Model):
+    instance_type: str = "t4g.nano"
+    ami_parameter: str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+    tier: str = "management"
+    security_group: str = "management"
+
+
+class Mail(_Model):
+    identity: str = "example.com"
+
+
+class Frontend(_Model):
+    repository: str | None = None
+    production_branch: str = "main"
+    staging_branch: str = "staging"
+    access_token_parameter: str | None = None
+    pull_request_previews: bool = True
+
+
+class Spec(_Model):
+    """The whole environment for one environment name (``prod`` or ``staging``)."""
+
+    prefix: str = Field("point-app", pattern=r"^[a-z][a-z0-9-]{0,19}[a-z0-9]$")
+    environment: str
+    tags: dict[str, str] = {}
+    network: Network
+    endpoints: Endpoints = Endpoints()
+    registry: Registry = Registry()
+    service: Service = Service()
+    delivery: Delivery = Delivery()
+    database: Database
+    cache: Cache
+    bastion: Bastion = Bastion()
+    mail: Mail = Mail()
+    frontend: Frontend = Frontend()
+
+    @property
+    def owner(self) -> str:
+        """The value of the ownership tag: prefix and environment, unique per account."""
+        return f"{self.prefix}-{self.environment}"
+
+    def name(self, *parts: str) -> str:
+        """A resource name: ``<prefix>-<env>-<parts...>``."""
+        return "-".join((self.owner, *parts))
+
+    def inbound_rules(self, group: str) -> list[Rule]:
+        """The effective inbound rules of ``group``: ``app`` resolved, certificate rules filtered."""
+        rules = []
+        for rule in self.network.security_groups[group].ingress:
+            if rule.with_certificate and not self.service.certificate_arn:
+                continue
+            if rule.port == "app":
+                rule = rule.model_copy(update={"port": self.service.port})
+            rules.append(rule)
+        return rules
+
+
+def _sg_rule(port: int | str, description: str, *, cidrs: tuple[str, ...] = (),
+             groups: tuple[str, ...] = (), with_certificate: bool = False) -> dict[str, Any]:
+    return {"port": port, "cidrs": list(cidrs), "groups": list(groups), "description": description,
+            "with_certificate": with_certificate}
+
+
+def _tier(public: bool, route_table: str, cidrs: tuple[str, str], holds: str) -> dict[str, Any]:
+    return {"public": public, "route_table": route_table, "cidrs": list(cidrs), "holds": holds}
+
+
+_ANYWHERE = (ANYWHERE_V4, ANYWHERE_V6)
+
+#: The reference architecture, as a plain document (what a YAML config is merged over).
+DEFAULTS: dict[str, Any] = {
+    "prefix": "point-app",
+    "tags": {"Project": "point-app"},
+    "network": {
+        "vpc_cidr": "10.0.0.0/16",
+        "zones": 2,
+        "nat": "single",
+        "tiers": {
+            "ingress": _tier(True, "ingress", ("10.0.0.0/24", "10.0.1.0/24"), "load balancer, NAT gateway"),
+            "container": _tier(False, "app", ("10.0.8.0/24", "10.0.9.0/24"), "API tasks on Fargate"),
+            "db": _tier(False, "db", ("10.0.16.0/24", "10.0.17.0/24"), "RDS MySQL"),
+            "cache": _tier(False, "cache", ("10.0.24.0/24", "10.0.25.0/24"), "ElastiCache Redis"),
+            "management": _tier(True, "ingress", ("10.0.240.0/24", "10.0.241.0/24"), "bastion host"),
+            "egress": _tier(False, "egress", ("10.0.248.0/24", "10.0.249.0/24"), "interface VPC endpoints"),
+        },
+        "route_tables": {
+            "ingress": {"default_route": "internet_gateway"},
+            "app": {"default_route": "nat_gateway"},
+            "db": {"default_route": "none"},
+            "cache": {"default_route": "none"},
+            "egress": {"default_route": "none"},
+        },
+        "security_groups": {
+            "ingress": {
+                "description": "Public load balancer: HTTP (and HTTPS with a certificate) from the internet",
+                "ingress": [
+                    _sg_rule(80, "HTTP from the internet to the load balancer", cidrs=_ANYWHERE),
+                    _sg_rule(443, "HTTPS from the internet to the load balancer", cidrs=_ANYWHERE,
+                             with_certificate=True),
+                ],
+            },
+            "container": {
+                "description": "API tasks on Fargate: the app port from the load balancer only",
+                "ingress": [_sg_rule("app", "App port from the load balancer to the API tasks",
+                                     groups=("ingress",))],
+            },
+            "db": {
+                "description": "RDS MySQL: 3306 from the API tasks and the bastion",
+                "ingress": [
+                    _sg_rule(3306, "MySQL from the API tasks", groups=("container",)),
+                    _sg_rule(3306, "MySQL from the bastion", groups=("management",)),
+                ],
+            },
+            "cache": {
+                "description": "ElastiCache Redis: 6379 from the API tasks and the bastion",
+                "ingress": [
+                    _sg_rule(6379, "Redis from the API tasks", groups=("container",)),
+                    _sg_rule(6379, "Redis from the bastion", groups=("management",)),
+                ],
+            },
+            "egress": {
+                "description": "Interface VPC endpoints: HTTPS from the API tasks and the bastion",
+                "ingress": [
+                    _sg_rule(443, "HTTPS to the VPC endpoints from the API tasks", groups=("container",)),
+                    _sg_rule(443, "HTTPS to the VPC endpoints from the bastion", groups=("management",)),
+                ],
+            },
+            "management": {
+                "description": "Bastion for operators, reached through SSM Session Manager; no inbound rule",
+                "ingress": [],
+            },
+        },
+    },
+    "database": {"multi_az": True, "deletion_protection": True},
+    "cache": {"replicas": 1, "automatic_failover": True},
+}
+
+#: What differs per environment before any config file is applied.
+ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "prod": {},
+    "staging": {
+        "database": {"multi_az": False, "deletion_protection": False},
+        "cache": {"replicas": 0, "automatic_failover": False},
+    },
+}
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (a tier defined twice, say)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise SpecError(f"{key}", f"defined twice in the same mapping (line {line}); give each key once")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML override file; a missing file, bad YAML or a non-mapping is a :class:`SpecError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SpecError("--config", f"cannot read {path}: {error.strerror}") from None
+    try:
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except SpecError as error:
+        raise SpecError(f"{path}: {error.field}", str(error).split(": ", 1)[1]) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SpecError("--config", f"{path} is not valid YAML{where}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise SpecError("--config", f"{path} must hold a mapping of settings, not {type(document).__name__}")
+    return document
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` over ``base``: mappings merge key by key; other values replace."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_spec(env: str = "prod", config: str | Path | Mapping[str, Any] | None = None) -> Spec:
+    """Build and validate the spec of ``env`` from the defaults and an optional YAML file or mapping."""
+    overrides: dict[str, Any] = {}
+    if config:
+        overrides = dict(config) if isinstance(config, Mapping) else read_config(config)
+    per_env = overrides.pop("environments", None) or {}
+    if not isinstance(per_env, Mapping):
+        raise SpecError("environments", "must map environment names to settings")
+    allowed = sorted(set(ENVIRONMENTS) | set(per_env))
+    if env not in allowed:
+        raise SpecError("--env", f"unknown environment {env!r}; allowed: {', '.join(allowed)}")
+    if "environment" in overrides:
+        raise SpecError("environment", "is chosen with --env, not in the config file")
+    document = merge(DEFAULTS, ENVIRONMENT_DEFAULTS.get(env, {}))
+    document = merge(document, overrides)
+    document = merge(document, per_env.get(env) or {})
+    document["environment"] = env
+    try:
+        spec = Spec.model_validate(document)
+    except ValidationError as error:
+        raise _as_spec_error(error) from None
+    check_spec(spec)
+    return spec
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    model: Any = Spec
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(str(part))
+            if field is None:
+                return None
+            model = field.annotation
+        else:
+            args = getattr(model, "__args__", ())
+            model = args[-1] if args else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _as_spec_error(error: ValidationError) -> SpecError:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    field = _location(loc)
+    if first["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        allowed = ", ".join(parent.model_fields) if parent else "see the documentation"
+        return SpecError(field, f"unknown key {loc[-1]!r}; allowed here: {allowed}")
+    if first["type"] == "missing":
+        return SpecError(field, "is required")
+    value = first.get("input")
+    message = first["msg"][0].lower() + first["msg"][1:]
+    return SpecError(field, f"{value!r} is not allowed: {message}")
+
+
+# --- cross-field validation ----------------------------------------------------------------------
+
+
+def parse_network(field: str, value: str, version: int | None = None) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """Parse a CIDR strictly (host bits must be zero); a bad one is a :class:`SpecError` on ``field``."""
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        kind = {4: "an IPv4", 6: "an IPv6"}.get(version or 0, "a")
+        raise SpecError(field, f"{value!r} is not {kind} CIDR block such as 10.0.0.0/16") from None
+    if version and network.version != version:
+        raise SpecError(field, f"{value!r} is not an IPv{version} CIDR block")
+    return network
+
+
+def _subnet_cidrs(spec: Spec) -> Iterator[tuple[str, ipaddress.IPv4Network]]:
+    for tier_name, tier in spec.network.tiers.items():
+        for index, cidr in enumerate(tier.cidrs):
+            field = f"network.tiers.{tier_name}.cidrs[{index}]"
+            yield field, parse_network(field, cidr, 4)  # type: ignore[misc]
+
+
+def check_spec(spec: Spec) -> None:
+    """Cross-field checks of a spec whose fields each parse; raises the first :class:`SpecError`."""
+    network = spec.network
+    vpc = parse_network("network.vpc_cidr", network.vpc_cidr, 4)
+    if not 16 <= vpc.prefixlen <= 28:
+        raise SpecError("network.vpc_cidr", f"{network.vpc_cidr} must have a prefix between /16 and /28")
+    names = [("network.tiers", network.tiers), ("network.route_tables", network.route_tables),
+             ("network.security_groups", network.security_groups)]
+    for where, mapping in names:
+        for key in mapping:
+            if not re.match(_KEY, key):
+                raise SpecError(f"{where}.{key}", "names are lower-case letters and digits, starting with a letter")
+    for tier_name, tier in network.tiers.items():
+        if len(tier.cidrs) != network.zones:
+            raise SpecError(f"network.tiers.{tier_name}.cidrs",
+                            f"has {len(tier.cidrs)} CIDR blocks but network.zones is {network.zones}; give one per zone")
+        if tier.route_table not in network.route_tables:
+            raise SpecError(f"network.tiers.{tier_name}.route_table",
+                            f"unknown route table {tier.route_table!r}; allowed: {', '.join(network.route_tables)}")
+    seen: list[tuple[str, ipaddress.IPv4Network]] = []
+    for field, subnet in _subnet_cidrs(spec):
+        if not subnet.subnet_of(vpc):  # type: ignore[arg-type]
+            raise SpecError(field, f"subnet {subnet} is outside the VPC {vpc}")
+        if not 16 <= subnet.prefixlen <= 28:
+            raise SpecError(field, f"subnet {subnet} must have a prefix between /16 and /28")
+        for other_field, other in seen:
+            if subnet.overlaps(other):
+                raise SpecError(field, f"subnet {subnet} overlaps {other} ({other_field})")
+        seen.append((field, subnet))
+    groups = network.security_groups
+    for group_name, group in groups.items():
+        for index, rule in enumerate(group.ingress):
+            field = f"network.security_groups.{group_name}.ingress[{index}]"
+            if isinstance(rule.port, int) and not 1 <= rule.port <= 65535:
+                raise SpecError(f"{field}.port", f"{rule.port} is out of range; allowed: 1 to 65535 or 'app'")
+            if bool(rule.cidrs) == bool(rule.groups):
+                raise SpecError(field, "give either cidrs or groups (one of them, not both)")
+            for source in rule.groups:
+                if source not in groups:
+                    raise SpecError(f"{field}.groups", f"unknown security group {source!r}; allowed: {', '.join(groups)}")
+            for cidr in rule.cidrs:
+                parse_network(f"{field}.cidrs", cidr)
+    if not network.tiers.get(network.nat_tier, Tier(public=False, route_table="", cidrs=(), holds="")).public:
+        raise SpecError("network.nat_tier", f"{network.nat_tier!r} must name a public tier; public tiers: "
+                        + ", ".join(name for name, tier in network.tiers.items() if tier.public))
+    for field, tier in (("endpoints.tier", spec.endpoints.tier), ("bastion.tier", spec.bastion.tier)):
+        if tier not in network.tiers:
+            raise SpecError(field, f"unknown tier {tier!r}; allowed: {', '.join(network.tiers)}")
+    for field, group in (("endpoints.security_group", spec.endpoints.security_group),
+                         ("bastion.security_group", spec.bastion.security_group)):
+        if group not in groups:
+            raise SpecError(field, f"unknown security group {group!r}; allowed: {', '.join(groups)}")
+    for table in spec.endpoints.gateway_route_tables:
+        if table not in network.route_tables:
+            raise SpecError("endpoints.gateway_route_tables",
+                            f"unknown route table {table!r}; allowed: {', '.join(network.route_tables)}")
+    for cidr in spec.service.test_listener_cidrs:
+        parse_network("service.test_listener_cidrs", cidr)
+    if spec.service.test_listener_port == spec.service.port:
+        raise SpecError("service.test_listener_port", "must differ from service.port")
+    for key, value in spec.tags.items():
+        if key.lower().startswith(("aws:", "pointapp:")) or key == "Name":
+            raise SpecError(f"tags.{key}", "is reserved; tags may not be Name or start with aws: or pointapp:")
+        if len(key) > 128 or len(value) > 256:
+            raise SpecError(f"tags.{key}", "keys are at most 128 characters and values at most 256")

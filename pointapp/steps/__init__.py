@@ -1,0 +1,102 @@
+"""The step registry: every step of the runbook, in dependency order, in one place.
+
+``up`` walks it forward, ``down`` backward, ``plan`` all of it, and each notebook is one entry.
+A step declared here whose module is not yet part of this version is listed as not available.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pointapp.errors import SpecError
+from pointapp.plan import Change, Table
+from pointapp.spec import Spec
+
+
+class Step(Protocol):
+    """What every step module provides (see :mod:`pointapp.steps.network`)."""
+
+    def discover(self, ctx: Any) -> Any: ...
+
+    def plan(self, spec: Spec, observed: Any) -> list[Change]: ...
+
+    def plan_destroy(self, spec: Spec, observed: Any) -> list[Change]: ...
+
+    def apply(self, ctx: Any, changes: Sequence[Change], observed: Any) -> list[str]: ...
+
+    def resource_count(self, spec: Spec, observed: Any) -> int: ...
+
+    def inventory(self, observed: Any) -> Table: ...
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    name: str
+    title: str
+    depends_on: tuple[str, ...]
+    notebook: str
+    module: str | None
+
+    @property
+    def available(self) -> bool:
+        return self.module is not None
+
+    def load(self) -> Step:
+        if self.module is None:
+            raise SpecError("--only", f"step {self.name!r} is not available in this version; available: "
+                            + ", ".join(s.name for s in STEPS if s.available))
+        return importlib.import_module(self.module).STEP  # type: ignore[no-any-return]
+
+
+STEPS: tuple[StepInfo, ...] = (
+    StepInfo("network", "VPC, subnets, route tables, NAT gateway, security groups", (),
+             "01_network.ipynb", "pointapp.steps.network"),
+    StepInfo("endpoints", "VPC endpoints for ECR, CloudWatch Logs, Secrets Manager and S3", ("network",),
+             "02_endpoints.ipynb", None),
+    StepInfo("registry", "ECR repository for the API image", (), "03_registry.ipynb", None),
+    StepInfo("database", "RDS MySQL in the db subnets", ("network",), "04_database.ipynb", None),
+    StepInfo("cache", "ElastiCache Redis in the cache subnets", ("network",), "05_cache.ipynb", None),
+    StepInfo("mail", "SES sender identity", (), "06_mail.ipynb", None),
+    StepInfo("service", "ECS on Fargate behind the load balancer",
+             ("network", "endpoints", "registry", "database", "cache", "mail"), "07_service.ipynb", None),
+    StepInfo("delivery", "CodeDeploy blue/green and CodePipeline", ("service", "registry"),
+             "08_delivery.ipynb", None),
+    StepInfo("bastion", "SSM-only bastion host in the management subnets", ("network",), "09_bastion.ipynb", None),
+    StepInfo("frontend", "Amplify Hosting for the React frontend", ("service",), "10_frontend.ipynb", None),
+)
+
+STEP_NAMES = tuple(step.name for step in STEPS)
+
+
+def get(name: str) -> StepInfo:
+    for step in STEPS:
+        if step.name == name:
+            return step
+    raise SpecError("--only", f"unknown step {name!r}; allowed: {', '.join(STEP_NAMES)}")
+
+
+def parse_steps(only: str | Iterable[str] | None) -> list[str]:
+    """Turn ``--only`` (``"a,b"`` or a list) into names; an unknown name is a :class:`SpecError`."""
+    if only is None or only == "" or only == []:
+        return []
+    names = [n.strip() for n in only.split(",")] if isinstance(only, str) else [str(n).strip() for n in only]
+    for name in names:
+        get(name)
+    return names
+
+
+def select(only: str | Iterable[str] | None) -> tuple[list[StepInfo], list[StepInfo]]:
+    """The steps to run in registry order, and the declared steps skipped as not yet available.
+
+    Naming a step that is not available is an error; with no selection every available step runs.
+    """
+    names = parse_steps(only)
+    if names:
+        chosen = [step for step in STEPS if step.name in names]
+        for step in chosen:
+            step.load()
+        return chosen, []
+    return [s for s in STEPS if s.available], [s for s in STEPS if not s.available]

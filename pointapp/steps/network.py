@@ -1,0 +1,811 @@
+"""The ``network`` step: VPC, subnets, internet gateway, NAT gateway(s), route tables, security groups.
+
+``discover`` reads what the step owns in a handful of tag-filtered calls; ``plan`` is a pure function
+from (spec, observed) to changes; ``apply`` carries them out and converges from any partial state;
+``plan_destroy`` lists everything the step owns, in the order it must be deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.exceptions
+
+from pointapp.errors import SpecError, StepError
+from pointapp.plan import Change, Table
+from pointapp.spec import ANYWHERE_V4, Spec
+from pointapp.tags import (KEY, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags,
+                           tag_specifications)
+
+NAME = "network"
+
+# --- the desired layout: pure data derived from the spec --------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubnetLayout:
+    key: str
+    name: str
+    tier: str
+    zone: str
+    cidr: str
+    public: bool
+
+
+@dataclass(frozen=True)
+class NatLayout:
+    key: str
+    name: str
+    subnet: str
+    address: str
+    address_name: str
+
+
+@dataclass(frozen=True)
+class RouteTableLayout:
+    key: str
+    name: str
+    target: str | None  # key of the internet gateway or a NAT gateway for 0.0.0.0/0; None: no way out
+    subnets: tuple[str, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Permission:
+    """One security-group permission with one source. Group sources are keys (``sg/db``) or ids."""
+
+    direction: str
+    protocol: str
+    from_port: int | None
+    to_port: int | None
+    source_kind: str  # cidr, cidr6, group, prefix
+    source: str
+
+    def describe(self) -> str:
+        port = "all traffic" if self.protocol == "-1" else f"{self.from_port}/{self.protocol}"
+        if self.from_port != self.to_port:
+            port = f"{self.from_port}-{self.to_port}/{self.protocol}"
+        source = self.source.split("/", 1)[1] if self.source.startswith("sg/") else self.source
+        arrow = "from" if self.direction == "ingress" else "to"
+        return f"{self.direction} {port} {arrow} {source}"
+
+
+ALL_OUTBOUND = Permission("egress", "-1", None, None, "cidr", ANYWHERE_V4)
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    key: str
+    name: str
+    description: str
+    permissions: Mapping[Permission, str]  # permission -> rule description
+
+
+@dataclass(frozen=True)
+class Layout:
+    region: str
+    zones: tuple[str, ...]
+    vpc_name: str
+    vpc_cidr: str
+    igw_name: str
+    subnets: tuple[SubnetLayout, ...]
+    nats: tuple[NatLayout, ...]
+    route_tables: tuple[RouteTableLayout, ...]
+    groups: tuple[GroupLayout, ...]
+
+    def keys(self) -> set[str]:
+        keys = {"vpc", "igw"}
+        keys |= {s.key for s in self.subnets} | {n.key for n in self.nats} | {n.address for n in self.nats}
+        keys |= {t.key for t in self.route_tables} | {g.key for g in self.groups}
+        return keys
+
+    def names(self) -> dict[str, str]:
+        names = {"vpc": self.vpc_name, "igw": self.igw_name}
+        names.update({s.key: s.name for s in self.subnets})
+        names.update({n.key: n.name for n in self.nats})
+        names.update({n.address: n.address_name for n in self.nats})
+        names.update({t.key: t.name for t in self.route_tables})
+        names.update({g.key: g.name for g in self.groups})
+        return names
+
+
+def zone_suffix(region: str, zone: str) -> str:
+    """``ap-northeast-1a`` in ``ap-northeast-1`` gives ``1a``, the end of every per-zone name."""
+    if zone.startswith(region):
+        return region.rsplit("-", 1)[-1] + zone[len(region):]
+    return zone
+
+
+def layout(spec: Spec, region: str, available_zones: Sequence[str]) -> Layout:
+    """What the spec asks for in ``region``, given the zones the region offers (in order)."""
+    network = spec.network
+    if network.zones > len(available_zones):
+        raise SpecError("network.zones", f"{network.zones} zones asked but region {region} offers "
+                        f"{len(available_zones)} ({', '.join(available_zones) or 'none'})")
+    zones = tuple(available_zones[: network.zones])
+    suffix = [zone_suffix(region, zone) for zone in zones]
+    subnets = tuple(
+        SubnetLayout(f"subnet/{tier_name}/{i}",
+                     spec.name("subnet", "public" if tier.public else "private", tier_name, suffix[i]),
+                     tier_name, zones[i], cidr, tier.public)
+        for tier_name, tier in network.tiers.items() for i, cidr in enumerate(tier.cidrs))
+    nat_zones = {"none": [], "single": [0], "per-az": list(range(len(zones)))}[network.nat]
+    nats = tuple(NatLayout(f"nat/{i}", spec.name("nat", suffix[i]), f"subnet/{network.nat_tier}/{i}",
+                           f"eip/{i}", spec.name("eip", "nat", suffix[i])) for i in nat_zones)
+    route_tables: list[RouteTableLayout] = []
+    for table_name, table in network.route_tables.items():
+        members = [s for s in subnets if network.tiers[s.tier].route_table == table_name]
+        if table.default_route == "nat_gateway" and network.nat == "per-az":
+            for i in range(len(zones)):
+                route_tables.append(RouteTableLayout(
+                    f"rtb/{table_name}/{i}", spec.name("rtb", table_name, suffix[i]), f"nat/{i}",
+                    tuple(s.key for s in members if s.zone == zones[i])))
+            continue
+        target = {"internet_gateway": "igw", "nat_gateway": "nat/0" if nats else None, "none": None}
+        route_tables.append(RouteTableLayout(f"rtb/{table_name}", spec.name("rtb", table_name),
+                                             target[table.default_route], tuple(s.key for s in members)))
+    groups = tuple(GroupLayout(f"sg/{name}", spec.name("sg", name), group.description,
+                               _group_permissions(spec, name))
+                   for name, group in network.security_groups.items())
+    return Layout(region, zones, spec.name("vpc"), network.vpc_cidr, spec.name("igw"), subnets, nats,
+                  tuple(route_tables), groups)
+
+
+def _group_permissions(spec: Spec, group: str) -> dict[Permission, str]:
+    permissions = {ALL_OUTBOUND: ""}
+    for rule in spec.inbound_rules(group):
+        port = int(rule.port)
+        sources = [("cidr6" if ":" in cidr else "cidr", cidr) for cidr in rule.cidrs]
+        sources += [("group", f"sg/{name}") for name in rule.groups]
+        for kind, source in sources:
+            permissions[Permission("ingress", rule.protocol, port, port, kind, source)] = rule.description
+    return permissions
+
+
+# --- what exists -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Found:
+    """An owned resource as discovered: its logical key, id, Name and tags, and the raw description."""
+
+    kind: str
+    key: str
+    id: str
+    tags: dict[str, str]
+    raw: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.tags.get("Name", self.id)
+
+
+@dataclass
+class NetworkState:
+    region: str
+    zones: list[str]
+    vpc: Found | None = None
+    vpc_dns: dict[str, bool] = field(default_factory=dict)
+    igw: Found | None = None
+    subnets: dict[str, Found] = field(default_factory=dict)
+    addresses: dict[str, Found] = field(default_factory=dict)
+    nat_gateways: dict[str, Found] = field(default_factory=dict)
+    route_tables: dict[str, Found] = field(default_factory=dict)
+    groups: dict[str, Found] = field(default_factory=dict)
+    default_group: dict[str, Any] | None = None
+    duplicates: list[Found] = field(default_factory=list)
+
+    def everything(self) -> list[Found]:
+        """Every owned resource found, duplicates included, in creation order (VPC first)."""
+        single = [f for f in (self.vpc, self.igw) if f is not None]
+        maps = (self.subnets, self.addresses, self.nat_gateways, self.route_tables, self.groups)
+        found = single + [f for mapping in maps for f in mapping.values()] + self.duplicates
+        return sorted(found, key=lambda f: (len(_DELETE_ORDER) - _DELETE_ORDER.index(f.kind), f.name, f.id))
+
+    def ids(self) -> dict[str, str]:
+        ids = {f.key: f.id for f in self.everything() if f not in self.duplicates}
+        ids.update({f"id:{f.id}": f.id for f in self.duplicates})
+        return ids
+
+    def key_of_group(self) -> dict[str, str]:
+        return {f.id: f.key for f in self.groups.values()}
+
+
+def _paginate(client: Any, operation: str, result_key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    if client.can_paginate(operation):
+        items: list[dict[str, Any]] = []
+        for page in client.get_paginator(operation).paginate(**kwargs):
+            items.extend(page.get(result_key, []))
+        return items
+    return list(getattr(client, operation)(**kwargs).get(result_key, []))
+
+
+def _collect(spec: Spec, kind: str, items: Iterable[dict[str, Any]], id_field: str,
+             in_vpc: Callable[[dict[str, Any]], bool] = lambda _: True) -> tuple[dict[str, Found], list[Found]]:
+    """Index owned items by key; the second of a key, or one outside the chosen VPC, is a duplicate."""
+    by_key: dict[str, Found] = {}
+    duplicates: list[Found] = []
+    for item in sorted(items, key=lambda i: (not in_vpc(i), i[id_field])):
+        tags = from_aws_tags(item.get("Tags"))
+        if not is_owned(tags, spec, NAME):
+            continue
+        found = Found(kind, tags[KEY], item[id_field], tags, item)
+        if found.key in by_key or not in_vpc(item):
+            duplicates.append(found)
+        else:
+            by_key[found.key] = found
+    return by_key, duplicates
+
+
+def discover(ctx: Any) -> NetworkState:
+    """Read what the step owns: one tag-filtered call per resource type, plus the VPC's attributes."""
+    spec: Spec = ctx.spec
+    ec2 = ctx.client("ec2")
+    filters = owner_filters(spec, NAME)
+    zones = ec2.describe_availability_zones(Filters=[{"Name": "zone-type", "Values": ["availability-zone"]},
+                                                     {"Name": "state", "Values": ["available"]}])
+    state = NetworkState(ctx.target.region, sorted(z["ZoneName"] for z in zones["AvailabilityZones"]))
+    vpcs_raw = _paginate(ec2, "describe_vpcs", "Vpcs", Filters=filters)
+    subnets_raw = _paginate(ec2, "describe_subnets", "Subnets", Filters=filters)
+    # The VPC holding most of the owned subnets is the environment's; any other owned VPC is a duplicate.
+    holding = {v["VpcId"]: sum(s["VpcId"] == v["VpcId"] for s in subnets_raw) for v in vpcs_raw}
+    owned = [v for v in vpcs_raw if is_owned(from_aws_tags(v.get("Tags")), spec, NAME)]
+    primary = max(owned, key=lambda v: (holding[v["VpcId"]], v["VpcId"]))["VpcId"] if owned else None
+    vpcs, state.duplicates = _collect(spec, "vpc", vpcs_raw, "VpcId", lambda v: v["VpcId"] == primary)
+    state.vpc = vpcs.get("vpc")
+    vpc_id = state.vpc.id if state.vpc else None
+
+    def in_vpc(item: dict[str, Any]) -> bool:
+        return item.get("VpcId") == vpc_id
+
+    def igw_in_vpc(item: dict[str, Any]) -> bool:
+        return not item.get("Attachments") or any(a["VpcId"] == vpc_id for a in item["Attachments"])
+
+    igws, dup = _collect(spec, "internet-gateway",
+                         _paginate(ec2, "describe_internet_gateways", "InternetGateways", Filters=filters),
+                         "InternetGatewayId", igw_in_vpc)
+    state.igw = igws.get("igw")
+    state.duplicates += dup
+    state.subnets, dup = _collect(spec, "subnet", subnets_raw, "SubnetId", in_vpc)
+    state.duplicates += dup
+    nats = [n for n in _paginate(ec2, "describe_nat_gateways", "NatGateways", Filter=filters)
+            if n["State"] not in ("deleting", "deleted")]
+    state.nat_gateways, dup = _collect(spec, "nat-gateway", nats, "NatGatewayId", in_vpc)
+    state.duplicates += dup
+    addresses = ec2.describe_addresses(Filters=filters)["Addresses"]
+    state.addresses, dup = _collect(spec, "elastic-ip", addresses, "AllocationId")
+    state.duplicates += dup
+    state.route_tables, dup = _collect(spec, "route-table",
+                                       _paginate(ec2, "describe_route_tables", "RouteTables", Filters=filters),
+                                       "RouteTableId", in_vpc)
+    state.duplicates += dup
+    state.groups, dup = _collect(spec, "security-group",
+                                 _paginate(ec2, "describe_security_groups", "SecurityGroups", Filters=filters),
+                                 "GroupId", in_vpc)
+    state.duplicates += dup
+    if vpc_id:
+        for attribute in ("enableDnsHostnames", "enableDnsSupport"):
+            answer = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
+            state.vpc_dns[attribute] = bool(answer[attribute[0].upper() + attribute[1:]]["Value"])
+        defaults = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                         {"Name": "group-name", "Values": ["default"]}])
+        state.default_group = (defaults["SecurityGroups"] or [None])[0]
+    return state
+
+
+def observed_permissions(raw: Mapping[str, Any], key_of_group: Mapping[str, str]) -> dict[Permission, str]:
+    """The permissions of a described security group, one source each, with their descriptions."""
+    permissions: dict[Permission, str] = {}
+    for direction, field_name in (("ingress", "IpPermissions"), ("egress", "IpPermissionsEgress")):
+        for perm in raw.get(field_name, []):
+            protocol = str(perm["IpProtocol"])
+            ports = (None, None) if protocol == "-1" else (perm.get("FromPort"), perm.get("ToPort"))
+            sources = [("cidr", r["CidrIp"], r) for r in perm.get("IpRanges", [])]
+            sources += [("cidr6", r["CidrIpv6"], r) for r in perm.get("Ipv6Ranges", [])]
+            sources += [("group", key_of_group.get(r["GroupId"], r["GroupId"]), r)
+                        for r in perm.get("UserIdGroupPairs", [])]
+            sources += [("prefix", r["PrefixListId"], r) for r in perm.get("PrefixListIds", [])]
+            for kind, source, entry in sources:
+                permission = Permission(direction, protocol, ports[0], ports[1], kind, source)
+                permissions[permission] = entry.get("Description", "") or ""
+    return permissions
+
+
+# --- plan: pure ----------------------------------------------------------------------------------
+
+
+class _Planner:
+    def __init__(self, spec: Spec, observed: NetworkState) -> None:
+        self.spec = spec
+        self.observed = observed
+        self.layout = layout(spec, observed.region, observed.zones)
+        self.names = self.layout.names()
+        self.replaced: set[str] = set()
+        self.changes: list[Change] = []
+
+    def add(self, action: str, kind: str, key: str, detail: str, op: str, **args: Any) -> None:
+        name = self.names.get(key) or args.get("name") or key
+        self.changes.append(Change(NAME, action, kind, key, name, detail, op, args))  # type: ignore[arg-type]
+
+    def tags(self, kind: str, key: str, found: Found | None) -> dict[str, str]:
+        wanted = ownership_tags(self.spec, NAME, key, self.names[key])
+        if found is not None:
+            missing = missing_tags(found.tags, wanted)
+            if missing:
+                self.add("update", kind, key, "tags: " + ", ".join(f"{k}={v}" for k, v in missing.items()),
+                         "tag", tags=missing)
+        return wanted
+
+    def run(self) -> list[Change]:
+        self.vpc()
+        self.internet_gateway()
+        self.subnets()
+        self.nat_gateways()
+        self.route_tables()
+        self.security_groups()
+        self.default_group()
+        wanted = self.layout.keys()
+        strays = [f for f in self.observed.everything()
+                  if f in self.observed.duplicates or f.key not in wanted]
+        self.changes += deletions(strays, reason="not in the spec")
+        return self.changes
+
+    def vpc(self) -> None:
+        found, lay = self.observed.vpc, self.layout
+        tags = self.tags("vpc", "vpc", found)
+        if found is None:
+            self.add("create", "vpc", "vpc", f"{lay.vpc_cidr}, DNS hostnames and support on", "create_vpc",
+                     cidr=lay.vpc_cidr, tags=tags)
+            return
+        if found.raw["CidrBlock"] != lay.vpc_cidr:
+            raise SpecError("network.vpc_cidr", f"the VPC {found.name} ({found.id}) exists with "
+                            f"{found.raw['CidrBlock']}, not {lay.vpc_cidr}; a VPC cannot change its CIDR block: "
+                            "keep the old value or run `pointapp down` first")
+        off = [a for a in ("enableDnsHostnames", "enableDnsSupport") if not self.observed.vpc_dns.get(a)]
+        if off:
+            self.add("update", "vpc", "vpc", "turn on " + ", ".join(off), "set_vpc_dns", attributes=off)
+
+    def internet_gateway(self) -> None:
+        found = self.observed.igw
+        tags = self.tags("internet-gateway", "igw", found)
+        if found is None:
+            self.add("create", "internet-gateway", "igw", "attached to the VPC", "create_igw", tags=tags)
+        elif not any(a.get("VpcId") == getattr(self.observed.vpc, "id", None)
+                     for a in found.raw.get("Attachments", [])):
+            self.add("update", "internet-gateway", "igw", "attach to the VPC", "attach_igw")
+
+    def subnets(self) -> None:
+        for subnet in self.layout.subnets:
+            found = self.observed.subnets.get(subnet.key)
+            tags = self.tags("subnet", subnet.key, found)
+            visibility = "public" if subnet.public else "private"
+            detail = f"{subnet.cidr} in {subnet.zone}, {visibility}"
+            if found is not None and (found.raw["CidrBlock"], found.raw["AvailabilityZone"]) != (subnet.cidr, subnet.zone):
+                self.changes += deletions([found], reason=f"replaced by {detail}")
+                self.replaced.add(subnet.key)
+                found = None
+            if found is None:
+                self.add("create", "subnet", subnet.key, detail, "create_subnet", cidr=subnet.cidr,
+                         zone=subnet.zone, public=subnet.public, tags=tags)
+            elif bool(found.raw.get("MapPublicIpOnLaunch")) != subnet.public:
+                self.add("update", "subnet", subnet.key, f"public IP on launch {subnet.public}",
+                         "set_subnet_public", public=subnet.public)
+
+    def nat_gateways(self) -> None:
+        for nat in self.layout.nats:
+            address = self.observed.addresses.get(nat.address)
+            tags = self.tags("elastic-ip", nat.address, address)
+            if address is None:
+                self.add("create", "elastic-ip", nat.address, f"for {nat.name}", "allocate_address", tags=tags)
+            found = self.observed.nat_gateways.get(nat.key)
+            tags = self.tags("nat-gateway", nat.key, found)
+            if found is not None and found.raw["State"] == "failed":
+                self.changes += deletions([found], reason="failed; replaced")
+                self.replaced.add(nat.key)
+                found = None
+            subnet = self.names[nat.subnet]
+            if found is None:
+                self.add("create", "nat-gateway", nat.key, f"in {subnet} with {nat.address_name}",
+                         "create_nat", subnet=nat.subnet, address=nat.address, tags=tags)
+
+    def route_tables(self) -> None:
+        associated = {a["SubnetId"]: (found, a["RouteTableAssociationId"])
+                      for found in self.observed.route_tables.values()
+                      for a in found.raw.get("Associations", []) if a.get("SubnetId")}
+        for table in self.layout.route_tables:
+            found = self.observed.route_tables.get(table.key)
+            tags = self.tags("route-table", table.key, found)
+            if found is None:
+                self.add("create", "route-table", table.key, f"{len(table.subnets)} subnets", "create_route_table",
+                         tags=tags)
+            self.default_route(table, found)
+            for subnet_key in table.subnets:
+                subnet = None if subnet_key in self.replaced else self.observed.subnets.get(subnet_key)
+                current = associated.get(subnet.id) if subnet else None
+                subnet_name = self.names[subnet_key]
+                if current is None:
+                    self.add("create", "route-association", table.key, f"{subnet_name}", "associate",
+                             subnet=subnet_key)
+                elif current[0].key != table.key:
+                    self.add("update", "route-association", table.key, f"{subnet_name} (from {current[0].name})",
+                             "reassociate", subnet=subnet_key, association=current[1])
+
+    def default_route(self, table: RouteTableLayout, found: Found | None) -> None:
+        routes = [] if found is None else [r for r in found.raw.get("Routes", [])
+                                           if r.get("DestinationCidrBlock") == ANYWHERE_V4]
+        current = routes[0] if routes else None
+        wanted = table.target
+        target_name = self.names.get(wanted or "", "")
+        if current is None:
+            if wanted:
+                self.add("create", "route", table.key, f"0.0.0.0/0 -> {target_name}", "create_route", target=wanted)
+            return
+        current_id = current.get("NatGatewayId") or current.get("GatewayId")
+        ids = self.observed.ids()
+        if wanted is None:
+            self.add("delete", "route", table.key, f"0.0.0.0/0 -> {current_id} (no way out wanted)", "delete_route")
+        elif ids.get(wanted) != current_id or wanted in self.replaced or current.get("State") == "blackhole":
+            self.add("update", "route", table.key, f"0.0.0.0/0 -> {target_name} (was {current_id})",
+                     "replace_route", target=wanted)
+
+    def security_groups(self) -> None:
+        for group in self.layout.groups:
+            found = self.observed.groups.get(group.key)
+            tags = self.tags("security-group", group.key, found)
+            if found is None:
+                self.add("create", "security-group", group.key, group.description, "create_security_group",
+                         description=group.description, tags=tags)
+        key_of_group = self.observed.key_of_group()
+        for group in self.layout.groups:
+            found = self.observed.groups.get(group.key)
+            current = observed_permissions(found.raw, key_of_group) if found else {ALL_OUTBOUND: ""}
+            for permission, description in sorted(group.permissions.items()):
+                text = f"{permission.describe()}: {description}" if description else permission.describe()
+                if permission not in current:
+                    self.add("create", "security-group-rule", group.key, text, "authorize",
+                             permission=permission, description=description)
+                elif description and current[permission] != description:
+                    self.add("update", "security-group-rule", group.key, f"description: {description}",
+                             "describe_rule", permission=permission, description=description)
+            for permission in sorted(set(current) - set(group.permissions)):
+                self.add("delete", "security-group-rule", group.key, f"{permission.describe()} (not in the spec)",
+                         "revoke", permission=permission)
+
+    def default_group(self) -> None:
+        raw = self.observed.default_group
+        rules = len(raw.get("IpPermissions", [])) + len(raw.get("IpPermissionsEgress", [])) if raw else 0
+        if (raw is None and self.observed.vpc is None) or rules:
+            self.add("update", "default-security-group", "default-sg", "remove every inbound and outbound rule",
+                     "strip_default_group", name=f"default group of {self.layout.vpc_name}")
+
+
+_DELETE_ORDER = ["security-group", "route-table", "nat-gateway", "elastic-ip", "internet-gateway", "subnet", "vpc"]
+
+
+def deletions(found: Iterable[Found], reason: str = "") -> list[Change]:
+    """Delete changes for owned resources, in the order AWS allows (dependents first)."""
+    items = sorted(found, key=lambda f: (_DELETE_ORDER.index(f.kind), f.key, f.id))
+    changes = [Change(NAME, "update", "security-group", f.key, f.name, "revoke inbound rules before deletion",
+                      "revoke_all", {"id": f.id}) for f in items
+               if f.kind == "security-group" and f.raw.get("IpPermissions")]
+    suffix = f" ({reason})" if reason else ""
+    changes += [Change(NAME, "delete", f.kind, f.key, f.name, f"{f.id}{suffix}", "delete", {"id": f.id, "kind": f.kind})
+                for f in items]
+    return changes
+
+
+def plan(spec: Spec, observed: NetworkState) -> list[Change]:
+    """The changes that take what exists to what the spec asks for; pure (no AWS call)."""
+    return _Planner(spec, observed).run()
+
+
+def plan_destroy(spec: Spec, observed: NetworkState) -> list[Change]:
+    """Everything the step owns, in deletion order."""
+    return deletions(observed.everything())
+
+
+def resource_count(spec: Spec, observed: NetworkState) -> int:
+    return len(layout(spec, observed.region, observed.zones).keys())
+
+
+# --- apply ---------------------------------------------------------------------------------------
+
+
+_ALREADY_DONE = {"InvalidPermission.Duplicate", "Resource.AlreadyAssociated", "RouteAlreadyExists"}
+
+
+class _Executor:
+    def __init__(self, ctx: Any, observed: NetworkState) -> None:
+        self.ctx = ctx
+        self.ec2 = ctx.client("ec2")
+        self.observed = observed
+        self.ids = observed.ids()
+        self.nats_pending: list[tuple[str, str]] = []
+        self.nats_deleting: list[tuple[str, str]] = []
+        self.warnings: list[str] = []
+
+    def run(self, changes: Sequence[Change]) -> list[str]:
+        for change in changes:
+            self.ctx.say(f"  {change.line()}")
+            try:
+                getattr(self, f"op_{change.op}")(change)
+            except botocore.exceptions.ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                undoing = change.action == "delete" or change.op.startswith("revoke")
+                if code in _ALREADY_DONE or (undoing and code.endswith(".NotFound")):
+                    continue
+                message = error.response.get("Error", {}).get("Message", str(error))
+                raise StepError(NAME, f"{change.kind} {change.name}", message, code) from error
+        self.await_nats()
+        self.await_nat_deletions()
+        return self.warnings
+
+    def id(self, key: str) -> str:
+        return self.ids[key]
+
+    # creation
+
+    def op_create_vpc(self, change: Change) -> None:
+        vpc = self.ec2.create_vpc(CidrBlock=change.args["cidr"], TagSpecifications=tag_specifications("vpc", change.args["tags"]))
+        self.ids["vpc"] = vpc["Vpc"]["VpcId"]
+        self.ec2.get_waiter("vpc_available").wait(VpcIds=[self.ids["vpc"]],
+                                                  WaiterConfig={"Delay": self.ctx.wait_delay(5), "MaxAttempts": 60})
+        self._dns(["enableDnsSupport", "enableDnsHostnames"])
+
+    def op_set_vpc_dns(self, change: Change) -> None:
+        self._dns(change.args["attributes"])
+
+    def _dns(self, attributes: Iterable[str]) -> None:
+        for attribute in attributes:
+            name = attribute[0].upper() + attribute[1:]
+            self.ec2.modify_vpc_attribute(VpcId=self.id("vpc"), **{name: {"Value": True}})
+
+    def op_tag(self, change: Change) -> None:
+        self.ec2.create_tags(Resources=[self.id(change.key)],
+                             Tags=[{"Key": k, "Value": v} for k, v in change.args["tags"].items()])
+
+    def op_create_igw(self, change: Change) -> None:
+        igw = self.ec2.create_internet_gateway(TagSpecifications=tag_specifications("internet-gateway", change.args["tags"]))
+        self.ids["igw"] = igw["InternetGateway"]["InternetGatewayId"]
+        self.op_attach_igw(change)
+
+    def op_attach_igw(self, change: Change) -> None:
+        self.ec2.attach_internet_gateway(InternetGatewayId=self.id("igw"), VpcId=self.id("vpc"))
+
+    def op_create_subnet(self, change: Change) -> None:
+        subnet = self.ec2.create_subnet(VpcId=self.id("vpc"), CidrBlock=change.args["cidr"],
+                                        AvailabilityZone=change.args["zone"],
+                                        TagSpecifications=tag_specifications("subnet", change.args["tags"]))
+        self.ids[change.key] = subnet["Subnet"]["SubnetId"]
+        if change.args["public"]:
+            self.op_set_subnet_public(change)
+
+    def op_set_subnet_public(self, change: Change) -> None:
+        self.ec2.modify_subnet_attribute(SubnetId=self.id(change.key),
+                                         MapPublicIpOnLaunch={"Value": change.args["public"]})
+
+    def op_allocate_address(self, change: Change) -> None:
+        address = self.ec2.allocate_address(Domain="vpc",
+                                            TagSpecifications=tag_specifications("elastic-ip", change.args["tags"]))
+        self.ids[change.key] = address["AllocationId"]
+
+    def op_create_nat(self, change: Change) -> None:
+        nat = self.ec2.create_nat_gateway(SubnetId=self.id(change.args["subnet"]),
+                                          AllocationId=self.id(change.args["address"]), ConnectivityType="public",
+                                          TagSpecifications=tag_specifications("natgateway", change.args["tags"]))
+        self.ids[change.key] = nat["NatGateway"]["NatGatewayId"]
+        self.nats_pending.append((change.name, self.ids[change.key]))
+
+    def await_nats(self) -> None:
+        """Wait for NAT gateways created in this run (started together, waited for together)."""
+        if not self.nats_pending:
+            return
+        self._wait("nat_gateway_available", self.nats_pending, "available", real_delay=15)
+        self.nats_pending = []
+
+    def await_nat_deletions(self) -> None:
+        if not self.nats_deleting:
+            return
+        self._wait("nat_gateway_deleted", self.nats_deleting, "deleted", real_delay=15)
+        self.nats_deleting = []
+
+    def _wait(self, waiter: str, nats: list[tuple[str, str]], state: str, real_delay: int) -> None:
+        names = ", ".join(f"{name} ({nat_id})" for name, nat_id in nats)
+        self.ctx.say(f"  waiting for NAT gateway {names} to be {state} (usually 1 to 3 minutes on AWS) ...")
+        started = time.monotonic()
+        try:
+            self.ec2.get_waiter(waiter).wait(NatGatewayIds=[nat_id for _, nat_id in nats],
+                                             WaiterConfig={"Delay": self.ctx.wait_delay(real_delay), "MaxAttempts": 60})
+        except botocore.exceptions.WaiterError as error:
+            raise StepError(NAME, f"NAT gateway {names}", f"did not become {state}: {error.last_response.get('Error', error)}") from None
+        self.ctx.say(f"  NAT gateway {names} {state} after {time.monotonic() - started:.0f}s")
+
+    def op_create_route_table(self, change: Change) -> None:
+        table = self.ec2.create_route_table(VpcId=self.id("vpc"),
+                                            TagSpecifications=tag_specifications("route-table", change.args["tags"]))
+        self.ids[change.key] = table["RouteTable"]["RouteTableId"]
+
+    def _route_target(self, target: str) -> dict[str, str]:
+        if target.startswith("nat/"):
+            self.await_nats()
+            return {"NatGatewayId": self.id(target)}
+        return {"GatewayId": self.id(target)}
+
+    def op_create_route(self, change: Change) -> None:
+        self.ec2.create_route(RouteTableId=self.id(change.key), DestinationCidrBlock=ANYWHERE_V4,
+                              **self._route_target(change.args["target"]))
+
+    def op_replace_route(self, change: Change) -> None:
+        self.ec2.replace_route(RouteTableId=self.id(change.key), DestinationCidrBlock=ANYWHERE_V4,
+                               **self._route_target(change.args["target"]))
+
+    def op_delete_route(self, change: Change) -> None:
+        self.ec2.delete_route(RouteTableId=self.id(change.key), DestinationCidrBlock=ANYWHERE_V4)
+
+    def op_associate(self, change: Change) -> None:
+        self.ec2.associate_route_table(RouteTableId=self.id(change.key), SubnetId=self.id(change.args["subnet"]))
+
+    def op_reassociate(self, change: Change) -> None:
+        self.ec2.replace_route_table_association(AssociationId=change.args["association"],
+                                                 RouteTableId=self.id(change.key))
+
+    def op_create_security_group(self, change: Change) -> None:
+        group = self.ec2.create_security_group(
+            GroupName=change.name, Description=change.args["description"], VpcId=self.id("vpc"),
+            TagSpecifications=tag_specifications("security-group", change.args["tags"]))
+        self.ids[change.key] = group["GroupId"]
+
+    def _ip_permission(self, permission: Permission, description: str = "") -> dict[str, Any]:
+        entry: dict[str, Any] = {"IpProtocol": permission.protocol}
+        if permission.protocol != "-1":
+            entry.update(FromPort=permission.from_port, ToPort=permission.to_port)
+        described = {"Description": description} if description else {}
+        if permission.source_kind == "cidr":
+            entry["IpRanges"] = [{"CidrIp": permission.source, **described}]
+        elif permission.source_kind == "cidr6":
+            entry["Ipv6Ranges"] = [{"CidrIpv6": permission.source, **described}]
+        elif permission.source_kind == "group":
+            group_id = self.ids.get(permission.source, permission.source)
+            entry["UserIdGroupPairs"] = [{"GroupId": group_id, **described}]
+        else:
+            entry["PrefixListIds"] = [{"PrefixListId": permission.source, **described}]
+        return entry
+
+    def _rules_call(self, verb: str, change: Change, description: str = "") -> None:
+        permission: Permission = change.args["permission"]
+        operation = f"{verb}_security_group_{permission.direction}"
+        getattr(self.ec2, operation)(GroupId=self.id(change.key),
+                                     IpPermissions=[self._ip_permission(permission, description)])
+
+    def op_authorize(self, change: Change) -> None:
+        self._rules_call("authorize", change, change.args["description"])
+
+    def op_revoke(self, change: Change) -> None:
+        self._rules_call("revoke", change)
+
+    def op_describe_rule(self, change: Change) -> None:
+        permission: Permission = change.args["permission"]
+        operation = f"update_security_group_rule_descriptions_{permission.direction}"
+        getattr(self.ec2, operation)(GroupId=self.id(change.key),
+                                     IpPermissions=[self._ip_permission(permission, change.args["description"])])
+
+    def op_strip_default_group(self, change: Change) -> None:
+        raw = self.observed.default_group
+        if raw is None:  # the VPC was created in this run
+            answer = self.ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [self.id("vpc")]},
+                                                                {"Name": "group-name", "Values": ["default"]}])
+            raw = answer["SecurityGroups"][0]
+        for field_name, verb in (("IpPermissions", "ingress"), ("IpPermissionsEgress", "egress")):
+            if raw.get(field_name):
+                getattr(self.ec2, f"revoke_security_group_{verb}")(GroupId=raw["GroupId"],
+                                                                   IpPermissions=_clean(raw[field_name]))
+
+    # deletion
+
+    def op_revoke_all(self, change: Change) -> None:
+        raw = next(f.raw for f in self.observed.everything() if f.id == change.args["id"])
+        self.ec2.revoke_security_group_ingress(GroupId=change.args["id"], IpPermissions=_clean(raw["IpPermissions"]))
+
+    def op_delete(self, change: Change) -> None:
+        kind, resource_id = change.args["kind"], change.args["id"]
+        if kind == "security-group":
+            self.ec2.delete_security_group(GroupId=resource_id)
+        elif kind == "route-table":
+            raw = next(f.raw for f in self.observed.everything() if f.id == resource_id)
+            for association in raw.get("Associations", []):
+                if not association.get("Main"):
+                    self._ignore_not_found(self.ec2.disassociate_route_table,
+                                           AssociationId=association["RouteTableAssociationId"])
+            self.ec2.delete_route_table(RouteTableId=resource_id)
+        elif kind == "nat-gateway":
+            self.ec2.delete_nat_gateway(NatGatewayId=resource_id)
+            self.nats_deleting.append((change.name, resource_id))
+        elif kind == "elastic-ip":
+            self.await_nat_deletions()
+            self.ec2.release_address(AllocationId=resource_id)
+        elif kind == "internet-gateway":
+            raw = next(f.raw for f in self.observed.everything() if f.id == resource_id)
+            for attachment in raw.get("Attachments", []):
+                self._ignore_not_found(self.ec2.detach_internet_gateway, InternetGatewayId=resource_id,
+                                       VpcId=attachment["VpcId"])
+            self.ec2.delete_internet_gateway(InternetGatewayId=resource_id)
+        elif kind == "subnet":
+            self.await_nat_deletions()
+            self.ec2.delete_subnet(SubnetId=resource_id)
+        elif kind == "vpc":
+            self._delete_vpc(change, resource_id)
+
+    def _delete_vpc(self, change: Change, vpc_id: str) -> None:
+        try:
+            self.ec2.delete_vpc(VpcId=vpc_id)
+        except botocore.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "DependencyViolation":
+                raise
+            vpc_filter = [{"Name": "vpc-id", "Values": [vpc_id]}]
+            left = [s["SubnetId"] for s in self.ec2.describe_subnets(Filters=vpc_filter)["Subnets"]]
+            left += [g["GroupId"] for g in self.ec2.describe_security_groups(Filters=vpc_filter)["SecurityGroups"]
+                     if g["GroupName"] != "default"]
+            self.warnings.append(f"kept {change.name} ({vpc_id}): it still holds resources pointapp does not own "
+                                 f"({', '.join(left) or 'see the console'}); delete them, then run down again")
+
+    def _ignore_not_found(self, call: Callable[..., Any], **kwargs: Any) -> None:
+        try:
+            call(**kwargs)
+        except botocore.exceptions.ClientError as error:
+            if not error.response.get("Error", {}).get("Code", "").endswith(("NotFound", ".NotAttached", "Gateway.NotAttached")):
+                raise
+
+
+def _clean(permissions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Permissions as described, trimmed to what revoke accepts."""
+    cleaned = []
+    for perm in permissions:
+        entry = {k: v for k, v in perm.items() if k in ("IpProtocol", "FromPort", "ToPort", "IpRanges",
+                                                       "Ipv6Ranges", "PrefixListIds")}
+        if perm.get("UserIdGroupPairs"):
+            entry["UserIdGroupPairs"] = [{"GroupId": pair["GroupId"]} for pair in perm["UserIdGroupPairs"]]
+        cleaned.append({k: v for k, v in entry.items() if v not in ([], None)})
+    return cleaned
+
+
+def apply(ctx: Any, changes: Sequence[Change], observed: NetworkState) -> list[str]:
+    """Carry out ``changes`` in order; returns warnings (resources deliberately kept)."""
+    return _Executor(ctx, observed).run(changes)
+
+
+def inventory(observed: NetworkState) -> Table:
+    """What the step owns, as a table: one row per resource."""
+    rows = []
+    names_of_groups = {f.id: f"sg/{f.name}" for f in observed.groups.values()}
+    for found in observed.everything():
+        raw = found.raw
+        detail = {
+            "vpc": lambda r: r.get("CidrBlock", ""),
+            "subnet": lambda r: f"{r.get('CidrBlock')} {r.get('AvailabilityZone')}"
+                                + (" public" if r.get("MapPublicIpOnLaunch") else " private"),
+            "nat-gateway": lambda r: f"{r.get('State')} in {r.get('SubnetId')}",
+            "elastic-ip": lambda r: r.get("PublicIp", ""),
+            "route-table": lambda r: ", ".join(
+                f"{x.get('DestinationCidrBlock')} -> {x.get('NatGatewayId') or x.get('GatewayId')}"
+                for x in r.get("Routes", []) if x.get("DestinationCidrBlock")),
+            "security-group": lambda r: "; ".join(
+                p.describe() for p in sorted(observed_permissions(r, names_of_groups)) if p.direction == "ingress")
+            or "no inbound rule",
+            "internet-gateway": lambda r: ", ".join(a["VpcId"] for a in r.get("Attachments", [])),
+        }[found.kind](raw)
+        rows.append((found.kind, found.name, found.id, detail))
+    return Table(["resource", "name", "id", "detail"], rows, title=f"network: {len(rows)} resources")
+
+
+class _NetworkStep:
+    discover = staticmethod(discover)
+    plan = staticmethod(plan)
+    plan_destroy = staticmethod(plan_destroy)
+    apply = staticmethod(apply)
+    resource_count = staticmethod(resource_count)
+    inventory = staticmethod(inventory)
+
+
+STEP = _NetworkStep()

@@ -1,0 +1,235 @@
+"""Where pointapp works: the embedded emulator, an endpoint, or real AWS; and the run context.
+
+Resolution, in order: an explicit endpoint (``endpoint_url`` or ``AWS_ENDPOINT_URL``); real AWS when
+asked for (``aws=True`` or a profile); otherwise the embedded emulator. Real AWS is never the default.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
+from pointapp.errors import ConfirmationRequired, TargetError
+from pointapp.spec import Spec, load_spec
+
+DEFAULT_REGION = "ap-northeast-1"
+_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+
+TargetKind = Literal["emulator", "endpoint", "aws"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to talk to. ``endpoint_url`` is set for the emulator and endpoint kinds."""
+
+    kind: TargetKind
+    region: str
+    endpoint_url: str | None = None
+    profile: str | None = None
+
+    @property
+    def is_real_aws(self) -> bool:
+        return self.kind == "aws"
+
+    def describe(self) -> str:
+        if self.kind == "aws":
+            profile = f" (profile {self.profile})" if self.profile else ""
+            return f"real AWS{profile}, region {self.region}"
+        what = "embedded emulator" if self.kind == "emulator" else "endpoint"
+        return f"{what} {self.endpoint_url}, region {self.region}"
+
+
+def known_regions() -> set[str]:
+    """Every region botocore knows for EC2, across the standard partitions."""
+    session = boto3.session.Session()
+    regions: set[str] = set()
+    for partition in _PARTITIONS:
+        regions.update(session.get_available_regions("ec2", partition_name=partition))
+    return regions
+
+
+def resolve_target(*, region: str | None = None, endpoint_url: str | None = None, aws: bool = False,
+                   profile: str | None = None, environ: Mapping[str, str] | None = None) -> Target:
+    """Decide the target from the options and the environment; raises :class:`TargetError`."""
+    environ = os.environ if environ is None else environ
+    region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    if region not in known_regions():
+        raise TargetError(f"--region: unknown region {region!r}; use an AWS region name such as {DEFAULT_REGION}")
+    if endpoint_url and (aws or profile):
+        raise TargetError("--endpoint-url cannot be combined with --aws or --profile; choose one target")
+    if aws or profile:
+        return Target("aws", region, None, profile or None)
+    endpoint_url = endpoint_url or environ.get("AWS_ENDPOINT_URL") or None
+    if endpoint_url:
+        parsed = urlparse(endpoint_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise TargetError(f"--endpoint-url: {endpoint_url!r} is not a URL such as http://127.0.0.1:5000")
+        return Target("endpoint", region, endpoint_url.rstrip("/"))
+    return Target("emulator", region)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One AWS API call as seen by botocore, before it is sent."""
+
+    service: str
+    operation: str
+
+    @property
+    def mutating(self) -> bool:
+        return not self.operation.startswith(("Describe", "Get", "List"))
+
+
+def _print_progress(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class Context:
+    """One run: the spec, the target, one boto3 session and the clients made from it.
+
+    Clients are created once per context and share one botocore configuration (retries, timeouts).
+    Every call is recorded in :attr:`calls`, which is how tests prove a no-op run mutates nothing.
+    """
+
+    spec: Spec
+    target: Target
+    session: boto3.Session
+    assume_yes: bool = False
+    progress: Callable[[str], None] = _print_progress
+    emulator: Emulator | None = None
+    calls: list[Call] = field(default_factory=list)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.session.events.register("before-call.*.*", self._record_call)
+
+    def _record_call(self, model: Any, **_: Any) -> None:
+        self.calls.append(Call(model.service_model.service_name, model.name))
+
+    @property
+    def botocore_config(self) -> Config:
+        """The one botocore configuration of every client: bounded standard retries and timeouts."""
+        return Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60,
+                      ignore_configured_endpoint_urls=self.target.is_real_aws)
+
+    def client(self, service: str) -> Any:
+        """The client for ``service``, made on first use and reused for the rest of the run."""
+        if service not in self._clients:
+            self._clients[service] = self.session.client(
+                service, region_name=self.target.region, endpoint_url=self.target.endpoint_url,
+                config=self.botocore_config)
+        return self._clients[service]
+
+    @property
+    def mutating_calls(self) -> list[Call]:
+        return [call for call in self.calls if call.mutating]
+
+    def say(self, message: str) -> None:
+        self.progress(message)
+
+    def wait_delay(self, real_seconds: int) -> int:
+        """The delay between waiter polls: real AWS is polled gently, an emulator quickly."""
+        return real_seconds if self.target.is_real_aws else 1
+
+    def require_confirmation(self, what: str) -> None:
+        """Refuse a change to real AWS unless it was confirmed (``--yes`` or ``yes=True``)."""
+        if self.target.is_real_aws and not self.assume_yes:
+            raise ConfirmationRequired(f"{what} changes real AWS ({self.target.describe()}); "
+                                       "confirm with --yes (or yes=True in a notebook)")
+
+    def close(self) -> None:
+        """Stop the embedded emulator if this context started one."""
+        if self.emulator is not None:
+            self.emulator.stop()
+            self.emulator = None
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _make_session(target: Target, environ: Mapping[str, str]) -> boto3.Session:
+    if target.kind == "emulator":
+        return boto3.Session(region_name=target.region, **EMULATOR_CREDENTIALS)
+    try:
+        session = boto3.Session(profile_name=target.profile, region_name=target.region)
+    except botocore.exceptions.ProfileNotFound:
+        available = ", ".join(boto3.Session().available_profiles) or "none"
+        raise TargetError(f"--profile: AWS profile {target.profile!r} not found; available: {available}") from None
+    if session.get_credentials() is None:
+        raise TargetError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+                          "AWS_SECRET_ACCESS_KEY, or pass --profile NAME")
+    return session
+
+
+def check_reachable(session: boto3.Session, target: Target) -> str:
+    """One STS call that proves the endpoint answers and the credentials are accepted; returns the account."""
+    probe = session.client("sts", region_name=target.region, endpoint_url=target.endpoint_url,
+                           config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5,
+                                         read_timeout=30, ignore_configured_endpoint_urls=target.is_real_aws))
+    where = target.endpoint_url or f"AWS in {target.region}"
+    try:
+        return str(probe.get_caller_identity()["Account"])
+    except botocore.exceptions.EndpointConnectionError:
+        raise TargetError(f"cannot reach {where}: is the endpoint running? (--endpoint-url / AWS_ENDPOINT_URL)") from None
+    except (botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError):
+        raise TargetError(f"no answer from {where} within the timeout") from None
+    except botocore.exceptions.NoCredentialsError:
+        raise TargetError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+                          "AWS_SECRET_ACCESS_KEY, or pass --profile NAME") from None
+    except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "error")
+        raise TargetError(f"the credentials were refused by {where} ({code})") from None
+
+
+def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = None, *, region: str | None = None,
+            endpoint_url: str | None = None, aws: bool = False, profile: str | None = None, yes: bool = False,
+            progress: Callable[[str], None] | None = None, environ: Mapping[str, str] | None = None) -> Context:
+    """Load and validate the spec, resolve the target, start the emulator if needed, and check access.
+
+    The spec is validated before anything else, so a bad spec never causes an AWS call. With neither an
+    endpoint nor real AWS asked for, an embedded emulator starts and stops when the context is closed
+    (or at interpreter exit).
+    """
+    spec = load_spec(env, config or None)
+    environ = os.environ if environ is None else environ
+    target = resolve_target(region=region or None, endpoint_url=endpoint_url or None, aws=aws,
+                            profile=profile or None, environ=environ)
+    emulator = None
+    if target.kind == "emulator":
+        emulator = Emulator()
+        target = Target("emulator", target.region, emulator.start())
+        atexit.register(emulator.stop)
+    try:
+        session = _make_session(target, environ)
+        check_reachable(session, target)
+    except BaseException:
+        if emulator is not None:
+            emulator.stop()
+        raise
+    return Context(spec=spec, target=target, session=session, assume_yes=yes,
+                   progress=progress or _print_progress, emulator=emulator)
+
+
+def elapsed(since: float) -> str:
+    """Seconds since ``since`` (a ``time.monotonic()`` reading), for progress lines."""
+    return f"{time.monotonic() - since:.0f}s"
+
+
+def stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
