@@ -26,7 +26,7 @@ class Change:
     args: Mapping[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
-        return f"{_SYMBOL[self.action]} {self.kind:<18} {self.name:<44} {self.detail}"
+        return f"{_SYMBOL[self.action]} {self.kind:<22} {self.name:<44} {self.detail}"
 
 
 class Table:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,10 +169,17 @@ def _make_session(target: Target, environ: Mapping[str, str]) -> boto3.Session:
     except botocore.exceptions.ProfileNotFound:
         available = ", ".join(boto3.Session().available_profiles) or "none"
         raise TargetError(f"--profile: AWS profile {target.profile!r} not found; available: {available}") from None
+    if session.get_credentials() is None and target.kind == "endpoint" and _is_loopback(target.endpoint_url):
+        # An endpoint on this machine is an emulator: it accepts any credentials.
+        return boto3.Session(region_name=target.region, **EMULATOR_CREDENTIALS)
     if session.get_credentials() is None:
         raise TargetError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
                           "AWS_SECRET_ACCESS_KEY, or pass --profile NAME")
     return session
+
+
+def _is_loopback(url: str | None) -> bool:
+    return (urlparse(url or "").hostname or "") in ("127.0.0.1", "localhost", "::1")
 
 
 def check_reachable(session: boto3.Session, target: Target) -> str:
@@ -225,11 +230,3 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
     return Context(spec=spec, target=target, session=session, assume_yes=yes,
                    progress=progress or _print_progress, emulator=emulator)
 
-
-def elapsed(since: float) -> str:
-    """Seconds since ``since`` (a ``time.monotonic()`` reading), for progress lines."""
-    return f"{time.monotonic() - since:.0f}s"
-
-
-def stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

@@ -71,6 +71,14 @@ STEPS: tuple[StepInfo, ...] = (
 STEP_NAMES = tuple(step.name for step in STEPS)
 
 
+def registry_table() -> Table:
+    """The steps in order, with what each depends on and its notebook."""
+    rows = [(i + 1, s.name, s.title, ", ".join(s.depends_on) or "-", s.notebook,
+             "yes" if s.available else "not yet") for i, s in enumerate(STEPS)]
+    return Table(["#", "step", "what it builds", "depends on", "notebook", "available"], rows,
+                 title="The steps of the runbook")
+
+
 def get(name: str) -> StepInfo:
     for step in STEPS:
         if step.name == name:

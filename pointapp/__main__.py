@@ -1,0 +1,5 @@
+import sys
+
+from pointapp.cli import main
+
+sys.exit(main())

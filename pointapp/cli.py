@@ -1,0 +1,194 @@
+"""The ``pointapp`` command.
+
+Exit codes: 0 success (``plan``: in sync), 2 ``plan`` found changes, 1 an error, 130 interrupted.
+Errors are one line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import botocore.exceptions
+
+from pointapp import engine
+from pointapp.emulator import Emulator
+from pointapp.errors import ConfirmationRequired, PointappError
+from pointapp.plan import Plan
+from pointapp.steps import parse_steps
+from pointapp.target import Context, connect
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 1 (2 means "changes" for plan)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"pointapp: error: {message} (see pointapp {self.prog.split()[-1]} --help)\n")
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("target (default: the embedded emulator)")
+    group.add_argument("--endpoint-url", help="an AWS-compatible endpoint, for example a running emulator "
+                                              "(default: $AWS_ENDPOINT_URL)")
+    group.add_argument("--aws", action="store_true", help="real AWS through the standard credential chain")
+    group.add_argument("--profile", help="real AWS with this named profile")
+    group.add_argument("--region", help="AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, ap-northeast-1)")
+
+
+def _add_spec(parser: argparse.ArgumentParser, only: bool = True) -> None:
+    parser.add_argument("--env", default="prod", help="environment: prod or staging (default: prod)")
+    parser.add_argument("--config", help="YAML file merged over the built-in specification")
+    if only:
+        parser.add_argument("--only", help="comma-separated steps, for example network")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pointapp", description="Stand up the point-app environment on AWS, step by step.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    plan = commands.add_parser("plan", help="show what would change (exit 0: in sync, 2: changes, 1: error)")
+    _add_spec(plan)
+    _add_target(plan)
+
+    up = commands.add_parser("up", help="create or update the environment")
+    _add_spec(up)
+    _add_target(up)
+    up.add_argument("--yes", action="store_true", help="apply to real AWS without asking")
+
+    down = commands.add_parser("down", help="delete what pointapp owns in the environment")
+    _add_spec(down)
+    _add_target(down)
+    down.add_argument("--yes", action="store_true", help="delete on real AWS without asking")
+
+    emulator = commands.add_parser("emulator", help="run the emulator in the foreground for interactive work")
+    emulator.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000; 0: any free)")
+
+    runbook = commands.add_parser("runbook", help="run the notebooks headless and keep the executed copies")
+    _add_spec(runbook, only=False)
+    _add_target(runbook)
+    runbook.add_argument("-o", "--output", default="runs", help="where run records go (default: runs/)")
+    runbook.add_argument("--yes", action="store_true", help="allow the runbook to change real AWS")
+    for sub in (plan, up, down, emulator, runbook):
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    return parser
+
+
+def _connect(args: argparse.Namespace) -> Context:
+    parse_steps(getattr(args, "only", None))  # an unknown step is refused before anything starts
+    ctx = connect(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
+                  aws=args.aws, profile=args.profile, yes=getattr(args, "yes", False))
+    note = " (its state ends with this command)" if ctx.target.kind == "emulator" else ""
+    print(f"Environment {ctx.spec.owner} on {ctx.target.describe()}{note}", flush=True)
+    return ctx
+
+
+def _confirm(ctx: Context, planned: Plan, verb: str) -> None:
+    """On real AWS, ask before changing anything unless --yes; refuse when nobody can answer."""
+    if not ctx.target.is_real_aws or ctx.assume_yes or planned.empty:
+        return
+    if not sys.stdin.isatty():
+        raise ConfirmationRequired(f"refusing to {verb} on real AWS without confirmation: pass --yes")
+    answer = input(f"{planned.summary()} Type 'yes' to {verb} on {ctx.target.describe()}: ")
+    if answer.strip().lower() != "yes":
+        raise ConfirmationRequired("cancelled: nothing was changed")
+    ctx.assume_yes = True
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    with _connect(args) as ctx:
+        planned = engine.plan(ctx, args.only)
+        print(planned)
+        return EXIT_OK if planned.empty else EXIT_CHANGES
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    with _connect(args) as ctx:
+        planned = engine.plan(ctx, args.only)
+        print(planned)
+        if planned.empty:
+            return EXIT_OK
+        _confirm(ctx, planned, "apply these changes")
+        print(engine.apply(ctx, planned))
+        return EXIT_OK
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    with _connect(args) as ctx:
+        planned = engine.plan_destroy(ctx, args.only)
+        if planned.empty:
+            print(f"Nothing owned by pointapp in {ctx.spec.owner}: nothing to delete.")
+            return EXIT_OK
+        print(planned)
+        _confirm(ctx, planned, "delete these resources")
+        print(engine.apply(ctx, planned))
+        return EXIT_OK
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    with Emulator(port=args.port) as emulator:
+        print(f"Emulator running at {emulator.endpoint_url}", flush=True)
+        print(f"  CLI:       pointapp up --endpoint-url {emulator.endpoint_url}")
+        print(f"  notebooks: export AWS_ENDPOINT_URL={emulator.endpoint_url} before starting Jupyter,")
+        print(f"             or set the parameter endpoint_url = \"{emulator.endpoint_url}\"")
+        print("Press Ctrl-C to stop.", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    print("Emulator stopped.")
+    return EXIT_OK
+
+
+def cmd_runbook(args: argparse.Namespace) -> int:
+    from pointapp.runbook import run_runbook
+
+    record = run_runbook(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
+                         aws=args.aws, profile=args.profile, yes=args.yes, output=args.output)
+    print(f"Run record: {record}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Any] = {"plan": cmd_plan, "up": cmd_up, "down": cmd_down, "emulator": cmd_emulator,
+                            "runbook": cmd_runbook}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args))
+    except KeyboardInterrupt:
+        print("pointapp: interrupted; what was done stays, and the next run continues from there", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the one place every error becomes one line
+        if args.debug:
+            traceback.print_exc()
+        print(f"pointapp: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, PointappError):
+        return str(error)
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    if isinstance(error, botocore.exceptions.ClientError):
+        info = error.response.get("Error", {})
+        return f"AWS refused {error.operation_name}: {info.get('Message', '')} ({info.get('Code', '')})"
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        return f"AWS: {error}"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"unexpected {type(error).__name__}: {first} (run with --debug for the traceback)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
