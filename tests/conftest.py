@@ -1,0 +1,73 @@
+"""Shared fixtures: dummy credentials, in-process moto for the library, a moto server for the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pointapp.spec import Spec, load_spec
+from pointapp.target import Context, Target
+
+REGION = "ap-northeast-1"
+
+
+@pytest.fixture(autouse=True)
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never real AWS: dummy credentials, no profile, no configured endpoint, a fixed region."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture
+def mocked() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+def make_context(spec: Spec | None = None, **kwargs: Any) -> Context:
+    """A context over in-process moto (call inside ``mock_aws``); progress lines are collected."""
+    lines: list[str] = []
+    ctx = Context(spec=spec or load_spec("prod"), target=Target("endpoint", REGION, None),
+                  session=boto3.Session(region_name=REGION), progress=lines.append, **kwargs)
+    ctx.lines = lines  # type: ignore[attr-defined]
+    return ctx
+
+
+@pytest.fixture
+def ctx(mocked: None) -> Context:
+    return make_context()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One ``pointapp emulator`` process for the CLI and notebook tests; returns its endpoint URL."""
+    process = subprocess.Popen([sys.executable, "-m", "pointapp", "emulator", "--port", "0"],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    first = process.stdout.readline().strip()
+    assert first.startswith("Emulator running at "), first
+    url = first.rsplit(" ", 1)[1]
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture
+def server(moto_server: str) -> str:
+    """The moto server, emptied before the test."""
+    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).read()
+    return moto_server
