@@ -9,12 +9,12 @@ The public API, used by the CLI and the notebooks::
         pointapp.apply(ctx, planned)
 """
 
+from pointapp.emulator import Emulator
 from pointapp.engine import apply, discover, down, inventory, plan, plan_destroy, up
 from pointapp.errors import ConfirmationRequired, PointappError, SpecError, StepError, TargetError
-from pointapp.emulator import Emulator
 from pointapp.plan import Change, Outcome, Plan, Table
 from pointapp.spec import Spec, load_spec
-from pointapp.steps import STEP_NAMES, STEPS
+from pointapp.steps import STEP_NAMES, STEPS, registry_table
 from pointapp.target import Context, Target, connect, resolve_target
 
 __version__ = "0.1.0"
@@ -22,5 +22,5 @@ __version__ = "0.1.0"
 __all__ = [
     "STEPS", "STEP_NAMES", "Change", "ConfirmationRequired", "Context", "Emulator", "Outcome", "Plan",
     "PointappError", "Spec", "SpecError", "StepError", "Table", "Target", "TargetError", "apply", "connect",
-    "discover", "down", "inventory", "load_spec", "plan", "plan_destroy", "resolve_target", "up",
+    "discover", "down", "inventory", "load_spec", "plan", "plan_destroy", "registry_table", "resolve_target", "up",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import threading
 from typing import Any
@@ -37,8 +39,9 @@ class Emulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         app = DomainDispatcherApplication(create_backend_app)
         try:
-            self._server = make_server(self.host, self.port, app, threaded=True,
-                                       request_handler=MotoRequestHandler)
+            with contextlib.redirect_stderr(io.StringIO()):  # werkzeug explains a busy port at length
+                self._server = make_server(self.host, self.port, app, threaded=True,
+                                           request_handler=MotoRequestHandler)
         except (OSError, SystemExit) as error:
             raise TargetError(f"cannot start the embedded emulator on {self.host}:{self.port}: "
                               f"{getattr(error, 'strerror', None) or 'port in use'}; choose another --port") from None

@@ -17,8 +17,7 @@ import botocore.exceptions
 from pointapp.errors import SpecError, StepError
 from pointapp.plan import Change, Table
 from pointapp.spec import ANYWHERE_V4, Spec
-from pointapp.tags import (KEY, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags,
-                           tag_specifications)
+from pointapp.tags import KEY, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications
 
 NAME = "network"
 

@@ -1,0 +1,39 @@
+# `make run`: set up everything and run the runbook on the embedded emulator.
+# `make test`: set up everything and run every test (pytest, then nbval over the notebooks).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test lint lab emulator clean
+
+setup: $(STAMP)
+	@scripts/ensure-graphviz.sh
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "pointapp needs Python 3.10 or newer (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/pointapp runbook
+
+test: setup
+	$(PY) -m pytest tests
+	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# Interactive work: an emulator that keeps its state, and JupyterLab pointed at it.
+emulator: setup
+	$(VENV)/bin/pointapp emulator --port 5000
+
+lab: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[lab]'
+	@echo "Notebooks talk to AWS_ENDPOINT_URL; start 'make emulator' in another terminal first."
+	AWS_ENDPOINT_URL=http://127.0.0.1:5000 $(VENV)/bin/jupyter lab notebooks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,170 @@
+"""The ``pointapp`` command as a user types it, against a moto server (and in-process for real-AWS paths)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from pointapp import cli
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pointapp", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})}, input=stdin)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    return lines[0]
+
+
+def test_plan_up_plan_down_exit_codes(server: str) -> None:
+    target = ["--endpoint-url", server]
+    first = run("plan", *target)
+    assert first.returncode == 2, first.stderr
+    assert "Plan: 50 to create, 1 to change, 0 to delete." in first.stdout
+    applied = run("up", *target)
+    assert applied.returncode == 0, applied.stderr
+    assert "Created 50, changed 1, deleted 0, unchanged 0." in applied.stdout
+    assert "waiting for NAT gateway point-app-prod-nat-1a" in applied.stdout
+    again = run("plan", *target)
+    assert again.returncode == 0 and "No changes" in again.stdout
+    second_up = run("up", *target)
+    assert second_up.returncode == 0 and "No changes" in second_up.stdout
+    down = run("down", *target)
+    assert down.returncode == 0, down.stderr
+    assert "deleted 27" in down.stdout
+    assert run("plan", *target).returncode == 2
+    assert "nothing to delete" in run("down", *target).stdout
+
+
+def test_endpoint_from_the_environment(server: str) -> None:
+    result = run("plan", "--only", "network", env={"AWS_ENDPOINT_URL": server})
+    assert result.returncode == 2 and f"endpoint {server}" in result.stdout
+
+
+def test_embedded_emulator_is_the_default() -> None:
+    result = run("up", "--env", "staging")
+    assert result.returncode == 0, result.stderr
+    assert "embedded emulator http://127.0.0.1:" in result.stdout
+    assert "point-app-staging-vpc" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["plan", "--env", "dev"], "--env: unknown environment 'dev'; allowed: prod, staging"),
+    (["plan", "--only", "netwrk"], "--only: unknown step 'netwrk'; allowed: network, endpoints"),
+    (["up", "--only", "database"], "step 'database' is not available in this version; available: network"),
+    (["plan", "--region", "mars-north-1"], "--region: unknown region 'mars-north-1'"),
+    (["plan", "--config", "/nonexistent/pointapp.yaml"], "--config: cannot read /nonexistent/pointapp.yaml"),
+    (["plan", "--endpoint-url", "http://127.0.0.1:{port}"], "cannot reach http://127.0.0.1:{port}"),
+    (["plan", "--endpoint-url", "not a url"], "--endpoint-url: 'not a url' is not a URL"),
+    (["plan", "--aws", "--endpoint-url", "http://127.0.0.1:1"], "cannot be combined"),
+    (["plan", "--aws"], "no AWS credentials found"),
+    (["plan", "--profile", "nobody"], "--profile: AWS profile 'nobody' not found"),
+    (["plan", "--bogus"], "unrecognized arguments: --bogus"),
+    (["emulator", "--port", "{busy}"], "cannot start the embedded emulator on 127.0.0.1:{busy}"),
+])
+def test_bad_input_is_one_line_and_exit_1(args: list[str], message: str) -> None:
+    port = free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        busy_port = busy.getsockname()[1]
+        args = [a.format(port=port, busy=busy_port) for a in args]
+        result = run(*args, env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+                     if "--aws" in args else None)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert message.format(port=port, busy=busy_port) in one_line_error(result)
+
+
+def test_missing_credentials_on_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    result = run("plan", "--aws")
+    assert result.returncode == 1
+    assert one_line_error(result).startswith("pointapp: error: no AWS credentials found")
+
+
+def test_bad_config_makes_no_aws_call(tmp_path: Path, server: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("network:\n  vpc_cidr: 10.0.0.0/8\n")
+    result = run("up", "--config", str(config), "--endpoint-url", server)
+    assert result.returncode == 1
+    assert "network.vpc_cidr: 10.0.0.0/8 must have a prefix between /16 and /28" in one_line_error(result)
+    assert result.stdout == ""
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = run("--debug", "plan", "--env", "dev")
+    assert result.returncode == 1 and "Traceback" in result.stderr and "SpecError" in result.stderr
+
+
+def test_real_aws_is_never_changed_without_confirmation(capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # mock_aws intercepts the real AWS endpoints in-process, so "--aws" is safe here.
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    with mock_aws():
+        assert cli.main(["up", "--aws"]) == 1
+        assert "refusing to apply these changes on real AWS without confirmation: pass --yes" in capsys.readouterr().err
+        assert cli.main(["plan", "--aws"]) == 2  # nothing was created
+        assert cli.main(["up", "--aws", "--yes"]) == 0
+        assert cli.main(["plan", "--aws"]) == 0
+        assert cli.main(["down", "--aws"]) == 1
+        assert cli.main(["down", "--aws", "--yes"]) == 0
+
+
+def test_interactive_confirmation(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    answers = iter(["no", "yes"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    with mock_aws():
+        assert cli.main(["up", "--aws"]) == 1
+        assert "cancelled: nothing was changed" in capsys.readouterr().err
+        assert cli.main(["up", "--aws"]) == 0
+        assert cli.main(["plan", "--aws"]) == 0
+
+
+def test_runbook_writes_a_record(tmp_path: Path, server: str) -> None:
+    result = run("runbook", "--endpoint-url", server, "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    records = list(tmp_path.iterdir())
+    assert len(records) == 1 and records[0].name.endswith("-prod")
+    assert sorted(p.name for p in records[0].iterdir()) == ["00_start_here.ipynb", "01_network.ipynb"]
+    assert f"Run record: {records[0]}" in result.stdout
+    assert run("plan", "--endpoint-url", server).returncode == 0  # the runbook built the network
+
+
+def test_runbook_stops_at_a_failing_notebook(tmp_path: Path, server: str) -> None:
+    config = tmp_path / "spec.yaml"
+    config.write_text("network: {zones: 2}\n")
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from pointapp.errors import PointappError
+    from pointapp.runbook import START_HERE, run_runbook
+
+    for name in (START_HERE, "01_network.ipynb"):
+        cell = new_code_cell("env = 'prod'")
+        cell.metadata["tags"] = ["parameters"]
+        body = "raise ValueError('no such thing')" if name != START_HERE else "print('ok')"
+        nbformat.write(new_notebook(cells=[cell, new_code_cell(body)],
+                                    metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                             "language": "python"}}), notebooks / name)
+    with pytest.raises(PointappError, match=r"01_network.ipynb failed in cell \d+: ValueError: no such thing"):
+        run_runbook(endpoint_url=server, output=tmp_path / "runs", notebooks=notebooks)
