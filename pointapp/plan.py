@@ -48,6 +48,9 @@ class Table:
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in self.rows]
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        return str(self)
+
     def _repr_html_(self) -> str:
         head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in self.headers)
         body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in row)
@@ -56,7 +59,7 @@ class Table:
         return f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-@dataclass
+@dataclass(repr=False)
 class Plan:
     """The changes of one or more steps, in the order they will be carried out."""
 
@@ -88,6 +91,9 @@ class Plan:
 
     def __str__(self) -> str:
         return "\n".join([c.line() for c in self.changes] + [*self.notes, self.summary()])
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def _repr_html_(self) -> str:
         notes = "".join(f"<p>{html.escape(note)}</p>" for note in self.notes)

@@ -17,6 +17,19 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 START_HERE = "00_start_here.ipynb"
 
 
+def _local_kernel_manager() -> type:
+    """A kernel manager whose kernels talk over local sockets (IPC) instead of TCP on the loopback."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class LocalKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+    return LocalKernelManager
+
+
 def runbook_notebooks(notebooks: Path = NOTEBOOKS) -> list[Path]:
     """The start page, then the notebook of every available step, in registry order."""
     names = [START_HERE] + [step.notebook for step in STEPS if step.available]
@@ -44,13 +57,15 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
             "env": env, "config": str(Path(config).resolve()) if config else "", "region": target.region,
             "endpoint_url": url or "", "aws": target.is_real_aws, "profile": profile or "", "apply": True, "yes": yes,
         }
+        kernel_manager = _local_kernel_manager()
         print(f"Runbook for {env} on {target.describe() if not emulator else 'embedded emulator ' + str(url)}")
         for notebook in runbook_notebooks(notebooks):
             started = time.monotonic()
             print(f"  {notebook.name:<24} running ...", flush=True)
             try:
                 papermill.execute_notebook(str(notebook), str(record / notebook.name), parameters=parameters,
-                                           kernel_name="python3", progress_bar=False, cwd=str(notebook.parent))
+                                           kernel_name="python3", progress_bar=False, cwd=str(notebook.parent),
+                                           kernel_manager_class=kernel_manager)
             except PapermillExecutionError as error:
                 raise PointappError(f"{notebook.name} failed in cell {error.exec_count}: "
                                     f"{error.ename}: {error.evalue.splitlines()[0] if error.evalue else ''}; "

@@ -120,7 +120,7 @@ class Context:
     @property
     def botocore_config(self) -> Config:
         """The one botocore configuration of every client: bounded standard retries and timeouts."""
-        return Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60,
+        return Config(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=10, read_timeout=60,
                       ignore_configured_endpoint_urls=self.target.is_real_aws)
 
     def client(self, service: str) -> Any:

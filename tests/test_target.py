@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+
+from pointapp.emulator import Emulator
+from pointapp.errors import TargetError
+from pointapp.target import DEFAULT_REGION, connect, resolve_target
+
+
+def test_default_is_the_embedded_emulator_in_tokyo() -> None:
+    target = resolve_target(environ={})
+    assert (target.kind, target.region, target.endpoint_url) == ("emulator", DEFAULT_REGION, None)
+
+
+def test_region_order() -> None:
+    assert resolve_target(environ={"AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
+    assert resolve_target(environ={"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "eu-west-1"}).region == "us-east-1"
+    assert resolve_target(region="us-west-2", environ={"AWS_REGION": "us-east-1"}).region == "us-west-2"
+
+
+def test_endpoint_option_wins_over_the_environment() -> None:
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}
+    assert resolve_target(environ=env).endpoint_url == "http://127.0.0.1:4566"
+    assert resolve_target(endpoint_url="http://127.0.0.1:5000/", environ=env).endpoint_url == "http://127.0.0.1:5000"
+
+
+def test_real_aws_only_when_asked_and_ignores_a_configured_endpoint() -> None:
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}
+    assert resolve_target(aws=True, environ=env).kind == "aws"
+    profiled = resolve_target(profile="ops", environ=env)
+    assert profiled.kind == "aws" and profiled.profile == "ops" and profiled.endpoint_url is None
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"region": "ap-northeast-9"}, "--region: unknown region 'ap-northeast-9'"),
+    ({"endpoint_url": "ftp://x"}, "is not a URL"),
+    ({"endpoint_url": "http://127.0.0.1:1", "aws": True}, "cannot be combined"),
+])
+def test_bad_targets(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(TargetError, match=message):
+        resolve_target(environ={}, **kwargs)  # type: ignore[arg-type]
+
+
+def test_connect_to_a_loopback_endpoint_needs_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with Emulator() as emulator, connect(endpoint_url=emulator.endpoint_url) as ctx:
+        assert ctx.target.kind == "endpoint"
+        assert ctx.client("ec2").describe_vpcs()["Vpcs"] is not None
+
+
+def test_embedded_emulator_starts_and_stops() -> None:
+    ctx = connect(env="staging")
+    assert ctx.target.kind == "emulator" and ctx.emulator is not None
+    url = ctx.target.endpoint_url
+    ctx.client("ec2").describe_vpcs()
+    ctx.close()
+    assert ctx.emulator is None
+    with pytest.raises(TargetError, match=f"cannot reach {url}"):
+        connect(endpoint_url=url)
+
+
+def test_one_botocore_config_for_every_client() -> None:
+    with connect() as ctx:
+        ec2, sts = ctx.client("ec2"), ctx.client("sts")
+        assert ctx.client("ec2") is ec2
+        for client in (ec2, sts):
+            assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 5}
