@@ -11,15 +11,20 @@ from pointapp.target import Context
 
 
 def discover(ctx: Context, only: str | Iterable[str] | None = None) -> dict[str, Any]:
-    """What each selected step owns, keyed by step name."""
+    """What each selected step owns, keyed by step name (registry order, so a step's users reuse it)."""
     chosen, _ = registry.select(only)
-    return {step.name: step.load().discover(ctx) for step in chosen}
+    observed = {}
+    for step in chosen:
+        module = step.load()
+        observed[step.name] = module.discover(ctx)
+        ctx.remember_outputs(step.name, module.outputs(observed[step.name]))
+    return observed
 
 
 def plan(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
     """Discover, then plan every selected step (registry order). Makes no change."""
     chosen, skipped = registry.select(only)
-    observed = {step.name: step.load().discover(ctx) for step in chosen}
+    observed = discover(ctx, [step.name for step in chosen])
     changes = [change for step in chosen for change in step.load().plan(ctx.spec, observed[step.name])]
     result = Plan(changes, [step.name for step in chosen], observed=observed)
     if skipped:
@@ -30,8 +35,8 @@ def plan(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
 def plan_destroy(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
     """Everything the selected steps own, to be deleted in reverse registry order."""
     chosen, _ = registry.select(only)
+    observed = discover(ctx, [step.name for step in chosen])
     chosen = list(reversed(chosen))
-    observed = {step.name: step.load().discover(ctx) for step in chosen}
     changes = [change for step in chosen for change in step.load().plan_destroy(ctx.spec, observed[step.name])]
     return Plan(changes, [step.name for step in chosen], destroy=True, observed=observed)
 

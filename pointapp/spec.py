@@ -83,6 +83,7 @@ class Registry(_Model):
     repository: str = Field("api", pattern=r"^[a-z0-9][a-z0-9._/-]*$")
     keep_images: int = Field(30, ge=1, le=1000)
     scan_on_push: bool = True
+    delete_images: bool = Field(False, description="let down delete a repository that still holds images")
 
 
 class Service(_Model):

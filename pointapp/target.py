@@ -110,6 +110,7 @@ class Context:
     emulator: Emulator | None = None
     calls: list[Call] = field(default_factory=list)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+    _outputs: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.session.events.register("before-call.*.*", self._record_call)
@@ -130,6 +131,21 @@ class Context:
                 service, region_name=self.target.region, endpoint_url=self.target.endpoint_url,
                 config=self.botocore_config)
         return self._clients[service]
+
+    def outputs(self, step: str) -> dict[str, str]:
+        """The ids a step exposes to the steps that use it, discovered once per run until it changes."""
+        if step not in self._outputs:
+            from pointapp.steps import get
+
+            module = get(step).load()
+            self._outputs[step] = module.outputs(module.discover(self))
+        return self._outputs[step]
+
+    def remember_outputs(self, step: str, outputs: dict[str, str]) -> None:
+        self._outputs[step] = outputs
+
+    def forget_outputs(self, step: str) -> None:
+        self._outputs.pop(step, None)
 
     @property
     def mutating_calls(self) -> list[Call]:

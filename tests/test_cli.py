@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from pointapp import cli
+from pointapp.runbook import runbook_notebooks
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,10 +31,10 @@ def test_plan_up_plan_down_exit_codes(server: str) -> None:
     target = ["--endpoint-url", server]
     first = run("plan", *target)
     assert first.returncode == 2, first.stderr
-    assert "Plan: 50 to create, 1 to change, 0 to delete." in first.stdout
+    assert "Plan: 56 to create, 1 to change, 0 to delete." in first.stdout
     applied = run("up", *target)
     assert applied.returncode == 0, applied.stderr
-    assert "Created 50, changed 1, deleted 0, unchanged 0." in applied.stdout
+    assert "Created 56, changed 1, deleted 0, unchanged 0." in applied.stdout
     assert "waiting for NAT gateway point-app-prod-nat-1a" in applied.stdout
     again = run("plan", *target)
     assert again.returncode == 0 and "No changes" in again.stdout
@@ -41,7 +42,7 @@ def test_plan_up_plan_down_exit_codes(server: str) -> None:
     assert second_up.returncode == 0 and "No changes" in second_up.stdout
     down = run("down", *target)
     assert down.returncode == 0, down.stderr
-    assert "deleted 27" in down.stdout
+    assert "deleted 33" in down.stdout
     assert run("plan", *target).returncode == 2
     assert "nothing to delete" in run("down", *target).stdout
 
@@ -67,7 +68,7 @@ def free_port() -> int:
 @pytest.mark.parametrize(("args", "message"), [
     (["plan", "--env", "dev"], "--env: unknown environment 'dev'; allowed: prod, staging"),
     (["plan", "--only", "netwrk"], "--only: unknown step 'netwrk'; allowed: network, endpoints"),
-    (["up", "--only", "database"], "step 'database' is not available in this version; available: network"),
+    (["up", "--only", "database"], "step 'database' is not available in this version; available: network, endpoints, registry"),
     (["plan", "--region", "mars-north-1"], "--region: unknown region 'mars-north-1'"),
     (["plan", "--config", "/nonexistent/pointapp.yaml"], "--config: cannot read /nonexistent/pointapp.yaml"),
     (["plan", "--endpoint-url", "http://127.0.0.1:{port}"], "cannot reach http://127.0.0.1:{port}"),
@@ -143,7 +144,7 @@ def test_runbook_writes_a_record(tmp_path: Path, server: str) -> None:
     assert result.returncode == 0, result.stderr
     records = list(tmp_path.iterdir())
     assert len(records) == 1 and records[0].name.endswith("-prod")
-    assert sorted(p.name for p in records[0].iterdir()) == ["00_start_here.ipynb", "01_network.ipynb"]
+    assert sorted(p.name for p in records[0].iterdir()) == [p.name for p in runbook_notebooks()]
     assert f"Run record: {records[0]}" in result.stdout
     assert run("plan", "--endpoint-url", server).returncode == 0  # the runbook built the network
 

@@ -31,6 +31,8 @@ class Step(Protocol):
 
     def inventory(self, observed: Any) -> Table: ...
 
+    def outputs(self, observed: Any) -> dict[str, str]: ...
+
 
 @dataclass(frozen=True)
 class StepInfo:
@@ -55,17 +57,17 @@ STEPS: tuple[StepInfo, ...] = (
     StepInfo("network", "VPC, subnets, route tables, NAT gateway, security groups", (),
              "01_network.ipynb", "pointapp.steps.network"),
     StepInfo("endpoints", "VPC endpoints for ECR, CloudWatch Logs, Secrets Manager and S3", ("network",),
-             "02_endpoints.ipynb", None),
-    StepInfo("registry", "ECR repository for the API image", (), "03_registry.ipynb", None),
-    StepInfo("database", "RDS MySQL in the db subnets", ("network",), "04_database.ipynb", None),
-    StepInfo("cache", "ElastiCache Redis in the cache subnets", ("network",), "05_cache.ipynb", None),
-    StepInfo("mail", "SES sender identity", (), "06_mail.ipynb", None),
-    StepInfo("service", "ECS on Fargate behind the load balancer",
-             ("network", "endpoints", "registry", "database", "cache", "mail"), "07_service.ipynb", None),
+             "04_endpoints.ipynb", "pointapp.steps.endpoints"),
+    StepInfo("registry", "ECR repository for the API image", (), "05_registry.ipynb", "pointapp.steps.registry"),
+    StepInfo("database", "RDS MySQL in the db subnets", ("network",), "08_database.ipynb", None),
+    StepInfo("cache", "ElastiCache Redis in the cache subnets", ("network",), "09_cache.ipynb", None),
+    StepInfo("mail", "SES sender identity", (), "11_mail.ipynb", None),
+    StepInfo("service", "ECS on Fargate behind the load balancer", ("network", "endpoints", "registry"),
+             "06_service.ipynb", None),
     StepInfo("delivery", "CodeDeploy blue/green and CodePipeline", ("service", "registry"),
-             "08_delivery.ipynb", None),
-    StepInfo("bastion", "SSM-only bastion host in the management subnets", ("network",), "09_bastion.ipynb", None),
-    StepInfo("frontend", "Amplify Hosting for the React frontend", ("service",), "10_frontend.ipynb", None),
+             "07_delivery.ipynb", None),
+    StepInfo("bastion", "SSM-only bastion host in the management subnets", ("network",), "10_bastion.ipynb", None),
+    StepInfo("frontend", "Amplify Hosting for the React frontend", ("service",), "12_frontend.ipynb", None),
 )
 
 STEP_NAMES = tuple(step.name for step in STEPS)

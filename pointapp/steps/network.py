@@ -16,6 +16,7 @@ import botocore.exceptions
 
 from pointapp.errors import SpecError, StepError
 from pointapp.plan import Change, Table
+from pointapp.resources import Found
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import KEY, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications
 
@@ -152,6 +153,13 @@ def layout(spec: Spec, region: str, available_zones: Sequence[str]) -> Layout:
                   tuple(route_tables), groups)
 
 
+def route_table_keys(spec: Spec, table: str) -> list[str]:
+    """The keys of the route table(s) built for ``table``: one per zone for NAT tables in per-az mode."""
+    if spec.network.route_tables[table].default_route == "nat_gateway" and spec.network.nat == "per-az":
+        return [f"rtb/{table}/{i}" for i in range(spec.network.zones)]
+    return [f"rtb/{table}"]
+
+
 def _group_permissions(spec: Spec, group: str) -> dict[Permission, str]:
     permissions = {ALL_OUTBOUND: ""}
     for rule in spec.inbound_rules(group):
@@ -164,21 +172,6 @@ def _group_permissions(spec: Spec, group: str) -> dict[Permission, str]:
 
 
 # --- what exists -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Found:
-    """An owned resource as discovered: its logical key, id, Name and tags, and the raw description."""
-
-    kind: str
-    key: str
-    id: str
-    tags: dict[str, str]
-    raw: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return self.tags.get("Name", self.id)
 
 
 @dataclass
@@ -771,7 +764,15 @@ def _clean(permissions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def apply(ctx: Any, changes: Sequence[Change], observed: NetworkState) -> list[str]:
     """Carry out ``changes`` in order; returns warnings (resources deliberately kept)."""
-    return _Executor(ctx, observed).run(changes)
+    try:
+        return _Executor(ctx, observed).run(changes)
+    finally:
+        ctx.forget_outputs(NAME)
+
+
+def outputs(observed: NetworkState) -> dict[str, str]:
+    """The ids other steps refer to, by key: ``vpc``, ``subnet/<tier>/<zone>``, ``sg/<group>``, ``rtb/<table>``."""
+    return {key: value for key, value in observed.ids().items() if not key.startswith("id:")}
 
 
 def inventory(observed: NetworkState) -> Table:
@@ -805,6 +806,7 @@ class _NetworkStep:
     apply = staticmethod(apply)
     resource_count = staticmethod(resource_count)
     inventory = staticmethod(inventory)
+    outputs = staticmethod(outputs)
 
 
 STEP = _NetworkStep()

@@ -1,0 +1,287 @@
+"""A small declarative core for steps made of independent AWS resources.
+
+A step lists the resources it wants (:class:`Desired`, pure data from the spec, in creation order).
+Each resource kind (:class:`Kind`) knows how to find the ones pointapp owns, what differs, and how to
+create, update and delete one. :class:`ResourceStep` turns that into the step protocol: discover, a pure
+plan, apply, destroy. Values that name another resource are :class:`Ref` and are resolved at apply time,
+so a plan made before the network exists still applies once it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.exceptions
+
+from pointapp.errors import StepError
+from pointapp.plan import Change, Table
+from pointapp.spec import Spec
+from pointapp.tags import ownership_tags
+
+
+@dataclass
+class Found:
+    """An owned resource as discovered: its logical key, id, tags, and the raw description."""
+
+    kind: str
+    key: str
+    id: str
+    tags: dict[str, str]
+    raw: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.tags.get("Name", self.id)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The id of another resource: ``Ref("network", "subnet/egress/0")`` or one of this step's keys."""
+
+    step: str
+    key: str
+    attribute: str = "id"
+
+    def __str__(self) -> str:
+        return f"<{self.key}>"
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One resource a step wants. ``props`` are what the kind creates and compares."""
+
+    kind: str
+    key: str
+    name: str
+    props: Mapping[str, Any]
+    detail: str = ""
+
+
+class Unresolved(Exception):
+    """A :class:`Ref` to something that does not exist (yet)."""
+
+    def __init__(self, ref: Ref) -> None:
+        self.ref = ref
+        super().__init__(f"{ref.step} {ref.key}")
+
+
+Resolver = Callable[[Ref], str]
+
+
+def resolve(value: Any, resolver: Resolver) -> Any:
+    """``value`` with every :class:`Ref` inside replaced by what ``resolver`` gives."""
+    if isinstance(value, Ref):
+        return resolver(value)
+    if isinstance(value, Mapping):
+        return {k: resolve(v, resolver) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [resolve(v, resolver) for v in value]
+    return value
+
+
+def has_refs(value: Any) -> bool:
+    if isinstance(value, Ref):
+        return True
+    if isinstance(value, Mapping):
+        return any(has_refs(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_refs(v) for v in value)
+    return False
+
+
+class Kind:
+    """How to handle one kind of resource. Subclasses set ``name`` and ``service`` and override."""
+
+    name = ""
+    service = ""
+
+    def find(self, ctx: Any, spec: Spec, step: str) -> list[Found]:
+        """Every resource of this kind that ``step`` owns in this environment (strays included)."""
+        raise NotImplementedError
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        """The props (resolved) that differ from what exists and can be changed in place."""
+        return {}
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        """Why the resource must be replaced (a setting that cannot change in place), or None."""
+        return None
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        raise NotImplementedError
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        """Delete; return a note when the target cannot (the emulator lacks the operation)."""
+        raise NotImplementedError
+
+    def describe(self, found: Found) -> str:
+        return ""
+
+
+@dataclass
+class StepState:
+    """What a resource step found: owned resources by key, strays, and the ids other steps expose."""
+
+    found: dict[str, Found] = field(default_factory=dict)
+    strays: list[Found] = field(default_factory=list)
+    refs: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def ids(self) -> dict[str, str]:
+        return {key: found.id for key, found in self.found.items()}
+
+
+class ResourceStep:
+    """The step protocol over a list of :class:`Desired` resources and their :class:`Kind` handlers."""
+
+    def __init__(self, name: str, kinds: Sequence[Kind], desired: Callable[[Spec], list[Desired]],
+                 uses: Sequence[str] = ()) -> None:
+        self.name = name
+        self.kinds = {kind.name: kind for kind in kinds}
+        self.desired = desired
+        self.uses = tuple(uses)
+
+    # discover
+
+    def discover(self, ctx: Any) -> StepState:
+        state = StepState()
+        wanted = {d.key for d in self.desired(ctx.spec)}
+        for kind in self.kinds.values():
+            for found in kind.find(ctx, ctx.spec, self.name):
+                if found.key in wanted and found.key not in state.found:
+                    state.found[found.key] = found
+                else:
+                    state.strays.append(found)
+        for step in self.uses:
+            for key, value in ctx.outputs(step).items():
+                state.refs[(step, key)] = value
+        return state
+
+    def _resolver(self, state: StepState, strict: bool) -> Resolver:
+        def lookup(ref: Ref) -> str:
+            if ref.step == self.name:
+                found = state.found.get(ref.key)
+                if found is not None:
+                    return found.raw.get(ref.attribute, found.id) if ref.attribute != "id" else found.id
+            elif (ref.step, ref.key) in state.refs:
+                return state.refs[(ref.step, ref.key)]
+            if strict:
+                raise Unresolved(ref)
+            return str(ref)
+
+        return lookup
+
+    # plan (pure)
+
+    def plan(self, spec: Spec, state: StepState) -> list[Change]:
+        changes: list[Change] = []
+        resolver = self._resolver(state, strict=False)
+        for desired in self.desired(spec):
+            kind = self.kinds[desired.kind]
+            found = state.found.get(desired.key)
+            tags = ownership_tags(spec, self.name, desired.key, desired.name)
+            props = resolve(desired.props, resolver)
+            if found is not None:
+                reason = kind.replace(desired, props, found)
+                if reason:
+                    changes.append(self._delete_change(found, f"replaced: {reason}"))
+                    found = None
+            if found is None:
+                changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, desired.detail,
+                                      "create", {"desired": desired, "tags": tags}))
+                continue
+            differences = kind.differences(desired, props, found)
+            missing_tags = {k: v for k, v in tags.items() if found.tags.get(k) != v}
+            if missing_tags:
+                differences = {**differences, "tags": missing_tags}
+            if differences:
+                detail = ", ".join(f"{k} -> {_short(v)}" for k, v in differences.items())
+                changes.append(Change(self.name, "update", kind.name, desired.key, desired.name, detail, "update",
+                                      {"desired": desired, "differences": differences, "tags": tags}))
+        order = list(self.kinds)
+        for stray in sorted(state.strays, key=lambda f: -order.index(f.kind)):
+            changes.append(self._delete_change(stray, "not in the spec"))
+        return changes
+
+    def _delete_change(self, found: Found, reason: str) -> Change:
+        return Change(self.name, "delete", found.kind, found.key, found.name, f"{found.id} ({reason})", "delete",
+                      {"found": found})
+
+    def plan_destroy(self, spec: Spec, state: StepState) -> list[Change]:
+        order = list(self.kinds)
+        everything = list(state.found.values()) + state.strays
+        return [Change(self.name, "delete", f.kind, f.key, f.name, f.id, "delete", {"found": f})
+                for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key))]
+
+    # apply
+
+    def apply(self, ctx: Any, changes: Sequence[Change], state: StepState) -> list[str]:
+        warnings: list[str] = []
+        for step in self.uses:  # a plan made before a step it uses was applied
+            for key, value in ctx.outputs(step).items():
+                state.refs[(step, key)] = value
+        resolver = self._resolver(state, strict=True)
+        for change in changes:
+            ctx.say(f"  {change.line()}")
+            kind = self.kinds[change.kind]
+            try:
+                if change.op == "create":
+                    desired: Desired = change.args["desired"]
+                    state.found[desired.key] = kind.create(ctx, desired, resolve(desired.props, resolver),
+                                                           change.args["tags"])
+                elif change.op == "update":
+                    desired = change.args["desired"]
+                    kind.update(ctx, desired, resolve(desired.props, resolver), state.found[desired.key],
+                                change.args["differences"])
+                else:
+                    note = kind.delete(ctx, change.args["found"])
+                    if note:
+                        warnings.append(f"{change.kind} {change.name}: {note}")
+                        ctx.say(f"    skipped: {note}")
+                    if state.found.get(change.key) is change.args["found"]:
+                        del state.found[change.key]
+            except Unresolved as missing:
+                raise StepError(self.name, f"{change.kind} {change.name}",
+                                f"needs {missing.ref.key} of step {missing.ref.step}, which does not exist: "
+                                f"run `pointapp up --only {missing.ref.step}` first") from None
+            except botocore.exceptions.ClientError as error:
+                info = error.response.get("Error", {})
+                raise StepError(self.name, f"{change.kind} {change.name}", info.get("Message", str(error)),
+                                info.get("Code")) from error
+        ctx.forget_outputs(self.name)
+        return warnings
+
+    def resource_count(self, spec: Spec, state: StepState) -> int:
+        return len(self.desired(spec))
+
+    def outputs(self, state: StepState) -> dict[str, str]:
+        return state.ids()
+
+    def inventory(self, state: StepState) -> Table:
+        rows = [(f.kind, f.name, f.id, self.kinds[f.kind].describe(f))
+                for f in list(state.found.values()) + state.strays]
+        return Table(["resource", "name", "id", "detail"], rows, title=f"{self.name}: {len(rows)} resources")
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def client_error_code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def ignore_codes(call: Callable[..., Any], codes: Iterable[str], **kwargs: Any) -> Any:
+    """Call; an error whose code is in ``codes`` (say, not found on delete) counts as success."""
+    try:
+        return call(**kwargs)
+    except botocore.exceptions.ClientError as error:
+        if client_error_code(error) in set(codes):
+            return None
+        raise

@@ -1,0 +1,118 @@
+"""The ``endpoints`` step: private doors from the VPC to AWS services, so tasks need no internet for them.
+
+Interface endpoints (``ecr.api``, ``ecr.dkr``, ``logs``, ``secretsmanager`` by default) sit in the egress
+subnets behind the egress security group, with private DNS so the usual service names resolve to them.
+The S3 gateway endpoint is a route on the container route table(s): ECR keeps image layers in S3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep
+from pointapp.spec import Spec
+from pointapp.steps.network import route_table_keys
+from pointapp.tags import KEY, from_aws_tags, owner_filters, tag_specifications
+
+NAME = "endpoints"
+
+
+class VpcEndpoint(Kind):
+    name = "vpc-endpoint"
+    service = "ec2"
+
+    def find(self, ctx: Any, spec: Spec, step: str) -> list[Found]:
+        pages = ctx.client("ec2").get_paginator("describe_vpc_endpoints").paginate(Filters=owner_filters(spec, step))
+        return [Found(self.name, from_aws_tags(e.get("Tags"))[KEY], e["VpcEndpointId"], from_aws_tags(e.get("Tags")), e)
+                for page in pages for e in page["VpcEndpoints"]
+                if e.get("State", "").lower() not in ("deleting", "deleted")]
+
+    @staticmethod
+    def _service_name(ctx: Any, props: Mapping[str, Any]) -> str:
+        return f"com.amazonaws.{ctx.target.region}.{props['service']}"
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        raw = found.raw
+        if raw.get("VpcEndpointType") != props["type"] or not raw["ServiceName"].endswith("." + props["service"]):
+            return f"now {raw.get('VpcEndpointType')} {raw['ServiceName']}"
+        if raw.get("VpcId") != props["vpc"] and not str(props["vpc"]).startswith("<"):
+            return f"in another VPC ({raw.get('VpcId')})"
+        return None
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        current = {
+            "subnets": sorted(raw.get("SubnetIds", [])),
+            "groups": sorted(g["GroupId"] for g in raw.get("Groups", [])),
+            "route_tables": sorted(raw.get("RouteTableIds", [])),
+            "private_dns": bool(raw.get("PrivateDnsEnabled")),
+        }
+        wanted = {"subnets": sorted(props.get("subnets", [])), "groups": sorted(props.get("groups", [])),
+                  "route_tables": sorted(props.get("route_tables", [])), "private_dns": props["type"] == "Interface"}
+        if props["type"] != "Interface":  # private DNS is a property of interface endpoints only
+            del current["private_dns"], wanted["private_dns"]
+        return {key: value for key, value in wanted.items() if current[key] != value}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        args: dict[str, Any] = {"VpcEndpointType": props["type"], "VpcId": props["vpc"],
+                                "ServiceName": self._service_name(ctx, props),
+                                "TagSpecifications": tag_specifications("vpc-endpoint", tags)}
+        if props["type"] == "Interface":
+            args.update(SubnetIds=list(props["subnets"]), SecurityGroupIds=list(props["groups"]),
+                        PrivateDnsEnabled=True)
+        else:
+            args.update(RouteTableIds=list(props["route_tables"]))
+        endpoint = ctx.client("ec2").create_vpc_endpoint(**args)["VpcEndpoint"]
+        return Found(self.name, desired.key, endpoint["VpcEndpointId"], dict(tags), endpoint)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        ec2 = ctx.client("ec2")
+        if "tags" in changes:
+            ec2.create_tags(Resources=[found.id], Tags=[{"Key": k, "Value": v} for k, v in changes["tags"].items()])
+        have = {"subnets": set(found.raw.get("SubnetIds", [])),
+                "groups": {g["GroupId"] for g in found.raw.get("Groups", [])},
+                "route_tables": set(found.raw.get("RouteTableIds", []))}
+        names = {"subnets": "SubnetIds", "groups": "SecurityGroupIds", "route_tables": "RouteTableIds"}
+        args: dict[str, Any] = {}
+        for field, api_name in names.items():
+            if field in changes:
+                want = set(changes[field])
+                if want - have[field]:
+                    args[f"Add{api_name}"] = sorted(want - have[field])
+                if have[field] - want:
+                    args[f"Remove{api_name}"] = sorted(have[field] - want)
+        if "private_dns" in changes:
+            args["PrivateDnsEnabled"] = changes["private_dns"]
+        if args:
+            ec2.modify_vpc_endpoint(VpcEndpointId=found.id, **args)
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ctx.client("ec2").delete_vpc_endpoints(VpcEndpointIds=[found.id])
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        where = raw.get("SubnetIds") or raw.get("RouteTableIds") or []
+        return f"{raw.get('VpcEndpointType')} {raw.get('ServiceName')} {raw.get('State')} in {len(where)} place(s)"
+
+
+def desired(spec: Spec) -> list[Desired]:
+    """One interface endpoint per configured service, and the S3 gateway endpoint."""
+    settings = spec.endpoints
+    subnets = [Ref("network", f"subnet/{settings.tier}/{i}") for i in range(spec.network.zones)]
+    wanted = [Desired("vpc-endpoint", f"endpoint/{service}", spec.name("vpce", service.replace(".", "-")),
+                      {"type": "Interface", "service": service, "vpc": Ref("network", "vpc"), "subnets": subnets,
+                       "groups": [Ref("network", f"sg/{settings.security_group}")]},
+                      f"interface endpoint for {service} in the {settings.tier} subnets, private DNS")
+              for service in settings.interface]
+    if settings.s3_gateway:
+        tables = [Ref("network", key) for table in settings.gateway_route_tables for key in route_table_keys(spec, table)]
+        wanted.append(Desired("vpc-endpoint", "endpoint/s3", spec.name("vpce", "s3"),
+                              {"type": "Gateway", "service": "s3", "vpc": Ref("network", "vpc"), "route_tables": tables},
+                              "S3 gateway endpoint on the " + ", ".join(settings.gateway_route_tables) + " route table"))
+    return wanted
+
+
+STEP = ResourceStep(NAME, [VpcEndpoint()], desired, uses=("network",))
