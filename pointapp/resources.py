@@ -67,7 +67,7 @@ class Unresolved(Exception):
         super().__init__(f"{ref.step} {ref.key}")
 
 
-Resolver = Callable[[Ref], str]
+Resolver = Callable[[Ref], Any]
 
 
 def resolve(value: Any, resolver: Resolver) -> Any:
@@ -97,8 +97,11 @@ class Kind:
     name = ""
     service = ""
 
-    def find(self, ctx: Any, spec: Spec, step: str) -> list[Found]:
-        """Every resource of this kind that ``step`` owns in this environment (strays included)."""
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        """Every resource of this kind that ``step`` owns in this environment (strays included).
+
+        ``known`` holds what the step's earlier kinds found (a listener is looked up on its load balancer).
+        """
         raise NotImplementedError
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -130,7 +133,7 @@ class StepState:
 
     found: dict[str, Found] = field(default_factory=dict)
     strays: list[Found] = field(default_factory=list)
-    refs: dict[tuple[str, str], str] = field(default_factory=dict)
+    refs: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def ids(self) -> dict[str, str]:
         return {key: found.id for key, found in self.found.items()}
@@ -140,11 +143,19 @@ class ResourceStep:
     """The step protocol over a list of :class:`Desired` resources and their :class:`Kind` handlers."""
 
     def __init__(self, name: str, kinds: Sequence[Kind], desired: Callable[[Spec], list[Desired]],
-                 uses: Sequence[str] = ()) -> None:
+                 uses: Sequence[str] = (), runtime: Callable[[Any], dict[str, Any]] | None = None) -> None:
         self.name = name
         self.kinds = {kind.name: kind for kind in kinds}
         self.desired = desired
         self.uses = tuple(uses)
+        self.runtime = runtime  # values known only on a target (account, region): Ref("runtime", key)
+
+    def _collect_refs(self, ctx: Any, state: StepState) -> None:
+        for step in self.uses:
+            for key, value in ctx.outputs(step).items():
+                state.refs[(step, key)] = value
+        for key, value in (self.runtime(ctx) if self.runtime else {}).items():
+            state.refs[("runtime", key)] = value
 
     # discover
 
@@ -152,18 +163,16 @@ class ResourceStep:
         state = StepState()
         wanted = {d.key for d in self.desired(ctx.spec)}
         for kind in self.kinds.values():
-            for found in kind.find(ctx, ctx.spec, self.name):
+            for found in kind.find(ctx, ctx.spec, self.name, state.found):
                 if found.key in wanted and found.key not in state.found:
                     state.found[found.key] = found
                 else:
                     state.strays.append(found)
-        for step in self.uses:
-            for key, value in ctx.outputs(step).items():
-                state.refs[(step, key)] = value
+        self._collect_refs(ctx, state)
         return state
 
     def _resolver(self, state: StepState, strict: bool) -> Resolver:
-        def lookup(ref: Ref) -> str:
+        def lookup(ref: Ref) -> Any:
             if ref.step == self.name:
                 found = state.found.get(ref.key)
                 if found is not None:
@@ -222,9 +231,7 @@ class ResourceStep:
 
     def apply(self, ctx: Any, changes: Sequence[Change], state: StepState) -> list[str]:
         warnings: list[str] = []
-        for step in self.uses:  # a plan made before a step it uses was applied
-            for key, value in ctx.outputs(step).items():
-                state.refs[(step, key)] = value
+        self._collect_refs(ctx, state)  # a plan made before a step it uses was applied
         resolver = self._resolver(state, strict=True)
         for change in changes:
             ctx.say(f"  {change.line()}")

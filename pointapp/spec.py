@@ -27,6 +27,16 @@ NAT_MODES = ("none", "single", "per-az")
 _KEY = r"^[a-z][a-z0-9]*$"
 
 
+#: Fargate's CPU units and the memory sizes (MiB) each allows.
+FARGATE_MEMORY: dict[int, list[int]] = {
+    256: [512, 1024, 2048],
+    512: list(range(1024, 4097, 1024)),
+    1024: list(range(2048, 8193, 1024)),
+    2048: list(range(4096, 16385, 1024)),
+    4096: list(range(8192, 30721, 1024)),
+}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -34,7 +44,8 @@ class _Model(BaseModel):
 class Rule(_Model):
     """One inbound rule of a security group: one port, from CIDR ranges or from other groups."""
 
-    port: int | Literal["app"] = Field(description="a port number, or 'app' for the service's port")
+    port: int | Literal["app", "test"] = Field(
+        description="a port number, 'app' for the service's port or 'test' for the test listener's")
     protocol: Literal["tcp", "udp"] = "tcp"
     cidrs: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
@@ -96,7 +107,16 @@ class Service(_Model):
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")
     test_listener_port: int = Field(10080, ge=1, le=65535)
     test_listener_cidrs: tuple[str, ...] = ()
-    log_retention_days: int = Field(30, ge=1)
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                                2557, 2922, 3288, 3653] = 30
+    container_name: str = Field("api", pattern=r"^[A-Za-z0-9_-]{1,255}$")
+    health_check_command: str = "curl -fsS http://localhost:{port}{path} >/dev/null || exit 1"
+    secrets: dict[str, str] = Field(default_factory=lambda: {"DB_CREDENTIALS": "database"},
+                                    description="environment variable -> secret name under <prefix>-<env>/")
+    load_balancer_group: str = "ingress"
+    task_group: str = "container"
+    load_balancer_tier: str = "ingress"
+    task_tier: str = "container"
 
 
 class Delivery(_Model):
@@ -174,9 +194,13 @@ class Spec(_Model):
         for rule in self.network.security_groups[group].ingress:
             if rule.with_certificate and not self.service.certificate_arn:
                 continue
-            if rule.port == "app":
-                rule = rule.model_copy(update={"port": self.service.port})
+            if rule.port in ("app", "test"):
+                port = self.service.port if rule.port == "app" else self.service.test_listener_port
+                rule = rule.model_copy(update={"port": port})
             rules.append(rule)
+        if group == self.service.load_balancer_group and self.service.test_listener_cidrs:
+            rules.append(Rule(port=self.service.test_listener_port, cidrs=self.service.test_listener_cidrs,
+                              description="Test listener from the CIDR blocks allowed in the spec"))
         return rules
 
 
@@ -217,11 +241,13 @@ DEFAULTS: dict[str, Any] = {
         },
         "security_groups": {
             "ingress": {
-                "description": "Public load balancer: HTTP (and HTTPS with a certificate) from the internet",
+                "description": "Public load balancer: HTTP (HTTPS with a certificate) from the internet, test listener from the bastion",
                 "ingress": [
                     _sg_rule(80, "HTTP from the internet to the load balancer", cidrs=_ANYWHERE),
                     _sg_rule(443, "HTTPS from the internet to the load balancer", cidrs=_ANYWHERE,
                              with_certificate=True),
+                    _sg_rule("test", "Test listener of blue/green releases, from the bastion only",
+                             groups=("management",)),
                 ],
             },
             "container": {
@@ -452,11 +478,15 @@ def check_spec(spec: Spec) -> None:
     if not network.tiers.get(network.nat_tier, Tier(public=False, route_table="", cidrs=(), holds="")).public:
         raise SpecError("network.nat_tier", f"{network.nat_tier!r} must name a public tier; public tiers: "
                         + ", ".join(name for name, tier in network.tiers.items() if tier.public))
-    for field, tier in (("endpoints.tier", spec.endpoints.tier), ("bastion.tier", spec.bastion.tier)):
+    for field, tier in (("endpoints.tier", spec.endpoints.tier), ("bastion.tier", spec.bastion.tier),
+                        ("service.load_balancer_tier", spec.service.load_balancer_tier),
+                        ("service.task_tier", spec.service.task_tier)):
         if tier not in network.tiers:
             raise SpecError(field, f"unknown tier {tier!r}; allowed: {', '.join(network.tiers)}")
     for field, group in (("endpoints.security_group", spec.endpoints.security_group),
-                         ("bastion.security_group", spec.bastion.security_group)):
+                         ("bastion.security_group", spec.bastion.security_group),
+                         ("service.load_balancer_group", spec.service.load_balancer_group),
+                         ("service.task_group", spec.service.task_group)):
         if group not in groups:
             raise SpecError(field, f"unknown security group {group!r}; allowed: {', '.join(groups)}")
     for table in spec.endpoints.gateway_route_tables:
@@ -465,6 +495,13 @@ def check_spec(spec: Spec) -> None:
                             f"unknown route table {table!r}; allowed: {', '.join(network.route_tables)}")
     for cidr in spec.service.test_listener_cidrs:
         parse_network("service.test_listener_cidrs", cidr)
+    memory = FARGATE_MEMORY.get(spec.service.cpu)
+    if memory is None:
+        raise SpecError("service.cpu", f"{spec.service.cpu} is not a Fargate size; allowed: "
+                        + ", ".join(map(str, FARGATE_MEMORY)))
+    if spec.service.memory not in memory:
+        raise SpecError("service.memory", f"{spec.service.memory} MiB does not fit {spec.service.cpu} CPU units; "
+                        f"allowed: {memory[0]} to {memory[-1]} in steps of {memory[1] - memory[0] if len(memory) > 1 else 0}")
     if spec.service.test_listener_port == spec.service.port:
         raise SpecError("service.test_listener_port", "must differ from service.port")
     for key, value in spec.tags.items():

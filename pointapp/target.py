@@ -132,6 +132,17 @@ class Context:
                 config=self.botocore_config)
         return self._clients[service]
 
+    @property
+    def account(self) -> str:
+        """The AWS account id of the target (asked once)."""
+        if "account" not in self._outputs:
+            self._outputs["account"] = {"id": str(self.client("sts").get_caller_identity()["Account"])}
+        return self._outputs["account"]["id"]
+
+    @property
+    def partition(self) -> str:
+        return self.session.get_partition_for_region(self.target.region)
+
     def outputs(self, step: str) -> dict[str, str]:
         """The ids a step exposes to the steps that use it, discovered once per run until it changes."""
         if step not in self._outputs:

@@ -63,7 +63,7 @@ STEPS: tuple[StepInfo, ...] = (
     StepInfo("cache", "ElastiCache Redis in the cache subnets", ("network",), "09_cache.ipynb", None),
     StepInfo("mail", "SES sender identity", (), "11_mail.ipynb", None),
     StepInfo("service", "ECS on Fargate behind the load balancer", ("network", "endpoints", "registry"),
-             "06_service.ipynb", None),
+             "06_service.ipynb", "pointapp.steps.service"),
     StepInfo("delivery", "CodeDeploy blue/green and CodePipeline", ("service", "registry"),
              "07_delivery.ipynb", None),
     StepInfo("bastion", "SSM-only bastion host in the management subnets", ("network",), "10_bastion.ipynb", None),

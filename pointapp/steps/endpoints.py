@@ -22,7 +22,7 @@ class VpcEndpoint(Kind):
     name = "vpc-endpoint"
     service = "ec2"
 
-    def find(self, ctx: Any, spec: Spec, step: str) -> list[Found]:
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         pages = ctx.client("ec2").get_paginator("describe_vpc_endpoints").paginate(Filters=owner_filters(spec, step))
         return [Found(self.name, from_aws_tags(e.get("Tags"))[KEY], e["VpcEndpointId"], from_aws_tags(e.get("Tags")), e)
                 for page in pages for e in page["VpcEndpoints"]

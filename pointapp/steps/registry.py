@@ -41,7 +41,7 @@ class Repository(Kind):
     name = "ecr-repository"
     service = "ecr"
 
-    def find(self, ctx: Any, spec: Spec, step: str) -> list[Found]:
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         ecr = ctx.client("ecr")
         found = []
         for page in ecr.get_paginator("describe_repositories").paginate():

@@ -1,0 +1,164 @@
+"""Resource kinds shared by several steps: IAM roles and CloudWatch log groups."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from pointapp.resources import Desired, Found, Kind, ignore_codes
+from pointapp.spec import Spec
+from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned
+
+
+def role_path(spec: Spec) -> str:
+    """Every role pointapp makes lives under this IAM path, so one listing finds them all."""
+    return f"/pointapp/{spec.owner}/"
+
+
+def trust_policy(*services: str, statement: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A trust policy for AWS service principals, or one explicit statement."""
+    if statement is not None:
+        return {"Version": "2012-10-17", "Statement": [dict(statement)]}
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": sorted(services) if len(services) > 1 else services[0]},
+         "Action": "sts:AssumeRole"}]}
+
+
+def policy(*statements: Mapping[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": [dict(s) for s in statements]}
+
+
+def _document(value: Any) -> Any:
+    """IAM returns policy documents URL-encoded (real AWS) or decoded (some emulators)."""
+    if isinstance(value, str):
+        return json.loads(unquote(value))
+    return value
+
+
+class Role(Kind):
+    """An IAM role: trust policy, managed policies, inline policies."""
+
+    name = "iam-role"
+    service = "iam"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        iam = ctx.client("iam")
+        found = []
+        for page in iam.get_paginator("list_roles").paginate(PathPrefix=role_path(spec)):
+            for role in page["Roles"]:
+                tags = from_aws_tags(iam.list_role_tags(RoleName=role["RoleName"])["Tags"])
+                if not is_owned(tags, spec, step):
+                    continue
+                raw = dict(role)
+                raw["AssumeRolePolicyDocument"] = _document(role["AssumeRolePolicyDocument"])
+                raw["Managed"] = sorted(p["PolicyArn"] for p in
+                                        iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"])
+                raw["Inline"] = {name: _document(iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"])
+                                 for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]}
+                found.append(Found(self.name, tags[KEY], role["RoleName"], tags, raw))
+        return found
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        current = {"trust": raw["AssumeRolePolicyDocument"], "managed": raw["Managed"], "inline": raw["Inline"]}
+        wanted = {"trust": props["trust"], "managed": sorted(props.get("managed", [])), "inline": props.get("inline", {})}
+        return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        iam = ctx.client("iam")
+        role = iam.create_role(RoleName=desired.name, Path=role_path(ctx.spec), Description=desired.detail[:1000],
+                               AssumeRolePolicyDocument=json.dumps(props["trust"]), Tags=as_aws_tags(tags))["Role"]
+        found = Found(self.name, desired.key, desired.name, dict(tags),
+                      {**role, "AssumeRolePolicyDocument": props["trust"], "Managed": [], "Inline": {}})
+        self.update(ctx, desired, props, found, {"managed": props.get("managed", []), "inline": props.get("inline", {})})
+        return found
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        iam = ctx.client("iam")
+        if "tags" in changes:
+            iam.tag_role(RoleName=found.id, Tags=as_aws_tags(changes["tags"]))
+        if "trust" in changes:
+            iam.update_assume_role_policy(RoleName=found.id, PolicyDocument=json.dumps(changes["trust"]))
+        if "managed" in changes:
+            for arn in sorted(set(changes["managed"]) - set(found.raw["Managed"])):
+                iam.attach_role_policy(RoleName=found.id, PolicyArn=arn)
+            for arn in sorted(set(found.raw["Managed"]) - set(changes["managed"])):
+                iam.detach_role_policy(RoleName=found.id, PolicyArn=arn)
+        if "inline" in changes:
+            for name, document in changes["inline"].items():
+                if found.raw["Inline"].get(name) != document:
+                    iam.put_role_policy(RoleName=found.id, PolicyName=name, PolicyDocument=json.dumps(document))
+            for name in set(found.raw["Inline"]) - set(changes["inline"]):
+                iam.delete_role_policy(RoleName=found.id, PolicyName=name)
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        iam = ctx.client("iam")
+        for arn in found.raw.get("Managed", []):
+            ignore_codes(iam.detach_role_policy, ["NoSuchEntity"], RoleName=found.id, PolicyArn=arn)
+        for name in found.raw.get("Inline", {}):
+            ignore_codes(iam.delete_role_policy, ["NoSuchEntity"], RoleName=found.id, PolicyName=name)
+        ignore_codes(iam.delete_role, ["NoSuchEntity"], RoleName=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        inline = ", ".join(found.raw.get("Inline", {})) or "no inline policy"
+        managed = ", ".join(arn.rsplit("/", 1)[-1] for arn in found.raw.get("Managed", [])) or "no managed policy"
+        return f"{found.raw.get('Arn')}; {managed}; {inline}"
+
+
+class LogGroup(Kind):
+    """A CloudWatch Logs group with a retention period."""
+
+    name = "log-group"
+    service = "logs"
+
+    @staticmethod
+    def prefix(spec: Spec) -> str:
+        return f"/pointapp/{spec.owner}/"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        logs = ctx.client("logs")
+        found = []
+        for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=self.prefix(spec)):
+            for group in page["logGroups"]:
+                tags = logs.list_tags_log_group(logGroupName=group["logGroupName"]).get("tags", {})
+                if is_owned(tags, spec, step):
+                    found.append(Found(self.name, tags[KEY], group["logGroupName"], tags, group))
+        return found
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        if found.raw.get("retentionInDays") != props["retention_days"]:
+            return {"retention_days": props["retention_days"]}
+        return {}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        logs = ctx.client("logs")
+        logs.create_log_group(logGroupName=desired.name, tags=dict(tags))
+        logs.put_retention_policy(logGroupName=desired.name, retentionInDays=props["retention_days"])
+        return Found(self.name, desired.key, desired.name, dict(tags),
+                     {"logGroupName": desired.name, "retentionInDays": props["retention_days"]})
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        logs = ctx.client("logs")
+        if "tags" in changes:
+            logs.tag_log_group(logGroupName=found.id, tags=dict(changes["tags"]))
+        if "retention_days" in changes:
+            logs.put_retention_policy(logGroupName=found.id, retentionInDays=changes["retention_days"])
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ignore_codes(ctx.client("logs").delete_log_group, ["ResourceNotFoundException"], logGroupName=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        return f"retention {found.raw.get('retentionInDays')} days"
+
+
+def tags_as_aws(tags: Mapping[str, str], lower: bool = False) -> list[dict[str, str]]:
+    """Tags in the list form; ECS wants lower-case ``key``/``value``."""
+    if lower:
+        return [{"key": k, "value": v} for k, v in tags.items()]
+    return as_aws_tags(tags)

@@ -1,0 +1,504 @@
+"""The ``service`` step: the API on ECS Fargate behind an Application Load Balancer, ready for blue/green.
+
+A log group and two roles (the task execution role that ECS uses to pull the image, write logs and
+inject secrets; the task role the API itself runs with, allowed to send mail from the configured SES
+identity and read only its own secrets); an ECS cluster with Container Insights; a Fargate task
+definition; the load balancer with a blue and a green target group, the production listener and a
+test listener; the ECS service with deployment controller ``CODE_DEPLOY``.
+
+Once CodeDeploy has switched traffic, the listeners forward to the green group: either group is
+accepted, so ``up`` never fights a release.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import botocore.exceptions
+
+from pointapp.kinds import LogGroup, Role, policy, tags_as_aws, trust_policy
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
+from pointapp.spec import Spec
+from pointapp.steps.registry import repository_name
+from pointapp.tags import KEY, from_aws_tags, is_owned
+
+NAME = "service"
+
+
+def _arn(ctx: Any, service: str, resource: str, region: bool = True) -> str:
+    return f"arn:{ctx.partition}:{service}:{ctx.target.region if region else ''}:{ctx.account}:{resource}"
+
+
+class Cluster(Kind):
+    name = "ecs-cluster"
+    service = "ecs"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        answer = ctx.client("ecs").describe_clusters(clusters=[spec.name("cluster")], include=["TAGS", "SETTINGS"])
+        found = []
+        for cluster in answer["clusters"]:
+            tags = {t["key"]: t["value"] for t in cluster.get("tags", [])}
+            if cluster.get("status") == "ACTIVE" and is_owned(tags, spec, step):
+                found.append(Found(self.name, tags[KEY], cluster["clusterArn"], tags, cluster))
+        return found
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        settings = {s["name"]: s["value"] for s in found.raw.get("settings", [])}
+        return {} if settings.get("containerInsights") in ("enabled", "enhanced") else {"container_insights": "enabled"}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        cluster = ctx.client("ecs").create_cluster(
+            clusterName=desired.name, settings=[{"name": "containerInsights", "value": "enabled"}],
+            tags=tags_as_aws(tags, lower=True))["cluster"]
+        return Found(self.name, desired.key, cluster["clusterArn"], dict(tags), cluster)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        ecs = ctx.client("ecs")
+        if "tags" in changes:
+            ecs.tag_resource(resourceArn=found.id, tags=tags_as_aws(changes["tags"], lower=True))
+        if "container_insights" in changes:
+            ecs.update_cluster_settings(cluster=found.id, settings=[{"name": "containerInsights", "value": "enabled"}])
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ignore_codes(ctx.client("ecs").delete_cluster, ["ClusterNotFoundException"], cluster=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        return f"{found.raw.get('status')}, {found.raw.get('activeServicesCount', 0)} service(s)"
+
+
+def container_definition(spec: Spec, image: str, log_group: str, region: str) -> dict[str, Any]:
+    """The API's container: port, logs to CloudWatch, secrets from Secrets Manager, a health check."""
+    service = spec.service
+    command = service.health_check_command.format(port=service.port, path=service.health_check_path)
+    return {
+        "name": service.container_name,
+        "image": image,
+        "essential": True,
+        "portMappings": [{"containerPort": service.port, "protocol": "tcp"}],
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": service.container_name}},
+        "secrets": [{"name": variable, "valueFrom": f"{spec.owner}/{secret}"}
+                    for variable, secret in sorted(service.secrets.items())],
+        "healthCheck": {"command": ["CMD-SHELL", command], "interval": 30, "timeout": 5, "retries": 3,
+                        "startPeriod": 60},
+    }
+
+
+_COMPARED = ("name", "essential", "portMappings", "logConfiguration", "secrets", "healthCheck")
+
+
+class TaskDefinition(Kind):
+    """The task definition family; a change registers a new revision (the running one is CodeDeploy's)."""
+
+    name = "task-definition"
+    service = "ecs"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        try:
+            answer = ctx.client("ecs").describe_task_definition(taskDefinition=spec.name("api"), include=["TAGS"])
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) in ("ClientException", "InvalidParameterException"):
+                return []
+            raise
+        definition = answer["taskDefinition"]
+        tags = {t["key"]: t["value"] for t in answer.get("tags", [])}
+        if definition.get("status") != "ACTIVE" or not is_owned(tags, spec, step):
+            return []
+        return [Found(self.name, tags[KEY], definition["taskDefinitionArn"], tags, definition)]
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        current_container = {k: v for k, v in (raw.get("containerDefinitions") or [{}])[0].items() if k in _COMPARED}
+        wanted_container = {k: v for k, v in props["container"].items() if k in _COMPARED}
+        current = {"cpu": str(raw.get("cpu")), "memory": str(raw.get("memory")),
+                   "execution_role": raw.get("executionRoleArn"), "task_role": raw.get("taskRoleArn"),
+                   "container": current_container}
+        wanted = {"cpu": str(props["cpu"]), "memory": str(props["memory"]), "execution_role": props["execution_role"],
+                  "task_role": props["task_role"], "container": wanted_container}
+        return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        return register_revision(ctx, desired.name, props, tags, image=None)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        image = found.raw["containerDefinitions"][0]["image"]  # keep what the last release deployed
+        revision = register_revision(ctx, desired.name, props, {**found.tags, **changes.get("tags", {})}, image=image)
+        found.id, found.raw = revision.id, revision.raw
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ecs = ctx.client("ecs")
+        family = found.raw["family"]
+        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
+            for arn in page["taskDefinitionArns"]:
+                if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family:
+                    ecs.deregister_task_definition(taskDefinition=arn)
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        image = (raw.get("containerDefinitions") or [{}])[0].get("image")
+        return f"revision {raw.get('revision')}, {raw.get('cpu')} CPU / {raw.get('memory')} MiB, image {image}"
+
+
+def register_revision(ctx: Any, family: str, props: Mapping[str, Any], tags: Mapping[str, str],
+                      image: str | None) -> Found:
+    """Register a revision of the family; ``image`` replaces the spec's image (a release)."""
+    container = dict(props["container"])
+    if image:
+        container["image"] = image
+    definition = ctx.client("ecs").register_task_definition(
+        family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu=str(props["cpu"]),
+        memory=str(props["memory"]), executionRoleArn=props["execution_role"], taskRoleArn=props["task_role"],
+        containerDefinitions=[container], tags=tags_as_aws(tags, lower=True))["taskDefinition"]
+    return Found(TaskDefinition.name, tags.get(KEY, "taskdef"), definition["taskDefinitionArn"], dict(tags), definition)
+
+
+def _elb_tags(elbv2: Any, arns: list[str]) -> dict[str, dict[str, str]]:
+    tags: dict[str, dict[str, str]] = {}
+    for start in range(0, len(arns), 20):
+        for description in elbv2.describe_tags(ResourceArns=arns[start:start + 20])["TagDescriptions"]:
+            tags[description["ResourceArn"]] = from_aws_tags(description.get("Tags"))
+    return tags
+
+
+def _add_elb_tags(ctx: Any, arn: str, changes: Mapping[str, Any]) -> None:
+    if "tags" in changes:
+        ctx.client("elbv2").add_tags(ResourceArns=[arn], Tags=tags_as_aws(changes["tags"]))
+
+
+class TargetGroup(Kind):
+    name = "target-group"
+    service = "elbv2"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        elbv2 = ctx.client("elbv2")
+        groups = [g for page in elbv2.get_paginator("describe_target_groups").paginate()
+                  for g in page["TargetGroups"] if g["TargetGroupName"].startswith(f"{spec.owner}-")]
+        tags = _elb_tags(elbv2, [g["TargetGroupArn"] for g in groups])
+        return [Found(self.name, tags[g["TargetGroupArn"]][KEY], g["TargetGroupArn"], tags[g["TargetGroupArn"]], g)
+                for g in groups if is_owned(tags.get(g["TargetGroupArn"], {}), spec, step)]
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        raw = found.raw
+        if (raw.get("Port"), raw.get("TargetType")) != (props["port"], "ip"):
+            return f"port {raw.get('Port')}, target type {raw.get('TargetType')}"
+        if raw.get("VpcId") != props["vpc"] and not str(props["vpc"]).startswith("<"):
+            return f"in another VPC ({raw.get('VpcId')})"
+        return None
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        if found.raw.get("HealthCheckPath") != props["health_check_path"]:
+            return {"health_check_path": props["health_check_path"]}
+        return {}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        group = ctx.client("elbv2").create_target_group(
+            Name=desired.name, Protocol="HTTP", Port=props["port"], VpcId=props["vpc"], TargetType="ip",
+            HealthCheckPath=props["health_check_path"], HealthCheckProtocol="HTTP", Matcher={"HttpCode": "200-399"},
+            Tags=tags_as_aws(tags))["TargetGroups"][0]
+        return Found(self.name, desired.key, group["TargetGroupArn"], dict(tags), group)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        _add_elb_tags(ctx, found.id, changes)
+        if "health_check_path" in changes:
+            ctx.client("elbv2").modify_target_group(TargetGroupArn=found.id, HealthCheckPath=changes["health_check_path"])
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ignore_codes(ctx.client("elbv2").delete_target_group, ["TargetGroupNotFound"], TargetGroupArn=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        return f"{raw.get('Protocol')}:{raw.get('Port')} type {raw.get('TargetType')}, health {raw.get('HealthCheckPath')}"
+
+
+class LoadBalancer(Kind):
+    name = "load-balancer"
+    service = "elbv2"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        elbv2 = ctx.client("elbv2")
+        try:
+            balancers = elbv2.describe_load_balancers(Names=[spec.name("alb")])["LoadBalancers"]
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) == "LoadBalancerNotFound":
+                return []
+            raise
+        tags = _elb_tags(elbv2, [b["LoadBalancerArn"] for b in balancers])
+        return [Found(self.name, tags[b["LoadBalancerArn"]][KEY], b["LoadBalancerArn"], tags[b["LoadBalancerArn"]], b)
+                for b in balancers if is_owned(tags.get(b["LoadBalancerArn"], {}), spec, step)]
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        if found.raw.get("Scheme") != "internet-facing" or found.raw.get("Type") != "application":
+            return f"{found.raw.get('Scheme')} {found.raw.get('Type')}"
+        return None
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        changes: dict[str, Any] = {}
+        if sorted(z["SubnetId"] for z in raw.get("AvailabilityZones", [])) != sorted(props["subnets"]):
+            changes["subnets"] = sorted(props["subnets"])
+        if sorted(raw.get("SecurityGroups", [])) != sorted(props["groups"]):
+            changes["groups"] = sorted(props["groups"])
+        return changes
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        elbv2 = ctx.client("elbv2")
+        balancer = elbv2.create_load_balancer(
+            Name=desired.name, Subnets=list(props["subnets"]), SecurityGroups=list(props["groups"]),
+            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=tags_as_aws(tags))["LoadBalancers"][0]
+        ctx.say(f"    waiting for load balancer {desired.name} to be active (usually 2 to 4 minutes on AWS) ...")
+        started = time.monotonic()
+        elbv2.get_waiter("load_balancer_available").wait(
+            LoadBalancerArns=[balancer["LoadBalancerArn"]], WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 60})
+        ctx.say(f"    load balancer {desired.name} active after {time.monotonic() - started:.0f}s")
+        return Found(self.name, desired.key, balancer["LoadBalancerArn"], dict(tags), balancer)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        elbv2 = ctx.client("elbv2")
+        _add_elb_tags(ctx, found.id, changes)
+        if "subnets" in changes:
+            elbv2.set_subnets(LoadBalancerArn=found.id, Subnets=changes["subnets"])
+        if "groups" in changes:
+            elbv2.set_security_groups(LoadBalancerArn=found.id, SecurityGroups=changes["groups"])
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        elbv2 = ctx.client("elbv2")
+        ignore_codes(elbv2.delete_load_balancer, ["LoadBalancerNotFound"], LoadBalancerArn=found.id)
+        ctx.say(f"    waiting for load balancer {found.name} to be deleted ...")
+        elbv2.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[found.id],
+                                                        WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 40})
+        return None
+
+    def describe(self, found: Found) -> str:
+        return f"{found.raw.get('DNSName')} ({found.raw.get('State', {}).get('Code', '')})"
+
+
+class Listener(Kind):
+    """A listener; ``forward`` to one of the blue/green groups (whichever CodeDeploy left), or ``redirect``."""
+
+    name = "listener"
+    service = "elbv2"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        balancer = known.get("alb")
+        if balancer is None:
+            return []
+        elbv2 = ctx.client("elbv2")
+        listeners = elbv2.describe_listeners(LoadBalancerArn=balancer.id)["Listeners"]
+        tags = _elb_tags(elbv2, [item["ListenerArn"] for item in listeners])
+        return [Found(self.name, tags[item["ListenerArn"]][KEY], item["ListenerArn"], tags[item["ListenerArn"]], item)
+                for item in listeners if is_owned(tags.get(item["ListenerArn"], {}), spec, step)]
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        return None if found.raw.get("Port") == props["port"] else f"port {found.raw.get('Port')}"
+
+    def _actions(self, props: Mapping[str, Any], target_group: str | None = None) -> list[dict[str, Any]]:
+        if props["action"] == "redirect":
+            return [{"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}]
+        return [{"Type": "forward", "TargetGroupArn": target_group or props["target_groups"][0]}]
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        changes: dict[str, Any] = {}
+        if raw.get("Protocol") != props["protocol"]:
+            changes["protocol"] = props["protocol"]
+        certificates = [c["CertificateArn"] for c in raw.get("Certificates", [])]
+        if props.get("certificate") and certificates != [props["certificate"]]:
+            changes["certificate"] = props["certificate"]
+        action = (raw.get("DefaultActions") or [{}])[0]
+        if action.get("Type") != props["action"]:
+            changes["action"] = props["action"]
+        elif props["action"] == "forward" and action.get("TargetGroupArn") not in props["target_groups"]:
+            changes["action"] = "forward"
+        return changes
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        args: dict[str, Any] = {"LoadBalancerArn": props["load_balancer"], "Protocol": props["protocol"],
+                                "Port": props["port"], "DefaultActions": self._actions(props), "Tags": tags_as_aws(tags)}
+        if props.get("certificate"):
+            args.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06")
+        listener = ctx.client("elbv2").create_listener(**args)["Listeners"][0]
+        return Found(self.name, desired.key, listener["ListenerArn"], dict(tags), listener)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        _add_elb_tags(ctx, found.id, changes)
+        if set(changes) - {"tags"}:
+            args: dict[str, Any] = {"ListenerArn": found.id, "Protocol": props["protocol"], "Port": props["port"],
+                                    "DefaultActions": self._actions(props)}
+            if props.get("certificate"):
+                args["Certificates"] = [{"CertificateArn": props["certificate"]}]
+            ctx.client("elbv2").modify_listener(**args)
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ignore_codes(ctx.client("elbv2").delete_listener, ["ListenerNotFound"], ListenerArn=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        action = (raw.get("DefaultActions") or [{}])[0]
+        target = action.get("TargetGroupArn", "").split("/")[-2] if action.get("TargetGroupArn") else action.get("Type")
+        return f"{raw.get('Protocol')}:{raw.get('Port')} -> {target}"
+
+
+class EcsService(Kind):
+    name = "ecs-service"
+    service = "ecs"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        if "cluster" not in known:
+            return []
+        answer = ctx.client("ecs").describe_services(cluster=known["cluster"].id, services=[spec.name("api")],
+                                                     include=["TAGS"])
+        found = []
+        for service in answer["services"]:
+            tags = {t["key"]: t["value"] for t in service.get("tags", [])}
+            if service.get("status") != "INACTIVE" and is_owned(tags, spec, step):
+                found.append(Found(self.name, tags[KEY], service["serviceArn"], tags, service))
+        return found
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        controller = found.raw.get("deploymentController", {}).get("type", "ECS")
+        return None if controller == "CODE_DEPLOY" else f"deployment controller {controller}"
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        if found.raw.get("desiredCount") != props["desired_count"]:
+            return {"desired_count": props["desired_count"]}
+        return {}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        service = ctx.client("ecs").create_service(
+            cluster=props["cluster"], serviceName=desired.name, taskDefinition=props["task_definition"],
+            desiredCount=props["desired_count"], launchType="FARGATE", platformVersion="LATEST",
+            networkConfiguration={"awsvpcConfiguration": {"subnets": list(props["subnets"]),
+                                                          "securityGroups": list(props["groups"]),
+                                                          "assignPublicIp": "DISABLED"}},
+            loadBalancers=[{"targetGroupArn": props["target_group"], "containerName": props["container_name"],
+                            "containerPort": props["port"]}],
+            deploymentController={"type": "CODE_DEPLOY"}, healthCheckGracePeriodSeconds=60,
+            schedulingStrategy="REPLICA", propagateTags="SERVICE", enableECSManagedTags=True,
+            tags=tags_as_aws(tags, lower=True))["service"]
+        ctx.say("    the service starts its tasks once an image is in the repository; pointapp does not wait for them")
+        return Found(self.name, desired.key, service["serviceArn"], dict(tags), service)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        ecs = ctx.client("ecs")
+        if "tags" in changes:
+            ecs.tag_resource(resourceArn=found.id, tags=tags_as_aws(changes["tags"], lower=True))
+        if "desired_count" in changes:  # the one setting a CODE_DEPLOY service takes outside a deployment
+            ecs.update_service(cluster=props["cluster"], service=found.id, desiredCount=changes["desired_count"])
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ecs = ctx.client("ecs")
+        cluster = found.raw["clusterArn"]
+        ignore_codes(ecs.delete_service, ["ServiceNotFoundException", "ClusterNotFoundException"],
+                     cluster=cluster, service=found.id, force=True)
+        ctx.say(f"    waiting for ECS service {found.name} to drain and stop ...")
+        ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[found.id],
+                                                 WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 60})
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        return (f"{raw.get('launchType')} desired {raw.get('desiredCount')} running {raw.get('runningCount')}, "
+                f"controller {raw.get('deploymentController', {}).get('type')}")
+
+
+def _roles(spec: Spec) -> list[Desired]:
+    owner = spec.owner
+    secrets = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+               "Resource": f"arn:aws:secretsmanager:*:*:secret:{owner}/*"}
+    mail = {"Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
+            "Resource": f"arn:aws:ses:*:*:identity/{spec.mail.identity}"}
+    pull = [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
+                                           "ecr:BatchGetImage"],
+             "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"}]
+    logs = {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"arn:aws:logs:*:*:log-group:{LogGroup.prefix(spec)}api:*"}
+    return [
+        Desired("iam-role", "role/execution", spec.name("task-execution"), {
+            "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
+            "inline": {"pull-image-write-logs-inject-secrets": policy(*pull, logs, secrets)}},
+            "ECS pulls the image, writes logs and injects the secrets"),
+        Desired("iam-role", "role/task", spec.name("task"), {
+            "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
+            "inline": {"send-mail-and-read-own-secrets": policy(mail, secrets)}},
+            f"the API runs as this role: mail only from {spec.mail.identity}, only its own secrets"),
+    ]
+
+
+def desired(spec: Spec) -> list[Desired]:
+    """The service step's resources, in creation order."""
+    service = spec.service
+    zones = range(spec.network.zones)
+    log_group = f"{LogGroup.prefix(spec)}api"
+    groups = {color: Ref(NAME, f"tg/{color}") for color in ("blue", "green")}
+    listeners: list[Desired] = []
+    production = {"load_balancer": Ref(NAME, "alb"), "target_groups": list(groups.values())}
+    if service.certificate_arn:
+        listeners += [
+            Desired("listener", "listener/production", spec.name("listener", "https"),
+                    {**production, "port": 443, "protocol": "HTTPS", "action": "forward",
+                     "certificate": service.certificate_arn}, "HTTPS 443 forwarding to blue (or green after a release)"),
+            Desired("listener", "listener/redirect", spec.name("listener", "http"),
+                    {**production, "port": 80, "protocol": "HTTP", "action": "redirect"}, "HTTP 80 redirecting to HTTPS"),
+        ]
+    else:
+        listeners.append(Desired("listener", "listener/production", spec.name("listener", "http"),
+                                 {**production, "port": 80, "protocol": "HTTP", "action": "forward"},
+                                 "HTTP 80 forwarding to blue (or green after a release)"))
+    listeners.append(Desired("listener", "listener/test", spec.name("listener", "test"),
+                             {**production, "port": service.test_listener_port, "protocol": "HTTP", "action": "forward"},
+                             f"test listener {service.test_listener_port}, reachable from the bastion only"))
+    return [
+        Desired("log-group", "logs", log_group, {"retention_days": service.log_retention_days},
+                f"retention {service.log_retention_days} days"),
+        *_roles(spec),
+        Desired("ecs-cluster", "cluster", spec.name("cluster"), {}, "Fargate, Container Insights on"),
+        Desired("task-definition", "taskdef", spec.name("api"), {
+            "cpu": service.cpu, "memory": service.memory,
+            "execution_role": Ref(NAME, "role/execution", "Arn"), "task_role": Ref(NAME, "role/task", "Arn"),
+            "container": Ref("runtime", "container")}, f"awsvpc, {service.cpu} CPU / {service.memory} MiB, port {service.port}"),
+        *[Desired("target-group", f"tg/{color}", spec.name("tg", color), {
+            "port": service.port, "vpc": Ref("network", "vpc"), "health_check_path": service.health_check_path},
+            f"{color}: target type ip, HTTP {service.port}, health check {service.health_check_path}")
+          for color in ("blue", "green")],
+        Desired("load-balancer", "alb", spec.name("alb"), {
+            "subnets": [Ref("network", f"subnet/{service.load_balancer_tier}/{i}") for i in zones],
+            "groups": [Ref("network", f"sg/{service.load_balancer_group}")]},
+            f"internet-facing, in the {service.load_balancer_tier} subnets"),
+        *listeners,
+        Desired("ecs-service", "ecs-service", spec.name("api"), {
+            "cluster": Ref(NAME, "cluster"), "task_definition": Ref(NAME, "taskdef"),
+            "desired_count": service.desired_count, "container_name": service.container_name, "port": service.port,
+            "subnets": [Ref("network", f"subnet/{service.task_tier}/{i}") for i in zones],
+            "groups": [Ref("network", f"sg/{service.task_group}")], "target_group": groups["blue"]},
+            f"{service.desired_count} tasks over {spec.network.zones} zones, no public IP, controller CODE_DEPLOY"),
+    ]
+
+
+def runtime_values(ctx: Any) -> dict[str, Any]:
+    """What depends on the account and region: the container definition (its image and log settings)."""
+    spec = ctx.spec
+    return {"container": container_definition(spec, image_uri(ctx, spec), f"{LogGroup.prefix(spec)}api",
+                                              ctx.target.region)}
+
+
+def image_uri(ctx: Any, spec: Spec, tag: str | None = None) -> str:
+    """The image CI pushes: ``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>``."""
+    return (f"{ctx.account}.dkr.ecr.{ctx.target.region}.amazonaws.com/{repository_name(spec)}:"
+            f"{tag or spec.service.image_tag}")
+
+
+STEP = ResourceStep(NAME, [LogGroup(), Role(), Cluster(), TaskDefinition(), TargetGroup(), LoadBalancer(), Listener(),
+                            EcsService()], desired, uses=("network",), runtime=runtime_values)
