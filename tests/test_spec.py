@@ -43,7 +43,7 @@ def _rules(spec, group):  # type: ignore[no-untyped-def]
 
 def test_default_security_group_rules() -> None:
     spec = load_spec("prod")
-    assert _rules(spec, "ingress") == [(80, (ANYWHERE_V4, ANYWHERE_V6), ())]
+    assert _rules(spec, "ingress") == [(80, (ANYWHERE_V4, ANYWHERE_V6), ()), (10080, (), ("management",))]
     assert _rules(spec, "container") == [(80, (), ("ingress",))]
     for group, port in (("db", 3306), ("cache", 6379), ("egress", 443)):
         assert _rules(spec, group) == [(port, (), ("container",)), (port, (), ("management",))]
@@ -54,7 +54,8 @@ def test_descriptions_say_what_rules_are() -> None:
     spec = load_spec("prod")
     cache = spec.network.security_groups["cache"]
     assert "Redis" in cache.description and "Endpoint" not in cache.description
-    assert [r.description for r in spec.inbound_rules("ingress")] == ["HTTP from the internet to the load balancer"]
+    assert [r.description for r in spec.inbound_rules("ingress")] == [
+        "HTTP from the internet to the load balancer", "Test listener of blue/green releases, from the bastion only"]
     assert all("Redis" in r.description for r in spec.inbound_rules("cache"))
 
 
@@ -91,7 +92,7 @@ environments:
     spec = load_spec("prod", path)
     assert spec.network.vpc_cidr == "10.1.0.0/16" and spec.network.nat == "per-az"
     assert _rules(spec, "container") == [(8080, (), ("ingress",))]
-    assert [r.port for r in spec.inbound_rules("ingress")] == [80, 443]
+    assert [r.port for r in spec.inbound_rules("ingress")] == [80, 443, 10080]
     assert spec.tags == {"Project": "point-app", "CostCenter": "web"}
     assert spec.network.security_groups["db"].ingress  # untouched defaults survive the merge
     assert load_spec("staging", path).network.nat == "none"

@@ -102,6 +102,7 @@ def test_up_sets_exactly_the_reference_rules(ctx: Context) -> None:
     assert topology()["rules"] == sorted([
         (sg + "ingress", "tcp", 80, "0.0.0.0/0", "HTTP from the internet to the load balancer"),
         (sg + "ingress", "tcp", 80, "::/0", "HTTP from the internet to the load balancer"),
+        (sg + "ingress", "tcp", 10080, sg + "management", "Test listener of blue/green releases, from the bastion only"),
         (sg + "container", "tcp", 80, sg + "ingress", "App port from the load balancer to the API tasks"),
         (sg + "db", "tcp", 3306, sg + "container", "MySQL from the API tasks"),
         (sg + "db", "tcp", 3306, sg + "management", "MySQL from the bastion"),
@@ -146,7 +147,7 @@ def test_every_resource_is_tagged_in_its_create_call(ctx: Context) -> None:
 
 def test_second_up_makes_no_mutating_call_and_plan_is_empty(ctx: Context) -> None:
     first = up(ctx)
-    assert first.summary().startswith("Created 50, changed 1")
+    assert first.summary().startswith("Created 51, changed 1")
     before = len(ctx.calls)
     second = up(ctx)
     calls = ctx.calls[before:]
@@ -249,11 +250,11 @@ def clean() -> dict[str, Any]:
             return topology()
 
 
-MUTATING_CALLS_IN_CLEAN_UP = 51
+MUTATING_CALLS_IN_CLEAN_UP = 52
 
 
 @pytest.mark.parametrize("after", [False, True], ids=["error", "lost-response"])
-@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 12, 15, 16, 17, 18, 20, 25, 33, 40, 45, 48, 50, 51])
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 12, 15, 16, 17, 18, 20, 25, 33, 40, 45, 48, 51, 52])
 def test_up_converges_after_a_failure_halfway(clean: dict[str, Any], mocked: None, k: int, after: bool) -> None:
     expected = clean
     broken = make_context()
@@ -322,7 +323,8 @@ def test_certificate_opens_443_on_the_ingress_group(mocked: None) -> None:
     spec = load_spec("prod", {"service": {"certificate_arn": "arn:aws:acm:ap-northeast-1:123456789012:certificate/x"}})
     up(make_context(spec))
     ingress = [r for r in topology()["rules"] if r[0] == "point-app-prod-sg-ingress"]
-    assert sorted((r[2], r[3]) for r in ingress) == [(80, "0.0.0.0/0"), (80, "::/0"), (443, "0.0.0.0/0"), (443, "::/0")]
+    assert sorted((r[2], r[3]) for r in ingress) == [(80, "0.0.0.0/0"), (80, "::/0"), (443, "0.0.0.0/0"), (443, "::/0"),
+                                                     (10080, "point-app-prod-sg-management")]
 
 
 def test_prod_and_staging_live_side_by_side(clean: dict[str, Any], mocked: None) -> None:
