@@ -48,6 +48,7 @@ def apply(ctx: Context, planned: Plan) -> Outcome:
     """
     observed = planned.observed
     warnings: list[str] = []
+    skipped_before = len(ctx.skipped)
     if planned.changes:
         ctx.require_confirmation("pointapp down" if planned.destroy else "pointapp up")
     for name in planned.steps:
@@ -58,7 +59,8 @@ def apply(ctx: Context, planned: Plan) -> Outcome:
     if not planned.destroy:
         wanted = sum(registry.get(name).load().resource_count(ctx.spec, observed[name]) for name in planned.steps)
         unchanged = max(wanted - len({(c.step, c.key) for c in planned.changes}), 0)
-    return Outcome(planned.changes, unchanged, warnings)
+    skipped = ctx.skipped[skipped_before:]
+    return Outcome([c for c in planned.changes if c not in skipped], unchanged, warnings, skipped)
 
 
 def up(ctx: Context, only: str | Iterable[str] | None = None) -> Outcome:

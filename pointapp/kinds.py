@@ -30,7 +30,7 @@ def policy(*statements: Mapping[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [dict(s) for s in statements]}
 
 
-def _document(value: Any) -> Any:
+def document(value: Any) -> Any:
     """IAM returns policy documents URL-encoded (real AWS) or decoded (some emulators)."""
     if isinstance(value, str):
         return json.loads(unquote(value))
@@ -52,10 +52,10 @@ class Role(Kind):
                 if not is_owned(tags, spec, step):
                     continue
                 raw = dict(role)
-                raw["AssumeRolePolicyDocument"] = _document(role["AssumeRolePolicyDocument"])
+                raw["AssumeRolePolicyDocument"] = document(role["AssumeRolePolicyDocument"])
                 raw["Managed"] = sorted(p["PolicyArn"] for p in
                                         iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"])
-                raw["Inline"] = {name: _document(iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"])
+                raw["Inline"] = {name: document(iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"])
                                  for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]}
                 found.append(Found(self.name, tags[KEY], role["RoleName"], tags, raw))
         return found

@@ -107,11 +107,14 @@ class Outcome:
     applied: list[Change]
     unchanged: int
     warnings: list[str] = field(default_factory=list)
+    skipped: list[Change] = field(default_factory=list)
 
     def summary(self) -> str:
         counts = Counter(change.action for change in self.applied)
         text = (f"Created {counts['create']}, changed {counts['update']}, deleted {counts['delete']}, "
                 f"unchanged {self.unchanged}.")
+        if self.skipped:
+            text += f" Skipped {len(self.skipped)}: the target cannot do them (see above)."
         return "\n".join([*self.warnings, text])
 
     def __str__(self) -> str:

@@ -96,6 +96,7 @@ class Kind:
 
     name = ""
     service = ""
+    tagged = True  # False for kinds that carry no tags of their own (an S3 object)
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         """Every resource of this kind that ``step`` owns in this environment (strays included).
@@ -200,12 +201,14 @@ class ResourceStep:
                 if reason:
                     changes.append(self._delete_change(found, f"replaced: {reason}"))
                     found = None
+            if found is not None and found.raw.get("borrowed"):
+                continue  # exists, made elsewhere: used as it is, never changed
             if found is None:
                 changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, desired.detail,
                                       "create", {"desired": desired, "tags": tags}))
                 continue
             differences = kind.differences(desired, props, found)
-            missing_tags = {k: v for k, v in tags.items() if found.tags.get(k) != v}
+            missing_tags = {k: v for k, v in tags.items() if found.tags.get(k) != v} if kind.tagged else {}
             if missing_tags:
                 differences = {**differences, "tags": missing_tags}
             if differences:
@@ -249,6 +252,7 @@ class ResourceStep:
                     note = kind.delete(ctx, change.args["found"])
                     if note:
                         warnings.append(f"{change.kind} {change.name}: {note}")
+                        ctx.skipped.append(change)
                         ctx.say(f"    skipped: {note}")
                     if state.found.get(change.key) is change.args["found"]:
                         del state.found[change.key]

@@ -122,7 +122,9 @@ class Service(_Model):
 class Delivery(_Model):
     deployment_config: str = Field("CodeDeployDefault.ECSAllAtOnce", pattern=r"^CodeDeployDefault\.ECS")
     termination_wait_minutes: int = Field(60, ge=0, le=2880)
-    github_repository: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$")
+    github_repository: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$",
+                                          description="owner/name of the application's repository on GitHub")
+    github_branch: str = Field("main", pattern=r"^[\w./-]+$")
 
 
 class Database(_Model):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,9 @@ def resolve_target(*, region: str | None = None, endpoint_url: str | None = None
     return Target("emulator", region)
 
 
+READ_PREFIXES = ("Describe", "Get", "List", "Head", "BatchGet")
+
+
 @dataclass(frozen=True)
 class Call:
     """One AWS API call as seen by botocore, before it is sent."""
@@ -87,7 +91,27 @@ class Call:
 
     @property
     def mutating(self) -> bool:
-        return not self.operation.startswith(("Describe", "Get", "List"))
+        return not self.operation.startswith(READ_PREFIXES)
+
+
+#: Operations the embedded emulator (moto) does not implement. On AWS they run; on the emulator the step
+#: says plainly that it skipped them.
+EMULATOR_GAPS = {
+    ("codedeploy", "DeleteApplication"),
+    ("codedeploy", "DeleteDeploymentGroup"),
+    ("codedeploy", "UpdateDeploymentGroup"),
+    ("codedeploy", "StopDeployment"),
+}
+
+
+def _answers_as_moto(url: str | None) -> bool:
+    if not url:
+        return False
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=5) as answer:  # noqa: S310 - http(s) only
+            return bool(answer.status == 200)
+    except (OSError, ValueError):
+        return False
 
 
 def _print_progress(message: str) -> None:
@@ -109,6 +133,8 @@ class Context:
     progress: Callable[[str], None] = _print_progress
     emulator: Emulator | None = None
     calls: list[Call] = field(default_factory=list)
+    emulated: bool | None = None  # None: find out (an endpoint may be moto or something else)
+    skipped: list[Any] = field(default_factory=list)  # changes the target could not carry out
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _outputs: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
@@ -131,6 +157,18 @@ class Context:
                 service, region_name=self.target.region, endpoint_url=self.target.endpoint_url,
                 config=self.botocore_config)
         return self._clients[service]
+
+    def lacks(self, service: str, operation: str) -> str | None:
+        """Why the target cannot run ``operation`` (the emulator lacks it), or None when it can."""
+        if (service, operation) not in EMULATOR_GAPS:
+            return None
+        if self.emulated is None:
+            self.emulated = self.target.kind == "emulator" or (
+                self.target.kind == "endpoint" and _answers_as_moto(self.target.endpoint_url))
+        if not self.emulated:
+            return None
+        return (f"the emulator does not implement {service} {operation}; on AWS pointapp calls it here, "
+                "and nothing was changed now")
 
     @property
     def account(self) -> str:
@@ -255,5 +293,6 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
             emulator.stop()
         raise
     return Context(spec=spec, target=target, session=session, assume_yes=yes,
-                   progress=progress or _print_progress, emulator=emulator)
+                   progress=progress or _print_progress, emulator=emulator,
+                   emulated=True if emulator else (False if target.is_real_aws else None))
 

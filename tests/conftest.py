@@ -40,6 +40,7 @@ def mocked() -> Iterator[None]:
 def make_context(spec: Spec | None = None, **kwargs: Any) -> Context:
     """A context over in-process moto (call inside ``mock_aws``); progress lines are collected."""
     lines: list[str] = []
+    kwargs.setdefault("emulated", True)
     ctx = Context(spec=spec or load_spec("prod"), target=Target("endpoint", REGION, None),
                   session=boto3.Session(region_name=REGION), progress=lines.append, **kwargs)
     ctx.lines = lines  # type: ignore[attr-defined]

@@ -65,7 +65,7 @@ STEPS: tuple[StepInfo, ...] = (
     StepInfo("service", "ECS on Fargate behind the load balancer", ("network", "endpoints", "registry"),
              "06_service.ipynb", "pointapp.steps.service"),
     StepInfo("delivery", "CodeDeploy blue/green and CodePipeline", ("service", "registry"),
-             "07_delivery.ipynb", None),
+             "07_delivery.ipynb", "pointapp.steps.delivery"),
     StepInfo("bastion", "SSM-only bastion host in the management subnets", ("network",), "10_bastion.ipynb", None),
     StepInfo("frontend", "Amplify Hosting for the React frontend", ("service",), "12_frontend.ipynb", None),
 )

@@ -1,0 +1,623 @@
+"""The ``delivery`` step: blue/green releases with CodeDeploy, started by CodePipeline on an ECR push.
+
+- An encrypted, versioned, private S3 bucket for pipeline artifacts, holding ``taskdef.json`` and
+  ``appspec.yaml`` (generated from the spec, see :mod:`pointapp.artifacts`).
+- A CodeDeploy application (ECS) and deployment group: blue/green over the two target groups with the
+  production and test listeners, automatic rollback, the old tasks kept for the termination wait.
+- CodePipeline: sources (the ``latest`` tag in ECR, the artifacts in S3) then ``CodeDeployToECS``.
+- An EventBridge rule that starts the pipeline when ``latest`` is pushed.
+- With ``delivery.github_repository`` set: GitHub's OIDC provider and a role only that repository's
+  branch can assume, to push images without long-lived keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import botocore.exceptions
+
+from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
+from pointapp.kinds import LogGroup, Role, document, policy, role_path, tags_as_aws, trust_policy
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
+from pointapp.spec import Spec
+from pointapp.steps.registry import MOVING_TAG, repository_name
+from pointapp.steps.service import container_definition, image_uri
+from pointapp.tags import KEY, from_aws_tags, is_owned
+
+NAME = "delivery"
+GITHUB_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
+
+
+def bucket_name(ctx: Any, spec: Spec) -> str:
+    """Bucket names are global: the account and region make this one unique."""
+    return f"{spec.owner}-artifacts-{ctx.account}-{ctx.target.region}"[:63]
+
+
+def _arn(ctx: Any, service: str, resource: str, region: bool = True) -> str:
+    return f"arn:{ctx.partition}:{service}:{ctx.target.region if region else ''}:{ctx.account}:{resource}"
+
+
+class Bucket(Kind):
+    name = "s3-bucket"
+    service = "s3"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        s3 = ctx.client("s3")
+        name = bucket_name(ctx, spec)
+        try:
+            tags = from_aws_tags(s3.get_bucket_tagging(Bucket=name)["TagSet"])
+        except botocore.exceptions.ClientError as error:
+            # AccessDenied: the name is taken by someone else's bucket; creating it will say so
+            if client_error_code(error) in ("NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404", "AccessDenied"):
+                return []
+            raise
+        if not is_owned(tags, spec, step):
+            return []
+        raw: dict[str, Any] = {"Name": name}
+        raw["Versioning"] = s3.get_bucket_versioning(Bucket=name).get("Status")
+        try:
+            raw["PublicAccessBlock"] = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        except botocore.exceptions.ClientError:
+            raw["PublicAccessBlock"] = {}
+        try:
+            rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+            raw["Encryption"] = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
+        except botocore.exceptions.ClientError:
+            raw["Encryption"] = None
+        return [Found(self.name, tags[KEY], name, tags, raw)]
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        changes: dict[str, Any] = {}
+        if raw.get("Versioning") != "Enabled":
+            changes["versioning"] = "Enabled"
+        if not raw.get("Encryption"):
+            changes["encryption"] = "AES256"
+        if raw.get("PublicAccessBlock") != PRIVATE:
+            changes["public_access_block"] = "all blocked"
+        return changes
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        s3 = ctx.client("s3")
+        name = props["bucket"]
+        args: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
+        if ctx.target.region != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": ctx.target.region}
+        ignore_codes(s3.create_bucket, ["BucketAlreadyOwnedByYou"], **args)
+        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tags_as_aws(tags)})
+        found = Found(self.name, desired.key, name, dict(tags), {"Name": name})
+        self.update(ctx, desired, props, found, {"versioning": "Enabled", "encryption": "AES256",
+                                                 "public_access_block": "all blocked"})
+        return found
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        s3 = ctx.client("s3")
+        if "tags" in changes:
+            s3.put_bucket_tagging(Bucket=found.id, Tagging={"TagSet": tags_as_aws({**found.tags, **changes["tags"]})})
+        if "public_access_block" in changes:
+            s3.put_public_access_block(Bucket=found.id, PublicAccessBlockConfiguration=PRIVATE)
+        if "encryption" in changes:
+            s3.put_bucket_encryption(Bucket=found.id, ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
+        if "versioning" in changes:
+            s3.put_bucket_versioning(Bucket=found.id, VersioningConfiguration={"Status": "Enabled"})
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        """Empty the bucket (pipeline artifacts only: regenerated by the step) and delete it."""
+        s3 = ctx.client("s3")
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=found.id):
+            doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                      for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            if doomed:
+                s3.delete_objects(Bucket=found.id, Delete={"Objects": doomed, "Quiet": True})
+        ignore_codes(s3.delete_bucket, ["NoSuchBucket"], Bucket=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        private = "private" if raw.get("PublicAccessBlock") == PRIVATE else "NOT private"
+        return f"versioning {raw.get('Versioning')}, encryption {raw.get('Encryption')}, {private}"
+
+
+PRIVATE = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+
+
+class ArtifactObject(Kind):
+    """``taskdef.json`` and ``appspec.yaml`` zipped in the bucket; the pipeline's second source."""
+
+    name = "s3-object"
+    service = "s3"
+    tagged = False
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        bucket = known.get("bucket")
+        if bucket is None:
+            return []
+        try:
+            head = ctx.client("s3").head_object(Bucket=bucket.id, Key=ARTIFACTS_KEY)
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) in ("404", "NoSuchKey", "NotFound"):
+                return []
+            raise
+        tags = {**bucket.tags, KEY: "artifacts"}
+        return [Found(self.name, "artifacts", f"s3://{bucket.id}/{ARTIFACTS_KEY}", tags, head)]
+
+    @staticmethod
+    def _digest(props: Mapping[str, Any]) -> str:
+        return hashlib.sha256(props["content"]).hexdigest()
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        if found.raw.get("Metadata", {}).get("sha256") != self._digest(props):
+            return {"content": f"sha256 {self._digest(props)[:12]}"}
+        return {}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        head = {"Metadata": {"sha256": self._digest(props)}}
+        ctx.client("s3").put_object(Bucket=props["bucket"], Key=ARTIFACTS_KEY, Body=props["content"],
+                                    Metadata=head["Metadata"], ContentType="application/zip")
+        return Found(self.name, desired.key, f"s3://{props['bucket']}/{ARTIFACTS_KEY}", dict(tags), head)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        if set(changes) - {"tags"}:
+            self.create(ctx, desired, props, found.tags)
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        return None  # removed with the bucket, which is emptied first
+
+    def describe(self, found: Found) -> str:
+        return f"sha256 {found.raw.get('Metadata', {}).get('sha256', '')[:12]}"
+
+
+class OidcProvider(Kind):
+    """GitHub's OIDC identity provider. One per account: one made elsewhere is used, never changed."""
+
+    name = "oidc-provider"
+    service = "iam"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        iam = ctx.client("iam")
+        for provider in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]:
+            arn = provider["Arn"]
+            if not arn.endswith(f"/{GITHUB_OIDC_HOST}"):
+                continue
+            tags = from_aws_tags(iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=arn).get("Tags"))
+            borrowed = not is_owned(tags, spec, step)
+            return [Found(self.name, "oidc", arn, tags if not borrowed else {KEY: "oidc"}, {"Arn": arn, "borrowed": borrowed})]
+        return []
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        arn = ctx.client("iam").create_open_id_connect_provider(
+            Url=f"https://{GITHUB_OIDC_HOST}", ClientIDList=["sts.amazonaws.com"], ThumbprintList=[GITHUB_THUMBPRINT],
+            Tags=tags_as_aws(tags))["OpenIDConnectProviderArn"]
+        return Found(self.name, desired.key, arn, dict(tags), {"Arn": arn, "borrowed": False})
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        if "tags" in changes and not found.raw.get("borrowed"):
+            ctx.client("iam").tag_open_id_connect_provider(OpenIDConnectProviderArn=found.id,
+                                                           Tags=tags_as_aws(changes["tags"]))
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        return {}
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        if found.raw.get("borrowed"):
+            return "kept: made outside this environment; other roles may trust it"
+        iam = ctx.client("iam")
+        for page in iam.get_paginator("list_roles").paginate():
+            for role in page["Roles"]:
+                trusted = json.dumps(document(role.get("AssumeRolePolicyDocument") or "{}"))
+                if GITHUB_OIDC_HOST in trusted and not role["Path"].startswith(role_path(ctx.spec)):
+                    return f"kept: role {role['RoleName']} still trusts it"
+        ignore_codes(iam.delete_open_id_connect_provider, ["NoSuchEntity"], OpenIDConnectProviderArn=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        return "used, not owned" if found.raw.get("borrowed") else "owned"
+
+
+class Application(Kind):
+    name = "codedeploy-application"
+    service = "codedeploy"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        codedeploy = ctx.client("codedeploy")
+        name = spec.name("api")
+        try:
+            application = codedeploy.get_application(applicationName=name)["application"]
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) == "ApplicationDoesNotExistException":
+                return []
+            raise
+        arn = _arn(ctx, "codedeploy", f"application:{name}")
+        tags = from_aws_tags(codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))
+        return [Found(self.name, tags[KEY], name, tags, application)] if is_owned(tags, spec, step) else []
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ctx.client("codedeploy").create_application(applicationName=desired.name, computePlatform="ECS",
+                                                    tags=tags_as_aws(tags))
+        return Found(self.name, desired.key, desired.name, dict(tags), {"computePlatform": "ECS"})
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        if "tags" in changes:
+            ctx.client("codedeploy").tag_resource(ResourceArn=_arn(ctx, "codedeploy", f"application:{found.id}"),
+                                                  Tags=tags_as_aws(changes["tags"]))
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        gap = ctx.lacks("codedeploy", "DeleteApplication")
+        if gap:
+            return gap
+        ignore_codes(ctx.client("codedeploy").delete_application, ["ApplicationDoesNotExistException"],
+                     applicationName=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        return f"compute platform {found.raw.get('computePlatform')}"
+
+
+def deployment_group_request(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The deployment group's settings as CreateDeploymentGroup and UpdateDeploymentGroup take them."""
+    return {
+        "serviceRoleArn": props["role"],
+        "deploymentConfigName": props["config"],
+        "deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+        "blueGreenDeploymentConfiguration": {
+            "terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE",
+                                                          "terminationWaitTimeInMinutes": props["termination_wait"]},
+            "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"},
+        },
+        "autoRollbackConfiguration": {"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"]},
+        "ecsServices": [{"serviceName": props["service"], "clusterName": props["cluster"]}],
+        "loadBalancerInfo": {"targetGroupPairInfoList": [{
+            "targetGroups": [{"name": name} for name in props["target_groups"]],
+            "prodTrafficRoute": {"listenerArns": [props["production_listener"]]},
+            "testTrafficRoute": {"listenerArns": [props["test_listener"]]},
+        }]},
+    }
+
+
+_GROUP_FIELDS = ("serviceRoleArn", "deploymentConfigName", "deploymentStyle", "blueGreenDeploymentConfiguration",
+                 "autoRollbackConfiguration", "ecsServices", "loadBalancerInfo")
+
+
+class DeploymentGroup(Kind):
+    name = "deployment-group"
+    service = "codedeploy"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        application = known.get("application")
+        if application is None:
+            return []
+        codedeploy = ctx.client("codedeploy")
+        name = spec.name("api", "blue-green")
+        try:
+            group = codedeploy.get_deployment_group(applicationName=application.id,
+                                                    deploymentGroupName=name)["deploymentGroupInfo"]
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) == "DeploymentGroupDoesNotExistException":
+                return []
+            raise
+        arn = _arn(ctx, "codedeploy", f"deploymentgroup:{application.id}/{name}")
+        tags = from_aws_tags(codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))
+        return [Found(self.name, tags[KEY], name, tags, group)] if is_owned(tags, spec, step) else []
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        wanted = deployment_group_request(props)
+        current = {k: found.raw.get(k) for k in _GROUP_FIELDS}
+        return {k: wanted[k] for k in _GROUP_FIELDS if _normal(current[k]) != _normal(wanted[k])}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        request = deployment_group_request(props)
+        ctx.client("codedeploy").create_deployment_group(applicationName=props["application"],
+                                                         deploymentGroupName=desired.name, tags=tags_as_aws(tags),
+                                                         **request)
+        return Found(self.name, desired.key, desired.name, dict(tags), dict(request))
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        codedeploy = ctx.client("codedeploy")
+        if "tags" in changes:
+            arn = _arn(ctx, "codedeploy", f"deploymentgroup:{props['application']}/{found.id}")
+            codedeploy.tag_resource(ResourceArn=arn, Tags=tags_as_aws(changes["tags"]))
+        if set(changes) - {"tags"}:
+            gap = ctx.lacks("codedeploy", "UpdateDeploymentGroup")
+            if gap:
+                ctx.say(f"    skipped: {gap}")
+                return
+            codedeploy.update_deployment_group(applicationName=props["application"],
+                                               currentDeploymentGroupName=found.id, **deployment_group_request(props))
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        gap = ctx.lacks("codedeploy", "DeleteDeploymentGroup")
+        if gap:
+            return gap
+        ignore_codes(ctx.client("codedeploy").delete_deployment_group,
+                     ["DeploymentGroupDoesNotExistException", "ApplicationDoesNotExistException"],
+                     applicationName=ctx.spec.name("api"), deploymentGroupName=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        style = raw.get("deploymentStyle", {}).get("deploymentType")
+        wait = raw.get("blueGreenDeploymentConfiguration", {}).get("terminateBlueInstancesOnDeploymentSuccess", {})
+        return f"{style}, {raw.get('deploymentConfigName')}, old tasks kept {wait.get('terminationWaitTimeInMinutes')} min"
+
+
+def _normal(value: Any) -> Any:
+    """Compare settings regardless of list order and of empty fields AWS adds."""
+    if isinstance(value, Mapping):
+        return {k: _normal(v) for k, v in sorted(value.items()) if v not in (None, [], {})}
+    if isinstance(value, list):
+        return sorted((_normal(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    return value
+
+
+def pipeline_definition(spec: Spec, props: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Source (the ``latest`` image in ECR and the artifacts in S3), then ``CodeDeployToECS``."""
+    return {
+        "name": name,
+        "roleArn": props["role"],
+        "artifactStore": {"type": "S3", "location": props["bucket"]},
+        "stages": [
+            {"name": "Source", "actions": [
+                {"name": "Image", "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "ECR", "version": "1"},
+                 "configuration": {"RepositoryName": repository_name(spec), "ImageTag": MOVING_TAG},
+                 "outputArtifacts": [{"name": "Image"}], "runOrder": 1},
+                {"name": "Artifacts", "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                 "configuration": {"S3Bucket": props["bucket"], "S3ObjectKey": ARTIFACTS_KEY,
+                                   "PollForSourceChanges": "false"},
+                 "outputArtifacts": [{"name": "Artifacts"}], "runOrder": 1},
+            ]},
+            {"name": "Deploy", "actions": [
+                {"name": "BlueGreen", "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeployToECS",
+                                                       "version": "1"},
+                 "configuration": {
+                     "ApplicationName": props["application"], "DeploymentGroupName": props["deployment_group"],
+                     "TaskDefinitionTemplateArtifact": "Artifacts", "TaskDefinitionTemplatePath": "taskdef.json",
+                     "AppSpecTemplateArtifact": "Artifacts", "AppSpecTemplatePath": "appspec.yaml",
+                     "Image1ArtifactName": "Image", "Image1ContainerName": "IMAGE1_NAME"},
+                 "inputArtifacts": [{"name": "Image"}, {"name": "Artifacts"}], "runOrder": 1},
+            ]},
+        ],
+        "version": 1,
+    }
+
+
+class Pipeline(Kind):
+    name = "pipeline"
+    service = "codepipeline"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        codepipeline = ctx.client("codepipeline")
+        name = spec.name("release")
+        try:
+            answer = codepipeline.get_pipeline(name=name)
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) == "PipelineNotFoundException":
+                return []
+            raise
+        arn = answer.get("metadata", {}).get("pipelineArn") or _arn(ctx, "codepipeline", name)
+        tags = {t["key"]: t["value"] for t in codepipeline.list_tags_for_resource(resourceArn=arn).get("tags", [])}
+        return [Found(self.name, tags[KEY], name, tags, {**answer["pipeline"], "arn": arn})] if is_owned(tags, spec, step) else []
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        wanted = pipeline_definition(props["spec"], props, desired.name)
+        fields = ("roleArn", "artifactStore", "stages")
+        current = {k: found.raw.get(k) for k in fields}
+        return {k: "as specified" for k in fields if _normal(current[k]) != _normal(wanted[k])}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        definition = pipeline_definition(props["spec"], props, desired.name)
+        answer = ctx.client("codepipeline").create_pipeline(
+            pipeline=definition, tags=[{"key": k, "value": v} for k, v in tags.items()])
+        return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": _arn(ctx, "codepipeline", desired.name)})
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        codepipeline = ctx.client("codepipeline")
+        if "tags" in changes:
+            codepipeline.tag_resource(resourceArn=found.raw["arn"],
+                                      tags=[{"key": k, "value": v} for k, v in changes["tags"].items()])
+        if set(changes) - {"tags"}:
+            definition = pipeline_definition(props["spec"], props, desired.name)
+            definition["version"] = found.raw.get("version", 1)
+            codepipeline.update_pipeline(pipeline=definition)
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ignore_codes(ctx.client("codepipeline").delete_pipeline, ["PipelineNotFoundException"], name=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        stages = found.raw.get("stages", [])
+        return " -> ".join(f"{s['name']}({', '.join(a['actionTypeId']['provider'] for a in s['actions'])})" for s in stages)
+
+
+def push_event_pattern(spec: Spec) -> dict[str, Any]:
+    """A successful push of ``latest`` to the API's repository."""
+    return {"source": ["aws.ecr"], "detail-type": ["ECR Image Action"],
+            "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"], "repository-name": [repository_name(spec)],
+                       "image-tag": [MOVING_TAG]}}
+
+
+class EventRule(Kind):
+    name = "event-rule"
+    service = "events"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        events = ctx.client("events")
+        name = spec.name("release-on-push")
+        try:
+            rule = events.describe_rule(Name=name)
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) == "ResourceNotFoundException":
+                return []
+            raise
+        tags = from_aws_tags(events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags"))
+        if not is_owned(tags, spec, step):
+            return []
+        rule["Targets"] = events.list_targets_by_rule(Rule=name).get("Targets", [])
+        rule["EventPattern"] = json.loads(rule.get("EventPattern") or "{}")
+        return [Found(self.name, tags[KEY], name, tags, rule)]
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        changes: dict[str, Any] = {}
+        if raw.get("EventPattern") != props["pattern"] or raw.get("State") != "ENABLED":
+            changes["pattern"] = "push of latest"
+        targets = [(t.get("Arn"), t.get("RoleArn")) for t in raw.get("Targets", [])]
+        if targets != [(props["pipeline"], props["role"])]:
+            changes["target"] = "the release pipeline"
+        return changes
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        events = ctx.client("events")
+        arn = events.put_rule(Name=desired.name, EventPattern=json.dumps(props["pattern"]), State="ENABLED",
+                              Description="Start the release pipeline when the latest image is pushed",
+                              Tags=tags_as_aws(tags))["RuleArn"]
+        events.put_targets(Rule=desired.name, Targets=[{"Id": "pipeline", "Arn": props["pipeline"], "RoleArn": props["role"]}])
+        return Found(self.name, desired.key, desired.name, dict(tags), {"Arn": arn, "State": "ENABLED",
+                                                                          "EventPattern": props["pattern"]})
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        events = ctx.client("events")
+        if "tags" in changes:
+            events.tag_resource(ResourceARN=found.raw["Arn"], Tags=tags_as_aws(changes["tags"]))
+        if "pattern" in changes:
+            events.put_rule(Name=found.id, EventPattern=json.dumps(props["pattern"]), State="ENABLED")
+        if "target" in changes:
+            events.put_targets(Rule=found.id, Targets=[{"Id": "pipeline", "Arn": props["pipeline"], "RoleArn": props["role"]}])
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        events = ctx.client("events")
+        targets = [t["Id"] for t in found.raw.get("Targets", [])]
+        if targets:
+            ignore_codes(events.remove_targets, ["ResourceNotFoundException"], Rule=found.id, Ids=targets)
+        ignore_codes(events.delete_rule, ["ResourceNotFoundException"], Name=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        return f"{found.raw.get('State')}, on a push of '{MOVING_TAG}'"
+
+
+def _roles(spec: Spec) -> list[Desired]:
+    owner = spec.owner
+    task_roles = [f"arn:aws:iam::*:role/pointapp/{owner}/{spec.name(r)}" for r in ("task-execution", "task")]
+    pass_roles = {"Effect": "Allow", "Action": "iam:PassRole", "Resource": task_roles,
+                  "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}}
+    codedeploy = policy(
+        {"Effect": "Allow", "Action": ["ecs:DescribeServices", "ecs:CreateTaskSet", "ecs:UpdateServicePrimaryTaskSet",
+                                       "ecs:DeleteTaskSet"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeListeners",
+                                       "elasticloadbalancing:DescribeRules", "elasticloadbalancing:ModifyListener",
+                                       "elasticloadbalancing:ModifyRule"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["cloudwatch:DescribeAlarms"], "Resource": "*"},
+        pass_roles)
+    pipeline = policy(
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketVersioning", "s3:PutObject"],
+         "Resource": [f"arn:aws:s3:::{owner}-artifacts-*", f"arn:aws:s3:::{owner}-artifacts-*/*"]},
+        {"Effect": "Allow", "Action": ["ecr:DescribeImages"], "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"},
+        {"Effect": "Allow", "Action": ["codedeploy:CreateDeployment", "codedeploy:GetApplication",
+                                       "codedeploy:GetApplicationRevision", "codedeploy:GetDeployment",
+                                       "codedeploy:GetDeploymentConfig", "codedeploy:RegisterApplicationRevision"],
+         "Resource": "*"},
+        {"Effect": "Allow", "Action": ["ecs:RegisterTaskDefinition", "ecs:TagResource"], "Resource": "*"},
+        pass_roles)
+    start = policy({"Effect": "Allow", "Action": "codepipeline:StartPipelineExecution",
+                    "Resource": f"arn:aws:codepipeline:*:*:{spec.name('release')}"})
+    roles = [
+        Desired("iam-role", "role/codedeploy", spec.name("codedeploy"),
+                {"trust": trust_policy("codedeploy.amazonaws.com"), "inline": {"blue-green-ecs": codedeploy}},
+                "CodeDeploy switches the load balancer between blue and green task sets"),
+        Desired("iam-role", "role/pipeline", spec.name("pipeline"),
+                {"trust": trust_policy("codepipeline.amazonaws.com"), "inline": {"release": pipeline}},
+                "CodePipeline reads the sources and starts CodeDeploy"),
+        Desired("iam-role", "role/events", spec.name("events"),
+                {"trust": trust_policy("events.amazonaws.com"), "inline": {"start-release": start}},
+                "EventBridge starts the pipeline on a push of latest"),
+    ]
+    repository = spec.delivery.github_repository
+    if repository:
+        push = policy(
+            {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
+                                           "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage",
+                                           "ecr:BatchGetImage"],
+             "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"})
+        roles.append(Desired("iam-role", "role/github", spec.name("github-release"),
+                             {"trust": Ref("runtime", "github_trust"), "inline": {"push-image": push}},
+                             f"GitHub Actions in {repository} ({spec.delivery.github_branch}) push images"))
+    return roles
+
+
+def github_trust(ctx: Any, spec: Spec) -> dict[str, Any]:
+    """Only the configured repository's branch, through GitHub's OIDC provider, may assume the role."""
+    provider = f"arn:{ctx.partition}:iam::{ctx.account}:oidc-provider/{GITHUB_OIDC_HOST}"
+    return trust_policy(statement={
+        "Effect": "Allow", "Principal": {"Federated": provider}, "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+            f"{GITHUB_OIDC_HOST}:sub": f"repo:{spec.delivery.github_repository}:ref:refs/heads/{spec.delivery.github_branch}",
+        }}})
+
+
+def runtime_values(ctx: Any) -> dict[str, Any]:
+    """What depends on the account and region, and the artifacts built from the service's roles."""
+    spec = ctx.spec
+    service = ctx.outputs("service")
+    container = container_definition(spec, image_uri(ctx, spec), f"{LogGroup.prefix(spec)}api", ctx.target.region)
+    roles = {key: f"arn:{ctx.partition}:iam::{ctx.account}:role/pointapp/{spec.owner}/{spec.name(name)}"
+             for key, name in (("execution", "task-execution"), ("task", "task"))}
+    taskdef = task_definition(spec, container, roles["execution"], roles["task"])
+    values: dict[str, Any] = {
+        "bucket": bucket_name(ctx, spec),
+        "artifacts": artifacts_zip(taskdef, appspec_text(spec)),
+        "pipeline_arn": _arn(ctx, "codepipeline", spec.name("release")),
+        "production_listener": service.get("listener/production", "<listener/production>"),
+        "test_listener": service.get("listener/test", "<listener/test>"),
+    }
+    if spec.delivery.github_repository:
+        values["github_trust"] = github_trust(ctx, spec)
+    return values
+
+
+def desired(spec: Spec) -> list[Desired]:
+    """The delivery step's resources, in creation order."""
+    delivery = spec.delivery
+    application, group = spec.name("api"), spec.name("api", "blue-green")
+    wanted = [Desired("s3-bucket", "bucket", f"{spec.owner}-artifacts", {"bucket": Ref("runtime", "bucket")},
+                      "pipeline artifacts: versioned, encrypted, private")]
+    wanted.append(Desired("s3-object", "artifacts", ARTIFACTS_KEY,
+                          {"bucket": Ref("runtime", "bucket"), "content": Ref("runtime", "artifacts")},
+                          "taskdef.json and appspec.yaml for the CodeDeployToECS action"))
+    if delivery.github_repository:
+        wanted.append(Desired("oidc-provider", "oidc", GITHUB_OIDC_HOST, {}, "GitHub Actions sign-in without keys"))
+    wanted += _roles(spec)
+    wanted += [
+        Desired("codedeploy-application", "application", application, {}, "compute platform ECS"),
+        Desired("deployment-group", "deployment-group", group, {
+            "application": application, "role": Ref(NAME, "role/codedeploy", "Arn"), "config": delivery.deployment_config,
+            "termination_wait": delivery.termination_wait_minutes, "cluster": spec.name("cluster"),
+            "service": spec.name("api"), "target_groups": [spec.name("tg", "blue"), spec.name("tg", "green")],
+            "production_listener": Ref("runtime", "production_listener"), "test_listener": Ref("runtime", "test_listener")},
+            f"blue/green, {delivery.deployment_config}, automatic rollback, old tasks kept "
+            f"{delivery.termination_wait_minutes} min"),
+        Desired("pipeline", "pipeline", spec.name("release"), {
+            "spec": spec, "role": Ref(NAME, "role/pipeline", "Arn"), "bucket": Ref("runtime", "bucket"),
+            "application": application, "deployment_group": group},
+            f"ECR {repository_name(spec)}:{MOVING_TAG} + S3 artifacts -> CodeDeployToECS"),
+        Desired("event-rule", "rule", spec.name("release-on-push"), {
+            "pattern": push_event_pattern(spec), "pipeline": Ref("runtime", "pipeline_arn"),
+            "role": Ref(NAME, "role/events", "Arn")}, f"a push of '{MOVING_TAG}' starts the pipeline"),
+    ]
+    return wanted
+
+
+STEP = ResourceStep(NAME, [Bucket(), ArtifactObject(), OidcProvider(), Role(), Application(), DeploymentGroup(),
+                           Pipeline(), EventRule()], desired, uses=("service",), runtime=runtime_values)
