@@ -76,7 +76,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(runbook)
     runbook.add_argument("-o", "--output", default="runs", help="where run records go (default: runs/)")
     runbook.add_argument("--yes", action="store_true", help="allow the runbook to change real AWS")
-    for sub in (plan, up, down, emulator, runbook):
+    deploy = commands.add_parser("deploy", help="release an image with a CodeDeploy blue/green deployment")
+    _add_spec(deploy, only=False)
+    _add_target(deploy)
+    what = deploy.add_mutually_exclusive_group(required=True)
+    what.add_argument("--image", help="the image to release, with a tag or digest")
+    what.add_argument("--status", action="store_true", help="show the latest deployment")
+    deploy.add_argument("--wait", action="store_true", help="follow the deployment to its end")
+    deploy.add_argument("--yes", action="store_true", help="release on real AWS without asking")
+
+    rollback = commands.add_parser("rollback", help="stop the running deployment with rollback, "
+                                                    "or redeploy the previous revision")
+    _add_spec(rollback, only=False)
+    _add_target(rollback)
+    rollback.add_argument("--wait", action="store_true", help="follow the rollback deployment to its end")
+    rollback.add_argument("--yes", action="store_true", help="roll back on real AWS without asking")
+
+    export = commands.add_parser("export", help="write generated files")
+    export.add_argument("what", choices=["delivery"], help="delivery: taskdef.json, appspec.yaml, GitHub workflow")
+    _add_spec(export, only=False)
+    _add_target(export)
+    export.add_argument("-o", "--output", default="delivery", help="directory to write into (default: delivery/)")
+
+    for sub in (plan, up, down, emulator, runbook, deploy, rollback, export):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
@@ -158,8 +180,52 @@ def cmd_runbook(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _confirm_release(ctx: Context, what: str) -> None:
+    if ctx.target.is_real_aws and not ctx.assume_yes:
+        if not sys.stdin.isatty():
+            raise ConfirmationRequired(f"refusing to {what} on real AWS without confirmation: pass --yes")
+        if input(f"Type 'yes' to {what} on {ctx.target.describe()}: ").strip().lower() != "yes":
+            raise ConfirmationRequired("cancelled: nothing was changed")
+        ctx.assume_yes = True
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from pointapp import release
+
+    if args.image:
+        release.check_image(args.image)  # a bad reference is refused before anything starts
+    with _connect(args) as ctx:
+        if args.status:
+            latest = release.status(ctx)
+            print(latest if latest else f"No deployment of {ctx.spec.owner} yet.")
+            return EXIT_OK
+        _confirm_release(ctx, f"release {args.image}")
+        deployment = release.deploy(ctx, args.image, wait=args.wait)
+        print(deployment)
+        return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from pointapp import release
+
+    with _connect(args) as ctx:
+        _confirm_release(ctx, "roll back")
+        print(release.rollback(ctx, wait=args.wait))
+        return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pointapp import release
+
+    with _connect(args) as ctx:
+        for path in release.export_delivery(ctx, args.output):
+            print(f"wrote {path}")
+        return EXIT_OK
+
+
 COMMANDS: dict[str, Any] = {"plan": cmd_plan, "up": cmd_up, "down": cmd_down, "emulator": cmd_emulator,
-                            "runbook": cmd_runbook}
+                            "runbook": cmd_runbook, "deploy": cmd_deploy, "rollback": cmd_rollback,
+                            "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,11 @@ def role_path(spec: Spec) -> str:
     return f"/pointapp/{spec.owner}/"
 
 
+def role_arn(ctx: Any, name: str) -> str:
+    """The ARN of the role pointapp names ``<prefix>-<env>-<name>`` (known before it exists)."""
+    return f"arn:{ctx.partition}:iam::{ctx.account}:role{role_path(ctx.spec)}{ctx.spec.name(name)}"
+
+
 def trust_policy(*services: str, statement: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A trust policy for AWS service principals, or one explicit statement."""
     if statement is not None:

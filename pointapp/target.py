@@ -101,6 +101,7 @@ EMULATOR_GAPS = {
     ("codedeploy", "DeleteDeploymentGroup"),
     ("codedeploy", "UpdateDeploymentGroup"),
     ("codedeploy", "StopDeployment"),
+    ("codedeploy", "RunDeployment"),  # deployments are recorded but never run
 }
 
 

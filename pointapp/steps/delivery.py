@@ -20,7 +20,7 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
-from pointapp.kinds import LogGroup, Role, document, policy, role_path, tags_as_aws, trust_policy
+from pointapp.kinds import LogGroup, Role, document, policy, role_arn, role_path, tags_as_aws, trust_policy
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
@@ -572,9 +572,7 @@ def runtime_values(ctx: Any) -> dict[str, Any]:
     spec = ctx.spec
     service = ctx.outputs("service")
     container = container_definition(spec, image_uri(ctx, spec), f"{LogGroup.prefix(spec)}api", ctx.target.region)
-    roles = {key: f"arn:{ctx.partition}:iam::{ctx.account}:role/pointapp/{spec.owner}/{spec.name(name)}"
-             for key, name in (("execution", "task-execution"), ("task", "task"))}
-    taskdef = task_definition(spec, container, roles["execution"], roles["task"])
+    taskdef = task_definition(spec, container, role_arn(ctx, "task-execution"), role_arn(ctx, "task"))
     values: dict[str, Any] = {
         "bucket": bucket_name(ctx, spec),
         "artifacts": artifacts_zip(taskdef, appspec_text(spec)),
