@@ -416,7 +416,8 @@ class Pipeline(Kind):
         definition = pipeline_definition(props["spec"], props, desired.name)
         answer = ctx.client("codepipeline").create_pipeline(
             pipeline=definition, tags=[{"key": k, "value": v} for k, v in tags.items()])
-        return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": _arn(ctx, "codepipeline", desired.name)})
+        arn = _arn(ctx, "codepipeline", desired.name)
+        return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:

@@ -1,0 +1,226 @@
+"""Releases on moto, the generated artifacts, and the real-AWS paths moto lacks, checked with Stubber."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from botocore.stub import ANY, Stubber
+
+import pointapp
+from pointapp import release
+from pointapp.errors import PointappError, SpecError
+from pointapp.resources import Found
+from pointapp.spec import load_spec
+from pointapp.steps import delivery
+from pointapp.target import Context, Target
+from tests.conftest import REGION, make_context
+
+STEPS = "network,endpoints,registry,service,delivery"
+IMAGE = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:3f2c1a9"
+
+
+@pytest.fixture
+def built(ctx: Context) -> Context:
+    pointapp.up(ctx, only=STEPS)
+    return ctx
+
+
+def test_deploy_registers_a_revision_and_a_deployment_that_references_it(built: Context) -> None:
+    before = len(built.calls)
+    deployment = release.deploy(built, IMAGE)
+    operations = [c.operation for c in built.calls[before:] if c.mutating]
+    assert operations == ["RegisterTaskDefinition", "CreateDeployment"]  # never UpdateService
+    ecs = boto3.client("ecs", region_name=REGION)
+    revision = ecs.describe_task_definition(taskDefinition="point-app-prod-api")["taskDefinition"]
+    assert revision["revision"] == 2 and revision["containerDefinitions"][0]["image"] == IMAGE
+    assert deployment.task_definition == revision["taskDefinitionArn"]
+    info = boto3.client("codedeploy", region_name=REGION).get_deployment(deploymentId=deployment.id)["deploymentInfo"]
+    content = json.loads(info["revision"]["appSpecContent"]["content"])
+    target = content["Resources"][0]["TargetService"]["Properties"]
+    assert target["TaskDefinition"] == revision["taskDefinitionArn"]
+    assert target["LoadBalancerInfo"] == {"ContainerName": "api", "ContainerPort": 80}
+    assert release.status(built).id == deployment.id
+    assert pointapp.plan(built, only="service").empty  # a release is not drift
+
+
+def test_wait_on_the_emulator_says_it_cannot_follow(built: Context) -> None:
+    release.deploy(built, IMAGE, wait=True)
+    assert any("never runs them" in line for line in built.lines)  # type: ignore[attr-defined]
+
+
+def test_deploy_before_delivery_is_a_clear_error(ctx: Context) -> None:
+    with pytest.raises(PointappError, match=r"run `pointapp up --only delivery` first"):
+        release.deploy(ctx, IMAGE)
+    assert ctx.mutating_calls == []
+
+
+@pytest.mark.parametrize("image", ["", "nginx", "UPPER/case:tag", "repo:tag with space", "repo@sha256:short",
+                                   "http://registry/repo:tag"])
+def test_bad_image_references(image: str) -> None:
+    with pytest.raises(SpecError, match="--image: .* is not an image reference"):
+        release.check_image(image)
+
+
+@pytest.mark.parametrize("image", [IMAGE, "nginx:1.27", "localhost:5000/team/api:v1", "repo@sha256:" + "a" * 64])
+def test_good_image_references(image: str) -> None:
+    assert release.check_image(image) == image
+
+
+def test_export_delivery_artifacts(ctx: Context, tmp_path: Path) -> None:
+    spec = load_spec("prod", {"delivery": {"github_repository": "acme/point-app"}})
+    exporting = make_context(spec)
+    paths = release.export_delivery(exporting, tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == [
+        ".github/workflows/release-prod.yml", "appspec.yaml", "taskdef.json"]
+    taskdef = json.loads((tmp_path / "taskdef.json").read_text())
+    assert taskdef["containerDefinitions"][0]["image"] == "<IMAGE1_NAME>"
+    assert taskdef["networkMode"] == "awsvpc" and taskdef["family"] == "point-app-prod-api"
+    assert taskdef["executionRoleArn"].endswith(":role/pointapp/point-app-prod/point-app-prod-task-execution")
+    appspec = yaml.safe_load((tmp_path / "appspec.yaml").read_text())
+    properties = appspec["Resources"][0]["TargetService"]["Properties"]
+    assert properties["TaskDefinition"] == "<TASK_DEFINITION>"
+    assert appspec["Resources"][0]["TargetService"]["Type"] == "AWS::ECS::Service"
+    workflow = yaml.safe_load((tmp_path / ".github/workflows/release-prod.yml").read_text())
+    assert workflow["permissions"] == {"id-token": "write", "contents": "read"}
+    assert workflow["on"]["push"]["branches"] == ["main"]  # quoted, so YAML 1.1 does not read it as True
+    steps = workflow["jobs"]["image"]["steps"]
+    credentials = next(s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials"))
+    assert credentials["with"]["role-to-assume"].endswith("/point-app-prod-github-release")
+    script = next(s for s in steps if "run" in s)["run"]
+    assert script.index(':$SHA"') < script.index(':latest"', script.index("docker push"))
+    assert "aws_secret_access_key" not in (tmp_path / ".github/workflows/release-prod.yml").read_text().lower()
+
+
+# --- the real-AWS paths the emulator lacks, validated against botocore's service model -----------------
+
+
+def aws_context(spec: Any = None) -> Context:
+    """A context that believes it is on real AWS (confirmed), with clients we stub."""
+    ctx = make_context(spec, emulated=False, assume_yes=True)
+    ctx.target = Target("aws", REGION)
+    return ctx
+
+
+def stub(ctx: Context, service: str) -> Stubber:
+    client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    ctx._clients[service] = client
+    stubber = Stubber(client)
+    stubber.activate()
+    return stubber
+
+
+def test_delete_application_and_group_on_aws() -> None:
+    ctx = aws_context()
+    codedeploy = stub(ctx, "codedeploy")
+    codedeploy.add_response("delete_deployment_group", {"hooksNotCleanedUp": []},
+                            {"applicationName": "point-app-prod-api", "deploymentGroupName": "point-app-prod-api-blue-green"})
+    codedeploy.add_response("delete_application", {}, {"applicationName": "point-app-prod-api"})
+    assert delivery.DeploymentGroup().delete(ctx, Found("deployment-group", "deployment-group",
+                                                        "point-app-prod-api-blue-green", {}, {})) is None
+    assert delivery.Application().delete(ctx, Found("codedeploy-application", "application", "point-app-prod-api",
+                                                    {}, {})) is None
+    codedeploy.assert_no_pending_responses()
+
+
+def test_the_emulator_says_what_it_skipped() -> None:
+    ctx = make_context()
+    note = delivery.Application().delete(ctx, Found("codedeploy-application", "application", "x", {}, {}))
+    assert note == ("the emulator does not implement codedeploy DeleteApplication; on AWS pointapp calls it here, "
+                    "and nothing was changed now")
+
+
+def _group_props() -> dict[str, Any]:
+    return {"application": "point-app-prod-api", "role": "arn:aws:iam::123456789012:role/pointapp/x/codedeploy",
+            "config": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes", "termination_wait": 30,
+            "cluster": "point-app-prod-cluster", "service": "point-app-prod-api",
+            "target_groups": ["point-app-prod-tg-blue", "point-app-prod-tg-green"],
+            "production_listener": "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:listener/app/a/b/c",
+            "test_listener": "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:listener/app/a/b/d"}
+
+
+def test_update_deployment_group_on_aws() -> None:
+    ctx = aws_context()
+    codedeploy = stub(ctx, "codedeploy")
+    props = _group_props()
+    expected = {"applicationName": "point-app-prod-api", "currentDeploymentGroupName": "point-app-prod-api-blue-green",
+                **delivery.deployment_group_request(props)}
+    codedeploy.add_response("update_deployment_group", {"hooksNotCleanedUp": []}, expected)
+    found = Found("deployment-group", "deployment-group", "point-app-prod-api-blue-green", {}, {})
+    delivery.DeploymentGroup().update(ctx, None, props, found, {"deploymentConfigName": props["config"]})  # type: ignore[arg-type]
+    codedeploy.assert_no_pending_responses()
+
+
+def test_create_deployment_group_request_is_valid() -> None:
+    ctx = aws_context()
+    codedeploy = stub(ctx, "codedeploy")
+    props = _group_props()
+    codedeploy.add_response("create_deployment_group", {"deploymentGroupId": "id"}, {
+        "applicationName": "point-app-prod-api", "deploymentGroupName": "g", "tags": ANY,
+        **delivery.deployment_group_request(props)})
+    desired = delivery.desired(ctx.spec)[-3]
+    delivery.DeploymentGroup().create(ctx, desired.__class__(desired.kind, desired.key, "g", props), props, {"a": "b"})
+    codedeploy.assert_no_pending_responses()
+
+
+def _deployment(deployment_id: str, status: str, arn: str, minute: int) -> dict[str, Any]:
+    content = json.dumps({"Resources": [{"TargetService": {"Properties": {"TaskDefinition": arn}}}]})
+    return {"deploymentId": deployment_id, "status": status, "createTime": datetime.datetime(2026, 1, 1, 0, minute),
+            "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": content}}}
+
+
+def _history(codedeploy: Stubber, deployments: list[dict[str, Any]]) -> None:
+    ids = [d["deploymentId"] for d in deployments]
+    codedeploy.add_response("list_deployments", {"deployments": ids},
+                            {"applicationName": "point-app-prod-api", "deploymentGroupName": "point-app-prod-api-blue-green"})
+    codedeploy.add_response("batch_get_deployments", {"deploymentsInfo": deployments}, {"deploymentIds": ids})
+
+
+@pytest.fixture
+def on_aws(mocked: None) -> Context:
+    """A real-AWS context whose CodeDeploy client is stubbed (the step's presence check is tested above)."""
+    return aws_context()
+
+
+def test_rollback_stops_a_running_deployment_on_aws(on_aws: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(release, "_require_delivery", lambda ctx: None)
+    codedeploy = stub(on_aws, "codedeploy")
+    _history(codedeploy, [_deployment("d-2", "InProgress", "arn:td:2", 2), _deployment("d-1", "Succeeded", "arn:td:1", 1)])
+    codedeploy.add_response("stop_deployment", {"status": "Pending"}, {"deploymentId": "d-2", "autoRollbackEnabled": True})
+    assert release.rollback(on_aws).startswith("stopped deployment d-2 with rollback")
+    codedeploy.assert_no_pending_responses()
+
+
+def test_rollback_redeploys_the_previous_revision_on_aws(on_aws: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(release, "_require_delivery", lambda ctx: None)
+    codedeploy = stub(on_aws, "codedeploy")
+    _history(codedeploy, [_deployment("d-2", "Succeeded", "arn:td:2", 2), _deployment("d-1", "Succeeded", "arn:td:1", 1)])
+    codedeploy.add_response("create_deployment", {"deploymentId": "d-3"}, {
+        "applicationName": "point-app-prod-api", "deploymentGroupName": "point-app-prod-api-blue-green",
+        "description": "pointapp rollback to arn:td:1", "revision": {"revisionType": "AppSpecContent", "appSpecContent": {
+            "content": json.dumps(release.artifacts.appspec(on_aws.spec, "arn:td:1"))}}})
+    codedeploy.add_response("get_deployment", {"deploymentInfo": _deployment("d-3", "Created", "arn:td:1", 3)},
+                            {"deploymentId": "d-3"})
+    assert "d-3" in release.rollback(on_aws)
+    codedeploy.assert_no_pending_responses()
+
+
+def test_wait_follows_a_deployment_to_its_end_on_aws(on_aws: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    codedeploy = stub(on_aws, "codedeploy")
+    for status in ("InProgress", "InProgress", "Succeeded"):
+        codedeploy.add_response("get_deployment", {"deploymentInfo": _deployment("d-9", status, "arn:td:9", 9)},
+                                {"deploymentId": "d-9"})
+    monkeypatch.setattr(release.time, "sleep", lambda seconds: None)
+    release.follow(on_aws, "d-9")
+    assert [line for line in on_aws.lines if "d-9" in line] == [  # type: ignore[attr-defined]
+        "  deployment d-9: InProgress after 0s", "  deployment d-9: Succeeded after 0s"]
+    codedeploy.add_response("get_deployment", {"deploymentInfo": {**_deployment("d-8", "Failed", "arn:td:8", 8),
+                                                                  "errorInformation": {"message": "health check"}}},
+                            {"deploymentId": "d-8"})
+    with pytest.raises(PointappError, match="deployment d-8 failed: health check"):
+        release.follow(on_aws, "d-8")
