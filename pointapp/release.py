@@ -28,6 +28,11 @@ _IMAGE = re.compile(r"^(?:[a-z0-9.-]+(?::\d{1,5})?/)?[a-z0-9]+(?:[._/-][a-z0-9]+
 _RUNNING = ("Created", "Queued", "InProgress", "Baking", "Ready")
 
 
+def image_uri(ctx: Context, tag: str) -> str:
+    """The repository's image with ``tag``."""
+    return service.image_uri(ctx, ctx.spec, tag)
+
+
 def check_image(image: str) -> str:
     """An image reference with a tag or digest, such as ``123.dkr.ecr.<region>.amazonaws.com/repo:sha``."""
     if not _IMAGE.match(image or ""):

@@ -15,6 +15,8 @@ from pointapp.target import resolve_target
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 START_HERE = "00_start_here.ipynb"
+#: Walkthroughs that run after the steps they use.
+WALKTHROUGHS = ("20_release.ipynb",)
 
 
 def _local_kernel_manager() -> type:
@@ -31,8 +33,8 @@ def _local_kernel_manager() -> type:
 
 
 def runbook_notebooks(notebooks: Path = NOTEBOOKS) -> list[Path]:
-    """The start page, then the notebook of every available step, in registry order."""
-    names = [START_HERE] + [step.notebook for step in STEPS if step.available]
+    """The start page, the notebook of every available step in registry order, then the walkthroughs."""
+    names = [START_HERE] + [step.notebook for step in STEPS if step.available] + list(WALKTHROUGHS)
     return [notebooks / name for name in names]
 
 

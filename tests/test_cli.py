@@ -171,3 +171,31 @@ def test_runbook_stops_at_a_failing_notebook(tmp_path: Path, server: str) -> Non
                                                              "language": "python"}}), notebooks / name)
     with pytest.raises(PointappError, match=r"01_network.ipynb failed in cell \d+: ValueError: no such thing"):
         run_runbook(endpoint_url=server, output=tmp_path / "runs", notebooks=notebooks)
+
+
+def test_deploy_status_rollback_and_export(server: str, tmp_path: Path) -> None:
+    target = ["--endpoint-url", server]
+    assert run("deploy", "--status", *target).returncode == 1  # nothing built yet: one clear line
+    assert run("up", *target).returncode == 0
+    image = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:3f2c1a9"
+    released = run("deploy", "--image", image, "--wait", *target)
+    assert released.returncode == 0, released.stderr
+    assert "Registered arn:aws:ecs:ap-northeast-1:123456789012:task-definition/point-app-prod-api:2" in released.stdout
+    assert "never runs them" in released.stdout
+    deployment = re.search(r"deployment ([0-9a-f-]{36}): Created", released.stdout)
+    assert deployment
+    status = run("deploy", "--status", *target)
+    assert status.returncode == 0 and deployment[1] in status.stdout
+    rollback = run("rollback", *target)
+    assert rollback.returncode == 0 and "the emulator does not implement codedeploy StopDeployment" in rollback.stdout
+    exported = run("export", "delivery", "-o", str(tmp_path / "out"), *target)
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "out" / "appspec.yaml").exists() and (tmp_path / "out" / "taskdef.json").exists()
+
+
+@pytest.mark.parametrize("args", [["deploy"], ["deploy", "--image", "not an image"], ["deploy", "--image", "x:1", "--status"]])
+def test_deploy_bad_input(args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode == 1
+    one_line_error(result)
+    assert result.stdout == ""  # refused before any emulator or AWS call
