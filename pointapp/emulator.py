@@ -32,11 +32,14 @@ class Emulator:
 
     def start(self) -> str:
         """Bind, serve in a daemon thread and return the endpoint URL."""
+        from moto.core.config import default_user_config
         from moto.moto_server.threaded_moto_server import MotoRequestHandler
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # AWS managed policies (the SSM core policy of the bastion) exist on AWS; make them exist here too
+        default_user_config.setdefault("iam", {})["load_aws_managed_policies"] = True
         app = DomainDispatcherApplication(create_backend_app)
         try:
             with contextlib.redirect_stderr(io.StringIO()):  # werkzeug explains a busy port at length

@@ -127,6 +127,10 @@ class Kind:
     def describe(self, found: Found) -> str:
         return ""
 
+    def outputs(self, found: Found) -> dict[str, Any]:
+        """Values other steps need besides the id (an endpoint, a secret's ARN), by name."""
+        return {}
+
 
 @dataclass
 class StepState:
@@ -270,8 +274,11 @@ class ResourceStep:
     def resource_count(self, spec: Spec, state: StepState) -> int:
         return len(self.desired(spec))
 
-    def outputs(self, state: StepState) -> dict[str, str]:
-        return state.ids()
+    def outputs(self, state: StepState) -> dict[str, Any]:
+        values: dict[str, Any] = dict(state.ids())
+        for found in state.found.values():
+            values.update({f"{found.key}/{name}": value for name, value in self.kinds[found.kind].outputs(found).items()})
+        return values
 
     def inventory(self, state: StepState) -> Table:
         rows = [(f.kind, f.name, f.id, self.kinds[f.kind].describe(f))
@@ -296,3 +303,19 @@ def ignore_codes(call: Callable[..., Any], codes: Iterable[str], **kwargs: Any) 
         if client_error_code(error) in set(codes):
             return None
         raise
+
+
+def wait_for(ctx: Any, client: Any, waiter: str, what: str, typical: str = "", real_delay: int = 15,
+             max_attempts: int = 120, **kwargs: Any) -> None:
+    """A boto3 waiter that says what it waits for, how long that usually takes, and how long it took."""
+    import time
+
+    usually = f" (usually {typical} on AWS)" if typical else ""
+    ctx.say(f"    waiting for {what}{usually} ...")
+    started = time.monotonic()
+    try:
+        client.get_waiter(waiter).wait(WaiterConfig={"Delay": ctx.wait_delay(real_delay), "MaxAttempts": max_attempts},
+                                       **kwargs)
+    except botocore.exceptions.WaiterError as error:
+        raise StepError("wait", what, f"gave up after {time.monotonic() - started:.0f}s: {error.last_response.get('Error', error)}") from None
+    ctx.say(f"    {what}: done after {time.monotonic() - started:.0f}s")

@@ -134,6 +134,7 @@ class Database(_Model):
     multi_az: bool
     backup_retention_days: int = Field(7, ge=1, le=35)
     deletion_protection: bool
+    final_snapshot: bool
     database_name: str = Field("app", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
     username: str = Field("app", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
 
@@ -284,7 +285,7 @@ DEFAULTS: dict[str, Any] = {
             },
         },
     },
-    "database": {"multi_az": True, "deletion_protection": True},
+    "database": {"multi_az": True, "deletion_protection": True, "final_snapshot": True},
     "cache": {"replicas": 1, "automatic_failover": True},
 }
 
@@ -292,7 +293,7 @@ DEFAULTS: dict[str, Any] = {
 ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
     "prod": {},
     "staging": {
-        "database": {"multi_az": False, "deletion_protection": False},
+        "database": {"multi_az": False, "deletion_protection": False, "final_snapshot": False},
         "cache": {"replicas": 0, "automatic_failover": False},
     },
 }
@@ -504,6 +505,8 @@ def check_spec(spec: Spec) -> None:
     if spec.service.memory not in memory:
         raise SpecError("service.memory", f"{spec.service.memory} MiB does not fit {spec.service.cpu} CPU units; "
                         f"allowed: {memory[0]} to {memory[-1]} in steps of {memory[1] - memory[0] if len(memory) > 1 else 0}")
+    if spec.cache.automatic_failover and spec.cache.replicas < 1:
+        raise SpecError("cache.automatic_failover", "needs at least one replica (cache.replicas >= 1)")
     if spec.service.test_listener_port == spec.service.port:
         raise SpecError("service.test_listener_port", "must differ from service.port")
     for key, value in spec.tags.items():

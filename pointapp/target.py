@@ -102,6 +102,10 @@ EMULATOR_GAPS = {
     ("codedeploy", "UpdateDeploymentGroup"),
     ("codedeploy", "StopDeployment"),
     ("codedeploy", "RunDeployment"),  # deployments are recorded but never run
+    ("elasticache", "ReplicaNodes"),  # a replication group gets one node whatever NumCacheClusters says
+    ("elasticache", "FinishDeletion"),  # a deleted replication group stays 'deleting'
+    ("elasticache", "DeleteCacheSubnetGroup"),
+    ("elasticache", "ModifyCacheSubnetGroup"),
 }
 
 

@@ -31,9 +31,13 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
 
 
+#: AWS managed policies exist on AWS (the bastion attaches the SSM core policy); load them in moto too.
+MOTO_CONFIG: Any = {"iam": {"load_aws_managed_policies": True}}
+
+
 @pytest.fixture
 def mocked() -> Iterator[None]:
-    with mock_aws():
+    with mock_aws(config=MOTO_CONFIG):
         yield
 
 

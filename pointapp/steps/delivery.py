@@ -20,11 +20,11 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
-from pointapp.kinds import LogGroup, Role, document, policy, role_arn, role_path, tags_as_aws, trust_policy
+from pointapp.kinds import Role, document, policy, role_arn, role_path, tags_as_aws, trust_policy
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
-from pointapp.steps.service import container_definition, image_uri
+from pointapp.steps.service import runtime_values as service_runtime
 from pointapp.tags import KEY, from_aws_tags, is_owned
 
 NAME = "delivery"
@@ -572,7 +572,7 @@ def runtime_values(ctx: Any) -> dict[str, Any]:
     """What depends on the account and region, and the artifacts built from the service's roles."""
     spec = ctx.spec
     service = ctx.outputs("service")
-    container = container_definition(spec, image_uri(ctx, spec), f"{LogGroup.prefix(spec)}api", ctx.target.region)
+    container = service_runtime(ctx)["container"]
     taskdef = task_definition(spec, container, role_arn(ctx, "task-execution"), role_arn(ctx, "task"))
     values: dict[str, Any] = {
         "bucket": bucket_name(ctx, spec),

@@ -70,10 +70,26 @@ class Cluster(Kind):
         return f"{found.raw.get('status')}, {found.raw.get('activeServicesCount', 0)} service(s)"
 
 
-def container_definition(spec: Spec, image: str, log_group: str, region: str) -> dict[str, Any]:
-    """The API's container: port, logs to CloudWatch, secrets from Secrets Manager, a health check."""
+def container_definition(spec: Spec, image: str, log_group: str, region: str,
+                         data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The API's container: port, logs to CloudWatch, secrets from Secrets Manager, a health check.
+
+    ``data`` holds what the database, cache and mail steps expose: endpoints become environment
+    variables, and the secret name ``database`` means the secret RDS keeps the master password in.
+    """
     service = spec.service
+    data = data or {}
     command = service.health_check_command.format(port=service.port, path=service.health_check_path)
+    environment = {"MAIL_FROM": spec.mail.identity, "AWS_REGION": region,
+                   "DB_HOST": data.get("database/instance/address"), "DB_PORT": data.get("database/instance/port"),
+                   "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get("cache/replication-group/address"),
+                   "REDIS_PORT": data.get("cache/replication-group/port"), "REDIS_TLS": "true"}
+
+    def secret(name: str) -> str:
+        if name == "database" and data.get("database/instance/secret"):
+            return str(data["database/instance/secret"])
+        return f"{spec.owner}/{name}"
+
     return {
         "name": service.container_name,
         "image": image,
@@ -81,14 +97,14 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str) ->
         "portMappings": [{"containerPort": service.port, "protocol": "tcp"}],
         "logConfiguration": {"logDriver": "awslogs", "options": {
             "awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": service.container_name}},
-        "secrets": [{"name": variable, "valueFrom": f"{spec.owner}/{secret}"}
-                    for variable, secret in sorted(service.secrets.items())],
+        "environment": [{"name": k, "value": str(v)} for k, v in sorted(environment.items()) if v is not None],
+        "secrets": [{"name": variable, "valueFrom": secret(name)} for variable, name in sorted(service.secrets.items())],
         "healthCheck": {"command": ["CMD-SHELL", command], "interval": 30, "timeout": 5, "retries": 3,
                         "startPeriod": 60},
     }
 
 
-_COMPARED = ("name", "essential", "portMappings", "logConfiguration", "secrets", "healthCheck")
+_COMPARED = ("name", "essential", "portMappings", "logConfiguration", "environment", "secrets", "healthCheck")
 
 
 class TaskDefinition(Kind):
@@ -417,6 +433,10 @@ def _roles(spec: Spec) -> list[Desired]:
     owner = spec.owner
     secrets = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
                "Resource": f"arn:aws:secretsmanager:*:*:secret:{owner}/*"}
+    database_secret = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                       "Resource": "arn:aws:secretsmanager:*:*:secret:rds!db-*",
+                       "Condition": {"StringLike": {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn":
+                                                    f"arn:aws:rds:*:*:db:{spec.name('mysql')}"}}}
     mail = {"Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
             "Resource": f"arn:aws:ses:*:*:identity/{spec.mail.identity}"}
     pull = [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
@@ -428,7 +448,7 @@ def _roles(spec: Spec) -> list[Desired]:
     return [
         Desired("iam-role", "role/execution", spec.name("task-execution"), {
             "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
-            "inline": {"pull-image-write-logs-inject-secrets": policy(*pull, logs, secrets)}},
+            "inline": {"pull-image-write-logs-inject-secrets": policy(*pull, logs, secrets, database_secret)}},
             "ECS pulls the image, writes logs and injects the secrets"),
         Desired("iam-role", "role/task", spec.name("task"), {
             "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
@@ -487,11 +507,22 @@ def desired(spec: Spec) -> list[Desired]:
     ]
 
 
+def data_outputs(ctx: Any) -> dict[str, Any]:
+    """The endpoints and secret the database, cache and mail steps expose (those available)."""
+    from pointapp.steps import get
+
+    values: dict[str, Any] = {}
+    for step in ("database", "cache"):
+        if get(step).available:
+            values.update({f"{step}/{key}": value for key, value in ctx.outputs(step).items()})
+    return values
+
+
 def runtime_values(ctx: Any) -> dict[str, Any]:
-    """What depends on the account and region: the container definition (its image and log settings)."""
+    """What depends on the target: the container definition (image, log settings, data endpoints)."""
     spec = ctx.spec
     return {"container": container_definition(spec, image_uri(ctx, spec), f"{LogGroup.prefix(spec)}api",
-                                              ctx.target.region)}
+                                              ctx.target.region, data_outputs(ctx))}
 
 
 def image_uri(ctx: Any, spec: Spec, tag: str | None = None) -> str:

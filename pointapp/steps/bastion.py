@@ -1,0 +1,207 @@
+"""The ``bastion`` step: a small EC2 instance in a management subnet for operators, reached only through
+SSM Session Manager.
+
+No key pair and no inbound rule: the management security group lets nothing in. The instance profile's
+role has the SSM core policy, so the SSM agent can open sessions and port forwarding (to MySQL and
+Redis in the private tiers). IMDSv2 is required. The AMI is the latest Amazon Linux, resolved from
+AWS's public SSM parameter when the instance is created (a newer AMI later does not replace it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import botocore.exceptions
+
+from pointapp.errors import PointappError
+from pointapp.kinds import Role, role_path, tags_as_aws, trust_policy
+from pointapp.plan import Table
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes, wait_for
+from pointapp.spec import Spec
+from pointapp.tags import KEY, from_aws_tags, is_owned, owner_filters, tag_specifications
+
+NAME = "bastion"
+SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+class InstanceProfile(Kind):
+    name = "instance-profile"
+    service = "iam"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        iam = ctx.client("iam")
+        found = []
+        for page in iam.get_paginator("list_instance_profiles").paginate(PathPrefix=role_path(spec)):
+            for profile in page["InstanceProfiles"]:
+                detail = iam.get_instance_profile(InstanceProfileName=profile["InstanceProfileName"])["InstanceProfile"]
+                tags = from_aws_tags(detail.get("Tags"))
+                if is_owned(tags, spec, step):
+                    found.append(Found(self.name, tags[KEY], profile["InstanceProfileName"], tags, profile))
+        return found
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        roles = [r["RoleName"] for r in found.raw.get("Roles", [])]
+        return {} if roles == [props["role"]] else {"role": props["role"]}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        iam = ctx.client("iam")
+        profile = iam.create_instance_profile(InstanceProfileName=desired.name, Path=role_path(ctx.spec),
+                                              Tags=tags_as_aws(tags))["InstanceProfile"]
+        iam.add_role_to_instance_profile(InstanceProfileName=desired.name, RoleName=props["role"])
+        return Found(self.name, desired.key, desired.name, dict(tags), {**profile, "Roles": [{"RoleName": props["role"]}]})
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        iam = ctx.client("iam")
+        if "tags" in changes:
+            iam.tag_instance_profile(InstanceProfileName=found.id, Tags=tags_as_aws(changes["tags"]))
+        if "role" in changes:
+            for role in found.raw.get("Roles", []):
+                iam.remove_role_from_instance_profile(InstanceProfileName=found.id, RoleName=role["RoleName"])
+            iam.add_role_to_instance_profile(InstanceProfileName=found.id, RoleName=changes["role"])
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        iam = ctx.client("iam")
+        for role in found.raw.get("Roles", []):
+            ignore_codes(iam.remove_role_from_instance_profile, ["NoSuchEntity"], InstanceProfileName=found.id,
+                         RoleName=role["RoleName"])
+        ignore_codes(iam.delete_instance_profile, ["NoSuchEntity"], InstanceProfileName=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        return "role " + ", ".join(r["RoleName"] for r in found.raw.get("Roles", []))
+
+
+class Instance(Kind):
+    name = "ec2-instance"
+    service = "ec2"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        filters = owner_filters(spec, step) + [{"Name": "instance-state-name",
+                                                "Values": ["pending", "running", "stopping", "stopped"]}]
+        pages = ctx.client("ec2").get_paginator("describe_instances").paginate(Filters=filters)
+        return [Found(self.name, from_aws_tags(i.get("Tags"))[KEY], i["InstanceId"], from_aws_tags(i.get("Tags")), i)
+                for page in pages for reservation in page["Reservations"] for i in reservation["Instances"]]
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        raw = found.raw
+        if raw.get("SubnetId") != props["subnet"] and not str(props["subnet"]).startswith("<"):
+            return f"in another subnet ({raw.get('SubnetId')})"
+        if raw.get("KeyName"):
+            return f"has the key pair {raw['KeyName']}; the bastion has none"
+        return None
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        changes: dict[str, Any] = {}
+        if raw.get("MetadataOptions", {}).get("HttpTokens") != "required":
+            changes["imdsv2"] = "required"
+        groups = sorted(g["GroupId"] for g in raw.get("SecurityGroups", []))
+        if groups != sorted(props["groups"]):
+            changes["groups"] = sorted(props["groups"])
+        profile = raw.get("IamInstanceProfile", {}).get("Arn", "")
+        if not profile.endswith(f"/{props['profile']}"):
+            changes["profile"] = props["profile"]
+        return changes
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ec2 = ctx.client("ec2")
+        image = ctx.client("ssm").get_parameter(Name=props["ami_parameter"])["Parameter"]["Value"]
+        ctx.say(f"    AMI {image} from {props['ami_parameter']}")
+        args = {
+            "ImageId": image, "InstanceType": props["instance_type"], "MinCount": 1, "MaxCount": 1,
+            "SubnetId": props["subnet"], "SecurityGroupIds": list(props["groups"]),
+            "IamInstanceProfile": {"Name": props["profile"]},
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": 8,
+                                                                      "DeleteOnTermination": True}}],
+            "TagSpecifications": tag_specifications("instance", tags) + tag_specifications("volume", tags),
+        }
+        for attempt in range(12):
+            try:
+                instance = ec2.run_instances(**args)["Instances"][0]
+                break
+            except botocore.exceptions.ClientError as error:
+                # a new instance profile takes a few seconds to be usable by EC2
+                if client_error_code(error) != "InvalidParameterValue" or "iamInstanceProfile" not in str(error) or attempt == 11:
+                    raise
+                ctx.say("    the new instance profile is not visible to EC2 yet; retrying in a few seconds")
+                time.sleep(ctx.wait_delay(5))
+        wait_for(ctx, ec2, "instance_running", f"bastion {desired.name} ({instance['InstanceId']}) to run",
+                 "about a minute", real_delay=10, InstanceIds=[instance["InstanceId"]])
+        return Found(self.name, desired.key, instance["InstanceId"], dict(tags), instance)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        ec2 = ctx.client("ec2")
+        if "tags" in changes:
+            ec2.create_tags(Resources=[found.id], Tags=tags_as_aws(changes["tags"]))
+        if "imdsv2" in changes:
+            ec2.modify_instance_metadata_options(InstanceId=found.id, HttpTokens="required", HttpEndpoint="enabled")
+        if "groups" in changes:
+            ec2.modify_instance_attribute(InstanceId=found.id, Groups=changes["groups"])
+        if "profile" in changes:
+            associations = ec2.describe_iam_instance_profile_associations(
+                Filters=[{"Name": "instance-id", "Values": [found.id]}])["IamInstanceProfileAssociations"]
+            if associations:
+                ec2.replace_iam_instance_profile_association(AssociationId=associations[0]["AssociationId"],
+                                                             IamInstanceProfile={"Name": changes["profile"]})
+            else:
+                ec2.associate_iam_instance_profile(InstanceId=found.id, IamInstanceProfile={"Name": changes["profile"]})
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ec2 = ctx.client("ec2")
+        ignore_codes(ec2.terminate_instances, ["InvalidInstanceID.NotFound"], InstanceIds=[found.id])
+        wait_for(ctx, ec2, "instance_terminated", f"bastion {found.name} ({found.id}) to terminate", "about a minute",
+                 real_delay=10, InstanceIds=[found.id])
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        tokens = raw.get("MetadataOptions", {}).get("HttpTokens")
+        return (f"{raw.get('InstanceType')} {raw.get('ImageId')} in {raw.get('SubnetId')}, "
+                f"{raw.get('State', {}).get('Name')}, IMDSv2 {tokens}, key pair {raw.get('KeyName') or 'none'}")
+
+
+def desired(spec: Spec) -> list[Desired]:
+    bastion = spec.bastion
+    role = spec.name("bastion")
+    return [
+        Desired("iam-role", "role", role, {"trust": trust_policy("ec2.amazonaws.com"), "managed": [SSM_CORE_POLICY],
+                                           "inline": {}}, "the SSM agent on the bastion registers with Session Manager"),
+        Desired("instance-profile", "profile", spec.name("bastion"), {"role": role}, f"carries the role {role}"),
+        Desired("ec2-instance", "instance", spec.name("bastion"), {
+            "instance_type": bastion.instance_type, "ami_parameter": bastion.ami_parameter,
+            "subnet": Ref("network", f"subnet/{bastion.tier}/0"), "groups": [Ref("network", f"sg/{bastion.security_group}")],
+            "profile": spec.name("bastion")},
+            f"{bastion.instance_type} in the {bastion.tier} subnet, SSM only: no key pair, no inbound rule, IMDSv2 required"),
+    ]
+
+
+def port_forwarding(ctx: Any) -> Table:
+    """The commands that open a local port to MySQL and Redis through the bastion (Session Manager)."""
+    bastion = ctx.outputs(NAME).get("instance")
+    if not bastion:
+        raise PointappError(f"no bastion in {ctx.spec.owner}: run `pointapp up --only bastion` first")
+    rows = []
+    for step, key, local in (("database", "instance", 13306), ("cache", "replication-group", 16379)):
+        values = ctx.outputs(step) if _available(step) else {}
+        host, port = values.get(f"{key}/address"), values.get(f"{key}/port")
+        if not host:
+            continue
+        command = (f"aws ssm start-session --region {ctx.target.region} --target {bastion} "
+                   "--document-name AWS-StartPortForwardingSessionToRemoteHost "
+                   f"--parameters host={host},portNumber={port},localPortNumber={local}")
+        rows.append((step, f"{host}:{port}", f"127.0.0.1:{local}", command))
+    return Table(["to", "remote", "local", "command"], rows, title=f"Port forwarding through {bastion}")
+
+
+def _available(step: str) -> bool:
+    from pointapp.steps import get
+
+    return get(step).available
+
+
+STEP = ResourceStep(NAME, [Role(), InstanceProfile(), Instance()], desired, uses=("network",))

@@ -1,0 +1,194 @@
+"""The ``database`` step: RDS MySQL in the isolated db subnets.
+
+A DB subnet group over the db subnets; a MySQL 8.0 instance that is encrypted, not publicly accessible,
+behind the db security group, with automated backups, Multi-AZ and deletion protection as the spec
+says (on in prod, off in staging). RDS keeps the master password in Secrets Manager: pointapp asks for
+that (``ManageMasterUserPassword``) and never sees, prints or stores the password itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import botocore.exceptions
+
+from pointapp.kinds import tags_as_aws
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes, wait_for
+from pointapp.spec import Spec
+from pointapp.tags import KEY, from_aws_tags, is_owned
+
+NAME = "database"
+
+
+class DbSubnetGroup(Kind):
+    name = "db-subnet-group"
+    service = "rds"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        rds = ctx.client("rds")
+        try:
+            groups = rds.describe_db_subnet_groups(DBSubnetGroupName=spec.name("db-subnets"))["DBSubnetGroups"]
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) == "DBSubnetGroupNotFoundFault":
+                return []
+            raise
+        found = []
+        for group in groups:
+            tags = from_aws_tags(rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"])
+            if is_owned(tags, spec, step):
+                found.append(Found(self.name, tags[KEY], group["DBSubnetGroupName"], tags, group))
+        return found
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        current = sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", []))
+        return {} if current == sorted(props["subnets"]) else {"subnets": sorted(props["subnets"])}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        group = ctx.client("rds").create_db_subnet_group(
+            DBSubnetGroupName=desired.name, DBSubnetGroupDescription=desired.detail, SubnetIds=list(props["subnets"]),
+            Tags=tags_as_aws(tags))["DBSubnetGroup"]
+        return Found(self.name, desired.key, desired.name, dict(tags), group)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        rds = ctx.client("rds")
+        if "tags" in changes:
+            rds.add_tags_to_resource(ResourceName=found.raw["DBSubnetGroupArn"], Tags=tags_as_aws(changes["tags"]))
+        if "subnets" in changes:
+            rds.modify_db_subnet_group(DBSubnetGroupName=found.id, SubnetIds=changes["subnets"])
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ignore_codes(ctx.client("rds").delete_db_subnet_group, ["DBSubnetGroupNotFoundFault"], DBSubnetGroupName=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        return ", ".join(sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])))
+
+
+def _instance_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "instance_class": raw.get("DBInstanceClass"),
+        "allocated_storage": raw.get("AllocatedStorage"),
+        "multi_az": bool(raw.get("MultiAZ")),
+        "backup_retention": raw.get("BackupRetentionPeriod"),
+        "deletion_protection": bool(raw.get("DeletionProtection")),
+        "publicly_accessible": bool(raw.get("PubliclyAccessible")),
+        "groups": sorted(g["VpcSecurityGroupId"] for g in raw.get("VpcSecurityGroups", [])),
+    }
+
+
+_MODIFY = {"instance_class": "DBInstanceClass", "allocated_storage": "AllocatedStorage", "multi_az": "MultiAZ",
+           "backup_retention": "BackupRetentionPeriod", "deletion_protection": "DeletionProtection",
+           "publicly_accessible": "PubliclyAccessible", "groups": "VpcSecurityGroupIds"}
+
+
+class DbInstance(Kind):
+    name = "db-instance"
+    service = "rds"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        rds = ctx.client("rds")
+        try:
+            instances = rds.describe_db_instances(DBInstanceIdentifier=spec.name("mysql"))["DBInstances"]
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) == "DBInstanceNotFound":
+                return []
+            raise
+        found = []
+        for instance in instances:
+            tags = from_aws_tags(instance.get("TagList"))
+            if is_owned(tags, spec, step) and instance.get("DBInstanceStatus") != "deleting":
+                found.append(Found(self.name, tags[KEY], instance["DBInstanceIdentifier"], tags, instance))
+        return found
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        return None  # a database is never replaced by pointapp: that would lose its data
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        current = _instance_settings(found.raw)
+        wanted = {key: props[key] for key in current}
+        wanted["groups"] = sorted(props["groups"])
+        changes = {key: wanted[key] for key in current if current[key] != wanted[key]}
+        if changes.get("allocated_storage", 1 << 30) < (current["allocated_storage"] or 0):
+            del changes["allocated_storage"]  # storage only grows; a smaller figure is not a change to make
+        return changes
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        rds = ctx.client("rds")
+        instance = rds.create_db_instance(
+            DBInstanceIdentifier=desired.name, Engine="mysql", EngineVersion=props["engine_version"],
+            DBInstanceClass=props["instance_class"], AllocatedStorage=props["allocated_storage"], StorageType="gp3",
+            StorageEncrypted=True, MultiAZ=props["multi_az"], PubliclyAccessible=False,
+            VpcSecurityGroupIds=list(props["groups"]), DBSubnetGroupName=props["subnet_group"],
+            BackupRetentionPeriod=props["backup_retention"], DeletionProtection=props["deletion_protection"],
+            DBName=props["database_name"], MasterUsername=props["username"], ManageMasterUserPassword=True,
+            CopyTagsToSnapshot=True, AutoMinorVersionUpgrade=True, Tags=tags_as_aws(tags))["DBInstance"]
+        kind = "Multi-AZ " if props["multi_az"] else ""
+        wait_for(ctx, rds, "db_instance_available", f"{kind}MySQL instance {desired.name} to be available",
+                 "10 to 20 minutes", real_delay=30, DBInstanceIdentifier=desired.name)
+        instance = rds.describe_db_instances(DBInstanceIdentifier=desired.name)["DBInstances"][0]
+        return Found(self.name, desired.key, desired.name, dict(tags), instance)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        rds = ctx.client("rds")
+        if "tags" in changes:
+            rds.add_tags_to_resource(ResourceName=found.raw["DBInstanceArn"], Tags=tags_as_aws(changes["tags"]))
+        settings = {_MODIFY[key]: value for key, value in changes.items() if key in _MODIFY}
+        if settings:
+            rds.modify_db_instance(DBInstanceIdentifier=found.id, ApplyImmediately=True, **settings)
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        if found.raw.get("DeletionProtection"):
+            return ("kept: deletion protection is on. To delete it, set database.deletion_protection: false in the "
+                    "config, run `pointapp up --only database`, then `pointapp down` again")
+        rds = ctx.client("rds")
+        snapshot = ctx.spec.database.final_snapshot
+        args: dict[str, Any] = {"DBInstanceIdentifier": found.id, "SkipFinalSnapshot": not snapshot}
+        if snapshot:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+            args["FinalDBSnapshotIdentifier"] = f"{found.id}-final-{stamp}"
+            ctx.say(f"    taking the final snapshot {args['FinalDBSnapshotIdentifier']} before deletion")
+        ignore_codes(rds.delete_db_instance, ["DBInstanceNotFound"], **args)
+        wait_for(ctx, rds, "db_instance_deleted", f"MySQL instance {found.id} to be deleted", "5 to 15 minutes",
+                 real_delay=30, DBInstanceIdentifier=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        endpoint = raw.get("Endpoint", {})
+        flags = [f"MySQL {raw.get('EngineVersion')}", raw.get("DBInstanceClass", ""),
+                 "Multi-AZ" if raw.get("MultiAZ") else "single-AZ",
+                 "encrypted" if raw.get("StorageEncrypted") else "NOT encrypted",
+                 "public" if raw.get("PubliclyAccessible") else "private",
+                 f"backups {raw.get('BackupRetentionPeriod')} d",
+                 "deletion protection" if raw.get("DeletionProtection") else "no deletion protection"]
+        return f"{endpoint.get('Address')}:{endpoint.get('Port')} ({', '.join(flags)})"
+
+    def outputs(self, found: Found) -> dict[str, Any]:
+        endpoint = found.raw.get("Endpoint", {})
+        return {"address": endpoint.get("Address"), "port": endpoint.get("Port"),
+                "secret": found.raw.get("MasterUserSecret", {}).get("SecretArn")}
+
+
+def desired(spec: Spec) -> list[Desired]:
+    database = spec.database
+    return [
+        Desired("db-subnet-group", "subnet-group", spec.name("db-subnets"),
+                {"subnets": [Ref("network", f"subnet/db/{i}") for i in range(spec.network.zones)]},
+                "MySQL in the isolated db subnets"),
+        Desired("db-instance", "instance", spec.name("mysql"), {
+            "engine_version": database.engine_version, "instance_class": database.instance_class,
+            "allocated_storage": database.allocated_storage_gb, "multi_az": database.multi_az,
+            "backup_retention": database.backup_retention_days, "deletion_protection": database.deletion_protection,
+            "publicly_accessible": False, "groups": [Ref("network", "sg/db")], "subnet_group": spec.name("db-subnets"),
+            "database_name": database.database_name, "username": database.username},
+            f"MySQL {database.engine_version} {database.instance_class}, {database.allocated_storage_gb} GiB encrypted, "
+            f"{'Multi-AZ' if database.multi_az else 'single-AZ'}, private, backups {database.backup_retention_days} days, "
+            f"deletion protection {'on' if database.deletion_protection else 'off'}, password kept by RDS in Secrets Manager"),
+    ]
+
+
+STEP = ResourceStep(NAME, [DbSubnetGroup(), DbInstance()], desired, uses=("network",))

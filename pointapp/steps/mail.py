@@ -1,0 +1,150 @@
+"""The ``mail`` step: the SES identity the API sends from, and a configuration set.
+
+A domain identity signs with Easy DKIM: SES gives three DKIM tokens that become CNAME records in the
+domain's DNS, which the operator adds (pointapp prints them as a table). An e-mail address identity
+is verified by the link SES mails to it. The task role may send only from this identity (see the
+``service`` step); the API reaches SES's HTTPS API through the NAT gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import botocore.exceptions
+
+from pointapp.kinds import tags_as_aws
+from pointapp.plan import Table
+from pointapp.resources import Desired, Found, Kind, ResourceStep, client_error_code, ignore_codes
+from pointapp.spec import Spec
+from pointapp.tags import KEY, from_aws_tags, is_owned
+
+NAME = "mail"
+
+
+def _arn(ctx: Any, resource: str) -> str:
+    return f"arn:{ctx.partition}:ses:{ctx.target.region}:{ctx.account}:{resource}"
+
+
+def _owned_tags(ctx: Any, arn: str, raw: Mapping[str, Any]) -> dict[str, str]:
+    """SES returns the tags with the resource; ask separately only when it did not."""
+    if "Tags" in raw:
+        return from_aws_tags(raw["Tags"])
+    return from_aws_tags(ctx.client("sesv2").list_tags_for_resource(ResourceArn=arn).get("Tags"))
+
+
+class ConfigurationSet(Kind):
+    name = "ses-configuration-set"
+    service = "sesv2"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        name = spec.name("mail")
+        try:
+            raw = ctx.client("sesv2").get_configuration_set(ConfigurationSetName=name)
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) == "NotFoundException":
+                return []
+            raise
+        tags = _owned_tags(ctx, _arn(ctx, f"configuration-set/{name}"), raw)
+        return [Found(self.name, tags[KEY], name, tags, raw)] if is_owned(tags, spec, step) else []
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        policy = found.raw.get("DeliveryOptions", {}).get("TlsPolicy")
+        return {} if policy == props["tls"] else {"tls": props["tls"]}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        options = {"DeliveryOptions": {"TlsPolicy": props["tls"]},
+                   "ReputationOptions": {"ReputationMetricsEnabled": True},
+                   "SendingOptions": {"SendingEnabled": True}}
+        ctx.client("sesv2").create_configuration_set(ConfigurationSetName=desired.name, Tags=tags_as_aws(tags), **options)
+        return Found(self.name, desired.key, desired.name, dict(tags), {"ConfigurationSetName": desired.name, **options})
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        sesv2 = ctx.client("sesv2")
+        if "tags" in changes:
+            sesv2.tag_resource(ResourceArn=_arn(ctx, f"configuration-set/{found.id}"), Tags=tags_as_aws(changes["tags"]))
+        if "tls" in changes:
+            sesv2.put_configuration_set_delivery_options(ConfigurationSetName=found.id, TlsPolicy=changes["tls"])
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ignore_codes(ctx.client("sesv2").delete_configuration_set, ["NotFoundException"], ConfigurationSetName=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        return f"TLS {found.raw.get('DeliveryOptions', {}).get('TlsPolicy')}"
+
+
+class EmailIdentity(Kind):
+    name = "ses-identity"
+    service = "sesv2"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        identity = spec.mail.identity
+        try:
+            raw = ctx.client("sesv2").get_email_identity(EmailIdentity=identity)
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) == "NotFoundException":
+                return []
+            raise
+        tags = _owned_tags(ctx, _arn(ctx, f"identity/{identity}"), raw)
+        return [Found(self.name, tags[KEY], identity, tags, raw)] if is_owned(tags, spec, step) else []
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        current = found.raw.get("ConfigurationSetName")
+        return {} if current == props["configuration_set"] else {"configuration_set": props["configuration_set"]}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        sesv2 = ctx.client("sesv2")
+        raw = sesv2.create_email_identity(EmailIdentity=desired.name, ConfigurationSetName=props["configuration_set"],
+                                          Tags=tags_as_aws(tags))
+        if "@" in desired.name:
+            ctx.say(f"    SES mailed a verification link to {desired.name}: open it to finish")
+        return Found(self.name, desired.key, desired.name, dict(tags),
+                     {**raw, "ConfigurationSetName": props["configuration_set"]})
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        sesv2 = ctx.client("sesv2")
+        if "tags" in changes:
+            sesv2.tag_resource(ResourceArn=_arn(ctx, f"identity/{found.id}"), Tags=tags_as_aws(changes["tags"]))
+        if "configuration_set" in changes:
+            sesv2.put_email_identity_configuration_set_attributes(EmailIdentity=found.id,
+                                                                 ConfigurationSetName=changes["configuration_set"])
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ignore_codes(ctx.client("sesv2").delete_email_identity, ["NotFoundException"], EmailIdentity=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        kind = raw.get("IdentityType", "DOMAIN" if "@" not in found.id else "EMAIL_ADDRESS")
+        dkim = raw.get("DkimAttributes", {}).get("Status", "n/a")
+        return f"{kind}, verified for sending: {raw.get('VerifiedForSendingStatus', False)}, DKIM {dkim}"
+
+    def outputs(self, found: Found) -> dict[str, Any]:
+        return {"tokens": list(found.raw.get("DkimAttributes", {}).get("Tokens", []))}
+
+
+def desired(spec: Spec) -> list[Desired]:
+    identity = spec.mail.identity
+    kind = "e-mail address (verified by a link SES mails to it)" if "@" in identity else "domain with Easy DKIM"
+    return [
+        Desired("ses-configuration-set", "configuration-set", spec.name("mail"), {"tls": "REQUIRE"},
+                "TLS required, reputation metrics on"),
+        Desired("ses-identity", "identity", identity, {"configuration_set": spec.name("mail")}, f"{kind}"),
+    ]
+
+
+def dns_records(ctx: Any) -> Table:
+    """The DNS records the operator adds so that mail from the domain is signed and trusted."""
+    identity = ctx.spec.mail.identity
+    if "@" in identity:
+        return Table(["type", "name", "value"], [], title=f"{identity} is an e-mail address: no DNS record to add")
+    tokens = ctx.outputs(NAME).get("identity/tokens") or []
+    rows = [("CNAME", f"{token}._domainkey.{identity}", f"{token}.dkim.amazonses.com") for token in tokens]
+    rows.append(("TXT", f"_dmarc.{identity}", "v=DMARC1; p=none;"))
+    return Table(["type", "name", "value"], rows, title=f"DNS records to add for {identity}")
+
+
+STEP = ResourceStep(NAME, [ConfigurationSet(), EmailIdentity()], desired)
