@@ -317,5 +317,6 @@ def wait_for(ctx: Any, client: Any, waiter: str, what: str, typical: str = "", r
         client.get_waiter(waiter).wait(WaiterConfig={"Delay": ctx.wait_delay(real_delay), "MaxAttempts": max_attempts},
                                        **kwargs)
     except botocore.exceptions.WaiterError as error:
-        raise StepError("wait", what, f"gave up after {time.monotonic() - started:.0f}s: {error.last_response.get('Error', error)}") from None
+        reason = error.last_response.get("Error", error)
+        raise StepError("wait", what, f"gave up after {time.monotonic() - started:.0f}s: {reason}") from None
     ctx.say(f"    {what}: done after {time.monotonic() - started:.0f}s")

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from pointapp.spec import Spec, load_spec
@@ -76,3 +77,18 @@ def server(moto_server: str) -> str:
     request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).read()
     return moto_server
+
+
+def aws_context(spec: Any = None) -> Context:
+    """A context that believes it is on real AWS (confirmed), with clients we stub."""
+    ctx = make_context(spec, emulated=False, assume_yes=True)
+    ctx.target = Target("aws", REGION)
+    return ctx
+
+
+def stub(ctx: Context, service: str) -> Stubber:
+    client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    ctx._clients[service] = client
+    stubber = Stubber(client)
+    stubber.activate()
+    return stubber

@@ -15,7 +15,7 @@ STORED = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_every_available_step_has_its_notebook() -> None:
-    assert [p.name for p in STORED] == [p.name for p in runbook_notebooks()]
+    assert [p.name for p in STORED] == sorted(p.name for p in runbook_notebooks())
 
 
 @pytest.mark.parametrize("path", STORED, ids=lambda p: p.name)

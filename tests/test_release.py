@@ -18,8 +18,8 @@ from pointapp.errors import PointappError, SpecError
 from pointapp.resources import Found
 from pointapp.spec import load_spec
 from pointapp.steps import delivery
-from pointapp.target import Context, Target
-from tests.conftest import REGION, make_context
+from pointapp.target import Context
+from tests.conftest import REGION, aws_context, make_context, stub
 
 STEPS = "network,endpoints,registry,service,delivery"
 IMAGE = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:3f2c1a9"
@@ -98,21 +98,6 @@ def test_export_delivery_artifacts(ctx: Context, tmp_path: Path) -> None:
 
 
 # --- the real-AWS paths the emulator lacks, validated against botocore's service model -----------------
-
-
-def aws_context(spec: Any = None) -> Context:
-    """A context that believes it is on real AWS (confirmed), with clients we stub."""
-    ctx = make_context(spec, emulated=False, assume_yes=True)
-    ctx.target = Target("aws", REGION)
-    return ctx
-
-
-def stub(ctx: Context, service: str) -> Stubber:
-    client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    ctx._clients[service] = client
-    stubber = Stubber(client)
-    stubber.activate()
-    return stubber
 
 
 def test_delete_application_and_group_on_aws() -> None:
