@@ -49,7 +49,7 @@ def apply(ctx: Context, planned: Plan) -> Outcome:
     observed = planned.observed
     warnings: list[str] = []
     skipped_before = len(ctx.skipped)
-    if planned.changes:
+    if not planned.empty:
         ctx.require_confirmation("pointapp down" if planned.destroy else "pointapp up")
     for name in planned.steps:
         changes = planned.for_step(name)

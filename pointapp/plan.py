@@ -70,20 +70,29 @@ class Plan:
     observed: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
+    def actionable(self) -> list[Change]:
+        """The changes the target can carry out (not those it lacks the service for)."""
+        return [change for change in self.changes if not change.args.get("skip")]
+
+    @property
     def empty(self) -> bool:
-        return not self.changes
+        return not self.actionable
 
     def counts(self) -> Counter[str]:
-        return Counter(change.action for change in self.changes)
+        return Counter(change.action for change in self.actionable)
 
     def for_step(self, step: str) -> list[Change]:
         return [change for change in self.changes if change.step == step]
 
     def summary(self) -> str:
         if self.empty:
-            return "No changes: the environment matches the spec."
+            skipped = len(self.changes)
+            extra = f" ({skipped} change(s) the target cannot do are listed as skipped.)" if skipped else ""
+            return "No changes: the environment matches the spec." + extra
         counts = self.counts()
-        return f"Plan: {counts['create']} to create, {counts['update']} to change, {counts['delete']} to delete."
+        skipped = len(self.changes) - len(self.actionable)
+        extra = f" {skipped} more the target cannot do (marked skipped)." if skipped else ""
+        return f"Plan: {counts['create']} to create, {counts['update']} to change, {counts['delete']} to delete.{extra}"
 
     def table(self) -> Table:
         rows = [(c.step, c.action, c.kind, c.name, c.detail) for c in self.changes]

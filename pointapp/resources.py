@@ -131,6 +131,10 @@ class Kind:
         """Values other steps need besides the id (an endpoint, a secret's ARN), by name."""
         return {}
 
+    def unavailable(self, ctx: Any) -> str | None:
+        """Why this kind cannot be used on the target at all (the emulator lacks the service), or None."""
+        return None
+
 
 @dataclass
 class StepState:
@@ -139,6 +143,7 @@ class StepState:
     found: dict[str, Found] = field(default_factory=dict)
     strays: list[Found] = field(default_factory=list)
     refs: dict[tuple[str, str], Any] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)  # kind -> why the target cannot do it
 
     def ids(self) -> dict[str, str]:
         return {key: found.id for key, found in self.found.items()}
@@ -168,6 +173,10 @@ class ResourceStep:
         state = StepState()
         wanted = {d.key for d in self.desired(ctx.spec)}
         for kind in self.kinds.values():
+            reason = kind.unavailable(ctx)
+            if reason:
+                state.unavailable[kind.name] = reason
+                continue
             for found in kind.find(ctx, ctx.spec, self.name, state.found):
                 if found.key in wanted and found.key not in state.found:
                     state.found[found.key] = found
@@ -208,8 +217,10 @@ class ResourceStep:
             if found is not None and found.raw.get("borrowed"):
                 continue  # exists, made elsewhere: used as it is, never changed
             if found is None:
-                changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, desired.detail,
-                                      "create", {"desired": desired, "tags": tags}))
+                skip = state.unavailable.get(kind.name)
+                detail = f"{desired.detail} (skipped: {skip})" if skip else desired.detail
+                changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, detail,
+                                      "create", {"desired": desired, "tags": tags, "skip": skip}))
                 continue
             differences = kind.differences(desired, props, found)
             missing_tags = {k: v for k, v in tags.items() if found.tags.get(k) != v} if kind.tagged else {}
@@ -243,6 +254,9 @@ class ResourceStep:
         for change in changes:
             ctx.say(f"  {change.line()}")
             kind = self.kinds[change.kind]
+            if change.args.get("skip"):
+                ctx.skipped.append(change)
+                continue
             try:
                 if change.op == "create":
                     desired: Desired = change.args["desired"]
@@ -261,9 +275,12 @@ class ResourceStep:
                     if state.found.get(change.key) is change.args["found"]:
                         del state.found[change.key]
             except Unresolved as missing:
-                raise StepError(self.name, f"{change.kind} {change.name}",
-                                f"needs {missing.ref.key} of step {missing.ref.step}, which does not exist: "
-                                f"run `pointapp up --only {missing.ref.step}` first") from None
+                if missing.ref.step == "runtime":
+                    need = f"needs {missing.ref.key}, known once the steps {self.name} depends on are up"
+                else:
+                    need = (f"needs {missing.ref.key} of step {missing.ref.step}, which does not exist: "
+                            f"run `pointapp up --only {missing.ref.step}` first")
+                raise StepError(self.name, f"{change.kind} {change.name}", need) from None
             except botocore.exceptions.ClientError as error:
                 info = error.response.get("Error", {})
                 raise StepError(self.name, f"{change.kind} {change.name}", info.get("Message", str(error)),

@@ -158,11 +158,15 @@ class Mail(_Model):
 
 
 class Frontend(_Model):
-    repository: str | None = None
+    repository: str | None = Field(None, pattern=r"^https://[\w.-]+/[\w.-]+/[\w.-]+$",
+                                   description="the frontend's Git repository, https://github.com/OWNER/NAME")
     production_branch: str = "main"
     staging_branch: str = "staging"
-    access_token_parameter: str | None = None
+    access_token_parameter: str | None = Field(
+        None, description="SSM parameter name, or secretsmanager:NAME / a secret ARN, holding the repository token")
     pull_request_previews: bool = True
+    output_directory: str = Field("build", description="where `npm run build` writes the site (build, dist)")
+    api_domain: str | None = Field(None, description="the API's domain, if not the load balancer's DNS name")
 
 
 class Spec(_Model):
@@ -353,11 +357,15 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
-def load_spec(env: str = "prod", config: str | Path | Mapping[str, Any] | None = None) -> Spec:
-    """Build and validate the spec of ``env`` from the defaults and an optional YAML file or mapping."""
+def load_spec(env: str = "prod", config: str | Path | Mapping[str, Any] | None = None,
+              extra: Mapping[str, Any] | None = None) -> Spec:
+    """Build and validate the spec of ``env`` from the defaults, an optional YAML file or mapping, and
+    ``extra`` settings merged last (notebook parameters)."""
     overrides: dict[str, Any] = {}
     if config:
         overrides = dict(config) if isinstance(config, Mapping) else read_config(config)
+    if extra:
+        overrides = merge(overrides, extra)
     per_env = overrides.pop("environments", None) or {}
     if not isinstance(per_env, Mapping):
         raise SpecError("environments", "must map environment names to settings")
@@ -505,6 +513,9 @@ def check_spec(spec: Spec) -> None:
     if spec.service.memory not in memory:
         raise SpecError("service.memory", f"{spec.service.memory} MiB does not fit {spec.service.cpu} CPU units; "
                         f"allowed: {memory[0]} to {memory[-1]} in steps of {memory[1] - memory[0] if len(memory) > 1 else 0}")
+    if spec.frontend.repository and not spec.frontend.access_token_parameter:
+        raise SpecError("frontend.access_token_parameter", "is required with frontend.repository: the SSM parameter "
+                        "or secret holding the repository access token")
     if spec.cache.automatic_failover and spec.cache.replicas < 1:
         raise SpecError("cache.automatic_failover", "needs at least one replica (cache.replicas >= 1)")
     if spec.service.test_listener_port == spec.service.port:

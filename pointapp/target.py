@@ -96,16 +96,17 @@ class Call:
 
 #: Operations the embedded emulator (moto) does not implement. On AWS they run; on the emulator the step
 #: says plainly that it skipped them.
-EMULATOR_GAPS = {
-    ("codedeploy", "DeleteApplication"),
-    ("codedeploy", "DeleteDeploymentGroup"),
-    ("codedeploy", "UpdateDeploymentGroup"),
-    ("codedeploy", "StopDeployment"),
-    ("codedeploy", "RunDeployment"),  # deployments are recorded but never run
-    ("elasticache", "ReplicaNodes"),  # a replication group gets one node whatever NumCacheClusters says
-    ("elasticache", "FinishDeletion"),  # a deleted replication group stays 'deleting'
-    ("elasticache", "DeleteCacheSubnetGroup"),
-    ("elasticache", "ModifyCacheSubnetGroup"),
+EMULATOR_GAPS: dict[tuple[str, str], str] = {
+    ("codedeploy", "DeleteApplication"): "",
+    ("codedeploy", "DeleteDeploymentGroup"): "",
+    ("codedeploy", "UpdateDeploymentGroup"): "",
+    ("codedeploy", "StopDeployment"): "",
+    ("codedeploy", "RunDeployment"): "the emulator records deployments but never runs them",
+    ("elasticache", "ReplicaNodes"): "the emulator makes one node whatever the replica count",
+    ("elasticache", "FinishDeletion"): "the emulator leaves a deleted replication group 'deleting'",
+    ("elasticache", "DeleteCacheSubnetGroup"): "",
+    ("elasticache", "ModifyCacheSubnetGroup"): "",
+    ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
 }
 
 
@@ -113,8 +114,8 @@ def _answers_as_moto(url: str | None) -> bool:
     if not url:
         return False
     try:
-        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=5) as answer:  # noqa: S310 - http(s) only
-            return bool(answer.status == 200)
+        with urllib.request.urlopen(f"{url}/moto-api/config", timeout=5) as answer:  # noqa: S310 - http(s) only
+            return bool(200 <= answer.status < 300)
     except (OSError, ValueError):
         return False
 
@@ -172,8 +173,9 @@ class Context:
                 self.target.kind == "endpoint" and _answers_as_moto(self.target.endpoint_url))
         if not self.emulated:
             return None
-        return (f"the emulator does not implement {service} {operation}; on AWS pointapp calls it here, "
-                "and nothing was changed now")
+        return EMULATOR_GAPS[(service, operation)] or (
+            f"the emulator does not implement {service} {operation}; on AWS pointapp calls it here, "
+            "and nothing was changed now")
 
     @property
     def account(self) -> str:
@@ -272,16 +274,17 @@ def check_reachable(session: boto3.Session, target: Target) -> str:
         raise TargetError(f"the credentials were refused by {where} ({code})") from None
 
 
-def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = None, *, region: str | None = None,
+def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = None, *,
+            overrides: Mapping[str, Any] | None = None, region: str | None = None,
             endpoint_url: str | None = None, aws: bool = False, profile: str | None = None, yes: bool = False,
             progress: Callable[[str], None] | None = None, environ: Mapping[str, str] | None = None) -> Context:
     """Load and validate the spec, resolve the target, start the emulator if needed, and check access.
 
-    The spec is validated before anything else, so a bad spec never causes an AWS call. With neither an
+    ``overrides`` (a mapping) is merged over the config file. The spec is validated before anything else, so a bad spec never causes an AWS call. With neither an
     endpoint nor real AWS asked for, an embedded emulator starts and stops when the context is closed
     (or at interpreter exit).
     """
-    spec = load_spec(env, config or None)
+    spec = load_spec(env, config or None, overrides)
     environ = os.environ if environ is None else environ
     target = resolve_target(region=region or None, endpoint_url=endpoint_url or None, aws=aws,
                             profile=profile or None, environ=environ)

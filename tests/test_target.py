@@ -66,3 +66,18 @@ def test_one_botocore_config_for_every_client() -> None:
         assert ctx.client("ec2") is ec2
         for client in (ec2, sts):
             assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 5}
+
+
+def test_an_endpoint_that_is_moto_is_known_as_the_emulator(moto_server: str) -> None:
+    from pointapp.target import Context
+
+    with connect(endpoint_url=moto_server) as ctx:
+        assert isinstance(ctx, Context) and ctx.lacks("amplify", "Amplify") is not None
+        assert ctx.lacks("ec2", "CreateVpc") is None
+
+
+def test_real_aws_lacks_nothing() -> None:
+    from moto import mock_aws
+
+    with mock_aws(), connect(aws=True) as ctx:
+        assert ctx.lacks("amplify", "Amplify") is None

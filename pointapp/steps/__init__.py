@@ -68,7 +68,7 @@ STEPS: tuple[StepInfo, ...] = (
     StepInfo("delivery", "CodeDeploy blue/green and CodePipeline", ("service", "registry"),
              "07_delivery.ipynb", "pointapp.steps.delivery"),
     StepInfo("bastion", "SSM-only bastion host in the management subnets", ("network",), "10_bastion.ipynb", "pointapp.steps.bastion"),
-    StepInfo("frontend", "Amplify Hosting for the React frontend", ("service",), "12_frontend.ipynb", None),
+    StepInfo("frontend", "Amplify Hosting for the React frontend", ("service",), "12_frontend.ipynb", "pointapp.steps.frontend"),
 )
 
 STEP_NAMES = tuple(step.name for step in STEPS)

@@ -296,6 +296,9 @@ class LoadBalancer(Kind):
     def describe(self, found: Found) -> str:
         return f"{found.raw.get('DNSName')} ({found.raw.get('State', {}).get('Code', '')})"
 
+    def outputs(self, found: Found) -> dict[str, Any]:
+        return {"dns": found.raw.get("DNSName")}
+
 
 class Listener(Kind):
     """A listener; ``forward`` to one of the blue/green groups (whichever CodeDeploy left), or ``redirect``."""

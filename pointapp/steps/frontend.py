@@ -1,0 +1,274 @@
+"""The ``frontend`` step: Amplify Hosting for the React frontend.
+
+An Amplify app connected to the frontend's repository (the access token read at apply time from SSM
+Parameter Store or Secrets Manager, never printed), with a build spec for a React build and the API's
+URL as an environment variable; the ``main`` branch as production with pull-request previews, a
+``staging`` branch behind basic authentication (credentials generated and kept in Secrets Manager), and
+a first build started, since an app created through the API does not build by itself.
+
+The emulator has no Amplify: there the step shows its plan and the generated ``amplify.yml`` and says
+that it skipped Amplify; the basic-auth secret is still made, since Secrets Manager exists there.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import botocore.exceptions
+import yaml
+
+from pointapp.errors import PointappError
+from pointapp.kinds import tags_as_aws
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code
+from pointapp.spec import Spec
+from pointapp.tags import KEY, from_aws_tags, is_owned
+
+NAME = "frontend"
+BASIC_AUTH_USER = "preview"
+
+
+def build_spec(spec: Spec) -> str:
+    """``amplify.yml``: install with ``npm ci``, build with ``npm run build``, publish the output folder."""
+    document = {"version": 1, "frontend": {
+        "phases": {"preBuild": {"commands": ["npm ci"]}, "build": {"commands": ["npm run build"]}},
+        "artifacts": {"baseDirectory": spec.frontend.output_directory, "files": ["**/*"]},
+        "cache": {"paths": ["node_modules/**/*"]},
+    }}
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def secret_name(spec: Spec) -> str:
+    return f"{spec.owner}/frontend/{spec.frontend.staging_branch}-basic-auth"
+
+
+class Secret(Kind):
+    """A generated secret in Secrets Manager; its value is made once and never shown."""
+
+    name = "secret"
+    service = "secretsmanager"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        try:
+            raw = ctx.client("secretsmanager").describe_secret(SecretId=secret_name(spec))
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) == "ResourceNotFoundException":
+                return []
+            raise
+        tags = from_aws_tags(raw.get("Tags"))
+        if raw.get("DeletedDate") or not is_owned(tags, spec, step):
+            return []
+        return [Found(self.name, tags[KEY], raw["ARN"], tags, raw)]
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        value = json.dumps({"username": BASIC_AUTH_USER, "password": secrets.token_urlsafe(24)})
+        raw = ctx.client("secretsmanager").create_secret(Name=desired.name, SecretString=value,
+                                                         Description=desired.detail, Tags=tags_as_aws(tags))
+        return Found(self.name, desired.key, raw["ARN"], dict(tags), {"ARN": raw["ARN"], "Name": desired.name})
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        if "tags" in changes:
+            ctx.client("secretsmanager").tag_resource(SecretId=found.id, Tags=tags_as_aws(changes["tags"]))
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ctx.client("secretsmanager").delete_secret(SecretId=found.id, RecoveryWindowInDays=7)
+        ctx.say(f"    {found.name} can be restored for 7 days")
+        return None
+
+    def describe(self, found: Found) -> str:
+        return "generated credentials (value never shown)"
+
+
+def _read_token(ctx: Any, where: str) -> str:
+    """The repository access token, from Secrets Manager (an ARN or ``secretsmanager:NAME``) or SSM."""
+    try:
+        if where.startswith(("arn:aws:secretsmanager:", "secretsmanager:")):
+            secret_id = where.split(":", 1)[1] if where.startswith("secretsmanager:") else where
+            return str(ctx.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+        return str(ctx.client("ssm").get_parameter(Name=where, WithDecryption=True)["Parameter"]["Value"])
+    except botocore.exceptions.ClientError as error:
+        raise PointappError(f"frontend.access_token_parameter: cannot read {where} ({client_error_code(error)})") from None
+
+
+def _basic_auth(ctx: Any, secret_arn: str) -> str:
+    value = json.loads(ctx.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"])
+    return base64.b64encode(f"{value['username']}:{value['password']}".encode()).decode()
+
+
+class AmplifyKind(Kind):
+    service = "amplify"
+
+    def unavailable(self, ctx: Any) -> str | None:
+        return ctx.lacks("amplify", "Amplify")
+
+
+class App(AmplifyKind):
+    name = "amplify-app"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        found = []
+        for page in ctx.client("amplify").get_paginator("list_apps").paginate():
+            for app in page["apps"]:
+                tags = dict(app.get("tags") or {})
+                if app["name"] == spec.name("frontend") and is_owned(tags, spec, step):
+                    found.append(Found(self.name, tags[KEY], app["appId"], {**tags, "Name": app["name"]}, app))
+        return found
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        changes: dict[str, Any] = {}
+        if raw.get("buildSpec") != props["build_spec"]:
+            changes["build_spec"] = "amplify.yml"
+        if raw.get("environmentVariables", {}) != props["environment"]:
+            changes["environment"] = props["environment"]
+        if raw.get("repository") != props["repository"]:
+            changes["repository"] = props["repository"]
+        return changes
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        token = _read_token(ctx, props["token_from"])
+        app = ctx.client("amplify").create_app(
+            name=desired.name, description=desired.detail[:1000], repository=props["repository"], platform="WEB",
+            accessToken=token, buildSpec=props["build_spec"], environmentVariables=dict(props["environment"]),
+            enableBranchAutoBuild=False, customRules=[SPA_REWRITE], tags=dict(tags))["app"]
+        return Found(self.name, desired.key, app["appId"], dict(tags), app)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        amplify = ctx.client("amplify")
+        if "tags" in changes:
+            amplify.tag_resource(resourceArn=found.raw["appArn"], tags=dict(changes["tags"]))
+        if set(changes) - {"tags"}:
+            args: dict[str, Any] = {"appId": found.id, "buildSpec": props["build_spec"],
+                                    "environmentVariables": dict(props["environment"])}
+            if "repository" in changes:
+                args.update(repository=props["repository"], accessToken=_read_token(ctx, props["token_from"]))
+            amplify.update_app(**args)
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ctx.client("amplify").delete_app(appId=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        return f"{found.raw.get('repository')} -> https://{found.raw.get('defaultDomain')}"
+
+
+SPA_REWRITE = {"source": "</^[^.]+$|\\.(?!(css|gif|ico|jpg|js|png|txt|svg|woff|woff2|ttf|map|json|webp)$)([^.]+$)/>",
+               "target": "/index.html", "status": "200"}
+
+
+class Branch(AmplifyKind):
+    name = "amplify-branch"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        app = known.get("app")
+        if app is None:
+            return []
+        found = []
+        for page in ctx.client("amplify").get_paginator("list_branches").paginate(appId=app.id):
+            for branch in page["branches"]:
+                tags = dict(branch.get("tags") or {})
+                if is_owned(tags, spec, step):
+                    found.append(Found(self.name, tags[KEY], branch["branchName"], {**tags, "Name": branch["branchName"]},
+                                       {**branch, "appId": app.id}))
+        return found
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        current = {"stage": raw.get("stage"), "previews": bool(raw.get("enablePullRequestPreview")),
+                   "basic_auth": bool(raw.get("enableBasicAuth"))}
+        wanted = {"stage": props["stage"], "previews": props["previews"], "basic_auth": bool(props.get("basic_auth"))}
+        return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
+
+    def _settings(self, ctx: Any, props: Mapping[str, Any]) -> dict[str, Any]:
+        settings: dict[str, Any] = {"stage": props["stage"], "framework": "React", "enableAutoBuild": True,
+                                    "enablePullRequestPreview": props["previews"]}
+        if props.get("basic_auth"):
+            settings.update(enableBasicAuth=True, basicAuthCredentials=_basic_auth(ctx, props["basic_auth"]))
+        return settings
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        branch = ctx.client("amplify").create_branch(appId=props["app"], branchName=desired.name, tags=dict(tags),
+                                                     **self._settings(ctx, props))["branch"]
+        return Found(self.name, desired.key, desired.name, dict(tags), {**branch, "appId": props["app"]})
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        amplify = ctx.client("amplify")
+        if "tags" in changes:
+            amplify.tag_resource(resourceArn=found.raw["branchArn"], tags=dict(changes["tags"]))
+        if set(changes) - {"tags"}:
+            amplify.update_branch(appId=props["app"], branchName=found.id, **self._settings(ctx, props))
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        return None  # deleted with the app
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        auth = "basic auth" if raw.get("enableBasicAuth") else "public"
+        previews = "PR previews" if raw.get("enablePullRequestPreview") else "no previews"
+        return f"{raw.get('stage')}, {auth}, {previews}"
+
+
+class FirstBuild(AmplifyKind):
+    """The first build of the production branch: an app created through the API does not build by itself."""
+
+    name = "amplify-build"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        app = known.get("app")
+        if app is None:
+            return []
+        jobs = ctx.client("amplify").list_jobs(appId=app.id, branchName=spec.frontend.production_branch,
+                                               maxResults=1)["jobSummaries"]
+        return [Found(self.name, "first-build", jobs[0]["jobId"], {**app.tags, KEY: "first-build"}, jobs[0])] if jobs else []
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        job = ctx.client("amplify").start_job(appId=props["app"], branchName=props["branch"], jobType="RELEASE",
+                                              jobReason="first build, started by pointapp")["jobSummary"]
+        ctx.say(f"    build {job['jobId']} of {props['branch']} started; Amplify builds later pushes by itself")
+        return Found(self.name, desired.key, job["jobId"], dict(tags), job)
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        return None  # a build is history, removed with the app
+
+    def describe(self, found: Found) -> str:
+        return f"job {found.id}: {found.raw.get('status')}"
+
+
+def desired(spec: Spec) -> list[Desired]:
+    frontend = spec.frontend
+    if not frontend.repository:
+        return []
+    api_url = f"https://{frontend.api_domain}" if frontend.api_domain else Ref("runtime", "api_url")
+    return [
+        Desired("secret", "basic-auth", secret_name(spec), {},
+                f"basic-auth credentials of the {frontend.staging_branch} branch (generated, never shown)"),
+        Desired("amplify-app", "app", spec.name("frontend"), {
+            "repository": frontend.repository, "token_from": frontend.access_token_parameter,
+            "build_spec": build_spec(spec), "environment": {"REACT_APP_API_URL": api_url, "VITE_API_URL": api_url}},
+            f"React app from {frontend.repository}, amplify.yml build, API URL in the environment"),
+        Desired("amplify-branch", "branch/production", frontend.production_branch, {
+            "app": Ref(NAME, "app"), "stage": "PRODUCTION", "previews": frontend.pull_request_previews},
+            "production, pull-request previews on" if frontend.pull_request_previews else "production"),
+        Desired("amplify-branch", "branch/staging", frontend.staging_branch, {
+            "app": Ref(NAME, "app"), "stage": "BETA", "previews": False, "basic_auth": Ref(NAME, "basic-auth")},
+            "staging behind basic authentication"),
+        Desired("amplify-build", "first-build", f"first build of {frontend.production_branch}", {
+            "app": Ref(NAME, "app"), "branch": frontend.production_branch}, "start_job: Amplify does not build an app "
+                                                                            "created through the API by itself"),
+    ]
+
+
+def runtime_values(ctx: Any) -> dict[str, Any]:
+    """The API's URL: the load balancer's DNS name (``https`` when a certificate is configured)."""
+    dns = ctx.outputs("service").get("alb/dns")
+    scheme = "https" if ctx.spec.service.certificate_arn else "http"
+    return {"api_url": f"{scheme}://{dns}"} if dns else {}
+
+
+STEP = ResourceStep(NAME, [Secret(), App(), Branch(), FirstBuild()], desired, runtime=runtime_values)
