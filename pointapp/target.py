@@ -280,9 +280,9 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
             progress: Callable[[str], None] | None = None, environ: Mapping[str, str] | None = None) -> Context:
     """Load and validate the spec, resolve the target, start the emulator if needed, and check access.
 
-    ``overrides`` (a mapping) is merged over the config file. The spec is validated before anything else, so a bad spec never causes an AWS call. With neither an
-    endpoint nor real AWS asked for, an embedded emulator starts and stops when the context is closed
-    (or at interpreter exit).
+    ``overrides`` (a mapping) is merged over the config file. The spec is validated before anything
+    else, so a bad spec never causes an AWS call. With neither an endpoint nor real AWS asked for, an
+    embedded emulator starts and stops when the context is closed (or at interpreter exit).
     """
     spec = load_spec(env, config or None, overrides)
     environ = os.environ if environ is None else environ
