@@ -42,3 +42,42 @@ def test_notebooks_use_only_the_public_api(path: Path) -> None:
                 assert node.attr in pointapp.__all__, f"{path.name}: pointapp.{node.attr} is not public"
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pointapp"):
                 assert node.module in ("pointapp", "pointapp.steps"), f"{path.name}: imports {node.module}"
+
+
+def _secret_values(endpoint: str) -> list[str]:
+    """Every secret the target holds: Secrets Manager values (and their JSON fields) and SecureStrings."""
+    import boto3
+
+    kwargs = {"region_name": "ap-northeast-1", "endpoint_url": endpoint}
+    values: list[str] = []
+    secretsmanager = boto3.client("secretsmanager", **kwargs)
+    for secret in secretsmanager.list_secrets()["SecretList"]:
+        text = secretsmanager.get_secret_value(SecretId=secret["ARN"]).get("SecretString", "")
+        values.append(text)
+        try:
+            values += [str(v) for v in json.loads(text).values() if len(str(v)) >= 8]
+        except (ValueError, AttributeError):
+            pass
+    ssm = boto3.client("ssm", **kwargs)
+    for parameter in ssm.describe_parameters()["Parameters"]:
+        if parameter["Type"] == "SecureString":
+            values.append(ssm.get_parameter(Name=parameter["Name"], WithDecryption=True)["Parameter"]["Value"])
+    return [v for v in values if v]
+
+
+def test_the_runbook_leaves_no_secret_in_any_notebook(server: str, tmp_path: Path) -> None:
+    import boto3
+
+    from pointapp.runbook import run_runbook
+
+    boto3.client("ssm", region_name="ap-northeast-1", endpoint_url=server).put_parameter(
+        Name="/point-app/github-token", Value="ghp_runbook-token-should-never-show", Type="SecureString")
+    record = run_runbook(endpoint_url=server, output=tmp_path)
+    executed = sorted(record.glob("*.ipynb"))
+    assert [p.name for p in executed] == sorted(p.name for p in runbook_notebooks())
+    secrets = _secret_values(server)
+    assert "ghp_runbook-token-should-never-show" in secrets and len(secrets) >= 3  # the scan sees real secrets
+    for path in executed:
+        text = path.read_text()
+        leaked = [s[:4] + "..." for s in secrets if s in text]
+        assert not leaked, f"{path.name} shows a secret value"
