@@ -123,7 +123,7 @@ class Outcome:
         text = (f"Created {counts['create']}, changed {counts['update']}, deleted {counts['delete']}, "
                 f"unchanged {self.unchanged}.")
         if self.skipped:
-            text += f" Skipped {len(self.skipped)}: the target cannot do them (see above)."
+            text += f" Skipped {len(self.skipped)}, for the reasons given above."
         return "\n".join([*self.warnings, text])
 
     def __str__(self) -> str:

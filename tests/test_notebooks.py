@@ -72,7 +72,10 @@ def test_the_runbook_leaves_no_secret_in_any_notebook(server: str, tmp_path: Pat
 
     boto3.client("ssm", region_name="ap-northeast-1", endpoint_url=server).put_parameter(
         Name="/point-app/github-token", Value="ghp_runbook-token-should-never-show", Type="SecureString")
-    record = run_runbook(endpoint_url=server, output=tmp_path)
+    config = tmp_path / "spec.yaml"
+    config.write_text("frontend:\n  repository: https://github.com/acme/web\n"
+                      "  access_token_parameter: /point-app/github-token\n")
+    record = run_runbook(endpoint_url=server, config=str(config), output=tmp_path / "runs")
     executed = sorted(record.glob("*.ipynb"))
     assert [p.name for p in executed] == sorted(p.name for p in runbook_notebooks())
     secrets = _secret_values(server)

@@ -254,7 +254,7 @@ MUTATING_CALLS_IN_CLEAN_UP = 52
 
 
 @pytest.mark.parametrize("after", [False, True], ids=["error", "lost-response"])
-@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 12, 15, 16, 17, 18, 20, 25, 33, 40, 45, 48, 51, 52])
+@pytest.mark.parametrize("k", [1, 3, 8, 15, 17, 25, 40, 52])
 def test_up_converges_after_a_failure_halfway(clean: dict[str, Any], mocked: None, k: int, after: bool) -> None:
     expected = clean
     broken = make_context()
