@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint lab emulator clean
+.PHONY: setup run test lint lab emulator diagrams clean
 
 setup: $(STAMP)
 	@scripts/ensure-graphviz.sh
@@ -22,6 +22,10 @@ run: setup
 test: setup
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks
+
+# The architecture figure of the default prod spec, shown at the top of the README.
+diagrams: setup
+	$(VENV)/bin/pointapp diagram --format png,svg,dot,mermaid -o diagrams
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -18,7 +18,7 @@ import botocore.exceptions
 
 from pointapp import engine
 from pointapp.emulator import Emulator
-from pointapp.errors import ConfirmationRequired, PointappError
+from pointapp.errors import ConfirmationRequired, PointappError, SpecError
 from pointapp.plan import Plan
 from pointapp.steps import parse_steps
 from pointapp.target import Context, connect
@@ -98,7 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(export)
     export.add_argument("-o", "--output", default="delivery", help="directory to write into (default: delivery/)")
 
-    for sub in (plan, up, down, emulator, runbook, deploy, rollback, export):
+    figure = commands.add_parser("diagram", help="draw the architecture from the spec, or from what exists")
+    _add_spec(figure, only=False)
+    _add_target(figure)
+    figure.add_argument("--source", choices=["spec", "live"], default="spec",
+                        help="spec: from the specification (no AWS call); live: what exists, drift marked")
+    figure.add_argument("--format", default="png,svg", help="comma-separated: png, svg, dot, mermaid (default png,svg)")
+    figure.add_argument("-o", "--output", default="diagrams", help="directory (default: diagrams/)")
+
+    for sub in (plan, up, down, emulator, runbook, deploy, rollback, export, figure):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
@@ -223,9 +231,28 @@ def cmd_export(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from pointapp import diagram
+    from pointapp.spec import load_spec
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    for fmt in formats:
+        if fmt not in diagram.FORMATS:
+            raise SpecError("--format", f"unknown format {fmt!r}; allowed: {', '.join(diagram.FORMATS)}")
+    name = "architecture" + ("" if args.env == "prod" else f"-{args.env}") + ("-live" if args.source == "live" else "")
+    if args.source == "spec":
+        written = diagram.draw(load_spec(args.env, args.config), args.output, formats=formats, name=name)
+    else:
+        with _connect(args) as ctx:
+            written = diagram.draw(ctx.spec, args.output, formats=formats, name=name, ctx=ctx)
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Any] = {"plan": cmd_plan, "up": cmd_up, "down": cmd_down, "emulator": cmd_emulator,
                             "runbook": cmd_runbook, "deploy": cmd_deploy, "rollback": cmd_rollback,
-                            "export": cmd_export}
+                            "export": cmd_export, "diagram": cmd_diagram}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
