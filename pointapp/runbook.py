@@ -16,7 +16,7 @@ from pointapp.target import resolve_target
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 START_HERE = "00_start_here.ipynb"
 #: Walkthroughs that run after the steps they use.
-WALKTHROUGHS = ("20_release.ipynb",)
+WALKTHROUGHS = ("20_release.ipynb", "90_architecture.ipynb")
 
 
 def _local_kernel_manager() -> type:
