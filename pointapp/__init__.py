@@ -10,7 +10,7 @@ The public API, used by the CLI and the notebooks::
 """
 
 from pointapp.emulator import Emulator
-from pointapp.engine import apply, discover, down, inventory, plan, plan_destroy, up
+from pointapp.engine import apply, discover, down, finish_destroy, inventory, plan, plan_destroy, status, up
 from pointapp.errors import ConfirmationRequired, PointappError, SpecError, StepError, TargetError
 from pointapp.plan import Change, Outcome, Plan, Table
 from pointapp.spec import Spec, load_spec
@@ -20,7 +20,32 @@ from pointapp.target import Context, Target, connect, resolve_target
 __version__ = "0.1.0"
 
 __all__ = [
-    "STEPS", "STEP_NAMES", "Change", "ConfirmationRequired", "Context", "Emulator", "Outcome", "Plan",
-    "PointappError", "Spec", "SpecError", "StepError", "Table", "Target", "TargetError", "apply", "connect",
-    "discover", "down", "inventory", "load_spec", "plan", "plan_destroy", "registry_table", "resolve_target", "up",
+    "STEPS",
+    "STEP_NAMES",
+    "Change",
+    "ConfirmationRequired",
+    "Context",
+    "Emulator",
+    "Outcome",
+    "Plan",
+    "PointappError",
+    "Spec",
+    "SpecError",
+    "StepError",
+    "Table",
+    "Target",
+    "TargetError",
+    "apply",
+    "connect",
+    "discover",
+    "down",
+    "finish_destroy",
+    "inventory",
+    "status",
+    "load_spec",
+    "plan",
+    "plan_destroy",
+    "registry_table",
+    "resolve_target",
+    "up",
 ]

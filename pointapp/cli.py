@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(runbook)
     runbook.add_argument("-o", "--output", default="runs", help="where run records go (default: runs/)")
     runbook.add_argument("--yes", action="store_true", help="allow the runbook to change real AWS")
+    runbook.add_argument("--steps", help="comma-separated steps to run (default: all, then the walkthroughs)")
+    runbook.add_argument("--from", dest="start", help="start at this step (the ones before are not run)")
+    runbook.add_argument("--resume", help="a run record whose failed run to continue, with its parameters")
     deploy = commands.add_parser("deploy", help="release an image with a CodeDeploy blue/green deployment")
     _add_spec(deploy, only=False)
     _add_target(deploy)
@@ -158,7 +161,7 @@ def cmd_down(args: argparse.Namespace) -> int:
             return EXIT_OK
         print(planned)
         _confirm(ctx, planned, "delete these resources")
-        print(engine.apply(ctx, planned))
+        print(engine.finish_destroy(ctx, engine.apply(ctx, planned), args.only))
         return EXIT_OK
 
 
@@ -182,9 +185,12 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 def cmd_runbook(args: argparse.Namespace) -> int:
     from pointapp.runbook import run_runbook
 
+    if args.steps:
+        parse_steps(args.steps)  # an unknown step is refused before anything starts
     record = run_runbook(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
-                         aws=args.aws, profile=args.profile, yes=args.yes, output=args.output)
-    print(f"Run record: {record}")
+                         aws=args.aws, profile=args.profile, yes=args.yes, output=args.output, steps=args.steps,
+                         start=args.start, resume=args.resume)
+    print(f"Run record: {record} (summary.md, summary.json, the executed notebooks, architecture-live.png)")
     return EXIT_OK
 
 

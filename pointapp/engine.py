@@ -69,8 +69,34 @@ def up(ctx: Context, only: str | Iterable[str] | None = None) -> Outcome:
 
 
 def down(ctx: Context, only: str | Iterable[str] | None = None) -> Outcome:
-    """Destroy what the selected steps own."""
-    return apply(ctx, plan_destroy(ctx, only))
+    """Destroy what the selected steps own, then check what is left (and say why)."""
+    return finish_destroy(ctx, apply(ctx, plan_destroy(ctx, only)), only)
+
+
+def finish_destroy(ctx: Context, outcome: Outcome, only: str | Iterable[str] | None = None) -> Outcome:
+    """The final check of a destroy: discover again and list what pointapp still owns."""
+    for step in registry.STEPS:
+        ctx.forget_outputs(step.name)
+    outcome.remaining = plan_destroy(ctx, only).changes
+    return outcome
+
+
+def status(ctx: Context) -> Table:
+    """Each step's state on the target: done, drifted, or not built; with a link to its notebook."""
+    planned = plan(ctx)
+    rows = []
+    for step in registry.STEPS:
+        module = step.load()
+        owned = len(module.inventory(planned.observed[step.name]))
+        changes = [c for c in planned.for_step(step.name) if not c.args.get("skip")]
+        state = "not built" if not owned else ("drifted" if changes else "done")
+        if owned and changes and all(c.action == "create" for c in changes):
+            state = "partly built"
+        if not owned and not changes:
+            state = "nothing to build" if not module.resource_count(ctx.spec, planned.observed[step.name]) else "not built"
+        rows.append((step.name, state, f"{owned} owned, {len(changes)} to change",
+                     f"[{step.notebook}]({step.notebook})"))
+    return Table(["step", "status", "resources", "notebook"], rows, title=f"{ctx.spec.owner} on {ctx.target.describe()}")
 
 
 def inventory(ctx: Context, step: str = "network") -> Table:

@@ -40,6 +40,14 @@ class Table:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def markdown(self) -> str:
+        """A Markdown table; cells are written as they are (they may hold links)."""
+        lines = [f"**{self.title}**", ""] if self.title else []
+        lines.append("| " + " | ".join(self.headers) + " |")
+        lines.append("|" + "---|" * len(self.headers))
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
     def __str__(self) -> str:
         widths = [max([len(h)] + [len(row[i]) for row in self.rows]) for i, h in enumerate(self.headers)]
         lines = [self.title] if self.title else []
@@ -117,6 +125,7 @@ class Outcome:
     unchanged: int
     warnings: list[str] = field(default_factory=list)
     skipped: list[Change] = field(default_factory=list)
+    remaining: list[Change] | None = None  # after a destroy: what pointapp still owns there
 
     def summary(self) -> str:
         counts = Counter(change.action for change in self.applied)
@@ -124,7 +133,14 @@ class Outcome:
                 f"unchanged {self.unchanged}.")
         if self.skipped:
             text += f" Skipped {len(self.skipped)}, for the reasons given above."
-        return "\n".join([*self.warnings, text])
+        lines = [*self.warnings, text]
+        if self.remaining is not None:
+            if self.remaining:
+                lines.append(f"Still there ({len(self.remaining)}), for the reasons given above:")
+                lines += [f"  {c.kind} {c.name}" for c in self.remaining]
+            else:
+                lines.append("Final check: nothing owned by pointapp remains here.")
+        return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.summary()
