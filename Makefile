@@ -36,8 +36,9 @@ emulator: setup
 
 lab: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[lab]'
-	@echo "Notebooks talk to AWS_ENDPOINT_URL; start 'make emulator' in another terminal first."
-	AWS_ENDPOINT_URL=http://127.0.0.1:5000 $(VENV)/bin/jupyter lab notebooks
+	@$(VENV)/bin/pointapp emulator --port 5000 & emulator=$$!; \
+	  trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; sleep 3; \
+	  AWS_ENDPOINT_URL=http://127.0.0.1:5000 $(VENV)/bin/jupyter lab notebooks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

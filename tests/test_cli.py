@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -150,8 +151,15 @@ def test_runbook_writes_a_record(tmp_path: Path, server: str) -> None:
     assert result.returncode == 0, result.stderr
     records = list(tmp_path.iterdir())
     assert len(records) == 1 and records[0].name.endswith("-prod")
-    assert sorted(p.name for p in records[0].iterdir()) == sorted(p.name for p in runbook_notebooks())
+    notebooks = sorted(p.name for p in runbook_notebooks())
+    assert sorted(p.name for p in records[0].glob("*.ipynb")) == notebooks
     assert f"Run record: {records[0]}" in result.stdout
+    summary = json.loads((records[0] / "summary.json").read_text())
+    assert summary["status"] == "succeeded" and summary["target"] == f"endpoint {server}, region ap-northeast-1"
+    assert sorted(n["notebook"] for n in summary["notebooks"]) == notebooks
+    assert all(n["status"] == "done" and n["duration"] > 0 for n in summary["notebooks"])
+    assert summary["resources"]["network"] == 27 and summary["resources"]["service"] == 11
+    assert (records[0] / "architecture-live.png").exists()
     assert run("plan", "--endpoint-url", server).returncode == 0  # the runbook built the network
 
 

@@ -1,0 +1,59 @@
+"""The runbook's record: summary, failure and resume, secrets kept out, selection of steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from pointapp.errors import PointappError, SpecError
+from pointapp.runbook import run_runbook, runbook_notebooks, scan_record
+
+
+def test_selection_of_notebooks() -> None:
+    names = [p.name for p in runbook_notebooks(steps=["network", "registry"])]
+    assert names == ["00_start_here.ipynb", "01_network.ipynb", "05_registry.ipynb"]
+    names = [p.name for p in runbook_notebooks(start="delivery")]
+    assert names[:2] == ["00_start_here.ipynb", "07_delivery.ipynb"] and "01_network.ipynb" not in names
+    with pytest.raises(SpecError, match="--from: step 'nowhere' is not in this run"):
+        runbook_notebooks(start="nowhere")
+
+
+def test_scan_finds_a_leaked_value(tmp_path: Path) -> None:
+    (tmp_path / "a.ipynb").write_text('{"outputs": ["the password is hunter2-long"]}')
+    (tmp_path / "b.md").write_text("nothing here")
+    assert scan_record(tmp_path, ["hunter2-long", "short"]) == ["a.ipynb"]
+    assert scan_record(tmp_path, ["absent-value"]) == []
+
+
+def test_a_failure_stops_the_run_and_resume_completes_it(server: str, tmp_path: Path) -> None:
+    ecr = boto3.client("ecr", region_name="ap-northeast-1", endpoint_url=server)
+    ecr.create_repository(repositoryName="point-app-prod/api")  # not pointapp's: the registry step cannot create its own
+    with pytest.raises(PointappError, match=r"05_registry.ipynb failed in cell \d+: StepError: step registry: "
+                                            r"ecr-repository point-app-prod/api: .* run `pointapp runbook --resume "):
+        run_runbook(endpoint_url=server, steps="network,registry", output=tmp_path,
+                    extra={"github_token": "ghp_secret-never-recorded-42"})
+    (record,) = tmp_path.iterdir()
+    summary = json.loads((record / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert [(n["notebook"], n["status"]) for n in summary["notebooks"]] == [
+        ("00_start_here.ipynb", "done"), ("01_network.ipynb", "done"), ("05_registry.ipynb", "failed")]
+    assert "RepositoryAlreadyExists" in summary["notebooks"][2]["error"]
+    assert summary["secret_parameters"] == ["github_token"] and "github_token" not in summary["parameters"]
+    ecr.delete_repository(repositoryName="point-app-prod/api")
+    assert run_runbook(resume=record) == record
+    summary = json.loads((record / "summary.json").read_text())
+    assert summary["status"] == "succeeded"
+    assert [n["status"] for n in summary["notebooks"]] == ["done", "done", "done"]
+    assert summary["resources"]["network"] == 27 and summary["resources"]["registry"] == 1
+    assert (record / "architecture-live.png").exists() and (record / "summary.md").exists()
+    for path in record.iterdir():
+        if path.suffix in (".ipynb", ".json", ".md"):
+            assert "ghp_secret-never-recorded-42" not in path.read_text()
+
+
+def test_resume_needs_a_record(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="--resume: .* is not a run record"):
+        run_runbook(resume=tmp_path)
