@@ -20,7 +20,7 @@ run: setup
 	$(VENV)/bin/pointapp runbook
 
 test: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n 2 --dist loadfile tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks
 
 # The architecture figure of the default prod spec, shown at the top of the README.

@@ -160,8 +160,8 @@ def known_secret_values(endpoint_url: str | None, region: str, aws: bool, profil
                         continue
                     text = client.get_secret_value(SecretId=secret["ARN"]).get("SecretString", "") or ""
                     values.append(text)
-                    try:
-                        values += [str(v) for v in json.loads(text).values()]
+                    try:  # the fields that are secret (a password), not the ones that are not (a user name)
+                        values += [str(v) for k, v in json.loads(text).items() if SECRET_NAME.search(k)]
                     except (ValueError, AttributeError):
                         pass
     except PointappError:
