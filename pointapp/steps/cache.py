@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import botocore.exceptions
-
 from pointapp.kinds import tags_as_aws
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes, wait_for
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, is_owned
 
@@ -29,13 +27,11 @@ class CacheSubnetGroup(Kind):
     service = "elasticache"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        try:
-            groups = ctx.client("elasticache").describe_cache_subnet_groups(
-                CacheSubnetGroupName=spec.name("cache-subnets"))["CacheSubnetGroups"]
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "CacheSubnetGroupNotFoundFault":
-                return []
-            raise
+        answer = ignore_codes(ctx.client("elasticache").describe_cache_subnet_groups, ["CacheSubnetGroupNotFoundFault"],
+                              CacheSubnetGroupName=spec.name("cache-subnets"))
+        if answer is None:
+            return []
+        groups = answer["CacheSubnetGroups"]
         found = []
         for group in groups:
             tags = _tags(ctx, group["ARN"])
@@ -81,13 +77,11 @@ class ReplicationGroup(Kind):
     service = "elasticache"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        try:
-            groups = ctx.client("elasticache").describe_replication_groups(
-                ReplicationGroupId=spec.name("redis"))["ReplicationGroups"]
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "ReplicationGroupNotFoundFault":
-                return []
-            raise
+        answer = ignore_codes(ctx.client("elasticache").describe_replication_groups, ["ReplicationGroupNotFoundFault"],
+                              ReplicationGroupId=spec.name("redis"))
+        if answer is None:
+            return []
+        groups = answer["ReplicationGroups"]
         found = []
         for group in groups:
             if group.get("Status") == "deleting":

@@ -12,10 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-import botocore.exceptions
-
 from pointapp.kinds import tags_as_aws
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes, wait_for
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, is_owned
 
@@ -28,12 +26,11 @@ class DbSubnetGroup(Kind):
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         rds = ctx.client("rds")
-        try:
-            groups = rds.describe_db_subnet_groups(DBSubnetGroupName=spec.name("db-subnets"))["DBSubnetGroups"]
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "DBSubnetGroupNotFoundFault":
-                return []
-            raise
+        answer = ignore_codes(rds.describe_db_subnet_groups, ["DBSubnetGroupNotFoundFault"],
+                              DBSubnetGroupName=spec.name("db-subnets"))
+        if answer is None:
+            return []
+        groups = answer["DBSubnetGroups"]
         found = []
         for group in groups:
             tags = from_aws_tags(rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"])
@@ -90,12 +87,11 @@ class DbInstance(Kind):
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         rds = ctx.client("rds")
-        try:
-            instances = rds.describe_db_instances(DBInstanceIdentifier=spec.name("mysql"))["DBInstances"]
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "DBInstanceNotFound":
-                return []
-            raise
+        answer = ignore_codes(rds.describe_db_instances, ["DBInstanceNotFound"],
+                              DBInstanceIdentifier=spec.name("mysql"))
+        if answer is None:
+            return []
+        instances = answer["DBInstances"]
         found = []
         for instance in instances:
             tags = from_aws_tags(instance.get("TagList"))

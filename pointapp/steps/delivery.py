@@ -21,7 +21,7 @@ import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
 from pointapp.kinds import Role, document, policy, role_arn, role_path, tags_as_aws, trust_policy
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
 from pointapp.steps.service import runtime_values as service_runtime
@@ -47,13 +47,12 @@ class Bucket(Kind):
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         s3 = ctx.client("s3")
         name = bucket_name(ctx, spec)
-        try:
-            tags = from_aws_tags(s3.get_bucket_tagging(Bucket=name)["TagSet"])
-        except botocore.exceptions.ClientError as error:
-            # AccessDenied: the name is taken by someone else's bucket; creating it will say so
-            if client_error_code(error) in ("NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404", "AccessDenied"):
-                return []
-            raise
+        # AccessDenied: the name is taken by someone else's bucket; creating it will say so
+        answer = ignore_codes(s3.get_bucket_tagging, ["NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404",
+                                                      "AccessDenied"], Bucket=name)
+        if answer is None:
+            return []
+        tags = from_aws_tags(answer["TagSet"])
         if not is_owned(tags, spec, step):
             return []
         raw: dict[str, Any] = {"Name": name}
@@ -137,12 +136,11 @@ class ArtifactObject(Kind):
         bucket = known.get("bucket")
         if bucket is None:
             return []
-        try:
-            head = ctx.client("s3").head_object(Bucket=bucket.id, Key=ARTIFACTS_KEY)
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) in ("404", "NoSuchKey", "NotFound"):
-                return []
-            raise
+        answer = ignore_codes(ctx.client("s3").head_object, ["404", "NoSuchKey", "NotFound"],
+                              Bucket=bucket.id, Key=ARTIFACTS_KEY)
+        if answer is None:
+            return []
+        head = answer
         tags = {**bucket.tags, KEY: "artifacts"}
         return [Found(self.name, "artifacts", f"s3://{bucket.id}/{ARTIFACTS_KEY}", tags, head)]
 
@@ -228,12 +226,10 @@ class Application(Kind):
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         codedeploy = ctx.client("codedeploy")
         name = spec.name("api")
-        try:
-            application = codedeploy.get_application(applicationName=name)["application"]
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "ApplicationDoesNotExistException":
-                return []
-            raise
+        answer = ignore_codes(codedeploy.get_application, ["ApplicationDoesNotExistException"], applicationName=name)
+        if answer is None:
+            return []
+        application = answer["application"]
         arn = _arn(ctx, "codedeploy", f"application:{name}")
         tags = from_aws_tags(codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))
         return [Found(self.name, tags[KEY], name, tags, application)] if is_owned(tags, spec, step) else []
@@ -296,13 +292,11 @@ class DeploymentGroup(Kind):
             return []
         codedeploy = ctx.client("codedeploy")
         name = spec.name("api", "blue-green")
-        try:
-            group = codedeploy.get_deployment_group(applicationName=application.id,
-                                                    deploymentGroupName=name)["deploymentGroupInfo"]
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "DeploymentGroupDoesNotExistException":
-                return []
-            raise
+        answer = ignore_codes(codedeploy.get_deployment_group, ["DeploymentGroupDoesNotExistException"],
+                              applicationName=application.id, deploymentGroupName=name)
+        if answer is None:
+            return []
+        group = answer["deploymentGroupInfo"]
         arn = _arn(ctx, "codedeploy", f"deploymentgroup:{application.id}/{name}")
         tags = from_aws_tags(codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))
         return [Found(self.name, tags[KEY], name, tags, group)] if is_owned(tags, spec, step) else []
@@ -396,12 +390,9 @@ class Pipeline(Kind):
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         codepipeline = ctx.client("codepipeline")
         name = spec.name("release")
-        try:
-            answer = codepipeline.get_pipeline(name=name)
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "PipelineNotFoundException":
-                return []
-            raise
+        answer = ignore_codes(codepipeline.get_pipeline, ["PipelineNotFoundException"], name=name)
+        if answer is None:
+            return []
         arn = answer.get("metadata", {}).get("pipelineArn") or _arn(ctx, "codepipeline", name)
         tags = {t["key"]: t["value"] for t in codepipeline.list_tags_for_resource(resourceArn=arn).get("tags", [])}
         return [Found(self.name, tags[KEY], name, tags, {**answer["pipeline"], "arn": arn})] if is_owned(tags, spec, step) else []
@@ -453,12 +444,10 @@ class EventRule(Kind):
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         events = ctx.client("events")
         name = spec.name("release-on-push")
-        try:
-            rule = events.describe_rule(Name=name)
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "ResourceNotFoundException":
-                return []
-            raise
+        answer = ignore_codes(events.describe_rule, ["ResourceNotFoundException"], Name=name)
+        if answer is None:
+            return []
+        rule = answer
         tags = from_aws_tags(events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags"))
         if not is_owned(tags, spec, step):
             return []

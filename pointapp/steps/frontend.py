@@ -23,7 +23,7 @@ import yaml
 
 from pointapp.errors import PointappError
 from pointapp.kinds import tags_as_aws
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, is_owned
 
@@ -52,12 +52,11 @@ class Secret(Kind):
     service = "secretsmanager"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        try:
-            raw = ctx.client("secretsmanager").describe_secret(SecretId=secret_name(spec))
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "ResourceNotFoundException":
-                return []
-            raise
+        answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
+                              SecretId=secret_name(spec))
+        if answer is None:
+            return []
+        raw = answer
         tags = from_aws_tags(raw.get("Tags"))
         if raw.get("DeletedDate") or not is_owned(tags, spec, step):
             return []

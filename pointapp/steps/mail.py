@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import botocore.exceptions
-
 from pointapp.kinds import tags_as_aws
 from pointapp.plan import Table
-from pointapp.resources import Desired, Found, Kind, ResourceStep, client_error_code, ignore_codes
+from pointapp.resources import Desired, Found, Kind, ResourceStep, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, is_owned
 
@@ -39,12 +37,11 @@ class ConfigurationSet(Kind):
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         name = spec.name("mail")
-        try:
-            raw = ctx.client("sesv2").get_configuration_set(ConfigurationSetName=name)
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "NotFoundException":
-                return []
-            raise
+        answer = ignore_codes(ctx.client("sesv2").get_configuration_set, ["NotFoundException"],
+                              ConfigurationSetName=name)
+        if answer is None:
+            return []
+        raw = answer
         tags = _owned_tags(ctx, _arn(ctx, f"configuration-set/{name}"), raw)
         return [Found(self.name, tags[KEY], name, tags, raw)] if is_owned(tags, spec, step) else []
 
@@ -81,12 +78,10 @@ class EmailIdentity(Kind):
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         identity = spec.mail.identity
-        try:
-            raw = ctx.client("sesv2").get_email_identity(EmailIdentity=identity)
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "NotFoundException":
-                return []
-            raise
+        answer = ignore_codes(ctx.client("sesv2").get_email_identity, ["NotFoundException"], EmailIdentity=identity)
+        if answer is None:
+            return []
+        raw = answer
         tags = _owned_tags(ctx, _arn(ctx, f"identity/{identity}"), raw)
         return [Found(self.name, tags[KEY], identity, tags, raw)] if is_owned(tags, spec, step) else []
 

@@ -16,10 +16,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import botocore.exceptions
-
 from pointapp.kinds import LogGroup, Role, policy, tags_as_aws, trust_policy
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.registry import repository_name
 from pointapp.tags import KEY, from_aws_tags, is_owned
@@ -114,12 +112,10 @@ class TaskDefinition(Kind):
     service = "ecs"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        try:
-            answer = ctx.client("ecs").describe_task_definition(taskDefinition=spec.name("api"), include=["TAGS"])
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) in ("ClientException", "InvalidParameterException"):
-                return []
-            raise
+        answer = ignore_codes(ctx.client("ecs").describe_task_definition, ["ClientException", "InvalidParameterException"],
+                              taskDefinition=spec.name("api"), include=["TAGS"])
+        if answer is None:
+            return []
         definition = answer["taskDefinition"]
         tags = {t["key"]: t["value"] for t in answer.get("tags", [])}
         if definition.get("status") != "ACTIVE" or not is_owned(tags, spec, step):
@@ -240,12 +236,10 @@ class LoadBalancer(Kind):
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         elbv2 = ctx.client("elbv2")
-        try:
-            balancers = elbv2.describe_load_balancers(Names=[spec.name("alb")])["LoadBalancers"]
-        except botocore.exceptions.ClientError as error:
-            if client_error_code(error) == "LoadBalancerNotFound":
-                return []
-            raise
+        answer = ignore_codes(elbv2.describe_load_balancers, ["LoadBalancerNotFound"], Names=[spec.name("alb")])
+        if answer is None:
+            return []
+        balancers = answer["LoadBalancers"]
         tags = _elb_tags(elbv2, [b["LoadBalancerArn"] for b in balancers])
         return [Found(self.name, tags[b["LoadBalancerArn"]][KEY], b["LoadBalancerArn"], tags[b["LoadBalancerArn"]], b)
                 for b in balancers if is_owned(tags.get(b["LoadBalancerArn"], {}), spec, step)]
