@@ -511,8 +511,9 @@ def check_spec(spec: Spec) -> None:
         raise SpecError("service.cpu", f"{spec.service.cpu} is not a Fargate size; allowed: "
                         + ", ".join(map(str, FARGATE_MEMORY)))
     if spec.service.memory not in memory:
+        sizes = ", ".join(map(str, memory)) if len(memory) <= 4 else f"{memory[0]} to {memory[-1]} in steps of 1024"
         raise SpecError("service.memory", f"{spec.service.memory} MiB does not fit {spec.service.cpu} CPU units; "
-                        f"allowed: {memory[0]} to {memory[-1]} in steps of {memory[1] - memory[0] if len(memory) > 1 else 0}")
+                        f"allowed: {sizes}")
     if spec.frontend.repository and not spec.frontend.access_token_parameter:
         raise SpecError("frontend.access_token_parameter", "is required with frontend.repository: the SSM parameter "
                         "or secret holding the repository access token")
