@@ -142,6 +142,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return EXIT_OK if planned.empty else EXIT_CHANGES
 
 
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a change, with what was done before it."""
+
+    def __init__(self, done: int, total: int, last: str) -> None:
+        super().__init__()
+        self.message = (f"interrupted after {done} of {total} changes (the last done: {last or 'none'}); "
+                        "what was done stays, and running the same command again continues from there")
+
+
+def _apply(ctx: Context, planned: Plan) -> Any:
+    """Apply; on Ctrl-C say how far it got (the next run discovers the rest and converges)."""
+    before = len(ctx.done)
+    try:
+        return engine.apply(ctx, planned)
+    except KeyboardInterrupt:
+        done = ctx.done[before:]
+        raise _Interrupted(len(done), len(planned.actionable), done[-1].line().strip() if done else "") from None
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     with _connect(args) as ctx:
         planned = engine.plan(ctx, args.only)
@@ -149,7 +168,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if planned.empty:
             return EXIT_OK
         _confirm(ctx, planned, "apply these changes")
-        print(engine.apply(ctx, planned))
+        print(_apply(ctx, planned))
         return EXIT_OK
 
 
@@ -161,7 +180,7 @@ def cmd_down(args: argparse.Namespace) -> int:
             return EXIT_OK
         print(planned)
         _confirm(ctx, planned, "delete these resources")
-        print(engine.finish_destroy(ctx, engine.apply(ctx, planned), args.only))
+        print(engine.finish_destroy(ctx, _apply(ctx, planned), args.only))
         return EXIT_OK
 
 
@@ -265,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(COMMANDS[args.command](args))
+    except _Interrupted as interrupted:
+        print(f"pointapp: {interrupted.message}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("pointapp: interrupted; what was done stays, and the next run continues from there", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -274,6 +274,8 @@ class ResourceStep:
                         ctx.say(f"    skipped: {note}")
                     if state.found.get(change.key) is change.args["found"]:
                         del state.found[change.key]
+                if change not in ctx.skipped:
+                    ctx.done.append(change)
             except Unresolved as missing:
                 if missing.ref.step == "runtime":
                     need = f"needs {missing.ref.key}, known once the steps {self.name} depends on are up"

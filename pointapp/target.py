@@ -141,6 +141,7 @@ class Context:
     calls: list[Call] = field(default_factory=list)
     emulated: bool | None = None  # None: find out (an endpoint may be moto or something else)
     skipped: list[Any] = field(default_factory=list)  # changes the target could not carry out
+    done: list[Any] = field(default_factory=list)  # changes carried out in this run, in order
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _outputs: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 

@@ -169,3 +169,27 @@ def test_persistent_throttling_ends_with_a_clear_error(monkeypatch: pytest.Monke
         assert attempts[0] == 5  # the bounded number of attempts, set once in Context.botocore_config
         line = cli._one_line(caught.value)  # noqa: SLF001 - what the command prints
         assert line == "AWS refused DescribeVpcs: Rate exceeded (Throttling)"
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_continues(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with mock_aws(config=MOTO_CONFIG):
+        count = {"n": 0}
+        original = Context._record_call
+
+        def interrupt_at_the_tenth_change(self: Context, model: Any, **kwargs: Any) -> None:
+            original(self, model, **kwargs)
+            if self.calls[-1].mutating:
+                count["n"] += 1
+                if count["n"] == 10:
+                    raise KeyboardInterrupt
+
+        monkeypatch.setattr(Context, "_record_call", interrupt_at_the_tenth_change)
+        assert cli.main(["up", "--aws", "--yes", "--only", "network"]) == 130
+        err = capsys.readouterr().err
+        assert err.startswith("pointapp: interrupted after ") and "running the same command again continues" in err
+        assert err.count("\n") == 1
+        monkeypatch.setattr(Context, "_record_call", original)
+        assert cli.main(["up", "--aws", "--yes", "--only", "network"]) == 0
+        assert cli.main(["plan", "--aws", "--only", "network"]) == 0

@@ -530,6 +530,7 @@ class _Executor:
                     continue
                 message = error.response.get("Error", {}).get("Message", str(error))
                 raise StepError(NAME, f"{change.kind} {change.name}", message, code) from error
+            self.ctx.done.append(change)
         self.await_nats()
         self.await_nat_deletions()
         return self.warnings
