@@ -57,3 +57,12 @@ def test_a_failure_stops_the_run_and_resume_completes_it(server: str, tmp_path: 
 def test_resume_needs_a_record(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="--resume: .* is not a run record"):
         run_runbook(resume=tmp_path)
+
+
+def test_secret_parameters_reach_notebooks_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pointapp.runbook import SECRET_ENV_PREFIX, _split_secrets, secret_parameter
+
+    plain, secret = _split_secrets({"env": "prod", "github_token": "t0ken-value", "db_password": "p4ss-value"})
+    assert plain == {"env": "prod"} and secret == {"github_token": "t0ken-value", "db_password": "p4ss-value"}
+    monkeypatch.setenv(SECRET_ENV_PREFIX + "GITHUB_TOKEN", "t0ken-value")
+    assert secret_parameter("github_token") == "t0ken-value" and secret_parameter("absent", "x") == "x"

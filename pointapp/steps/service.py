@@ -25,10 +25,6 @@ from pointapp.tags import KEY, from_aws_tags, is_owned
 NAME = "service"
 
 
-def _arn(ctx: Any, service: str, resource: str, region: bool = True) -> str:
-    return f"arn:{ctx.partition}:{service}:{ctx.target.region if region else ''}:{ctx.account}:{resource}"
-
-
 class Cluster(Kind):
     name = "ecs-cluster"
     service = "ecs"
