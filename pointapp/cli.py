@@ -123,13 +123,14 @@ def _connect(args: argparse.Namespace) -> Context:
     return ctx
 
 
-def _confirm(ctx: Context, planned: Plan, verb: str) -> None:
+def _confirm(ctx: Context, verb: str, planned: Plan | None = None) -> None:
     """On real AWS, ask before changing anything unless --yes; refuse when nobody can answer."""
-    if not ctx.target.is_real_aws or ctx.assume_yes or planned.empty:
+    if not ctx.target.is_real_aws or ctx.assume_yes or (planned is not None and planned.empty):
         return
     if not sys.stdin.isatty():
         raise ConfirmationRequired(f"refusing to {verb} on real AWS without confirmation: pass --yes")
-    answer = input(f"{planned.summary()} Type 'yes' to {verb} on {ctx.target.describe()}: ")
+    summary = f"{planned.summary()} " if planned is not None else ""
+    answer = input(f"{summary}Type 'yes' to {verb} on {ctx.target.describe()}: ")
     if answer.strip().lower() != "yes":
         raise ConfirmationRequired("cancelled: nothing was changed")
     ctx.assume_yes = True
@@ -167,7 +168,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(planned)
         if planned.empty:
             return EXIT_OK
-        _confirm(ctx, planned, "apply these changes")
+        _confirm(ctx, "apply these changes", planned)
         print(_apply(ctx, planned))
         return EXIT_OK
 
@@ -179,7 +180,7 @@ def cmd_down(args: argparse.Namespace) -> int:
             print(f"Nothing owned by pointapp in {ctx.spec.owner}: nothing to delete.")
             return EXIT_OK
         print(planned)
-        _confirm(ctx, planned, "delete these resources")
+        _confirm(ctx, "delete these resources", planned)
         print(engine.finish_destroy(ctx, _apply(ctx, planned), args.only))
         return EXIT_OK
 
@@ -213,15 +214,6 @@ def cmd_runbook(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _confirm_release(ctx: Context, what: str) -> None:
-    if ctx.target.is_real_aws and not ctx.assume_yes:
-        if not sys.stdin.isatty():
-            raise ConfirmationRequired(f"refusing to {what} on real AWS without confirmation: pass --yes")
-        if input(f"Type 'yes' to {what} on {ctx.target.describe()}: ").strip().lower() != "yes":
-            raise ConfirmationRequired("cancelled: nothing was changed")
-        ctx.assume_yes = True
-
-
 def cmd_deploy(args: argparse.Namespace) -> int:
     from pointapp import release
 
@@ -232,7 +224,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             latest = release.status(ctx)
             print(latest if latest else f"No deployment of {ctx.spec.owner} yet.")
             return EXIT_OK
-        _confirm_release(ctx, f"release {args.image}")
+        _confirm(ctx, f"release {args.image}")
         deployment = release.deploy(ctx, args.image, wait=args.wait)
         print(deployment)
         return EXIT_OK
@@ -242,7 +234,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from pointapp import release
 
     with _connect(args) as ctx:
-        _confirm_release(ctx, "roll back")
+        _confirm(ctx, "roll back")
         print(release.rollback(ctx, wait=args.wait))
         return EXIT_OK
 

@@ -211,3 +211,14 @@ def test_deploy_bad_input(args: list[str]) -> None:
     assert result.returncode == 1
     one_line_error(result)
     assert result.stdout == ""  # refused before any emulator or AWS call
+
+
+def test_a_release_on_real_aws_needs_confirmation(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    image = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:v1"
+    with mock_aws():
+        assert cli.main(["deploy", "--aws", "--image", image]) == 1
+        assert "refusing to release" in capsys.readouterr().err
+        assert cli.main(["rollback", "--aws"]) == 1
+        assert "refusing to roll back" in capsys.readouterr().err
