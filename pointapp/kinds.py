@@ -126,13 +126,10 @@ class LogGroup(Kind):
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         logs = ctx.client("logs")
-        found = []
-        for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=self.prefix(spec)):
-            for group in page["logGroups"]:
-                tags = logs.list_tags_log_group(logGroupName=group["logGroupName"]).get("tags", {})
-                if is_owned(tags, spec, step):
-                    found.append(Found(self.name, tags[KEY], group["logGroupName"], tags, group))
-        return found
+        groups = [g for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=self.prefix(spec))
+                  for g in page["logGroups"]]
+        return self.owned(spec, step, groups, lambda g: g["logGroupName"],
+                          lambda g: logs.list_tags_log_group(logGroupName=g["logGroupName"]).get("tags", {}))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         if found.raw.get("retentionInDays") != props["retention_days"]:

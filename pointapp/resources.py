@@ -18,7 +18,7 @@ import botocore.exceptions
 from pointapp.errors import StepError
 from pointapp.plan import Change, Table
 from pointapp.spec import Spec
-from pointapp.tags import ownership_tags
+from pointapp.tags import KEY, is_owned, ownership_tags
 
 
 @dataclass
@@ -130,6 +130,16 @@ class Kind:
     def outputs(self, found: Found) -> dict[str, Any]:
         """Values other steps need besides the id (an endpoint, a secret's ARN), by name."""
         return {}
+
+    def owned(self, spec: Spec, step: str, items: Iterable[Mapping[str, Any]], id_of: Callable[[Any], str],
+              tags_of: Callable[[Any], Mapping[str, str]]) -> list[Found]:
+        """The described ``items`` that ``step`` owns in this environment, as :class:`Found`."""
+        found = []
+        for item in items:
+            tags = dict(tags_of(item))
+            if is_owned(tags, spec, step):
+                found.append(Found(self.name, tags[KEY], id_of(item), tags, dict(item)))
+        return found
 
     def unavailable(self, ctx: Any) -> str | None:
         """Why this kind cannot be used on the target at all (the emulator lacks the service), or None."""

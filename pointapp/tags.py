@@ -25,6 +25,11 @@ def from_aws_tags(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in tags or ()}
 
 
+def from_lower_tags(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
+    """Tags as ECS and CodePipeline write them, with lower-case ``key`` and ``value``."""
+    return {tag["key"]: tag["value"] for tag in tags or ()}
+
+
 def tag_specifications(resource_type: str, tags: Mapping[str, str]) -> list[dict[str, Any]]:
     """The ``TagSpecifications`` argument that tags a resource in its create call."""
     return [{"ResourceType": resource_type, "Tags": as_aws_tags(tags)}]

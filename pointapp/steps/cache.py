@@ -31,13 +31,8 @@ class CacheSubnetGroup(Kind):
                               CacheSubnetGroupName=spec.name("cache-subnets"))
         if answer is None:
             return []
-        groups = answer["CacheSubnetGroups"]
-        found = []
-        for group in groups:
-            tags = _tags(ctx, group["ARN"])
-            if is_owned(tags, spec, step):
-                found.append(Found(self.name, tags[KEY], group["CacheSubnetGroupName"], tags, group))
-        return found
+        return self.owned(spec, step, answer["CacheSubnetGroups"], lambda g: g["CacheSubnetGroupName"],
+                          lambda g: _tags(ctx, g["ARN"]))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         current = sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", []))

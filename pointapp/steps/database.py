@@ -15,7 +15,7 @@ from typing import Any
 from pointapp.kinds import tags_as_aws
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
-from pointapp.tags import KEY, from_aws_tags, is_owned
+from pointapp.tags import from_aws_tags
 
 NAME = "database"
 
@@ -30,13 +30,8 @@ class DbSubnetGroup(Kind):
                               DBSubnetGroupName=spec.name("db-subnets"))
         if answer is None:
             return []
-        groups = answer["DBSubnetGroups"]
-        found = []
-        for group in groups:
-            tags = from_aws_tags(rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"])
-            if is_owned(tags, spec, step):
-                found.append(Found(self.name, tags[KEY], group["DBSubnetGroupName"], tags, group))
-        return found
+        return self.owned(spec, step, answer["DBSubnetGroups"], lambda g: g["DBSubnetGroupName"],
+                          lambda g: from_aws_tags(rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"]))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         current = sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", []))
@@ -91,13 +86,8 @@ class DbInstance(Kind):
                               DBInstanceIdentifier=spec.name("mysql"))
         if answer is None:
             return []
-        instances = answer["DBInstances"]
-        found = []
-        for instance in instances:
-            tags = from_aws_tags(instance.get("TagList"))
-            if is_owned(tags, spec, step) and instance.get("DBInstanceStatus") != "deleting":
-                found.append(Found(self.name, tags[KEY], instance["DBInstanceIdentifier"], tags, instance))
-        return found
+        instances = [i for i in answer["DBInstances"] if i.get("DBInstanceStatus") != "deleting"]
+        return self.owned(spec, step, instances, lambda i: i["DBInstanceIdentifier"], lambda i: from_aws_tags(i.get("TagList")))
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         return None  # a database is never replaced by pointapp: that would lose its data

@@ -25,7 +25,7 @@ from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_c
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
 from pointapp.steps.service import runtime_values as service_runtime
-from pointapp.tags import KEY, from_aws_tags, is_owned
+from pointapp.tags import KEY, from_aws_tags, from_lower_tags, is_owned
 
 NAME = "delivery"
 GITHUB_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
@@ -229,10 +229,9 @@ class Application(Kind):
         answer = ignore_codes(codedeploy.get_application, ["ApplicationDoesNotExistException"], applicationName=name)
         if answer is None:
             return []
-        application = answer["application"]
         arn = _arn(ctx, "codedeploy", f"application:{name}")
-        tags = from_aws_tags(codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))
-        return [Found(self.name, tags[KEY], name, tags, application)] if is_owned(tags, spec, step) else []
+        return self.owned(spec, step, [answer["application"]], lambda _: name,
+                          lambda _: from_aws_tags(codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags")))
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ctx.client("codedeploy").create_application(applicationName=desired.name, computePlatform="ECS",
@@ -296,10 +295,9 @@ class DeploymentGroup(Kind):
                               applicationName=application.id, deploymentGroupName=name)
         if answer is None:
             return []
-        group = answer["deploymentGroupInfo"]
         arn = _arn(ctx, "codedeploy", f"deploymentgroup:{application.id}/{name}")
-        tags = from_aws_tags(codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))
-        return [Found(self.name, tags[KEY], name, tags, group)] if is_owned(tags, spec, step) else []
+        return self.owned(spec, step, [answer["deploymentGroupInfo"]], lambda _: name,
+                          lambda _: from_aws_tags(codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags")))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         wanted = deployment_group_request(props)
@@ -394,8 +392,8 @@ class Pipeline(Kind):
         if answer is None:
             return []
         arn = answer.get("metadata", {}).get("pipelineArn") or _arn(ctx, "codepipeline", name)
-        tags = {t["key"]: t["value"] for t in codepipeline.list_tags_for_resource(resourceArn=arn).get("tags", [])}
-        return [Found(self.name, tags[KEY], name, tags, {**answer["pipeline"], "arn": arn})] if is_owned(tags, spec, step) else []
+        return self.owned(spec, step, [{**answer["pipeline"], "arn": arn}], lambda _: name,
+                          lambda _: from_lower_tags(codepipeline.list_tags_for_resource(resourceArn=arn).get("tags")))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         wanted = pipeline_definition(props["spec"], props, desired.name)

@@ -15,7 +15,7 @@ from pointapp.kinds import tags_as_aws
 from pointapp.plan import Table
 from pointapp.resources import Desired, Found, Kind, ResourceStep, ignore_codes
 from pointapp.spec import Spec
-from pointapp.tags import KEY, from_aws_tags, is_owned
+from pointapp.tags import from_aws_tags
 
 NAME = "mail"
 
@@ -43,7 +43,7 @@ class ConfigurationSet(Kind):
             return []
         raw = answer
         tags = _owned_tags(ctx, _arn(ctx, f"configuration-set/{name}"), raw)
-        return [Found(self.name, tags[KEY], name, tags, raw)] if is_owned(tags, spec, step) else []
+        return self.owned(spec, step, [raw], lambda _: name, lambda _: tags)
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         policy = found.raw.get("DeliveryOptions", {}).get("TlsPolicy")
@@ -83,7 +83,7 @@ class EmailIdentity(Kind):
             return []
         raw = answer
         tags = _owned_tags(ctx, _arn(ctx, f"identity/{identity}"), raw)
-        return [Found(self.name, tags[KEY], identity, tags, raw)] if is_owned(tags, spec, step) else []
+        return self.owned(spec, step, [raw], lambda _: identity, lambda _: tags)
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         current = found.raw.get("ConfigurationSetName")

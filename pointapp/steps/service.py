@@ -20,9 +20,13 @@ from pointapp.kinds import LogGroup, Role, policy, tags_as_aws, trust_policy
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.registry import repository_name
-from pointapp.tags import KEY, from_aws_tags, is_owned
+from pointapp.tags import KEY, from_aws_tags, from_lower_tags, is_owned
 
 NAME = "service"
+
+
+def _ecs_tags(item: Mapping[str, Any]) -> dict[str, str]:
+    return from_lower_tags(item.get("tags"))
 
 
 class Cluster(Kind):
@@ -31,12 +35,8 @@ class Cluster(Kind):
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         answer = ctx.client("ecs").describe_clusters(clusters=[spec.name("cluster")], include=["TAGS", "SETTINGS"])
-        found = []
-        for cluster in answer["clusters"]:
-            tags = {t["key"]: t["value"] for t in cluster.get("tags", [])}
-            if cluster.get("status") == "ACTIVE" and is_owned(tags, spec, step):
-                found.append(Found(self.name, tags[KEY], cluster["clusterArn"], tags, cluster))
-        return found
+        active = [c for c in answer["clusters"] if c.get("status") == "ACTIVE"]
+        return self.owned(spec, step, active, lambda c: c["clusterArn"], _ecs_tags)
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         settings = {s["name"]: s["value"] for s in found.raw.get("settings", [])}
@@ -188,8 +188,7 @@ class TargetGroup(Kind):
         groups = [g for page in elbv2.get_paginator("describe_target_groups").paginate()
                   for g in page["TargetGroups"] if g["TargetGroupName"].startswith(f"{spec.owner}-")]
         tags = _elb_tags(elbv2, [g["TargetGroupArn"] for g in groups])
-        return [Found(self.name, tags[g["TargetGroupArn"]][KEY], g["TargetGroupArn"], tags[g["TargetGroupArn"]], g)
-                for g in groups if is_owned(tags.get(g["TargetGroupArn"], {}), spec, step)]
+        return self.owned(spec, step, groups, lambda g: g["TargetGroupArn"], lambda g: tags.get(g["TargetGroupArn"], {}))
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         raw = found.raw
@@ -237,8 +236,7 @@ class LoadBalancer(Kind):
             return []
         balancers = answer["LoadBalancers"]
         tags = _elb_tags(elbv2, [b["LoadBalancerArn"] for b in balancers])
-        return [Found(self.name, tags[b["LoadBalancerArn"]][KEY], b["LoadBalancerArn"], tags[b["LoadBalancerArn"]], b)
-                for b in balancers if is_owned(tags.get(b["LoadBalancerArn"], {}), spec, step)]
+        return self.owned(spec, step, balancers, lambda b: b["LoadBalancerArn"], lambda b: tags.get(b["LoadBalancerArn"], {}))
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         if found.raw.get("Scheme") != "internet-facing" or found.raw.get("Type") != "application":
@@ -303,8 +301,7 @@ class Listener(Kind):
         elbv2 = ctx.client("elbv2")
         listeners = elbv2.describe_listeners(LoadBalancerArn=balancer.id)["Listeners"]
         tags = _elb_tags(elbv2, [item["ListenerArn"] for item in listeners])
-        return [Found(self.name, tags[item["ListenerArn"]][KEY], item["ListenerArn"], tags[item["ListenerArn"]], item)
-                for item in listeners if is_owned(tags.get(item["ListenerArn"], {}), spec, step)]
+        return self.owned(spec, step, listeners, lambda i: i["ListenerArn"], lambda i: tags.get(i["ListenerArn"], {}))
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         return None if found.raw.get("Port") == props["port"] else f"port {found.raw.get('Port')}"
@@ -367,12 +364,8 @@ class EcsService(Kind):
             return []
         answer = ctx.client("ecs").describe_services(cluster=known["cluster"].id, services=[spec.name("api")],
                                                      include=["TAGS"])
-        found = []
-        for service in answer["services"]:
-            tags = {t["key"]: t["value"] for t in service.get("tags", [])}
-            if service.get("status") != "INACTIVE" and is_owned(tags, spec, step):
-                found.append(Found(self.name, tags[KEY], service["serviceArn"], tags, service))
-        return found
+        live = [s for s in answer["services"] if s.get("status") != "INACTIVE"]
+        return self.owned(spec, step, live, lambda s: s["serviceArn"], _ecs_tags)
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         controller = found.raw.get("deploymentController", {}).get("type", "ECS")
