@@ -71,12 +71,18 @@ class RouteTable(_Model):
     default_route: Literal["internet_gateway", "nat_gateway", "none"]
 
 
+#: The retention periods CloudWatch Logs accepts, in days.
+RetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                        3288, 3653]
+
+
 class Network(_Model):
     vpc_cidr: str = "10.0.0.0/16"
     zones: int = Field(2, ge=1, le=6)
     nat: Literal["none", "single", "per-az"] = "single"
     nat_tier: str = "ingress"
-    flow_logs_retention_days: int = Field(30, ge=1)
+    flow_logs: bool = Field(True, description="VPC flow logs (all traffic) to CloudWatch Logs")
+    flow_logs_retention_days: RetentionDays = 90
     tiers: dict[str, Tier]
     route_tables: dict[str, RouteTable]
     security_groups: dict[str, SecurityGroup]
@@ -107,8 +113,7 @@ class Service(_Model):
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")
     test_listener_port: int = Field(10080, ge=1, le=65535)
     test_listener_cidrs: tuple[str, ...] = ()
-    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                                2557, 2922, 3288, 3653] = 30
+    log_retention_days: RetentionDays = 30
     container_name: str = Field("api", pattern=r"^[A-Za-z0-9_-]{1,255}$")
     health_check_command: str = "curl -fsS http://localhost:{port}{path} >/dev/null || exit 1"
     secrets: dict[str, str] = Field(default_factory=lambda: {"DB_CREDENTIALS": "database"},

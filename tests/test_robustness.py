@@ -37,6 +37,7 @@ CONFIGS = {
     "certificate": "service: {certificate_arn: arn:aws:acm:ap-northeast-1:1:certificate/x}",
     "group-ref": "network: {security_groups: {db: {description: d, ingress: [{port: 3306, groups: [api], description: x}]}}}",
     "retention": "service: {log_retention_days: 45}",
+    "flow-log-retention": "network: {flow_logs_retention_days: 10}",
     "test-port": "service: {test_listener_port: 80}",
     "failover": "cache: {replicas: 0, automatic_failover: true}",
     "frontend": "frontend: {repository: 'https://github.com/acme/web'}",

@@ -16,9 +16,10 @@ import botocore.exceptions
 
 from pointapp.errors import SpecError, StepError
 from pointapp.plan import Change, Table
-from pointapp.resources import Found
+from pointapp.kinds import LogGroup, Role, policy, trust_policy
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, StepState, ignore_codes
 from pointapp.spec import ANYWHERE_V4, Spec
-from pointapp.tags import KEY, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications
+from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications
 
 NAME = "network"
 
@@ -800,14 +801,159 @@ def inventory(observed: NetworkState) -> Table:
     return Table(["resource", "name", "id", "detail"], rows, title=f"network: {len(rows)} resources")
 
 
+# --- VPC flow logs: IAM role, log group and flow log, as a resource step inside this one --------------
+
+
+class FlowLog(Kind):
+    """A VPC flow log delivered to CloudWatch Logs. Flow logs cannot change in place: they are replaced."""
+
+    name = "flow-log"
+    service = "ec2"
+
+    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        ec2 = ctx.client("ec2")
+        logs = _paginate(ec2, "describe_flow_logs", "FlowLogs", Filters=owner_filters(spec, step))
+        return self.owned(spec, step, logs, lambda f: f["FlowLogId"], lambda f: from_aws_tags(f.get("Tags")))
+
+    @staticmethod
+    def _settings(props: Mapping[str, Any]) -> dict[str, Any]:
+        return {"ResourceId": props["vpc"], "TrafficType": props["traffic"], "LogGroupName": props["log_group"],
+                "DeliverLogsPermissionArn": props["role"]}
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        wanted = self._settings(props)
+        if any(value.startswith("<") for value in wanted.values()):
+            return None  # the VPC or the role is still to be made: compared once both exist
+        differ = [name for name, value in wanted.items() if found.raw.get(name) != value]
+        return ", ".join(f"{name} changes" for name in differ) or None
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        settings = self._settings(props)
+        answer = ctx.client("ec2").create_flow_logs(
+            ResourceIds=[settings["ResourceId"]], ResourceType="VPC", TrafficType=settings["TrafficType"],
+            LogDestinationType="cloud-watch-logs", LogGroupName=settings["LogGroupName"],
+            DeliverLogsPermissionArn=settings["DeliverLogsPermissionArn"],
+            TagSpecifications=tag_specifications("vpc-flow-log", tags))
+        if answer.get("Unsuccessful") or not answer.get("FlowLogIds"):
+            problem = (answer.get("Unsuccessful") or [{}])[0].get("Error", {})
+            raise StepError(NAME, f"flow log {desired.name}", problem.get("Message", "was not created"), problem.get("Code"))
+        return Found(self.name, desired.key, answer["FlowLogIds"][0], dict(tags), settings)
+
+    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        if "tags" in changes:
+            ctx.client("ec2").create_tags(Resources=[found.id], Tags=as_aws_tags(changes["tags"]))
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        ignore_codes(ctx.client("ec2").delete_flow_logs, ["InvalidFlowLogId.NotFound"], FlowLogIds=[found.id])
+        return None
+
+    def describe(self, found: Found) -> str:
+        return f"{found.raw.get('TrafficType')} traffic of {found.raw.get('ResourceId')} to {found.raw.get('LogGroupName')}"
+
+
+def flow_log_group(spec: Spec) -> str:
+    return f"{LogGroup.prefix(spec)}vpc-flow-logs"
+
+
+def _flow_log_resources(spec: Spec) -> list[Desired]:
+    if not spec.network.flow_logs:
+        return []
+    group = flow_log_group(spec)
+    days = spec.network.flow_logs_retention_days
+    deliver = {"Effect": "Allow", "Resource": f"arn:aws:logs:*:*:log-group:{group}:*",
+               "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]}
+    return [
+        Desired("log-group", "flow-logs/log-group", group, {"retention_days": days}, f"retention {days} days"),
+        Desired("iam-role", "flow-logs/role", spec.name("vpc-flow-logs"),
+                {"trust": trust_policy("vpc-flow-logs.amazonaws.com"), "managed": [], "inline": {"deliver": policy(deliver)}},
+                "the VPC flow log service writes to its own log group only"),
+        Desired("flow-log", "flow-logs/vpc", spec.name("vpc-flow-log"),
+                {"vpc": Ref("runtime", "vpc"), "traffic": "ALL", "log_group": group,
+                 "role": Ref(NAME, "flow-logs/role", "Arn")}, f"all traffic of the VPC to {group}"),
+    ]
+
+
+FLOW_LOGS = ResourceStep(NAME, [LogGroup(), Role(), FlowLog()], _flow_log_resources)
+
+
+# --- the step: the EC2 layout above, then the flow logs ----------------------------------------------
+
+
+@dataclass
+class Observed:
+    """What the step owns: the EC2 layout and the flow-log resources."""
+
+    layout: NetworkState
+    flow_logs: StepState
+
+    @property
+    def zones(self) -> list[str]:
+        return self.layout.zones
+
+    def _vpc_ref(self, vpc_id: str | None) -> None:
+        self.flow_logs.refs.pop(("runtime", "vpc"), None)
+        if vpc_id:
+            self.flow_logs.refs[("runtime", "vpc")] = vpc_id
+
+
+def discover_all(ctx: Any) -> Observed:
+    observed = Observed(discover(ctx), FLOW_LOGS.discover(ctx))
+    observed._vpc_ref(observed.layout.vpc.id if observed.layout.vpc else None)
+    return observed
+
+
+def _is_flow_log_change(change: Change) -> bool:
+    return change.kind in FLOW_LOGS.kinds
+
+
+def plan_all(spec: Spec, observed: Observed) -> list[Change]:
+    return plan(spec, observed.layout) + FLOW_LOGS.plan(spec, observed.flow_logs)
+
+
+def plan_destroy_all(spec: Spec, observed: Observed) -> list[Change]:
+    return FLOW_LOGS.plan_destroy(spec, observed.flow_logs) + plan_destroy(spec, observed.layout)
+
+
+def apply_all(ctx: Any, changes: Sequence[Change], observed: Observed) -> list[str]:
+    """Flow-log deletions first (they hang off the VPC), then the layout, then the flow logs it needs."""
+    flow = [c for c in changes if _is_flow_log_change(c)]
+    first = [c for c in flow if c.action == "delete"]
+    warnings = FLOW_LOGS.apply(ctx, first, observed.flow_logs) if first else []
+    executor = _Executor(ctx, observed.layout)
+    try:
+        warnings += executor.run([c for c in changes if not _is_flow_log_change(c)])
+    finally:
+        ctx.forget_outputs(NAME)
+    last = [c for c in flow if c.action != "delete"]
+    if last:
+        observed._vpc_ref(executor.ids.get("vpc"))
+        warnings += FLOW_LOGS.apply(ctx, last, observed.flow_logs)
+    return warnings
+
+
+def resource_count_all(spec: Spec, observed: Observed) -> int:
+    return resource_count(spec, observed.layout) + FLOW_LOGS.resource_count(spec, observed.flow_logs)
+
+
+def outputs_all(observed: Observed) -> dict[str, str]:
+    return {**outputs(observed.layout), **FLOW_LOGS.outputs(observed.flow_logs)}
+
+
+def inventory_all(observed: Observed) -> Table:
+    layout_rows = inventory(observed.layout).rows
+    rows = list(layout_rows) + list(FLOW_LOGS.inventory(observed.flow_logs).rows)
+    return Table(["resource", "name", "id", "detail"], rows, title=f"network: {len(rows)} resources")
+
+
 class _NetworkStep:
-    discover = staticmethod(discover)
-    plan = staticmethod(plan)
-    plan_destroy = staticmethod(plan_destroy)
-    apply = staticmethod(apply)
-    resource_count = staticmethod(resource_count)
-    inventory = staticmethod(inventory)
-    outputs = staticmethod(outputs)
+    discover = staticmethod(discover_all)
+    plan = staticmethod(plan_all)
+    plan_destroy = staticmethod(plan_destroy_all)
+    apply = staticmethod(apply_all)
+    resource_count = staticmethod(resource_count_all)
+    inventory = staticmethod(inventory_all)
+    outputs = staticmethod(outputs_all)
 
 
 STEP = _NetworkStep()

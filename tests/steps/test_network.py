@@ -137,7 +137,7 @@ def test_every_resource_is_tagged_in_its_create_call(ctx: Context) -> None:
     made = [(name, params) for name, params in creates
             if name.startswith(("Create", "Allocate")) and name not in ("CreateRoute", "CreateTags")]
     assert {name for name, _ in made} == {"CreateVpc", "CreateInternetGateway", "CreateSubnet", "AllocateAddress",
-                                          "CreateNatGateway", "CreateRouteTable", "CreateSecurityGroup"}
+                                          "CreateNatGateway", "CreateRouteTable", "CreateSecurityGroup", "CreateFlowLogs"}
     for name, params in made:
         tags = {t["Key"]: t["Value"] for t in params["TagSpecifications"][0]["Tags"]}
         assert tags["pointapp:environment"] == "point-app-prod" and tags["pointapp:step"] == "network", name
@@ -147,13 +147,14 @@ def test_every_resource_is_tagged_in_its_create_call(ctx: Context) -> None:
 
 def test_second_up_makes_no_mutating_call_and_plan_is_empty(ctx: Context) -> None:
     first = up(ctx)
-    assert first.summary().startswith("Created 51, changed 1")
+    assert first.summary().startswith("Created 54, changed 1")
     before = len(ctx.calls)
     second = up(ctx)
     calls = ctx.calls[before:]
     assert [c for c in calls if c.mutating] == []
-    assert len(calls) <= 12, calls  # discovery is a handful of filtered calls, not one per resource
-    assert second.applied == [] and second.unchanged == 27
+    # discovery is a handful of filtered calls, not one per resource: 12 for the EC2 layout, 7 for the flow logs
+    assert len(calls) <= 19, calls
+    assert second.applied == [] and second.unchanged == 30
     assert pointapp.plan(ctx, only="network").empty
 
 
@@ -374,8 +375,48 @@ def test_aws_errors_become_step_errors(ctx: Context) -> None:
 
 
 def test_plan_is_pure(ctx: Context) -> None:
-    observed = network.discover(ctx)
+    observed = network.STEP.discover(ctx)
     before = len(ctx.calls)
-    first = network.plan(ctx.spec, observed)
-    second = network.plan(ctx.spec, observed)
+    first = network.STEP.plan(ctx.spec, observed)
+    second = network.STEP.plan(ctx.spec, observed)
     assert first == second and len(ctx.calls) == before
+
+
+def flow_logs() -> list[tuple[str, str, str, str]]:
+    vpcs = {v["VpcId"]: name_of(v) for v in owned("vpcs", "Vpcs")}
+    return [(vpcs.get(f["ResourceId"], f["ResourceId"]), f["TrafficType"], f["LogGroupName"],
+             f["DeliverLogsPermissionArn"].rsplit("/", 1)[-1])
+            for f in ec2().describe_flow_logs(Filter=OWNER_FILTERS)["FlowLogs"]]
+
+
+def test_flow_logs_record_all_traffic_to_a_log_group_with_retention(ctx: Context) -> None:
+    up(ctx)
+    assert flow_logs() == [("point-app-prod-vpc", "ALL", "/pointapp/point-app-prod/vpc-flow-logs",
+                            "point-app-prod-vpc-flow-logs")]
+    logs = boto3.client("logs", region_name=REGION)
+    group = logs.describe_log_groups(logGroupNamePrefix="/pointapp/point-app-prod/vpc-flow-logs")["logGroups"]
+    assert [g["retentionInDays"] for g in group] == [90]
+    iam = boto3.client("iam", region_name=REGION)
+    trust = iam.get_role(RoleName="point-app-prod-vpc-flow-logs")["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    pointapp.down(ctx, only="network")
+    assert flow_logs() == []
+    assert logs.describe_log_groups(logGroupNamePrefix="/pointapp/point-app-prod/")["logGroups"] == []
+    assert iam.list_roles(PathPrefix="/pointapp/")["Roles"] == []
+
+
+def test_flow_logs_follow_the_spec(ctx: Context) -> None:
+    up(ctx)
+    off = make_context(load_spec("prod", {"network": {"flow_logs": False}}))
+    planned = pointapp.plan(off, only="network")
+    assert sorted((c.action, c.kind) for c in planned.changes) == [
+        ("delete", "flow-log"), ("delete", "iam-role"), ("delete", "log-group")]
+    pointapp.apply(off, planned)
+    assert flow_logs() == []
+    shorter = make_context(load_spec("prod", {"network": {"flow_logs_retention_days": 30}}))
+    planned = pointapp.plan(shorter, only="network")
+    assert sorted((c.action, c.kind) for c in planned.changes) == [
+        ("create", "flow-log"), ("create", "iam-role"), ("create", "log-group")]
+    pointapp.apply(shorter, planned)
+    assert pointapp.plan(shorter, only="network").empty
+    assert len(flow_logs()) == 1

@@ -66,7 +66,7 @@ def test_roles_are_least_privilege(built: Context) -> None:
     execution = json.dumps(iam.get_role_policy(RoleName="point-app-prod-task-execution",
                                                PolicyName="pull-image-write-logs-inject-secrets")["PolicyDocument"])
     assert "repository/point-app-prod/api" in execution and "log-group:/pointapp/point-app-prod/api:*" in execution
-    logs = client("logs").describe_log_groups(logGroupNamePrefix="/pointapp/point-app-prod/")["logGroups"]
+    logs = client("logs").describe_log_groups(logGroupNamePrefix="/pointapp/point-app-prod/api")["logGroups"]
     assert [(g["logGroupName"], g["retentionInDays"]) for g in logs] == [("/pointapp/point-app-prod/api", 30)]
     cluster = client("ecs").describe_clusters(clusters=["point-app-prod-cluster"], include=["SETTINGS"])["clusters"][0]
     assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"]
