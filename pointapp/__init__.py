@@ -9,6 +9,7 @@ The public API, used by the CLI and the notebooks::
         pointapp.apply(ctx, planned)
 """
 
+from pointapp.audit import audit
 from pointapp.emulator import Emulator
 from pointapp.engine import apply, discover, down, finish_destroy, inventory, plan, plan_destroy, status, up
 from pointapp.errors import ConfirmationRequired, PointappError, SpecError, StepError, TargetError
@@ -36,6 +37,7 @@ __all__ = [
     "Target",
     "TargetError",
     "apply",
+    "audit",
     "connect",
     "discover",
     "down",

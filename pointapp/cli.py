@@ -1,6 +1,7 @@
 """The ``pointapp`` command.
 
-Exit codes: 0 success (``plan``: in sync), 2 ``plan`` found changes, 1 an error, 130 interrupted.
+Exit codes: 0 success (``plan``: in sync), 2 ``plan`` found changes, 3 ``audit`` found problems,
+1 an error, 130 interrupted.
 Errors are one line on stderr; ``--debug`` adds the traceback.
 """
 
@@ -23,7 +24,7 @@ from pointapp.plan import Plan
 from pointapp.steps import parse_steps
 from pointapp.target import Context, connect
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FINDINGS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--wait", action="store_true", help="follow the rollback deployment to its end")
     rollback.add_argument("--yes", action="store_true", help="roll back on real AWS without asking")
 
+    audit = commands.add_parser("audit", help="check the live environment against the security baseline "
+                                              "(exit 0: no finding, 3: findings, 1: error)")
+    _add_spec(audit, only=False)
+    _add_target(audit)
+
     export = commands.add_parser("export", help="write generated files")
     export.add_argument("what", choices=["delivery"], help="delivery: taskdef.json, appspec.yaml, GitHub workflow")
     _add_spec(export, only=False)
@@ -109,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--format", default="png,svg", help="comma-separated: png, svg, dot, mermaid (default png,svg)")
     figure.add_argument("-o", "--output", default="diagrams", help="directory (default: diagrams/)")
 
-    for sub in (plan, up, down, emulator, runbook, deploy, rollback, export, figure):
+    for sub in (plan, up, down, emulator, runbook, deploy, rollback, audit, export, figure):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
@@ -239,6 +245,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from pointapp.audit import audit
+
+    with _connect(args) as ctx:
+        report = audit(ctx)
+        print(report)
+        return EXIT_FINDINGS if report.findings else EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from pointapp import release
 
@@ -269,7 +284,7 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Any] = {"plan": cmd_plan, "up": cmd_up, "down": cmd_down, "emulator": cmd_emulator,
                             "runbook": cmd_runbook, "deploy": cmd_deploy, "rollback": cmd_rollback,
-                            "export": cmd_export, "diagram": cmd_diagram}
+                            "audit": cmd_audit, "export": cmd_export, "diagram": cmd_diagram}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

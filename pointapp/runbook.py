@@ -31,7 +31,7 @@ from pointapp.target import resolve_target
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 START_HERE = "00_start_here.ipynb"
 #: Walkthroughs that run after the steps they use.
-WALKTHROUGHS = ("20_release.ipynb", "90_architecture.ipynb")
+WALKTHROUGHS = ("20_release.ipynb", "90_architecture.ipynb", "90_audit.ipynb")
 SECRET_NAME = re.compile(r"(secret|password|passwd|token|credential|private_key|api_key)", re.IGNORECASE)
 SECRET_ENV_PREFIX = "POINTAPP_SECRET_"
 

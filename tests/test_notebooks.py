@@ -85,3 +85,5 @@ def test_the_runbook_leaves_no_secret_in_any_notebook(server: str, tmp_path: Pat
         text = path.read_text()
         leaked = [s[:4] + "..." for s in secrets if s in text]
         assert not leaked, f"{path.name} shows a secret value"
+    audit = (record / "90_audit.ipynb").read_text()
+    assert "10 checks (10 on built resources): 0 findings" in audit  # the runbook's result passes the audit

@@ -15,8 +15,8 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.errors import SpecError, StepError
-from pointapp.plan import Change, Table
 from pointapp.kinds import LogGroup, Role, policy, trust_policy
+from pointapp.plan import Change, Table
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, StepState, ignore_codes
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications

@@ -1,0 +1,275 @@
+"""``pointapp audit``: the live environment against the security baseline. Reads only; changes nothing.
+
+Each check looks at what discovery found (the same tag-filtered reads as ``plan``) and gives one
+:class:`Finding` per problem. A check whose resources are not built says so and finds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pointapp import engine
+from pointapp.errors import PointappError
+from pointapp.plan import Table
+from pointapp.resources import Found
+from pointapp.spec import ANYWHERE_V4, ANYWHERE_V6, Spec
+from pointapp.steps.delivery import PRIVATE
+from pointapp.steps.network import Observed, Permission, observed_permissions
+from pointapp.target import Context
+
+ANYWHERE = (ANYWHERE_V4, ANYWHERE_V6)
+REMOTE_LOGIN = {22: "SSH", 3389: "RDP"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One way the live environment misses the baseline: which check, which resource, what is wrong."""
+
+    check: str
+    resource: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.resource}: {self.problem}"
+
+
+@dataclass
+class Result:
+    """What one check examined (names) and what it found."""
+
+    check: str
+    rule: str
+    examined: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    note: str = ""
+
+    def flag(self, resource: str, problem: str) -> None:
+        self.findings.append(Finding(self.check, resource, problem))
+
+    @property
+    def status(self) -> str:
+        if self.findings:
+            return "FAIL"
+        return "pass" if self.examined else "not built"
+
+
+@dataclass
+class Report:
+    title: str
+    results: list[Result]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [finding for result in self.results for finding in result.findings]
+
+    def table(self) -> Table:
+        rows = [(r.check, r.status, r.rule, "; ".join(f.problem for f in r.findings) or r.note
+                 or ", ".join(r.examined)) for r in self.results]
+        return Table(["check", "status", "baseline", "detail"], rows, title=self.title)
+
+    def summary(self) -> str:
+        built = sum(1 for r in self.results if r.examined)
+        return (f"{len(self.results)} checks ({built} on built resources): "
+                f"{len(self.findings)} finding{'s' if len(self.findings) != 1 else ''}")
+
+    def __str__(self) -> str:
+        return "\n".join([str(self.table()), "", *(f"FINDING {f}" for f in self.findings), self.summary()])
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_() + f"<p>{self.summary()}</p>"
+
+
+# --- the checks: each reads what discovery found -----------------------------------------------------
+
+
+def _found(observed: Mapping[str, Any], step: str, key: str) -> Found | None:
+    state = observed.get(step)
+    return state.found.get(key) if state is not None else None
+
+
+def _groups(network: Observed) -> list[tuple[str, dict[Permission, str]]]:
+    """Every owned security group and the VPC's default group, with their permissions."""
+    layout = network.layout
+    keys = layout.key_of_group()
+    groups = [(found.name, observed_permissions(found.raw, keys)) for found in layout.groups.values()]
+    if layout.default_group is not None:
+        groups.append((f"default group {layout.default_group['GroupId']}", observed_permissions(layout.default_group, keys)))
+    return groups
+
+
+def listener_ports(spec: Spec) -> set[int]:
+    """The ports the load balancer's production listeners take from the internet."""
+    return {80, 443} if spec.service.certificate_arn else {80}
+
+
+def _covers(permission: Permission, port: int) -> bool:
+    if permission.protocol == "-1":
+        return True
+    low, high = permission.from_port, permission.to_port
+    return permission.protocol == "tcp" and low is not None and high is not None and low <= port <= high
+
+
+def _ports(permission: Permission) -> str:
+    if permission.protocol == "-1":
+        return "all traffic"
+    if permission.from_port == permission.to_port:
+        return f"port {permission.from_port}/{permission.protocol}"
+    return f"ports {permission.from_port}-{permission.to_port}/{permission.protocol}"
+
+
+def check_public_ingress(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    spec = ctx.spec
+    ingress_group = spec.name("sg", spec.service.load_balancer_group)
+    allowed = listener_ports(spec)
+    for name, permissions in _groups(observed["network"]):
+        result.examined.append(name)
+        for permission in permissions:
+            if permission.direction != "ingress" or permission.source not in ANYWHERE:
+                continue
+            single = permission.protocol == "tcp" and permission.from_port == permission.to_port
+            if name == ingress_group and single and permission.from_port in allowed:
+                continue
+            result.flag(name, f"{_ports(permission)} open to {permission.source} "
+                              f"(only the load balancer group may take {', '.join(map(str, sorted(allowed)))} from anywhere)")
+
+
+def check_default_group(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    default = observed["network"].layout.default_group
+    if default is None:
+        return
+    name = f"default group {default['GroupId']}"
+    result.examined.append(name)
+    rules = len(default.get("IpPermissions", [])) + len(default.get("IpPermissionsEgress", []))
+    if rules:
+        result.flag(name, f"has {rules} rule{'s' if rules != 1 else ''}; it must allow nothing in or out")
+
+
+def check_remote_login(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    for name, permissions in _groups(observed["network"]):
+        result.examined.append(name)
+        for permission in sorted(permissions):
+            if permission.direction != "ingress":
+                continue
+            for port, protocol in REMOTE_LOGIN.items():
+                if _covers(permission, port):
+                    source = permission.source.split("/", 1)[1] if permission.source.startswith("sg/") else permission.source
+                    result.flag(name, f"{protocol} ({port}) open from {source}; operators use SSM Session Manager")
+
+
+def check_database(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _found(observed, "database", "instance")
+    if found is None:
+        return
+    result.examined.append(found.name)
+    if found.raw.get("PubliclyAccessible"):
+        result.flag(found.name, "publicly accessible; it must be reachable from inside the VPC only")
+    if not found.raw.get("StorageEncrypted"):
+        result.flag(found.name, "storage not encrypted")
+
+
+def check_cache(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _found(observed, "cache", "replication-group")
+    if found is None:
+        return
+    result.examined.append(found.name)
+    if not found.raw.get("TransitEncryptionEnabled"):
+        result.flag(found.name, "not encrypted in transit (TLS off)")
+    if not found.raw.get("AtRestEncryptionEnabled"):
+        result.flag(found.name, "not encrypted at rest")
+
+
+def check_registry(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _found(observed, "registry", "repository")
+    if found is None:
+        return
+    result.examined.append(found.name)
+    if not found.raw.get("imageScanningConfiguration", {}).get("scanOnPush"):
+        result.flag(found.name, "images are not scanned on push (registry.scan_on_push)")
+
+
+def check_artifact_bucket(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _found(observed, "delivery", "bucket")
+    if found is None:
+        return
+    result.examined.append(found.id)
+    if found.raw.get("PublicAccessBlock") != PRIVATE:
+        result.flag(found.id, "public access is not blocked in all four settings")
+    if not found.raw.get("Encryption"):
+        result.flag(found.id, "no default encryption")
+    if found.raw.get("Versioning") != "Enabled":
+        result.flag(found.id, f"versioning {found.raw.get('Versioning') or 'never enabled'}, not Enabled")
+
+
+def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _found(observed, "bastion", "instance")
+    if found is None:
+        return
+    result.examined.append(found.name)
+    tokens = found.raw.get("MetadataOptions", {}).get("HttpTokens")
+    if tokens != "required":
+        result.flag(found.name, f"instance metadata accepts IMDSv1 (HttpTokens {tokens or 'unset'}); IMDSv2 must be required")
+
+
+def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    certificate = ctx.spec.service.certificate_arn
+    found = _found(observed, "service", "listener/production")
+    if found is None:
+        return
+    result.examined.append(found.name)
+    if not certificate:
+        result.note = "no certificate configured (service.certificate_arn): HTTP only, by choice"
+        return
+    certificates = [c.get("CertificateArn") for c in found.raw.get("Certificates", [])]
+    if found.raw.get("Protocol") != "HTTPS" or found.raw.get("Port") != 443:
+        result.flag(found.name, f"the production listener is {found.raw.get('Protocol')} {found.raw.get('Port')}, not HTTPS 443")
+    elif certificate not in certificates:
+        result.flag(found.name, "the production listener does not use the configured certificate")
+
+
+def check_flow_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    vpc = observed["network"].layout.vpc
+    if vpc is None:
+        return
+    result.examined.append(vpc.name)
+    logs = ctx.client("ec2").describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc.id]}])["FlowLogs"]
+    active = [f for f in logs if f.get("FlowLogStatus", "ACTIVE") == "ACTIVE"]
+    if not active:
+        result.flag(vpc.name, "no active flow log (network.flow_logs)")
+        return
+    if not any(f.get("TrafficType") == "ALL" for f in active):
+        result.flag(vpc.name, "flow logs record only part of the traffic; the baseline is ALL")
+
+
+Check = Callable[[Context, Mapping[str, Any], Result], None]
+
+CHECKS: list[tuple[str, str, Check]] = [
+    ("public-ingress", "0.0.0.0/0 and ::/0 only on the load balancer's listener ports", check_public_ingress),
+    ("default-group", "the VPC's default security group allows nothing", check_default_group),
+    ("remote-login", "no SSH (22) or RDP (3389) open anywhere", check_remote_login),
+    ("database", "RDS private and encrypted at rest", check_database),
+    ("cache", "Redis encrypted in transit and at rest", check_cache),
+    ("registry", "ECR scans images on push", check_registry),
+    ("artifact-bucket", "artifact bucket private, encrypted and versioned", check_artifact_bucket),
+    ("bastion", "IMDSv2 required on the bastion", check_bastion),
+    ("https", "HTTPS on the production listener when a certificate is configured", check_https),
+    ("flow-logs", "VPC flow logs on, all traffic", check_flow_logs),
+]
+
+
+def audit(ctx: Context, checks: Iterable[str] | None = None) -> Report:
+    """Check the live environment; raises when there is nothing to audit (no VPC)."""
+    observed = engine.discover(ctx)
+    if observed["network"].layout.vpc is None:
+        raise PointappError(f"nothing to audit: {ctx.spec.owner} has no network on {ctx.target.describe()} "
+                            "(run `pointapp up` first, or pick the target it was built on)")
+    wanted = set(checks) if checks is not None else None
+    results = []
+    for name, rule, check in CHECKS:
+        if wanted is not None and name not in wanted:
+            continue
+        result = Result(name, rule)
+        check(ctx, observed, result)
+        results.append(result)
+    return Report(f"security audit of {ctx.spec.owner} on {ctx.target.describe()}", results)
