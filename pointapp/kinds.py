@@ -42,6 +42,17 @@ def document(value: Any) -> Any:
     return value
 
 
+def account_roles(ctx: Any, spec: Spec) -> list[dict[str, Any]]:
+    """Every role under pointapp's path for this environment, with tags and policies: one paginated call
+    for all steps (instead of a listing, then tags and policies role by role, in every step)."""
+
+    def load() -> list[dict[str, Any]]:
+        pages = ctx.client("iam").get_paginator("get_account_authorization_details").paginate(Filter=["Role"])
+        return [role for page in pages for role in page.get("RoleDetailList", []) if role.get("Path") == role_path(spec)]
+
+    return list(ctx.read_once(("iam-roles", role_path(spec)), load))
+
+
 class Role(Kind):
     """An IAM role: trust policy, managed policies, inline policies."""
 
@@ -49,20 +60,16 @@ class Role(Kind):
     service = "iam"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        iam = ctx.client("iam")
         found = []
-        for page in iam.get_paginator("list_roles").paginate(PathPrefix=role_path(spec)):
-            for role in page["Roles"]:
-                tags = from_aws_tags(iam.list_role_tags(RoleName=role["RoleName"])["Tags"])
-                if not is_owned(tags, spec, step):
-                    continue
-                raw = dict(role)
-                raw["AssumeRolePolicyDocument"] = document(role["AssumeRolePolicyDocument"])
-                raw["Managed"] = sorted(p["PolicyArn"] for p in
-                                        iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"])
-                raw["Inline"] = {name: document(iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"])
-                                 for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]}
-                found.append(Found(self.name, tags[KEY], role["RoleName"], tags, raw))
+        for role in account_roles(ctx, spec):
+            tags = from_aws_tags(role.get("Tags"))
+            if not is_owned(tags, spec, step):
+                continue
+            raw = {key: value for key, value in role.items() if key not in ("RolePolicyList", "AttachedManagedPolicies")}
+            raw["AssumeRolePolicyDocument"] = document(role["AssumeRolePolicyDocument"])
+            raw["Managed"] = sorted(p["PolicyArn"] for p in role.get("AttachedManagedPolicies", []))
+            raw["Inline"] = {p["PolicyName"]: document(p["PolicyDocument"]) for p in role.get("RolePolicyList", [])}
+            found.append(Found(self.name, tags[KEY], role["RoleName"], tags, raw))
         return found
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -126,10 +133,15 @@ class LogGroup(Kind):
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         logs = ctx.client("logs")
-        groups = [g for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=self.prefix(spec))
-                  for g in page["logGroups"]]
-        return self.owned(spec, step, groups, lambda g: g["logGroupName"],
-                          lambda g: logs.list_tags_log_group(logGroupName=g["logGroupName"]).get("tags", {}))
+
+        def load() -> list[tuple[dict[str, Any], dict[str, str]]]:
+            groups = [g for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=self.prefix(spec))
+                      for g in page["logGroups"]]
+            return [(g, logs.list_tags_log_group(logGroupName=g["logGroupName"]).get("tags", {})) for g in groups]
+
+        groups = ctx.read_once(("log-groups", self.prefix(spec)), load)
+        return self.owned(spec, step, [g for g, _ in groups], lambda g: g["logGroupName"],
+                          lambda g: next(tags for group, tags in groups if group is g))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         if found.raw.get("retentionInDays") != props["retention_days"]:

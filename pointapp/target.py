@@ -144,12 +144,22 @@ class Context:
     done: list[Any] = field(default_factory=list)  # changes carried out in this run, in order
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _outputs: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    _reads: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.session.events.register("before-call.*.*", self._record_call)
 
     def _record_call(self, model: Any, **_: Any) -> None:
-        self.calls.append(Call(model.service_model.service_name, model.name))
+        call = Call(model.service_model.service_name, model.name)
+        self.calls.append(call)
+        if call.mutating:
+            self._reads.clear()  # whatever was read before a change may be stale now
+
+    def read_once(self, key: Any, load: Callable[[], Any]) -> Any:
+        """A listing several steps need (every IAM role, every log group), read once until the next change."""
+        if key not in self._reads:
+            self._reads[key] = load()
+        return self._reads[key]
 
     @property
     def botocore_config(self) -> Config:

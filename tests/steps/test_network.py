@@ -152,8 +152,8 @@ def test_second_up_makes_no_mutating_call_and_plan_is_empty(ctx: Context) -> Non
     second = up(ctx)
     calls = ctx.calls[before:]
     assert [c for c in calls if c.mutating] == []
-    # discovery is a handful of filtered calls, not one per resource: 12 for the EC2 layout, 7 for the flow logs
-    assert len(calls) <= 19, calls
+    # discovery is a handful of filtered calls, not one per resource: 12 for the EC2 layout, 4 for the flow logs
+    assert len(calls) <= 16, calls
     assert second.applied == [] and second.unchanged == 30
     assert pointapp.plan(ctx, only="network").empty
 

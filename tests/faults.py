@@ -1,0 +1,209 @@
+"""Fault injection over a full ``up`` on a moto server.
+
+The harness makes the k-th mutating AWS call of ``up`` fail, either before it is sent (an error
+response) or after it took effect (the response is lost), then runs ``up`` again without faults and
+compares everything the emulator holds with a clean run, by name: the same resources, none twice. Then
+``down`` must leave nothing pointapp owns. :func:`census` lists resources without looking at tags, so a
+resource created but never tagged (and so invisible to pointapp) still counts.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+import pointapp
+from pointapp.steps import STEP_NAMES
+from pointapp.target import READ_PREFIXES, Context
+
+REGION = "ap-northeast-1"
+
+
+class InjectedFault(Exception):
+    """The failure the harness injects (never raised by pointapp itself)."""
+
+
+def _name(item: dict[str, Any], default: str = "untagged") -> str:
+    return {t["Key"]: t["Value"] for t in item.get("Tags", [])}.get("Name", default)
+
+
+def census(endpoint: str) -> Counter[tuple[str, str]]:
+    """Every resource of the kinds pointapp makes, by (kind, name), whoever owns it and whatever its tags."""
+    session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=endpoint)
+
+    seen: Counter[tuple[str, str]] = Counter()
+
+    def add(kind: str, names: Any) -> None:
+        seen.update((kind, str(name)) for name in names)
+
+    ec2 = client("ec2")
+    vpcs = [v for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")]
+    ours = [{"Name": "vpc-id", "Values": [v["VpcId"] for v in vpcs] or ["none"]}]
+    add("vpc", (f"{_name(v)} {v['CidrBlock']}" for v in vpcs))
+    add("subnet", (f"{_name(s)} {s['CidrBlock']}" for s in ec2.describe_subnets(Filters=ours)["Subnets"]))
+    groups = ec2.describe_security_groups(Filters=ours)["SecurityGroups"]
+    add("security-group", (g["GroupName"] for g in groups))
+    names = {g["GroupId"]: g["GroupName"] for g in groups}
+    for group in groups:
+        for direction, key in (("in", "IpPermissions"), ("out", "IpPermissionsEgress")):
+            for perm in group[key]:
+                sources = [r["CidrIp"] for r in perm.get("IpRanges", [])] + [r["CidrIpv6"] for r in perm.get("Ipv6Ranges", [])]
+                sources += [names.get(r["GroupId"], r["GroupId"]) for r in perm.get("UserIdGroupPairs", [])]
+                add("security-group-rule", (f"{group['GroupName']} {direction} {perm['IpProtocol']} {perm.get('FromPort')} {source}"
+                                            for source in sources))
+    tables = ec2.describe_route_tables(Filters=ours)["RouteTables"]
+    add("route-table", (_name(t, "main") for t in tables))
+    add("route", (f"{_name(t, 'main')} {r.get('DestinationCidrBlock')}" for t in tables for r in t["Routes"]))
+    add("route-association", (_name(t, "main") for t in tables for a in t["Associations"] if a.get("SubnetId")))
+    add("internet-gateway", (_name(i) for i in ec2.describe_internet_gateways()["InternetGateways"]
+                             if any(a["VpcId"] in {v["VpcId"] for v in vpcs} for a in i.get("Attachments", []))
+                             or not i.get("Attachments")))
+    add("nat-gateway", (_name(n) for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] in ("pending", "available")))
+    add("elastic-ip", (_name(a) for a in ec2.describe_addresses()["Addresses"]))
+    add("flow-log", (f["LogGroupName"] for f in ec2.describe_flow_logs()["FlowLogs"]))
+    add("vpc-endpoint", (e["ServiceName"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]
+                         if e["State"].lower() not in ("deleted", "deleting")))
+    add("instance", (_name(i) for r in ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": [
+        "pending", "running"]}])["Reservations"] for i in r["Instances"]))
+    iam = client("iam")
+    add("iam-role", (r["RoleName"] for r in iam.list_roles()["Roles"]))
+    add("iam-role-policy", (f"{r['RoleName']}/{p}" for r in iam.list_roles()["Roles"]
+                            for p in iam.list_role_policies(RoleName=r["RoleName"])["PolicyNames"]))
+    add("instance-profile", (p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]))
+    add("oidc-provider", (p["Arn"].rsplit("/", 1)[-1] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]))
+    add("log-group", (g["logGroupName"] for g in client("logs").describe_log_groups()["logGroups"]))
+    add("ecr-repository", (r["repositoryName"] for r in client("ecr").describe_repositories()["repositories"]))
+    ecs = client("ecs")
+    clusters = ecs.describe_clusters(clusters=ecs.list_clusters()["clusterArns"])["clusters"]
+    add("ecs-cluster", (c["clusterName"] for c in clusters if c["status"] == "ACTIVE"))
+    for cluster in clusters:
+        arns = ecs.list_services(cluster=cluster["clusterArn"])["serviceArns"]
+        services = ecs.describe_services(cluster=cluster["clusterArn"], services=arns)["services"] if arns else []
+        add("ecs-service", (s["serviceName"] for s in services if s["status"] == "ACTIVE"))
+    add("task-definition", (arn.rsplit("/", 1)[-1].split(":")[0] for arn in
+                            ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]))
+    elbv2 = client("elbv2")
+    balancers = elbv2.describe_load_balancers()["LoadBalancers"]
+    add("load-balancer", (b["LoadBalancerName"] for b in balancers))
+    add("listener", (f"{b['LoadBalancerName']}:{listener['Port']}" for b in balancers
+                     for listener in elbv2.describe_listeners(LoadBalancerArn=b["LoadBalancerArn"])["Listeners"]))
+    add("target-group", (g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]))
+    rds = client("rds")
+    add("db-instance", (d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]
+                        if d["DBInstanceStatus"] != "deleting"))
+    add("db-subnet-group", (g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]))
+    elasticache = client("elasticache")
+    add("replication-group", (g["ReplicationGroupId"] for g in elasticache.describe_replication_groups()["ReplicationGroups"]
+                              if g["Status"] != "deleting"))
+    add("cache-subnet-group", (g["CacheSubnetGroupName"] for g in elasticache.describe_cache_subnet_groups()["CacheSubnetGroups"]
+                               if g["CacheSubnetGroupName"] != "default"))
+    add("secret", (s["Name"] for s in client("secretsmanager").list_secrets()["SecretList"] if not s.get("DeletedDate")))
+    s3 = client("s3")
+    for bucket in s3.list_buckets()["Buckets"]:
+        add("s3-bucket", [bucket["Name"]])
+        add("s3-object", (f"{bucket['Name']}/{o['Key']}" for o in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])))
+    add("codedeploy-application", client("codedeploy").list_applications()["applications"])
+    add("pipeline", (p["name"] for p in client("codepipeline").list_pipelines()["pipelines"]))
+    add("event-rule", (r["Name"] for r in client("events").list_rules()["Rules"]))
+    sesv2 = client("sesv2")
+    add("email-identity", (i["IdentityName"] for i in sesv2.list_email_identities()["EmailIdentities"]))
+    add("configuration-set", sesv2.list_configuration_sets()["ConfigurationSets"])
+    return seen
+
+
+def reset(endpoint: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).read()
+
+
+def connect(endpoint: str) -> Context:
+    return pointapp.connect(endpoint_url=endpoint, progress=lambda _: None)
+
+
+def inject(ctx: Context, k: int, lost: bool) -> list[str]:
+    """Make the k-th mutating call of ``ctx`` fail; returns a list that names it once it happened."""
+    seen = {"n": 0}
+    hit: list[str] = []
+
+    def hook(model: Any, **_: Any) -> None:
+        if model.name.startswith(READ_PREFIXES):
+            return
+        seen["n"] += 1
+        if seen["n"] == k:
+            hit.append(f"{model.service_model.service_name}:{model.name}")
+            raise InjectedFault(f"call {k} ({hit[0]}) {'lost its response' if lost else 'failed'}")
+
+    ctx.session.events.register("after-call.*.*" if lost else "before-call.*.*", hook)
+    return hit
+
+
+@dataclass
+class Clean:
+    """A clean run, for comparison: what exists after ``up`` and after ``down``, and the mutating calls."""
+
+    built: Counter[tuple[str, str]]
+    emptied: Counter[tuple[str, str]]
+    left_owned: list[str]
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (step, service:operation) in order
+
+    def calls_of(self, step: str) -> list[int]:
+        """The positions (1-based) of the mutating calls ``step`` makes in a clean ``up``."""
+        return [i + 1 for i, (name, _) in enumerate(self.calls) if name == step]
+
+
+def clean_run(endpoint: str) -> Clean:
+    """Build everything step by step (the order a full ``up`` applies in), recording each step's calls."""
+    reset(endpoint)
+    calls: list[tuple[str, str]] = []
+    for step in STEP_NAMES:
+        ctx = connect(endpoint)
+        pointapp.up(ctx, only=step)
+        calls += [(step, f"{c.service}:{c.operation}") for c in ctx.calls if c.mutating]
+        ctx.close()
+    built = census(endpoint)
+    with connect(endpoint) as ctx:
+        outcome = pointapp.down(ctx)
+    return Clean(built, census(endpoint), sorted(f"{c.kind} {c.name}" for c in outcome.remaining or []), calls)
+
+
+def difference(found: Counter[tuple[str, str]], wanted: Counter[tuple[str, str]]) -> str:
+    extra, missing = found - wanted, wanted - found
+    parts = [f"extra {kind} {name} x{n}" for (kind, name), n in sorted(extra.items())]
+    parts += [f"missing {kind} {name} x{n}" for (kind, name), n in sorted(missing.items())]
+    return "; ".join(parts)
+
+
+def fail_then_converge(endpoint: str, clean: Clean, k: int, lost: bool,
+                       check: Callable[[str], None] | None = None) -> str:
+    """One fault point: fail at call k, run ``up`` again, compare; ``down``, compare. Returns the call hit."""
+    reset(endpoint)
+    with connect(endpoint) as broken:
+        hit = inject(broken, k, lost)
+        try:
+            pointapp.up(broken)
+        except InjectedFault:
+            pass
+        else:
+            raise AssertionError(f"up made fewer than {k} mutating calls")
+    assert hit, f"call {k} was never made"
+    where = f"after a fault at call {k} ({hit[0]}, {'lost response' if lost else 'error'})"
+    with connect(endpoint) as retry:
+        pointapp.up(retry)
+        assert not [c for c in retry.skipped if c.action != "create"], where
+    built = census(endpoint)
+    assert built == clean.built, f"{where}: {difference(built, clean.built)}"
+    with connect(endpoint) as again:
+        assert pointapp.plan(again).actionable == [], f"{where}: a second plan is not empty"
+        outcome = pointapp.down(again)
+    left = sorted(f"{c.kind} {c.name}" for c in outcome.remaining or [])
+    assert left == clean.left_owned, f"{where}: down left {left}"
+    emptied = census(endpoint)
+    assert emptied == clean.emptied, f"{where}: after down, {difference(emptied, clean.emptied)}"
+    return hit[0]
