@@ -41,10 +41,15 @@ class Emulator:
         # AWS managed policies (the SSM core policy of the bastion) exist on AWS; make them exist here too
         default_user_config.setdefault("iam", {})["load_aws_managed_policies"] = True
         app = DomainDispatcherApplication(create_backend_app)
+
+        class KeepAlive(MotoRequestHandler):  # type: ignore[misc, valid-type]
+            """HTTP/1.1: clients keep their connection open instead of opening one per call."""
+
+            protocol_version = "HTTP/1.1"
+
         try:
             with contextlib.redirect_stderr(io.StringIO()):  # werkzeug explains a busy port at length
-                self._server = make_server(self.host, self.port, app, threaded=True,
-                                           request_handler=MotoRequestHandler)
+                self._server = make_server(self.host, self.port, app, threaded=True, request_handler=KeepAlive)
         except (OSError, SystemExit) as error:
             raise TargetError(f"cannot start the embedded emulator on {self.host}:{self.port}: "
                               f"{getattr(error, 'strerror', None) or 'port in use'}; choose another --port") from None

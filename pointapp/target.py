@@ -120,6 +120,24 @@ def _answers_as_moto(url: str | None) -> bool:
         return False
 
 
+_MODELS: list[Any] = []  # the botocore loader of the first session, holding every service model it parsed
+
+
+def share_service_models(session: boto3.Session) -> boto3.Session:
+    """Let ``session`` reuse the service models earlier sessions of this process parsed.
+
+    Every new boto3 session parses each service's JSON model again (about 0.4 s for the services of a
+    run); runs in one process (a notebook, the tests, the benchmark) share them instead. The models are
+    read-only data, so sharing them changes nothing else.
+    """
+    core = session._session  # noqa: SLF001 - boto3 exposes the botocore session only under this name
+    if not _MODELS:
+        _MODELS.append(core.get_component("data_loader"))
+    elif core.get_component("data_loader") is not _MODELS[0]:
+        core.register_component("data_loader", _MODELS[0])
+    return session
+
+
 def _print_progress(message: str) -> None:
     print(message, flush=True)
 
@@ -147,6 +165,7 @@ class Context:
     _reads: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        share_service_models(self.session)
         self.session.events.register("before-call.*.*", self._record_call)
 
     def _record_call(self, model: Any, **_: Any) -> None:
@@ -245,6 +264,10 @@ class Context:
 
 
 def _make_session(target: Target, environ: Mapping[str, str]) -> boto3.Session:
+    return share_service_models(_new_session(target))
+
+
+def _new_session(target: Target) -> boto3.Session:
     if target.kind == "emulator":
         return boto3.Session(region_name=target.region, **EMULATOR_CREDENTIALS)
     try:

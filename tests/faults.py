@@ -19,7 +19,7 @@ import boto3
 
 import pointapp
 from pointapp.steps import STEP_NAMES
-from pointapp.target import READ_PREFIXES, Context
+from pointapp.target import READ_PREFIXES, Context, share_service_models
 
 REGION = "ap-northeast-1"
 
@@ -32,12 +32,21 @@ def _name(item: dict[str, Any], default: str = "untagged") -> str:
     return {t["Key"]: t["Value"] for t in item.get("Tags", [])}.get("Name", default)
 
 
+_CLIENTS: dict[tuple[str, str], Any] = {}
+
+
+def client(endpoint: str, service: str) -> Any:
+    if (endpoint, service) not in _CLIENTS:
+        session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+        _CLIENTS[(endpoint, service)] = share_service_models(session).client(service, endpoint_url=endpoint)
+    return _CLIENTS[(endpoint, service)]
+
+
 def census(endpoint: str) -> Counter[tuple[str, str]]:
     """Every resource of the kinds pointapp makes, by (kind, name), whoever owns it and whatever its tags."""
-    session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def client(service: str) -> Any:
-        return session.client(service, endpoint_url=endpoint)
+        return globals()["client"](endpoint, service)
 
     seen: Counter[tuple[str, str]] = Counter()
 
@@ -105,7 +114,7 @@ def census(endpoint: str) -> Counter[tuple[str, str]]:
                               if g["Status"] != "deleting"))
     add("cache-subnet-group", (g["CacheSubnetGroupName"] for g in elasticache.describe_cache_subnet_groups()["CacheSubnetGroups"]
                                if g["CacheSubnetGroupName"] != "default"))
-    add("secret", (s["Name"] for s in client("secretsmanager").list_secrets()["SecretList"] if not s.get("DeletedDate")))
+    add("secret", (("rds!db-<managed>" if s["Name"].startswith("rds!db-") else s["Name"]) for s in client("secretsmanager").list_secrets()["SecretList"] if not s.get("DeletedDate")))
     s3 = client("s3")
     for bucket in s3.list_buckets()["Buckets"]:
         add("s3-bucket", [bucket["Name"]])

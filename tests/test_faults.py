@@ -1,0 +1,52 @@
+"""A failure at any moment of ``up`` leaves nothing broken: the next ``up`` converges to a clean run's state.
+
+Every mutating call of the ``network`` step is a fault point, and a sample spread over the rest of ``up``;
+each fails once as an error and once as a response lost after the call took effect (see tests/faults.py).
+The number of fault points tried is printed at the end of the test session.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import faults
+
+#: Mutating calls the network step makes in a clean ``up`` of the default prod spec (checked below).
+NETWORK_CALLS = 64
+#: Fault points spread evenly over the mutating calls of the other steps.
+REST_SAMPLES = 14
+MODES = {"error": False, "lost-response": True}
+
+
+@pytest.fixture(scope="module")
+def clean(moto_server: str) -> faults.Clean:
+    return faults.clean_run(moto_server)
+
+
+def test_the_fault_points_cover_the_network_step(clean: faults.Clean) -> None:
+    assert clean.calls_of("network") == list(range(1, NETWORK_CALLS + 1)), \
+        f"the network step now makes {len(clean.calls_of('network'))} mutating calls: update NETWORK_CALLS"
+    later = {step for step, _ in clean.calls[NETWORK_CALLS:]}
+    assert later >= {"endpoints", "registry", "database", "cache", "mail", "service", "delivery", "bastion"}
+    assert len(clean.calls) - NETWORK_CALLS >= REST_SAMPLES
+
+
+def rest_point(clean: faults.Clean, sample: int) -> int:
+    """The sample-th of REST_SAMPLES points spread evenly over the calls after the network step."""
+    rest = len(clean.calls) - NETWORK_CALLS
+    return NETWORK_CALLS + 1 + (sample * (rest - 1)) // (REST_SAMPLES - 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", range(1, NETWORK_CALLS + 1))
+def test_fault_in_the_network_step(moto_server: str, clean: faults.Clean, k: int, mode: str) -> None:
+    hit = faults.fail_then_converge(moto_server, clean, k, MODES[mode])
+    assert hit == clean.calls[k - 1][1]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("sample", range(REST_SAMPLES))
+def test_fault_over_the_rest_of_up(moto_server: str, clean: faults.Clean, sample: int, mode: str) -> None:
+    k = rest_point(clean, sample)
+    hit = faults.fail_then_converge(moto_server, clean, k, MODES[mode])
+    assert hit == clean.calls[k - 1][1], f"call {k} of step {clean.calls[k - 1][0]}"
