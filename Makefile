@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# checkov (the CloudFormation export's security scan) pins libraries the product needs newer: own venv.
+CHECKOV       := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed
 
 .PHONY: setup run test lint lab emulator diagrams clean
 
@@ -19,8 +22,13 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/pointapp runbook
 
-test: setup
-	$(PY) -m pytest -n 2 --dist loadfile tests
+$(CHECKOV_STAMP): $(STAMP)
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet --disable-pip-version-check 'checkov==3.3.30'
+	@touch $@
+
+test: setup $(CHECKOV_STAMP)
+	POINTAPP_CHECKOV=$(CHECKOV)/bin/checkov $(PY) -m pytest -n 2 --dist load tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks
 
 # The architecture figure of the default prod spec, shown at the top of the README.

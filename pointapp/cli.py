@@ -102,10 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(audit)
 
     export = commands.add_parser("export", help="write generated files")
-    export.add_argument("what", choices=["delivery"], help="delivery: taskdef.json, appspec.yaml, GitHub workflow")
+    export.add_argument("what", choices=["delivery", "cloudformation"],
+                        help="delivery: taskdef.json, appspec.yaml, GitHub workflow; "
+                             "cloudformation: one template per step group, for the target's region and zones")
     _add_spec(export, only=False)
     _add_target(export)
-    export.add_argument("-o", "--output", default="delivery", help="directory to write into (default: delivery/)")
+    export.add_argument("-o", "--output", help="directory to write into (default: delivery/ or cloudformation/)")
 
     figure = commands.add_parser("diagram", help="draw the architecture from the spec, or from what exists")
     _add_spec(figure, only=False)
@@ -258,9 +260,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pointapp import release
 
     with _connect(args) as ctx:
-        for path in release.export_delivery(ctx, args.output):
-            print(f"wrote {path}")
-        return EXIT_OK
+        if args.what == "cloudformation":
+            from pointapp import cloudformation
+
+            written = cloudformation.export(ctx, args.output or "cloudformation")
+        else:
+            written = release.export_delivery(ctx, args.output or "delivery")
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:

@@ -92,3 +92,13 @@ def stub(ctx: Context, service: str) -> Stubber:
     stubber = Stubber(client)
     stubber.activate()
     return stubber
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many fault points the fault-injection tests tried (tests/test_faults.py)."""
+    passed = [r.nodeid for r in terminalreporter.stats.get("passed", []) if "test_faults.py::test_fault_" in r.nodeid]
+    if passed:
+        network = sum("in_the_network_step" in nodeid for nodeid in passed)
+        terminalreporter.write_line(
+            f"fault injection: {len(passed)} fault runs passed ({network} in the network step, {len(passed) - network} "
+            "over the rest of up), each an error or a lost response followed by a clean up and down")

@@ -232,14 +232,19 @@ def _collect(spec: Spec, kind: str, items: Iterable[dict[str, Any]], id_field: s
     return by_key, duplicates
 
 
+def available_zones(ctx: Any) -> list[str]:
+    """The region's availability zones, in the order the step uses them (the first ``network.zones``)."""
+    zones = ctx.client("ec2").describe_availability_zones(Filters=[
+        {"Name": "zone-type", "Values": ["availability-zone"]}, {"Name": "state", "Values": ["available"]}])
+    return sorted(z["ZoneName"] for z in zones["AvailabilityZones"])
+
+
 def discover(ctx: Any) -> NetworkState:
     """Read what the step owns: one tag-filtered call per resource type, plus the VPC's attributes."""
     spec: Spec = ctx.spec
     ec2 = ctx.client("ec2")
     filters = owner_filters(spec, NAME)
-    zones = ec2.describe_availability_zones(Filters=[{"Name": "zone-type", "Values": ["availability-zone"]},
-                                                     {"Name": "state", "Values": ["available"]}])
-    state = NetworkState(ctx.target.region, sorted(z["ZoneName"] for z in zones["AvailabilityZones"]))
+    state = NetworkState(ctx.target.region, available_zones(ctx))
     vpcs_raw = _paginate(ec2, "describe_vpcs", "Vpcs", Filters=filters)
     subnets_raw = _paginate(ec2, "describe_subnets", "Subnets", Filters=filters)
     # The VPC holding most of the owned subnets is the environment's; any other owned VPC is a duplicate.

@@ -1,0 +1,359 @@
+"""``pointapp export cloudformation``: CloudFormation templates generated from the same spec.
+
+For teams that deploy with CloudFormation. One template per step group; later stacks import what the
+network stack exports (``<prefix>-<env>-<logical id>``). The resources carry the spec's tags and their
+``Name`` but not pointapp's ownership tags: a stack owns what it creates, and pointapp leaves it alone.
+
+The network template is built from the same layout the ``network`` step builds (:func:`network.layout`);
+the other templates from the steps' own lists of desired resources, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pointapp.errors import SpecError
+from pointapp.resources import Desired, Ref
+from pointapp.spec import ANYWHERE_V4, Spec
+from pointapp.steps import network
+from pointapp.steps.network import ALL_OUTBOUND, Permission
+
+#: Step groups, one template each, in deployment order.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "network": ("network", "endpoints"),
+    "registry": ("registry",),
+    "data": ("database", "cache"),
+    "mail": ("mail",),
+    "bastion": ("bastion",),
+}
+
+#: checkov checks the templates fail on purpose, and why (also in the README). Nothing else may fail.
+WAIVERS: dict[str, str] = {
+    "CKV_AWS_260": "the load balancer group takes HTTP 80 from the internet: it is the service's front door "
+                   "(with service.certificate_arn set, 80 only redirects to HTTPS 443)",
+    "CKV_AWS_158": "the flow-log group is encrypted by CloudWatch Logs' own key, not a customer-managed KMS key",
+    "CKV_AWS_136": "ECR images are encrypted with AES256, the AWS-managed default, not a customer-managed KMS key",
+    "CKV_AWS_118": "RDS enhanced monitoring is not part of the baseline; CloudWatch metrics and the error and "
+                   "slow-query logs are",
+    "CKV_AWS_161": "the API signs in to MySQL with the password RDS keeps in Secrets Manager, not IAM authentication",
+    "CKV_AWS_31": "Redis encrypts in transit and at rest; clients are admitted by network (only the container and "
+                  "management groups reach it), without an AUTH token",
+    "CKV_AWS_157": "staging runs MySQL in one zone by choice (database.multi_az); prod is Multi-AZ",
+}
+
+
+def logical_id(key: str) -> str:
+    """``subnet/ingress/0`` gives ``SubnetIngress0``: a CloudFormation logical id from a pointapp key."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", key) if part)
+
+
+def export_name(spec: Spec, key: str) -> str:
+    return f"{spec.owner}-{logical_id(key)}"
+
+
+def _tags(spec: Spec, name: str) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in {**spec.tags, "Name": name}.items()]
+
+
+class _Template:
+    def __init__(self, spec: Spec, group: str, description: str) -> None:
+        self.spec = spec
+        self.group = group
+        self.body: dict[str, Any] = {"AWSTemplateFormatVersion": "2010-09-09", "Description": description,
+                                     "Resources": {}, "Outputs": {}}
+
+    def add(self, key: str, kind: str, properties: Mapping[str, Any], **extra: Any) -> str:
+        logical = logical_id(key)
+        self.body["Resources"][logical] = {"Type": kind, "Properties": dict(properties), **extra}
+        return logical
+
+    def export(self, key: str, value: Any) -> None:
+        self.body["Outputs"][logical_id(key)] = {"Value": value, "Export": {"Name": export_name(self.spec, key)}}
+
+    def ref(self, value: Any, local: Callable[[Ref], Any]) -> Any:
+        """Refs inside ``value`` as CloudFormation: local Ref/GetAtt, or an import from the network stack."""
+        if isinstance(value, Ref):
+            if value.step == "runtime":
+                return _RUNTIME[value.key]
+            made_here = local(value)
+            if made_here is not None:
+                return made_here
+            return {"Fn::ImportValue": export_name(self.spec, value.key)}
+        if isinstance(value, Mapping):
+            return {k: self.ref(v, local) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.ref(v, local) for v in value]
+        return value
+
+
+_RUNTIME = {"account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}}
+
+
+# --- network -------------------------------------------------------------------------------------------
+
+
+def _permission(permission: Permission, description: str, local: Callable[[str], Any]) -> dict[str, Any]:
+    rule: dict[str, Any] = {"IpProtocol": permission.protocol}
+    if permission.protocol != "-1":
+        rule.update(FromPort=permission.from_port, ToPort=permission.to_port)
+    source = {"cidr": "CidrIp", "cidr6": "CidrIpv6", "prefix": "SourcePrefixListId"}.get(permission.source_kind)
+    if source:
+        rule[source] = permission.source
+    else:
+        rule["SourceSecurityGroupId"] = local(permission.source)
+    if description:
+        rule["Description"] = description
+    return rule
+
+
+def _network(spec: Spec, template: _Template, region: str, zones: Sequence[str]) -> None:
+    lay = network.layout(spec, region, zones)
+    add, ref = template.add, (lambda key: {"Ref": logical_id(key)})
+
+    def zone(name: str) -> str:
+        return name
+
+    add("vpc", "AWS::EC2::VPC", {"CidrBlock": lay.vpc_cidr, "EnableDnsHostnames": True, "EnableDnsSupport": True,
+                                 "Tags": _tags(spec, lay.vpc_name)})
+    add("igw", "AWS::EC2::InternetGateway", {"Tags": _tags(spec, lay.igw_name)})
+    attachment = add("igw/attachment", "AWS::EC2::VPCGatewayAttachment", {"VpcId": ref("vpc"), "InternetGatewayId": ref("igw")})
+    for subnet in lay.subnets:
+        add(subnet.key, "AWS::EC2::Subnet", {"VpcId": ref("vpc"), "CidrBlock": subnet.cidr, "AvailabilityZone": zone(subnet.zone),
+                                            "MapPublicIpOnLaunch": subnet.public, "Tags": _tags(spec, subnet.name)})
+    for nat in lay.nats:
+        add(nat.address, "AWS::EC2::EIP", {"Domain": "vpc", "Tags": _tags(spec, nat.address_name)}, DependsOn=attachment)
+        add(nat.key, "AWS::EC2::NatGateway", {"SubnetId": ref(nat.subnet),
+                                              "AllocationId": {"Fn::GetAtt": [logical_id(nat.address), "AllocationId"]},
+                                              "Tags": _tags(spec, nat.name)})
+    for table in lay.route_tables:
+        add(table.key, "AWS::EC2::RouteTable", {"VpcId": ref("vpc"), "Tags": _tags(spec, table.name)})
+        if table.target:
+            target = {"GatewayId": ref("igw")} if table.target == "igw" else {"NatGatewayId": ref(table.target)}
+            add(f"{table.key}/default", "AWS::EC2::Route", {"RouteTableId": ref(table.key),
+                                                            "DestinationCidrBlock": ANYWHERE_V4, **target},
+                DependsOn=attachment)
+        for subnet_key in table.subnets:
+            add(f"{subnet_key}/association", "AWS::EC2::SubnetRouteTableAssociation",
+                {"SubnetId": ref(subnet_key), "RouteTableId": ref(table.key)})
+    for group in lay.groups:
+        outbound = [{"IpProtocol": "-1", "CidrIp": ANYWHERE_V4, "Description": "all outbound"}]
+        add(group.key, "AWS::EC2::SecurityGroup", {"GroupName": group.name, "GroupDescription": group.description,
+                                                   "VpcId": ref("vpc"),
+                                                   "SecurityGroupEgress": outbound, "Tags": _tags(spec, group.name)})
+        inbound = [(p, d) for p, d in sorted(group.permissions.items()) if p != ALL_OUTBOUND and p.direction == "ingress"]
+        for i, (permission, description) in enumerate(inbound):
+            add(f"{group.key}/in/{i}", "AWS::EC2::SecurityGroupIngress",
+                {"GroupId": {"Fn::GetAtt": [logical_id(group.key), "GroupId"]},
+                 **_permission(permission, description, lambda key: {"Fn::GetAtt": [logical_id(key), "GroupId"]})})
+    _flow_logs(spec, template)
+    for key in ["vpc", *(s.key for s in lay.subnets), *(t.key for t in lay.route_tables)]:
+        template.export(key, ref(key))
+    for group in lay.groups:
+        template.export(group.key, {"Fn::GetAtt": [logical_id(group.key), "GroupId"]})
+
+
+def _flow_logs(spec: Spec, template: _Template) -> None:
+    by_kind = {d.kind: d for d in network._flow_log_resources(spec)}  # noqa: SLF001 - the step's own list
+    if not by_kind:
+        return
+    group, role, flow = by_kind["log-group"], by_kind["iam-role"], by_kind["flow-log"]
+    template.add(group.key, "AWS::Logs::LogGroup", {"LogGroupName": group.name,
+                                                    "RetentionInDays": group.props["retention_days"]})
+    template.add(role.key, "AWS::IAM::Role", _role_properties(spec, role))
+    template.add(flow.key, "AWS::EC2::FlowLog", {
+        "ResourceId": {"Ref": "Vpc"}, "ResourceType": "VPC", "TrafficType": flow.props["traffic"],
+        "LogDestinationType": "cloud-watch-logs", "LogGroupName": {"Ref": logical_id(group.key)},
+        "DeliverLogsPermissionArn": {"Fn::GetAtt": [logical_id(role.key), "Arn"]}, "Tags": _tags(spec, flow.name)})
+
+
+def _role_properties(spec: Spec, role: Desired) -> dict[str, Any]:
+    from pointapp.kinds import role_path
+
+    properties: dict[str, Any] = {"RoleName": role.name, "Path": role_path(spec), "Description": role.detail[:1000],
+                                  "AssumeRolePolicyDocument": role.props["trust"], "Tags": _tags(spec, role.name)}
+    if role.props.get("managed"):
+        properties["ManagedPolicyArns"] = list(role.props["managed"])
+    if role.props.get("inline"):
+        properties["Policies"] = [{"PolicyName": name, "PolicyDocument": document}
+                                  for name, document in role.props["inline"].items()]
+    return properties
+
+
+# --- the resource steps: one converter per kind ---------------------------------------------------------
+
+
+Converter = Callable[[Spec, Desired, Callable[[Any], Any]], tuple[str, dict[str, Any], dict[str, Any]]]
+
+
+def _endpoint(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    service = {"Fn::Sub": f"com.amazonaws.${{AWS::Region}}.{props['service']}"}
+    body: dict[str, Any] = {"VpcEndpointType": props["type"], "VpcId": r(props["vpc"]), "ServiceName": service}
+    if props["type"] == "Interface":
+        body.update(SubnetIds=r(props["subnets"]), SecurityGroupIds=r(props["groups"]), PrivateDnsEnabled=True)
+    else:
+        body["RouteTableIds"] = r(props["route_tables"])
+    return "AWS::EC2::VPCEndpoint", body, {}
+
+
+def _repository(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "AWS::ECR::Repository", {
+        "RepositoryName": d.name, "ImageTagMutability": "IMMUTABLE",
+        "ImageScanningConfiguration": {"ScanOnPush": d.props["scan_on_push"]},
+        "EncryptionConfiguration": {"EncryptionType": "AES256"},
+        "LifecyclePolicy": {"LifecyclePolicyText": json.dumps(d.props["lifecycle_policy"])},
+        "Tags": _tags(spec, d.name)}, {}
+
+
+def _db_subnet_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "AWS::RDS::DBSubnetGroup", {"DBSubnetGroupName": d.name, "DBSubnetGroupDescription": d.detail,
+                                       "SubnetIds": r(d.props["subnets"]), "Tags": _tags(spec, d.name)}, {}
+
+
+def _db_instance(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    policy = "Snapshot" if spec.database.final_snapshot else "Delete"
+    return "AWS::RDS::DBInstance", {
+        "DBInstanceIdentifier": d.name, "Engine": "mysql", "EngineVersion": {"Ref": "MysqlEngineVersion"},
+        "DBInstanceClass": props["instance_class"], "AllocatedStorage": str(props["allocated_storage"]),
+        "StorageType": "gp3", "StorageEncrypted": True, "MultiAZ": props["multi_az"], "PubliclyAccessible": False,
+        "BackupRetentionPeriod": props["backup_retention"], "DeletionProtection": props["deletion_protection"],
+        "DBSubnetGroupName": {"Ref": logical_id("subnet-group")}, "VPCSecurityGroups": r(props["groups"]),
+        "DBName": props["database_name"], "MasterUsername": props["username"], "ManageMasterUserPassword": True,
+        "CopyTagsToSnapshot": True, "EnableCloudwatchLogsExports": ["error", "slowquery"],
+        "Tags": _tags(spec, d.name)}, {"DeletionPolicy": policy, "UpdateReplacePolicy": policy}
+
+
+def _cache_subnet_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "AWS::ElastiCache::SubnetGroup", {"CacheSubnetGroupName": d.name, "Description": d.detail,
+                                             "SubnetIds": r(d.props["subnets"])}, {}
+
+
+def _replication_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    return "AWS::ElastiCache::ReplicationGroup", {
+        "ReplicationGroupId": d.name, "ReplicationGroupDescription": d.detail, "Engine": "redis",
+        "EngineVersion": props["engine_version"], "CacheNodeType": props["node_type"],
+        "NumNodeGroups": 1, "ReplicasPerNodeGroup": props["replicas"],
+        "AutomaticFailoverEnabled": props["automatic_failover"], "MultiAZEnabled": props["automatic_failover"],
+        "CacheSubnetGroupName": {"Ref": logical_id("cache/subnet-group")}, "SecurityGroupIds": r(props["groups"]),
+        "AtRestEncryptionEnabled": True, "TransitEncryptionEnabled": True, "Tags": _tags(spec, d.name)}, {}
+
+
+def _configuration_set(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "AWS::SES::ConfigurationSet", {"Name": d.name, "DeliveryOptions": {"TlsPolicy": d.props["tls"]},
+                                          "ReputationOptions": {"ReputationMetricsEnabled": True}}, {}
+
+
+def _identity(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "AWS::SES::EmailIdentity", {"EmailIdentity": d.name, "ConfigurationSetAttributes": {
+        "ConfigurationSetName": {"Ref": logical_id("configuration-set")}}}, {}
+
+
+def _role(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "AWS::IAM::Role", _role_properties(spec, d), {}
+
+
+def _instance_profile(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    from pointapp.kinds import role_path
+
+    return "AWS::IAM::InstanceProfile", {"InstanceProfileName": d.name, "Path": role_path(spec),
+                                         "Roles": [{"Ref": logical_id("role")}]}, {}
+
+
+def _instance(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    return "AWS::EC2::Instance", {
+        "ImageId": f"{{{{resolve:ssm:{props['ami_parameter']}}}}}", "InstanceType": props["instance_type"],
+        "SubnetId": r(props["subnet"]), "SecurityGroupIds": r(props["groups"]),
+        "IamInstanceProfile": {"Ref": logical_id("profile")}, "Monitoring": False,
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeType": "gp3"}}],
+        "Tags": _tags(spec, d.name)}, {}
+
+
+CONVERTERS: dict[str, Converter] = {
+    "vpc-endpoint": _endpoint, "ecr-repository": _repository, "db-subnet-group": _db_subnet_group,
+    "db-instance": _db_instance, "cache-subnet-group": _cache_subnet_group, "replication-group": _replication_group,
+    "ses-configuration-set": _configuration_set, "ses-identity": _identity, "iam-role": _role,
+    "instance-profile": _instance_profile, "ec2-instance": _instance,
+}
+
+
+def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> None:
+    from pointapp.steps import get
+
+    for step in (s for s in steps if s != "network"):
+        wanted: list[Desired] = get(step).load().desired(spec)
+        made = {d.key for d in wanted}
+        prefix = "cache/" if step == "cache" else ""  # the database's keys and the cache's overlap
+
+        def local(ref: Ref, step: str = step, made: set[str] = made, prefix: str = prefix) -> Any:
+            if ref.step == "network" and "network" in steps:  # made in this very template
+                if ref.key.startswith("sg/"):
+                    return {"Fn::GetAtt": [logical_id(ref.key), "GroupId"]}
+                return {"Ref": logical_id(ref.key)}
+            if ref.step == step and ref.key in made:
+                if ref.attribute == "id":
+                    return {"Ref": logical_id(prefix + ref.key)}
+                return {"Fn::GetAtt": [logical_id(prefix + ref.key), ref.attribute]}
+            return None
+
+        for desired in wanted:
+            kind, properties, extra = CONVERTERS[desired.kind](spec, desired, lambda v, local=local: template.ref(v, local))
+            template.add(prefix + desired.key, kind, properties, **extra)
+
+
+DESCRIPTIONS = {
+    "network": "VPC, subnets, internet and NAT gateways, route tables, security groups, flow logs, VPC endpoints",
+    "registry": "ECR repository for the API image",
+    "data": "RDS MySQL and ElastiCache Redis in the isolated subnets",
+    "mail": "SES configuration set and sender identity",
+    "bastion": "SSM-only bastion host",
+}
+
+
+def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The template of each step group, as data, in deployment order (network first).
+
+    ``zones`` are the region's availability zones in the order the network step uses them, so subnets
+    land in the same zones and carry the same names as when pointapp builds them.
+    """
+    result = {}
+    for group, steps in GROUPS.items():
+        template = _Template(spec, group, f"{spec.owner} {group} in {region}: {DESCRIPTIONS[group]} (generated by pointapp)")
+        if "network" in steps:
+            _network(spec, template, region, zones)
+        if "database" in steps:  # RDS takes a major version ("8.0": its latest minor); a parameter says so
+            template.body["Parameters"] = {"MysqlEngineVersion": {
+                "Type": "String", "Default": spec.database.engine_version,
+                "Description": "MySQL version: a major version picks its latest minor (database.engine_version)"}}
+        _resource_steps(spec, template, steps)
+        if not template.body["Outputs"]:
+            del template.body["Outputs"]
+        result[group] = template.body
+    return result
+
+
+def export(ctx: Any, directory: str | Path) -> list[Path]:
+    """Write the templates for the context's region (one read: its availability zones)."""
+    return write(ctx.spec, ctx.target.region, network.available_zones(ctx), directory)
+
+
+def write(spec: Spec, region: str, zones: Sequence[str], directory: str | Path) -> list[Path]:
+    """Write ``<owner>-<group>.json`` for every step group into ``directory``; returns the paths."""
+    folder = Path(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SpecError("-o", f"cannot write into {folder}: {error.strerror}") from None
+    written = []
+    for group, body in templates(spec, region, zones).items():
+        path = folder / f"{spec.owner}-{group}.json"
+        path.write_text(json.dumps(body, indent=2) + "\n")
+        written.append(path)
+    return written
