@@ -28,6 +28,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "registry": ("registry",),
     "data": ("database", "cache"),
     "mail": ("mail",),
+    "service": ("service",),
     "bastion": ("bastion",),
 }
 
@@ -35,7 +36,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 WAIVERS: dict[str, str] = {
     "CKV_AWS_260": "the load balancer group takes HTTP 80 from the internet: it is the service's front door "
                    "(with service.certificate_arn set, 80 only redirects to HTTPS 443)",
-    "CKV_AWS_158": "the flow-log group is encrypted by CloudWatch Logs' own key, not a customer-managed KMS key",
+    "CKV_AWS_158": "log groups are encrypted by CloudWatch Logs' own key, not a customer-managed KMS key",
     "CKV_AWS_136": "ECR images are encrypted with AES256, the AWS-managed default, not a customer-managed KMS key",
     "CKV_AWS_118": "RDS enhanced monitoring is not part of the baseline; CloudWatch metrics and the error and "
                    "slow-query logs are",
@@ -43,6 +44,10 @@ WAIVERS: dict[str, str] = {
     "CKV_AWS_31": "Redis encrypts in transit and at rest; clients are admitted by network (only the container and "
                   "management groups reach it), without an AUTH token",
     "CKV_AWS_157": "staging runs MySQL in one zone by choice (database.multi_az); prod is Multi-AZ",
+    "CKV_AWS_2": "two listeners speak HTTP: the test listener (only the bastion reaches it) and, until "
+                 "service.certificate_arn is set, the production one",
+    "CKV_AWS_103": "a TLS policy applies to HTTPS listeners only (the HTTPS one uses TLS 1.2 and 1.3); see CKV_AWS_2",
+    "CKV_AWS_91": "load balancer access logs are not part of the baseline (VPC flow logs and the API's logs are)",
 }
 
 
@@ -276,7 +281,97 @@ def _instance(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dic
         "Tags": _tags(spec, d.name)}, {}
 
 
+def _log_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "AWS::Logs::LogGroup", {"LogGroupName": d.name, "RetentionInDays": d.props["retention_days"]}, {}
+
+
+def _cluster(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "AWS::ECS::Cluster", {"ClusterName": d.name, "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}],
+                                 "Tags": _tags(spec, d.name)}, {}
+
+
+def _pascal(value: Any) -> Any:
+    """ECS's camelCase container definition in CloudFormation's PascalCase (log driver options stay as they are)."""
+    if isinstance(value, list):
+        return [_pascal(v) for v in value]
+    if isinstance(value, Mapping) and not any(k.startswith("Fn::") or k == "Ref" for k in value):
+        return {k[:1].upper() + k[1:]: (v if k == "options" else _pascal(v)) for k, v in value.items()}
+    return value
+
+
+def _container(spec: Spec) -> dict[str, Any]:
+    from pointapp.steps.registry import repository_name
+    from pointapp.steps.service import container_definition
+
+    def imported(step: str, key: str) -> dict[str, Any]:
+        return {"Fn::ImportValue": export_name(spec, f"{step}/{key}")}
+
+    data = {f"{step}/{key}/{field}": imported(step, f"{key}/{field}")
+            for step, key, fields in (("database", "instance", ("address", "port", "secret")),
+                                      ("cache", "replication-group", ("address", "port")))
+            for field in fields}
+    image = {"Fn::Sub": f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.amazonaws.com/{repository_name(spec)}:"
+                        f"{spec.service.image_tag}"}
+    from pointapp.kinds import LogGroup
+
+    return _pascal(container_definition(spec, image, f"{LogGroup.prefix(spec)}api",  # type: ignore[arg-type]
+                                        {"Ref": "AWS::Region"}, data))  # type: ignore[arg-type]
+
+
+def _task_definition(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    return "AWS::ECS::TaskDefinition", {
+        "Family": d.name, "Cpu": str(props["cpu"]), "Memory": str(props["memory"]), "NetworkMode": "awsvpc",
+        "RequiresCompatibilities": ["FARGATE"], "ExecutionRoleArn": r(props["execution_role"]),
+        "TaskRoleArn": r(props["task_role"]), "ContainerDefinitions": [_container(spec)], "Tags": _tags(spec, d.name)}, {}
+
+
+def _target_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    return "AWS::ElasticLoadBalancingV2::TargetGroup", {
+        "Name": d.name, "Port": props["port"], "Protocol": "HTTP", "TargetType": "ip", "VpcId": r(props["vpc"]),
+        "HealthCheckPath": props["health_check_path"], "HealthCheckProtocol": "HTTP", "Matcher": {"HttpCode": "200-399"},
+        "Tags": _tags(spec, d.name)}, {}
+
+
+def _load_balancer(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    return "AWS::ElasticLoadBalancingV2::LoadBalancer", {
+        "Name": d.name, "Scheme": "internet-facing", "Type": "application", "IpAddressType": "ipv4",
+        "Subnets": r(props["subnets"]), "SecurityGroups": r(props["groups"]),
+        "LoadBalancerAttributes": [{"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"}],
+        "Tags": _tags(spec, d.name)}, {}
+
+
+def _listener(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    if props["action"] == "redirect":
+        action = {"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}
+    else:
+        action = {"Type": "forward", "TargetGroupArn": r(props["target_groups"][0])}
+    body: dict[str, Any] = {"LoadBalancerArn": r(props["load_balancer"]), "Port": props["port"],
+                            "Protocol": props["protocol"], "DefaultActions": [action]}
+    if props.get("certificate"):
+        body.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06")
+    return "AWS::ElasticLoadBalancingV2::Listener", body, {}
+
+
+def _ecs_service(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    listeners = [logical_id(key) for key in ("listener/production", "listener/test")]
+    return "AWS::ECS::Service", {
+        "ServiceName": d.name, "Cluster": r(props["cluster"]), "TaskDefinition": r(props["task_definition"]),
+        "DesiredCount": props["desired_count"], "LaunchType": "FARGATE", "DeploymentController": {"Type": "CODE_DEPLOY"},
+        "NetworkConfiguration": {"AwsvpcConfiguration": {"Subnets": r(props["subnets"]), "SecurityGroups": r(props["groups"]),
+                                                         "AssignPublicIp": "DISABLED"}},
+        "LoadBalancers": [{"TargetGroupArn": r(props["target_group"]), "ContainerName": props["container_name"],
+                           "ContainerPort": props["port"]}],
+        "HealthCheckGracePeriodSeconds": 60, "PropagateTags": "SERVICE", "Tags": _tags(spec, d.name)}, {"DependsOn": listeners}
+
+
 CONVERTERS: dict[str, Converter] = {
+    "log-group": _log_group, "ecs-cluster": _cluster, "task-definition": _task_definition,
+    "target-group": _target_group, "load-balancer": _load_balancer, "listener": _listener, "ecs-service": _ecs_service,
     "vpc-endpoint": _endpoint, "ecr-repository": _repository, "db-subnet-group": _db_subnet_group,
     "db-instance": _db_instance, "cache-subnet-group": _cache_subnet_group, "replication-group": _replication_group,
     "ses-configuration-set": _configuration_set, "ses-identity": _identity, "iam-role": _role,
@@ -308,11 +403,24 @@ def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> No
             template.add(prefix + desired.key, kind, properties, **extra)
 
 
+def _data_exports(spec: Spec, template: _Template) -> None:
+    """What the service's container needs of MySQL and Redis: endpoints, and the secret RDS keeps."""
+    instance, group = logical_id("instance"), logical_id("cache/replication-group")
+    values = {"database/instance/address": {"Fn::GetAtt": [instance, "Endpoint.Address"]},
+              "database/instance/port": {"Fn::GetAtt": [instance, "Endpoint.Port"]},
+              "database/instance/secret": {"Fn::GetAtt": [instance, "MasterUserSecret.SecretArn"]},
+              "cache/replication-group/address": {"Fn::GetAtt": [group, "PrimaryEndPoint.Address"]},
+              "cache/replication-group/port": {"Fn::GetAtt": [group, "PrimaryEndPoint.Port"]}}
+    for key, value in values.items():
+        template.export(key, value)
+
+
 DESCRIPTIONS = {
     "network": "VPC, subnets, internet and NAT gateways, route tables, security groups, flow logs, VPC endpoints",
     "registry": "ECR repository for the API image",
     "data": "RDS MySQL and ElastiCache Redis in the isolated subnets",
     "mail": "SES configuration set and sender identity",
+    "service": "ECS Fargate service behind an Application Load Balancer, blue and green target groups",
     "bastion": "SSM-only bastion host",
 }
 
@@ -333,6 +441,11 @@ def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[s
                 "Type": "String", "Default": spec.database.engine_version,
                 "Description": "MySQL version: a major version picks its latest minor (database.engine_version)"}}
         _resource_steps(spec, template, steps)
+        if group == "data":
+            _data_exports(spec, template)
+        if group == "service":
+            for key in ("listener/production", "listener/test", "tg/blue", "tg/green", "alb"):
+                template.export(f"service/{key}", {"Ref": logical_id(key)})
         if not template.body["Outputs"]:
             del template.body["Outputs"]
         result[group] = template.body

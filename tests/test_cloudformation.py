@@ -135,24 +135,23 @@ def test_the_network_template_builds_what_the_network_step_builds() -> None:
 
 
 @pytest.mark.parametrize("env", ["prod", "staging"])
-def test_later_stacks_import_only_what_the_network_stack_exports(env: str) -> None:
+def test_stacks_import_only_what_an_earlier_stack_exports(env: str) -> None:
     bodies = templates(env)
-    exported = {o["Export"]["Name"] for o in bodies["network"]["Outputs"].values()}
-    imported = set()
+    exported: set[str] = set()
 
-    def walk(value: Any) -> None:
+    def imports(value: Any) -> set[str]:
         if isinstance(value, dict):
-            if "Fn::ImportValue" in value:
-                imported.add(value["Fn::ImportValue"])
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
+            found = {value["Fn::ImportValue"]} if "Fn::ImportValue" in value else set()
+            return found.union(*(imports(item) for item in value.values()))
+        if isinstance(value, list):
+            return set().union(*(imports(item) for item in value))
+        return set()
 
-    for group, body in bodies.items():
-        walk(body)
-    assert imported and imported <= exported, imported - exported
+    for group, body in bodies.items():  # in deployment order
+        needed = imports(body)
+        assert needed <= exported, f"{group} imports {needed - exported} before any stack exports it"
+        exported |= {o["Export"]["Name"] for o in body.get("Outputs", {}).values()}
+    assert imports(bodies["service"]) >= {f"point-app-{env}-DatabaseInstanceSecret", f"point-app-{env}-SgContainer"}
     assert list(bodies) == list(cloudformation.GROUPS)
 
 

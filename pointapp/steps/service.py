@@ -79,9 +79,10 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
                    "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get("cache/replication-group/address"),
                    "REDIS_PORT": data.get("cache/replication-group/port"), "REDIS_TLS": "true"}
 
-    def secret(name: str) -> str:
-        if name == "database" and data.get("database/instance/secret"):
-            return str(data["database/instance/secret"])
+    def secret(name: str) -> Any:
+        value = data.get("database/instance/secret") if name == "database" else None
+        if value:
+            return value if isinstance(value, Mapping) else str(value)
         return f"{spec.owner}/{name}"
 
     return {
@@ -91,7 +92,8 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
         "portMappings": [{"containerPort": service.port, "protocol": "tcp"}],
         "logConfiguration": {"logDriver": "awslogs", "options": {
             "awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": service.container_name}},
-        "environment": [{"name": k, "value": str(v)} for k, v in sorted(environment.items()) if v is not None],
+        "environment": [{"name": k, "value": v if isinstance(v, Mapping) else str(v)}  # a mapping: a template's intrinsic
+                        for k, v in sorted(environment.items()) if v is not None],
         "secrets": [{"name": variable, "valueFrom": secret(name)} for variable, name in sorted(service.secrets.items())],
         "healthCheck": {"command": ["CMD-SHELL", command], "interval": 30, "timeout": 5, "retries": 3,
                         "startPeriod": 60},
