@@ -115,8 +115,8 @@ def census(endpoint: str) -> Counter[tuple[str, str]]:
     add("cache-subnet-group", (g["CacheSubnetGroupName"] for g in elasticache.describe_cache_subnet_groups()["CacheSubnetGroups"]
                                if g["CacheSubnetGroupName"] != "default"))
     secrets = client("secretsmanager").list_secrets()["SecretList"]
-    add("secret", ("rds!db-<managed>" if s["Name"].startswith("rds!db-") else s["Name"])  # RDS names its own secret
-        for s in secrets if not s.get("DeletedDate"))
+    add("secret", [("rds!db-<managed>" if s["Name"].startswith("rds!db-") else s["Name"])  # RDS names its own secret
+                   for s in secrets if not s.get("DeletedDate")])
     s3 = client("s3")
     for bucket in s3.list_buckets()["Buckets"]:
         add("s3-bucket", [bucket["Name"]])
