@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pointapp.artifacts import GITHUB_OIDC_HOST
 from pointapp.errors import SpecError
 from pointapp.resources import Desired, Ref
 from pointapp.spec import ANYWHERE_V4, Spec
@@ -29,6 +30,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "data": ("database", "cache"),
     "mail": ("mail",),
     "service": ("service",),
+    "delivery": ("delivery",),
     "bastion": ("bastion",),
 }
 
@@ -48,6 +50,9 @@ WAIVERS: dict[str, str] = {
                  "service.certificate_arn is set, the production one",
     "CKV_AWS_103": "a TLS policy applies to HTTPS listeners only (the HTTPS one uses TLS 1.2 and 1.3); see CKV_AWS_2",
     "CKV_AWS_91": "load balancer access logs are not part of the baseline (VPC flow logs and the API's logs are)",
+    "CKV_AWS_18": "the artifact bucket holds build artifacts only; its access is in CloudTrail, no server access log",
+    "CKV_AWS_111": "CodeDeploy's ECS blue/green and the pipeline write task sets, listeners and task definitions "
+                   "named only at deployment time (AWS's own AWSCodeDeployRoleForECS grants the same on *)",
 }
 
 
@@ -80,10 +85,10 @@ class _Template:
         self.body["Outputs"][logical_id(key)] = {"Value": value, "Export": {"Name": export_name(self.spec, key)}}
 
     def ref(self, value: Any, local: Callable[[Ref], Any]) -> Any:
-        """Refs inside ``value`` as CloudFormation: local Ref/GetAtt, or an import from the network stack."""
+        """Refs inside ``value`` as CloudFormation: local Ref/GetAtt, or an import from an earlier stack."""
         if isinstance(value, Ref):
             if value.step == "runtime":
-                return _RUNTIME[value.key]
+                return _runtime(self.spec, value.key)
             made_here = local(value)
             if made_here is not None:
                 return made_here
@@ -95,7 +100,20 @@ class _Template:
         return value
 
 
-_RUNTIME = {"account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}}
+def _runtime(spec: Spec, key: str) -> Any:
+    """What pointapp learns from the target at apply time, as the template's own expressions."""
+    values: dict[str, Any] = {
+        "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"},
+        "bucket": {"Ref": logical_id("bucket")},
+        "pipeline_arn": {"Fn::Sub": f"arn:${{AWS::Partition}}:codepipeline:${{AWS::Region}}:${{AWS::AccountId}}:"
+                                    f"{spec.name('release')}"},
+        "production_listener": {"Fn::ImportValue": export_name(spec, "service/listener/production")},
+        "test_listener": {"Fn::ImportValue": export_name(spec, "service/listener/test")},
+    }
+    return values[key]
+
+
+GITHUB_PROVIDER_ARN = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:oidc-provider/{GITHUB_OIDC_HOST}"}
 
 
 # --- network -------------------------------------------------------------------------------------------
@@ -260,7 +278,60 @@ def _identity(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dic
 
 
 def _role(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    if isinstance(d.props["trust"], Ref):  # GitHub's trust names the account's OIDC provider
+        from pointapp.steps.delivery import github_trust_for
+
+        d = Desired(d.kind, d.key, d.name, {**d.props, "trust": github_trust_for(spec, GITHUB_PROVIDER_ARN)}, d.detail)
     return "AWS::IAM::Role", _role_properties(spec, d), {}
+
+
+def _bucket(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "AWS::S3::Bucket", {
+        "BucketName": {"Fn::Sub": f"{spec.owner}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}"},
+        "VersioningConfiguration": {"Status": "Enabled"},
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                                           "RestrictPublicBuckets": True},
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "Tags": _tags(spec, d.name)}, {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+
+
+def _oidc_provider(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    from pointapp.steps.delivery import GITHUB_THUMBPRINT
+
+    return "AWS::IAM::OIDCProvider", {"Url": f"https://{GITHUB_OIDC_HOST}", "ClientIdList": ["sts.amazonaws.com"],
+                                      "ThumbprintList": [GITHUB_THUMBPRINT], "Tags": _tags(spec, d.name)}, {
+        "Condition": "CreateGitHubOidcProvider"}
+
+
+def _application(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "AWS::CodeDeploy::Application", {"ApplicationName": d.name, "ComputePlatform": "ECS",
+                                            "Tags": _tags(spec, d.name)}, {}
+
+
+def _deployment_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    from pointapp.steps.delivery import deployment_group_request
+
+    body = _pascal(deployment_group_request(r(d.props)))
+    return "AWS::CodeDeploy::DeploymentGroup", {"ApplicationName": {"Ref": logical_id("application")},
+                                                "DeploymentGroupName": d.name, **body, "Tags": _tags(spec, d.name)}, {}
+
+
+def _pipeline(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    from pointapp.steps.delivery import pipeline_definition
+
+    props = {**r({k: v for k, v in d.props.items() if k != "spec"}), "application": {"Ref": logical_id("application")},
+             "deployment_group": {"Ref": logical_id("deployment-group")}}
+    body = _pascal({k: v for k, v in pipeline_definition(spec, props, d.name).items() if k != "version"})
+    return "AWS::CodePipeline::Pipeline", {**body, "Tags": _tags(spec, d.name)}, {}
+
+
+def _event_rule(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    return "AWS::Events::Rule", {"Name": d.name, "EventPattern": props["pattern"], "State": "ENABLED",
+                                 "Targets": [{"Id": "pipeline", "Arn": r(props["pipeline"]), "RoleArn": r(props["role"])}]}, {
+        "DependsOn": [logical_id("pipeline")]}
 
 
 def _instance_profile(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -295,7 +366,9 @@ def _pascal(value: Any) -> Any:
     if isinstance(value, list):
         return [_pascal(v) for v in value]
     if isinstance(value, Mapping) and not any(k.startswith("Fn::") or k == "Ref" for k in value):
-        return {k[:1].upper() + k[1:]: (v if k == "options" else _pascal(v)) for k, v in value.items()}
+        renamed = {"ecsServices": "ECSServices"}
+        return {renamed.get(k, k[:1].upper() + k[1:]): (v if k in ("options", "configuration") else _pascal(v))
+                for k, v in value.items()}
     return value
 
 
@@ -370,6 +443,8 @@ def _ecs_service(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, 
 
 
 CONVERTERS: dict[str, Converter] = {
+    "s3-bucket": _bucket, "oidc-provider": _oidc_provider, "codedeploy-application": _application,
+    "deployment-group": _deployment_group, "pipeline": _pipeline, "event-rule": _event_rule,
     "log-group": _log_group, "ecs-cluster": _cluster, "task-definition": _task_definition,
     "target-group": _target_group, "load-balancer": _load_balancer, "listener": _listener, "ecs-service": _ecs_service,
     "vpc-endpoint": _endpoint, "ecr-repository": _repository, "db-subnet-group": _db_subnet_group,
@@ -399,6 +474,8 @@ def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> No
             return None
 
         for desired in wanted:
+            if desired.kind == "s3-object":  # not a CloudFormation resource: the description says to upload it
+                continue
             kind, properties, extra = CONVERTERS[desired.kind](spec, desired, lambda v, local=local: template.ref(v, local))
             template.add(prefix + desired.key, kind, properties, **extra)
 
@@ -421,6 +498,8 @@ DESCRIPTIONS = {
     "data": "RDS MySQL and ElastiCache Redis in the isolated subnets",
     "mail": "SES configuration set and sender identity",
     "service": "ECS Fargate service behind an Application Load Balancer, blue and green target groups",
+    "delivery": "artifact bucket, CodeDeploy blue/green, CodePipeline from ECR, the release-on-push rule; "
+                "upload the artifacts of `pointapp export delivery` (artifacts.zip) to the bucket",
     "bastion": "SSM-only bastion host",
 }
 
@@ -443,6 +522,11 @@ def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[s
         _resource_steps(spec, template, steps)
         if group == "data":
             _data_exports(spec, template)
+        if group == "delivery" and spec.delivery.github_repository:
+            template.body["Parameters"] = {"CreateGitHubOidcProvider": {
+                "Type": "String", "Default": "true", "AllowedValues": ["true", "false"],
+                "Description": "false when the account already has GitHub's OIDC provider (one per account)"}}
+            template.body["Conditions"] = {"CreateGitHubOidcProvider": {"Fn::Equals": [{"Ref": "CreateGitHubOidcProvider"}, "true"]}}
         if group == "service":
             for key in ("listener/production", "listener/test", "tg/blue", "tg/green", "alb"):
                 template.export(f"service/{key}", {"Ref": logical_id(key)})

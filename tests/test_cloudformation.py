@@ -23,8 +23,22 @@ ROOT = Path(__file__).resolve().parents[1]
 ZONES = ["ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"]  # what the region offers (the emulator agrees)
 
 
-def templates(env: str) -> dict[str, Any]:
-    return cloudformation.templates(load_spec(env), REGION, ZONES)
+#: The spec variants the export is checked on: both environments, and prod with HTTPS and GitHub releases.
+VARIANTS = {
+    "prod": ("prod", None),
+    "staging": ("staging", None),
+    "prod-https-github": ("prod", {"service": {"certificate_arn": "arn:aws:acm:ap-northeast-1:123456789012:certificate/x"},
+                                   "delivery": {"github_repository": "acme/api"}}),
+}
+
+
+def spec_of(variant: str) -> Any:
+    env, overrides = VARIANTS[variant]
+    return load_spec(env, overrides)
+
+
+def templates(variant: str) -> dict[str, Any]:
+    return cloudformation.templates(spec_of(variant), REGION, ZONES)
 
 
 def name_of(item: dict[str, Any]) -> str:
@@ -134,9 +148,10 @@ def test_the_network_template_builds_what_the_network_step_builds() -> None:
     assert not [t for t in tags if t["Key"].startswith("pointapp:")]
 
 
-@pytest.mark.parametrize("env", ["prod", "staging"])
-def test_stacks_import_only_what_an_earlier_stack_exports(env: str) -> None:
-    bodies = templates(env)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_stacks_import_only_what_an_earlier_stack_exports(variant: str) -> None:
+    bodies = templates(variant)
+    owner = spec_of(variant).owner
     exported: set[str] = set()
 
     def imports(value: Any) -> set[str]:
@@ -151,17 +166,23 @@ def test_stacks_import_only_what_an_earlier_stack_exports(env: str) -> None:
         needed = imports(body)
         assert needed <= exported, f"{group} imports {needed - exported} before any stack exports it"
         exported |= {o["Export"]["Name"] for o in body.get("Outputs", {}).values()}
-    assert imports(bodies["service"]) >= {f"point-app-{env}-DatabaseInstanceSecret", f"point-app-{env}-SgContainer"}
+    assert imports(bodies["service"]) >= {f"{owner}-DatabaseInstanceSecret", f"{owner}-SgContainer"}
+    assert imports(bodies["delivery"]) >= {f"{owner}-ServiceListenerProduction", f"{owner}-ServiceListenerTest"}
     assert list(bodies) == list(cloudformation.GROUPS)
+    full = variant == "prod-https-github"
+    assert ("Oidc" in bodies["delivery"]["Resources"]) == ("RoleGithub" in bodies["delivery"]["Resources"]) == full
+    listeners = {k: r["Properties"] for k, r in bodies["service"]["Resources"].items() if k.startswith("Listener")}
+    assert (listeners["ListenerProduction"]["Protocol"], listeners["ListenerProduction"]["Port"]) == (
+        ("HTTPS", 443) if full else ("HTTP", 80))
 
 
-def _written(tmp_path: Path, env: str) -> list[Path]:
-    return cloudformation.write(load_spec(env), REGION, ZONES, tmp_path / env)
+def _written(tmp_path: Path, variant: str) -> list[Path]:
+    return cloudformation.write(spec_of(variant), REGION, ZONES, tmp_path / variant)
 
 
-@pytest.mark.parametrize("env", ["prod", "staging"])
-def test_cfn_lint_finds_no_error(tmp_path: Path, env: str) -> None:
-    paths = _written(tmp_path, env)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cfn_lint_finds_no_error(tmp_path: Path, variant: str) -> None:
+    paths = _written(tmp_path, variant)
     lint = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", *map(str, paths)],
                           capture_output=True, text=True, check=False)
     errors = [line for line in lint.stdout.splitlines() if ":E" in line]
@@ -178,7 +199,7 @@ def checkov_binary() -> Path:
 
 def test_checkov_fails_only_documented_waivers(tmp_path: Path) -> None:
     failed: dict[str, set[str]] = {}
-    for env in ("prod", "staging"):
+    for env in VARIANTS:
         folder = _written(tmp_path, env)[0].parent
         run = subprocess.run([str(checkov_binary()), "-d", str(folder), "--framework", "cloudformation", "-o", "json",
                               "--quiet", "--compact"], capture_output=True, text=True, check=False)

@@ -546,7 +546,11 @@ def _roles(spec: Spec) -> list[Desired]:
 
 def github_trust(ctx: Any, spec: Spec) -> dict[str, Any]:
     """Only the configured repository's branch, through GitHub's OIDC provider, may assume the role."""
-    provider = f"arn:{ctx.partition}:iam::{ctx.account}:oidc-provider/{GITHUB_OIDC_HOST}"
+    return github_trust_for(spec, f"arn:{ctx.partition}:iam::{ctx.account}:oidc-provider/{GITHUB_OIDC_HOST}")
+
+
+def github_trust_for(spec: Spec, provider: Any) -> dict[str, Any]:
+    """The GitHub trust policy for the provider ``provider`` (an ARN, or a template's expression of one)."""
     return trust_policy(statement={
         "Effect": "Allow", "Principal": {"Federated": provider}, "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {
