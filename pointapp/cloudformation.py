@@ -32,6 +32,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "service": ("service",),
     "delivery": ("delivery",),
     "bastion": ("bastion",),
+    "frontend": ("frontend",),
 }
 
 #: checkov checks the templates fail on purpose, and why (also in the README). Nothing else may fail.
@@ -51,6 +52,7 @@ WAIVERS: dict[str, str] = {
     "CKV_AWS_103": "a TLS policy applies to HTTPS listeners only (the HTTPS one uses TLS 1.2 and 1.3); see CKV_AWS_2",
     "CKV_AWS_91": "load balancer access logs are not part of the baseline (VPC flow logs and the API's logs are)",
     "CKV_AWS_18": "the artifact bucket holds build artifacts only; its access is in CloudTrail, no server access log",
+    "CKV_AWS_149": "the staging branch's basic-auth secret uses Secrets Manager's AWS-managed key",
     "CKV_AWS_111": "CodeDeploy's ECS blue/green and the pipeline write task sets, listeners and task definitions "
                    "named only at deployment time (AWS's own AWSCodeDeployRoleForECS grants the same on *)",
 }
@@ -108,6 +110,8 @@ def _runtime(spec: Spec, key: str) -> Any:
         "pipeline_arn": {"Fn::Sub": f"arn:${{AWS::Partition}}:codepipeline:${{AWS::Region}}:${{AWS::AccountId}}:"
                                     f"{spec.name('release')}"},
         "production_listener": {"Fn::ImportValue": export_name(spec, "service/listener/production")},
+        "api_url": {"Fn::Sub": [f"{'https' if spec.service.certificate_arn else 'http'}://${{Dns}}",
+                                {"Dns": {"Fn::ImportValue": export_name(spec, "service/alb/dns")}}]},
         "test_listener": {"Fn::ImportValue": export_name(spec, "service/listener/test")},
     }
     return values[key]
@@ -442,7 +446,45 @@ def _ecs_service(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, 
         "HealthCheckGracePeriodSeconds": 60, "PropagateTags": "SERVICE", "Tags": _tags(spec, d.name)}, {"DependsOn": listeners}
 
 
+def _secret(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    from pointapp.steps.frontend import BASIC_AUTH_USER
+
+    return "AWS::SecretsManager::Secret", {"Name": d.name, "Description": d.detail, "GenerateSecretString": {
+        "SecretStringTemplate": json.dumps({"username": BASIC_AUTH_USER}), "GenerateStringKey": "password",
+        "PasswordLength": 32, "ExcludePunctuation": True}, "Tags": _tags(spec, d.name)}, {}
+
+
+def _token(where: str) -> Any:
+    """The repository token, never in the template: a Secrets Manager dynamic reference, or (an SSM
+    SecureString, which Amplify's template properties cannot resolve) a NoEcho parameter."""
+    if where.startswith(("arn:aws:secretsmanager:", "secretsmanager:")):
+        secret = where.split(":", 1)[1] if where.startswith("secretsmanager:") else where
+        return f"{{{{resolve:secretsmanager:{secret}}}}}"
+    return {"Ref": "RepositoryAccessToken"}
+
+
+def _amplify_app(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = r(d.props)
+    return "AWS::Amplify::App", {
+        "Name": d.name, "Repository": props["repository"], "AccessToken": _token(props["token_from"]),
+        "BuildSpec": props["build_spec"], "EnvironmentVariables": [{"Name": k, "Value": v} for k, v in props["environment"].items()],
+        "Tags": _tags(spec, d.name)}, {}
+
+
+def _amplify_branch(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    props = d.props
+    body: dict[str, Any] = {"AppId": {"Fn::GetAtt": [logical_id("app"), "AppId"]}, "BranchName": d.name,
+                            "Stage": props["stage"], "EnablePullRequestPreview": props["previews"], "EnableAutoBuild": True,
+                            "Tags": _tags(spec, d.name)}
+    if props.get("basic_auth"):
+        secret = logical_id("basic-auth")
+        body["BasicAuthConfig"] = {"EnableBasicAuth": True, "Username": {"Fn::Sub": f"{{{{resolve:secretsmanager:${{{secret}}}:SecretString:username}}}}"},
+                                   "Password": {"Fn::Sub": f"{{{{resolve:secretsmanager:${{{secret}}}:SecretString:password}}}}"}}
+    return "AWS::Amplify::Branch", body, {}
+
+
 CONVERTERS: dict[str, Converter] = {
+    "secret": _secret, "amplify-app": _amplify_app, "amplify-branch": _amplify_branch,
     "s3-bucket": _bucket, "oidc-provider": _oidc_provider, "codedeploy-application": _application,
     "deployment-group": _deployment_group, "pipeline": _pipeline, "event-rule": _event_rule,
     "log-group": _log_group, "ecs-cluster": _cluster, "task-definition": _task_definition,
@@ -474,7 +516,7 @@ def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> No
             return None
 
         for desired in wanted:
-            if desired.kind == "s3-object":  # not a CloudFormation resource: the description says to upload it
+            if desired.kind in ("s3-object", "amplify-build"):  # no CloudFormation resource: the description says
                 continue
             kind, properties, extra = CONVERTERS[desired.kind](spec, desired, lambda v, local=local: template.ref(v, local))
             template.add(prefix + desired.key, kind, properties, **extra)
@@ -501,6 +543,8 @@ DESCRIPTIONS = {
     "delivery": "artifact bucket, CodeDeploy blue/green, CodePipeline from ECR, the release-on-push rule; "
                 "upload the artifacts of `pointapp export delivery` (artifacts.zip) to the bucket",
     "bastion": "SSM-only bastion host",
+    "frontend": "Amplify Hosting of the React frontend, production and basic-auth staging branches; "
+                "start the first build in the console (Amplify does not build an app created this way by itself)",
 }
 
 
@@ -522,6 +566,10 @@ def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[s
         _resource_steps(spec, template, steps)
         if group == "data":
             _data_exports(spec, template)
+        if group == "frontend" and isinstance(_token(spec.frontend.access_token_parameter or ""), dict):
+            template.body["Parameters"] = {"RepositoryAccessToken": {
+                "Type": "String", "NoEcho": True, "MinLength": 1,
+                "Description": f"the repository token kept in the SSM parameter {spec.frontend.access_token_parameter}"}}
         if group == "delivery" and spec.delivery.github_repository:
             template.body["Parameters"] = {"CreateGitHubOidcProvider": {
                 "Type": "String", "Default": "true", "AllowedValues": ["true", "false"],
@@ -530,9 +578,11 @@ def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[s
         if group == "service":
             for key in ("listener/production", "listener/test", "tg/blue", "tg/green", "alb"):
                 template.export(f"service/{key}", {"Ref": logical_id(key)})
+            template.export("service/alb/dns", {"Fn::GetAtt": [logical_id("alb"), "DNSName"]})
         if not template.body["Outputs"]:
             del template.body["Outputs"]
-        result[group] = template.body
+        if template.body["Resources"]:  # a group with nothing to build (no frontend configured) has no template
+            result[group] = template.body
     return result
 
 

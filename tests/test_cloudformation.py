@@ -27,8 +27,10 @@ ZONES = ["ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"]  # what the re
 VARIANTS = {
     "prod": ("prod", None),
     "staging": ("staging", None),
-    "prod-https-github": ("prod", {"service": {"certificate_arn": "arn:aws:acm:ap-northeast-1:123456789012:certificate/x"},
-                                   "delivery": {"github_repository": "acme/api"}}),
+    "prod-full": ("prod", {"service": {"certificate_arn": "arn:aws:acm:ap-northeast-1:123456789012:certificate/x"},
+                           "delivery": {"github_repository": "acme/api"},
+                           "frontend": {"repository": "https://github.com/acme/web",
+                                        "access_token_parameter": "/acme/github-token"}}),
 }
 
 
@@ -168,9 +170,12 @@ def test_stacks_import_only_what_an_earlier_stack_exports(variant: str) -> None:
         exported |= {o["Export"]["Name"] for o in body.get("Outputs", {}).values()}
     assert imports(bodies["service"]) >= {f"{owner}-DatabaseInstanceSecret", f"{owner}-SgContainer"}
     assert imports(bodies["delivery"]) >= {f"{owner}-ServiceListenerProduction", f"{owner}-ServiceListenerTest"}
-    assert list(bodies) == list(cloudformation.GROUPS)
-    full = variant == "prod-https-github"
+    full = variant == "prod-full"
+    assert list(bodies) == [g for g in cloudformation.GROUPS if full or g != "frontend"]  # no frontend configured: none
     assert ("Oidc" in bodies["delivery"]["Resources"]) == ("RoleGithub" in bodies["delivery"]["Resources"]) == full
+    if full:  # the repository token stays out of the template: a NoEcho parameter
+        assert bodies["frontend"]["Parameters"]["RepositoryAccessToken"]["NoEcho"] is True
+        assert bodies["frontend"]["Resources"]["App"]["Properties"]["AccessToken"] == {"Ref": "RepositoryAccessToken"}
     listeners = {k: r["Properties"] for k, r in bodies["service"]["Resources"].items() if k.startswith("Listener")}
     assert (listeners["ListenerProduction"]["Protocol"], listeners["ListenerProduction"]["Port"]) == (
         ("HTTPS", 443) if full else ("HTTP", 80))
@@ -218,7 +223,7 @@ def test_the_cli_writes_one_template_per_step_group(server: str, tmp_path: Path,
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     names = sorted(p.name for p in (tmp_path / "cfn").iterdir())
-    assert names == sorted(f"point-app-staging-{group}.json" for group in cloudformation.GROUPS)
+    assert names == sorted(f"point-app-staging-{group}.json" for group in cloudformation.GROUPS if group != "frontend")
     assert out.count("wrote ") == len(names)
     network = json.loads((tmp_path / "cfn" / "point-app-staging-network.json").read_text())
     assert network["Resources"]["SubnetDb1"]["Properties"]["AvailabilityZone"] == "ap-northeast-1c"
