@@ -477,9 +477,10 @@ def _amplify_branch(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[st
                             "Stage": props["stage"], "EnablePullRequestPreview": props["previews"], "EnableAutoBuild": True,
                             "Tags": _tags(spec, d.name)}
     if props.get("basic_auth"):
-        secret = logical_id("basic-auth")
-        body["BasicAuthConfig"] = {"EnableBasicAuth": True, "Username": {"Fn::Sub": f"{{{{resolve:secretsmanager:${{{secret}}}:SecretString:username}}}}"},
-                                   "Password": {"Fn::Sub": f"{{{{resolve:secretsmanager:${{{secret}}}:SecretString:password}}}}"}}
+        def field(name: str) -> dict[str, str]:  # resolved by CloudFormation from the generated secret
+            return {"Fn::Sub": f"{{{{resolve:secretsmanager:${{{logical_id('basic-auth')}}}:SecretString:{name}}}}}"}
+
+        body["BasicAuthConfig"] = {"EnableBasicAuth": True, "Username": field("username"), "Password": field("password")}
     return "AWS::Amplify::Branch", body, {}
 
 
