@@ -50,6 +50,21 @@ def _add_spec(parser: argparse.ArgumentParser, only: bool = True) -> None:
         parser.add_argument("--only", help="comma-separated steps, for example network")
 
 
+def _parallel(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 16:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from 1 to 16")
+    return number
+
+
+def _add_parallel(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parallel", type=_parallel, default=4, metavar="N",
+                        help="steps run at the same time, where the dependencies allow (1 to 16; default 4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pointapp", description="Stand up the point-app environment on AWS, step by step.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -58,10 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="show what would change (exit 0: in sync, 2: changes, 1: error)")
     _add_spec(plan)
     _add_target(plan)
+    plan.add_argument("--estimate", action="store_true",
+                      help="also print the expected time on real AWS: sequential, critical path, pointapp's schedule")
+    _add_parallel(plan)
 
     up = commands.add_parser("up", help="create or update the environment")
     _add_spec(up)
     _add_target(up)
+    _add_parallel(up)
     up.add_argument("--yes", action="store_true", help="apply to real AWS without asking")
 
     down = commands.add_parser("down", help="delete what pointapp owns in the environment")
@@ -148,6 +167,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     with _connect(args) as ctx:
         planned = engine.plan(ctx, args.only)
         print(planned)
+        if args.estimate:
+            print(engine.estimate(ctx, planned, args.parallel))
         return EXIT_OK if planned.empty else EXIT_CHANGES
 
 
@@ -160,11 +181,11 @@ class _Interrupted(KeyboardInterrupt):
                         "what was done stays, and running the same command again continues from there")
 
 
-def _apply(ctx: Context, planned: Plan) -> Any:
+def _apply(ctx: Context, planned: Plan, parallel: int = 1) -> Any:
     """Apply; on Ctrl-C say how far it got (the next run discovers the rest and converges)."""
     before = len(ctx.done)
     try:
-        return engine.apply(ctx, planned)
+        return engine.apply(ctx, planned, parallel)
     except KeyboardInterrupt:
         done = ctx.done[before:]
         raise _Interrupted(len(done), len(planned.actionable), done[-1].line().strip() if done else "") from None
@@ -177,7 +198,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if planned.empty:
             return EXIT_OK
         _confirm(ctx, "apply these changes", planned)
-        print(_apply(ctx, planned))
+        print(_apply(ctx, planned, args.parallel))
         return EXIT_OK
 
 

@@ -41,20 +41,23 @@ def plan_destroy(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
     return Plan(changes, [step.name for step in chosen], destroy=True, observed=observed)
 
 
-def apply(ctx: Context, planned: Plan) -> Outcome:
+def apply(ctx: Context, planned: Plan, parallel: int = 1) -> Outcome:
     """Carry out a plan made by :func:`plan` or :func:`plan_destroy` on the same context.
 
-    On real AWS this refuses unless the context was confirmed (``yes``).
+    With ``parallel`` above 1, the steps of a stand-up run at the same time where the dependencies
+    allow (see :func:`apply_concurrently`). On real AWS this refuses unless the context was confirmed.
     """
     observed = planned.observed
     warnings: list[str] = []
     skipped_before = len(ctx.skipped)
     if not planned.empty:
         ctx.require_confirmation("pointapp down" if planned.destroy else "pointapp up")
-    for name in planned.steps:
-        changes = planned.for_step(name)
-        if changes:
-            warnings += registry.get(name).load().apply(ctx, changes, observed[name])
+    busy = [name for name in planned.steps if planned.for_step(name)]
+    if parallel > 1 and not planned.destroy and len(busy) > 1:
+        warnings += apply_concurrently(ctx, planned, parallel)
+    else:
+        for name in busy:
+            warnings += registry.get(name).load().apply(ctx, planned.for_step(name), observed[name])
     unchanged = 0
     if not planned.destroy:
         wanted = sum(registry.get(name).load().resource_count(ctx.spec, observed[name]) for name in planned.steps)
@@ -63,9 +66,77 @@ def apply(ctx: Context, planned: Plan) -> Outcome:
     return Outcome([c for c in planned.changes if c not in skipped], unchanged, warnings, skipped)
 
 
-def up(ctx: Context, only: str | Iterable[str] | None = None) -> Outcome:
-    """Plan and apply the selected steps."""
-    return apply(ctx, plan(ctx, only))
+def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
+    """Apply the steps of ``planned`` in threads, at most ``parallel`` at a time, each once the steps it
+    depends on are done. Ready steps start longest-path-first (:func:`pointapp.schedule.pick`), so the
+    slow chain (the NAT gateway, then the database, then the service) starts as early as it can.
+
+    A failing step stops new steps from starting; those running finish, then the first error is raised.
+    """
+    import concurrent.futures
+    import time
+
+    from pointapp.schedule import graph_of, pick, remaining_path, step_seconds
+
+    busy = [registry.get(name) for name in planned.steps if planned.for_step(name)]
+    graph = graph_of(busy)
+    remaining = remaining_path({s.name: float(step_seconds(ctx.spec, s.name, len(planned.for_step(s.name))))
+                                for s in busy}, graph)
+    done: set[str] = set()
+    warnings: list[str] = []
+    failures: list[BaseException] = []
+
+    def run(name: str) -> list[str]:
+        ctx.working_on(name)
+        started = time.monotonic()
+        try:
+            ctx.say(f"started ({len(planned.for_step(name))} changes)")
+            result = registry.get(name).load().apply(ctx, planned.for_step(name), planned.observed[name])
+            ctx.say(f"done after {time.monotonic() - started:.0f}s")
+            return result
+        finally:
+            ctx.working_on(None)
+
+    waiting_told: set[str] = set()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="pointapp-step") as pool:
+        running: dict[concurrent.futures.Future[list[str]], str] = {}
+        try:
+            while len(done) < len(busy) and not (failures and not running):
+                if not failures:
+                    ready = [s.name for s in busy if s.name not in done and s.name not in running.values()
+                             and set(graph[s.name]) <= done]
+                    for name in pick(ready, remaining)[: parallel - len(running)]:
+                        running[pool.submit(run, name)] = name
+                    for step in busy:
+                        pending = [n for n in graph[step.name] if n not in done]
+                        if pending and step.name not in waiting_told and step.name not in running.values():
+                            waiting_told.add(step.name)
+                            ctx.say(f"[{step.name}] waits for {', '.join(pending)}")
+                if not running:
+                    break
+                finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    error = future.exception()
+                    if error is not None:
+                        failures.append(error)
+                    else:
+                        warnings += future.result()
+                        done.add(name)
+        except KeyboardInterrupt:
+            ctx.stopping = True  # running steps stop before their next change
+            ctx.say(f"interrupted: {', '.join(running.values()) or 'nothing'} stops after its current change")
+            for future in running:
+                future.cancel()
+            raise
+    if failures:
+        raise failures[0]
+    return warnings
+
+
+def up(ctx: Context, only: str | Iterable[str] | None = None, parallel: int = 1) -> Outcome:
+    """Plan and apply the selected steps (``parallel`` steps at a time where the dependencies allow)."""
+    return apply(ctx, plan(ctx, only), parallel)
 
 
 def down(ctx: Context, only: str | Iterable[str] | None = None) -> Outcome:
@@ -79,6 +150,20 @@ def finish_destroy(ctx: Context, outcome: Outcome, only: str | Iterable[str] | N
         ctx.forget_outputs(step.name)
     outcome.remaining = plan_destroy(ctx, only).changes
     return outcome
+
+
+def estimate(ctx: Context, planned: Plan | None = None, parallel: int = 4) -> Any:
+    """The expected time on real AWS of carrying out ``planned`` (a full stand-up when nothing exists),
+    sequentially, along the critical path, and as pointapp schedules it with ``parallel`` steps at a time."""
+    from pointapp.schedule import estimate as schedule_estimate
+
+    planned = planned if planned is not None else plan(ctx)
+    work = {}
+    for name in planned.steps:
+        changes = [c for c in planned.for_step(name) if not c.args.get("skip")]
+        if changes:
+            work[name] = (len(changes), {c.kind for c in changes if c.action == "create"})
+    return schedule_estimate(ctx.spec, work, parallel)
 
 
 def status(ctx: Context) -> Table:

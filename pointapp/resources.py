@@ -262,6 +262,7 @@ class ResourceStep:
         self._collect_refs(ctx, state)  # a plan made before a step it uses was applied
         resolver = self._resolver(state, strict=True)
         for change in changes:
+            ctx.check_stopping()
             ctx.say(f"  {change.line()}")
             kind = self.kinds[change.kind]
             if change.args.get("skip"):

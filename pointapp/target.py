@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -139,7 +140,7 @@ def share_service_models(session: boto3.Session) -> boto3.Session:
 
 
 def _print_progress(message: str) -> None:
-    print(message, flush=True)
+    print(message + "\n", end="", flush=True)  # one write per line: steps running side by side do not mix lines
 
 
 @dataclass
@@ -163,6 +164,10 @@ class Context:
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _outputs: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     _reads: dict[Any, Any] = field(default_factory=dict, repr=False)
+    _lock: Any = field(default_factory=threading.RLock, repr=False)  # steps may run in threads (up --parallel)
+    _local: Any = field(default_factory=threading.local, repr=False)
+    _generation: int = field(default=0, repr=False)
+    stopping: bool = False  # set on Ctrl-C while steps run in threads: each stops before its next change
 
     def __post_init__(self) -> None:
         share_service_models(self.session)
@@ -172,13 +177,21 @@ class Context:
         call = Call(model.service_model.service_name, model.name)
         self.calls.append(call)
         if call.mutating:
-            self._reads.clear()  # whatever was read before a change may be stale now
+            with self._lock:  # whatever was read before a change may be stale now
+                self._generation += 1
+                self._reads.clear()
 
     def read_once(self, key: Any, load: Callable[[], Any]) -> Any:
         """A listing several steps need (every IAM role, every log group), read once until the next change."""
-        if key not in self._reads:
-            self._reads[key] = load()
-        return self._reads[key]
+        with self._lock:
+            if key in self._reads:
+                return self._reads[key]
+            generation = self._generation
+        value = load()
+        with self._lock:
+            if generation == self._generation:  # no change made meanwhile (by another step's thread)
+                self._reads[key] = value
+        return value
 
     @property
     def botocore_config(self) -> Config:
@@ -188,6 +201,10 @@ class Context:
 
     def client(self, service: str) -> Any:
         """The client for ``service``, made on first use and reused for the rest of the run."""
+        with self._lock:  # boto3 makes clients one at a time; once made, a client is safe across threads
+            return self._client(service)
+
+    def _client(self, service: str) -> Any:
         if service not in self._clients:
             self._clients[service] = self.session.client(
                 service, region_name=self.target.region, endpoint_url=self.target.endpoint_url,
@@ -238,7 +255,18 @@ class Context:
         return [call for call in self.calls if call.mutating]
 
     def say(self, message: str) -> None:
-        self.progress(message)
+        """Report progress; in a step running beside others, each line starts with the step's name."""
+        step = getattr(self._local, "step", None)
+        self.progress(f"[{step}] {message.strip()}" if step else message)
+
+    def check_stopping(self) -> None:
+        """Between two changes: stop here when the run was interrupted (Ctrl-C in another thread)."""
+        if self.stopping:
+            raise KeyboardInterrupt
+
+    def working_on(self, step: str | None) -> None:
+        """Mark the calling thread as carrying out ``step`` (its progress lines say so)."""
+        self._local.step = step
 
     def wait_delay(self, real_seconds: int) -> int:
         """The delay between waiter polls: real AWS is polled gently, an emulator quickly."""

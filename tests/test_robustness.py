@@ -64,6 +64,8 @@ OPTIONS = [
     (["diagram", "--format", "gif"], "--format"),
     (["runbook", "--steps", "network,nothing"], "--only"),
     (["plan", "--nope"], "unrecognized arguments"),
+    (["up", "--parallel", "0"], "--parallel"),
+    (["plan", "--estimate", "--parallel", "two"], "--parallel"),
 ]
 
 

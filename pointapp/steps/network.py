@@ -526,6 +526,7 @@ class _Executor:
 
     def run(self, changes: Sequence[Change]) -> list[str]:
         for change in changes:
+            self.ctx.check_stopping()
             self.ctx.say(f"  {change.line()}")
             try:
                 getattr(self, f"op_{change.op}")(change)

@@ -1,0 +1,117 @@
+"""The stand-up schedule: typical times, the critical path, the virtual clock, and ``up --parallel``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import pointapp
+from pointapp import cli, engine, schedule
+from pointapp.errors import StepError
+from pointapp.spec import load_spec
+from pointapp.steps import STEPS
+from pointapp.target import Context
+from tests.conftest import make_context
+
+
+def full(env: str = "prod") -> schedule.Estimate:
+    """A clean stand-up of every step, from the spec alone."""
+    spec = load_spec(env)
+    return schedule.estimate(spec, {s.name: (10, None) for s in STEPS if s.name != "frontend"}, parallel=4)
+
+
+def test_every_typical_time_names_its_source() -> None:
+    for kind, typical in schedule.TYPICAL.items():
+        assert typical.seconds > 0 and typical.what and len(typical.source) > 20, kind
+
+
+def test_the_virtual_clock_schedule_is_within_5_percent_of_the_critical_path() -> None:
+    estimate = full()
+    assert estimate.critical_path == ["network", "database", "service", "delivery"]
+    assert estimate.makespan <= 1.05 * estimate.critical
+    assert estimate.sequential > 1.4 * estimate.makespan  # what doing it by hand, one after another, costs
+    assert "sequential 38:" in estimate.summary() or estimate.sequential > 30 * 60
+
+
+def test_multi_az_makes_the_database_the_longest_wait() -> None:
+    prod, staging = full("prod"), full("staging")
+    assert prod.durations["database"] - staging.durations["database"] == 300  # standby in a second zone
+    assert prod.critical > staging.critical
+
+
+def test_one_step_at_a_time_is_the_sequential_sum() -> None:
+    durations = {"a": 5.0, "b": 3.0, "c": 4.0}
+    slots = schedule.simulate(durations, {"a": (), "b": (), "c": ("a",)}, parallel=1)
+    assert max(s.end for s in slots) == 12.0
+    assert [s.step for s in slots] == ["a", "c", "b"]  # the longest remaining chain goes first
+
+
+def test_dependencies_hold_in_the_schedule() -> None:
+    estimate = full()
+    slots = {slot.step: slot for slot in estimate.schedule}
+    for step in STEPS:
+        for need in step.depends_on:
+            if step.name in slots and need in slots:
+                assert slots[step.name].start >= slots[need].end, (step.name, need)
+
+
+def test_a_cycle_is_refused() -> None:
+    with pytest.raises(ValueError, match="cycle"):
+        schedule.simulate({"a": 1.0, "b": 1.0}, {"a": ("b",), "b": ("a",)}, parallel=2)
+
+
+def test_estimate_of_a_plan_counts_only_what_changes(ctx: Context) -> None:
+    first = engine.estimate(ctx, pointapp.plan(ctx))
+    assert first.durations["database"] > 15 * 60 and first.durations["network"] > 120
+    pointapp.up(ctx, only="network")
+    again = engine.estimate(ctx, pointapp.plan(ctx))
+    assert "network" not in again.durations and again.critical < first.critical
+
+
+def _order(lines: list[str]) -> dict[str, tuple[int, int]]:
+    """Where each step started and finished in the progress lines."""
+    found: dict[str, list[int]] = {}
+    for i, line in enumerate(lines):
+        if line.startswith("[") and (line.endswith("changes)") or " done after " in line):
+            found.setdefault(line[1:line.index("]")], []).append(i)
+    return {step: (marks[0], marks[-1]) for step, marks in found.items()}
+
+
+def test_parallel_up_follows_the_graph_and_builds_the_same(mocked: None) -> None:
+    ctx = make_context()
+    outcome = pointapp.up(ctx, parallel=4)
+    assert outcome.summary().startswith("Created 89")
+    order = _order(ctx.lines)  # type: ignore[attr-defined]
+    for step in STEPS:
+        for need in step.depends_on:
+            if step.name in order and need in order:
+                assert order[step.name][0] > order[need][1], f"{step.name} started before {need} was done"
+    assert any(line.endswith("waits for network") for line in ctx.lines)  # type: ignore[attr-defined]
+    again = make_context()
+    assert pointapp.plan(again).empty
+
+
+def test_a_failing_step_stops_the_steps_after_it(mocked: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    database = next(s for s in STEPS if s.name == "database").load()
+
+    def broken(*_: Any) -> list[str]:
+        raise StepError("database", "db-instance point-app-prod-mysql", "refused", "InvalidParameterCombination")
+
+    ctx = make_context()
+    with monkeypatch.context() as patch:
+        patch.setattr(database, "apply", broken)
+        with pytest.raises(StepError, match="refused"):
+            pointapp.up(ctx, parallel=4)
+    order = _order(ctx.lines)  # type: ignore[attr-defined]
+    assert "service" not in order and "delivery" not in order  # never started
+    assert {"network", "registry", "mail"} <= set(order)
+    pointapp.up(make_context(), parallel=4)  # the next run continues and converges
+    assert pointapp.plan(make_context()).empty
+
+
+def test_the_cli_prints_the_estimate(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["plan", "--estimate", "--parallel", "2", "--endpoint-url", server]) == 2
+    out = capsys.readouterr().out
+    assert "Expected stand-up on AWS, 2 step(s) at a time" in out
+    assert "critical path" in out and "sequential" in out and "network -> database -> service -> delivery" in out
