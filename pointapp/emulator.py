@@ -20,9 +20,10 @@ class Emulator:
     ``port=0`` picks a free port. Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", wrap: Any = None) -> None:
         self.host = host
         self.port = port
+        self.wrap = wrap  # a WSGI middleware around the emulator (the benchmark counts requests with one)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -41,6 +42,8 @@ class Emulator:
         # AWS managed policies (the SSM core policy of the bastion) exist on AWS; make them exist here too
         default_user_config.setdefault("iam", {})["load_aws_managed_policies"] = True
         app = DomainDispatcherApplication(create_backend_app)
+        if self.wrap is not None:
+            app = self.wrap(app)
 
         class KeepAlive(MotoRequestHandler):  # type: ignore[misc, valid-type]
             """HTTP/1.1: clients keep their connection open instead of opening one per call."""
