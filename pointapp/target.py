@@ -167,6 +167,7 @@ class Context:
     _lock: Any = field(default_factory=threading.RLock, repr=False)  # steps may run in threads (up --parallel)
     _local: Any = field(default_factory=threading.local, repr=False)
     _generation: int = field(default=0, repr=False)
+    _step_locks: dict[str, Any] = field(default_factory=dict, repr=False)
     stopping: bool = False  # set on Ctrl-C while steps run in threads: each stops before its next change
 
     def __post_init__(self) -> None:
@@ -237,12 +238,15 @@ class Context:
 
     def outputs(self, step: str) -> dict[str, str]:
         """The ids a step exposes to the steps that use it, discovered once per run until it changes."""
-        if step not in self._outputs:
-            from pointapp.steps import get
+        with self._lock:
+            lock = self._step_locks.setdefault(step, threading.Lock())
+        with lock:  # two steps running side by side that use the same step discover it once
+            if step not in self._outputs:
+                from pointapp.steps import get
 
-            module = get(step).load()
-            self._outputs[step] = module.outputs(module.discover(self))
-        return self._outputs[step]
+                module = get(step).load()
+                self._outputs[step] = module.outputs(module.discover(self))
+            return self._outputs[step]
 
     def remember_outputs(self, step: str, outputs: dict[str, str]) -> None:
         self._outputs[step] = outputs
@@ -357,12 +361,14 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
         atexit.register(emulator.stop)
     try:
         session = _make_session(target, environ)
-        check_reachable(session, target)
+        account = check_reachable(session, target)
     except BaseException:
         if emulator is not None:
             emulator.stop()
         raise
-    return Context(spec=spec, target=target, session=session, assume_yes=yes,
-                   progress=progress or _print_progress, emulator=emulator,
-                   emulated=True if emulator else (False if target.is_real_aws else None))
+    ctx = Context(spec=spec, target=target, session=session, assume_yes=yes,
+                  progress=progress or _print_progress, emulator=emulator,
+                  emulated=True if emulator else (False if target.is_real_aws else None))
+    ctx.remember_outputs("account", {"id": account})  # the reachability check already asked STS
+    return ctx
 
