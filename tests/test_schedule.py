@@ -115,3 +115,27 @@ def test_the_cli_prints_the_estimate(server: str, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "Expected stand-up on AWS, 2 step(s) at a time" in out
     assert "critical path" in out and "sequential" in out and "network -> database -> service -> delivery" in out
+
+
+def test_ctrl_c_stops_running_steps_before_their_next_change(mocked: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import concurrent.futures
+
+    real_wait = concurrent.futures.wait
+    calls = {"n": 0}
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # after the first steps finished, while the next ones run
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    ctx = make_context()
+    with monkeypatch.context() as patch:
+        patch.setattr(concurrent.futures, "wait", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            pointapp.up(ctx, parallel=4)
+    assert ctx.stopping
+    assert "delivery" not in _order(ctx.lines)  # type: ignore[attr-defined]
+    assert any("stops after its current change" in line for line in ctx.lines)  # type: ignore[attr-defined]
+    pointapp.up(make_context(), parallel=4)  # the next run continues from what was done
+    assert pointapp.plan(make_context()).empty
