@@ -176,6 +176,25 @@ def _elb_tags(elbv2: Any, arns: list[str]) -> dict[str, dict[str, str]]:
     return tags
 
 
+def _load_balancing(ctx: Any, spec: Spec) -> dict[str, Any]:
+    """The environment's target groups, load balancer and listeners, with the tags of all of them read
+    in one DescribeTags call (shared by the three kinds until the next change)."""
+
+    def load() -> dict[str, Any]:
+        elbv2 = ctx.client("elbv2")
+        groups = [g for page in elbv2.get_paginator("describe_target_groups").paginate()
+                  for g in page["TargetGroups"] if g["TargetGroupName"].startswith(f"{spec.owner}-")]
+        answer = ignore_codes(elbv2.describe_load_balancers, ["LoadBalancerNotFound"], Names=[spec.name("alb")])
+        balancers = answer["LoadBalancers"] if answer else []
+        listeners = {b["LoadBalancerArn"]: elbv2.describe_listeners(LoadBalancerArn=b["LoadBalancerArn"])["Listeners"]
+                     for b in balancers}
+        arns = [g["TargetGroupArn"] for g in groups] + [b["LoadBalancerArn"] for b in balancers]
+        arns += [item["ListenerArn"] for items in listeners.values() for item in items]
+        return {"groups": groups, "balancers": balancers, "listeners": listeners, "tags": _elb_tags(elbv2, arns)}
+
+    return dict(ctx.read_once(("load-balancing", spec.owner), load))
+
+
 def _add_elb_tags(ctx: Any, arn: str, changes: Mapping[str, Any]) -> None:
     if "tags" in changes:
         ctx.client("elbv2").add_tags(ResourceArns=[arn], Tags=tags_as_aws(changes["tags"]))
@@ -186,11 +205,9 @@ class TargetGroup(Kind):
     service = "elbv2"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        elbv2 = ctx.client("elbv2")
-        groups = [g for page in elbv2.get_paginator("describe_target_groups").paginate()
-                  for g in page["TargetGroups"] if g["TargetGroupName"].startswith(f"{spec.owner}-")]
-        tags = _elb_tags(elbv2, [g["TargetGroupArn"] for g in groups])
-        return self.owned(spec, step, groups, lambda g: g["TargetGroupArn"], lambda g: tags.get(g["TargetGroupArn"], {}))
+        view = _load_balancing(ctx, spec)
+        return self.owned(spec, step, view["groups"], lambda g: g["TargetGroupArn"],
+                          lambda g: view["tags"].get(g["TargetGroupArn"], {}))
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         raw = found.raw
@@ -232,13 +249,9 @@ class LoadBalancer(Kind):
     service = "elbv2"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        elbv2 = ctx.client("elbv2")
-        answer = ignore_codes(elbv2.describe_load_balancers, ["LoadBalancerNotFound"], Names=[spec.name("alb")])
-        if answer is None:
-            return []
-        balancers = answer["LoadBalancers"]
-        tags = _elb_tags(elbv2, [b["LoadBalancerArn"] for b in balancers])
-        return self.owned(spec, step, balancers, lambda b: b["LoadBalancerArn"], lambda b: tags.get(b["LoadBalancerArn"], {}))
+        view = _load_balancing(ctx, spec)
+        return self.owned(spec, step, view["balancers"], lambda b: b["LoadBalancerArn"],
+                          lambda b: view["tags"].get(b["LoadBalancerArn"], {}))
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         if found.raw.get("Scheme") != "internet-facing" or found.raw.get("Type") != "application":
@@ -300,9 +313,13 @@ class Listener(Kind):
         balancer = known.get("alb")
         if balancer is None:
             return []
-        elbv2 = ctx.client("elbv2")
-        listeners = elbv2.describe_listeners(LoadBalancerArn=balancer.id)["Listeners"]
-        tags = _elb_tags(elbv2, [item["ListenerArn"] for item in listeners])
+        view = _load_balancing(ctx, spec)
+        listeners = view["listeners"].get(balancer.id)
+        if listeners is None:  # a load balancer created since the view was read
+            listeners = ctx.client("elbv2").describe_listeners(LoadBalancerArn=balancer.id)["Listeners"]
+            tags = _elb_tags(ctx.client("elbv2"), [item["ListenerArn"] for item in listeners])
+        else:
+            tags = view["tags"]
         return self.owned(spec, step, listeners, lambda i: i["ListenerArn"], lambda i: tags.get(i["ListenerArn"], {}))
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
