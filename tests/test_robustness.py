@@ -196,3 +196,31 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_continues(monkeypatch: pytest.Mon
         monkeypatch.setattr(Context, "_record_call", original)
         assert cli.main(["up", "--aws", "--yes", "--only", "network"]) == 0
         assert cli.main(["plan", "--aws", "--only", "network"]) == 0
+
+
+def test_ctrl_c_during_down_stops_cleanly_and_the_next_down_finishes(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with mock_aws(config=MOTO_CONFIG):
+        assert cli.main(["up", "--aws", "--yes", "--only", "network,registry"]) == 0
+        capsys.readouterr()
+        count = {"n": 0}
+        original = Context._record_call
+
+        def interrupt_at_the_fifth_deletion(self: Context, model: Any, **kwargs: Any) -> None:
+            original(self, model, **kwargs)
+            if self.calls[-1].mutating:
+                count["n"] += 1
+                if count["n"] == 5:
+                    raise KeyboardInterrupt
+
+        monkeypatch.setattr(Context, "_record_call", interrupt_at_the_fifth_deletion)
+        assert cli.main(["down", "--aws", "--yes", "--only", "network,registry"]) == 130
+        err = capsys.readouterr().err
+        assert err.startswith("pointapp: interrupted after ") and "running the same command again continues" in err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        monkeypatch.setattr(Context, "_record_call", original)
+        assert cli.main(["down", "--aws", "--yes", "--only", "network,registry"]) == 0  # deletes the rest
+        assert "Still there" not in capsys.readouterr().out
+        assert cli.main(["down", "--aws", "--yes", "--only", "network,registry"]) == 0
+        assert "Nothing owned by pointapp in point-app-prod: nothing to delete." in capsys.readouterr().out
