@@ -84,9 +84,13 @@ class Report:
 # --- the checks: each reads what discovery found -----------------------------------------------------
 
 
-def _found(observed: Mapping[str, Any], step: str, key: str) -> Found | None:
+def _examine(observed: Mapping[str, Any], step: str, key: str, result: Result) -> Found | None:
+    """The resource ``key`` of ``step`` when it is built (and counted as examined), else None."""
     state = observed.get(step)
-    return state.found.get(key) if state is not None else None
+    found = state.found.get(key) if state is not None else None
+    if found is not None:
+        result.examined.append(found.id if step == "delivery" else found.name)  # a bucket is known by its name
+    return found
 
 
 def _groups(network: Observed) -> list[tuple[str, dict[Permission, str]]]:
@@ -159,10 +163,9 @@ def check_remote_login(ctx: Context, observed: Mapping[str, Any], result: Result
 
 
 def check_database(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _found(observed, "database", "instance")
+    found = _examine(observed, "database", "instance", result)
     if found is None:
         return
-    result.examined.append(found.name)
     if found.raw.get("PubliclyAccessible"):
         result.flag(found.name, "publicly accessible; it must be reachable from inside the VPC only")
     if not found.raw.get("StorageEncrypted"):
@@ -170,10 +173,9 @@ def check_database(ctx: Context, observed: Mapping[str, Any], result: Result) ->
 
 
 def check_cache(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _found(observed, "cache", "replication-group")
+    found = _examine(observed, "cache", "replication-group", result)
     if found is None:
         return
-    result.examined.append(found.name)
     if not found.raw.get("TransitEncryptionEnabled"):
         result.flag(found.name, "not encrypted in transit (TLS off)")
     if not found.raw.get("AtRestEncryptionEnabled"):
@@ -181,19 +183,17 @@ def check_cache(ctx: Context, observed: Mapping[str, Any], result: Result) -> No
 
 
 def check_registry(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _found(observed, "registry", "repository")
+    found = _examine(observed, "registry", "repository", result)
     if found is None:
         return
-    result.examined.append(found.name)
     if not found.raw.get("imageScanningConfiguration", {}).get("scanOnPush"):
         result.flag(found.name, "images are not scanned on push (registry.scan_on_push)")
 
 
 def check_artifact_bucket(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _found(observed, "delivery", "bucket")
+    found = _examine(observed, "delivery", "bucket", result)
     if found is None:
         return
-    result.examined.append(found.id)
     if found.raw.get("PublicAccessBlock") != PRIVATE:
         result.flag(found.id, "public access is not blocked in all four settings")
     if not found.raw.get("Encryption"):
@@ -203,10 +203,9 @@ def check_artifact_bucket(ctx: Context, observed: Mapping[str, Any], result: Res
 
 
 def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _found(observed, "bastion", "instance")
+    found = _examine(observed, "bastion", "instance", result)
     if found is None:
         return
-    result.examined.append(found.name)
     tokens = found.raw.get("MetadataOptions", {}).get("HttpTokens")
     if tokens != "required":
         result.flag(found.name, f"instance metadata accepts IMDSv1 (HttpTokens {tokens or 'unset'}); IMDSv2 must be required")
@@ -214,10 +213,9 @@ def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> 
 
 def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     certificate = ctx.spec.service.certificate_arn
-    found = _found(observed, "service", "listener/production")
+    found = _examine(observed, "service", "listener/production", result)
     if found is None:
         return
-    result.examined.append(found.name)
     if not certificate:
         result.note = "no certificate configured (service.certificate_arn): HTTP only, by choice"
         return

@@ -35,7 +35,7 @@ def _name(item: dict[str, Any], default: str = "untagged") -> str:
 _CLIENTS: dict[tuple[str, str], Any] = {}
 
 
-def client(endpoint: str, service: str) -> Any:
+def client_for(endpoint: str, service: str) -> Any:
     if (endpoint, service) not in _CLIENTS:
         session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
         _CLIENTS[(endpoint, service)] = share_service_models(session).client(service, endpoint_url=endpoint)
@@ -46,7 +46,7 @@ def census(endpoint: str) -> Counter[tuple[str, str]]:
     """Every resource of the kinds pointapp makes, by (kind, name), whoever owns it and whatever its tags."""
 
     def client(service: str) -> Any:
-        return globals()["client"](endpoint, service)
+        return client_for(endpoint, service)
 
     seen: Counter[tuple[str, str]] = Counter()
 

@@ -174,21 +174,27 @@ def test_persistent_throttling_ends_with_a_clear_error(monkeypatch: pytest.Monke
         assert line == "AWS refused DescribeVpcs: Rate exceeded (Throttling)"
 
 
+def _interrupt_at(monkeypatch: pytest.MonkeyPatch, change: int) -> Any:
+    """Ctrl-C as the ``change``-th mutating call is made; returns the hook it replaced."""
+    count = {"n": 0}
+    original = Context._record_call
+
+    def interrupt(self: Context, model: Any, **kwargs: Any) -> None:
+        original(self, model, **kwargs)
+        if self.calls[-1].mutating:
+            count["n"] += 1
+            if count["n"] == change:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(Context, "_record_call", interrupt)
+    return original
+
+
 def test_ctrl_c_stops_cleanly_and_the_next_run_continues(monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     with mock_aws(config=MOTO_CONFIG):
-        count = {"n": 0}
-        original = Context._record_call
-
-        def interrupt_at_the_tenth_change(self: Context, model: Any, **kwargs: Any) -> None:
-            original(self, model, **kwargs)
-            if self.calls[-1].mutating:
-                count["n"] += 1
-                if count["n"] == 10:
-                    raise KeyboardInterrupt
-
-        monkeypatch.setattr(Context, "_record_call", interrupt_at_the_tenth_change)
+        original = _interrupt_at(monkeypatch, 10)
         assert cli.main(["up", "--aws", "--yes", "--only", "network"]) == 130
         err = capsys.readouterr().err
         assert err.startswith("pointapp: interrupted after ") and "running the same command again continues" in err
@@ -204,17 +210,7 @@ def test_ctrl_c_during_down_stops_cleanly_and_the_next_down_finishes(monkeypatch
     with mock_aws(config=MOTO_CONFIG):
         assert cli.main(["up", "--aws", "--yes", "--only", "network,registry"]) == 0
         capsys.readouterr()
-        count = {"n": 0}
-        original = Context._record_call
-
-        def interrupt_at_the_fifth_deletion(self: Context, model: Any, **kwargs: Any) -> None:
-            original(self, model, **kwargs)
-            if self.calls[-1].mutating:
-                count["n"] += 1
-                if count["n"] == 5:
-                    raise KeyboardInterrupt
-
-        monkeypatch.setattr(Context, "_record_call", interrupt_at_the_fifth_deletion)
+        original = _interrupt_at(monkeypatch, 5)
         assert cli.main(["down", "--aws", "--yes", "--only", "network,registry"]) == 130
         err = capsys.readouterr().err
         assert err.startswith("pointapp: interrupted after ") and "running the same command again continues" in err

@@ -31,7 +31,7 @@ def test_the_virtual_clock_schedule_is_within_5_percent_of_the_critical_path() -
     assert estimate.critical_path == ["network", "database", "service", "delivery"]
     assert estimate.makespan <= 1.05 * estimate.critical
     assert estimate.sequential > 1.4 * estimate.makespan  # what doing it by hand, one after another, costs
-    assert "sequential 38:" in estimate.summary() or estimate.sequential > 30 * 60
+    assert estimate.sequential > 30 * 60 and "sequential" in estimate.summary()
 
 
 def test_multi_az_makes_the_database_the_longest_wait() -> None:
