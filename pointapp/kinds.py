@@ -3,13 +3,52 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
+import botocore.exceptions
+
 from pointapp.resources import Desired, Found, Kind, ignore_codes
 from pointapp.spec import Spec
-from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned
+from pointapp.tags import ENVIRONMENT, KEY, as_aws_tags, from_aws_tags, is_owned
+
+#: The services whose resources pointapp finds by name and whose tags one Resource Groups Tagging API
+#: listing gives (their describe calls return no tags). EC2, ECS, IAM and SES return tags themselves.
+LISTED_SERVICES = ("codedeploy", "codepipeline", "ecr", "elasticache", "elasticloadbalancing", "events", "logs",
+                   "rds", "s3")
+
+
+def _plain_arn(arn: str) -> str:
+    return arn[:-2] if arn.endswith(":*") else arn  # CloudWatch Logs describes a group's ARN with ":*"
+
+
+def listed_tags(ctx: Any) -> Mapping[str, dict[str, str]]:
+    """The tags of every resource of this environment in :data:`LISTED_SERVICES`, by ARN: one paginated
+    ``GetResources`` call for all steps, read once until the next change."""
+
+    def load() -> dict[str, dict[str, str]]:
+        try:
+            pages = ctx.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+                TagFilters=[{"Key": ENVIRONMENT, "Values": [ctx.spec.owner]}],
+                ResourceTypeFilters=list(LISTED_SERVICES), TagsPerPage=500)
+            return {_plain_arn(item["ResourceARN"]): from_aws_tags(item.get("Tags"))
+                    for page in pages for item in page.get("ResourceTagMappingList", [])}
+        except botocore.exceptions.ClientError:
+            return {}  # not allowed (no tag:GetResources) or not offered: each resource's tags are read on their own
+
+    return ctx.read_once(("listed-tags", ctx.spec.owner), load)  # type: ignore[no-any-return]
+
+
+def tags_of(ctx: Any, arn: str, read: Callable[[], Mapping[str, str]]) -> dict[str, str]:
+    """The tags of the resource ``arn``: from :func:`listed_tags` when the listing holds it, else ``read()``.
+
+    The listing may lack a resource: one tagged moments ago (the tagging index catches up within minutes),
+    one no longer tagged for this environment, or a type the target does not list. Reading that one
+    resource's tags keeps the ownership check exact; the listing only saves calls.
+    """
+    listed = listed_tags(ctx).get(_plain_arn(arn))
+    return dict(listed) if listed is not None else dict(read())
 
 
 def role_path(spec: Spec) -> str:
@@ -121,6 +160,10 @@ class Role(Kind):
         return f"{found.raw.get('Arn')}; {managed}; {inline}"
 
 
+def _log_group_tags(logs: Any, group: Mapping[str, Any]) -> dict[str, str]:
+    return dict(logs.list_tags_log_group(logGroupName=group["logGroupName"]).get("tags", {}))
+
+
 class LogGroup(Kind):
     """A CloudWatch Logs group with a retention period."""
 
@@ -137,7 +180,7 @@ class LogGroup(Kind):
         def load() -> list[tuple[dict[str, Any], dict[str, str]]]:
             groups = [g for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=self.prefix(spec))
                       for g in page["logGroups"]]
-            return [(g, logs.list_tags_log_group(logGroupName=g["logGroupName"]).get("tags", {})) for g in groups]
+            return [(g, tags_of(ctx, g.get("logGroupArn") or g["arn"], lambda g=g: _log_group_tags(logs, g))) for g in groups]
 
         groups = ctx.read_once(("log-groups", self.prefix(spec)), load)
         return self.owned(spec, step, [g for g, _ in groups], lambda g: g["logGroupName"],

@@ -258,6 +258,16 @@ class ResourceStep:
     # apply
 
     def apply(self, ctx: Any, changes: Sequence[Change], state: StepState) -> list[str]:
+        try:
+            warnings = self._apply(ctx, changes, state)
+        except BaseException:
+            ctx.forget_outputs(self.name)  # partly applied: the steps that use it discover it afresh
+            raise
+        # What it holds now, from what was found and made: the steps that use it need not discover it again.
+        ctx.remember_outputs(self.name, self.outputs(state))
+        return warnings
+
+    def _apply(self, ctx: Any, changes: Sequence[Change], state: StepState) -> list[str]:
         warnings: list[str] = []
         self._collect_refs(ctx, state)  # a plan made before a step it uses was applied
         resolver = self._resolver(state, strict=True)
@@ -298,7 +308,6 @@ class ResourceStep:
                 info = error.response.get("Error", {})
                 raise StepError(self.name, f"{change.kind} {change.name}", info.get("Message", str(error)),
                                 info.get("Code")) from error
-        ctx.forget_outputs(self.name)
         return warnings
 
     def resource_count(self, spec: Spec, state: StepState) -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -36,8 +38,13 @@ SECRET_NAME = re.compile(r"(secret|password|passwd|token|credential|private_key|
 SECRET_ENV_PREFIX = "POINTAPP_SECRET_"
 
 
-def _local_kernel_manager() -> type:
-    """A kernel manager whose kernels talk over local sockets (IPC) instead of TCP on the loopback."""
+def _local_kernel_manager(sockets: Path) -> type:
+    """A kernel manager whose kernels talk over local sockets (IPC) instead of TCP on the loopback.
+
+    The sockets live in ``sockets``, a directory of this run alone: without it they are made in the
+    working directory under one fixed name, and two runbooks started side by side would talk to each
+    other's kernels.
+    """
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -45,6 +52,10 @@ def _local_kernel_manager() -> type:
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return str(sockets / "kernel")
 
     return LocalKernelManager
 
@@ -215,6 +226,7 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
     secret_env = {SECRET_ENV_PREFIX + k.upper(): v for k, v in secret_extra.items()}
     saved_env = {k: os.environ.get(k) for k in secret_env}
     os.environ.update(secret_env)
+    sockets = tempfile.mkdtemp(prefix="pointapp-kernels-")
     try:
         url = emulator.start() if emulator else target.endpoint_url
         summary.target = f"embedded emulator ({url}, ended with the run)" if emulator else target.describe()
@@ -227,7 +239,7 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
         summary.status, summary.finished = "running", ""
         summary.write(record)
         say(f"Runbook for {env} on {summary.target}; record {record}")
-        kernel_manager = _local_kernel_manager()
+        kernel_manager = _local_kernel_manager(Path(sockets))
         replay = bool(resume and emulator)
         if replay:
             summary.notes.append("resumed on a new embedded emulator: the steps already done were replayed first, "
@@ -275,6 +287,7 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
                 os.environ[key] = value
         if emulator:
             emulator.stop()
+        shutil.rmtree(sockets, ignore_errors=True)
     return record
 
 

@@ -20,7 +20,7 @@ from pointapp.kinds import Role, role_path, tags_as_aws, trust_policy
 from pointapp.plan import Table
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes, wait_for
 from pointapp.spec import Spec
-from pointapp.tags import KEY, from_aws_tags, is_owned, owner_filters, tag_specifications
+from pointapp.tags import KEY, from_aws_tags, owner_filters, tag_specifications
 
 NAME = "bastion"
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
@@ -31,15 +31,14 @@ class InstanceProfile(Kind):
     service = "iam"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        iam = ctx.client("iam")
-        found = []
-        for page in iam.get_paginator("list_instance_profiles").paginate(PathPrefix=role_path(spec)):
-            for profile in page["InstanceProfiles"]:
-                detail = iam.get_instance_profile(InstanceProfileName=profile["InstanceProfileName"])["InstanceProfile"]
-                tags = from_aws_tags(detail.get("Tags"))
-                if is_owned(tags, spec, step):
-                    found.append(Found(self.name, tags[KEY], profile["InstanceProfileName"], tags, profile))
-        return found
+        # Looked up by its name (the only one pointapp gives it): one call with the roles and the tags,
+        # where a listing gives no tags and would need a second call per profile.
+        answer = ignore_codes(ctx.client("iam").get_instance_profile, ["NoSuchEntity"],
+                              InstanceProfileName=spec.name("bastion"))
+        profile = answer["InstanceProfile"] if answer else None
+        if profile is None or profile.get("Path") != role_path(spec):
+            return []
+        return self.owned(spec, step, [profile], lambda p: p["InstanceProfileName"], lambda p: from_aws_tags(p.get("Tags")))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         roles = [r["RoleName"] for r in found.raw.get("Roles", [])]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.kinds import tags_as_aws
+from pointapp.kinds import tags_as_aws, tags_of
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, is_owned
@@ -19,7 +19,8 @@ NAME = "cache"
 
 
 def _tags(ctx: Any, arn: str) -> dict[str, str]:
-    return from_aws_tags(ctx.client("elasticache").list_tags_for_resource(ResourceName=arn).get("TagList"))
+    return tags_of(ctx, arn, lambda: from_aws_tags(
+        ctx.client("elasticache").list_tags_for_resource(ResourceName=arn).get("TagList")))
 
 
 class CacheSubnetGroup(Kind):
@@ -115,6 +116,8 @@ class ReplicationGroup(Kind):
             Port=6379, Tags=tags_as_aws(tags))["ReplicationGroup"]
         wait_for(ctx, elasticache, "replication_group_available", f"Redis replication group {desired.name} to be available",
                  "10 to 15 minutes", real_delay=30, ReplicationGroupId=desired.name)
+        # Available now: the description holds the primary endpoint the service connects to.
+        group = elasticache.describe_replication_groups(ReplicationGroupId=desired.name)["ReplicationGroups"][0]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,

@@ -12,12 +12,23 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from pointapp.kinds import tags_as_aws
+from pointapp.kinds import tags_as_aws, tags_of
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import from_aws_tags
 
 NAME = "database"
+
+
+def _instances(ctx: Any, spec: Spec) -> list[dict[str, Any]]:
+    """The environment's MySQL instance as described (none or one; read once for both kinds)."""
+
+    def load() -> list[dict[str, Any]]:
+        answer = ignore_codes(ctx.client("rds").describe_db_instances, ["DBInstanceNotFound"],
+                              DBInstanceIdentifier=spec.name("mysql"))
+        return [i for i in (answer or {}).get("DBInstances", []) if i.get("DBInstanceStatus") != "deleting"]
+
+    return list(ctx.read_once(("db-instance", spec.owner), load))
 
 
 class DbSubnetGroup(Kind):
@@ -26,12 +37,18 @@ class DbSubnetGroup(Kind):
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         rds = ctx.client("rds")
-        answer = ignore_codes(rds.describe_db_subnet_groups, ["DBSubnetGroupNotFoundFault"],
-                              DBSubnetGroupName=spec.name("db-subnets"))
-        if answer is None:
-            return []
-        return self.owned(spec, step, answer["DBSubnetGroups"], lambda g: g["DBSubnetGroupName"],
-                          lambda g: from_aws_tags(rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"]))
+        name = spec.name("db-subnets")
+        # The instance's description holds its subnet group: no second call once the database exists.
+        groups = [{**i["DBSubnetGroup"], "DBSubnetGroupArn": f"arn:{ctx.partition}:rds:{ctx.target.region}:{ctx.account}:subgrp:{name}"}
+                  for i in _instances(ctx, spec) if i.get("DBSubnetGroup", {}).get("DBSubnetGroupName") == name]
+        if not groups:
+            answer = ignore_codes(rds.describe_db_subnet_groups, ["DBSubnetGroupNotFoundFault"], DBSubnetGroupName=name)
+            if answer is None:
+                return []
+            groups = answer["DBSubnetGroups"]
+        return self.owned(spec, step, groups, lambda g: g["DBSubnetGroupName"],
+                          lambda g: tags_of(ctx, g["DBSubnetGroupArn"], lambda: from_aws_tags(
+                              rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"])))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         current = sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", []))
@@ -81,13 +98,8 @@ class DbInstance(Kind):
     service = "rds"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        rds = ctx.client("rds")
-        answer = ignore_codes(rds.describe_db_instances, ["DBInstanceNotFound"],
-                              DBInstanceIdentifier=spec.name("mysql"))
-        if answer is None:
-            return []
-        instances = [i for i in answer["DBInstances"] if i.get("DBInstanceStatus") != "deleting"]
-        return self.owned(spec, step, instances, lambda i: i["DBInstanceIdentifier"], lambda i: from_aws_tags(i.get("TagList")))
+        return self.owned(spec, step, _instances(ctx, spec), lambda i: i["DBInstanceIdentifier"],
+                          lambda i: from_aws_tags(i.get("TagList")))
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         return None  # a database is never replaced by pointapp: that would lose its data

@@ -20,8 +20,8 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
-from pointapp.kinds import Role, document, policy, role_arn, role_path, tags_as_aws, trust_policy
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes
+from pointapp.kinds import Role, document, policy, role_arn, role_path, tags_as_aws, tags_of, trust_policy
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
 from pointapp.steps.service import runtime_values as service_runtime
@@ -47,12 +47,14 @@ class Bucket(Kind):
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         s3 = ctx.client("s3")
         name = bucket_name(ctx, spec)
-        # AccessDenied: the name is taken by someone else's bucket; creating it will say so
-        answer = ignore_codes(s3.get_bucket_tagging, ["NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404",
-                                                      "AccessDenied"], Bucket=name)
-        if answer is None:
-            return []
-        tags = from_aws_tags(answer["TagSet"])
+
+        def read() -> dict[str, str]:
+            # AccessDenied: the name is taken by someone else's bucket; creating it will say so
+            answer = ignore_codes(s3.get_bucket_tagging, ["NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404",
+                                                          "AccessDenied"], Bucket=name)
+            return from_aws_tags(answer["TagSet"]) if answer is not None else {}
+
+        tags = tags_of(ctx, f"arn:{ctx.partition}:s3:::{name}", read)
         if not is_owned(tags, spec, step):
             return []
         raw: dict[str, Any] = {"Name": name}
@@ -219,6 +221,24 @@ class OidcProvider(Kind):
         return "used, not owned" if found.raw.get("borrowed") else "owned"
 
 
+def _deployment_group(ctx: Any, spec: Spec) -> dict[str, Any]:
+    """The deployment group's description, or why there is none: ``{"group": ...}``, ``{"missing": "group"}``
+    or ``{"missing": "application"}``. One call tells whether the application exists too (read once)."""
+
+    def load() -> dict[str, Any]:
+        try:
+            return {"group": ctx.client("codedeploy").get_deployment_group(
+                applicationName=spec.name("api"), deploymentGroupName=spec.name("api", "blue-green"))["deploymentGroupInfo"]}
+        except botocore.exceptions.ClientError as error:
+            missing = {"ApplicationDoesNotExistException": "application",
+                       "DeploymentGroupDoesNotExistException": "group"}.get(client_error_code(error))
+            if missing is None:
+                raise
+            return {"missing": missing}
+
+    return dict(ctx.read_once(("deployment-group", spec.owner), load))
+
+
 class Application(Kind):
     name = "codedeploy-application"
     service = "codedeploy"
@@ -226,12 +246,20 @@ class Application(Kind):
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         codedeploy = ctx.client("codedeploy")
         name = spec.name("api")
-        answer = ignore_codes(codedeploy.get_application, ["ApplicationDoesNotExistException"], applicationName=name)
-        if answer is None:
+        view = _deployment_group(ctx, spec)
+        if view.get("missing") == "application":
             return []
+        if "group" in view:  # its deployment group exists, so it does, with the platform the group names
+            application = {"applicationName": name, "computePlatform": view["group"].get("computePlatform")}
+        else:
+            answer = ignore_codes(codedeploy.get_application, ["ApplicationDoesNotExistException"], applicationName=name)
+            if answer is None:
+                return []
+            application = answer["application"]
         arn = _arn(ctx, "codedeploy", f"application:{name}")
-        return self.owned(spec, step, [answer["application"]], lambda _: name,
-                          lambda _: from_aws_tags(codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags")))
+        return self.owned(spec, step, [application], lambda _: name,
+                          lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
+                              codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ctx.client("codedeploy").create_application(applicationName=desired.name, computePlatform="ECS",
@@ -291,13 +319,13 @@ class DeploymentGroup(Kind):
             return []
         codedeploy = ctx.client("codedeploy")
         name = spec.name("api", "blue-green")
-        answer = ignore_codes(codedeploy.get_deployment_group, ["DeploymentGroupDoesNotExistException"],
-                              applicationName=application.id, deploymentGroupName=name)
-        if answer is None:
+        group = _deployment_group(ctx, spec).get("group")
+        if group is None:
             return []
         arn = _arn(ctx, "codedeploy", f"deploymentgroup:{application.id}/{name}")
-        return self.owned(spec, step, [answer["deploymentGroupInfo"]], lambda _: name,
-                          lambda _: from_aws_tags(codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags")))
+        return self.owned(spec, step, [group], lambda _: name,
+                          lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
+                              codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         wanted = deployment_group_request(props)
@@ -393,7 +421,8 @@ class Pipeline(Kind):
             return []
         arn = answer.get("metadata", {}).get("pipelineArn") or _arn(ctx, "codepipeline", name)
         return self.owned(spec, step, [{**answer["pipeline"], "arn": arn}], lambda _: name,
-                          lambda _: from_lower_tags(codepipeline.list_tags_for_resource(resourceArn=arn).get("tags")))
+                          lambda _: tags_of(ctx, arn, lambda: from_lower_tags(
+                              codepipeline.list_tags_for_resource(resourceArn=arn).get("tags"))))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         wanted = pipeline_definition(props["spec"], props, desired.name)
@@ -446,7 +475,7 @@ class EventRule(Kind):
         if answer is None:
             return []
         rule = answer
-        tags = from_aws_tags(events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags"))
+        tags = tags_of(ctx, rule["Arn"], lambda: from_aws_tags(events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags")))
         if not is_owned(tags, spec, step):
             return []
         rule["Targets"] = events.list_targets_by_rule(Rule=name).get("Targets", [])

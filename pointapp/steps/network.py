@@ -239,18 +239,37 @@ def available_zones(ctx: Any) -> list[str]:
     return sorted(z["ZoneName"] for z in zones["AvailabilityZones"])
 
 
+def zones_in_use(spec: Spec, subnets: Iterable[Found]) -> list[str] | None:
+    """The zones the built subnets sit in, by zone index (``subnet/<tier>/<i>``), when they cover exactly
+    the ``network.zones`` the spec asks for; None otherwise (nothing built yet, or the count changed)."""
+    by_index: dict[int, set[str]] = {}
+    for found in subnets:
+        index = found.key.rsplit("/", 1)[-1]
+        if index.isdigit():
+            by_index.setdefault(int(index), set()).add(found.raw["AvailabilityZone"])
+    zones = [next(iter(by_index[i])) for i in range(spec.network.zones) if len(by_index.get(i, ())) == 1]
+    if len(by_index) != spec.network.zones or len(zones) != spec.network.zones or len(set(zones)) != len(zones):
+        return None
+    return zones
+
+
 def discover(ctx: Any) -> NetworkState:
-    """Read what the step owns: one tag-filtered call per resource type, plus the VPC's attributes."""
+    """Read what the step owns: one tag-filtered call per resource type, plus the VPC's attributes.
+
+    A built network keeps the zones its subnets are in (the region's zone list is read only before the
+    first subnet exists, or when ``network.zones`` changes), so a zone that AWS marks impaired for a
+    while never makes a plan move subnets.
+    """
     spec: Spec = ctx.spec
     ec2 = ctx.client("ec2")
     filters = owner_filters(spec, NAME)
-    state = NetworkState(ctx.target.region, available_zones(ctx))
     vpcs_raw = _paginate(ec2, "describe_vpcs", "Vpcs", Filters=filters)
     subnets_raw = _paginate(ec2, "describe_subnets", "Subnets", Filters=filters)
     # The VPC holding most of the owned subnets is the environment's; any other owned VPC is a duplicate.
     holding = {v["VpcId"]: sum(s["VpcId"] == v["VpcId"] for s in subnets_raw) for v in vpcs_raw}
     owned = [v for v in vpcs_raw if is_owned(from_aws_tags(v.get("Tags")), spec, NAME)]
     primary = max(owned, key=lambda v: (holding[v["VpcId"]], v["VpcId"]))["VpcId"] if owned else None
+    state = NetworkState(ctx.target.region, [])
     vpcs, state.duplicates = _collect(spec, "vpc", vpcs_raw, "VpcId", lambda v: v["VpcId"] == primary)
     state.vpc = vpcs.get("vpc")
     vpc_id = state.vpc.id if state.vpc else None
@@ -268,6 +287,7 @@ def discover(ctx: Any) -> NetworkState:
     state.duplicates += dup
     state.subnets, dup = _collect(spec, "subnet", subnets_raw, "SubnetId", in_vpc)
     state.duplicates += dup
+    state.zones = zones_in_use(spec, state.subnets.values()) or available_zones(ctx)
     nats = [n for n in _paginate(ec2, "describe_nat_gateways", "NatGateways", Filter=filters)
             if n["State"] not in ("deleting", "deleted")]
     state.nat_gateways, dup = _collect(spec, "nat-gateway", nats, "NatGatewayId", in_vpc)
@@ -279,17 +299,17 @@ def discover(ctx: Any) -> NetworkState:
                                        _paginate(ec2, "describe_route_tables", "RouteTables", Filters=filters),
                                        "RouteTableId", in_vpc)
     state.duplicates += dup
-    state.groups, dup = _collect(spec, "security-group",
-                                 _paginate(ec2, "describe_security_groups", "SecurityGroups", Filters=filters),
-                                 "GroupId", in_vpc)
+    # Security groups live in a VPC: one call over the owned VPCs gives the owned groups (tagged) and the
+    # default group, which the step keeps empty.
+    groups_raw = _paginate(ec2, "describe_security_groups", "SecurityGroups",
+                           Filters=[{"Name": "vpc-id", "Values": sorted(v["VpcId"] for v in vpcs_raw)}]) if vpcs_raw else []
+    state.groups, dup = _collect(spec, "security-group", groups_raw, "GroupId", in_vpc)
     state.duplicates += dup
     if vpc_id:
         for attribute in ("enableDnsHostnames", "enableDnsSupport"):
             answer = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
             state.vpc_dns[attribute] = bool(answer[attribute[0].upper() + attribute[1:]]["Value"])
-        defaults = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
-                                                         {"Name": "group-name", "Values": ["default"]}])
-        state.default_group = (defaults["SecurityGroups"] or [None])[0]
+        state.default_group = next((g for g in groups_raw if g["VpcId"] == vpc_id and g["GroupName"] == "default"), None)
     return state
 
 
@@ -523,6 +543,7 @@ class _Executor:
         self.nats_pending: list[tuple[str, str]] = []
         self.nats_deleting: list[tuple[str, str]] = []
         self.warnings: list[str] = []
+        self.deleted: set[str] = set()
 
     def run(self, changes: Sequence[Change]) -> list[str]:
         for change in changes:
@@ -537,10 +558,16 @@ class _Executor:
                     continue
                 message = error.response.get("Error", {}).get("Message", str(error))
                 raise StepError(NAME, f"{change.kind} {change.name}", message, code) from error
+            if change.op == "delete":
+                self.deleted.add(change.args["id"])
             self.ctx.done.append(change)
         self.await_nats()
         self.await_nat_deletions()
         return self.warnings
+
+    def outputs(self) -> dict[str, str]:
+        """The ids the layout holds after :meth:`run` (what was found, less what was deleted, plus what was made)."""
+        return {key: value for key, value in self.ids.items() if not key.startswith("id:") and value not in self.deleted}
 
     def id(self, key: str) -> str:
         return self.ids[key]
@@ -772,10 +799,14 @@ def _clean(permissions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def apply(ctx: Any, changes: Sequence[Change], observed: NetworkState) -> list[str]:
     """Carry out ``changes`` in order; returns warnings (resources deliberately kept)."""
+    executor = _Executor(ctx, observed)
     try:
-        return _Executor(ctx, observed).run(changes)
-    finally:
-        ctx.forget_outputs(NAME)
+        warnings = executor.run(changes)
+    except BaseException:
+        ctx.forget_outputs(NAME)  # partly applied: the steps that use it discover it afresh
+        raise
+    ctx.remember_outputs(NAME, executor.outputs())
+    return warnings
 
 
 def outputs(observed: NetworkState) -> dict[str, str]:
@@ -925,16 +956,19 @@ def apply_all(ctx: Any, changes: Sequence[Change], observed: Observed) -> list[s
     """Flow-log deletions first (they hang off the VPC), then the layout, then the flow logs it needs."""
     flow = [c for c in changes if _is_flow_log_change(c)]
     first = [c for c in flow if c.action == "delete"]
-    warnings = FLOW_LOGS.apply(ctx, first, observed.flow_logs) if first else []
+    last = [c for c in flow if c.action != "delete"]
     executor = _Executor(ctx, observed.layout)
     try:
+        warnings = FLOW_LOGS.apply(ctx, first, observed.flow_logs) if first else []
         warnings += executor.run([c for c in changes if not _is_flow_log_change(c)])
-    finally:
-        ctx.forget_outputs(NAME)
-    last = [c for c in flow if c.action != "delete"]
-    if last:
-        observed._vpc_ref(executor.ids.get("vpc"))
-        warnings += FLOW_LOGS.apply(ctx, last, observed.flow_logs)
+        if last:
+            observed._vpc_ref(executor.ids.get("vpc"))
+            warnings += FLOW_LOGS.apply(ctx, last, observed.flow_logs)
+    except BaseException:
+        ctx.forget_outputs(NAME)  # partly applied: the steps that use it discover it afresh
+        raise
+    # The ids as they are now, so the steps that use the network need not discover it again.
+    ctx.remember_outputs(NAME, {**executor.outputs(), **FLOW_LOGS.outputs(observed.flow_logs)})
     return warnings
 
 

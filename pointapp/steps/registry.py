@@ -13,6 +13,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from pointapp.kinds import tags_of
 from pointapp.resources import Desired, Found, Kind, ResourceStep, client_error_code
 from pointapp.spec import Spec
 from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned
@@ -48,7 +49,8 @@ class Repository(Kind):
             for repository in page["repositories"]:
                 if not repository["repositoryName"].startswith(f"{spec.owner}/"):
                     continue
-                tags = from_aws_tags(ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"])
+                arn = repository["repositoryArn"]
+                tags = tags_of(ctx, arn, lambda arn=arn: from_aws_tags(ecr.list_tags_for_resource(resourceArn=arn)["tags"]))
                 if not is_owned(tags, spec, step):
                     continue
                 raw = dict(repository)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.kinds import LogGroup, Role, policy, tags_as_aws, trust_policy
+from pointapp.kinds import LogGroup, Role, listed_tags, policy, tags_as_aws, trust_policy
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.registry import repository_name
@@ -168,8 +168,12 @@ def register_revision(ctx: Any, family: str, props: Mapping[str, Any], tags: Map
     return Found(TaskDefinition.name, tags.get(KEY, "taskdef"), definition["taskDefinitionArn"], dict(tags), definition)
 
 
-def _elb_tags(elbv2: Any, arns: list[str]) -> dict[str, dict[str, str]]:
-    tags: dict[str, dict[str, str]] = {}
+def _elb_tags(ctx: Any, arns: list[str]) -> dict[str, dict[str, str]]:
+    """Tags by ARN: from the environment's tag listing, and one DescribeTags for those it lacks."""
+    listed = listed_tags(ctx)
+    tags = {arn: dict(listed[arn]) for arn in arns if arn in listed}
+    arns = [arn for arn in arns if arn not in tags]
+    elbv2 = ctx.client("elbv2")
     for start in range(0, len(arns), 20):
         for description in elbv2.describe_tags(ResourceArns=arns[start:start + 20])["TagDescriptions"]:
             tags[description["ResourceArn"]] = from_aws_tags(description.get("Tags"))
@@ -190,7 +194,7 @@ def _load_balancing(ctx: Any, spec: Spec) -> dict[str, Any]:
                      for b in balancers}
         arns = [g["TargetGroupArn"] for g in groups] + [b["LoadBalancerArn"] for b in balancers]
         arns += [item["ListenerArn"] for items in listeners.values() for item in items]
-        return {"groups": groups, "balancers": balancers, "listeners": listeners, "tags": _elb_tags(elbv2, arns)}
+        return {"groups": groups, "balancers": balancers, "listeners": listeners, "tags": _elb_tags(ctx, arns)}
 
     return dict(ctx.read_once(("load-balancing", spec.owner), load))
 
