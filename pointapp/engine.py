@@ -58,6 +58,8 @@ def apply(ctx: Context, planned: Plan, parallel: int = 1) -> Outcome:
     else:
         for name in busy:
             warnings += registry.get(name).load().apply(ctx, planned.for_step(name), observed[name])
+    if not planned.destroy:
+        ctx.finish_deferred()  # what a step left running and no later step needed yet (a NAT gateway's wait)
     unchanged = 0
     if not planned.destroy:
         wanted = sum(registry.get(name).load().resource_count(ctx.spec, observed[name]) for name in planned.steps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pointapp.plan import Table
 from pointapp.spec import Spec
@@ -60,9 +60,26 @@ TYPICAL: dict[str, Typical] = {
 
 #: The slow kinds of each step, in the order the step waits for them.
 SLOW: dict[str, tuple[str, ...]] = {
-    "network": ("nat-gateway",), "endpoints": ("vpc-endpoint",), "database": ("db-instance",),
+    "endpoints": ("vpc-endpoint",), "database": ("db-instance",),
     "cache": ("replication-group",), "service": ("load-balancer", "ecs-service"),
     "bastion": ("instance-profile", "ec2-instance"), "frontend": ("amplify-build",),
+}
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A wait a step starts and leaves running: only the steps in ``needed_by`` wait for it."""
+
+    step: str
+    kind: str
+    needed_by: tuple[str, ...]
+
+
+#: The network step starts its NAT gateways and goes on; the routes to them follow once they are
+#: available, and only the service (whose tasks reach the internet through them) waits for that
+#: (:data:`pointapp.steps.network.DEFERRED_NAT`). The database, cache and NAT gateway wait side by side.
+DEFERRED: dict[str, Deferred] = {
+    "network: NAT gateway": Deferred("network", "nat-gateway", ("service",)),
 }
 
 
@@ -72,8 +89,6 @@ def step_waits(spec: Spec, step: str, creating: Iterable[str] | None = None) -> 
     waits = []
     for kind in SLOW.get(step, ()):
         if kinds is not None and kind not in kinds and not (kind == "instance-profile" and "ec2-instance" in kinds):
-            continue
-        if kind == "nat-gateway" and spec.network.nat == "none":
             continue
         typical = TYPICAL["db-instance-multi-az" if kind == "db-instance" and spec.database.multi_az else kind]
         waits.append((typical.what, typical.seconds))
@@ -118,10 +133,16 @@ def remaining_path(durations: Mapping[str, float], graph: Mapping[str, Sequence[
     return {name: longest(name) for name in durations}
 
 
-def simulate(durations: Mapping[str, float], graph: Mapping[str, Sequence[str]], parallel: int) -> list[Slot]:
-    """Run the orchestrator's policy on a virtual clock: no sleeping, each step takes its duration."""
+def simulate(durations: Mapping[str, float], graph: Mapping[str, Sequence[str]], parallel: int,
+             background: Iterable[str] = ()) -> list[Slot]:
+    """Run the orchestrator's policy on a virtual clock: no sleeping, each step takes its duration.
+
+    ``background`` nodes (a deferred wait) start as soon as they are ready and take none of the
+    ``parallel`` slots: nothing runs for them but the resource on AWS.
+    """
     remaining = remaining_path(durations, graph)
     needs = {name: {n for n in graph.get(name, ()) if n in durations} for name in durations}
+    behind = set(background)
     done: set[str] = set()
     started: set[str] = set()
     running: list[tuple[float, str]] = []
@@ -129,7 +150,10 @@ def simulate(durations: Mapping[str, float], graph: Mapping[str, Sequence[str]],
     now = 0.0
     while len(done) < len(durations):
         ready = [n for n in durations if n not in started and needs[n] <= done]
-        for name in pick(ready, remaining)[: max(parallel - len(running), 0)]:
+        busy = sum(1 for _, name in running if name not in behind)
+        chosen = [n for n in ready if n in behind]
+        chosen += pick([n for n in ready if n not in behind], remaining)[: max(parallel - busy, 0)]
+        for name in chosen:
             started.add(name)
             heapq.heappush(running, (now + durations[name], name))
             slots.append(Slot(name, now, now + durations[name]))
@@ -148,6 +172,7 @@ class Estimate:
     critical: float
     schedule: list[Slot]
     parallel: int
+    graph: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def makespan(self) -> float:
@@ -156,8 +181,7 @@ class Estimate:
     def table(self) -> Table:
         rows = []
         for slot in sorted(self.schedule, key=lambda s: (s.start, s.step)):
-            info = next(s for s in STEPS if s.name == slot.step)
-            rows.append((slot.step, _minutes(self.durations[slot.step]), ", ".join(info.depends_on) or "-",
+            rows.append((slot.step, _minutes(self.durations[slot.step]), ", ".join(self.graph.get(slot.step, ())) or "-",
                          _minutes(slot.start), _minutes(slot.end), "yes" if slot.step in self.critical_path else ""))
         return Table(["step", "typical", "waits for", "starts", "ends", "critical"], rows,
                      title=f"Expected stand-up on AWS, {self.parallel} step(s) at a time")
@@ -189,6 +213,16 @@ def estimate(spec: Spec, work: Mapping[str, tuple[int, Iterable[str] | None]], p
     steps = [s for s in STEPS if s.name in work]
     durations = {s.name: float(step_seconds(spec, s.name, work[s.name][0], work[s.name][1])) for s in steps}
     graph = graph_of(steps)
+    background = []
+    for node, deferred in DEFERRED.items():
+        if deferred.step not in work or not _waits_for(spec, deferred.kind, work[deferred.step][1]):
+            continue
+        background.append(node)
+        durations[node] = float(TYPICAL[deferred.kind].seconds)
+        graph[node] = (deferred.step,)
+        for user in deferred.needed_by:
+            if user in graph:
+                graph[user] = (*graph[user], node)
     remaining = remaining_path(durations, graph)
     path: list[str] = []
     current = [n for n in durations if not graph[n]]
@@ -197,4 +231,11 @@ def estimate(spec: Spec, work: Mapping[str, tuple[int, Iterable[str] | None]], p
         path.append(head)
         current = [n for n in durations if head in graph[n]]
     critical = max(remaining.values(), default=0.0)
-    return Estimate(durations, sum(durations.values()), path, critical, simulate(durations, graph, parallel), parallel)
+    return Estimate(durations, sum(durations.values()), path, critical,
+                    simulate(durations, graph, parallel, background), parallel, graph)
+
+
+def _waits_for(spec: Spec, kind: str, creating: Iterable[str] | None) -> bool:
+    if kind == "nat-gateway" and spec.network.nat == "none":
+        return False
+    return creating is None or kind in set(creating)

@@ -143,6 +143,21 @@ def _print_progress(message: str) -> None:
     print(message + "\n", end="", flush=True)  # one write per line: steps running side by side do not mix lines
 
 
+class _Deferred:
+    """Work that runs once; a second caller waits for the first to finish it."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self.work = work
+        self.lock = threading.Lock()
+        self.done = False
+
+    def run(self) -> None:
+        with self.lock:
+            if not self.done:
+                self.work()
+                self.done = True
+
+
 @dataclass
 class Context:
     """One run: the spec, the target, one boto3 session and the clients made from it.
@@ -168,6 +183,7 @@ class Context:
     _local: Any = field(default_factory=threading.local, repr=False)
     _generation: int = field(default=0, repr=False)
     _step_locks: dict[str, Any] = field(default_factory=dict, repr=False)
+    _deferred: dict[str, _Deferred] = field(default_factory=dict, repr=False)
     stopping: bool = False  # set on Ctrl-C while steps run in threads: each stops before its next change
 
     def __post_init__(self) -> None:
@@ -254,6 +270,24 @@ class Context:
     def forget_outputs(self, step: str) -> None:
         self._outputs.pop(step, None)
 
+    def defer(self, key: str, work: Callable[[], None]) -> None:
+        """Leave ``work`` (a slow resource's wait and what must follow it) for later: a step that needs it
+        done calls :meth:`finish_deferred` there, and the end of ``up`` finishes whatever is left."""
+        with self._lock:
+            self._deferred[key] = _Deferred(work)
+
+    def finish_deferred(self, key: str | None = None) -> None:
+        """Carry out the deferred work ``key`` (all of it when None), once, whichever thread asks first."""
+        with self._lock:
+            chosen = [(k, d) for k, d in self._deferred.items() if key is None or k == key]
+        for name, deferred in chosen:
+            if not deferred.done:
+                self.say(f"needs {name} first")
+            deferred.run()
+            with self._lock:
+                if self._deferred.get(name) is deferred:
+                    del self._deferred[name]
+
     @property
     def mutating_calls(self) -> list[Call]:
         return [call for call in self.calls if call.mutating]
@@ -268,9 +302,11 @@ class Context:
         if self.stopping:
             raise KeyboardInterrupt
 
-    def working_on(self, step: str | None) -> None:
-        """Mark the calling thread as carrying out ``step`` (its progress lines say so)."""
+    def working_on(self, step: str | None) -> str | None:
+        """Mark the calling thread as carrying out ``step`` (its progress lines say so); returns the previous."""
+        previous: str | None = getattr(self._local, "step", None)
         self._local.step = step
+        return previous
 
     def wait_delay(self, real_seconds: int) -> int:
         """The delay between waiter polls: real AWS is polled gently, an emulator quickly."""

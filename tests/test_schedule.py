@@ -63,7 +63,7 @@ def test_a_cycle_is_refused() -> None:
 
 def test_estimate_of_a_plan_counts_only_what_changes(ctx: Context) -> None:
     first = engine.estimate(ctx, pointapp.plan(ctx))
-    assert first.durations["database"] > 15 * 60 and first.durations["network"] > 120
+    assert first.durations["database"] > 15 * 60 and first.durations["network: NAT gateway"] == 120
     pointapp.up(ctx, only="network")
     again = engine.estimate(ctx, pointapp.plan(ctx))
     assert "network" not in again.durations and again.critical < first.critical
@@ -139,3 +139,53 @@ def test_ctrl_c_stops_running_steps_before_their_next_change(mocked: None, monke
     assert any("stops after its current change" in line for line in ctx.lines)  # type: ignore[attr-defined]
     pointapp.up(make_context(), parallel=4)  # the next run continues from what was done
     assert pointapp.plan(make_context()).empty
+
+
+def test_the_nat_gateway_waits_beside_the_database_and_only_the_service_waits_for_it() -> None:
+    estimate = full()
+    slots = {slot.step: slot for slot in estimate.schedule}
+    nat = slots["network: NAT gateway"]
+    assert nat.start == slots["network"].end == slots["database"].start == slots["cache"].start
+    assert estimate.graph["network: NAT gateway"] == ("network",)
+    users = [step for step, needs in estimate.graph.items() if "network: NAT gateway" in needs]
+    assert users == ["service"]
+    assert slots["service"].start >= nat.end
+    # The wait takes no step slot: with one step at a time the NAT gateway still starts at once.
+    one = {slot.step: slot for slot in schedule.simulate(estimate.durations, estimate.graph, 1, ["network: NAT gateway"])}
+    assert one["network: NAT gateway"].start == one["network"].end
+
+
+def test_without_a_nat_gateway_there_is_no_nat_wait() -> None:
+    spec = load_spec("prod", {"network": {"nat": "none"}})
+    estimate = schedule.estimate(spec, {"network": (10, None), "service": (10, None)}, parallel=4)
+    assert "network: NAT gateway" not in estimate.durations
+
+
+def test_an_up_starts_the_database_before_the_nat_gateway_is_available(mocked: None) -> None:
+    ctx = make_context()
+    pointapp.up(ctx, parallel=4)
+    lines: list[str] = ctx.lines  # type: ignore[attr-defined]
+    nat_route = next(i for i, line in enumerate(lines) if line.startswith("[network] + route") and "nat" in line)
+    assert lines.index("[database] started (2 changes)") < nat_route
+    needs = lines.index("[service] needs network: NAT gateways and their routes first")
+    assert needs < nat_route < next(i for i, line in enumerate(lines) if line.startswith("[service] done after"))
+    assert pointapp.plan(make_context()).empty
+
+
+def test_the_network_alone_ends_with_its_nat_routes(mocked: None) -> None:
+    ctx = make_context()
+    pointapp.up(ctx, only="network")
+    tables = ctx.client("ec2").describe_route_tables(
+        Filters=[{"Name": "tag:Name", "Values": ["point-app-prod-rtb-app"]}])["RouteTables"]
+    assert [r.get("NatGatewayId", "")[:4] for r in tables[0]["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"] == ["nat-"]
+
+
+def test_a_nat_gateway_left_pending_is_waited_for_before_its_route(mocked: None) -> None:
+    from pointapp.steps import network
+
+    ctx = make_context()
+    pointapp.up(ctx, only="network")
+    observed = network.discover(ctx)
+    (nat,) = observed.nat_gateways.values()
+    nat.raw["State"] = "pending"  # as a run that stopped after creating it would find it
+    assert network._Executor(ctx, observed).nats_pending == [(nat.name, nat.id)]

@@ -22,6 +22,8 @@ from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications
 
 NAME = "network"
+#: The work ``up`` leaves running after the step: the NAT gateways' wait and the routes that lead to them.
+DEFERRED_NAT = "network: NAT gateways and their routes"
 
 # --- the desired layout: pure data derived from the spec --------------------------------------------
 
@@ -540,30 +542,65 @@ class _Executor:
         self.ec2 = ctx.client("ec2")
         self.observed = observed
         self.ids = observed.ids()
-        self.nats_pending: list[tuple[str, str]] = []
+        # A NAT gateway found still pending (made by a run that stopped early) is waited for like a new one.
+        self.nats_pending: list[tuple[str, str]] = [(f.name, f.id) for f in observed.nat_gateways.values()
+                                                    if f.raw.get("State") == "pending"]
         self.nats_deleting: list[tuple[str, str]] = []
         self.warnings: list[str] = []
         self.deleted: set[str] = set()
 
-    def run(self, changes: Sequence[Change]) -> list[str]:
+    def run(self, changes: Sequence[Change], defer: bool = False) -> list[str]:
+        """Carry out ``changes`` in order. With ``defer``, a route to a NAT gateway that is not available yet
+        is left to :meth:`finish_nat_routes`, which the context runs when a later step needs the NAT
+        gateway (the service) or at the end of ``up``: the steps that do not need it start meanwhile."""
+        waiting: list[Change] = []
         for change in changes:
-            self.ctx.check_stopping()
-            self.ctx.say(f"  {change.line()}")
-            try:
-                getattr(self, f"op_{change.op}")(change)
-            except botocore.exceptions.ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
-                undoing = change.action == "delete" or change.op.startswith("revoke")
-                if code in _ALREADY_DONE or (undoing and code.endswith(".NotFound")):
-                    continue
-                message = error.response.get("Error", {}).get("Message", str(error))
-                raise StepError(NAME, f"{change.kind} {change.name}", message, code) from error
-            if change.op == "delete":
-                self.deleted.add(change.args["id"])
-            self.ctx.done.append(change)
-        self.await_nats()
+            if defer and self._needs_pending_nat(change):
+                waiting.append(change)
+                continue
+            self._carry_out(change)
+        if defer and self.nats_pending:
+            names = ", ".join(name for name, _ in self.nats_pending)
+            self.ctx.say(f"  NAT gateway {names} is starting (usually 1 to 3 minutes on AWS); its routes follow once it "
+                         "is available, before the service starts, while the steps that do not need it go on")
+            self.ctx.defer(DEFERRED_NAT, lambda: self.finish_nat_routes(waiting, deferred=True))
+        else:
+            self.finish_nat_routes(waiting)
         self.await_nat_deletions()
         return self.warnings
+
+    def _needs_pending_nat(self, change: Change) -> bool:
+        target = change.args.get("target") or ""
+        return change.op in ("create_route", "replace_route") and target.startswith("nat/") and bool(self.nats_pending)
+
+    def finish_nat_routes(self, routes: Sequence[Change], deferred: bool = False) -> None:
+        """Wait for the pending NAT gateways, then add the routes that lead to them (reported as the network
+        step's work, whichever step's thread runs it)."""
+        previous = self.ctx.working_on(None)
+        if deferred and previous is not None:  # in another step's thread: the lines still name the network
+            self.ctx.working_on(NAME)
+        try:
+            self.await_nats()
+            for change in routes:
+                self._carry_out(change)
+        finally:
+            self.ctx.working_on(previous)
+
+    def _carry_out(self, change: Change) -> None:
+        self.ctx.check_stopping()
+        self.ctx.say(f"  {change.line()}")
+        try:
+            getattr(self, f"op_{change.op}")(change)
+        except botocore.exceptions.ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            undoing = change.action == "delete" or change.op.startswith("revoke")
+            if code in _ALREADY_DONE or (undoing and code.endswith(".NotFound")):
+                return
+            message = error.response.get("Error", {}).get("Message", str(error))
+            raise StepError(NAME, f"{change.kind} {change.name}", message, code) from error
+        if change.op == "delete":
+            self.deleted.add(change.args["id"])
+        self.ctx.done.append(change)
 
     def outputs(self) -> dict[str, str]:
         """The ids the layout holds after :meth:`run` (what was found, less what was deleted, plus what was made)."""
@@ -960,7 +997,7 @@ def apply_all(ctx: Any, changes: Sequence[Change], observed: Observed) -> list[s
     executor = _Executor(ctx, observed.layout)
     try:
         warnings = FLOW_LOGS.apply(ctx, first, observed.flow_logs) if first else []
-        warnings += executor.run([c for c in changes if not _is_flow_log_change(c)])
+        warnings += executor.run([c for c in changes if not _is_flow_log_change(c)], defer=True)
         if last:
             observed._vpc_ref(executor.ids.get("vpc"))
             warnings += FLOW_LOGS.apply(ctx, last, observed.flow_logs)

@@ -19,6 +19,7 @@ from typing import Any
 from pointapp.kinds import LogGroup, Role, listed_tags, policy, tags_as_aws, trust_policy
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes
 from pointapp.spec import Spec
+from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
 from pointapp.tags import KEY, from_aws_tags, from_lower_tags, is_owned
 
@@ -400,6 +401,7 @@ class EcsService(Kind):
         return {}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ctx.finish_deferred(DEFERRED_NAT)  # the tasks reach the internet through the NAT gateway: it must be up
         service = ctx.client("ecs").create_service(
             cluster=props["cluster"], serviceName=desired.name, taskDefinition=props["task_definition"],
             desiredCount=props["desired_count"], launchType="FARGATE", platformVersion="LATEST",
@@ -420,6 +422,7 @@ class EcsService(Kind):
         if "tags" in changes:
             ecs.tag_resource(resourceArn=found.id, tags=tags_as_aws(changes["tags"], lower=True))
         if "desired_count" in changes:  # the one setting a CODE_DEPLOY service takes outside a deployment
+            ctx.finish_deferred(DEFERRED_NAT)
             ecs.update_service(cluster=props["cluster"], service=found.id, desiredCount=changes["desired_count"])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
