@@ -12,7 +12,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from pointapp.emulator import Emulator  # noqa: E402
 from pointapp.target import READ_PREFIXES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
+#: Reads of one resource's tags: what the one GetResources listing saves where it lists the type.
+TAG_READS = {"ListTagsForResource", "ListTagsLogGroup", "GetBucketTagging", "DescribeTags"}
 
 
 class Counting:
@@ -87,14 +88,30 @@ class _Replay:
         return self.stream.readline(*args)
 
 
+#: The peak memory (resident set, MB) of each command run, its notebook kernels included.
+PEAKS: dict[str, float] = {}
+
+
+def command(argv: list[str], label: str) -> tuple[float, int, str]:
+    """Run ``argv``; returns wall time, exit code and stderr, and records its peak memory in :data:`PEAKS`."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)  # the rusage of this command and every process it waited for
+    process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    PEAKS[label] = max(PEAKS.get(label, 0.0), usage.ru_maxrss / 1024)
+    return seconds, process.returncode, errors
+
+
 def pointapp(endpoint: str, *args: str) -> float:
     """Run one ``pointapp`` command against the emulator; returns its wall time in seconds."""
-    started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "pointapp", *args, "--endpoint-url", endpoint],
-                         capture_output=True, text=True, cwd=ROOT, check=False)
-    if run.returncode not in (0, 2):
-        raise SystemExit(f"pointapp {' '.join(args)} failed: {run.stderr.strip()}")
-    return time.perf_counter() - started
+    seconds, code, errors = command([sys.executable, "-m", "pointapp", *args, "--endpoint-url", endpoint],
+                                    " ".join(a for a in args[:2] if not a.startswith("-")))
+    if code not in (0, 2):
+        raise SystemExit(f"pointapp {' '.join(args)} failed: {errors.strip()}")
+    return seconds
 
 
 def reset(endpoint: str) -> None:
@@ -200,10 +217,11 @@ def main() -> None:
         counter.take()
         rows.append(("runbook overhead per notebook", f"{(book - cli) / notebooks:.2f} s", "-",
                      f"{notebooks} notebooks {book:.1f} s vs CLI {cli:.1f} s; target at most 2 s"))
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pointapp", "diagram", "--format", "png,svg", "-o", str(Path(scratch) / "d")],
-                       check=True, capture_output=True, cwd=ROOT)
-        rows.append(("diagram (png, svg)", f"{time.perf_counter() - started:.2f} s", "-", "target under 2 s"))
+        drawn, code, errors = command([sys.executable, "-m", "pointapp", "diagram", "--format", "png,svg",
+                                       "-o", str(Path(scratch) / "d")], "diagram")
+        if code:
+            raise SystemExit(f"pointapp diagram failed: {errors.strip()}")
+        rows.append(("diagram (png, svg)", f"{drawn:.2f} s", "-", "target under 2 s"))
 
     from pointapp import schedule
     from pointapp.spec import load_spec
@@ -212,13 +230,19 @@ def main() -> None:
     estimate = schedule.estimate(load_spec("prod"), {s.name: (10, None) for s in STEPS if s.name != "frontend"}, 4)
     rows.append(("virtual-clock stand-up on AWS", f"{estimate.makespan / 60:.1f} min", "-",
                  f"critical path {estimate.critical / 60:.1f} min, sequential {estimate.sequential / 60:.1f} min"))
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    rows.append(("peak memory of any command", f"{peak:.0f} MB", "-", "target under 300 MB"))
+    heaviest = max(PEAKS, key=lambda label: PEAKS[label])
+    rows.append(("peak memory of any command", f"{PEAKS[heaviest]:.0f} MB", "-",
+                 f"pointapp {heaviest} (kernels included); target under 300 MB; "
+                 + ", ".join(f"{label} {mb:.0f}" for label, mb in sorted(PEAKS.items()))))
     reads = sum(n for (_, _, mutating), n in noop_calls.items() if not mutating)
+    one_by_one = sum(n for (_, operation, mutating), n in noop_calls.items()
+                     if not mutating and operation in TAG_READS)
     table = _table(rows)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
     text = f"\n## {datetime.datetime.now().isoformat(timespec='minutes')} on {machine}\n\n{table}\n"
-    text += f"\nNo-op up: {reads} reads. Read calls of the no-op up by operation: "
+    text += (f"\nNo-op up: {reads} reads, {one_by_one} of them tag reads of single resources whose type the "
+             "emulator's GetResources does not list (on AWS that listing holds them: "
+             f"{reads - one_by_one} reads). Read calls of the no-op up by operation: ")
     text += json.dumps(sorted(f"{s}:{o} x{n}" for (s, o, m), n in noop_calls.items() if not m)) + "\n"
     print(text)
     with RESULTS.open("a") as results:

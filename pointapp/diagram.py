@@ -443,15 +443,16 @@ def to_mermaid(model: Model) -> str:
 
 
 def draw(spec: Spec, directory: str | Path, *, formats: Iterable[str] = ("png", "svg"), name: str = "architecture",
-         ctx: Any = None) -> list[Path]:
-    """Draw the spec's architecture; with ``ctx``, what exists on that target, with drift marked."""
+         ctx: Any = None, planned: Any = None) -> list[Path]:
+    """Draw the spec's architecture; with ``ctx``, what exists on that target, with drift marked (from
+    ``planned``, a plan already made on ``ctx``, or a new one)."""
     if ctx is None:
         model = build_model(spec)
         title = f"{spec.owner}: architecture from the spec"
     else:
         from pointapp import engine
 
-        planned = engine.plan(ctx)
+        planned = planned if planned is not None else engine.plan(ctx)
         zones = planned.observed.get("network").zones if "network" in planned.observed else None
         model = apply_plan(build_model(spec, ctx.target.region, zones), planned)
         title = f"{spec.owner}: what exists on {ctx.target.describe()}"

@@ -57,7 +57,11 @@ def apply(ctx: Context, planned: Plan, parallel: int = 1) -> Outcome:
         warnings += apply_concurrently(ctx, planned, parallel)
     else:
         for name in busy:
-            warnings += registry.get(name).load().apply(ctx, planned.for_step(name), observed[name])
+            ctx.doing(name)
+            try:
+                warnings += registry.get(name).load().apply(ctx, planned.for_step(name), observed[name])
+            finally:
+                ctx.doing(None)
     if not planned.destroy:
         ctx.finish_deferred()  # what a step left running and no later step needed yet (a NAT gateway's wait)
     unchanged = 0
@@ -90,6 +94,7 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
 
     def run(name: str) -> list[str]:
         ctx.working_on(name)
+        ctx.doing(name)
         started = time.monotonic()
         try:
             ctx.say(f"started ({len(planned.for_step(name))} changes)")
@@ -98,6 +103,7 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
             return result
         finally:
             ctx.working_on(None)
+            ctx.doing(None)
 
     waiting_told: set[str] = set()
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="pointapp-step") as pool:

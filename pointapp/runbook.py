@@ -155,41 +155,28 @@ def scan_record(record: Path, secrets: Iterable[str]) -> list[str]:
     return leaked
 
 
-def known_secret_values(endpoint_url: str | None, region: str, aws: bool, profile: str | None, env: str,
-                        config: str | None) -> list[str]:
+def known_secret_values(ctx: Any) -> list[str]:
     """The values of the secrets the environment holds (Secrets Manager), to look for in the record."""
-    from pointapp.target import connect
-
     values: list[str] = []
-    try:
-        with connect(env=env, config=config, region=region, endpoint_url=endpoint_url, aws=aws, profile=profile,
-                     progress=lambda _: None) as ctx:
-            client = ctx.client("secretsmanager")
-            for page in client.get_paginator("list_secrets").paginate():
-                for secret in page["SecretList"]:
-                    if not (secret["Name"].startswith(f"{ctx.spec.owner}/") or secret["Name"].startswith("rds!")):
-                        continue
-                    text = client.get_secret_value(SecretId=secret["ARN"]).get("SecretString", "") or ""
-                    values.append(text)
-                    try:  # the fields that are secret (a password), not the ones that are not (a user name)
-                        values += [str(v) for k, v in json.loads(text).items() if SECRET_NAME.search(k)]
-                    except (ValueError, AttributeError):
-                        pass
-    except PointappError:
-        return values
+    client = ctx.client("secretsmanager")
+    for page in client.get_paginator("list_secrets").paginate():
+        for secret in page["SecretList"]:
+            if not (secret["Name"].startswith(f"{ctx.spec.owner}/") or secret["Name"].startswith("rds!")):
+                continue
+            text = client.get_secret_value(SecretId=secret["ARN"]).get("SecretString", "") or ""
+            values.append(text)
+            try:  # the fields that are secret (a password), not the ones that are not (a user name)
+                values += [str(v) for k, v in json.loads(text).items() if SECRET_NAME.search(k)]
+            except (ValueError, AttributeError):
+                pass
     return values
 
 
-def owned_counts(endpoint_url: str | None, region: str, aws: bool, profile: str | None, env: str,
-                 config: str | None) -> dict[str, int]:
-    """How many resources each step owns on the target now."""
+def owned_counts(planned: Any) -> dict[str, int]:
+    """How many resources each step owns on the target now (from a plan's discovery)."""
     from pointapp import engine
-    from pointapp.target import connect
 
-    with connect(env=env, config=config, region=region, endpoint_url=endpoint_url, aws=aws, profile=profile,
-                 progress=lambda _: None) as ctx:
-        observed = engine.discover(ctx)
-        return {name: len(engine.registry.get(name).load().inventory(state)) for name, state in observed.items()}
+    return {name: len(engine.registry.get(name).load().inventory(state)) for name, state in planned.observed.items()}
 
 
 def run_runbook(*, env: str = "prod", config: str | None = None, region: str | None = None,
@@ -200,6 +187,9 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
     """Execute the runbook's notebooks against one target and return the run record's directory."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
+
+    from pointapp import diagram, engine
+    from pointapp.target import connect
 
     if resume:
         record = Path(resume)
@@ -267,18 +257,22 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
             run.duration = time.monotonic() - started
             summary.write(record)
             say(f"  {run.notebook:<24} {run.step:<10} {run.status} in {run.duration:.1f}s")
-        summary.resources = owned_counts(url, target.region, target.is_real_aws, profile, env, config)
-        leaked = scan_record(record, [*secret_extra.values(),
-                                      *known_secret_values(url, target.region, target.is_real_aws, profile, env, config)])
-        if leaked:
-            summary.status = "failed"
-            summary.notes.append("a secret value appears in: " + ", ".join(leaked))
+        # The closing checks share one connection and one discovery: what each step owns, the secrets to
+        # look for in the record, and the live figure of what the run built.
+        with connect(env=env, config=config, region=target.region, endpoint_url=url, aws=target.is_real_aws,
+                     profile=profile, progress=lambda _: None) as ctx:
+            planned = engine.plan(ctx)
+            summary.resources = owned_counts(planned)
+            leaked = scan_record(record, [*secret_extra.values(), *known_secret_values(ctx)])
+            if leaked:
+                summary.status = "failed"
+                summary.notes.append("a secret value appears in: " + ", ".join(leaked))
+                summary.write(record)
+                raise PointappError(f"the run record holds a secret value in {', '.join(leaked)}: do not share it")
+            summary.status = "succeeded"
+            summary.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
             summary.write(record)
-            raise PointappError(f"the run record holds a secret value in {', '.join(leaked)}: do not share it")
-        summary.status = "succeeded"
-        summary.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        summary.write(record)
-        _live_figure(record, env, config, url, target.region, target.is_real_aws, profile)
+            diagram.draw(ctx.spec, record, formats=["png", "svg"], name="architecture-live", ctx=ctx, planned=planned)
     finally:
         for key, value in saved_env.items():
             if value is None:
@@ -289,14 +283,3 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
             emulator.stop()
         shutil.rmtree(sockets, ignore_errors=True)
     return record
-
-
-def _live_figure(record: Path, env: str, config: str | None, url: str | None, region: str, aws: bool,
-                 profile: str | None) -> None:
-    """The live architecture figure of what the run built, saved into the record."""
-    from pointapp import diagram
-    from pointapp.target import connect
-
-    with connect(env=env, config=config, region=region, endpoint_url=url, aws=aws, profile=profile,
-                 progress=lambda _: None) as ctx:
-        diagram.draw(ctx.spec, record, formats=["png", "svg"], name="architecture-live", ctx=ctx)

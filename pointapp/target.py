@@ -308,6 +308,18 @@ class Context:
         self._local.step = step
         return previous
 
+    def doing(self, step: str | None) -> str | None:
+        """Record whose work the calling thread does now (a step's, or deferred work of another step's),
+        without changing the progress lines; returns the previous. See :attr:`work_of_step`."""
+        previous: str | None = getattr(self._local, "doing", None)
+        self._local.doing = step
+        return previous
+
+    @property
+    def work_of_step(self) -> str | None:
+        """The step whose work the calling thread is doing (None outside ``apply``)."""
+        return getattr(self._local, "doing", None)
+
     def wait_delay(self, real_seconds: int) -> int:
         """The delay between waiter polls: real AWS is polled gently, an emulator quickly."""
         return real_seconds if self.target.is_real_aws else 1

@@ -579,12 +579,14 @@ class _Executor:
         previous = self.ctx.working_on(None)
         if deferred and previous is not None:  # in another step's thread: the lines still name the network
             self.ctx.working_on(NAME)
+        doing = self.ctx.doing(NAME)
         try:
             self.await_nats()
             for change in routes:
                 self._carry_out(change)
         finally:
             self.ctx.working_on(previous)
+            self.ctx.doing(doing)
 
     def _carry_out(self, change: Change) -> None:
         self.ctx.check_stopping()
