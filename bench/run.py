@@ -91,18 +91,35 @@ class _Replay:
 #: The peak memory (resident set, MB) of each command run, its notebook kernels included.
 PEAKS: dict[str, float] = {}
 
+# Commands start from a small launcher process made before the emulator fills this one: a child forked
+# from this process would count the emulator's memory, shared until it runs the command, as its own.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    argv, cwd = json.loads(line)
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    errors = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    print(json.dumps([time.perf_counter() - started, os.waitstatus_to_exitcode(status), errors,
+                      usage.ru_maxrss / 1024]), flush=True)
+"""
+_launcher: subprocess.Popen[str] | None = None
+
 
 def command(argv: list[str], label: str) -> tuple[float, int, str]:
-    """Run ``argv``; returns wall time, exit code and stderr, and records its peak memory in :data:`PEAKS`."""
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    assert process.stderr is not None
-    errors = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)  # the rusage of this command and every process it waited for
-    process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - started
-    PEAKS[label] = max(PEAKS.get(label, 0.0), usage.ru_maxrss / 1024)
-    return seconds, process.returncode, errors
+    """Run ``argv``; returns wall time, exit code and stderr, and records its peak memory in :data:`PEAKS`
+    (the command's and every process it waited for: a runbook's kernels)."""
+    global _launcher
+    if _launcher is None:
+        _launcher = subprocess.Popen([sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+    assert _launcher.stdin is not None and _launcher.stdout is not None
+    _launcher.stdin.write(json.dumps([argv, str(ROOT)]) + "\n")
+    _launcher.stdin.flush()
+    seconds, code, errors, peak = json.loads(_launcher.stdout.readline())
+    PEAKS[label] = max(PEAKS.get(label, 0.0), peak)
+    return seconds, code, errors
 
 
 def pointapp(endpoint: str, *args: str) -> float:
@@ -172,6 +189,7 @@ def main() -> None:
         return counter_box["c"]
 
     rows: list[tuple[str, str, str, str]] = []
+    command([sys.executable, "-c", "pass"], "python")  # the launcher starts while this process is small
     with Emulator(port=0, wrap=wrap) as emulator, tempfile.TemporaryDirectory() as scratch:
         url, counter = emulator.endpoint_url, counter_box["c"]
         pointapp(url, "plan")  # warm the emulator's backends, so every figure below is steady-state

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -45,19 +46,53 @@ def _local_kernel_manager(sockets: Path) -> type:
     working directory under one fixed name, and two runbooks started side by side would talk to each
     other's kernels.
     """
-    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.manager import KernelManager
     from traitlets import default
 
-    class LocalKernelManager(AsyncKernelManager):  # type: ignore[misc]
+    class LocalKernelManager(KernelManager):  # type: ignore[misc]
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"
 
         @default("ip")
         def _default_ip(self) -> str:
-            return str(sockets / "kernel")
+            return str(sockets / f"kernel-{id(self)}")
 
     return LocalKernelManager
+
+
+class _Kernels:
+    """The notebooks' kernels, one fresh kernel per notebook: the next one boots (Python, IPython, the
+    imports) while the current notebook runs, and a used one shuts down in the background."""
+
+    def __init__(self, manager: type, cwd: Path) -> None:
+        self.manager, self.cwd = manager, cwd
+        self.ready: Any = None
+        self.stopping: list[threading.Thread] = []
+
+    def _start(self) -> Any:
+        kernel = self.manager(kernel_name="python3")
+        kernel.start_kernel(cwd=str(self.cwd))  # returns once the process is launched; it boots on its own
+        return kernel
+
+    def take(self, another_follows: bool) -> Any:
+        """A started kernel for the next notebook; with ``another_follows``, the one after starts booting."""
+        kernel, self.ready = self.ready or self._start(), None
+        if another_follows:
+            self.ready = self._start()
+        return kernel
+
+    def release(self, kernel: Any) -> None:
+        thread = threading.Thread(target=kernel.shutdown_kernel, name="pointapp-kernel-shutdown", daemon=True)
+        thread.start()
+        self.stopping.append(thread)
+
+    def close(self) -> None:
+        if self.ready is not None:
+            self.release(self.ready)
+            self.ready = None
+        for thread in self.stopping:
+            thread.join(timeout=30)
 
 
 def runbook_notebooks(notebooks: Path = NOTEBOOKS, steps: Iterable[str] | None = None,
@@ -217,6 +252,7 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
     saved_env = {k: os.environ.get(k) for k in secret_env}
     os.environ.update(secret_env)
     sockets = tempfile.mkdtemp(prefix="pointapp-kernels-")
+    kernels: _Kernels | None = None
     try:
         url = emulator.start() if emulator else target.endpoint_url
         summary.target = f"embedded emulator ({url}, ended with the run)" if emulator else target.describe()
@@ -229,21 +265,20 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
         summary.status, summary.finished = "running", ""
         summary.write(record)
         say(f"Runbook for {env} on {summary.target}; record {record}")
-        kernel_manager = _local_kernel_manager(Path(sockets))
+        kernels = _Kernels(_local_kernel_manager(Path(sockets)), notebooks)
         replay = bool(resume and emulator)
         if replay:
             summary.notes.append("resumed on a new embedded emulator: the steps already done were replayed first, "
                                  "since the previous emulator's state ended with the previous run")
-        for run in summary.notebooks:
-            if run.status == "done" and not replay:
-                continue
+        runs = [run for run in summary.notebooks if run.status != "done" or replay]
+        for position, run in enumerate(runs):
             path = notebooks / run.notebook
             started = time.monotonic()
             say(f"  {run.notebook:<24} {run.step:<10} running ...")
+            kernel = kernels.take(another_follows=position + 1 < len(runs))
             try:
                 papermill.execute_notebook(str(path), str(record / run.notebook), parameters=parameters,
-                                           kernel_name="python3", progress_bar=False, cwd=str(path.parent),
-                                           kernel_manager_class=kernel_manager)
+                                           kernel_name="python3", progress_bar=False, cwd=str(path.parent), km=kernel)
             except PapermillExecutionError as error:
                 run.status, run.duration = "failed", time.monotonic() - started
                 evalue = error.evalue.splitlines()[0] if error.evalue else ""
@@ -253,6 +288,8 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
                 summary.write(record)
                 raise PointappError(f"{run.notebook} failed in cell {error.exec_count}: {error.ename}: {evalue}; "
                                     f"fix it and run `pointapp runbook --resume {record}`") from None
+            finally:
+                kernels.release(kernel)
             run.status = "replayed" if (run.status == "done" and replay) else "done"
             run.duration = time.monotonic() - started
             summary.write(record)
@@ -279,6 +316,8 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if kernels is not None:
+            kernels.close()
         if emulator:
             emulator.stop()
         shutil.rmtree(sockets, ignore_errors=True)
