@@ -82,23 +82,36 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
     import concurrent.futures
     import time
 
-    from pointapp.schedule import graph_of, pick, remaining_path, step_seconds
+    from pointapp.schedule import EARLY, graph_of, pick, remaining_path, split, step_seconds
 
-    busy = [registry.get(name) for name in planned.steps if planned.for_step(name)]
-    graph = graph_of(busy)
-    remaining = remaining_path({s.name: float(step_seconds(ctx.spec, s.name, len(planned.for_step(s.name))))
-                                for s in busy}, graph)
+    steps = [registry.get(name) for name in planned.steps if planned.for_step(name)]
+    graph = graph_of(steps)
+    # The units of work: each step, and apart from it the early part of a step that has one (on a
+    # stand-up, the load balancer starts right after the network instead of after the database).
+    units: dict[str, tuple[str, list[Any]]] = {}
+    for step in steps:
+        early, rest = split(step.name, planned.for_step(step.name))
+        if early:
+            part = EARLY[step.name]
+            units[part.name] = (step.name, early)
+            graph[part.name] = tuple(n for n in part.needs if n in graph)
+            graph[step.name] = (*graph[step.name], part.name)
+        units[step.name] = (step.name, rest)
+    remaining = remaining_path({unit: float(step_seconds(ctx.spec, unit, len(changes),
+                                                            without_early=unit in EARLY and EARLY[unit].name in units))
+                                for unit, (_, changes) in units.items()}, graph)
     done: set[str] = set()
     warnings: list[str] = []
     failures: list[BaseException] = []
 
     def run(name: str) -> list[str]:
+        step, changes = units[name]
         ctx.working_on(name)
-        ctx.doing(name)
+        ctx.doing(step)
         started = time.monotonic()
         try:
-            ctx.say(f"started ({len(planned.for_step(name))} changes)")
-            result = registry.get(name).load().apply(ctx, planned.for_step(name), planned.observed[name])
+            ctx.say(f"started ({len(changes)} changes)")
+            result = registry.get(step).load().apply(ctx, changes, planned.observed[step])
             ctx.say(f"done after {time.monotonic() - started:.0f}s")
             return result
         finally:
@@ -109,17 +122,17 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="pointapp-step") as pool:
         running: dict[concurrent.futures.Future[list[str]], str] = {}
         try:
-            while len(done) < len(busy) and not (failures and not running):
+            while len(done) < len(units) and not (failures and not running):
                 if not failures:
-                    ready = [s.name for s in busy if s.name not in done and s.name not in running.values()
-                             and set(graph[s.name]) <= done]
+                    ready = [name for name in units if name not in done and name not in running.values()
+                             and set(graph[name]) <= done]
                     for name in pick(ready, remaining)[: parallel - len(running)]:
                         running[pool.submit(run, name)] = name
-                    for step in busy:
-                        pending = [n for n in graph[step.name] if n not in done]
-                        if pending and step.name not in waiting_told and step.name not in running.values():
-                            waiting_told.add(step.name)
-                            ctx.say(f"[{step.name}] waits for {', '.join(pending)}")
+                    for name in units:
+                        pending = [n for n in graph[name] if n not in done]
+                        if pending and name not in waiting_told and name not in running.values():
+                            waiting_told.add(name)
+                            ctx.say(f"[{name}] waits for {', '.join(pending)}")
                 if not running:
                     break
                 finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)

@@ -12,7 +12,7 @@ import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pointapp.plan import Table
+from pointapp.plan import Change, Table
 from pointapp.spec import Spec
 from pointapp.steps import STEPS, StepInfo
 
@@ -61,7 +61,7 @@ TYPICAL: dict[str, Typical] = {
 #: The slow kinds of each step, in the order the step waits for them.
 SLOW: dict[str, tuple[str, ...]] = {
     "endpoints": ("vpc-endpoint",), "database": ("db-instance",),
-    "cache": ("replication-group",), "service": ("load-balancer", "ecs-service"),
+    "cache": ("replication-group",), "service": ("load-balancer",),
     "bastion": ("instance-profile", "ec2-instance"), "frontend": ("amplify-build",),
 }
 
@@ -75,6 +75,36 @@ class Deferred:
     needed_by: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class EarlyPart:
+    """Resources of a step that need fewer steps than the rest: on a stand-up (creates only) they start
+    as soon as ``needs`` are done, as a unit of their own named ``name``; the rest of the step follows."""
+
+    name: str
+    kinds: frozenset[str]
+    needs: tuple[str, ...]
+    waits: tuple[str, ...]
+
+
+#: The load balancer, its target groups and listeners need only the network: on a stand-up they start
+#: right after it, so the load balancer provisions while the database does; the task definition and
+#: the ECS service wait for the data steps.
+EARLY: dict[str, EarlyPart] = {
+    "service": EarlyPart("service: load balancer", frozenset({"target-group", "load-balancer", "listener"}),
+                         ("network",), ("load-balancer",)),
+}
+
+
+def split(step: str, changes: Sequence[Change]) -> tuple[list[Change], list[Change]]:
+    """The changes of ``step`` run early (its :data:`EARLY` part) and those that follow; nothing is run
+    early unless the step only creates (a rebuild with deletions keeps the step's own order)."""
+    part = EARLY.get(step)
+    early = [c for c in changes if part is not None and c.kind in part.kinds]
+    if not early or len(early) == len(changes) or any(c.action != "create" for c in changes):
+        return [], list(changes)
+    return early, [c for c in changes if c not in early]
+
+
 #: The network step starts its NAT gateways and goes on; the routes to them follow once they are
 #: available, and only the service (whose tasks reach the internet through them) waits for that
 #: (:data:`pointapp.steps.network.DEFERRED_NAT`). The database, cache and NAT gateway wait side by side.
@@ -83,11 +113,16 @@ DEFERRED: dict[str, Deferred] = {
 }
 
 
-def step_waits(spec: Spec, step: str, creating: Iterable[str] | None = None) -> list[tuple[str, int]]:
-    """The waits of ``step`` (what, typical seconds): all of them, or those of the kinds being created."""
+def step_waits(spec: Spec, step: str, creating: Iterable[str] | None = None,
+               without_early: bool = False) -> list[tuple[str, int]]:
+    """The waits of ``step`` or of an early part's unit (what, typical seconds): all of them, or those of
+    the kinds being created; ``without_early``: those left to the step once its early part runs apart."""
     kinds = set(creating) if creating is not None else None
+    part = next((p for p in EARLY.values() if p.name == step), None)
+    slow = part.waits if part else tuple(k for k in SLOW.get(step, ())
+                                         if not (without_early and step in EARLY and k in EARLY[step].waits))
     waits = []
-    for kind in SLOW.get(step, ()):
+    for kind in slow:
         if kinds is not None and kind not in kinds and not (kind == "instance-profile" and "ec2-instance" in kinds):
             continue
         typical = TYPICAL["db-instance-multi-az" if kind == "db-instance" and spec.database.multi_az else kind]
@@ -95,9 +130,11 @@ def step_waits(spec: Spec, step: str, creating: Iterable[str] | None = None) -> 
     return waits
 
 
-def step_seconds(spec: Spec, step: str, resources: int, creating: Iterable[str] | None = None) -> int:
+def step_seconds(spec: Spec, step: str, resources: int, creating: Iterable[str] | None = None,
+                 without_early: bool = False) -> int:
     """Typical time of ``step``: its waits, one after another, and one API round per resource."""
-    return sum(seconds for _, seconds in step_waits(spec, step, creating)) + resources * TYPICAL["api"].seconds
+    waits = step_waits(spec, step, creating, without_early)
+    return sum(seconds for _, seconds in waits) + resources * TYPICAL["api"].seconds
 
 
 @dataclass(frozen=True)
@@ -213,6 +250,13 @@ def estimate(spec: Spec, work: Mapping[str, tuple[int, Iterable[str] | None]], p
     steps = [s for s in STEPS if s.name in work]
     durations = {s.name: float(step_seconds(spec, s.name, work[s.name][0], work[s.name][1])) for s in steps}
     graph = graph_of(steps)
+    for step, part in EARLY.items():
+        creating = work[step][1] if step in work else ()
+        if step in work and (creating is None or set(part.waits) & set(creating)):
+            durations[part.name] = float(step_seconds(spec, part.name, 0, creating))
+            durations[step] = float(step_seconds(spec, step, work[step][0], creating, without_early=True))
+            graph[part.name] = tuple(n for n in part.needs if n in graph)
+            graph[step] = (*graph[step], part.name)
     background = []
     for node, deferred in DEFERRED.items():
         if deferred.step not in work or not _waits_for(spec, deferred.kind, work[deferred.step][1]):

@@ -189,3 +189,30 @@ def test_a_nat_gateway_left_pending_is_waited_for_before_its_route(mocked: None)
     (nat,) = observed.nat_gateways.values()
     nat.raw["State"] = "pending"  # as a run that stopped after creating it would find it
     assert network._Executor(ctx, observed).nats_pending == [(nat.name, nat.id)]
+
+
+def test_the_load_balancer_provisions_while_the_database_does(mocked: None) -> None:
+    ctx = make_context()
+    pointapp.up(ctx, parallel=4)
+    lines: list[str] = ctx.lines  # type: ignore[attr-defined]
+
+    def first(prefix: str) -> int:
+        return next(i for i, line in enumerate(lines) if line.startswith(prefix))
+
+    early = first("[service: load balancer] started (5 changes)")
+    assert first("[network] done after") < early < first("[database] done after")
+    assert early < first("[service: load balancer] + load-balancer") < first("[service] started (6 changes)")
+    assert all(not line.startswith("[service] + load-balancer") for line in lines)
+    assert pointapp.plan(make_context()).empty
+
+
+def test_the_model_splits_the_service_like_the_orchestrator() -> None:
+    estimate = full()
+    assert estimate.graph["service: load balancer"] == ("network",)
+    assert "service: load balancer" in estimate.graph["service"]
+    assert estimate.durations["service: load balancer"] == schedule.TYPICAL["load-balancer"].seconds
+    assert estimate.durations["service"] < 60  # the rest of the step waits for nothing slow
+    # An update of an existing service keeps the step whole (its order matters when something is replaced).
+    changes = [pointapp.Change("service", "update", "listener", "listener/test", "x", "", "update", {}),
+               pointapp.Change("service", "create", "ecs-service", "ecs-service", "x", "", "create", {})]
+    assert schedule.split("service", changes) == ([], changes)
