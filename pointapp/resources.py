@@ -345,17 +345,33 @@ def ignore_codes(call: Callable[..., Any], codes: Iterable[str], **kwargs: Any) 
 
 
 def wait_for(ctx: Any, client: Any, waiter: str, what: str, typical: str = "", real_delay: int = 15,
-             max_attempts: int = 120, **kwargs: Any) -> None:
-    """A boto3 waiter that says what it waits for, how long that usually takes, and how long it took."""
+             max_attempts: int = 120, **kwargs: Any) -> dict[str, Any]:
+    """A boto3 waiter that says what it waits for, how long that usually takes, and how long it took.
+
+    Returns the waiter's last answer (the description that showed the state waited for), so the caller
+    need not describe the resource once more.
+    """
+    import threading
     import time
 
     usually = f" (usually {typical} on AWS)" if typical else ""
     ctx.say(f"    waiting for {what}{usually} ...")
     started = time.monotonic()
+    polling = client.get_waiter(waiter)
+    event = f"after-call.{client.meta.service_model.service_id.hyphenize()}.{polling.config.operation}"
+    me, last = threading.get_ident(), {}
+
+    def keep(parsed: dict[str, Any], **_: Any) -> None:
+        if threading.get_ident() == me:  # this wait's polls, not another step's calls on the same client
+            last["answer"] = parsed
+
+    client.meta.events.register(event, keep)
     try:
-        client.get_waiter(waiter).wait(WaiterConfig={"Delay": ctx.wait_delay(real_delay), "MaxAttempts": max_attempts},
-                                       **kwargs)
+        polling.wait(WaiterConfig={"Delay": ctx.wait_delay(real_delay), "MaxAttempts": max_attempts}, **kwargs)
     except botocore.exceptions.WaiterError as error:
         reason = error.last_response.get("Error", error)
         raise StepError("wait", what, f"gave up after {time.monotonic() - started:.0f}s: {reason}") from None
+    finally:
+        client.meta.events.unregister(event, keep)
     ctx.say(f"    {what}: done after {time.monotonic() - started:.0f}s")
+    return last.get("answer", {})

@@ -114,10 +114,11 @@ class ReplicationGroup(Kind):
             MultiAZEnabled=props["automatic_failover"], CacheSubnetGroupName=props["subnet_group"],
             SecurityGroupIds=list(props["groups"]), AtRestEncryptionEnabled=True, TransitEncryptionEnabled=True,
             Port=6379, Tags=tags_as_aws(tags))["ReplicationGroup"]
-        wait_for(ctx, elasticache, "replication_group_available", f"Redis replication group {desired.name} to be available",
-                 "10 to 15 minutes", real_delay=30, ReplicationGroupId=desired.name)
-        # Available now: the description holds the primary endpoint the service connects to.
-        group = elasticache.describe_replication_groups(ReplicationGroupId=desired.name)["ReplicationGroups"][0]
+        answer = wait_for(ctx, elasticache, "replication_group_available",
+                          f"Redis replication group {desired.name} to be available", "10 to 15 minutes", real_delay=30,
+                          ReplicationGroupId=desired.name)
+        # The last poll describes it available, with the primary endpoint the service connects to.
+        group = (answer.get("ReplicationGroups") or [group])[0]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,

@@ -124,9 +124,10 @@ class DbInstance(Kind):
             DBName=props["database_name"], MasterUsername=props["username"], ManageMasterUserPassword=True,
             CopyTagsToSnapshot=True, AutoMinorVersionUpgrade=True, Tags=tags_as_aws(tags))["DBInstance"]
         kind = "Multi-AZ " if props["multi_az"] else ""
-        wait_for(ctx, rds, "db_instance_available", f"{kind}MySQL instance {desired.name} to be available",
-                 "10 to 20 minutes", real_delay=30, DBInstanceIdentifier=desired.name)
-        instance = rds.describe_db_instances(DBInstanceIdentifier=desired.name)["DBInstances"][0]
+        answer = wait_for(ctx, rds, "db_instance_available", f"{kind}MySQL instance {desired.name} to be available",
+                          "10 to 20 minutes", real_delay=30, DBInstanceIdentifier=desired.name)
+        # The last poll describes it available, with the endpoint the service connects to.
+        instance = (answer.get("DBInstances") or [instance])[0]
         return Found(self.name, desired.key, desired.name, dict(tags), instance)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
