@@ -99,6 +99,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     passed = [r.nodeid for r in terminalreporter.stats.get("passed", []) if "test_faults.py::test_fault_" in r.nodeid]
     if passed:
         network = sum("in_the_network_step" in nodeid for nodeid in passed)
+        side = sum("side_by_side" in nodeid for nodeid in passed)
         terminalreporter.write_line(
-            f"fault injection: {len(passed)} fault runs passed ({network} in the network step, {len(passed) - network} "
-            "over the rest of up), each an error or a lost response followed by a clean up and down")
+            f"fault injection: {len(passed)} fault runs passed ({network} in the network step, "
+            f"{len(passed) - network - side} over the rest of up, {side} in up --parallel 4 where steps run side by "
+            "side), each an error or a lost response followed by a clean up and down")

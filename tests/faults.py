@@ -9,6 +9,7 @@ resource created but never tagged (and so invisible to pointapp) still counts.
 
 from __future__ import annotations
 
+import threading
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -137,18 +138,26 @@ def connect(endpoint: str) -> Context:
     return pointapp.connect(endpoint_url=endpoint, progress=lambda _: None)
 
 
-def inject(ctx: Context, k: int, lost: bool) -> list[str]:
-    """Make the k-th mutating call of ``ctx`` fail; returns a list that names it once it happened."""
-    seen = {"n": 0}
+def inject(ctx: Context, k: int, lost: bool, operation: str | None = None) -> list[str]:
+    """Make the k-th mutating call of ``ctx`` fail, or with ``operation`` (``service:Operation#n``) the n-th
+    call of that operation whichever thread makes it; returns a list that names it once it happened."""
+    wanted, _, nth = (operation or "").partition("#")
+    seen: Counter[str] = Counter()
     hit: list[str] = []
+    lock = threading.Lock()
 
     def hook(model: Any, **_: Any) -> None:
         if model.name.startswith(READ_PREFIXES):
             return
-        seen["n"] += 1
-        if seen["n"] == k:
-            hit.append(f"{model.service_model.service_name}:{model.name}")
-            raise InjectedFault(f"call {k} ({hit[0]}) {'lost its response' if lost else 'failed'}")
+        name = f"{model.service_model.service_name}:{model.name}"
+        with lock:
+            seen["all"] += 1
+            seen[name] += 1
+            chosen = (name == wanted and seen[name] == int(nth or 1)) if operation else seen["all"] == k
+            if not chosen or hit:
+                return
+            hit.append(name)
+        raise InjectedFault(f"call {operation or k} ({name}) {'lost its response' if lost else 'failed'}")
 
     ctx.session.events.register("after-call.*.*" if lost else "before-call.*.*", hook)
     return hit
@@ -195,21 +204,23 @@ def difference(found: Counter[tuple[str, str]], wanted: Counter[tuple[str, str]]
 
 
 def fail_then_converge(endpoint: str, clean: Clean, k: int, lost: bool,
-                       check: Callable[[str], None] | None = None) -> str:
-    """One fault point: fail at call k, run ``up`` again, compare; ``down``, compare. Returns the call hit."""
+                       check: Callable[[str], None] | None = None, *, operation: str | None = None,
+                       parallel: int = 1) -> str:
+    """One fault point: fail at call k (or at ``operation``, see :func:`inject`), run ``up`` again, compare;
+    ``down``, compare. ``parallel`` is that of both ``up`` runs. Returns the call hit."""
     reset(endpoint)
     with connect(endpoint) as broken:
-        hit = inject(broken, k, lost)
+        hit = inject(broken, k, lost, operation)
         try:
-            pointapp.up(broken)
+            pointapp.up(broken, parallel=parallel)
         except InjectedFault:
             pass
         else:
-            raise AssertionError(f"up made fewer than {k} mutating calls")
-    assert hit, f"call {k} was never made"
-    where = f"after a fault at call {k} ({hit[0]}, {'lost response' if lost else 'error'})"
+            raise AssertionError(f"up never made call {operation or k}")
+    assert hit, f"call {operation or k} was never made"
+    where = f"after a fault at call {operation or k} ({hit[0]}, {'lost response' if lost else 'error'})"
     with connect(endpoint) as retry:
-        pointapp.up(retry)
+        pointapp.up(retry, parallel=parallel)
         assert not [c for c in retry.skipped if c.action != "create"], where
     built = census(endpoint)
     assert built == clean.built, f"{where}: {difference(built, clean.built)}"

@@ -54,3 +54,16 @@ def test_fault_over_the_rest_of_up(moto_server: str, clean: faults.Clean, sample
     k = rest_point(clean, sample)
     hit = faults.fail_then_converge(moto_server, clean, k, MODES[mode])
     assert hit == clean.calls[k - 1][1], f"call {k} of step {clean.calls[k - 1][0]}"
+
+
+#: Calls of ``up --parallel 4`` (the command's default) made where steps run side by side: the load
+#: balancer's unit beside the database, the NAT route added from the service's thread, the data steps.
+PARALLEL_POINTS = ("elbv2:CreateLoadBalancer", "elbv2:CreateListener#2", "ec2:CreateRoute#2", "rds:CreateDBInstance",
+                   "elasticache:CreateReplicationGroup", "ecs:CreateService")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("operation", PARALLEL_POINTS)
+def test_fault_while_steps_run_side_by_side(moto_server: str, clean: faults.Clean, operation: str, mode: str) -> None:
+    hit = faults.fail_then_converge(moto_server, clean, 0, MODES[mode], operation=operation, parallel=4)
+    assert hit == operation.split("#")[0]
