@@ -47,8 +47,6 @@ TYPICAL: dict[str, Typical] = {
     "load-balancer": Typical(180, "Application Load Balancer from provisioning to active",
                              "Elastic Load Balancing User Guide, load balancer state; botocore waiter "
                              "LoadBalancerAvailable: 15 s x 40"),
-    "ecs-service": Typical(240, "ECS service: tasks pulled, started and healthy behind the load balancer",
-                           "Amazon ECS Developer Guide, service deployments; botocore waiter ServicesStable: 15 s x 40"),
     "amplify-build": Typical(240, "the frontend's first Amplify build and deploy",
                              "AWS Amplify Hosting User Guide, build and deploy; no botocore waiter"),
     "ec2-instance": Typical(60, "the bastion from pending to running", "Amazon EC2 User Guide, instance lifecycle; "
@@ -58,7 +56,8 @@ TYPICAL: dict[str, Typical] = {
 }
 
 
-#: The slow kinds of each step, in the order the step waits for them.
+#: The slow kinds of each step, in the order the step waits for them. The service waits for its load
+#: balancer only: its ECS tasks start once CI pushes an image, and pointapp does not wait for them.
 SLOW: dict[str, tuple[str, ...]] = {
     "endpoints": ("vpc-endpoint",), "database": ("db-instance",),
     "cache": ("replication-group",), "service": ("load-balancer",),
