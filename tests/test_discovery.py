@@ -141,3 +141,26 @@ def test_the_db_subnet_group_read_from_the_instance_is_the_one_rds_describes(bui
     assert sorted(s["SubnetIdentifier"] for s in found.raw["Subnets"]) == sorted(
         s["SubnetIdentifier"] for s in described["Subnets"])
     assert found.tags["pointapp:key"] == "subnet-group"
+
+
+def test_the_tag_listing_request_is_valid_for_aws(mocked: None) -> None:
+    """The GetResources request, checked against botocore's service model, and its answer used by ARN."""
+    from pointapp import kinds
+    from tests.conftest import aws_context
+
+    ctx = aws_context()
+    group = "arn:aws:logs:ap-northeast-1:123456789012:log-group:/pointapp/point-app-prod/api"
+    tags = {"pointapp:environment": "point-app-prod", "pointapp:step": "service", "pointapp:key": "logs"}
+    tagging = stub(ctx, "resourcegroupstaggingapi")
+    tagging.add_response("get_resources", {"ResourceTagMappingList": [
+        {"ResourceARN": group, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]},
+        {"TagFilters": [{"Key": "pointapp:environment", "Values": ["point-app-prod"]}],
+         "ResourceTypeFilters": list(kinds.LISTED_SERVICES), "TagsPerPage": 500})
+
+    def not_needed() -> dict[str, str]:
+        raise AssertionError("the listing holds this resource's tags")
+
+    # Logs describes a group's ARN with ":*"; the listing names it without.
+    assert kinds.tags_of(ctx, group + ":*", not_needed) == tags
+    assert kinds.tags_of(ctx, group.replace("/api", "/other"), lambda: {"team": "data"}) == {"team": "data"}
+    tagging.assert_no_pending_responses()
