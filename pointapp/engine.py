@@ -57,11 +57,8 @@ def apply(ctx: Context, planned: Plan, parallel: int = 1) -> Outcome:
         warnings += apply_concurrently(ctx, planned, parallel)
     else:
         for name in busy:
-            ctx.doing(name)
-            try:
+            with ctx.at_work(name):
                 warnings += registry.get(name).load().apply(ctx, planned.for_step(name), observed[name])
-            finally:
-                ctx.doing(None)
     if not planned.destroy:
         ctx.finish_deferred()  # what a step left running and no later step needed yet (a NAT gateway's wait)
     unchanged = 0
@@ -82,23 +79,21 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
     import concurrent.futures
     import time
 
-    from pointapp.schedule import EARLY, graph_of, pick, remaining_path, split, step_seconds
+    from pointapp.schedule import graph_of, pick, remaining_path, run_apart, split, step_seconds
 
     steps = [registry.get(name) for name in planned.steps if planned.for_step(name)]
     graph = graph_of(steps)
     # The units of work: each step, and apart from it the early part of a step that has one (on a
     # stand-up, the load balancer starts right after the network instead of after the database).
     units: dict[str, tuple[str, list[Any]]] = {}
+    apart: set[str] = set()  # the steps whose early part runs as a unit of its own
     for step in steps:
         early, rest = split(step.name, planned.for_step(step.name))
         if early:
-            part = EARLY[step.name]
-            units[part.name] = (step.name, early)
-            graph[part.name] = tuple(n for n in part.needs if n in graph)
-            graph[step.name] = (*graph[step.name], part.name)
+            units[run_apart(graph, step.name)] = (step.name, early)
+            apart.add(step.name)
         units[step.name] = (step.name, rest)
-    remaining = remaining_path({unit: float(step_seconds(ctx.spec, unit, len(changes),
-                                                            without_early=unit in EARLY and EARLY[unit].name in units))
+    remaining = remaining_path({unit: float(step_seconds(ctx.spec, unit, len(changes), without_early=unit in apart))
                                 for unit, (_, changes) in units.items()}, graph)
     done: set[str] = set()
     warnings: list[str] = []
@@ -106,17 +101,12 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
 
     def run(name: str) -> list[str]:
         step, changes = units[name]
-        ctx.working_on(name)
-        ctx.doing(step)
-        started = time.monotonic()
-        try:
+        with ctx.at_work(step, label=name):
+            started = time.monotonic()
             ctx.say(f"started ({len(changes)} changes)")
             result = registry.get(step).load().apply(ctx, changes, planned.observed[step])
             ctx.say(f"done after {time.monotonic() - started:.0f}s")
             return result
-        finally:
-            ctx.working_on(None)
-            ctx.doing(None)
 
     waiting_told: set[str] = set()
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="pointapp-step") as pool:

@@ -51,6 +51,11 @@ def tags_of(ctx: Any, arn: str, read: Callable[[], Mapping[str, str]]) -> dict[s
     return dict(listed) if listed is not None else dict(read())
 
 
+def arn_of(ctx: Any, service: str, resource: str, region: bool = True) -> str:
+    """The ARN of ``resource`` of ``service`` in the target's account (and region, unless global)."""
+    return f"arn:{ctx.partition}:{service}:{ctx.target.region if region else ''}:{ctx.account}:{resource}"
+
+
 def role_path(spec: Spec) -> str:
     """Every role pointapp makes lives under this IAM path, so one listing finds them all."""
     return f"/pointapp/{spec.owner}/"

@@ -104,6 +104,15 @@ def split(step: str, changes: Sequence[Change]) -> tuple[list[Change], list[Chan
     return early, [c for c in changes if c not in early]
 
 
+def run_apart(graph: dict[str, tuple[str, ...]], step: str) -> str:
+    """Make ``step``'s :data:`EARLY` part a unit of ``graph`` (it needs what the part needs; the step
+    needs it); returns the unit's name."""
+    part = EARLY[step]
+    graph[part.name] = tuple(n for n in part.needs if n in graph)
+    graph[step] = (*graph[step], part.name)
+    return part.name
+
+
 #: The network step starts its NAT gateways and goes on; the routes to them follow once they are
 #: available, and only the service (whose tasks reach the internet through them) waits for that
 #: (:data:`pointapp.steps.network.DEFERRED_NAT`). The database, cache and NAT gateway wait side by side.
@@ -252,10 +261,8 @@ def estimate(spec: Spec, work: Mapping[str, tuple[int, Iterable[str] | None]], p
     for step, part in EARLY.items():
         creating = work[step][1] if step in work else ()
         if step in work and (creating is None or set(part.waits) & set(creating)):
-            durations[part.name] = float(step_seconds(spec, part.name, 0, creating))
+            durations[run_apart(graph, step)] = float(step_seconds(spec, part.name, 0, creating))
             durations[step] = float(step_seconds(spec, step, work[step][0], creating, without_early=True))
-            graph[part.name] = tuple(n for n in part.needs if n in graph)
-            graph[step] = (*graph[step], part.name)
     background = []
     for node, deferred in DEFERRED.items():
         if deferred.step not in work or not _waits_for(spec, deferred.kind, work[deferred.step][1]):

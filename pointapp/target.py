@@ -7,10 +7,11 @@ asked for (``aws=True`` or a profile); otherwise the embedded emulator. Real AWS
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -294,31 +295,32 @@ class Context:
 
     def say(self, message: str) -> None:
         """Report progress; in a step running beside others, each line starts with the step's name."""
-        step = getattr(self._local, "step", None)
-        self.progress(f"[{step}] {message.strip()}" if step else message)
+        label = getattr(self._local, "label", None)
+        self.progress(f"[{label}] {message.strip()}" if label else message)
 
     def check_stopping(self) -> None:
         """Between two changes: stop here when the run was interrupted (Ctrl-C in another thread)."""
         if self.stopping:
             raise KeyboardInterrupt
 
-    def working_on(self, step: str | None) -> str | None:
-        """Mark the calling thread as carrying out ``step`` (its progress lines say so); returns the previous."""
-        previous: str | None = getattr(self._local, "step", None)
+    @contextlib.contextmanager
+    def at_work(self, step: str, label: str | None = None) -> Iterator[None]:
+        """Within: the calling thread does ``step``'s work (:attr:`work_of_step`), its own or deferred work
+        of that step. Its progress lines start with ``label``; without one, a thread whose lines are
+        labelled (steps side by side) labels them with ``step``, and an unlabelled one stays so."""
+        saved = getattr(self._local, "step", None), getattr(self._local, "label", None)
         self._local.step = step
-        return previous
-
-    def doing(self, step: str | None) -> str | None:
-        """Record whose work the calling thread does now (a step's, or deferred work of another step's),
-        without changing the progress lines; returns the previous. See :attr:`work_of_step`."""
-        previous: str | None = getattr(self._local, "doing", None)
-        self._local.doing = step
-        return previous
+        if label is not None or saved[1] is not None:
+            self._local.label = label or step
+        try:
+            yield
+        finally:
+            self._local.step, self._local.label = saved
 
     @property
     def work_of_step(self) -> str | None:
         """The step whose work the calling thread is doing (None outside ``apply``)."""
-        return getattr(self._local, "doing", None)
+        return getattr(self._local, "step", None)
 
     def wait_delay(self, real_seconds: int) -> int:
         """The delay between waiter polls: real AWS is polled gently, an emulator quickly."""

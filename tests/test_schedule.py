@@ -189,6 +189,19 @@ def test_a_nat_gateway_left_pending_is_waited_for_before_its_route(mocked: None)
     (nat,) = observed.nat_gateways.values()
     nat.raw["State"] = "pending"  # as a run that stopped after creating it would find it
     assert network._Executor(ctx, observed).nats_pending == [(nat.name, nat.id)]
+    # That run stopped before the route to it: the next one waits for the NAT gateway, then adds the route.
+    table = ctx.outputs("network")["rtb/app"]
+    ctx.client("ec2").delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
+    planned = pointapp.plan(ctx, only="network")
+    (pending,) = planned.observed["network"].layout.nat_gateways.values()
+    pending.raw["State"] = "pending"
+    before = len(ctx.lines)  # type: ignore[attr-defined]
+    pointapp.apply(ctx, planned)
+    lines = [line.strip() for line in ctx.lines[before:]]  # type: ignore[attr-defined]
+    waited = next(i for i, line in enumerate(lines) if line.startswith(f"waiting for NAT gateway {nat.name}"))
+    routed = next(i for i, line in enumerate(lines) if line.startswith("+ route") and nat.name in line)
+    assert waited < routed
+    assert pointapp.plan(ctx, only="network").empty
 
 
 def test_the_load_balancer_provisions_while_the_database_does(mocked: None) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from pointapp.kinds import tags_as_aws, tags_of
+from pointapp.kinds import arn_of, tags_as_aws, tags_of
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import from_aws_tags
@@ -39,7 +39,7 @@ class DbSubnetGroup(Kind):
         rds = ctx.client("rds")
         name = spec.name("db-subnets")
         # The instance's description holds its subnet group: no second call once the database exists.
-        groups = [{**i["DBSubnetGroup"], "DBSubnetGroupArn": f"arn:{ctx.partition}:rds:{ctx.target.region}:{ctx.account}:subgrp:{name}"}
+        groups = [{**i["DBSubnetGroup"], "DBSubnetGroupArn": arn_of(ctx, "rds", f"subgrp:{name}")}
                   for i in _instances(ctx, spec) if i.get("DBSubnetGroup", {}).get("DBSubnetGroupName") == name]
         if not groups:
             answer = ignore_codes(rds.describe_db_subnet_groups, ["DBSubnetGroupNotFoundFault"], DBSubnetGroupName=name)

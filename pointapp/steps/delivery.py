@@ -20,7 +20,7 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
-from pointapp.kinds import Role, document, policy, role_arn, role_path, tags_as_aws, tags_of, trust_policy
+from pointapp.kinds import Role, arn_of, document, policy, role_arn, role_path, tags_as_aws, tags_of, trust_policy
 from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
@@ -34,10 +34,6 @@ GITHUB_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
 def bucket_name(ctx: Any, spec: Spec) -> str:
     """Bucket names are global: the account and region make this one unique."""
     return f"{spec.owner}-artifacts-{ctx.account}-{ctx.target.region}"[:63]
-
-
-def _arn(ctx: Any, service: str, resource: str, region: bool = True) -> str:
-    return f"arn:{ctx.partition}:{service}:{ctx.target.region if region else ''}:{ctx.account}:{resource}"
 
 
 class Bucket(Kind):
@@ -256,7 +252,7 @@ class Application(Kind):
             if answer is None:
                 return []
             application = answer["application"]
-        arn = _arn(ctx, "codedeploy", f"application:{name}")
+        arn = arn_of(ctx, "codedeploy", f"application:{name}")
         return self.owned(spec, step, [application], lambda _: name,
                           lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
                               codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
@@ -269,7 +265,7 @@ class Application(Kind):
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         if "tags" in changes:
-            ctx.client("codedeploy").tag_resource(ResourceArn=_arn(ctx, "codedeploy", f"application:{found.id}"),
+            ctx.client("codedeploy").tag_resource(ResourceArn=arn_of(ctx, "codedeploy", f"application:{found.id}"),
                                                   Tags=tags_as_aws(changes["tags"]))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
@@ -322,7 +318,7 @@ class DeploymentGroup(Kind):
         group = _deployment_group(ctx, spec).get("group")
         if group is None:
             return []
-        arn = _arn(ctx, "codedeploy", f"deploymentgroup:{application.id}/{name}")
+        arn = arn_of(ctx, "codedeploy", f"deploymentgroup:{application.id}/{name}")
         return self.owned(spec, step, [group], lambda _: name,
                           lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
                               codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
@@ -343,7 +339,7 @@ class DeploymentGroup(Kind):
                changes: Mapping[str, Any]) -> None:
         codedeploy = ctx.client("codedeploy")
         if "tags" in changes:
-            arn = _arn(ctx, "codedeploy", f"deploymentgroup:{props['application']}/{found.id}")
+            arn = arn_of(ctx, "codedeploy", f"deploymentgroup:{props['application']}/{found.id}")
             codedeploy.tag_resource(ResourceArn=arn, Tags=tags_as_aws(changes["tags"]))
         if set(changes) - {"tags"}:
             gap = ctx.lacks("codedeploy", "UpdateDeploymentGroup")
@@ -419,7 +415,7 @@ class Pipeline(Kind):
         answer = ignore_codes(codepipeline.get_pipeline, ["PipelineNotFoundException"], name=name)
         if answer is None:
             return []
-        arn = answer.get("metadata", {}).get("pipelineArn") or _arn(ctx, "codepipeline", name)
+        arn = answer.get("metadata", {}).get("pipelineArn") or arn_of(ctx, "codepipeline", name)
         return self.owned(spec, step, [{**answer["pipeline"], "arn": arn}], lambda _: name,
                           lambda _: tags_of(ctx, arn, lambda: from_lower_tags(
                               codepipeline.list_tags_for_resource(resourceArn=arn).get("tags"))))
@@ -434,7 +430,7 @@ class Pipeline(Kind):
         definition = pipeline_definition(props["spec"], props, desired.name)
         answer = ctx.client("codepipeline").create_pipeline(
             pipeline=definition, tags=[{"key": k, "value": v} for k, v in tags.items()])
-        arn = _arn(ctx, "codepipeline", desired.name)
+        arn = arn_of(ctx, "codepipeline", desired.name)
         return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -597,7 +593,7 @@ def runtime_values(ctx: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "bucket": bucket_name(ctx, spec),
         "artifacts": artifacts_zip(taskdef, appspec_text(spec)),
-        "pipeline_arn": _arn(ctx, "codepipeline", spec.name("release")),
+        "pipeline_arn": arn_of(ctx, "codepipeline", spec.name("release")),
         "production_listener": service.get("listener/production", "<listener/production>"),
         "test_listener": service.get("listener/test", "<listener/test>"),
     }

@@ -11,17 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.kinds import tags_as_aws
+from pointapp.kinds import arn_of, tags_as_aws
 from pointapp.plan import Table
 from pointapp.resources import Desired, Found, Kind, ResourceStep, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import from_aws_tags
 
 NAME = "mail"
-
-
-def _arn(ctx: Any, resource: str) -> str:
-    return f"arn:{ctx.partition}:ses:{ctx.target.region}:{ctx.account}:{resource}"
 
 
 def _owned_tags(ctx: Any, arn: str, raw: Mapping[str, Any]) -> dict[str, str]:
@@ -42,7 +38,7 @@ class ConfigurationSet(Kind):
         if answer is None:
             return []
         raw = answer
-        tags = _owned_tags(ctx, _arn(ctx, f"configuration-set/{name}"), raw)
+        tags = _owned_tags(ctx, arn_of(ctx, "ses", f"configuration-set/{name}"), raw)
         return self.owned(spec, step, [raw], lambda _: name, lambda _: tags)
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -60,7 +56,7 @@ class ConfigurationSet(Kind):
                changes: Mapping[str, Any]) -> None:
         sesv2 = ctx.client("sesv2")
         if "tags" in changes:
-            sesv2.tag_resource(ResourceArn=_arn(ctx, f"configuration-set/{found.id}"), Tags=tags_as_aws(changes["tags"]))
+            sesv2.tag_resource(ResourceArn=arn_of(ctx, "ses", f"configuration-set/{found.id}"), Tags=tags_as_aws(changes["tags"]))
         if "tls" in changes:
             sesv2.put_configuration_set_delivery_options(ConfigurationSetName=found.id, TlsPolicy=changes["tls"])
 
@@ -82,7 +78,7 @@ class EmailIdentity(Kind):
         if answer is None:
             return []
         raw = answer
-        tags = _owned_tags(ctx, _arn(ctx, f"identity/{identity}"), raw)
+        tags = _owned_tags(ctx, arn_of(ctx, "ses", f"identity/{identity}"), raw)
         return self.owned(spec, step, [raw], lambda _: identity, lambda _: tags)
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -102,7 +98,7 @@ class EmailIdentity(Kind):
                changes: Mapping[str, Any]) -> None:
         sesv2 = ctx.client("sesv2")
         if "tags" in changes:
-            sesv2.tag_resource(ResourceArn=_arn(ctx, f"identity/{found.id}"), Tags=tags_as_aws(changes["tags"]))
+            sesv2.tag_resource(ResourceArn=arn_of(ctx, "ses", f"identity/{found.id}"), Tags=tags_as_aws(changes["tags"]))
         if "configuration_set" in changes:
             sesv2.put_email_identity_configuration_set_attributes(EmailIdentity=found.id,
                                                                  ConfigurationSetName=changes["configuration_set"])

@@ -249,10 +249,10 @@ def zones_in_use(spec: Spec, subnets: Iterable[Found]) -> list[str] | None:
         index = found.key.rsplit("/", 1)[-1]
         if index.isdigit():
             by_index.setdefault(int(index), set()).add(found.raw["AvailabilityZone"])
-    zones = [next(iter(by_index[i])) for i in range(spec.network.zones) if len(by_index.get(i, ())) == 1]
-    if len(by_index) != spec.network.zones or len(zones) != spec.network.zones or len(set(zones)) != len(zones):
-        return None
-    return zones
+    if sorted(by_index) != list(range(spec.network.zones)) or any(len(z) != 1 for z in by_index.values()):
+        return None  # not all zones built, or a zone index split over two zones
+    zones = [by_index[i].pop() for i in range(spec.network.zones)]
+    return zones if len(set(zones)) == len(zones) else None
 
 
 def discover(ctx: Any) -> NetworkState:
@@ -563,7 +563,7 @@ class _Executor:
             names = ", ".join(name for name, _ in self.nats_pending)
             self.ctx.say(f"  NAT gateway {names} is starting (usually 1 to 3 minutes on AWS); its routes follow once it "
                          "is available, before the service starts, while the steps that do not need it go on")
-            self.ctx.defer(DEFERRED_NAT, lambda: self.finish_nat_routes(waiting, deferred=True))
+            self.ctx.defer(DEFERRED_NAT, lambda: self.finish_nat_routes(waiting))
         else:
             self.finish_nat_routes(waiting)
         self.await_nat_deletions()
@@ -573,20 +573,13 @@ class _Executor:
         target = change.args.get("target") or ""
         return change.op in ("create_route", "replace_route") and target.startswith("nat/") and bool(self.nats_pending)
 
-    def finish_nat_routes(self, routes: Sequence[Change], deferred: bool = False) -> None:
+    def finish_nat_routes(self, routes: Sequence[Change]) -> None:
         """Wait for the pending NAT gateways, then add the routes that lead to them (reported as the network
         step's work, whichever step's thread runs it)."""
-        previous = self.ctx.working_on(None)
-        if deferred and previous is not None:  # in another step's thread: the lines still name the network
-            self.ctx.working_on(NAME)
-        doing = self.ctx.doing(NAME)
-        try:
+        with self.ctx.at_work(NAME):
             self.await_nats()
             for change in routes:
                 self._carry_out(change)
-        finally:
-            self.ctx.working_on(previous)
-            self.ctx.doing(doing)
 
     def _carry_out(self, change: Change) -> None:
         self.ctx.check_stopping()
@@ -834,18 +827,6 @@ def _clean(permissions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             entry["UserIdGroupPairs"] = [{"GroupId": pair["GroupId"]} for pair in perm["UserIdGroupPairs"]]
         cleaned.append({k: v for k, v in entry.items() if v not in ([], None)})
     return cleaned
-
-
-def apply(ctx: Any, changes: Sequence[Change], observed: NetworkState) -> list[str]:
-    """Carry out ``changes`` in order; returns warnings (resources deliberately kept)."""
-    executor = _Executor(ctx, observed)
-    try:
-        warnings = executor.run(changes)
-    except BaseException:
-        ctx.forget_outputs(NAME)  # partly applied: the steps that use it discover it afresh
-        raise
-    ctx.remember_outputs(NAME, executor.outputs())
-    return warnings
 
 
 def outputs(observed: NetworkState) -> dict[str, str]:

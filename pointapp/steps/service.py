@@ -182,8 +182,9 @@ def _elb_tags(ctx: Any, arns: list[str]) -> dict[str, dict[str, str]]:
 
 
 def _load_balancing(ctx: Any, spec: Spec) -> dict[str, Any]:
-    """The environment's target groups, load balancer and listeners, with the tags of all of them read
-    in one DescribeTags call (shared by the three kinds until the next change)."""
+    """The environment's target groups, load balancer and listeners, with the tags of all of them (from
+    the environment's tag listing, one DescribeTags for the rest), shared by the three kinds until the
+    next change."""
 
     def load() -> dict[str, Any]:
         elbv2 = ctx.client("elbv2")
@@ -318,14 +319,9 @@ class Listener(Kind):
         balancer = known.get("alb")
         if balancer is None:
             return []
-        view = _load_balancing(ctx, spec)
-        listeners = view["listeners"].get(balancer.id)
-        if listeners is None:  # a load balancer created since the view was read
-            listeners = ctx.client("elbv2").describe_listeners(LoadBalancerArn=balancer.id)["Listeners"]
-            tags = _elb_tags(ctx.client("elbv2"), [item["ListenerArn"] for item in listeners])
-        else:
-            tags = view["tags"]
-        return self.owned(spec, step, listeners, lambda i: i["ListenerArn"], lambda i: tags.get(i["ListenerArn"], {}))
+        view = _load_balancing(ctx, spec)  # the same view the load balancer was found in
+        return self.owned(spec, step, view["listeners"].get(balancer.id, []), lambda i: i["ListenerArn"],
+                          lambda i: view["tags"].get(i["ListenerArn"], {}))
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         return None if found.raw.get("Port") == props["port"] else f"port {found.raw.get('Port')}"
