@@ -17,8 +17,8 @@ Rules (``RULES`` lists them with their sources; each can be turned off: ``layer.
 - ``ec2-subnet-in-use``: a subnet that holds network interfaces cannot be deleted.
 - ``ec2-security-group-in-use``: a security group a network interface uses cannot be deleted.
 - ``ec2-security-group-referenced``: a security group another group's rule references cannot be deleted.
-- ``ec2-igw-mapped-public-address``: an internet gateway cannot be detached while a public NAT gateway
-  in the VPC maps an address.
+- ``ec2-igw-mapped-public-address``: an internet gateway cannot be detached while the VPC maps a public
+  address (a public NAT gateway, an internet-facing load balancer or its lingering interfaces).
 - ``ec2-nat-gateway-deletes-slowly``: a deleted NAT gateway is ``deleting`` for a while, keeping its
   network interface and Elastic IP, then ``deleted``.
 - ``ec2-eip-held-by-nat-gateway``: an Elastic IP cannot be released while a NAT gateway that is not
@@ -449,34 +449,49 @@ class Ec2SecurityGroupReferenced(Rule):
 
 
 class Ec2IgwMappedPublicAddress(Rule):
-    """DetachInternetGateway is refused while a public NAT gateway that is not deleted is in the VPC."""
+    """DetachInternetGateway is refused while the VPC maps a public address: a public NAT gateway that is
+    not deleted, an internet-facing load balancer (or its interfaces, while they linger), an interface with
+    a public IP."""
 
     # EC2 API reference, DetachInternetGateway: "The VPC must not contain any running instances with Elastic
     # IP addresses or public IPv4 addresses."; the error AWS answers: DependencyViolation "Network vpc-... has
     # some mapped public address(es). Please unmap those public address(es) before detaching the gateway."
-    # (jenkins-x/terraform-aws-eks-jx #373)
+    # (jenkins-x/terraform-aws-eks-jx #373: the address of a load balancer deleted just before)
     name = "ec2-igw-mapped-public-address"
     behaviour = ("DetachInternetGateway is refused (DependencyViolation, \"has some mapped public address(es)\") "
-                 "while a public NAT gateway that is not deleted is in the VPC")
+                 "while a public NAT gateway that is not deleted, an internet-facing load balancer or its lingering "
+                 "interfaces, or an interface with a public IP is in the VPC")
     source = "EC2 API reference, DetachInternetGateway; jenkins-x/terraform-aws-eks-jx #373"
     operations = frozenset({("ec2", "DetachInternetGateway")})
 
     def before(self, call: Call) -> AwsError | None:
         vpc_id = call.param("VpcId")
-        for nat in list(backend("ec2", call.region).nat_gateways.values()):
-            if nat.vpc_id == vpc_id and nat.state != "deleted" and nat.connectivity_type != "private" \
-                    and any(address.get("allocationId") for address in nat.address_set):
-                return _dependency_violation(f"Network {vpc_id} has some mapped public address(es). Please unmap "
-                                             "those public address(es) before detaching the gateway.")
+        if any(vpc == vpc_id for vpc, _ in public_addresses(call.region)):
+            return _dependency_violation(f"Network {vpc_id} has some mapped public address(es). Please unmap "
+                                         "those public address(es) before detaching the gateway.")
         return None
+
+
+def public_addresses(region: str) -> list[tuple[str, str]]:
+    """(VPC id, holder) of every public address AWS would have mapped in the region."""
+    ec2 = backend("ec2", region)
+    found = [(nat.vpc_id, nat.id) for nat in list(ec2.nat_gateways.values())
+             if nat.state != "deleted" and nat.connectivity_type != "private"
+             and any(address.get("allocationId") for address in nat.address_set)]
+    found += [(eni.subnet.vpc_id, eni.id) for eni in list(ec2.enis.values())
+              if eni.public_ip and not _forgotten_by_moto(eni, ec2, region)]
+    found += [(balancer.vpc_id, balancer.name) for balancer in list(backend("elbv2", region).load_balancers.values())
+              if balancer.scheme != "internal"]  # internet-facing is the default
+    return found
 
 
 class Ec2NatGatewayDeletesSlowly(Rule):
     """A deleted NAT gateway is ``deleting`` for :attr:`window` seconds, then ``deleted``; until then it
     keeps its network interface (so its subnet cannot be deleted) and its Elastic IP."""
 
-    # EC2 API reference, DeleteNatGateway / NatGateway.State: deleting, then deleted; VPC user guide, "Delete
-    # a NAT gateway": "It can take a few minutes"; deleting disassociates its Elastic IP.
+    # EC2 API reference, NatGateway (state): "deleting: The NAT gateway is in the process of being terminated
+    # and may still be processing traffic", then "deleted"; DeleteNatGateway: "Deleting a public NAT gateway
+    # disassociates its Elastic IP address".
     name = "ec2-nat-gateway-deletes-slowly"
     behaviour = ("a deleted NAT gateway stays deleting (its network interface and Elastic IP kept) for a while, "
                  "then is deleted")
@@ -570,6 +585,12 @@ class _Lingers(Rule):
         self.lingering.clear()
 
 
+def random_public_ip() -> str:
+    from moto.ec2.utils import random_public_ip as moto_public_ip
+
+    return str(moto_public_ip())
+
+
 def _as_service_interface(eni: Any, description: str, group_ids: list[str], ec2: Any, interface_type: str) -> None:
     """Make a moto interface look like the one AWS creates for a service (description, groups, managed)."""
     eni.description = description
@@ -653,6 +674,8 @@ class Elbv2InterfacesLinger(_Lingers):
             eni = ec2.create_network_interface(subnet, None, group_ids=balancer.security_groups or None,
                                                description=description)
             _as_service_interface(eni, description, balancer.security_groups or [], ec2, "interface")
+            if balancer.scheme != "internal":  # internet-facing (the default): its addresses stay mapped
+                eni.public_ip = random_public_ip()
             eni_ids.append(eni.id)
         self.keep(call.region, eni_ids)
 

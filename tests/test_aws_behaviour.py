@@ -309,6 +309,21 @@ def test_load_balancer_leaves_its_interfaces_behind_for_a_while(
     ec2.delete_subnet(SubnetId=net["subnets"][1])
 
 
+def test_internet_gateway_cannot_be_detached_while_a_load_balancer_maps_an_address(
+        aws_like: str, aws_like_server: AwsLikeServer) -> None:
+    shorten(aws_like_server, "elbv2-interfaces-linger")
+    net = network(aws_like)
+    ec2 = net["ec2"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])
+    elbv2, arn = load_balancer(aws_like, net)
+    refused(ec2.detach_internet_gateway, "DependencyViolation", InternetGatewayId=igw, VpcId=net["vpc"])
+    elbv2.delete_load_balancer(LoadBalancerArn=arn)
+    refused(ec2.detach_internet_gateway, "DependencyViolation", InternetGatewayId=igw, VpcId=net["vpc"])
+    wait_out()
+    ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])
+
+
 # --- New roles ----------------------------------------------------------------------------------------------
 
 
