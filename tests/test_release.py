@@ -18,11 +18,14 @@ from pointapp.errors import PointappError, SpecError
 from pointapp.resources import Found
 from pointapp.spec import load_spec
 from pointapp.steps import delivery
+from pointapp.tags import ownership_tags
 from pointapp.target import Context
 from tests.conftest import REGION, aws_context, make_context, stub
+from tests.steps.helpers import as_ecs_describes, register_as_a_release, up_is_idempotent
 
 STEPS = "network,endpoints,registry,service,delivery"
 IMAGE = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:3f2c1a9"
+FAMILY = "point-app-prod-api"
 
 
 @pytest.fixture
@@ -82,6 +85,7 @@ def test_export_delivery_artifacts(ctx: Context, tmp_path: Path) -> None:
     assert taskdef["containerDefinitions"][0]["image"] == "<IMAGE1_NAME>"
     assert taskdef["networkMode"] == "awsvpc" and taskdef["family"] == "point-app-prod-api"
     assert taskdef["executionRoleArn"].endswith(":role/pointapp/point-app-prod/point-app-prod-task-execution")
+    assert {t["key"]: t["value"] for t in taskdef["tags"]} == ownership_tags(spec, "service", "taskdef", FAMILY)
     appspec = yaml.safe_load((tmp_path / "appspec.yaml").read_text())
     properties = appspec["Resources"][0]["TargetService"]["Properties"]
     assert properties["TaskDefinition"] == "<TASK_DEFINITION>"
@@ -209,3 +213,47 @@ def test_wait_follows_a_deployment_to_its_end_on_aws(on_aws: Context, monkeypatc
                             {"deploymentId": "d-8"})
     with pytest.raises(PointappError, match="deployment d-8 failed: health check"):
         release.follow(on_aws, "d-8")
+
+
+# --- releases keep the environment in sync ----------------------------------------------------------------
+
+
+def _revisions(status: str = "ACTIVE") -> list[str]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    return ecs.list_task_definitions(familyPrefix=FAMILY, status=status)["taskDefinitionArns"]
+
+
+def release_as_the_pipeline_does(ctx: Context, directory: Path, image: str) -> str:
+    """What ``CodeDeployToECS`` does: register ``taskdef.json`` with the image pushed (as ECS stores it), then
+    start a deployment of ``appspec.yaml`` naming the new revision. Returns the revision's ARN."""
+    release.export_delivery(ctx, directory)
+    taskdef = json.loads((directory / "taskdef.json").read_text().replace("<IMAGE1_NAME>", image))
+    taskdef["containerDefinitions"] = [as_ecs_describes(c) for c in taskdef["containerDefinitions"]]
+    arn: str = boto3.client("ecs", region_name=REGION).register_task_definition(**taskdef)["taskDefinition"][
+        "taskDefinitionArn"]
+    appspec = (directory / "appspec.yaml").read_text().replace("<TASK_DEFINITION>", arn)
+    boto3.client("codedeploy", region_name=REGION).create_deployment(
+        applicationName="point-app-prod-api", deploymentGroupName="point-app-prod-api-blue-green",
+        revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec}})
+    return arn
+
+
+def test_a_pipeline_release_keeps_the_environment_in_sync(built: Context, tmp_path: Path) -> None:
+    arn = release_as_the_pipeline_does(built, tmp_path, IMAGE)
+    planned = pointapp.plan(built, only=STEPS)
+    assert planned.empty, [c.line() for c in planned.changes]
+    up_is_idempotent(built, STEPS)  # no revision over the release's: its image stays
+    ecs = boto3.client("ecs", region_name=REGION)
+    latest = ecs.describe_task_definition(taskDefinition=FAMILY)["taskDefinition"]
+    assert latest["taskDefinitionArn"] == arn and latest["containerDefinitions"][0]["image"] == IMAGE
+    rows = {row[0]: row[1] for row in pointapp.engine.status(built).rows}
+    assert rows["service"] == "done"
+    pointapp.down(built, only="service")
+    assert _revisions() == [] and len(_revisions("INACTIVE")) == 2
+
+
+def test_register_tags_from_the_spec_not_from_the_latest_revision(built: Context) -> None:
+    register_as_a_release(FAMILY, "nginx:1.27")  # the latest carries no tags
+    arn = release.register(built, IMAGE)
+    tags = boto3.client("ecs", region_name=REGION).list_tags_for_resource(resourceArn=arn)["tags"]
+    assert {t["key"]: t["value"] for t in tags} == ownership_tags(built.spec, "service", "taskdef", FAMILY)
