@@ -16,7 +16,7 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.errors import StepError
-from pointapp.plan import Change, Table
+from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
 from pointapp.tags import KEY, is_owned, ownership_tags
 
@@ -123,6 +123,15 @@ class Kind:
     def delete(self, ctx: Any, found: Found) -> str | None:
         """Delete; return a note when the target cannot (the emulator lacks the operation)."""
         raise NotImplementedError
+
+    def keeps(self, spec: Spec, found: Found) -> str | None:
+        """Why ``down`` must leave this resource (deletion protection is on), or None. Pure: from what was found."""
+        return None
+
+    def stands_on(self, found: Found) -> list[str]:
+        """The ids (or names) of what this resource uses, as AWS describes it (a database's subnet group,
+        subnets and security groups). A kept resource keeps those too. Pure."""
+        return []
 
     def describe(self, found: Found) -> str:
         return ""
@@ -249,11 +258,29 @@ class ResourceStep:
         return Change(self.name, "delete", found.kind, found.key, found.name, f"{found.id} ({reason})", "delete",
                       {"found": found})
 
-    def plan_destroy(self, spec: Spec, state: StepState) -> list[Change]:
+    def plan_destroy(self, spec: Spec, state: StepState, kept: Kept | None = None) -> list[Change]:
+        """Everything the step owns, dependents first, to delete; but what is kept is kept, and so is what it
+        stands on: ``kept`` (from the steps after this one) names resources of this step by key, a kind
+        keeps one itself (deletion protection), and each keep says which (step, key) resources it stands on,
+        so that this step and the ones before it keep those too. Pure."""
         order = list(self.kinds)
-        everything = list(state.found.values()) + state.strays
-        return [Change(self.name, "delete", f.kind, f.key, f.name, f.id, "delete", {"found": f})
-                for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key))]
+        keeping = {key: why for (step, key), why in (kept or {}).items() if step == self.name}
+        # What an id or a name the kinds report stands for: this step's resources and those it uses.
+        named: dict[str, tuple[str, str]] = {value: ref for ref, value in state.refs.items() if isinstance(value, str)}
+        named.update({found.id: (self.name, key) for key, found in state.found.items()})
+        changes = []
+        for f in sorted(list(state.found.values()) + state.strays, key=lambda f: (-order.index(f.kind), f.key)):
+            kind = self.kinds[f.kind]
+            why = kind.keeps(spec, f) or (keeping.get(f.key) if state.found.get(f.key) is f else None)
+            if not why:
+                changes.append(Change(self.name, "delete", f.kind, f.key, f.name, f.id, "delete", {"found": f}))
+                continue
+            under = list(dict.fromkeys(named[value] for value in kind.stands_on(f) if value in named))
+            for step, key in under:
+                if step == self.name:  # kinds come in creation order: what it stands on comes later here
+                    keeping.setdefault(key, f"{f.kind} {f.name} (kept) stands on it")
+            changes.append(keep(self.name, f.kind, f.key, f.name, f.id, why, under, found=f))
+        return changes
 
     # apply
 
@@ -271,7 +298,7 @@ class ResourceStep:
         warnings: list[str] = []
         self._collect_refs(ctx, state)  # a plan made before a step it uses was applied
         resolver = self._resolver(state, strict=True)
-        for change in changes:
+        for change in (c for c in changes if c.action != "keep"):
             ctx.check_stopping()
             ctx.say(f"  {change.line()}")
             kind = self.kinds[change.kind]

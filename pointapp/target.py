@@ -108,6 +108,7 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
     ("elasticache", "FinishDeletion"): "the emulator leaves a deleted replication group 'deleting'",
     ("elasticache", "DeleteCacheSubnetGroup"): "",
     ("elasticache", "ModifyCacheSubnetGroup"): "",
+    ("ec2", "NatGatewayInterfaceRemoval"): "the emulator keeps a deleted NAT gateway's network interface",
     ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
 }
 

@@ -377,7 +377,9 @@ class LoadBalancer(Kind):
     def delete(self, ctx: Any, found: Found) -> str | None:
         elbv2 = ctx.client("elbv2")
         ignore_codes(elbv2.delete_load_balancer, ["LoadBalancerNotFound"], LoadBalancerArn=found.id)
-        ctx.say(f"    waiting for load balancer {found.name} to be deleted ...")
+        # Its network interfaces stay a few minutes longer: the network step waits for them before it
+        # deletes the subnets and the security group they are in.
+        ctx.say(f"    waiting for load balancer {found.name} to be deleted (usually under a minute on AWS) ...")
         elbv2.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[found.id],
                                                         WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 40})
         return None
