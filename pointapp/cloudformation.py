@@ -18,7 +18,7 @@ from typing import Any
 
 from pointapp.artifacts import GITHUB_OIDC_HOST
 from pointapp.errors import SpecError
-from pointapp.resources import Desired, Ref
+from pointapp.resources import Arn, Desired, Ref, arn_service
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.steps import network
 from pointapp.steps.network import ALL_OUTBOUND, Permission
@@ -95,6 +95,9 @@ class _Template:
             if made_here is not None:
                 return made_here
             return {"Fn::ImportValue": export_name(self.spec, value.key)}
+        if isinstance(value, Arn):  # the stack's own partition, region and account
+            return {"Fn::Sub": value.text("${AWS::Partition}", "${AWS::Region}" if value.region is None else value.region,
+                                          "${AWS::AccountId}" if value.account is None else value.account)}
         if isinstance(value, Mapping):
             return {k: self.ref(v, local) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -190,7 +193,7 @@ def _flow_logs(spec: Spec, template: _Template) -> None:
     group, role, flow = by_kind["log-group"], by_kind["iam-role"], by_kind["flow-log"]
     template.add(group.key, "AWS::Logs::LogGroup", {"LogGroupName": group.name,
                                                     "RetentionInDays": group.props["retention_days"]})
-    template.add(role.key, "AWS::IAM::Role", _role_properties(spec, role))
+    template.add(role.key, "AWS::IAM::Role", template.ref(_role_properties(spec, role), lambda _: None))
     template.add(flow.key, "AWS::EC2::FlowLog", {
         "ResourceId": {"Ref": "Vpc"}, "ResourceType": "VPC", "TrafficType": flow.props["traffic"],
         "LogDestinationType": "cloud-watch-logs", "LogGroupName": {"Ref": logical_id(group.key)},
@@ -286,7 +289,7 @@ def _role(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[st
         from pointapp.steps.delivery import github_trust_for
 
         d = Desired(d.kind, d.key, d.name, {**d.props, "trust": github_trust_for(spec, GITHUB_PROVIDER_ARN)}, d.detail)
-    return "AWS::IAM::Role", _role_properties(spec, d), {}
+    return "AWS::IAM::Role", r(_role_properties(spec, d)), {}
 
 
 def _bucket(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -457,7 +460,7 @@ def _secret(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[
 def _token(where: str) -> Any:
     """The repository token, never in the template: a Secrets Manager dynamic reference, or (an SSM
     SecureString, which Amplify's template properties cannot resolve) a NoEcho parameter."""
-    if where.startswith(("arn:aws:secretsmanager:", "secretsmanager:")):
+    if (arn_service(where) == "secretsmanager" or where.startswith("secretsmanager:")):
         secret = where.split(":", 1)[1] if where.startswith("secretsmanager:") else where
         return f"{{{{resolve:secretsmanager:{secret}}}}}"
     return {"Ref": "RepositoryAccessToken"}

@@ -21,7 +21,19 @@ import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
 from pointapp.kinds import Role, arn_of, document, policy, role_arn, role_path, tags_as_aws, tags_of, trust_policy
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
+from pointapp.resources import (
+    CODEDEPLOY_ROLE,
+    CODEPIPELINE_ROLE,
+    Arn,
+    Desired,
+    Found,
+    Kind,
+    Ref,
+    ResourceStep,
+    client_error_code,
+    ignore_codes,
+    retry_new_role,
+)
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
 from pointapp.steps.service import runtime_values as service_runtime
@@ -330,9 +342,8 @@ class DeploymentGroup(Kind):
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = deployment_group_request(props)
-        ctx.client("codedeploy").create_deployment_group(applicationName=props["application"],
-                                                         deploymentGroupName=desired.name, tags=tags_as_aws(tags),
-                                                         **request)
+        retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: ctx.client("codedeploy").create_deployment_group(
+            applicationName=props["application"], deploymentGroupName=desired.name, tags=tags_as_aws(tags), **request))
         return Found(self.name, desired.key, desired.name, dict(tags), dict(request))
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -346,8 +357,9 @@ class DeploymentGroup(Kind):
             if gap:
                 ctx.say(f"    skipped: {gap}")
                 return
-            codedeploy.update_deployment_group(applicationName=props["application"],
-                                               currentDeploymentGroupName=found.id, **deployment_group_request(props))
+            retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
+                applicationName=props["application"], currentDeploymentGroupName=found.id,
+                **deployment_group_request(props)))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         gap = ctx.lacks("codedeploy", "DeleteDeploymentGroup")
@@ -428,8 +440,8 @@ class Pipeline(Kind):
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         definition = pipeline_definition(props["spec"], props, desired.name)
-        answer = ctx.client("codepipeline").create_pipeline(
-            pipeline=definition, tags=[{"key": k, "value": v} for k, v in tags.items()])
+        answer = retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: ctx.client("codepipeline").create_pipeline(
+            pipeline=definition, tags=[{"key": k, "value": v} for k, v in tags.items()]))
         arn = arn_of(ctx, "codepipeline", desired.name)
         return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
 
@@ -442,7 +454,7 @@ class Pipeline(Kind):
         if set(changes) - {"tags"}:
             definition = pipeline_definition(props["spec"], props, desired.name)
             definition["version"] = found.raw.get("version", 1)
-            codepipeline.update_pipeline(pipeline=definition)
+            retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codepipeline").delete_pipeline, ["PipelineNotFoundException"], name=found.id)
@@ -521,7 +533,7 @@ class EventRule(Kind):
 
 def _roles(spec: Spec) -> list[Desired]:
     owner = spec.owner
-    task_roles = [f"arn:aws:iam::*:role/pointapp/{owner}/{spec.name(r)}" for r in ("task-execution", "task")]
+    task_roles = [Arn("iam", f"role/pointapp/{owner}/{spec.name(r)}", "") for r in ("task-execution", "task")]
     pass_roles = {"Effect": "Allow", "Action": "iam:PassRole", "Resource": task_roles,
                   "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}}
     codedeploy = policy(
@@ -534,8 +546,8 @@ def _roles(spec: Spec) -> list[Desired]:
         pass_roles)
     pipeline = policy(
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketVersioning", "s3:PutObject"],
-         "Resource": [f"arn:aws:s3:::{owner}-artifacts-*", f"arn:aws:s3:::{owner}-artifacts-*/*"]},
-        {"Effect": "Allow", "Action": ["ecr:DescribeImages"], "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"},
+         "Resource": [Arn("s3", f"{owner}-artifacts-*", "", ""), Arn("s3", f"{owner}-artifacts-*/*", "", "")]},
+        {"Effect": "Allow", "Action": ["ecr:DescribeImages"], "Resource": Arn("ecr", f"repository/{repository_name(spec)}")},
         {"Effect": "Allow", "Action": ["codedeploy:CreateDeployment", "codedeploy:GetApplication",
                                        "codedeploy:GetApplicationRevision", "codedeploy:GetDeployment",
                                        "codedeploy:GetDeploymentConfig", "codedeploy:RegisterApplicationRevision"],
@@ -543,7 +555,7 @@ def _roles(spec: Spec) -> list[Desired]:
         {"Effect": "Allow", "Action": ["ecs:RegisterTaskDefinition", "ecs:TagResource"], "Resource": "*"},
         pass_roles)
     start = policy({"Effect": "Allow", "Action": "codepipeline:StartPipelineExecution",
-                    "Resource": f"arn:aws:codepipeline:*:*:{spec.name('release')}"})
+                    "Resource": Arn("codepipeline", spec.name("release"))})
     roles = [
         Desired("iam-role", "role/codedeploy", spec.name("codedeploy"),
                 {"trust": trust_policy("codedeploy.amazonaws.com"), "inline": {"blue-green-ecs": codedeploy}},
@@ -562,7 +574,7 @@ def _roles(spec: Spec) -> list[Desired]:
             {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
                                            "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage",
                                            "ecr:BatchGetImage"],
-             "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"})
+             "Resource": Arn("ecr", f"repository/{repository_name(spec)}")})
         roles.append(Desired("iam-role", "role/github", spec.name("github-release"),
                              {"trust": Ref("runtime", "github_trust"), "inline": {"push-image": push}},
                              f"GitHub Actions in {repository} ({spec.delivery.github_branch}) push images"))
