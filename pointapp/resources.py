@@ -12,25 +12,30 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import botocore.exceptions
 
 from pointapp.errors import StepError
 from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
-from pointapp.tags import KEY, is_owned, ownership_tags
+from pointapp.tags import KEY, foreign_owner, is_owned, ownership_tags
 
 
 @dataclass
 class Found:
-    """An owned resource as discovered: its logical key, id, tags, and the raw description."""
+    """An owned resource as discovered: its logical key, id, tags, and the raw description.
+
+    ``owner`` is set on a resource that carries another environment's ownership tags (the one it names):
+    it is never changed, adopted or deleted, and a create of the same name stops and names that owner.
+    """
 
     kind: str
     key: str
     id: str
     tags: dict[str, str]
     raw: dict[str, Any]
+    owner: str = ""
 
     @property
     def name(self) -> str:
@@ -150,6 +155,9 @@ class Kind:
     name = ""
     service = ""
     tagged = True  # False for kinds that carry no tags of their own (an S3 object)
+    #: The call an action makes that a target may lack, as (service, operation): the plan marks such a
+    #: change skipped on a target without it (:meth:`needs`), so it neither runs nor counts as a change.
+    operations: ClassVar[Mapping[str, tuple[str, str]]] = {}
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         """Every resource of this kind that ``step`` owns in this environment (strays included).
@@ -193,14 +201,25 @@ class Kind:
         """Values other steps need besides the id (an endpoint, a secret's ARN), by name."""
         return {}
 
+    def needs(self, action: str, changes: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The call of :attr:`operations` that ``action`` with ``changes`` makes (a tags-only update makes
+        its own tagging call only)."""
+        if action == "update" and not set(changes) - {"tags"}:
+            return None
+        return self.operations.get(action)
+
     def owned(self, spec: Spec, step: str, items: Iterable[Mapping[str, Any]], id_of: Callable[[Any], str],
               tags_of: Callable[[Any], Mapping[str, str]]) -> list[Found]:
-        """The described ``items`` that ``step`` owns in this environment, as :class:`Found`."""
+        """The described ``items`` that ``step`` owns in this environment, as :class:`Found`; and those
+        another pointapp environment owns, with :attr:`Found.owner` set (discovery keeps them apart)."""
         found = []
         for item in items:
             tags = dict(tags_of(item))
             if is_owned(tags, spec, step):
                 found.append(Found(self.name, tags[KEY], id_of(item), tags, dict(item)))
+            elif foreign_owner(tags, spec):
+                found.append(Found(self.name, tags.get(KEY, ""), id_of(item), tags, dict(item),
+                                   owner=foreign_owner(tags, spec)))
         return found
 
     def unavailable(self, ctx: Any) -> str | None:
@@ -216,6 +235,8 @@ class StepState:
     strays: list[Found] = field(default_factory=list)
     refs: dict[tuple[str, str], Any] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)  # kind -> why the target cannot do it
+    gaps: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, operation) the target lacks -> why
+    foreign: dict[tuple[str, str], Found] = field(default_factory=dict)  # (kind, name): another environment's
 
     def ids(self) -> dict[str, str]:
         return {key: found.id for key, found in self.found.items()}
@@ -254,8 +275,14 @@ class ResourceStep:
             if reason:
                 state.unavailable[kind.name] = reason
                 continue
+            for operation in kind.operations.values():
+                gap = ctx.lacks(*operation)
+                if gap:
+                    state.gaps[operation] = gap
             for found in kind.find(ctx, ctx.spec, self.name, state.found):
-                if found.key in wanted and found.key not in state.found:
+                if found.owner:
+                    state.foreign[(kind.name, found.name)] = state.foreign[(kind.name, found.id)] = found
+                elif found.key in wanted and found.key not in state.found:
                     state.found[found.key] = found
                 else:
                     state.strays.append(found)
@@ -289,32 +316,54 @@ class ResourceStep:
             if found is not None:
                 reason = kind.replace(desired, props, found)
                 if reason:
-                    changes.append(self._delete_change(found, f"replaced: {reason}"))
+                    changes.append(self._delete_change(found, f"replaced: {reason}", state))
                     found = None
             if found is not None and found.raw.get("borrowed"):
                 continue  # exists, made elsewhere: used as it is, never changed
             if found is None:
                 skip = state.unavailable.get(kind.name)
-                detail = f"{desired.detail} (skipped: {skip})" if skip else desired.detail
-                changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, detail,
-                                      "create", {"desired": desired, "tags": tags, "skip": skip}))
+                taken = state.foreign.get((kind.name, desired.name))
+                detail = desired.detail
+                if skip:
+                    detail = f"{desired.detail} (skipped: {skip})"
+                elif taken:
+                    detail = f"{desired.detail} (stops: {desired.name} belongs to environment {taken.owner})"
+                changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, detail, "create",
+                                      {"desired": desired, "tags": tags, "skip": skip,
+                                       "taken": taken.owner if taken and not skip else ""}))
                 continue
             differences = kind.differences(desired, props, found)
             missing_tags = {k: v for k, v in tags.items() if found.tags.get(k) != v} if kind.tagged else {}
             if missing_tags:
                 differences = {**differences, "tags": missing_tags}
             if differences:
-                detail = ", ".join(f"{k} -> {_short(v)}" for k, v in differences.items())
-                changes.append(Change(self.name, "update", kind.name, desired.key, desired.name, detail, "update",
-                                      {"desired": desired, "differences": differences, "tags": tags}))
+                changes += self._update_changes(kind, desired, differences, tags, state)
         order = list(self.kinds)
         for stray in sorted(state.strays, key=lambda f: -order.index(f.kind)):
-            changes.append(self._delete_change(stray, "not in the spec"))
+            changes.append(self._delete_change(stray, "not in the spec", state))
         return changes
 
-    def _delete_change(self, found: Found, reason: str) -> Change:
-        return Change(self.name, "delete", found.kind, found.key, found.name, f"{found.id} ({reason})", "delete",
-                      {"found": found})
+    def _update_changes(self, kind: Kind, desired: Desired, differences: Mapping[str, Any], tags: Mapping[str, str],
+                        state: StepState) -> list[Change]:
+        """The update, marked skipped when it needs a call the target lacks; its tags, which a call of
+        their own sets, are then a change apart that the target can make."""
+        gap = state.gaps.get(kind.needs("update", differences) or ("", ""))
+        parts = [dict(differences)]
+        if gap and "tags" in differences:
+            parts = [{"tags": differences["tags"]}, {k: v for k, v in differences.items() if k != "tags"}]
+        changes = []
+        for part in parts:
+            skip = gap if kind.needs("update", part) else None
+            detail = ", ".join(f"{k} -> {_short(v)}" for k, v in part.items()) + (f" (skipped: {skip})" if skip else "")
+            changes.append(Change(self.name, "update", kind.name, desired.key, desired.name, detail, "update",
+                                  {"desired": desired, "differences": part, "tags": tags, "skip": skip}))
+        return changes
+
+    def _delete_change(self, found: Found, reason: str, state: StepState) -> Change:
+        skip = state.gaps.get(self.kinds[found.kind].needs("delete", {}) or ("", ""))
+        detail = f"{found.id} ({reason})" if reason else found.id
+        return Change(self.name, "delete", found.kind, found.key, found.name,
+                      f"{detail} (skipped: {skip})" if skip else detail, "delete", {"found": found, "skip": skip})
 
     def plan_destroy(self, spec: Spec, state: StepState, kept: Kept | None = None) -> list[Change]:
         """Everything the step owns, dependents first, to delete; but what is kept is kept, and so is what it
@@ -331,7 +380,7 @@ class ResourceStep:
             kind = self.kinds[f.kind]
             why = kind.keeps(spec, f) or (keeping.get(f.key) if state.found.get(f.key) is f else None)
             if not why:
-                changes.append(Change(self.name, "delete", f.kind, f.key, f.name, f.id, "delete", {"found": f}))
+                changes.append(self._delete_change(f, "", state))
                 continue
             under = list(dict.fromkeys(named[value] for value in kind.stands_on(f) if value in named))
             for step, key in under:
@@ -360,9 +409,18 @@ class ResourceStep:
             ctx.check_stopping()
             ctx.say(f"  {change.line()}")
             kind = self.kinds[change.kind]
-            if change.args.get("skip"):
+            skip = change.args.get("skip")
+            if skip:
                 ctx.skipped.append(change)
+                if change.action != "create":  # a create the target lacks the service for is told in the plan
+                    warnings.append(f"{change.kind} {change.name}: {skip}")
+                    ctx.say(f"    skipped: {skip}")
                 continue
+            if change.args.get("taken"):
+                raise StepError(self.name, f"{change.kind} {change.name}",
+                                f"exists and belongs to environment {change.args['taken']} (its pointapp:environment "
+                                "tag); pointapp never takes over another environment's resource: give this "
+                                "environment its own in the spec")
             try:
                 if change.op == "create":
                     desired: Desired = change.args["desired"]

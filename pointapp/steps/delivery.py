@@ -250,6 +250,7 @@ def _deployment_group(ctx: Any, spec: Spec) -> dict[str, Any]:
 class Application(Kind):
     name = "codedeploy-application"
     service = "codedeploy"
+    operations = {"delete": ("codedeploy", "DeleteApplication")}
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         codedeploy = ctx.client("codedeploy")
@@ -281,9 +282,6 @@ class Application(Kind):
                                                   Tags=tags_as_aws(changes["tags"]))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
-        gap = ctx.lacks("codedeploy", "DeleteApplication")
-        if gap:
-            return gap
         ignore_codes(ctx.client("codedeploy").delete_application, ["ApplicationDoesNotExistException"],
                      applicationName=found.id)
         return None
@@ -320,6 +318,7 @@ _GROUP_FIELDS = ("serviceRoleArn", "deploymentConfigName", "deploymentStyle", "b
 class DeploymentGroup(Kind):
     name = "deployment-group"
     service = "codedeploy"
+    operations = {"update": ("codedeploy", "UpdateDeploymentGroup"), "delete": ("codedeploy", "DeleteDeploymentGroup")}
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         application = known.get("application")
@@ -353,18 +352,11 @@ class DeploymentGroup(Kind):
             arn = arn_of(ctx, "codedeploy", f"deploymentgroup:{props['application']}/{found.id}")
             codedeploy.tag_resource(ResourceArn=arn, Tags=tags_as_aws(changes["tags"]))
         if set(changes) - {"tags"}:
-            gap = ctx.lacks("codedeploy", "UpdateDeploymentGroup")
-            if gap:
-                ctx.say(f"    skipped: {gap}")
-                return
             retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
                 applicationName=props["application"], currentDeploymentGroupName=found.id,
                 **deployment_group_request(props)))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
-        gap = ctx.lacks("codedeploy", "DeleteDeploymentGroup")
-        if gap:
-            return gap
         ignore_codes(ctx.client("codedeploy").delete_deployment_group,
                      ["DeploymentGroupDoesNotExistException", "ApplicationDoesNotExistException"],
                      applicationName=ctx.spec.name("api"), deploymentGroupName=found.id)
@@ -596,15 +588,20 @@ def github_trust_for(spec: Spec, provider: Any) -> dict[str, Any]:
         }}})
 
 
+def release_task_definition(ctx: Any) -> dict[str, Any]:
+    """``taskdef.json``: the task definition the pipeline registers, with the service's container and roles.
+    The step uploads it and ``pointapp export delivery`` writes it: one source for both."""
+    container = service_runtime(ctx)["container"]
+    return task_definition(ctx.spec, container, role_arn(ctx, "task-execution"), role_arn(ctx, "task"))
+
+
 def runtime_values(ctx: Any) -> dict[str, Any]:
     """What depends on the account and region, and the artifacts built from the service's roles."""
     spec = ctx.spec
     service = ctx.outputs("service")
-    container = service_runtime(ctx)["container"]
-    taskdef = task_definition(spec, container, role_arn(ctx, "task-execution"), role_arn(ctx, "task"))
     values: dict[str, Any] = {
         "bucket": bucket_name(ctx, spec),
-        "artifacts": artifacts_zip(taskdef, appspec_text(spec)),
+        "artifacts": artifacts_zip(release_task_definition(ctx), appspec_text(spec)),
         "pipeline_arn": arn_of(ctx, "codepipeline", spec.name("release")),
         "production_listener": service.get("listener/production", "<listener/production>"),
         "test_listener": service.get("listener/test", "<listener/test>"),
