@@ -303,6 +303,17 @@ TAGS: Field = ("Tags", _tag_list)
 PASCAL: Callable[[str], Field] = lambda path: (path, _pascal)  # noqa: E731 - a table entry
 
 
+def _same(*names: str) -> dict[str, Field]:
+    """Fields whose CloudFormation property has the API's name and shape."""
+    return {name: name for name in names}
+
+
+def _kept(snapshot: bool) -> dict[str, str]:
+    """A database's deletion policy: a final snapshot when the spec asks for one."""
+    policy = "Snapshot" if snapshot else "Delete"
+    return {"DeletionPolicy": policy, "UpdateReplacePolicy": policy}
+
+
 SHAPES: dict[str, Shape] = {
     "ecr-repository": Shape("AWS::ECR::Repository", {
         "create_repository": {
@@ -314,6 +325,27 @@ SHAPES: dict[str, Shape] = {
             "imageScanningConfiguration": PASCAL("ImageScanningConfiguration"),
             "encryptionConfiguration": PASCAL("EncryptionConfiguration")},
         "put_lifecycle_policy": {"repositoryName": "RepositoryName", "lifecyclePolicyText": "LifecyclePolicy.LifecyclePolicyText"}}),
+    "db-subnet-group": Shape("AWS::RDS::DBSubnetGroup", {"create_db_subnet_group": {
+        "DBSubnetGroupName": "DBSubnetGroupName", "DBSubnetGroupDescription": "DBSubnetGroupDescription",
+        "SubnetIds": "SubnetIds", "Tags": "Tags"}}),
+    "db-instance": Shape("AWS::RDS::DBInstance", {"create_db_instance": {
+        **_same("DBInstanceIdentifier", "Engine", "EngineVersion", "DBInstanceClass", "StorageType", "StorageEncrypted",
+                "MultiAZ", "PubliclyAccessible", "DBSubnetGroupName", "BackupRetentionPeriod", "DeletionProtection",
+                "DBName", "MasterUsername", "ManageMasterUserPassword", "CopyTagsToSnapshot", "AutoMinorVersionUpgrade",
+                "Tags"),
+        "AllocatedStorage": ("AllocatedStorage", str), "VpcSecurityGroupIds": "VPCSecurityGroups"}},
+        # RDS takes a major version ("8.0": its latest minor); the template's parameter defaults to the spec's
+        inputs=lambda spec, d: {"engine_version": {"Ref": "MysqlEngineVersion"}},
+        template=lambda spec, d, r: {"EnableCloudwatchLogsExports": ["error", "slowquery"]},
+        attributes=lambda spec, d, here: {"DependsOn": [here("subnet-group")], **_kept(spec.database.final_snapshot)}),
+    "cache-subnet-group": Shape("AWS::ElastiCache::SubnetGroup", {"create_cache_subnet_group": {
+        "CacheSubnetGroupName": "CacheSubnetGroupName", "CacheSubnetGroupDescription": "Description",
+        "SubnetIds": "SubnetIds", "Tags": "Tags"}}),
+    "replication-group": Shape("AWS::ElastiCache::ReplicationGroup", {"create_replication_group": _same(
+        "ReplicationGroupId", "ReplicationGroupDescription", "Engine", "EngineVersion", "CacheNodeType",
+        "NumCacheClusters", "AutomaticFailoverEnabled", "MultiAZEnabled", "CacheSubnetGroupName", "SecurityGroupIds",
+        "AtRestEncryptionEnabled", "TransitEncryptionEnabled", "Port", "Tags")},
+        attributes=lambda spec, d, here: {"DependsOn": [here("subnet-group")]}),
 }
 
 
@@ -350,41 +382,6 @@ def _endpoint(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dic
     else:
         body["RouteTableIds"] = r(props["route_tables"])
     return "AWS::EC2::VPCEndpoint", body, {}
-
-
-def _db_subnet_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::RDS::DBSubnetGroup", {"DBSubnetGroupName": d.name, "DBSubnetGroupDescription": d.detail,
-                                       "SubnetIds": r(d.props["subnets"]), "Tags": _tags(spec, d.name)}, {}
-
-
-def _db_instance(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    policy = "Snapshot" if spec.database.final_snapshot else "Delete"
-    return "AWS::RDS::DBInstance", {
-        "DBInstanceIdentifier": d.name, "Engine": "mysql", "EngineVersion": {"Ref": "MysqlEngineVersion"},
-        "DBInstanceClass": props["instance_class"], "AllocatedStorage": str(props["allocated_storage"]),
-        "StorageType": "gp3", "StorageEncrypted": True, "MultiAZ": props["multi_az"], "PubliclyAccessible": False,
-        "BackupRetentionPeriod": props["backup_retention"], "DeletionProtection": props["deletion_protection"],
-        "DBSubnetGroupName": {"Ref": logical_id("subnet-group")}, "VPCSecurityGroups": r(props["groups"]),
-        "DBName": props["database_name"], "MasterUsername": props["username"], "ManageMasterUserPassword": True,
-        "CopyTagsToSnapshot": True, "EnableCloudwatchLogsExports": ["error", "slowquery"],
-        "Tags": _tags(spec, d.name)}, {"DeletionPolicy": policy, "UpdateReplacePolicy": policy}
-
-
-def _cache_subnet_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::ElastiCache::SubnetGroup", {"CacheSubnetGroupName": d.name, "Description": d.detail,
-                                             "SubnetIds": r(d.props["subnets"])}, {}
-
-
-def _replication_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::ElastiCache::ReplicationGroup", {
-        "ReplicationGroupId": d.name, "ReplicationGroupDescription": d.detail, "Engine": "redis",
-        "EngineVersion": props["engine_version"], "CacheNodeType": props["node_type"],
-        "NumNodeGroups": 1, "ReplicasPerNodeGroup": props["replicas"],
-        "AutomaticFailoverEnabled": props["automatic_failover"], "MultiAZEnabled": props["automatic_failover"],
-        "CacheSubnetGroupName": {"Ref": logical_id("cache/subnet-group")}, "SecurityGroupIds": r(props["groups"]),
-        "AtRestEncryptionEnabled": True, "TransitEncryptionEnabled": True, "Tags": _tags(spec, d.name)}, {}
 
 
 def _configuration_set(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -595,8 +592,7 @@ CONVERTERS: dict[str, Converter] = {
     "deployment-group": _deployment_group, "pipeline": _pipeline, "event-rule": _event_rule,
     "log-group": _log_group, "ecs-cluster": _cluster, "task-definition": _task_definition,
     "target-group": _target_group, "load-balancer": _load_balancer, "listener": _listener, "ecs-service": _ecs_service,
-    "vpc-endpoint": _endpoint, "db-subnet-group": _db_subnet_group,
-    "db-instance": _db_instance, "cache-subnet-group": _cache_subnet_group, "replication-group": _replication_group,
+    "vpc-endpoint": _endpoint,
     "ses-configuration-set": _configuration_set, "ses-identity": _identity, "iam-role": _role,
     "instance-profile": _instance_profile, "ec2-instance": _instance,
 }
