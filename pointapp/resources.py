@@ -113,6 +113,10 @@ class Unresolved(Exception):
 
 Resolver = Callable[[Ref], Any]
 
+#: The calls a create makes, as data, in the order it makes them: each boto3 operation's name with its
+#: keyword arguments, or with a list of them when the operation is called once per item (a role's policies).
+Request = dict[str, Any]
+
 
 def resolve(value: Any, resolver: Resolver) -> Any:
     """``value`` with every :class:`Ref` inside replaced by what ``resolver`` gives."""
@@ -173,6 +177,15 @@ class Kind:
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         """Why the resource must be replaced (a setting that cannot change in place), or None."""
         return None
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        """The create request, built without a target: ``create`` sends it, and the CloudFormation export maps it
+        to the template's properties (``props`` then hold the template's intrinsics), so the two cannot drift.
+
+        What a create learns only when it runs (the region, an AMI an SSM parameter names, a token) it adds to
+        ``props`` first; the export adds its own expressions of the same values.
+        """
+        raise NotImplementedError
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         raise NotImplementedError
