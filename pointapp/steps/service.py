@@ -160,9 +160,11 @@ def family_revisions(ecs: Any, family: str) -> tuple[dict[str, Any] | None, dict
     """
     answer = ignore_codes(ecs.describe_task_definition, ["ClientException", "InvalidParameterException"],
                           taskDefinition=family, include=["TAGS"])  # the latest ACTIVE revision (ECS API reference)
-    if answer is not None and answer["taskDefinition"].get("status") == "ACTIVE" and ENVIRONMENT in _tags(answer):
+    if answer is None:
+        return None, {}  # no ACTIVE revision
+    if answer["taskDefinition"].get("status") == "ACTIVE" and ENVIRONMENT in _tags(answer):
         return answer["taskDefinition"], _tags(answer)
-    latest = answer["taskDefinition"] if answer is not None and answer["taskDefinition"].get("status") == "ACTIVE" else None
+    latest = answer["taskDefinition"] if answer["taskDefinition"].get("status") == "ACTIVE" else None
     for arn in active_revisions(ecs, family):
         if latest is not None and arn == latest["taskDefinitionArn"]:
             continue
