@@ -178,8 +178,8 @@ def rollback(ctx: Context, wait: bool = False) -> str:
 
 
 def export_delivery(ctx: Context, directory: str | Path) -> list[Path]:
-    """Write ``taskdef.json``, ``appspec.yaml`` and the GitHub Actions workflow for this environment."""
-    spec = ctx.spec
-    container = service.runtime_values(ctx)["container"]
-    taskdef = artifacts.task_definition(spec, container, role_arn(ctx, "task-execution"), role_arn(ctx, "task"))
-    return artifacts.write_delivery(directory, spec, taskdef, role_arn(ctx, "github-release"), ctx.target.region)
+    """Write ``taskdef.json``, ``appspec.yaml``, both zipped as ``artifacts.zip`` (what the delivery step
+    uploads, and what the CloudFormation delivery template's pipeline reads from its bucket), and the GitHub
+    Actions workflow for this environment."""
+    taskdef = delivery.release_task_definition(ctx)
+    return artifacts.write_delivery(directory, ctx.spec, taskdef, role_arn(ctx, "github-release"), ctx.target.region)

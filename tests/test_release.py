@@ -80,7 +80,7 @@ def test_export_delivery_artifacts(ctx: Context, tmp_path: Path) -> None:
     exporting = make_context(spec)
     paths = release.export_delivery(exporting, tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == [
-        ".github/workflows/release-prod.yml", "appspec.yaml", "taskdef.json"]
+        ".github/workflows/release-prod.yml", "appspec.yaml", "artifacts.zip", "taskdef.json"]
     taskdef = json.loads((tmp_path / "taskdef.json").read_text())
     assert taskdef["containerDefinitions"][0]["image"] == "<IMAGE1_NAME>"
     assert taskdef["networkMode"] == "awsvpc" and taskdef["family"] == "point-app-prod-api"
@@ -101,6 +101,25 @@ def test_export_delivery_artifacts(ctx: Context, tmp_path: Path) -> None:
     assert "aws_secret_access_key" not in (tmp_path / ".github/workflows/release-prod.yml").read_text().lower()
 
 
+def test_export_delivery_writes_the_zip_the_step_uploads(built: Context, tmp_path: Path) -> None:
+    """The CloudFormation delivery template's pipeline reads release/artifacts.zip from its bucket: the
+    exported zip is the one the delivery step uploads, and holds the very files written beside it."""
+    import io
+    import zipfile
+
+    from pointapp.artifacts import ARTIFACTS_KEY
+
+    bucket = delivery.bucket_name(built, built.spec)
+    uploaded = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=ARTIFACTS_KEY)["Body"].read()
+    release.export_delivery(built, tmp_path)
+    exported = (tmp_path / "artifacts.zip").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(exported)) as archive, zipfile.ZipFile(io.BytesIO(uploaded)) as step:
+        assert sorted(archive.namelist()) == sorted(step.namelist()) == ["appspec.yaml", "taskdef.json"]
+        for name in ("taskdef.json", "appspec.yaml"):
+            assert archive.read(name) == step.read(name) == (tmp_path / name).read_bytes()
+    assert exported == uploaded
+
+
 # --- the real-AWS paths the emulator lacks, validated against botocore's service model -----------------
 
 
@@ -117,11 +136,33 @@ def test_delete_application_and_group_on_aws() -> None:
     codedeploy.assert_no_pending_responses()
 
 
-def test_the_emulator_says_what_it_skipped() -> None:
-    ctx = make_context()
-    note = delivery.Application().delete(ctx, Found("codedeploy-application", "application", "x", {}, {}))
-    assert note == ("the emulator does not implement codedeploy DeleteApplication; on AWS pointapp calls it here, "
-                    "and nothing was changed now")
+def test_the_emulator_says_what_it_skipped(built: Context) -> None:
+    """A change the emulator lacks the call for is shown skipped, is no change for plan, up or the exit code."""
+    ctx = make_context(load_spec("prod", {"delivery": {"deployment_config": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes"}}))
+    planned = pointapp.plan(ctx, only="delivery")
+    (change,) = planned.changes
+    assert (change.action, change.kind) == ("update", "deployment-group")
+    assert "(skipped: the emulator does not implement codedeploy UpdateDeploymentGroup" in change.line()
+    assert planned.empty and planned.summary().startswith("No changes")
+    outcome = pointapp.apply(ctx, planned)
+    assert outcome.applied == [] and outcome.skipped == [change]
+    assert "changed 0" in outcome.summary() and "Skipped 1" in outcome.summary()
+    assert ("codedeploy", "UpdateDeploymentGroup") not in [(c.service, c.operation) for c in ctx.calls]
+    destroy = pointapp.plan_destroy(ctx, only="delivery")
+    skipped = {c.kind: c.args["skip"] for c in destroy.changes if c.args.get("skip")}
+    assert skipped == {
+        "deployment-group": "the emulator does not implement codedeploy DeleteDeploymentGroup; on AWS pointapp "
+                            "calls it here, and nothing was changed now",
+        "codedeploy-application": "the emulator does not implement codedeploy DeleteApplication; on AWS pointapp "
+                                  "calls it here, and nothing was changed now"}
+
+
+def test_a_tag_update_beside_a_call_the_emulator_lacks_is_still_made(built: Context) -> None:
+    ctx = make_context(load_spec("prod", {"tags": {"Team": "web"},
+                                          "delivery": {"deployment_config": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes"}}))
+    group = [c for c in pointapp.plan(ctx, only="delivery").changes if c.kind == "deployment-group"]
+    assert [(set(c.args["differences"]), bool(c.args["skip"])) for c in group] == [({"tags"}, False),
+                                                                                  ({"deploymentConfigName"}, True)]
 
 
 def _group_props() -> dict[str, Any]:

@@ -18,8 +18,9 @@ from typing import Any
 
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, listed_tags, policy, tags_as_aws, trust_policy
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes
+from pointapp.resources import Arn, Desired, Found, Kind, Ref, ResourceStep, ignore_codes
 from pointapp.spec import Spec
+from pointapp.steps.mail import configuration_set_name
 from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
 from pointapp.tags import ENVIRONMENT, KEY, from_aws_tags, from_lower_tags, is_owned, ownership_tags
@@ -379,7 +380,9 @@ class LoadBalancer(Kind):
     def delete(self, ctx: Any, found: Found) -> str | None:
         elbv2 = ctx.client("elbv2")
         ignore_codes(elbv2.delete_load_balancer, ["LoadBalancerNotFound"], LoadBalancerArn=found.id)
-        ctx.say(f"    waiting for load balancer {found.name} to be deleted ...")
+        # Its network interfaces stay a few minutes longer: the network step waits for them before it
+        # deletes the subnets and the security group they are in.
+        ctx.say(f"    waiting for load balancer {found.name} to be deleted (usually under a minute on AWS) ...")
         elbv2.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[found.id],
                                                         WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 40})
         return None
@@ -535,19 +538,24 @@ class EcsService(Kind):
 def _roles(spec: Spec) -> list[Desired]:
     owner = spec.owner
     secrets = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-               "Resource": f"arn:aws:secretsmanager:*:*:secret:{owner}/*"}
+               "Resource": Arn("secretsmanager", f"secret:{owner}/*")}
     database_secret = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-                       "Resource": "arn:aws:secretsmanager:*:*:secret:rds!db-*",
+                       "Resource": Arn("secretsmanager", "secret:rds!db-*"),
                        "Condition": {"StringLike": {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn":
-                                                    f"arn:aws:rds:*:*:db:{spec.name('mysql')}"}}}
+                                                    Arn("rds", f"db:{spec.name('mysql')}")}}}
+    # SES authorizes a send on the identity and, when the identity has a configuration set (the mail
+    # step gives it one), on the configuration set too: ses:SendEmail and ses:SendRawEmail list both
+    # resource types (Service Authorization Reference, "Actions, resources, and condition keys for
+    # Amazon SES"; aws-cdk #34402). Both are this environment's, in the target's region and account.
     mail = {"Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
-            "Resource": f"arn:aws:ses:*:*:identity/{spec.mail.identity}"}
+            "Resource": [Arn("ses", f"identity/{spec.mail.identity}", None, None),
+                         Arn("ses", f"configuration-set/{configuration_set_name(spec)}", None, None)]}
     pull = [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
             {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
                                            "ecr:BatchGetImage"],
-             "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"}]
+             "Resource": Arn("ecr", f"repository/{repository_name(spec)}")}]
     logs = {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": f"arn:aws:logs:*:*:log-group:{LogGroup.prefix(spec)}api:*"}
+            "Resource": Arn("logs", f"log-group:{LogGroup.prefix(spec)}api:*")}
     return [
         Desired("iam-role", "role/execution", spec.name("task-execution"), {
             "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
@@ -555,8 +563,9 @@ def _roles(spec: Spec) -> list[Desired]:
             "ECS pulls the image, writes logs and injects the secrets"),
         Desired("iam-role", "role/task", spec.name("task"), {
             "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
-            "inline": {"send-mail-and-read-own-secrets": policy(mail, secrets)}},
-            f"the API runs as this role: mail only from {spec.mail.identity}, only its own secrets"),
+            "inline": {"send-mail-and-read-own-secrets": policy(mail, secrets, database_secret)}},
+            f"the API runs as this role: mail only from {spec.mail.identity}, only its own secrets and the "
+            "database's (re-read after RDS rotates the password)"),
     ]
 
 
