@@ -298,3 +298,13 @@ def test_register_tags_from_the_spec_not_from_the_latest_revision(built: Context
     arn = release.register(built, IMAGE)
     tags = boto3.client("ecs", region_name=REGION).list_tags_for_resource(resourceArn=arn)["tags"]
     assert {t["key"]: t["value"] for t in tags} == ownership_tags(built.spec, "service", "taskdef", FAMILY)
+
+
+def test_register_refuses_another_environments_family(ctx: Context) -> None:
+    boto3.client("ecs", region_name=REGION).register_task_definition(
+        family=FAMILY, containerDefinitions=[{"name": "api", "image": "x", "memory": 512}],
+        tags=[{"key": "pointapp:environment", "value": "point-app-staging"}, {"key": "pointapp:step", "value": "service"},
+              {"key": "pointapp:key", "value": "taskdef"}])
+    with pytest.raises(PointappError, match="no task definition point-app-prod-api of point-app-prod"):
+        release.register(ctx, IMAGE)
+    assert len(_revisions()) == 1
