@@ -23,7 +23,7 @@ from pointapp.spec import Spec
 from pointapp.steps.mail import configuration_set_name
 from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
-from pointapp.tags import ENVIRONMENT, KEY, from_aws_tags, from_lower_tags, is_owned, ownership_tags
+from pointapp.tags import ENVIRONMENT, KEY, foreign_owner, from_aws_tags, from_lower_tags, is_owned, ownership_tags
 
 NAME = "service"
 
@@ -161,9 +161,11 @@ def family_revisions(ecs: Any, family: str) -> tuple[dict[str, Any] | None, dict
     """
     answer = ignore_codes(ecs.describe_task_definition, ["ClientException", "InvalidParameterException"],
                           taskDefinition=family, include=["TAGS"])  # the latest ACTIVE revision (ECS API reference)
-    if answer is not None and answer["taskDefinition"].get("status") == "ACTIVE" and ENVIRONMENT in _tags(answer):
+    if answer is None:
+        return None, {}  # no ACTIVE revision
+    if answer["taskDefinition"].get("status") == "ACTIVE" and ENVIRONMENT in _tags(answer):
         return answer["taskDefinition"], _tags(answer)
-    latest = answer["taskDefinition"] if answer is not None and answer["taskDefinition"].get("status") == "ACTIVE" else None
+    latest = answer["taskDefinition"] if answer["taskDefinition"].get("status") == "ACTIVE" else None
     for arn in active_revisions(ecs, family):
         if latest is not None and arn == latest["taskDefinitionArn"]:
             continue
@@ -185,9 +187,13 @@ class TaskDefinition(Kind):
     service = "ecs"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        latest, tags = family_revisions(ctx.client("ecs"), spec.name("api"))
+        family = spec.name("api")
+        latest, tags = family_revisions(ctx.client("ecs"), family)
+        if latest is not None and foreign_owner(tags, spec):  # the plan's create of the family stops, naming it
+            return [Found(self.name, tags.get(KEY, ""), latest["taskDefinitionArn"], {**tags, "Name": family}, latest,
+                          owner=foreign_owner(tags, spec))]
         if latest is None or not is_owned(tags, spec, step):
-            return []  # a family no environment or another one owns is never adopted (create refuses it)
+            return []  # a family nobody owns is never adopted either (create refuses it)
         return [Found(self.name, tags[KEY], latest["taskDefinitionArn"], tags, latest)]
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:

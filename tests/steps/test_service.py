@@ -176,20 +176,23 @@ def test_an_untagged_release_revision_belongs_to_the_family(built: Context) -> N
     assert _revisions() == [] and len(_revisions("INACTIVE")) == 2  # the release's revision too
 
 
-@pytest.mark.parametrize(("tags", "owner"), [([{"key": "pointapp:environment", "value": "point-app-staging"},
-                                                {"key": "pointapp:step", "value": "service"},
-                                                {"key": "pointapp:key", "value": "taskdef"}],
-                                               "environment point-app-staging"),
-                                              ([{"key": "team", "value": "web"}], "no pointapp environment")])
+STAGING = [{"key": "pointapp:environment", "value": "point-app-staging"}, {"key": "pointapp:step", "value": "service"},
+           {"key": "pointapp:key", "value": "taskdef"}]
+
+
+@pytest.mark.parametrize(("tags", "owner"), [(STAGING, "point-app-staging"), ([{"key": "team", "value": "web"}], "")])
 def test_a_family_another_environment_or_nobody_owns_is_never_adopted(ctx: Context, tags: list[dict[str, str]],
                                                                       owner: str) -> None:
-    client("ecs").register_task_definition(family=FAMILY, containerDefinitions=[{"name": "api", "image": "x", "memory": 512}],
-                                          tags=tags)
-    step = service_step.TaskDefinition()
-    assert step.find(ctx, ctx.spec, "service", {}) == []
+    client("ecs").register_task_definition(family=FAMILY, containerDefinitions=[{"name": "api", "image": "x",
+                                                                                 "memory": 512}], tags=tags)
+    state = service_step.STEP.discover(ctx)
+    assert "taskdef" not in state.found and state.strays == []
+    (create,) = [c for c in service_step.STEP.plan(ctx.spec, state) if c.kind == "task-definition"]
+    assert create.action == "create" and (f"belongs to environment {owner}" in create.detail) is bool(owner)
     desired = next(d for d in service_step.desired(ctx.spec) if d.key == "taskdef")
-    with pytest.raises(StepError, match=f"belong to {owner}; pointapp registers none beside them"):
-        step.create(ctx, desired, {}, service_step.revision_tags(ctx.spec))
+    whose = f"environment {owner}" if owner else "no pointapp environment"
+    with pytest.raises(StepError, match=f"belong to {whose}; pointapp registers none beside them"):
+        service_step.TaskDefinition().create(ctx, desired, {}, service_step.revision_tags(ctx.spec))
     assert len(_revisions()) == 1
 
 
