@@ -390,6 +390,9 @@ def _container(spec: Spec) -> dict[str, Any]:
             for step, key, fields in (("database", "instance", ("address", "port", "secret")),
                                       ("cache", "replication-group", ("address", "port")))
             for field in fields}
+    for name in set(spec.service.secrets.values()) - {"database"}:  # a partial ARN: the template cannot look one up
+        data[f"secret/{name}"] = name if arn_service(name) else {  # type: ignore[assignment]
+            "Fn::Sub": f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{spec.owner}/{name}"}
     image = {"Fn::Sub": f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.amazonaws.com/{repository_name(spec)}:"
                         f"{spec.service.image_tag}"}
     from pointapp.kinds import LogGroup
