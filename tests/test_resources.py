@@ -13,8 +13,17 @@ import botocore.exceptions
 import pytest
 
 import pointapp
-from pointapp.resources import (CODEDEPLOY_ROLE, CODEPIPELINE_ROLE, FLOW_LOGS_ROLE, INSTANCE_PROFILE, Arn, Desired, Ref,
-                                resolve, retry_new_role)
+from pointapp.resources import (
+    CODEDEPLOY_ROLE,
+    CODEPIPELINE_ROLE,
+    FLOW_LOGS_ROLE,
+    INSTANCE_PROFILE,
+    Arn,
+    Desired,
+    Ref,
+    resolve,
+    retry_new_role,
+)
 from pointapp.spec import load_spec
 from pointapp.steps import STEPS, delivery, network
 from pointapp.target import Context
