@@ -132,8 +132,20 @@ class Delivery(_Model):
     github_branch: str = Field("main", pattern=r"^[\w./-]+$")
 
 
+#: The MySQL major version a new database gets: the LTS line in RDS standard support. RDS for MySQL 8.0 left
+#: standard support on 31 July 2026 (Amazon RDS User Guide, "Supported MySQL major versions on Amazon RDS";
+#: AWS Database Blog, "Amazon RDS for MySQL LTS version 9.7 is now generally available"), read 1 December 2026.
+MYSQL_VERSION = "8.4"
+#: MySQL major versions past RDS standard support, with the day it ended (same sources): RDS refuses to create
+#: one without Extended Support once EngineLifecycleSupport says none.
+MYSQL_PAST_STANDARD_SUPPORT = {"5.7": "29 February 2024", "8.0": "31 July 2026"}
+
+
 class Database(_Model):
-    engine_version: str = "8.0"
+    engine_version: str = MYSQL_VERSION
+    extended_support: bool = Field(False, description=(
+        "enrol the database in RDS Extended Support (charged) once its major version leaves standard support; "
+        "off: RDS refuses to create a version past standard support and upgrades one that reaches its end"))
     instance_class: str = Field("db.t4g.micro", pattern=r"^db\.")
     allocated_storage_gb: int = Field(20, ge=20, le=65536)
     multi_az: bool
@@ -522,6 +534,11 @@ def check_spec(spec: Spec) -> None:
     if spec.frontend.repository and not spec.frontend.access_token_parameter:
         raise SpecError("frontend.access_token_parameter", "is required with frontend.repository: the SSM parameter "
                         "or secret holding the repository access token")
+    major = ".".join(spec.database.engine_version.split(".")[:2])
+    if major in MYSQL_PAST_STANDARD_SUPPORT and not spec.database.extended_support:
+        raise SpecError("database.engine_version", f"{spec.database.engine_version} left RDS standard support on "
+                        f"{MYSQL_PAST_STANDARD_SUPPORT[major]}; allowed: {MYSQL_VERSION} or later, or set "
+                        "database.extended_support: true (charged by RDS)")
     if spec.cache.automatic_failover and spec.cache.replicas < 1:
         raise SpecError("cache.automatic_failover", "needs at least one replica (cache.replicas >= 1)")
     if spec.service.test_listener_port == spec.service.port:
