@@ -76,6 +76,12 @@ RetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545
                         3288, 3653]
 
 
+#: Application Load Balancers need subnets in at least two Availability Zones (Elastic Load Balancing API
+#: reference, CreateLoadBalancer, Subnets); so do RDS DB subnet groups (Amazon RDS User Guide, "Working with a
+#: DB instance in a VPC": a DB subnet group has subnets in at least two Availability Zones).
+MIN_ZONES = 2
+
+
 class Network(_Model):
     vpc_cidr: str = "10.0.0.0/16"
     zones: int = Field(2, ge=1, le=6)
@@ -464,6 +470,9 @@ def _subnet_cidrs(spec: Spec) -> Iterator[tuple[str, ipaddress.IPv4Network]]:
 def check_spec(spec: Spec) -> None:
     """Cross-field checks of a spec whose fields each parse; raises the first :class:`SpecError`."""
     network = spec.network
+    if network.zones < MIN_ZONES:
+        raise SpecError("network.zones", f"{network.zones} is too few; allowed: {MIN_ZONES} to 6 (an Application Load "
+                        "Balancer needs subnets in two Availability Zones, and so does an RDS DB subnet group)")
     vpc = parse_network("network.vpc_cidr", network.vpc_cidr, 4)
     if not 16 <= vpc.prefixlen <= 28:
         raise SpecError("network.vpc_cidr", f"{network.vpc_cidr} must have a prefix between /16 and /28")
@@ -548,3 +557,26 @@ def check_spec(spec: Spec) -> None:
             raise SpecError(f"tags.{key}", "is reserved; tags may not be Name or start with aws: or pointapp:")
         if len(key) > 128 or len(value) > 256:
             raise SpecError(f"tags.{key}", "keys are at most 128 characters and values at most 256")
+    from pointapp.names import check_names  # the steps build the names, and they read the spec
+
+    check_names(spec)
+
+
+#: The partitions pointapp builds ARNs, service principals and endpoints for.
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+
+
+def check_region(region: str) -> str | None:
+    """The partition of ``region`` (None for a name no partition knows); a region of a partition pointapp
+    does not support (an isolated one such as ``aws-iso``) is a :class:`SpecError`."""
+    import boto3
+    import botocore.exceptions
+
+    try:
+        partition = boto3.session.Session().get_partition_for_region(region)
+    except botocore.exceptions.UnknownRegionError:
+        return None
+    if partition not in PARTITIONS:
+        raise SpecError("--region", f"{region!r} is in the partition {partition}, which pointapp does not support; "
+                        f"allowed: regions of {', '.join(PARTITIONS)}")
+    return str(partition)
