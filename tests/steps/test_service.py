@@ -55,7 +55,9 @@ def test_task_definition(built: Context) -> None:
     assert container["image"] == "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:latest"
     assert container["portMappings"][0]["containerPort"] == 80
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/pointapp/point-app-prod/api"
-    assert container["secrets"] == [{"name": "DB_CREDENTIALS", "valueFrom": "point-app-prod/database"}]
+    # Without the database step, its secret is named by a partial ARN: still Secrets Manager's, never SSM's.
+    assert container["secrets"] == [{"name": "DB_CREDENTIALS", "valueFrom":
+                                     "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:point-app-prod/database"}]
     assert "http://localhost:80/health" in container["healthCheck"]["command"][1]
     assert definition["executionRoleArn"].endswith("/point-app-prod-task-execution")
     assert definition["taskRoleArn"].endswith("/point-app-prod-task")
@@ -74,6 +76,35 @@ def test_roles_are_least_privilege(built: Context) -> None:
     assert [(g["logGroupName"], g["retentionInDays"]) for g in logs] == [("/pointapp/point-app-prod/api", 30)]
     cluster = client("ecs").describe_clusters(clusters=["point-app-prod-cluster"], include=["SETTINGS"])["clusters"][0]
     assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"]
+
+
+def test_task_role_sends_through_the_identity_and_its_configuration_set(built: Context) -> None:
+    document = client("iam").get_role_policy(RoleName="point-app-prod-task",
+                                             PolicyName="send-mail-and-read-own-secrets")["PolicyDocument"]
+    (mail,) = [s for s in document["Statement"] if "ses:SendEmail" in s["Action"]]
+    assert sorted(mail["Action"]) == ["ses:SendEmail", "ses:SendRawEmail"]
+    assert sorted(mail["Resource"]) == ["arn:aws:ses:ap-northeast-1:123456789012:configuration-set/point-app-prod-mail",
+                                        "arn:aws:ses:ap-northeast-1:123456789012:identity/example.com"]
+    # The API re-reads the RDS-managed secret after a rotation: the task role may read that one only.
+    (database,) = [s for s in document["Statement"] if s["Resource"] == "arn:aws:secretsmanager:*:*:secret:rds!db-*"]
+    assert database["Condition"]["StringLike"] == {
+        "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn": "arn:aws:rds:*:*:db:point-app-prod-mysql"}
+
+
+def test_secrets_reach_the_task_definition_as_full_arns(mocked: None) -> None:
+    secretsmanager = client("secretsmanager")
+    arn = secretsmanager.create_secret(Name="point-app-prod/api-key", SecretString="k")["ARN"]
+    parameter = "arn:aws:ssm:ap-northeast-1:123456789012:parameter/point-app/token"
+    spec = load_spec("prod", {"service": {"secrets": {"API_KEY": "api-key", "TOKEN": parameter, "LATER": "later"}}})
+    ctx = make_context(spec)
+    pointapp.up(ctx, only=STEPS)
+    definition = client("ecs").describe_task_definition(taskDefinition="point-app-prod-api")["taskDefinition"]
+    secrets = {s["name"]: s["valueFrom"] for s in definition["containerDefinitions"][0]["secrets"]}
+    assert secrets["API_KEY"] == arn and arn.startswith("arn:aws:secretsmanager:") and arn != "point-app-prod/api-key"
+    assert secrets["TOKEN"] == parameter
+    # Not created yet: a partial ARN, which ECS looks up in Secrets Manager (a bare name would be an SSM parameter).
+    assert secrets["LATER"] == "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:point-app-prod/later"
+    up_is_idempotent(ctx, STEPS)
 
 
 def _listeners() -> dict[int, dict[str, Any]]:
