@@ -522,6 +522,11 @@ def check_spec(spec: Spec) -> None:
     if spec.frontend.repository and not spec.frontend.access_token_parameter:
         raise SpecError("frontend.access_token_parameter", "is required with frontend.repository: the SSM parameter "
                         "or secret holding the repository access token")
+    if spec.frontend.repository and spec.service.certificate_arn and not spec.frontend.api_domain:
+        # Amplify's rewrite reaches the API over HTTPS only if the load balancer's certificate names the host it
+        # asks for (CloudFront, "HTTP 502 status code (Bad Gateway)"), and a certificate names a domain you own.
+        raise SpecError("frontend.api_domain", "is required with service.certificate_arn and frontend.repository: the "
+                        "domain the certificate names, pointed at the load balancer, which the frontend's /api rewrite calls")
     if spec.cache.automatic_failover and spec.cache.replicas < 1:
         raise SpecError("cache.automatic_failover", "needs at least one replica (cache.replicas >= 1)")
     if spec.service.test_listener_port == spec.service.port:
