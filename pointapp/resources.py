@@ -10,7 +10,7 @@ so a plan made before the network exists still applies once it does.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import botocore.exceptions
@@ -55,13 +55,19 @@ class Ref:
 
 @dataclass(frozen=True)
 class Desired:
-    """One resource a step wants. ``props`` are what the kind creates and compares."""
+    """One resource a step wants. ``props`` are what the kind creates and compares.
+
+    ``owner`` names the environment that owns and makes a resource several environments share (one per
+    account, such as the SES identity of a domain): this one only uses it as it is, never makes, changes
+    or deletes it.
+    """
 
     kind: str
     key: str
     name: str
     props: Mapping[str, Any]
     detail: str = ""
+    owner: str = ""
 
 
 class Unresolved(Exception):
@@ -202,7 +208,9 @@ class ResourceStep:
 
     def discover(self, ctx: Any) -> StepState:
         state = StepState()
-        wanted = {d.key for d in self.desired(ctx.spec)}
+        desired = self.desired(ctx.spec)
+        wanted = {d.key for d in desired}
+        shared = {(d.kind, d.name): d for d in desired if d.owner}
         for kind in self.kinds.values():
             reason = kind.unavailable(ctx)
             if reason:
@@ -213,7 +221,10 @@ class ResourceStep:
                 if gap:
                     state.gaps[operation] = gap
             for found in kind.find(ctx, ctx.spec, self.name, state.found):
-                if found.owner:
+                used = shared.get((kind.name, found.name)) or shared.get((kind.name, found.id))
+                if found.owner and used is not None and used.owner == found.owner:  # theirs, used as it is
+                    state.found[used.key] = replace(found, key=used.key, raw={**found.raw, "borrowed": True})
+                elif found.owner:
                     state.foreign[(kind.name, found.name)] = state.foreign[(kind.name, found.id)] = found
                 elif found.key in wanted and found.key not in state.found:
                     state.found[found.key] = found
@@ -254,7 +265,9 @@ class ResourceStep:
             if found is not None and found.raw.get("borrowed"):
                 continue  # exists, made elsewhere: used as it is, never changed
             if found is None:
-                skip = state.unavailable.get(kind.name)
+                skip = state.unavailable.get(kind.name) or (
+                    f"environment {desired.owner} owns it and makes it with its own up; this one uses it once it exists"
+                    if desired.owner else None)
                 taken = state.foreign.get((kind.name, desired.name))
                 detail = desired.detail
                 if skip:
@@ -300,7 +313,7 @@ class ResourceStep:
 
     def plan_destroy(self, spec: Spec, state: StepState) -> list[Change]:
         order = list(self.kinds)
-        everything = list(state.found.values()) + state.strays
+        everything = [f for f in state.found.values() if not f.raw.get("borrowed")] + state.strays  # not ours
         return [self._delete_change(f, "", state) for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key))]
 
     # apply

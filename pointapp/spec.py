@@ -160,6 +160,9 @@ class Bastion(_Model):
 
 class Mail(_Model):
     identity: str = "example.com"
+    identity_owner: str = Field("prod", pattern=r"^[a-z][a-z0-9]*$", description=(
+        "the environment that owns the identity (SES has one per domain or address in an account and region) "
+        "and makes it; the others send through it and never change or delete it"))
 
 
 class Frontend(_Model):
@@ -194,7 +197,11 @@ class Spec(_Model):
     @property
     def owner(self) -> str:
         """The value of the ownership tag: prefix and environment, unique per account."""
-        return f"{self.prefix}-{self.environment}"
+        return self.owner_of(self.environment)
+
+    def owner_of(self, environment: str) -> str:
+        """The ownership tag's value of ``environment`` (another environment of the same prefix)."""
+        return f"{self.prefix}-{environment}"
 
     def name(self, *parts: str) -> str:
         """A resource name: ``<prefix>-<env>-<parts...>``."""
