@@ -116,8 +116,7 @@ def _runtime(spec: Spec, key: str) -> Any:
         "pipeline_arn": {"Fn::Sub": f"arn:${{AWS::Partition}}:codepipeline:${{AWS::Region}}:${{AWS::AccountId}}:"
                                     f"{spec.name('release')}"},
         "production_listener": {"Fn::ImportValue": export_name(spec, "service/listener/production")},
-        "api_url": {"Fn::Sub": [f"{'https' if spec.service.certificate_arn else 'http'}://${{Dns}}",
-                                {"Dns": {"Fn::ImportValue": export_name(spec, "service/alb/dns")}}]},
+        "api_origin": {"Fn::Sub": ["http://${Dns}", {"Dns": {"Fn::ImportValue": export_name(spec, "service/alb/dns")}}]},
         "test_listener": {"Fn::ImportValue": export_name(spec, "service/listener/test")},
     }
     return values[key]
@@ -576,7 +575,16 @@ def _amplify_app(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, 
     return "AWS::Amplify::App", {
         "Name": d.name, "Repository": props["repository"], "AccessToken": _token(props["token_from"]),
         "BuildSpec": props["build_spec"], "EnvironmentVariables": [{"Name": k, "Value": v} for k, v in props["environment"].items()],
-        "Tags": _tags(spec, d.name)}, {}
+        "CustomRules": _custom_rules(props["api_origin"]), "Tags": _tags(spec, d.name)}, {}
+
+
+def _custom_rules(origin: Any) -> list[dict[str, Any]]:
+    """The frontend's rewrites; the API's origin may be a template expression (the imported DNS name)."""
+    from pointapp.steps.frontend import custom_rules
+
+    return [{"Source": r["source"], "Status": r["status"],
+             "Target": {"Fn::Sub": [r["target"], {"Origin": origin}]} if "${Origin}" in r["target"] else r["target"]}
+            for r in custom_rules("${Origin}")]
 
 
 def _amplify_branch(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
