@@ -248,6 +248,16 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     "db-instance": {"inputs": {"engine_version"}, "template": {"EnableCloudwatchLogsExports"}},
     "cache-subnet-group": {},
     "replication-group": {},
+    "log-group": {},
+    "iam-role": {},
+    "flow-log": {},
+    "ecs-cluster": {},
+    "task-definition": {},
+    "target-group": {},
+    # the template drops HTTP headers with invalid fields; the create does not set the attribute
+    "load-balancer": {"template": {"LoadBalancerAttributes"}},
+    "listener": {},
+    "ecs-service": {},
 }
 
 

@@ -17,7 +17,7 @@ import botocore.exceptions
 from pointapp.errors import SpecError, StepError
 from pointapp.kinds import LogGroup, Role, policy, trust_policy
 from pointapp.plan import Change, Table
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, StepState, ignore_codes
+from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, StepState, ignore_codes
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications
 
@@ -884,13 +884,17 @@ class FlowLog(Kind):
         differ = [name for name, value in wanted.items() if found.raw.get(name) != value]
         return ", ".join(f"{name} changes" for name in differ) or None
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         settings = self._settings(props)
-        answer = ctx.client("ec2").create_flow_logs(
+        return {"create_flow_logs": dict(
             ResourceIds=[settings["ResourceId"]], ResourceType="VPC", TrafficType=settings["TrafficType"],
             LogDestinationType="cloud-watch-logs", LogGroupName=settings["LogGroupName"],
             DeliverLogsPermissionArn=settings["DeliverLogsPermissionArn"],
-            TagSpecifications=tag_specifications("vpc-flow-log", tags))
+            TagSpecifications=tag_specifications("vpc-flow-log", tags))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        settings = self._settings(props)
+        answer = ctx.client("ec2").create_flow_logs(**self.request(ctx.spec, desired, props, tags)["create_flow_logs"])
         if answer.get("Unsuccessful") or not answer.get("FlowLogIds"):
             problem = (answer.get("Unsuccessful") or [{}])[0].get("Error", {})
             raise StepError(NAME, f"flow log {desired.name}", problem.get("Message", "was not created"), problem.get("Code"))
