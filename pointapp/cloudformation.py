@@ -19,7 +19,7 @@ from typing import Any
 
 from pointapp.artifacts import GITHUB_OIDC_HOST
 from pointapp.errors import SpecError
-from pointapp.resources import Desired, Kind, Ref, Request
+from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.steps import network
 from pointapp.steps.network import ALL_OUTBOUND, Permission
@@ -98,6 +98,9 @@ class _Template:
             if made_here is not None:
                 return made_here
             return {"Fn::ImportValue": export_name(self.spec, value.key)}
+        if isinstance(value, Arn):  # the stack's own partition, region and account
+            return {"Fn::Sub": value.text("${AWS::Partition}", "${AWS::Region}" if value.region is None else value.region,
+                                          "${AWS::AccountId}" if value.account is None else value.account)}
         if isinstance(value, Mapping):
             return {k: self.ref(v, local) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -189,6 +192,9 @@ def _network(spec: Spec, template: _Template, region: str, zones: Sequence[str])
         template.export(key, ref(key))
     for group in lay.groups:
         template.export(group.key, {"Fn::GetAtt": [logical_id(group.key), "GroupId"]})
+
+
+# --- the resource steps: each kind's create request, mapped to CloudFormation ------------------------------
 
 
 def _pascal(value: Any) -> Any:
@@ -503,7 +509,7 @@ def _secret(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[
 def _token(where: str) -> Any:
     """The repository token, never in the template: a Secrets Manager dynamic reference, or (an SSM
     SecureString, which Amplify's template properties cannot resolve) a NoEcho parameter."""
-    if where.startswith(("arn:aws:secretsmanager:", "secretsmanager:")):
+    if (arn_service(where) == "secretsmanager" or where.startswith("secretsmanager:")):
         secret = where.split(":", 1)[1] if where.startswith("secretsmanager:") else where
         return f"{{{{resolve:secretsmanager:{secret}}}}}"
     return {"Ref": "RepositoryAccessToken"}

@@ -123,10 +123,11 @@ class Role(Kind):
         return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        managed = sorted(props.get("managed", []), key=str)  # ARNs, or a template's expressions of them
         return {"create_role": dict(RoleName=desired.name, Path=role_path(spec), Description=desired.detail[:1000],
                                     AssumeRolePolicyDocument=json.dumps(props["trust"]), Tags=as_aws_tags(tags)),
-                "attach_role_policy": [dict(RoleName=desired.name, PolicyArn=arn)
-                                       for arn in sorted(set(props.get("managed", [])))],
+                "attach_role_policy": [dict(RoleName=desired.name, PolicyArn=arn)  # each once
+                                       for i, arn in enumerate(managed) if arn not in managed[:i]],
                 "put_role_policy": [dict(RoleName=desired.name, PolicyName=name, PolicyDocument=json.dumps(document))
                                     for name, document in props.get("inline", {}).items()]}
 

@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import os
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -108,6 +109,7 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
     ("elasticache", "FinishDeletion"): "the emulator leaves a deleted replication group 'deleting'",
     ("elasticache", "DeleteCacheSubnetGroup"): "",
     ("elasticache", "ModifyCacheSubnetGroup"): "",
+    ("ec2", "NatGatewayInterfaceRemoval"): "the emulator keeps a deleted NAT gateway's network interface",
     ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
 }
 
@@ -186,6 +188,8 @@ class Context:
     _step_locks: dict[str, Any] = field(default_factory=dict, repr=False)
     _deferred: dict[str, _Deferred] = field(default_factory=dict, repr=False)
     stopping: bool = False  # set on Ctrl-C while steps run in threads: each stops before its next change
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)  # what waits measure (tests give their own)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)  # how waits pause between attempts
 
     def __post_init__(self) -> None:
         share_service_models(self.session)

@@ -26,6 +26,7 @@ def _tags(ctx: Any, arn: str) -> dict[str, str]:
 class CacheSubnetGroup(Kind):
     name = "cache-subnet-group"
     service = "elasticache"
+    operations = {"update": ("elasticache", "ModifyCacheSubnetGroup"), "delete": ("elasticache", "DeleteCacheSubnetGroup")}
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         answer = ignore_codes(ctx.client("elasticache").describe_cache_subnet_groups, ["CacheSubnetGroupNotFoundFault"],
@@ -54,16 +55,10 @@ class CacheSubnetGroup(Kind):
         elasticache = ctx.client("elasticache")
         if "tags" in changes:
             elasticache.add_tags_to_resource(ResourceName=found.raw["ARN"], Tags=tags_as_aws(changes["tags"]))
-        gap = ctx.lacks("elasticache", "ModifyCacheSubnetGroup")
-        if "subnets" in changes and gap:
-            ctx.say(f"    skipped: {gap}")
-        elif "subnets" in changes:
+        if "subnets" in changes:
             elasticache.modify_cache_subnet_group(CacheSubnetGroupName=found.id, SubnetIds=changes["subnets"])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
-        gap = ctx.lacks("elasticache", "DeleteCacheSubnetGroup")
-        if gap:
-            return gap
         ignore_codes(ctx.client("elasticache").delete_cache_subnet_group, ["CacheSubnetGroupNotFoundFault"],
                      CacheSubnetGroupName=found.id)
         return None

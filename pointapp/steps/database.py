@@ -72,6 +72,9 @@ class DbSubnetGroup(Kind):
         if "subnets" in changes:
             rds.modify_db_subnet_group(DBSubnetGroupName=found.id, SubnetIds=changes["subnets"])
 
+    def stands_on(self, found: Found) -> list[str]:
+        return [s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])]
+
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("rds").delete_db_subnet_group, ["DBSubnetGroupNotFoundFault"], DBSubnetGroupName=found.id)
         return None
@@ -146,10 +149,21 @@ class DbInstance(Kind):
         if settings:
             rds.modify_db_instance(DBInstanceIdentifier=found.id, ApplyImmediately=True, **settings)
 
+    def keeps(self, spec: Spec, found: Found) -> str | None:
+        if not found.raw.get("DeletionProtection"):
+            return None
+        # RDS refuses to delete an instance with deletion protection on (DeleteDBInstance, RDS API reference).
+        return ("deletion protection is on. To delete it, set database.deletion_protection: false in the config, "
+                "run `pointapp up --only database`, then `pointapp down` again")
+
+    def stands_on(self, found: Found) -> list[str]:
+        # RDS refuses to delete a DB subnet group an instance is in (InvalidDBSubnetGroupStateFault,
+        # DeleteDBSubnetGroup), and EC2 the subnets and security groups that hold its network interfaces.
+        group = found.raw.get("DBSubnetGroup", {})
+        return ([group.get("DBSubnetGroupName", "")] + [s["SubnetIdentifier"] for s in group.get("Subnets", [])]
+                + [g["VpcSecurityGroupId"] for g in found.raw.get("VpcSecurityGroups", [])])
+
     def delete(self, ctx: Any, found: Found) -> str | None:
-        if found.raw.get("DeletionProtection"):
-            return ("kept: deletion protection is on. To delete it, set database.deletion_protection: false in the "
-                    "config, run `pointapp up --only database`, then `pointapp down` again")
         rds = ctx.client("rds")
         snapshot = ctx.spec.database.final_snapshot
         args: dict[str, Any] = {"DBInstanceIdentifier": found.id, "SkipFinalSnapshot": not snapshot}

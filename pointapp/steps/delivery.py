@@ -21,7 +21,19 @@ import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
 from pointapp.kinds import Role, arn_of, document, policy, role_arn, role_path, tags_as_aws, tags_of, trust_policy
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
+from pointapp.resources import (
+    CODEDEPLOY_ROLE,
+    CODEPIPELINE_ROLE,
+    Arn,
+    Desired,
+    Found,
+    Kind,
+    Ref,
+    ResourceStep,
+    client_error_code,
+    ignore_codes,
+    retry_new_role,
+)
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
 from pointapp.steps.service import runtime_values as service_runtime
@@ -238,6 +250,7 @@ def _deployment_group(ctx: Any, spec: Spec) -> dict[str, Any]:
 class Application(Kind):
     name = "codedeploy-application"
     service = "codedeploy"
+    operations = {"delete": ("codedeploy", "DeleteApplication")}
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         codedeploy = ctx.client("codedeploy")
@@ -269,9 +282,6 @@ class Application(Kind):
                                                   Tags=tags_as_aws(changes["tags"]))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
-        gap = ctx.lacks("codedeploy", "DeleteApplication")
-        if gap:
-            return gap
         ignore_codes(ctx.client("codedeploy").delete_application, ["ApplicationDoesNotExistException"],
                      applicationName=found.id)
         return None
@@ -308,6 +318,7 @@ _GROUP_FIELDS = ("serviceRoleArn", "deploymentConfigName", "deploymentStyle", "b
 class DeploymentGroup(Kind):
     name = "deployment-group"
     service = "codedeploy"
+    operations = {"update": ("codedeploy", "UpdateDeploymentGroup"), "delete": ("codedeploy", "DeleteDeploymentGroup")}
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         application = known.get("application")
@@ -330,9 +341,8 @@ class DeploymentGroup(Kind):
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = deployment_group_request(props)
-        ctx.client("codedeploy").create_deployment_group(applicationName=props["application"],
-                                                         deploymentGroupName=desired.name, tags=tags_as_aws(tags),
-                                                         **request)
+        retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: ctx.client("codedeploy").create_deployment_group(
+            applicationName=props["application"], deploymentGroupName=desired.name, tags=tags_as_aws(tags), **request))
         return Found(self.name, desired.key, desired.name, dict(tags), dict(request))
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -342,17 +352,11 @@ class DeploymentGroup(Kind):
             arn = arn_of(ctx, "codedeploy", f"deploymentgroup:{props['application']}/{found.id}")
             codedeploy.tag_resource(ResourceArn=arn, Tags=tags_as_aws(changes["tags"]))
         if set(changes) - {"tags"}:
-            gap = ctx.lacks("codedeploy", "UpdateDeploymentGroup")
-            if gap:
-                ctx.say(f"    skipped: {gap}")
-                return
-            codedeploy.update_deployment_group(applicationName=props["application"],
-                                               currentDeploymentGroupName=found.id, **deployment_group_request(props))
+            retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
+                applicationName=props["application"], currentDeploymentGroupName=found.id,
+                **deployment_group_request(props)))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
-        gap = ctx.lacks("codedeploy", "DeleteDeploymentGroup")
-        if gap:
-            return gap
         ignore_codes(ctx.client("codedeploy").delete_deployment_group,
                      ["DeploymentGroupDoesNotExistException", "ApplicationDoesNotExistException"],
                      applicationName=ctx.spec.name("api"), deploymentGroupName=found.id)
@@ -428,8 +432,8 @@ class Pipeline(Kind):
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         definition = pipeline_definition(props["spec"], props, desired.name)
-        answer = ctx.client("codepipeline").create_pipeline(
-            pipeline=definition, tags=[{"key": k, "value": v} for k, v in tags.items()])
+        answer = retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: ctx.client("codepipeline").create_pipeline(
+            pipeline=definition, tags=[{"key": k, "value": v} for k, v in tags.items()]))
         arn = arn_of(ctx, "codepipeline", desired.name)
         return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
 
@@ -442,7 +446,7 @@ class Pipeline(Kind):
         if set(changes) - {"tags"}:
             definition = pipeline_definition(props["spec"], props, desired.name)
             definition["version"] = found.raw.get("version", 1)
-            codepipeline.update_pipeline(pipeline=definition)
+            retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codepipeline").delete_pipeline, ["PipelineNotFoundException"], name=found.id)
@@ -521,7 +525,7 @@ class EventRule(Kind):
 
 def _roles(spec: Spec) -> list[Desired]:
     owner = spec.owner
-    task_roles = [f"arn:aws:iam::*:role/pointapp/{owner}/{spec.name(r)}" for r in ("task-execution", "task")]
+    task_roles = [Arn("iam", f"role/pointapp/{owner}/{spec.name(r)}", "") for r in ("task-execution", "task")]
     pass_roles = {"Effect": "Allow", "Action": "iam:PassRole", "Resource": task_roles,
                   "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}}
     codedeploy = policy(
@@ -534,8 +538,8 @@ def _roles(spec: Spec) -> list[Desired]:
         pass_roles)
     pipeline = policy(
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketVersioning", "s3:PutObject"],
-         "Resource": [f"arn:aws:s3:::{owner}-artifacts-*", f"arn:aws:s3:::{owner}-artifacts-*/*"]},
-        {"Effect": "Allow", "Action": ["ecr:DescribeImages"], "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"},
+         "Resource": [Arn("s3", f"{owner}-artifacts-*", "", ""), Arn("s3", f"{owner}-artifacts-*/*", "", "")]},
+        {"Effect": "Allow", "Action": ["ecr:DescribeImages"], "Resource": Arn("ecr", f"repository/{repository_name(spec)}")},
         {"Effect": "Allow", "Action": ["codedeploy:CreateDeployment", "codedeploy:GetApplication",
                                        "codedeploy:GetApplicationRevision", "codedeploy:GetDeployment",
                                        "codedeploy:GetDeploymentConfig", "codedeploy:RegisterApplicationRevision"],
@@ -543,7 +547,7 @@ def _roles(spec: Spec) -> list[Desired]:
         {"Effect": "Allow", "Action": ["ecs:RegisterTaskDefinition", "ecs:TagResource"], "Resource": "*"},
         pass_roles)
     start = policy({"Effect": "Allow", "Action": "codepipeline:StartPipelineExecution",
-                    "Resource": f"arn:aws:codepipeline:*:*:{spec.name('release')}"})
+                    "Resource": Arn("codepipeline", spec.name("release"))})
     roles = [
         Desired("iam-role", "role/codedeploy", spec.name("codedeploy"),
                 {"trust": trust_policy("codedeploy.amazonaws.com"), "inline": {"blue-green-ecs": codedeploy}},
@@ -562,7 +566,7 @@ def _roles(spec: Spec) -> list[Desired]:
             {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
                                            "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage",
                                            "ecr:BatchGetImage"],
-             "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"})
+             "Resource": Arn("ecr", f"repository/{repository_name(spec)}")})
         roles.append(Desired("iam-role", "role/github", spec.name("github-release"),
                              {"trust": Ref("runtime", "github_trust"), "inline": {"push-image": push}},
                              f"GitHub Actions in {repository} ({spec.delivery.github_branch}) push images"))
@@ -584,15 +588,20 @@ def github_trust_for(spec: Spec, provider: Any) -> dict[str, Any]:
         }}})
 
 
+def release_task_definition(ctx: Any) -> dict[str, Any]:
+    """``taskdef.json``: the task definition the pipeline registers, with the service's container and roles.
+    The step uploads it and ``pointapp export delivery`` writes it: one source for both."""
+    container = service_runtime(ctx)["container"]
+    return task_definition(ctx.spec, container, role_arn(ctx, "task-execution"), role_arn(ctx, "task"))
+
+
 def runtime_values(ctx: Any) -> dict[str, Any]:
     """What depends on the account and region, and the artifacts built from the service's roles."""
     spec = ctx.spec
     service = ctx.outputs("service")
-    container = service_runtime(ctx)["container"]
-    taskdef = task_definition(spec, container, role_arn(ctx, "task-execution"), role_arn(ctx, "task"))
     values: dict[str, Any] = {
         "bucket": bucket_name(ctx, spec),
-        "artifacts": artifacts_zip(taskdef, appspec_text(spec)),
+        "artifacts": artifacts_zip(release_task_definition(ctx), appspec_text(spec)),
         "pipeline_arn": arn_of(ctx, "codepipeline", spec.name("release")),
         "production_listener": service.get("listener/production", "<listener/production>"),
         "test_listener": service.get("listener/test", "<listener/test>"),

@@ -27,6 +27,11 @@ def _owned_tags(ctx: Any, arn: str, raw: Mapping[str, Any]) -> dict[str, str]:
     return from_aws_tags(ctx.client("sesv2").list_tags_for_resource(ResourceArn=arn).get("Tags"))
 
 
+def configuration_set_name(spec: Spec) -> str:
+    """The environment's configuration set, which its identity sends through."""
+    return spec.name("mail")
+
+
 class ConfigurationSet(Kind):
     name = "ses-configuration-set"
     service = "sesv2"
@@ -121,9 +126,9 @@ def desired(spec: Spec) -> list[Desired]:
     identity = spec.mail.identity
     kind = "e-mail address (verified by a link SES mails to it)" if "@" in identity else "domain with Easy DKIM"
     return [
-        Desired("ses-configuration-set", "configuration-set", spec.name("mail"), {"tls": "REQUIRE"},
+        Desired("ses-configuration-set", "configuration-set", configuration_set_name(spec), {"tls": "REQUIRE"},
                 "TLS required, reputation metrics on"),
-        Desired("ses-identity", "identity", identity, {"configuration_set": spec.name("mail")}, f"{kind}"),
+        Desired("ses-identity", "identity", identity, {"configuration_set": configuration_set_name(spec)}, f"{kind}"),
     ]
 
 

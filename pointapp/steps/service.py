@@ -16,12 +16,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, listed_tags, policy, tags_as_aws, trust_policy
-from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes
+from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes
 from pointapp.spec import Spec
+from pointapp.steps.mail import configuration_set_name
 from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
-from pointapp.tags import KEY, from_aws_tags, from_lower_tags, is_owned
+from pointapp.tags import ENVIRONMENT, KEY, from_aws_tags, from_lower_tags, is_owned, ownership_tags
 
 NAME = "service"
 
@@ -93,7 +95,9 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
         "name": service.container_name,
         "image": image,
         "essential": True,
-        "portMappings": [{"containerPort": service.port, "protocol": "tcp"}],
+        # In awsvpc mode hostPort is blank or the containerPort, and ECS stores and returns it as the containerPort
+        # (ECS API reference, PortMapping; terraform-provider-aws #3401): sent so, the request is what AWS answers.
+        "portMappings": [{"containerPort": service.port, "hostPort": service.port, "protocol": "tcp"}],
         "logConfiguration": {"logDriver": "awslogs", "options": {
             "awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": service.container_name}},
         "environment": [{"name": k, "value": v if isinstance(v, Mapping) else str(v)}  # a mapping: a template's intrinsic
@@ -104,62 +108,139 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
     }
 
 
-_COMPARED = ("name", "essential", "portMappings", "logConfiguration", "environment", "secrets", "healthCheck")
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
+
+
+def _aws_form(value: Any) -> Any:
+    """``value`` without the empty lists and maps ECS adds on describe (``secretOptions: []``, ...)."""
+    if isinstance(value, Mapping):
+        return {k: _aws_form(v) for k, v in value.items() if not _empty(v)}
+    if isinstance(value, list):
+        return [_aws_form(v) for v in value]
+    return value
+
+
+def compared_container(container: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``wanted`` (what pointapp sets, but the image, which is the release's) of ``container``, in the
+    form ECS returns them, so a request and the description of the revision it registered compare equal."""
+    form = {k: _aws_form(v) for k, v in container.items() if k in wanted and k != "image" and not _empty(v)}
+    # ECS stores hostPort = containerPort in awsvpc mode and tcp when no protocol is given (ECS API reference,
+    # PortMapping), and environment variables and secrets in no particular order (terraform-provider-aws #3035).
+    if "portMappings" in form:
+        form["portMappings"] = [{**m, "hostPort": m.get("hostPort") or m.get("containerPort"),
+                                 "protocol": m.get("protocol", "tcp")} for m in form["portMappings"]]
+    for field in ("environment", "secrets"):
+        if field in form:
+            form[field] = sorted(form[field], key=lambda item: str(item.get("name")))
+    return form
+
+
+def _family(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def _revision(arn: str) -> int:
+    return int(arn.rsplit(":", 1)[-1])
+
+
+def active_revisions(ecs: Any, family: str) -> list[str]:
+    """The ARNs of the family's ACTIVE revisions, newest first (``familyPrefix`` matches a prefix: the family only)."""
+    arns = [arn for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
+            for arn in page["taskDefinitionArns"] if _family(arn) == family]
+    return sorted(arns, key=_revision, reverse=True)
+
+
+def _tags(answer: Mapping[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in answer.get("tags", [])}
+
+
+def family_revisions(ecs: Any, family: str) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The family's latest ACTIVE revision and the family's ownership tags: those of its newest ACTIVE revision that
+    carries pointapp's environment tag ({} when none does).
+
+    Revisions the pipeline or ``pointapp deploy`` register belong to the family's owner, tagged or not: one made
+    before ``taskdef.json`` carried the tags, or by a tool that drops them, does not orphan the family.
+    """
+    answer = ignore_codes(ecs.describe_task_definition, ["ClientException", "InvalidParameterException"],
+                          taskDefinition=family, include=["TAGS"])  # the latest ACTIVE revision (ECS API reference)
+    if answer is not None and answer["taskDefinition"].get("status") == "ACTIVE" and ENVIRONMENT in _tags(answer):
+        return answer["taskDefinition"], _tags(answer)
+    latest = answer["taskDefinition"] if answer is not None and answer["taskDefinition"].get("status") == "ACTIVE" else None
+    for arn in active_revisions(ecs, family):
+        if latest is not None and arn == latest["taskDefinitionArn"]:
+            continue
+        described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        latest = latest or described["taskDefinition"]  # the emulator may describe an INACTIVE revision as the latest
+        if ENVIRONMENT in _tags(described):
+            return latest, _tags(described)
+    return latest, {}
 
 
 class TaskDefinition(Kind):
-    """The task definition family; a change registers a new revision (the running one is CodeDeploy's)."""
+    """The task definition family; a change registers a new revision (the running one is CodeDeploy's).
+
+    Ownership is the family's: the revisions a release registers (CodePipeline's ``CodeDeployToECS`` from
+    ``taskdef.json``, ``pointapp deploy``) are the service's, and the latest ACTIVE one is what is compared.
+    """
 
     name = "task-definition"
     service = "ecs"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        answer = ignore_codes(ctx.client("ecs").describe_task_definition, ["ClientException", "InvalidParameterException"],
-                              taskDefinition=spec.name("api"), include=["TAGS"])
-        if answer is None:
-            return []
-        definition = answer["taskDefinition"]
-        tags = {t["key"]: t["value"] for t in answer.get("tags", [])}
-        if definition.get("status") != "ACTIVE" or not is_owned(tags, spec, step):
-            return []
-        return [Found(self.name, tags[KEY], definition["taskDefinitionArn"], tags, definition)]
+        latest, tags = family_revisions(ctx.client("ecs"), spec.name("api"))
+        if latest is None or not is_owned(tags, spec, step):
+            return []  # a family no environment or another one owns is never adopted (create refuses it)
+        return [Found(self.name, tags[KEY], latest["taskDefinitionArn"], tags, latest)]
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         raw = found.raw
-        current_container = {k: v for k, v in (raw.get("containerDefinitions") or [{}])[0].items() if k in _COMPARED}
-        wanted_container = {k: v for k, v in props["container"].items() if k in _COMPARED}
+        wanted_container = props["container"]
         current = {"cpu": str(raw.get("cpu")), "memory": str(raw.get("memory")),
                    "execution_role": raw.get("executionRoleArn"), "task_role": raw.get("taskRoleArn"),
-                   "container": current_container}
+                   "container": compared_container((raw.get("containerDefinitions") or [{}])[0], wanted_container)}
         wanted = {"cpu": str(props["cpu"]), "memory": str(props["memory"]), "execution_role": props["execution_role"],
-                  "task_role": props["task_role"], "container": wanted_container}
+                  "task_role": props["task_role"], "container": compared_container(wanted_container, wanted_container)}
         return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"register_task_definition": revision_request(desired.name, props, tags, image=None)}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ecs = ctx.client("ecs")
+        if active_revisions(ecs, desired.name):  # found nothing owned, yet the family has revisions: not ours
+            owner = family_revisions(ecs, desired.name)[1].get(ENVIRONMENT)
+            whose = f"environment {owner}" if owner else "no pointapp environment"
+            raise StepError(NAME, f"{self.name} {desired.name}",
+                            f"the family's revisions belong to {whose}; pointapp registers none beside them")
         return register_revision(ctx, desired.name, props, tags, image=None)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
+        tags = {**found.tags, **changes.get("tags", {})}
+        if set(changes) == {"tags"}:  # revisions are tagged in place: no new revision for a tag
+            ctx.client("ecs").tag_resource(resourceArn=found.id, tags=tags_as_aws(tags, lower=True))
+            found.tags = tags
+            return
         image = found.raw["containerDefinitions"][0]["image"]  # keep what the last release deployed
-        revision = register_revision(ctx, desired.name, props, {**found.tags, **changes.get("tags", {})}, image=image)
-        found.id, found.raw = revision.id, revision.raw
+        revision = register_revision(ctx, desired.name, props, tags, image=image)
+        found.id, found.raw, found.tags = revision.id, revision.raw, revision.tags
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ecs = ctx.client("ecs")
-        family = found.raw["family"]
-        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
-            for arn in page["taskDefinitionArns"]:
-                if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family:
-                    ecs.deregister_task_definition(taskDefinition=arn)
+        for arn in active_revisions(ecs, found.raw["family"]):  # every revision, the releases' too
+            ecs.deregister_task_definition(taskDefinition=arn)
         return None
 
     def describe(self, found: Found) -> str:
         raw = found.raw
         image = (raw.get("containerDefinitions") or [{}])[0].get("image")
         return f"revision {raw.get('revision')}, {raw.get('cpu')} CPU / {raw.get('memory')} MiB, image {image}"
+
+
+def revision_tags(spec: Spec) -> dict[str, str]:
+    """The ownership tags every revision of the API's family carries, however it is registered."""
+    return ownership_tags(spec, NAME, "taskdef", spec.name("api"))
 
 
 def revision_request(family: str, props: Mapping[str, Any], tags: Mapping[str, str], image: str | None) -> dict[str, Any]:
@@ -316,7 +397,9 @@ class LoadBalancer(Kind):
     def delete(self, ctx: Any, found: Found) -> str | None:
         elbv2 = ctx.client("elbv2")
         ignore_codes(elbv2.delete_load_balancer, ["LoadBalancerNotFound"], LoadBalancerArn=found.id)
-        ctx.say(f"    waiting for load balancer {found.name} to be deleted ...")
+        # Its network interfaces stay a few minutes longer: the network step waits for them before it
+        # deletes the subnets and the security group they are in.
+        ctx.say(f"    waiting for load balancer {found.name} to be deleted (usually under a minute on AWS) ...")
         elbv2.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[found.id],
                                                         WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 40})
         return None
@@ -361,8 +444,8 @@ class Listener(Kind):
         action = (raw.get("DefaultActions") or [{}])[0]
         if action.get("Type") != props["action"]:
             changes["action"] = props["action"]
-        elif props["action"] == "forward" and action.get("TargetGroupArn") not in props["target_groups"]:
-            changes["action"] = "forward"
+        elif props["action"] == "forward" and not (forwarded_groups(action) or {""}) <= set(props["target_groups"]):
+            changes["action"] = "forward"  # blue, green, or weighted over both (mid-release) are all in sync
         return changes
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
@@ -394,8 +477,21 @@ class Listener(Kind):
     def describe(self, found: Found) -> str:
         raw = found.raw
         action = (raw.get("DefaultActions") or [{}])[0]
-        target = action.get("TargetGroupArn", "").split("/")[-2] if action.get("TargetGroupArn") else action.get("Type")
+        weights = {t["TargetGroupArn"]: t.get("Weight") for t in action.get("ForwardConfig", {}).get("TargetGroups", [])}
+        if len(weights) > 1:
+            target = " / ".join(f"{arn.split('/')[-2]} {weight}" for arn, weight in weights.items())
+        else:
+            arn = next(iter(forwarded_groups(action)), "")
+            target = arn.split("/")[-2] if arn else action.get("Type")
         return f"{raw.get('Protocol')}:{raw.get('Port')} -> {target}"
+
+
+def forwarded_groups(action: Mapping[str, Any]) -> set[str]:
+    """The target groups a forward action sends to: none for another action, else its ``TargetGroupArn`` and the
+    groups of its ``ForwardConfig`` (ELB API reference, Action). CodeDeploy's canary and linear configurations
+    leave a weighted ``ForwardConfig`` over blue and green with no ``TargetGroupArn`` while traffic shifts."""
+    groups = {t["TargetGroupArn"] for t in (action.get("ForwardConfig") or {}).get("TargetGroups", [])}
+    return groups | ({action["TargetGroupArn"]} if action.get("TargetGroupArn") else set())
 
 
 class EcsService(Kind):
@@ -466,19 +562,24 @@ class EcsService(Kind):
 def _roles(spec: Spec) -> list[Desired]:
     owner = spec.owner
     secrets = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-               "Resource": f"arn:aws:secretsmanager:*:*:secret:{owner}/*"}
+               "Resource": Arn("secretsmanager", f"secret:{owner}/*")}
     database_secret = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-                       "Resource": "arn:aws:secretsmanager:*:*:secret:rds!db-*",
+                       "Resource": Arn("secretsmanager", "secret:rds!db-*"),
                        "Condition": {"StringLike": {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn":
-                                                    f"arn:aws:rds:*:*:db:{spec.name('mysql')}"}}}
+                                                    Arn("rds", f"db:{spec.name('mysql')}")}}}
+    # SES authorizes a send on the identity and, when the identity has a configuration set (the mail
+    # step gives it one), on the configuration set too: ses:SendEmail and ses:SendRawEmail list both
+    # resource types (Service Authorization Reference, "Actions, resources, and condition keys for
+    # Amazon SES"; aws-cdk #34402). Both are this environment's, in the target's region and account.
     mail = {"Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
-            "Resource": f"arn:aws:ses:*:*:identity/{spec.mail.identity}"}
+            "Resource": [Arn("ses", f"identity/{spec.mail.identity}", None, None),
+                         Arn("ses", f"configuration-set/{configuration_set_name(spec)}", None, None)]}
     pull = [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
             {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
                                            "ecr:BatchGetImage"],
-             "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"}]
+             "Resource": Arn("ecr", f"repository/{repository_name(spec)}")}]
     logs = {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": f"arn:aws:logs:*:*:log-group:{LogGroup.prefix(spec)}api:*"}
+            "Resource": Arn("logs", f"log-group:{LogGroup.prefix(spec)}api:*")}
     return [
         Desired("iam-role", "role/execution", spec.name("task-execution"), {
             "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
@@ -486,8 +587,9 @@ def _roles(spec: Spec) -> list[Desired]:
             "ECS pulls the image, writes logs and injects the secrets"),
         Desired("iam-role", "role/task", spec.name("task"), {
             "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
-            "inline": {"send-mail-and-read-own-secrets": policy(mail, secrets)}},
-            f"the API runs as this role: mail only from {spec.mail.identity}, only its own secrets"),
+            "inline": {"send-mail-and-read-own-secrets": policy(mail, secrets, database_secret)}},
+            f"the API runs as this role: mail only from {spec.mail.identity}, only its own secrets and the "
+            "database's (re-read after RDS rotates the password)"),
     ]
 
 
