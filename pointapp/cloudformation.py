@@ -360,6 +360,37 @@ SHAPES: dict[str, Shape] = {
                  "schedulingStrategy", "propagateTags", "enableECSManagedTags"), "tags": TAGS}},
         # the target group must be a load balancer's before a service names it: the listeners come first
         attributes=lambda spec, d, here: {"DependsOn": [here("listener/production"), here("listener/test")]}),
+    "s3-bucket": Shape("AWS::S3::Bucket", {
+        # the bucket is made where the stack is: CloudFormation takes no location constraint
+        "create_bucket": {"Bucket": "BucketName", "CreateBucketConfiguration": None,
+                          "ObjectOwnership": ("OwnershipControls", lambda owner: {"Rules": [{"ObjectOwnership": owner}]})},
+        "put_bucket_tagging": {"Bucket": "BucketName", "Tagging": ("Tags", lambda tagging: tagging["TagSet"])},
+        "put_public_access_block": {"Bucket": "BucketName", "PublicAccessBlockConfiguration": "PublicAccessBlockConfiguration"},
+        "put_bucket_encryption": {"Bucket": "BucketName", "ServerSideEncryptionConfiguration": ("BucketEncryption", lambda c: {
+            "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": rule["ApplyServerSideEncryptionByDefault"],
+                                                   "BucketKeyEnabled": rule["BucketKeyEnabled"]} for rule in c["Rules"]]})},
+        "put_bucket_versioning": {"Bucket": "BucketName", "VersioningConfiguration": "VersioningConfiguration"}},
+        # bucket names are global: the account and region make this one unique, as bucket_name does
+        inputs=lambda spec, d: {"bucket": {"Fn::Sub": f"{spec.owner}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}"}},
+        attributes=lambda spec, d, here: {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}),
+    "oidc-provider": Shape("AWS::IAM::OIDCProvider", {"create_open_id_connect_provider": {
+        **_same("Url", "ThumbprintList", "Tags"), "ClientIDList": "ClientIdList"}},
+        attributes=lambda spec, d, here: {"Condition": "CreateGitHubOidcProvider"}),
+    "codedeploy-application": Shape("AWS::CodeDeploy::Application", {"create_application": {
+        **_camel("applicationName", "computePlatform"), "tags": TAGS}}),
+    "deployment-group": Shape("AWS::CodeDeploy::DeploymentGroup", {"create_deployment_group": {
+        **_camel("applicationName", "deploymentGroupName", "serviceRoleArn", "deploymentConfigName", "deploymentStyle",
+                 "blueGreenDeploymentConfiguration", "autoRollbackConfiguration", "loadBalancerInfo"),
+        "ecsServices": PASCAL("ECSServices"), "tags": TAGS}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("application")]}),
+    # CloudFormation keeps the pipeline's version itself: the request's version 1 is left out
+    "pipeline": Shape("AWS::CodePipeline::Pipeline", {"create_pipeline": {
+        "pipeline": ("", lambda pipeline: _pascal({k: v for k, v in pipeline.items() if k != "version"})), "tags": TAGS}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("application"), here("deployment-group")]}),
+    "event-rule": Shape("AWS::Events::Rule", {
+        "put_rule": {**_same("Name", "State", "Description", "Tags"), "EventPattern": ("EventPattern", json.loads)},
+        "put_targets": {"Rule": "Name", "Targets": "Targets"}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("pipeline")]}),
     "flow-log": Shape("AWS::EC2::FlowLog", {"create_flow_logs": {
         **_same("ResourceType", "TrafficType", "LogDestinationType", "LogGroupName", "DeliverLogsPermissionArn"),
         "ResourceIds": ("ResourceId", lambda ids: ids[0]), "TagSpecifications": ("Tags", lambda specs: specs[0]["Tags"])}},
@@ -410,55 +441,6 @@ def _configuration_set(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple
 def _identity(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return "AWS::SES::EmailIdentity", {"EmailIdentity": d.name, "ConfigurationSetAttributes": {
         "ConfigurationSetName": {"Ref": logical_id("configuration-set")}}}, {}
-
-
-def _bucket(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::S3::Bucket", {
-        "BucketName": {"Fn::Sub": f"{spec.owner}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}"},
-        "VersioningConfiguration": {"Status": "Enabled"},
-        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
-        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-                                           "RestrictPublicBuckets": True},
-        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-        "Tags": _tags(spec, d.name)}, {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
-
-
-def _oidc_provider(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.steps.delivery import GITHUB_THUMBPRINT
-
-    return "AWS::IAM::OIDCProvider", {"Url": f"https://{GITHUB_OIDC_HOST}", "ClientIdList": ["sts.amazonaws.com"],
-                                      "ThumbprintList": [GITHUB_THUMBPRINT], "Tags": _tags(spec, d.name)}, {
-        "Condition": "CreateGitHubOidcProvider"}
-
-
-def _application(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::CodeDeploy::Application", {"ApplicationName": d.name, "ComputePlatform": "ECS",
-                                            "Tags": _tags(spec, d.name)}, {}
-
-
-def _deployment_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.steps.delivery import deployment_group_request
-
-    body = _pascal(deployment_group_request(r(d.props)))
-    return "AWS::CodeDeploy::DeploymentGroup", {"ApplicationName": {"Ref": logical_id("application")},
-                                                "DeploymentGroupName": d.name, **body, "Tags": _tags(spec, d.name)}, {}
-
-
-def _pipeline(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.steps.delivery import pipeline_definition
-
-    props = {**r({k: v for k, v in d.props.items() if k != "spec"}), "application": {"Ref": logical_id("application")},
-             "deployment_group": {"Ref": logical_id("deployment-group")}}
-    body = _pascal({k: v for k, v in pipeline_definition(spec, props, d.name).items() if k != "version"})
-    return "AWS::CodePipeline::Pipeline", {**body, "Tags": _tags(spec, d.name)}, {}
-
-
-def _event_rule(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::Events::Rule", {"Name": d.name, "EventPattern": props["pattern"], "State": "ENABLED",
-                                 "Targets": [{"Id": "pipeline", "Arn": r(props["pipeline"]), "RoleArn": r(props["role"])}]}, {
-        "DependsOn": [logical_id("pipeline")]}
 
 
 def _instance_profile(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -538,8 +520,6 @@ def _amplify_branch(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[st
 
 CONVERTERS: dict[str, Converter] = {
     "secret": _secret, "amplify-app": _amplify_app, "amplify-branch": _amplify_branch,
-    "s3-bucket": _bucket, "oidc-provider": _oidc_provider, "codedeploy-application": _application,
-    "deployment-group": _deployment_group, "pipeline": _pipeline, "event-rule": _event_rule,
     "vpc-endpoint": _endpoint,
     "ses-configuration-set": _configuration_set, "ses-identity": _identity,
     "instance-profile": _instance_profile, "ec2-instance": _instance,

@@ -258,6 +258,14 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     "load-balancer": {"template": {"LoadBalancerAttributes"}},
     "listener": {},
     "ecs-service": {},
+    # the bucket's name is the template's expression of pointapp's (owner, account, region): the stack's own;
+    # CloudFormation makes a bucket in the stack's region and takes no location constraint
+    "s3-bucket": {"inputs": {"bucket"}, "dropped": {"create_bucket.CreateBucketConfiguration"}},
+    "oidc-provider": {},
+    "codedeploy-application": {},
+    "deployment-group": {},
+    "pipeline": {},
+    "event-rule": {},
 }
 
 
