@@ -111,7 +111,7 @@ class _Template:
 def _runtime(spec: Spec, key: str) -> Any:
     """What pointapp learns from the target at apply time, as the template's own expressions."""
     values: dict[str, Any] = {
-        "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"},
+        "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}, "vpc": {"Ref": logical_id("vpc")},
         "bucket": {"Ref": logical_id("bucket")},
         "pipeline_arn": {"Fn::Sub": f"arn:${{AWS::Partition}}:codepipeline:${{AWS::Region}}:${{AWS::AccountId}}:"
                                     f"{spec.name('release')}"},
@@ -119,6 +119,12 @@ def _runtime(spec: Spec, key: str) -> Any:
         "api_origin": {"Fn::Sub": ["http://${Dns}", {"Dns": {"Fn::ImportValue": export_name(spec, "service/alb/dns")}}]},
         "test_listener": {"Fn::ImportValue": export_name(spec, "service/listener/test")},
     }
+    if key == "container":  # the container definition, with the image, endpoints and secret as expressions
+        return _container(spec)
+    if key == "github_trust":  # GitHub's trust names the account's OIDC provider
+        from pointapp.steps.delivery import github_trust_for
+
+        return github_trust_for(spec, GITHUB_PROVIDER_ARN)
     return values[key]
 
 
@@ -181,38 +187,10 @@ def _network(spec: Spec, template: _Template, region: str, zones: Sequence[str])
             add(f"{group.key}/in/{i}", "AWS::EC2::SecurityGroupIngress",
                 {"GroupId": {"Fn::GetAtt": [logical_id(group.key), "GroupId"]},
                  **_permission(permission, description, lambda key: {"Fn::GetAtt": [logical_id(key), "GroupId"]})})
-    _flow_logs(spec, template)
     for key in ["vpc", *(s.key for s in lay.subnets), *(t.key for t in lay.route_tables)]:
         template.export(key, ref(key))
     for group in lay.groups:
         template.export(group.key, {"Fn::GetAtt": [logical_id(group.key), "GroupId"]})
-
-
-def _flow_logs(spec: Spec, template: _Template) -> None:
-    by_kind = {d.kind: d for d in network._flow_log_resources(spec)}  # noqa: SLF001 - the step's own list
-    if not by_kind:
-        return
-    group, role, flow = by_kind["log-group"], by_kind["iam-role"], by_kind["flow-log"]
-    template.add(group.key, "AWS::Logs::LogGroup", {"LogGroupName": group.name,
-                                                    "RetentionInDays": group.props["retention_days"]})
-    template.add(role.key, "AWS::IAM::Role", template.ref(_role_properties(spec, role), lambda _: None))
-    template.add(flow.key, "AWS::EC2::FlowLog", {
-        "ResourceId": {"Ref": "Vpc"}, "ResourceType": "VPC", "TrafficType": flow.props["traffic"],
-        "LogDestinationType": "cloud-watch-logs", "LogGroupName": {"Ref": logical_id(group.key)},
-        "DeliverLogsPermissionArn": {"Fn::GetAtt": [logical_id(role.key), "Arn"]}, "Tags": _tags(spec, flow.name)})
-
-
-def _role_properties(spec: Spec, role: Desired) -> dict[str, Any]:
-    from pointapp.kinds import role_path
-
-    properties: dict[str, Any] = {"RoleName": role.name, "Path": role_path(spec), "Description": role.detail[:1000],
-                                  "AssumeRolePolicyDocument": role.props["trust"], "Tags": _tags(spec, role.name)}
-    if role.props.get("managed"):
-        properties["ManagedPolicyArns"] = list(role.props["managed"])
-    if role.props.get("inline"):
-        properties["Policies"] = [{"PolicyName": name, "PolicyDocument": document}
-                                  for name, document in role.props["inline"].items()]
-    return properties
 
 
 # --- the resource steps: each kind's create request, mapped to CloudFormation ------------------------------
@@ -310,6 +288,11 @@ def _same(*names: str) -> dict[str, Field]:
     return {name: name for name in names}
 
 
+def _camel(*names: str) -> dict[str, Field]:
+    """camelCase fields (ECS, CodePipeline) whose property is the PascalCase name, nested keys too."""
+    return {name: PASCAL(name[:1].upper() + name[1:]) for name in names}
+
+
 def _kept(snapshot: bool) -> dict[str, str]:
     """A database's deletion policy: a final snapshot when the spec asks for one."""
     policy = "Snapshot" if snapshot else "Delete"
@@ -348,6 +331,69 @@ SHAPES: dict[str, Shape] = {
         "NumCacheClusters", "AutomaticFailoverEnabled", "MultiAZEnabled", "CacheSubnetGroupName", "SecurityGroupIds",
         "AtRestEncryptionEnabled", "TransitEncryptionEnabled", "Port", "Tags")},
         attributes=lambda spec, d, here: {"DependsOn": [here("subnet-group")]}),
+    "log-group": Shape("AWS::Logs::LogGroup", {
+        "create_log_group": {"logGroupName": "LogGroupName", "tags": TAGS},
+        "put_retention_policy": {"logGroupName": "LogGroupName", "retentionInDays": "RetentionInDays"}}),
+    "iam-role": Shape("AWS::IAM::Role", {
+        "create_role": {**_same("RoleName", "Path", "Description", "Tags"),
+                        "AssumeRolePolicyDocument": ("AssumeRolePolicyDocument", json.loads)},
+        "attach_role_policy": ("ManagedPolicyArns", lambda calls: [call["PolicyArn"] for call in calls]),
+        "put_role_policy": ("Policies", lambda calls: [
+            {"PolicyName": call["PolicyName"], "PolicyDocument": json.loads(call["PolicyDocument"])} for call in calls])}),
+    "ecs-cluster": Shape("AWS::ECS::Cluster", {"create_cluster": {
+        "clusterName": "ClusterName", "settings": PASCAL("ClusterSettings"), "tags": TAGS}}),
+    "task-definition": Shape("AWS::ECS::TaskDefinition", {"register_task_definition": {
+        **_camel("family", "networkMode", "requiresCompatibilities", "cpu", "memory", "executionRoleArn", "taskRoleArn",
+                 "containerDefinitions"), "tags": TAGS}}),
+    "target-group": Shape("AWS::ElasticLoadBalancingV2::TargetGroup", {"create_target_group": _same(
+        "Name", "Protocol", "Port", "VpcId", "TargetType", "HealthCheckPath", "HealthCheckProtocol", "Matcher", "Tags")}),
+    "load-balancer": Shape("AWS::ElasticLoadBalancingV2::LoadBalancer", {"create_load_balancer": _same(
+        "Name", "Subnets", "SecurityGroups", "Scheme", "Type", "IpAddressType", "Tags")},
+        template=lambda spec, d, r: {"LoadBalancerAttributes": [
+            {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"}]}),
+    "listener": Shape("AWS::ElasticLoadBalancingV2::Listener", {"create_listener": _same(
+        "LoadBalancerArn", "Protocol", "Port", "DefaultActions", "Tags", "Certificates", "SslPolicy")}),
+    "ecs-service": Shape("AWS::ECS::Service", {"create_service": {
+        **_camel("cluster", "serviceName", "taskDefinition", "desiredCount", "launchType", "platformVersion",
+                 "networkConfiguration", "loadBalancers", "deploymentController", "healthCheckGracePeriodSeconds",
+                 "schedulingStrategy", "propagateTags", "enableECSManagedTags"), "tags": TAGS}},
+        # the target group must be a load balancer's before a service names it: the listeners come first
+        attributes=lambda spec, d, here: {"DependsOn": [here("listener/production"), here("listener/test")]}),
+    "s3-bucket": Shape("AWS::S3::Bucket", {
+        # the bucket is made where the stack is: CloudFormation takes no location constraint
+        "create_bucket": {"Bucket": "BucketName", "CreateBucketConfiguration": None,
+                          "ObjectOwnership": ("OwnershipControls", lambda owner: {"Rules": [{"ObjectOwnership": owner}]})},
+        "put_bucket_tagging": {"Bucket": "BucketName", "Tagging": ("Tags", lambda tagging: tagging["TagSet"])},
+        "put_public_access_block": {"Bucket": "BucketName", "PublicAccessBlockConfiguration": "PublicAccessBlockConfiguration"},
+        "put_bucket_encryption": {"Bucket": "BucketName", "ServerSideEncryptionConfiguration": ("BucketEncryption", lambda c: {
+            "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": rule["ApplyServerSideEncryptionByDefault"],
+                                                   "BucketKeyEnabled": rule["BucketKeyEnabled"]} for rule in c["Rules"]]})},
+        "put_bucket_versioning": {"Bucket": "BucketName", "VersioningConfiguration": "VersioningConfiguration"}},
+        # bucket names are global: the account and region make this one unique, as bucket_name does
+        inputs=lambda spec, d: {"bucket": {"Fn::Sub": f"{spec.owner}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}"}},
+        attributes=lambda spec, d, here: {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}),
+    "oidc-provider": Shape("AWS::IAM::OIDCProvider", {"create_open_id_connect_provider": {
+        **_same("Url", "ThumbprintList", "Tags"), "ClientIDList": "ClientIdList"}},
+        attributes=lambda spec, d, here: {"Condition": "CreateGitHubOidcProvider"}),
+    "codedeploy-application": Shape("AWS::CodeDeploy::Application", {"create_application": {
+        **_camel("applicationName", "computePlatform"), "tags": TAGS}}),
+    "deployment-group": Shape("AWS::CodeDeploy::DeploymentGroup", {"create_deployment_group": {
+        **_camel("applicationName", "deploymentGroupName", "serviceRoleArn", "deploymentConfigName", "deploymentStyle",
+                 "blueGreenDeploymentConfiguration", "autoRollbackConfiguration", "loadBalancerInfo"),
+        "ecsServices": PASCAL("ECSServices"), "tags": TAGS}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("application")]}),
+    # CloudFormation keeps the pipeline's version itself: the request's version 1 is left out
+    "pipeline": Shape("AWS::CodePipeline::Pipeline", {"create_pipeline": {
+        "pipeline": ("", lambda pipeline: _pascal({k: v for k, v in pipeline.items() if k != "version"})), "tags": TAGS}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("application"), here("deployment-group")]}),
+    "event-rule": Shape("AWS::Events::Rule", {
+        "put_rule": {**_same("Name", "State", "Description", "Tags"), "EventPattern": ("EventPattern", json.loads)},
+        "put_targets": {"Rule": "Name", "Targets": "Targets"}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("pipeline")]}),
+    "flow-log": Shape("AWS::EC2::FlowLog", {"create_flow_logs": {
+        **_same("ResourceType", "TrafficType", "LogDestinationType", "LogGroupName", "DeliverLogsPermissionArn"),
+        "ResourceIds": ("ResourceId", lambda ids: ids[0]), "TagSpecifications": ("Tags", lambda specs: specs[0]["Tags"])}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("flow-logs/log-group")]}),
 }
 
 
@@ -396,63 +442,6 @@ def _identity(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dic
         "ConfigurationSetName": {"Ref": logical_id("configuration-set")}}}, {}
 
 
-def _role(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    if isinstance(d.props["trust"], Ref):  # GitHub's trust names the account's OIDC provider
-        from pointapp.steps.delivery import github_trust_for
-
-        d = Desired(d.kind, d.key, d.name, {**d.props, "trust": github_trust_for(spec, GITHUB_PROVIDER_ARN)}, d.detail)
-    return "AWS::IAM::Role", r(_role_properties(spec, d)), {}
-
-
-def _bucket(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::S3::Bucket", {
-        "BucketName": {"Fn::Sub": f"{spec.owner}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}"},
-        "VersioningConfiguration": {"Status": "Enabled"},
-        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
-        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-                                           "RestrictPublicBuckets": True},
-        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-        "Tags": _tags(spec, d.name)}, {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
-
-
-def _oidc_provider(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.steps.delivery import GITHUB_THUMBPRINT
-
-    return "AWS::IAM::OIDCProvider", {"Url": f"https://{GITHUB_OIDC_HOST}", "ClientIdList": ["sts.amazonaws.com"],
-                                      "ThumbprintList": [GITHUB_THUMBPRINT], "Tags": _tags(spec, d.name)}, {
-        "Condition": "CreateGitHubOidcProvider"}
-
-
-def _application(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::CodeDeploy::Application", {"ApplicationName": d.name, "ComputePlatform": "ECS",
-                                            "Tags": _tags(spec, d.name)}, {}
-
-
-def _deployment_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.steps.delivery import deployment_group_request
-
-    body = _pascal(deployment_group_request(r(d.props)))
-    return "AWS::CodeDeploy::DeploymentGroup", {"ApplicationName": {"Ref": logical_id("application")},
-                                                "DeploymentGroupName": d.name, **body, "Tags": _tags(spec, d.name)}, {}
-
-
-def _pipeline(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.steps.delivery import pipeline_definition
-
-    props = {**r({k: v for k, v in d.props.items() if k != "spec"}), "application": {"Ref": logical_id("application")},
-             "deployment_group": {"Ref": logical_id("deployment-group")}}
-    body = _pascal({k: v for k, v in pipeline_definition(spec, props, d.name).items() if k != "version"})
-    return "AWS::CodePipeline::Pipeline", {**body, "Tags": _tags(spec, d.name)}, {}
-
-
-def _event_rule(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::Events::Rule", {"Name": d.name, "EventPattern": props["pattern"], "State": "ENABLED",
-                                 "Targets": [{"Id": "pipeline", "Arn": r(props["pipeline"]), "RoleArn": r(props["role"])}]}, {
-        "DependsOn": [logical_id("pipeline")]}
-
-
 def _instance_profile(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     from pointapp.kinds import role_path
 
@@ -469,15 +458,6 @@ def _instance(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dic
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
         "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeType": "gp3"}}],
         "Tags": _tags(spec, d.name)}, {}
-
-
-def _log_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::Logs::LogGroup", {"LogGroupName": d.name, "RetentionInDays": d.props["retention_days"]}, {}
-
-
-def _cluster(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::ECS::Cluster", {"ClusterName": d.name, "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}],
-                                 "Tags": _tags(spec, d.name)}, {}
 
 
 def _container(spec: Spec) -> dict[str, Any]:
@@ -498,59 +478,8 @@ def _container(spec: Spec) -> dict[str, Any]:
                         f"{spec.service.image_tag}"}
     from pointapp.kinds import LogGroup
 
-    return _pascal(container_definition(spec, image, f"{LogGroup.prefix(spec)}api",  # type: ignore[arg-type]
-                                        {"Ref": "AWS::Region"}, data))  # type: ignore[arg-type]
-
-
-def _task_definition(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::ECS::TaskDefinition", {
-        "Family": d.name, "Cpu": str(props["cpu"]), "Memory": str(props["memory"]), "NetworkMode": "awsvpc",
-        "RequiresCompatibilities": ["FARGATE"], "ExecutionRoleArn": r(props["execution_role"]),
-        "TaskRoleArn": r(props["task_role"]), "ContainerDefinitions": [_container(spec)], "Tags": _tags(spec, d.name)}, {}
-
-
-def _target_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::ElasticLoadBalancingV2::TargetGroup", {
-        "Name": d.name, "Port": props["port"], "Protocol": "HTTP", "TargetType": "ip", "VpcId": r(props["vpc"]),
-        "HealthCheckPath": props["health_check_path"], "HealthCheckProtocol": "HTTP", "Matcher": {"HttpCode": "200-399"},
-        "Tags": _tags(spec, d.name)}, {}
-
-
-def _load_balancer(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::ElasticLoadBalancingV2::LoadBalancer", {
-        "Name": d.name, "Scheme": "internet-facing", "Type": "application", "IpAddressType": "ipv4",
-        "Subnets": r(props["subnets"]), "SecurityGroups": r(props["groups"]),
-        "LoadBalancerAttributes": [{"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"}],
-        "Tags": _tags(spec, d.name)}, {}
-
-
-def _listener(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    if props["action"] == "redirect":
-        action = {"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}
-    else:
-        action = {"Type": "forward", "TargetGroupArn": r(props["target_groups"][0])}
-    body: dict[str, Any] = {"LoadBalancerArn": r(props["load_balancer"]), "Port": props["port"],
-                            "Protocol": props["protocol"], "DefaultActions": [action]}
-    if props.get("certificate"):
-        body.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06")
-    return "AWS::ElasticLoadBalancingV2::Listener", body, {}
-
-
-def _ecs_service(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    listeners = [logical_id(key) for key in ("listener/production", "listener/test")]
-    return "AWS::ECS::Service", {
-        "ServiceName": d.name, "Cluster": r(props["cluster"]), "TaskDefinition": r(props["task_definition"]),
-        "DesiredCount": props["desired_count"], "LaunchType": "FARGATE", "DeploymentController": {"Type": "CODE_DEPLOY"},
-        "NetworkConfiguration": {"AwsvpcConfiguration": {"Subnets": r(props["subnets"]), "SecurityGroups": r(props["groups"]),
-                                                         "AssignPublicIp": "DISABLED"}},
-        "LoadBalancers": [{"TargetGroupArn": r(props["target_group"]), "ContainerName": props["container_name"],
-                           "ContainerPort": props["port"]}],
-        "HealthCheckGracePeriodSeconds": 60, "PropagateTags": "SERVICE", "Tags": _tags(spec, d.name)}, {"DependsOn": listeners}
+    return container_definition(spec, image, f"{LogGroup.prefix(spec)}api",  # type: ignore[arg-type]
+                                {"Ref": "AWS::Region"}, data)  # type: ignore[arg-type]
 
 
 def _secret(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -602,12 +531,8 @@ def _amplify_branch(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[st
 
 CONVERTERS: dict[str, Converter] = {
     "secret": _secret, "amplify-app": _amplify_app, "amplify-branch": _amplify_branch,
-    "s3-bucket": _bucket, "oidc-provider": _oidc_provider, "codedeploy-application": _application,
-    "deployment-group": _deployment_group, "pipeline": _pipeline, "event-rule": _event_rule,
-    "log-group": _log_group, "ecs-cluster": _cluster, "task-definition": _task_definition,
-    "target-group": _target_group, "load-balancer": _load_balancer, "listener": _listener, "ecs-service": _ecs_service,
     "vpc-endpoint": _endpoint,
-    "ses-configuration-set": _configuration_set, "ses-identity": _identity, "iam-role": _role,
+    "ses-configuration-set": _configuration_set, "ses-identity": _identity,
     "instance-profile": _instance_profile, "ec2-instance": _instance,
 }
 
@@ -634,22 +559,22 @@ def _exported(spec: Spec, template: _Template, steps: Sequence[str]) -> list[Exp
     from pointapp.steps import get
 
     found = []
-    for step in (s for s in steps if s != "network"):
-        loaded: Any = get(step).load()
+    for step in steps:
+        loaded: Any = network.FLOW_LOGS if step == "network" else get(step).load()  # the network's layout aside
         wanted: list[Desired] = loaded.desired(spec)
         made = {d.key: d.kind for d in wanted}
         prefix = "cache/" if step == "cache" else ""  # the database's keys and the cache's overlap
 
         def local(ref: Ref, step: str = step, made: dict[str, str] = made, prefix: str = prefix) -> Any:
-            if ref.step == "network" and "network" in steps:  # made in this very template
-                if ref.key.startswith("sg/"):
-                    return {"Fn::GetAtt": [logical_id(ref.key), "GroupId"]}
-                return {"Ref": logical_id(ref.key)}
             if ref.step == step and ref.key in made:
                 attribute = _ID_ATTRIBUTE.get(made[ref.key], "id") if ref.attribute == "id" else ref.attribute
                 if attribute == "id":
                     return {"Ref": logical_id(prefix + ref.key)}
                 return {"Fn::GetAtt": [logical_id(prefix + ref.key), attribute]}
+            if ref.step == "network" and "network" in steps:  # made in this very template
+                if ref.key.startswith("sg/"):
+                    return {"Fn::GetAtt": [logical_id(ref.key), "GroupId"]}
+                return {"Ref": logical_id(ref.key)}
             return None
 
         for desired in wanted:

@@ -248,6 +248,24 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     "db-instance": {"inputs": {"engine_version"}, "template": {"EnableCloudwatchLogsExports"}},
     "cache-subnet-group": {},
     "replication-group": {},
+    "log-group": {},
+    "iam-role": {},
+    "flow-log": {},
+    "ecs-cluster": {},
+    "task-definition": {},
+    "target-group": {},
+    # the template drops HTTP headers with invalid fields; the create does not set the attribute
+    "load-balancer": {"template": {"LoadBalancerAttributes"}},
+    "listener": {},
+    "ecs-service": {},
+    # the bucket's name is the template's expression of pointapp's (owner, account, region): the stack's own;
+    # CloudFormation makes a bucket in the stack's region and takes no location constraint
+    "s3-bucket": {"inputs": {"bucket"}, "dropped": {"create_bucket.CreateBucketConfiguration"}},
+    "oidc-provider": {},
+    "codedeploy-application": {},
+    "deployment-group": {},
+    "pipeline": {},
+    "event-rule": {},
 }
 
 

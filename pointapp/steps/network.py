@@ -17,7 +17,19 @@ import botocore.exceptions
 from pointapp.errors import SpecError, StepError
 from pointapp.kinds import LogGroup, Role, policy, trust_policy
 from pointapp.plan import Change, Kept, Table, keep
-from pointapp.resources import FLOW_LOGS_ROLE, Arn, Desired, Found, Kind, Ref, ResourceStep, StepState, ignore_codes, retry_new_role
+from pointapp.resources import (
+    FLOW_LOGS_ROLE,
+    Arn,
+    Desired,
+    Found,
+    Kind,
+    Ref,
+    Request,
+    ResourceStep,
+    StepState,
+    ignore_codes,
+    retry_new_role,
+)
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications
 
@@ -1060,13 +1072,19 @@ class FlowLog(Kind):
         differ = [name for name, value in wanted.items() if found.raw.get(name) != value]
         return ", ".join(f"{name} changes" for name in differ) or None
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         settings = self._settings(props)
-        answer = retry_new_role(ctx, FLOW_LOGS_ROLE, settings["DeliverLogsPermissionArn"], lambda: ctx.client("ec2").create_flow_logs(
+        return {"create_flow_logs": dict(
             ResourceIds=[settings["ResourceId"]], ResourceType="VPC", TrafficType=settings["TrafficType"],
             LogDestinationType="cloud-watch-logs", LogGroupName=settings["LogGroupName"],
             DeliverLogsPermissionArn=settings["DeliverLogsPermissionArn"],
-            TagSpecifications=tag_specifications("vpc-flow-log", tags)))
+            TagSpecifications=tag_specifications("vpc-flow-log", tags))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        settings = self._settings(props)
+        request = self.request(ctx.spec, desired, props, tags)["create_flow_logs"]
+        answer = retry_new_role(ctx, FLOW_LOGS_ROLE, settings["DeliverLogsPermissionArn"],
+                                lambda: ctx.client("ec2").create_flow_logs(**request))
         if answer.get("Unsuccessful") or not answer.get("FlowLogIds"):
             problem = (answer.get("Unsuccessful") or [{}])[0].get("Error", {})
             raise StepError(NAME, f"flow log {desired.name}", problem.get("Message", "was not created"), problem.get("Code"))

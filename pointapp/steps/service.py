@@ -18,7 +18,7 @@ from typing import Any
 
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, arn_of, listed_tags, policy, tags_as_aws, trust_policy
-from pointapp.resources import Arn, Desired, Found, Kind, Ref, ResourceStep, arn_service, ignore_codes
+from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.mail import configuration_set_name
 from pointapp.steps.network import DEFERRED_NAT
@@ -45,10 +45,13 @@ class Cluster(Kind):
         settings = {s["name"]: s["value"] for s in found.raw.get("settings", [])}
         return {} if settings.get("containerInsights") in ("enabled", "enhanced") else {"container_insights": "enabled"}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        cluster = ctx.client("ecs").create_cluster(
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_cluster": dict(
             clusterName=desired.name, settings=[{"name": "containerInsights", "value": "enabled"}],
-            tags=tags_as_aws(tags, lower=True))["cluster"]
+            tags=tags_as_aws(tags, lower=True))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        cluster = ctx.client("ecs").create_cluster(**self.request(ctx.spec, desired, props, tags)["create_cluster"])["cluster"]
         return Found(self.name, desired.key, cluster["clusterArn"], dict(tags), cluster)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -207,6 +210,9 @@ class TaskDefinition(Kind):
                   "task_role": props["task_role"], "container": compared_container(wanted_container, wanted_container)}
         return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"register_task_definition": revision_request(desired.name, props, tags, image=None)}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ecs = ctx.client("ecs")
         if active_revisions(ecs, desired.name):  # found nothing owned, yet the family has revisions: not ours
@@ -244,16 +250,21 @@ def revision_tags(spec: Spec) -> dict[str, str]:
     return ownership_tags(spec, NAME, "taskdef", spec.name("api"))
 
 
-def register_revision(ctx: Any, family: str, props: Mapping[str, Any], tags: Mapping[str, str],
-                      image: str | None) -> Found:
-    """Register a revision of the family; ``image`` replaces the spec's image (a release)."""
+def revision_request(family: str, props: Mapping[str, Any], tags: Mapping[str, str], image: str | None) -> dict[str, Any]:
+    """RegisterTaskDefinition's arguments for a revision of the family; ``image`` replaces the spec's image."""
     container = dict(props["container"])
     if image:
         container["image"] = image
-    definition = ctx.client("ecs").register_task_definition(
+    return dict(
         family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu=str(props["cpu"]),
         memory=str(props["memory"]), executionRoleArn=props["execution_role"], taskRoleArn=props["task_role"],
-        containerDefinitions=[container], tags=tags_as_aws(tags, lower=True))["taskDefinition"]
+        containerDefinitions=[container], tags=tags_as_aws(tags, lower=True))
+
+
+def register_revision(ctx: Any, family: str, props: Mapping[str, Any], tags: Mapping[str, str],
+                      image: str | None) -> Found:
+    """Register a revision of the family; ``image`` replaces the spec's image (a release)."""
+    definition = ctx.client("ecs").register_task_definition(**revision_request(family, props, tags, image))["taskDefinition"]
     return Found(TaskDefinition.name, tags.get(KEY, "taskdef"), definition["taskDefinitionArn"], dict(tags), definition)
 
 
@@ -316,11 +327,15 @@ class TargetGroup(Kind):
             return {"health_check_path": props["health_check_path"]}
         return {}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        group = ctx.client("elbv2").create_target_group(
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_target_group": dict(
             Name=desired.name, Protocol="HTTP", Port=props["port"], VpcId=props["vpc"], TargetType="ip",
             HealthCheckPath=props["health_check_path"], HealthCheckProtocol="HTTP", Matcher={"HttpCode": "200-399"},
-            Tags=tags_as_aws(tags))["TargetGroups"][0]
+            Tags=tags_as_aws(tags))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        group = ctx.client("elbv2").create_target_group(
+            **self.request(ctx.spec, desired, props, tags)["create_target_group"])["TargetGroups"][0]
         return Found(self.name, desired.key, group["TargetGroupArn"], dict(tags), group)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -361,11 +376,15 @@ class LoadBalancer(Kind):
             changes["groups"] = sorted(props["groups"])
         return changes
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_load_balancer": dict(
+            Name=desired.name, Subnets=list(props["subnets"]), SecurityGroups=list(props["groups"]),
+            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=tags_as_aws(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         elbv2 = ctx.client("elbv2")
         balancer = elbv2.create_load_balancer(
-            Name=desired.name, Subnets=list(props["subnets"]), SecurityGroups=list(props["groups"]),
-            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=tags_as_aws(tags))["LoadBalancers"][0]
+            **self.request(ctx.spec, desired, props, tags)["create_load_balancer"])["LoadBalancers"][0]
         ctx.say(f"    waiting for load balancer {desired.name} to be active (usually 2 to 4 minutes on AWS) ...")
         started = time.monotonic()
         elbv2.get_waiter("load_balancer_available").wait(
@@ -436,12 +455,16 @@ class Listener(Kind):
             changes["action"] = "forward"  # blue, green, or weighted over both (mid-release) are all in sync
         return changes
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         args: dict[str, Any] = {"LoadBalancerArn": props["load_balancer"], "Protocol": props["protocol"],
                                 "Port": props["port"], "DefaultActions": self._actions(props), "Tags": tags_as_aws(tags)}
         if props.get("certificate"):
             args.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06")
-        listener = ctx.client("elbv2").create_listener(**args)["Listeners"][0]
+        return {"create_listener": args}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        listener = ctx.client("elbv2").create_listener(
+            **self.request(ctx.spec, desired, props, tags)["create_listener"])["Listeners"][0]
         return Found(self.name, desired.key, listener["ListenerArn"], dict(tags), listener)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -499,9 +522,8 @@ class EcsService(Kind):
             return {"desired_count": props["desired_count"]}
         return {}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        ctx.finish_deferred(DEFERRED_NAT)  # the tasks reach the internet through the NAT gateway: it must be up
-        service = ctx.client("ecs").create_service(
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_service": dict(
             cluster=props["cluster"], serviceName=desired.name, taskDefinition=props["task_definition"],
             desiredCount=props["desired_count"], launchType="FARGATE", platformVersion="LATEST",
             networkConfiguration={"awsvpcConfiguration": {"subnets": list(props["subnets"]),
@@ -511,7 +533,11 @@ class EcsService(Kind):
                             "containerPort": props["port"]}],
             deploymentController={"type": "CODE_DEPLOY"}, healthCheckGracePeriodSeconds=60,
             schedulingStrategy="REPLICA", propagateTags="SERVICE", enableECSManagedTags=True,
-            tags=tags_as_aws(tags, lower=True))["service"]
+            tags=tags_as_aws(tags, lower=True))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ctx.finish_deferred(DEFERRED_NAT)  # the tasks reach the internet through the NAT gateway: it must be up
+        service = ctx.client("ecs").create_service(**self.request(ctx.spec, desired, props, tags)["create_service"])["service"]
         ctx.say("    the service starts its tasks once an image is in the repository; pointapp does not wait for them")
         return Found(self.name, desired.key, service["serviceArn"], dict(tags), service)
 
