@@ -9,27 +9,33 @@ so a plan made before the network exists still applies once it does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, TypeVar
 
 import botocore.exceptions
 
 from pointapp.errors import StepError
 from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
-from pointapp.tags import KEY, is_owned, ownership_tags
+from pointapp.tags import KEY, foreign_owner, is_owned, ownership_tags
 
 
 @dataclass
 class Found:
-    """An owned resource as discovered: its logical key, id, tags, and the raw description."""
+    """An owned resource as discovered: its logical key, id, tags, and the raw description.
+
+    ``owner`` is set on a resource that carries another environment's ownership tags (the one it names):
+    it is never changed, adopted or deleted, and a create of the same name stops and names that owner.
+    """
 
     kind: str
     key: str
     id: str
     tags: dict[str, str]
     raw: dict[str, Any]
+    owner: str = ""
 
     @property
     def name(self) -> str:
@@ -50,13 +56,57 @@ class Ref:
 
 @dataclass(frozen=True)
 class Desired:
-    """One resource a step wants. ``props`` are what the kind creates and compares."""
+    """One resource a step wants. ``props`` are what the kind creates and compares.
+
+    ``owner`` names the environment that owns and makes a resource several environments share (one per
+    account, such as the SES identity of a domain): this one only uses it as it is, never makes, changes
+    or deletes it.
+    """
 
     kind: str
     key: str
     name: str
     props: Mapping[str, Any]
     detail: str = ""
+    owner: str = ""
+
+
+@dataclass(frozen=True)
+class Arn:
+    """An ARN in the target's partition, ``arn:<partition>:<service>:<region>:<account>:<resource>``.
+
+    Policies name resources by ARN, and the partition (``aws``, ``aws-cn``, ``aws-us-gov``) is the
+    target's: it is filled in when the step resolves its props, as are the region and the account when
+    they are None (the target's own). ``"*"`` keeps a wildcard, ``""`` an empty field (IAM is global).
+    """
+
+    service: str
+    resource: str
+    region: str | None = "*"
+    account: str | None = "*"
+
+    def text(self, partition: str, region: str, account: str) -> str:
+        """The ARN in ``partition``; ``region`` and ``account`` stand where this ARN names the target's own."""
+        return f"arn:{partition}:{self.service}:{region}:{account}:{self.resource}"
+
+    @property
+    def needs_account(self) -> bool:
+        return self.account is None
+
+    def __str__(self) -> str:
+        return self.text("<partition>", "<region>" if self.region is None else self.region,
+                         "<account>" if self.account is None else self.account)
+
+
+
+#: Any ARN, in any partition (``aws``, ``aws-cn``, ``aws-us-gov``, ...): its service is the third field.
+ARN_PATTERN = re.compile(r"^arn:aws(?:-[a-z]+)*:(?P<service>[a-z0-9-]+):")
+
+
+def arn_service(value: str) -> str | None:
+    """The service of the ARN ``value`` (``secretsmanager``, ``ssm``), or None when it is not an ARN."""
+    match = ARN_PATTERN.match(value)
+    return match.group("service") if match else None
 
 
 class Unresolved(Exception):
@@ -69,11 +119,19 @@ class Unresolved(Exception):
 
 Resolver = Callable[[Ref], Any]
 
+#: The calls a create makes, as data, in the order it makes them: each boto3 operation's name with its
+#: keyword arguments, or with a list of them when the operation is called once per item (a role's policies).
+Request = dict[str, Any]
+
 
 def resolve(value: Any, resolver: Resolver) -> Any:
     """``value`` with every :class:`Ref` inside replaced by what ``resolver`` gives."""
     if isinstance(value, Ref):
         return resolver(value)
+    if isinstance(value, Arn):
+        return value.text(str(resolver(Ref("runtime", "partition"))),
+                          value.region if value.region is not None else str(resolver(Ref("runtime", "region"))),
+                          value.account if value.account is not None else str(resolver(Ref("runtime", "account"))))
     if isinstance(value, Mapping):
         return {k: resolve(v, resolver) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -81,8 +139,18 @@ def resolve(value: Any, resolver: Resolver) -> Any:
     return value
 
 
+def _names_account(value: Any) -> bool:
+    if isinstance(value, Arn):
+        return value.needs_account
+    if isinstance(value, Mapping):
+        return any(_names_account(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_names_account(v) for v in value)
+    return False
+
+
 def has_refs(value: Any) -> bool:
-    if isinstance(value, Ref):
+    if isinstance(value, (Ref, Arn)):
         return True
     if isinstance(value, Mapping):
         return any(has_refs(v) for v in value.values())
@@ -97,6 +165,9 @@ class Kind:
     name = ""
     service = ""
     tagged = True  # False for kinds that carry no tags of their own (an S3 object)
+    #: The call an action makes that a target may lack, as (service, operation): the plan marks such a
+    #: change skipped on a target without it (:meth:`needs`), so it neither runs nor counts as a change.
+    operations: ClassVar[Mapping[str, tuple[str, str]]] = {}
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         """Every resource of this kind that ``step`` owns in this environment (strays included).
@@ -112,6 +183,15 @@ class Kind:
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         """Why the resource must be replaced (a setting that cannot change in place), or None."""
         return None
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        """The create request, built without a target: ``create`` sends it, and the CloudFormation export maps it
+        to the template's properties (``props`` then hold the template's intrinsics), so the two cannot drift.
+
+        What a create learns only when it runs (the region, an AMI an SSM parameter names, a token) it adds to
+        ``props`` first; the export adds its own expressions of the same values.
+        """
+        raise NotImplementedError
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         raise NotImplementedError
@@ -140,14 +220,25 @@ class Kind:
         """Values other steps need besides the id (an endpoint, a secret's ARN), by name."""
         return {}
 
+    def needs(self, action: str, changes: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The call of :attr:`operations` that ``action`` with ``changes`` makes (a tags-only update makes
+        its own tagging call only)."""
+        if action == "update" and not set(changes) - {"tags"}:
+            return None
+        return self.operations.get(action)
+
     def owned(self, spec: Spec, step: str, items: Iterable[Mapping[str, Any]], id_of: Callable[[Any], str],
               tags_of: Callable[[Any], Mapping[str, str]]) -> list[Found]:
-        """The described ``items`` that ``step`` owns in this environment, as :class:`Found`."""
+        """The described ``items`` that ``step`` owns in this environment, as :class:`Found`; and those
+        another pointapp environment owns, with :attr:`Found.owner` set (discovery keeps them apart)."""
         found = []
         for item in items:
             tags = dict(tags_of(item))
             if is_owned(tags, spec, step):
                 found.append(Found(self.name, tags[KEY], id_of(item), tags, dict(item)))
+            elif foreign_owner(tags, spec):
+                found.append(Found(self.name, tags.get(KEY, ""), id_of(item), tags, dict(item),
+                                   owner=foreign_owner(tags, spec)))
         return found
 
     def unavailable(self, ctx: Any) -> str | None:
@@ -163,6 +254,8 @@ class StepState:
     strays: list[Found] = field(default_factory=list)
     refs: dict[tuple[str, str], Any] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)  # kind -> why the target cannot do it
+    gaps: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, operation) the target lacks -> why
+    foreign: dict[tuple[str, str], Found] = field(default_factory=dict)  # (kind, name): another environment's
 
     def ids(self) -> dict[str, str]:
         return {key: found.id for key, found in self.found.items()}
@@ -185,19 +278,35 @@ class ResourceStep:
                 state.refs[(step, key)] = value
         for key, value in (self.runtime(ctx) if self.runtime else {}).items():
             state.refs[("runtime", key)] = value
+        # What an Arn in the props takes from the target: the account only when one names it (one STS call).
+        state.refs[("runtime", "partition")] = ctx.partition
+        state.refs[("runtime", "region")] = ctx.target.region
+        if any(_names_account(d.props) for d in self.desired(ctx.spec)):
+            state.refs[("runtime", "account")] = ctx.account
 
     # discover
 
     def discover(self, ctx: Any) -> StepState:
         state = StepState()
-        wanted = {d.key for d in self.desired(ctx.spec)}
+        desired = self.desired(ctx.spec)
+        wanted = {d.key for d in desired}
+        shared = {(d.kind, d.name): d for d in desired if d.owner}
         for kind in self.kinds.values():
             reason = kind.unavailable(ctx)
             if reason:
                 state.unavailable[kind.name] = reason
                 continue
+            for operation in kind.operations.values():
+                gap = ctx.lacks(*operation)
+                if gap:
+                    state.gaps[operation] = gap
             for found in kind.find(ctx, ctx.spec, self.name, state.found):
-                if found.key in wanted and found.key not in state.found:
+                used = shared.get((kind.name, found.name)) or shared.get((kind.name, found.id))
+                if found.owner and used is not None and used.owner == found.owner:  # theirs, used as it is
+                    state.found[used.key] = replace(found, key=used.key, raw={**found.raw, "borrowed": True})
+                elif found.owner:
+                    state.foreign[(kind.name, found.name)] = state.foreign[(kind.name, found.id)] = found
+                elif found.key in wanted and found.key not in state.found:
                     state.found[found.key] = found
                 else:
                     state.strays.append(found)
@@ -231,32 +340,56 @@ class ResourceStep:
             if found is not None:
                 reason = kind.replace(desired, props, found)
                 if reason:
-                    changes.append(self._delete_change(found, f"replaced: {reason}"))
+                    changes.append(self._delete_change(found, f"replaced: {reason}", state))
                     found = None
             if found is not None and found.raw.get("borrowed"):
                 continue  # exists, made elsewhere: used as it is, never changed
             if found is None:
-                skip = state.unavailable.get(kind.name)
-                detail = f"{desired.detail} (skipped: {skip})" if skip else desired.detail
-                changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, detail,
-                                      "create", {"desired": desired, "tags": tags, "skip": skip}))
+                skip = state.unavailable.get(kind.name) or (
+                    f"environment {desired.owner} owns it and makes it with its own up; this one uses it once it exists"
+                    if desired.owner else None)
+                taken = state.foreign.get((kind.name, desired.name))
+                detail = desired.detail
+                if skip:
+                    detail = f"{desired.detail} (skipped: {skip})"
+                elif taken:
+                    detail = f"{desired.detail} (stops: {desired.name} belongs to environment {taken.owner})"
+                changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, detail, "create",
+                                      {"desired": desired, "tags": tags, "skip": skip,
+                                       "taken": taken.owner if taken and not skip else ""}))
                 continue
             differences = kind.differences(desired, props, found)
             missing_tags = {k: v for k, v in tags.items() if found.tags.get(k) != v} if kind.tagged else {}
             if missing_tags:
                 differences = {**differences, "tags": missing_tags}
             if differences:
-                detail = ", ".join(f"{k} -> {_short(v)}" for k, v in differences.items())
-                changes.append(Change(self.name, "update", kind.name, desired.key, desired.name, detail, "update",
-                                      {"desired": desired, "differences": differences, "tags": tags}))
+                changes += self._update_changes(kind, desired, differences, tags, state)
         order = list(self.kinds)
         for stray in sorted(state.strays, key=lambda f: -order.index(f.kind)):
-            changes.append(self._delete_change(stray, "not in the spec"))
+            changes.append(self._delete_change(stray, "not in the spec", state))
         return changes
 
-    def _delete_change(self, found: Found, reason: str) -> Change:
-        return Change(self.name, "delete", found.kind, found.key, found.name, f"{found.id} ({reason})", "delete",
-                      {"found": found})
+    def _update_changes(self, kind: Kind, desired: Desired, differences: Mapping[str, Any], tags: Mapping[str, str],
+                        state: StepState) -> list[Change]:
+        """The update, marked skipped when it needs a call the target lacks; its tags, which a call of
+        their own sets, are then a change apart that the target can make."""
+        gap = state.gaps.get(kind.needs("update", differences) or ("", ""))
+        parts = [dict(differences)]
+        if gap and "tags" in differences:
+            parts = [{"tags": differences["tags"]}, {k: v for k, v in differences.items() if k != "tags"}]
+        changes = []
+        for part in parts:
+            skip = gap if kind.needs("update", part) else None
+            detail = ", ".join(f"{k} -> {_short(v)}" for k, v in part.items()) + (f" (skipped: {skip})" if skip else "")
+            changes.append(Change(self.name, "update", kind.name, desired.key, desired.name, detail, "update",
+                                  {"desired": desired, "differences": part, "tags": tags, "skip": skip}))
+        return changes
+
+    def _delete_change(self, found: Found, reason: str, state: StepState) -> Change:
+        skip = state.gaps.get(self.kinds[found.kind].needs("delete", {}) or ("", ""))
+        detail = f"{found.id} ({reason})" if reason else found.id
+        return Change(self.name, "delete", found.kind, found.key, found.name,
+                      f"{detail} (skipped: {skip})" if skip else detail, "delete", {"found": found, "skip": skip})
 
     def plan_destroy(self, spec: Spec, state: StepState, kept: Kept | None = None) -> list[Change]:
         """Everything the step owns, dependents first, to delete; but what is kept is kept, and so is what it
@@ -269,11 +402,12 @@ class ResourceStep:
         named: dict[str, tuple[str, str]] = {value: ref for ref, value in state.refs.items() if isinstance(value, str)}
         named.update({found.id: (self.name, key) for key, found in state.found.items()})
         changes = []
-        for f in sorted(list(state.found.values()) + state.strays, key=lambda f: (-order.index(f.kind), f.key)):
+        everything = [f for f in state.found.values() if not f.raw.get("borrowed")] + state.strays  # borrowed: not ours
+        for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key)):
             kind = self.kinds[f.kind]
             why = kind.keeps(spec, f) or (keeping.get(f.key) if state.found.get(f.key) is f else None)
             if not why:
-                changes.append(Change(self.name, "delete", f.kind, f.key, f.name, f.id, "delete", {"found": f}))
+                changes.append(self._delete_change(f, "", state))
                 continue
             under = list(dict.fromkeys(named[value] for value in kind.stands_on(f) if value in named))
             for step, key in under:
@@ -302,9 +436,18 @@ class ResourceStep:
             ctx.check_stopping()
             ctx.say(f"  {change.line()}")
             kind = self.kinds[change.kind]
-            if change.args.get("skip"):
+            skip = change.args.get("skip")
+            if skip:
                 ctx.skipped.append(change)
+                if change.action != "create":  # a create the target lacks the service for is told in the plan
+                    warnings.append(f"{change.kind} {change.name}: {skip}")
+                    ctx.say(f"    skipped: {skip}")
                 continue
+            if change.args.get("taken"):
+                raise StepError(self.name, f"{change.kind} {change.name}",
+                                f"exists and belongs to environment {change.args['taken']} (its pointapp:environment "
+                                "tag); pointapp never takes over another environment's resource: give this "
+                                "environment its own in the spec")
             try:
                 if change.op == "create":
                     desired: Desired = change.args["desired"]
@@ -402,3 +545,74 @@ def wait_for(ctx: Any, client: Any, waiter: str, what: str, typical: str = "", r
         client.meta.events.unregister(event, keep)
     ctx.say(f"    {what}: done after {time.monotonic() - started:.0f}s")
     return last.get("answer", {})
+
+
+@dataclass(frozen=True)
+class NewRoleRefusal:
+    """How a service refuses a role IAM has not propagated yet: the error code, and the message as a
+    pattern in which ``{role}`` stands for the role's (or instance profile's) name.
+
+    IAM is eventually consistent: a role made seconds ago may not be usable yet by the service that
+    checks it when a resource naming it is created (IAM User Guide, "Troubleshoot IAM": changes that I
+    make are not always immediately visible).
+    """
+
+    service: str
+    code: str
+    pattern: str
+
+    def matches(self, error: botocore.exceptions.ClientError, role: str) -> bool:
+        """This refusal, naming ``role``: nothing else (another role, another reason, another code)."""
+        info = error.response.get("Error", {})
+        named = rf"(?:\S*/)?{re.escape(role)}(?=\.?$|['\"\s)])"  # the name alone, or an ARN ending in it
+        return info.get("Code") == self.code and re.match(self.pattern.format(role=named),
+                                                          str(info.get("Message", ""))) is not None
+
+
+# CodeDeploy CreateDeploymentGroup/UpdateDeploymentGroup (aws/aws-sdk-ruby #772: "a propagation issue").
+CODEDEPLOY_ROLE = NewRoleRefusal("CodeDeploy", "InvalidRoleException",
+                                 "AWS CodeDeploy does not have the permissions required to assume the role {role}")
+# CodePipeline CreatePipeline/UpdatePipeline (hashicorp/terraform-provider-aws #13103, hashicorp/terraform #19264).
+CODEPIPELINE_ROLE = NewRoleRefusal("CodePipeline", "InvalidStructureException",
+                                   "CodePipeline is not authorized to perform AssumeRole on role {role}")
+# EC2 CreateFlowLogs with DeliverLogsPermissionArn (hashicorp/terraform-provider-aws #29323).
+FLOW_LOGS_ROLE = NewRoleRefusal("VPC Flow Logs", "InvalidParameter", "Unable to assume given IAM role: '?{role}")
+# EC2 RunInstances naming a new instance profile (the answer terraform-provider-aws retries on RunInstances).
+INSTANCE_PROFILE = NewRoleRefusal("EC2", "InvalidParameterValue",
+                                  r"Value \({role}\) for parameter iamInstanceProfile\.name is invalid")
+
+#: How long a new role may take to become usable: about two minutes on AWS, seconds on an emulator.
+ROLE_PROPAGATION_AWS = 120.0
+ROLE_PROPAGATION_EMULATOR = 10.0
+
+T = TypeVar("T")
+
+
+def retry_new_role(ctx: Any, refusal: NewRoleRefusal, role: str, call: Callable[[], T]) -> T:
+    """``call()``, a create naming ``role`` (made moments before), retried with backoff while ``refusal``
+    answers for that role, within :data:`ROLE_PROPAGATION_AWS` seconds on AWS and
+    :data:`ROLE_PROPAGATION_EMULATOR` elsewhere. Any other error is raised at once; the last refusal
+    is raised once the bound is reached.
+
+    ``role`` is the role's (or instance profile's) ARN or name. ``ctx.clock`` and ``ctx.sleep`` measure
+    and wait (tests give their own).
+    """
+    name = role.rsplit("/", 1)[-1]
+    bound = ROLE_PROPAGATION_AWS if ctx.target.is_real_aws else ROLE_PROPAGATION_EMULATOR
+    started = ctx.clock()
+    delay, attempt = 2, 0
+    while True:
+        try:
+            return call()
+        except botocore.exceptions.ClientError as error:
+            if not refusal.matches(error, name):
+                raise
+            waited, pause = ctx.clock() - started, ctx.wait_delay(delay)
+            if waited + pause > bound:
+                ctx.say(f"    {refusal.service} still refuses {name} after {waited:.0f}s: check the role's trust policy")
+                raise
+            if attempt == 0:
+                ctx.say(f"    waiting for IAM to make {name} usable by {refusal.service} "
+                        "(usually under a minute on AWS) ...")
+        ctx.sleep(pause)
+        delay, attempt = min(delay * 2, 15), attempt + 1

@@ -17,7 +17,19 @@ import botocore.exceptions
 from pointapp.errors import SpecError, StepError
 from pointapp.kinds import LogGroup, Role, policy, trust_policy
 from pointapp.plan import Change, Kept, Table, keep
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, StepState, ignore_codes
+from pointapp.resources import (
+    FLOW_LOGS_ROLE,
+    Arn,
+    Desired,
+    Found,
+    Kind,
+    Ref,
+    Request,
+    ResourceStep,
+    StepState,
+    ignore_codes,
+    retry_new_role,
+)
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications
 
@@ -1063,13 +1075,19 @@ class FlowLog(Kind):
         differ = [name for name, value in wanted.items() if found.raw.get(name) != value]
         return ", ".join(f"{name} changes" for name in differ) or None
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         settings = self._settings(props)
-        answer = ctx.client("ec2").create_flow_logs(
+        return {"create_flow_logs": dict(
             ResourceIds=[settings["ResourceId"]], ResourceType="VPC", TrafficType=settings["TrafficType"],
             LogDestinationType="cloud-watch-logs", LogGroupName=settings["LogGroupName"],
             DeliverLogsPermissionArn=settings["DeliverLogsPermissionArn"],
-            TagSpecifications=tag_specifications("vpc-flow-log", tags))
+            TagSpecifications=tag_specifications("vpc-flow-log", tags))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        settings = self._settings(props)
+        request = self.request(ctx.spec, desired, props, tags)["create_flow_logs"]
+        answer = retry_new_role(ctx, FLOW_LOGS_ROLE, settings["DeliverLogsPermissionArn"],
+                                lambda: ctx.client("ec2").create_flow_logs(**request))
         if answer.get("Unsuccessful") or not answer.get("FlowLogIds"):
             problem = (answer.get("Unsuccessful") or [{}])[0].get("Error", {})
             raise StepError(NAME, f"flow log {desired.name}", problem.get("Message", "was not created"), problem.get("Code"))
@@ -1097,7 +1115,7 @@ def _flow_log_resources(spec: Spec) -> list[Desired]:
         return []
     group = flow_log_group(spec)
     days = spec.network.flow_logs_retention_days
-    deliver = {"Effect": "Allow", "Resource": f"arn:aws:logs:*:*:log-group:{group}:*",
+    deliver = {"Effect": "Allow", "Resource": Arn("logs", f"log-group:{group}:*"),
                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]}
     return [
         Desired("log-group", "flow-logs/log-group", group, {"retention_days": days}, f"retention {days} days"),
