@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
+from pointapp.kinds import tags_as_aws
 from pointapp.spec import Spec
 from pointapp.steps.registry import repository_name
+from pointapp.steps.service import revision_tags
 
 IMAGE_PLACEHOLDER = "<IMAGE1_NAME>"
 TASK_DEFINITION_PLACEHOLDER = "<TASK_DEFINITION>"
@@ -27,7 +29,14 @@ ARTIFACTS_KEY = "release/artifacts.zip"
 
 def task_definition(spec: Spec, container: dict[str, Any], execution_role: str, task_role: str,
                     image: str = IMAGE_PLACEHOLDER) -> dict[str, Any]:
-    """The task definition as CodeDeploy registers it: the container with ``image``."""
+    """The task definition as CodeDeploy registers it: the container with ``image``, and the ownership tags, so the
+    revisions a release registers are the service's like the others.
+
+    ``CodeDeployToECS`` registers the file as a new revision; it is RegisterTaskDefinition's input, whose ``tags``
+    are ECS's lower-case ``key``/``value`` pairs (ECS API reference, RegisterTaskDefinition), and tagging on create
+    needs ``ecs:TagResource``, which the pipeline role has. The action reference does not list the fields it passes
+    on: a revision registered without the tags still belongs to the family's owner (``service.TaskDefinition``).
+    """
     return {
         "family": spec.name("api"),
         "networkMode": "awsvpc",
@@ -37,6 +46,7 @@ def task_definition(spec: Spec, container: dict[str, Any], execution_role: str, 
         "executionRoleArn": execution_role,
         "taskRoleArn": task_role,
         "containerDefinitions": [{**container, "image": image}],
+        "tags": tags_as_aws(revision_tags(spec), lower=True),
     }
 
 
@@ -99,12 +109,16 @@ def workflow_text(spec: Spec, role_arn: str, region: str) -> str:
     return header + yaml.dump(workflow(spec, role_arn, region), Dumper=_Dumper, sort_keys=False, width=120)
 
 
+def taskdef_text(taskdef: dict[str, Any]) -> str:
+    """``taskdef.json`` as written to a file and to the zip."""
+    return json.dumps(taskdef, indent=2, sort_keys=True) + "\n"
+
+
 def artifacts_zip(taskdef: dict[str, Any], appspec_yaml: str) -> bytes:
     """``taskdef.json`` and ``appspec.yaml`` in a zip, byte-identical for the same input (fixed dates)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, text in (("taskdef.json", json.dumps(taskdef, indent=2, sort_keys=True) + "\n"),
-                           ("appspec.yaml", appspec_yaml)):
+        for name, text in (("taskdef.json", taskdef_text(taskdef)), ("appspec.yaml", appspec_yaml)):
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
             archive.writestr(info, text)
@@ -112,13 +126,18 @@ def artifacts_zip(taskdef: dict[str, Any], appspec_yaml: str) -> bytes:
 
 
 def write_delivery(directory: str | Path, spec: Spec, taskdef: dict[str, Any], role_arn: str, region: str) -> list[Path]:
-    """Write ``taskdef.json``, ``appspec.yaml`` and ``.github/workflows/release-<env>.yml`` into ``directory``."""
+    """Write ``taskdef.json``, ``appspec.yaml``, the two zipped as ``artifacts.zip`` (for the artifact bucket,
+    key ``release/artifacts.zip``) and ``.github/workflows/release-<env>.yml`` into ``directory``."""
     root = Path(directory)
     workflow_path = root / ".github" / "workflows" / f"release-{spec.environment}.yml"
     workflow_path.parent.mkdir(parents=True, exist_ok=True)
-    files = {root / "taskdef.json": json.dumps(taskdef, indent=2, sort_keys=True) + "\n",
-             root / "appspec.yaml": appspec_text(spec),
-             workflow_path: workflow_text(spec, role_arn, region)}
-    for path, text in files.items():
-        path.write_text(text, encoding="utf-8")
+    files: dict[Path, str | bytes] = {
+        root / "taskdef.json": taskdef_text(taskdef), root / "appspec.yaml": appspec_text(spec),
+        root / "artifacts.zip": artifacts_zip(taskdef, appspec_text(spec)),
+        workflow_path: workflow_text(spec, role_arn, region)}
+    for path, content in files.items():
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
     return list(files)

@@ -11,26 +11,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, TypeVar
 
 import botocore.exceptions
 
 from pointapp.errors import StepError
-from pointapp.plan import Change, Table
+from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
-from pointapp.tags import KEY, is_owned, ownership_tags
+from pointapp.tags import KEY, foreign_owner, is_owned, ownership_tags
 
 
 @dataclass
 class Found:
-    """An owned resource as discovered: its logical key, id, tags, and the raw description."""
+    """An owned resource as discovered: its logical key, id, tags, and the raw description.
+
+    ``owner`` is set on a resource that carries another environment's ownership tags (the one it names):
+    it is never changed, adopted or deleted, and a create of the same name stops and names that owner.
+    """
 
     kind: str
     key: str
     id: str
     tags: dict[str, str]
     raw: dict[str, Any]
+    owner: str = ""
 
     @property
     def name(self) -> str:
@@ -51,13 +56,19 @@ class Ref:
 
 @dataclass(frozen=True)
 class Desired:
-    """One resource a step wants. ``props`` are what the kind creates and compares."""
+    """One resource a step wants. ``props`` are what the kind creates and compares.
+
+    ``owner`` names the environment that owns and makes a resource several environments share (one per
+    account, such as the SES identity of a domain): this one only uses it as it is, never makes, changes
+    or deletes it.
+    """
 
     kind: str
     key: str
     name: str
     props: Mapping[str, Any]
     detail: str = ""
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,10 @@ class Unresolved(Exception):
 
 Resolver = Callable[[Ref], Any]
 
+#: The calls a create makes, as data, in the order it makes them: each boto3 operation's name with its
+#: keyword arguments, or with a list of them when the operation is called once per item (a role's policies).
+Request = dict[str, Any]
+
 
 def resolve(value: Any, resolver: Resolver) -> Any:
     """``value`` with every :class:`Ref` inside replaced by what ``resolver`` gives."""
@@ -150,6 +165,9 @@ class Kind:
     name = ""
     service = ""
     tagged = True  # False for kinds that carry no tags of their own (an S3 object)
+    #: The call an action makes that a target may lack, as (service, operation): the plan marks such a
+    #: change skipped on a target without it (:meth:`needs`), so it neither runs nor counts as a change.
+    operations: ClassVar[Mapping[str, tuple[str, str]]] = {}
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         """Every resource of this kind that ``step`` owns in this environment (strays included).
@@ -166,6 +184,15 @@ class Kind:
         """Why the resource must be replaced (a setting that cannot change in place), or None."""
         return None
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        """The create request, built without a target: ``create`` sends it, and the CloudFormation export maps it
+        to the template's properties (``props`` then hold the template's intrinsics), so the two cannot drift.
+
+        What a create learns only when it runs (the region, an AMI an SSM parameter names, a token) it adds to
+        ``props`` first; the export adds its own expressions of the same values.
+        """
+        raise NotImplementedError
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         raise NotImplementedError
 
@@ -177,6 +204,15 @@ class Kind:
         """Delete; return a note when the target cannot (the emulator lacks the operation)."""
         raise NotImplementedError
 
+    def keeps(self, spec: Spec, found: Found) -> str | None:
+        """Why ``down`` must leave this resource (deletion protection is on), or None. Pure: from what was found."""
+        return None
+
+    def stands_on(self, found: Found) -> list[str]:
+        """The ids (or names) of what this resource uses, as AWS describes it (a database's subnet group,
+        subnets and security groups). A kept resource keeps those too. Pure."""
+        return []
+
     def describe(self, found: Found) -> str:
         return ""
 
@@ -184,14 +220,25 @@ class Kind:
         """Values other steps need besides the id (an endpoint, a secret's ARN), by name."""
         return {}
 
+    def needs(self, action: str, changes: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The call of :attr:`operations` that ``action`` with ``changes`` makes (a tags-only update makes
+        its own tagging call only)."""
+        if action == "update" and not set(changes) - {"tags"}:
+            return None
+        return self.operations.get(action)
+
     def owned(self, spec: Spec, step: str, items: Iterable[Mapping[str, Any]], id_of: Callable[[Any], str],
               tags_of: Callable[[Any], Mapping[str, str]]) -> list[Found]:
-        """The described ``items`` that ``step`` owns in this environment, as :class:`Found`."""
+        """The described ``items`` that ``step`` owns in this environment, as :class:`Found`; and those
+        another pointapp environment owns, with :attr:`Found.owner` set (discovery keeps them apart)."""
         found = []
         for item in items:
             tags = dict(tags_of(item))
             if is_owned(tags, spec, step):
                 found.append(Found(self.name, tags[KEY], id_of(item), tags, dict(item)))
+            elif foreign_owner(tags, spec):
+                found.append(Found(self.name, tags.get(KEY, ""), id_of(item), tags, dict(item),
+                                   owner=foreign_owner(tags, spec)))
         return found
 
     def unavailable(self, ctx: Any) -> str | None:
@@ -207,6 +254,8 @@ class StepState:
     strays: list[Found] = field(default_factory=list)
     refs: dict[tuple[str, str], Any] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)  # kind -> why the target cannot do it
+    gaps: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, operation) the target lacks -> why
+    foreign: dict[tuple[str, str], Found] = field(default_factory=dict)  # (kind, name): another environment's
 
     def ids(self) -> dict[str, str]:
         return {key: found.id for key, found in self.found.items()}
@@ -239,14 +288,25 @@ class ResourceStep:
 
     def discover(self, ctx: Any) -> StepState:
         state = StepState()
-        wanted = {d.key for d in self.desired(ctx.spec)}
+        desired = self.desired(ctx.spec)
+        wanted = {d.key for d in desired}
+        shared = {(d.kind, d.name): d for d in desired if d.owner}
         for kind in self.kinds.values():
             reason = kind.unavailable(ctx)
             if reason:
                 state.unavailable[kind.name] = reason
                 continue
+            for operation in kind.operations.values():
+                gap = ctx.lacks(*operation)
+                if gap:
+                    state.gaps[operation] = gap
             for found in kind.find(ctx, ctx.spec, self.name, state.found):
-                if found.key in wanted and found.key not in state.found:
+                used = shared.get((kind.name, found.name)) or shared.get((kind.name, found.id))
+                if found.owner and used is not None and used.owner == found.owner:  # theirs, used as it is
+                    state.found[used.key] = replace(found, key=used.key, raw={**found.raw, "borrowed": True})
+                elif found.owner:
+                    state.foreign[(kind.name, found.name)] = state.foreign[(kind.name, found.id)] = found
+                elif found.key in wanted and found.key not in state.found:
                     state.found[found.key] = found
                 else:
                     state.strays.append(found)
@@ -280,38 +340,81 @@ class ResourceStep:
             if found is not None:
                 reason = kind.replace(desired, props, found)
                 if reason:
-                    changes.append(self._delete_change(found, f"replaced: {reason}"))
+                    changes.append(self._delete_change(found, f"replaced: {reason}", state))
                     found = None
             if found is not None and found.raw.get("borrowed"):
                 continue  # exists, made elsewhere: used as it is, never changed
             if found is None:
-                skip = state.unavailable.get(kind.name)
-                detail = f"{desired.detail} (skipped: {skip})" if skip else desired.detail
-                changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, detail,
-                                      "create", {"desired": desired, "tags": tags, "skip": skip}))
+                skip = state.unavailable.get(kind.name) or (
+                    f"environment {desired.owner} owns it and makes it with its own up; this one uses it once it exists"
+                    if desired.owner else None)
+                taken = state.foreign.get((kind.name, desired.name))
+                detail = desired.detail
+                if skip:
+                    detail = f"{desired.detail} (skipped: {skip})"
+                elif taken:
+                    detail = f"{desired.detail} (stops: {desired.name} belongs to environment {taken.owner})"
+                changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, detail, "create",
+                                      {"desired": desired, "tags": tags, "skip": skip,
+                                       "taken": taken.owner if taken and not skip else ""}))
                 continue
             differences = kind.differences(desired, props, found)
             missing_tags = {k: v for k, v in tags.items() if found.tags.get(k) != v} if kind.tagged else {}
             if missing_tags:
                 differences = {**differences, "tags": missing_tags}
             if differences:
-                detail = ", ".join(f"{k} -> {_short(v)}" for k, v in differences.items())
-                changes.append(Change(self.name, "update", kind.name, desired.key, desired.name, detail, "update",
-                                      {"desired": desired, "differences": differences, "tags": tags}))
+                changes += self._update_changes(kind, desired, differences, tags, state)
         order = list(self.kinds)
         for stray in sorted(state.strays, key=lambda f: -order.index(f.kind)):
-            changes.append(self._delete_change(stray, "not in the spec"))
+            changes.append(self._delete_change(stray, "not in the spec", state))
         return changes
 
-    def _delete_change(self, found: Found, reason: str) -> Change:
-        return Change(self.name, "delete", found.kind, found.key, found.name, f"{found.id} ({reason})", "delete",
-                      {"found": found})
+    def _update_changes(self, kind: Kind, desired: Desired, differences: Mapping[str, Any], tags: Mapping[str, str],
+                        state: StepState) -> list[Change]:
+        """The update, marked skipped when it needs a call the target lacks; its tags, which a call of
+        their own sets, are then a change apart that the target can make."""
+        gap = state.gaps.get(kind.needs("update", differences) or ("", ""))
+        parts = [dict(differences)]
+        if gap and "tags" in differences:
+            parts = [{"tags": differences["tags"]}, {k: v for k, v in differences.items() if k != "tags"}]
+        changes = []
+        for part in parts:
+            skip = gap if kind.needs("update", part) else None
+            detail = ", ".join(f"{k} -> {_short(v)}" for k, v in part.items()) + (f" (skipped: {skip})" if skip else "")
+            changes.append(Change(self.name, "update", kind.name, desired.key, desired.name, detail, "update",
+                                  {"desired": desired, "differences": part, "tags": tags, "skip": skip}))
+        return changes
 
-    def plan_destroy(self, spec: Spec, state: StepState) -> list[Change]:
+    def _delete_change(self, found: Found, reason: str, state: StepState) -> Change:
+        skip = state.gaps.get(self.kinds[found.kind].needs("delete", {}) or ("", ""))
+        detail = f"{found.id} ({reason})" if reason else found.id
+        return Change(self.name, "delete", found.kind, found.key, found.name,
+                      f"{detail} (skipped: {skip})" if skip else detail, "delete", {"found": found, "skip": skip})
+
+    def plan_destroy(self, spec: Spec, state: StepState, kept: Kept | None = None) -> list[Change]:
+        """Everything the step owns, dependents first, to delete; but what is kept is kept, and so is what it
+        stands on: ``kept`` (from the steps after this one) names resources of this step by key, a kind
+        keeps one itself (deletion protection), and each keep says which (step, key) resources it stands on,
+        so that this step and the ones before it keep those too. Pure."""
         order = list(self.kinds)
-        everything = list(state.found.values()) + state.strays
-        return [Change(self.name, "delete", f.kind, f.key, f.name, f.id, "delete", {"found": f})
-                for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key))]
+        keeping = {key: why for (step, key), why in (kept or {}).items() if step == self.name}
+        # What an id or a name the kinds report stands for: this step's resources and those it uses.
+        named: dict[str, tuple[str, str]] = {value: ref for ref, value in state.refs.items() if isinstance(value, str)}
+        named.update({found.id: (self.name, key) for key, found in state.found.items()})
+        changes = []
+        everything = [f for f in state.found.values() if not f.raw.get("borrowed")] + state.strays  # borrowed: not ours
+        for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key)):
+            kind = self.kinds[f.kind]
+            why = kind.keeps(spec, f) or (keeping.get(f.key) if state.found.get(f.key) is f else None)
+            if not why:
+                changes.append(self._delete_change(f, "", state))
+                continue
+            under = list(dict.fromkeys(named[value] for value in kind.stands_on(f) if value in named))
+            for step, key in under:
+                if step == self.name:  # kinds come in creation order: what it stands on comes later here
+                    keeping.setdefault(key, f"{f.kind} {f.name} (kept) stands on it")
+            changes.append(keep(self.name, f.kind, f.key, f.name, f.id, why, under, found=f))
+        return changes
 
     # apply
 
@@ -329,13 +432,22 @@ class ResourceStep:
         warnings: list[str] = []
         self._collect_refs(ctx, state)  # a plan made before a step it uses was applied
         resolver = self._resolver(state, strict=True)
-        for change in changes:
+        for change in (c for c in changes if c.action != "keep"):
             ctx.check_stopping()
             ctx.say(f"  {change.line()}")
             kind = self.kinds[change.kind]
-            if change.args.get("skip"):
+            skip = change.args.get("skip")
+            if skip:
                 ctx.skipped.append(change)
+                if change.action != "create":  # a create the target lacks the service for is told in the plan
+                    warnings.append(f"{change.kind} {change.name}: {skip}")
+                    ctx.say(f"    skipped: {skip}")
                 continue
+            if change.args.get("taken"):
+                raise StepError(self.name, f"{change.kind} {change.name}",
+                                f"exists and belongs to environment {change.args['taken']} (its pointapp:environment "
+                                "tag); pointapp never takes over another environment's resource: give this "
+                                "environment its own in the spec")
             try:
                 if change.op == "create":
                     desired: Desired = change.args["desired"]

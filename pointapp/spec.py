@@ -178,6 +178,9 @@ class Bastion(_Model):
 
 class Mail(_Model):
     identity: str = "example.com"
+    identity_owner: str = Field("prod", pattern=r"^[a-z][a-z0-9]*$", description=(
+        "the environment that owns the identity (SES has one per domain or address in an account and region) "
+        "and makes it; the others send through it and never change or delete it"))
 
 
 class Frontend(_Model):
@@ -212,7 +215,11 @@ class Spec(_Model):
     @property
     def owner(self) -> str:
         """The value of the ownership tag: prefix and environment, unique per account."""
-        return f"{self.prefix}-{self.environment}"
+        return self.owner_of(self.environment)
+
+    def owner_of(self, environment: str) -> str:
+        """The ownership tag's value of ``environment`` (another environment of the same prefix)."""
+        return f"{self.prefix}-{environment}"
 
     def name(self, *parts: str) -> str:
         """A resource name: ``<prefix>-<env>-<parts...>``."""
@@ -548,6 +555,11 @@ def check_spec(spec: Spec) -> None:
         raise SpecError("database.engine_version", f"{spec.database.engine_version} left RDS standard support on "
                         f"{MYSQL_PAST_STANDARD_SUPPORT[major]}; allowed: {MYSQL_VERSION} or later, or set "
                         "database.extended_support: true (charged by RDS)")
+    if spec.frontend.repository and spec.service.certificate_arn and not spec.frontend.api_domain:
+        # Amplify's rewrite reaches the API over HTTPS only if the load balancer's certificate names the host it
+        # asks for (CloudFront, "HTTP 502 status code (Bad Gateway)"), and a certificate names a domain you own.
+        raise SpecError("frontend.api_domain", "is required with service.certificate_arn and frontend.repository: the "
+                        "domain the certificate names, pointed at the load balancer, which the frontend's /api rewrite calls")
     if spec.cache.automatic_failover and spec.cache.replicas < 1:
         raise SpecError("cache.automatic_failover", "needs at least one replica (cache.replicas >= 1)")
     if spec.service.test_listener_port == spec.service.port:

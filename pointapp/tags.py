@@ -44,6 +44,12 @@ def is_owned(tags: Mapping[str, str], spec: Spec, step: str) -> bool:
     return tags.get(ENVIRONMENT) == spec.owner and tags.get(STEP) == step and bool(tags.get(KEY))
 
 
+def foreign_owner(tags: Mapping[str, str], spec: Spec) -> str:
+    """The other pointapp environment whose ownership tags ``tags`` carry, or "" (ours, or nobody's)."""
+    owner = tags.get(ENVIRONMENT, "")
+    return owner if owner and owner != spec.owner else ""
+
+
 def missing_tags(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str]:
     """The wanted tags that are absent or differ (tags others added are left alone)."""
     return {key: value for key, value in wanted.items() if current.get(key) != value}

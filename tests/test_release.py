@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,14 @@ from pointapp.errors import PointappError, SpecError
 from pointapp.resources import Found
 from pointapp.spec import load_spec
 from pointapp.steps import delivery
+from pointapp.tags import ownership_tags
 from pointapp.target import Context
-from tests.conftest import REGION, aws_context, make_context, stub
+from tests.conftest import REGION, aws_context, aws_like_context, aws_like_session, make_context, stub
+from tests.steps.helpers import as_ecs_describes, register_as_a_release, up_is_idempotent
 
 STEPS = "network,endpoints,registry,service,delivery"
 IMAGE = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:3f2c1a9"
+FAMILY = "point-app-prod-api"
 
 
 @pytest.fixture
@@ -77,11 +82,12 @@ def test_export_delivery_artifacts(ctx: Context, tmp_path: Path) -> None:
     exporting = make_context(spec)
     paths = release.export_delivery(exporting, tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == [
-        ".github/workflows/release-prod.yml", "appspec.yaml", "taskdef.json"]
+        ".github/workflows/release-prod.yml", "appspec.yaml", "artifacts.zip", "taskdef.json"]
     taskdef = json.loads((tmp_path / "taskdef.json").read_text())
     assert taskdef["containerDefinitions"][0]["image"] == "<IMAGE1_NAME>"
     assert taskdef["networkMode"] == "awsvpc" and taskdef["family"] == "point-app-prod-api"
     assert taskdef["executionRoleArn"].endswith(":role/pointapp/point-app-prod/point-app-prod-task-execution")
+    assert {t["key"]: t["value"] for t in taskdef["tags"]} == ownership_tags(spec, "service", "taskdef", FAMILY)
     appspec = yaml.safe_load((tmp_path / "appspec.yaml").read_text())
     properties = appspec["Resources"][0]["TargetService"]["Properties"]
     assert properties["TaskDefinition"] == "<TASK_DEFINITION>"
@@ -95,6 +101,25 @@ def test_export_delivery_artifacts(ctx: Context, tmp_path: Path) -> None:
     script = next(s for s in steps if "run" in s)["run"]
     assert script.index(':$SHA"') < script.index(':latest"', script.index("docker push"))
     assert "aws_secret_access_key" not in (tmp_path / ".github/workflows/release-prod.yml").read_text().lower()
+
+
+def test_export_delivery_writes_the_zip_the_step_uploads(built: Context, tmp_path: Path) -> None:
+    """The CloudFormation delivery template's pipeline reads release/artifacts.zip from its bucket: the
+    exported zip is the one the delivery step uploads, and holds the very files written beside it."""
+    import io
+    import zipfile
+
+    from pointapp.artifacts import ARTIFACTS_KEY
+
+    bucket = delivery.bucket_name(built, built.spec)
+    uploaded = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=ARTIFACTS_KEY)["Body"].read()
+    release.export_delivery(built, tmp_path)
+    exported = (tmp_path / "artifacts.zip").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(exported)) as archive, zipfile.ZipFile(io.BytesIO(uploaded)) as step:
+        assert sorted(archive.namelist()) == sorted(step.namelist()) == ["appspec.yaml", "taskdef.json"]
+        for name in ("taskdef.json", "appspec.yaml"):
+            assert archive.read(name) == step.read(name) == (tmp_path / name).read_bytes()
+    assert exported == uploaded
 
 
 # --- the real-AWS paths the emulator lacks, validated against botocore's service model -----------------
@@ -113,11 +138,33 @@ def test_delete_application_and_group_on_aws() -> None:
     codedeploy.assert_no_pending_responses()
 
 
-def test_the_emulator_says_what_it_skipped() -> None:
-    ctx = make_context()
-    note = delivery.Application().delete(ctx, Found("codedeploy-application", "application", "x", {}, {}))
-    assert note == ("the emulator does not implement codedeploy DeleteApplication; on AWS pointapp calls it here, "
-                    "and nothing was changed now")
+def test_the_emulator_says_what_it_skipped(built: Context) -> None:
+    """A change the emulator lacks the call for is shown skipped, is no change for plan, up or the exit code."""
+    ctx = make_context(load_spec("prod", {"delivery": {"deployment_config": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes"}}))
+    planned = pointapp.plan(ctx, only="delivery")
+    (change,) = planned.changes
+    assert (change.action, change.kind) == ("update", "deployment-group")
+    assert "(skipped: the emulator does not implement codedeploy UpdateDeploymentGroup" in change.line()
+    assert planned.empty and planned.summary().startswith("No changes")
+    outcome = pointapp.apply(ctx, planned)
+    assert outcome.applied == [] and outcome.skipped == [change]
+    assert "changed 0" in outcome.summary() and "Skipped 1" in outcome.summary()
+    assert ("codedeploy", "UpdateDeploymentGroup") not in [(c.service, c.operation) for c in ctx.calls]
+    destroy = pointapp.plan_destroy(ctx, only="delivery")
+    skipped = {c.kind: c.args["skip"] for c in destroy.changes if c.args.get("skip")}
+    assert skipped == {
+        "deployment-group": "the emulator does not implement codedeploy DeleteDeploymentGroup; on AWS pointapp "
+                            "calls it here, and nothing was changed now",
+        "codedeploy-application": "the emulator does not implement codedeploy DeleteApplication; on AWS pointapp "
+                                  "calls it here, and nothing was changed now"}
+
+
+def test_a_tag_update_beside_a_call_the_emulator_lacks_is_still_made(built: Context) -> None:
+    ctx = make_context(load_spec("prod", {"tags": {"Team": "web"},
+                                          "delivery": {"deployment_config": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes"}}))
+    group = [c for c in pointapp.plan(ctx, only="delivery").changes if c.kind == "deployment-group"]
+    assert [(set(c.args["differences"]), bool(c.args["skip"])) for c in group] == [({"tags"}, False),
+                                                                                  ({"deploymentConfigName"}, True)]
 
 
 def _group_props() -> dict[str, Any]:
@@ -209,3 +256,76 @@ def test_wait_follows_a_deployment_to_its_end_on_aws(on_aws: Context, monkeypatc
                             {"deploymentId": "d-8"})
     with pytest.raises(PointappError, match="deployment d-8 failed: health check"):
         release.follow(on_aws, "d-8")
+
+
+# --- releases keep the environment in sync ----------------------------------------------------------------
+
+
+def _revisions(status: str = "ACTIVE") -> list[str]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    return ecs.list_task_definitions(familyPrefix=FAMILY, status=status)["taskDefinitionArns"]
+
+
+def release_as_the_pipeline_does(ctx: Context, directory: Path, image: str, client: Callable[[str], Any],
+                                 as_stored: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> str:
+    """What ``CodeDeployToECS`` does, with ``client(service)``: register ``taskdef.json`` with the image pushed
+    (``as_stored`` turns a container into what ECS stores), then start a deployment of ``appspec.yaml`` naming
+    the new revision. Returns the revision's ARN."""
+    release.export_delivery(ctx, directory)
+    taskdef = json.loads((directory / "taskdef.json").read_text().replace("<IMAGE1_NAME>", image))
+    taskdef["containerDefinitions"] = [as_stored(c) for c in taskdef["containerDefinitions"]]
+    arn: str = client("ecs").register_task_definition(**taskdef)["taskDefinition"]["taskDefinitionArn"]
+    appspec = (directory / "appspec.yaml").read_text().replace("<TASK_DEFINITION>", arn)
+    client("codedeploy").create_deployment(
+        applicationName="point-app-prod-api", deploymentGroupName="point-app-prod-api-blue-green",
+        revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec}})
+    return arn
+
+
+def in_sync_after_a_release(ctx: Context, arn: str) -> None:
+    """The release's revision is the service's: plan is empty, up changes nothing (the release's image stays),
+    status says done, and down deregisters every revision of the family."""
+    planned = pointapp.plan(ctx, only=STEPS)
+    assert planned.empty, [c.line() for c in planned.changes]
+    up_is_idempotent(ctx, STEPS)
+    ecs = ctx.client("ecs")
+    latest = ecs.describe_task_definition(taskDefinition=FAMILY)["taskDefinition"]
+    assert latest["taskDefinitionArn"] == arn and latest["containerDefinitions"][0]["image"] == IMAGE
+    rows = {row[0]: row[1] for row in pointapp.engine.status(ctx).rows}
+    assert rows["service"] == "done"
+    pointapp.down(ctx, only="service")
+    assert ecs.list_task_definitions(familyPrefix=FAMILY, status="ACTIVE")["taskDefinitionArns"] == []
+    assert len(ecs.list_task_definitions(familyPrefix=FAMILY, status="INACTIVE")["taskDefinitionArns"]) == 2
+
+
+def test_a_pipeline_release_keeps_the_environment_in_sync(built: Context, tmp_path: Path) -> None:
+    client = functools.partial(boto3.client, region_name=REGION)
+    in_sync_after_a_release(built, release_as_the_pipeline_does(built, tmp_path, IMAGE, client, as_ecs_describes))
+
+
+def test_a_pipeline_release_keeps_the_environment_in_sync_with_the_aws_behaviour_layer(aws_like: str,
+                                                                                        tmp_path: Path) -> None:
+    ctx = aws_like_context(aws_like)
+    pointapp.up(ctx, only=STEPS)
+    arn = release_as_the_pipeline_does(ctx, tmp_path, IMAGE,
+                                       functools.partial(aws_like_session().client, endpoint_url=aws_like))
+    stored = ctx.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    assert stored["containerDefinitions"][0]["portMappings"] == [{"containerPort": 80, "hostPort": 80, "protocol": "tcp"}]
+    in_sync_after_a_release(ctx, arn)
+
+
+def test_register_tags_from_the_spec_not_from_the_latest_revision(built: Context) -> None:
+    register_as_a_release(FAMILY, "nginx:1.27")  # the latest carries no tags
+    arn = release.register(built, IMAGE)
+    tags = boto3.client("ecs", region_name=REGION).list_tags_for_resource(resourceArn=arn)["tags"]
+    assert {t["key"]: t["value"] for t in tags} == ownership_tags(built.spec, "service", "taskdef", FAMILY)
+
+
+def test_register_refuses_another_environments_family(ctx: Context) -> None:
+    boto3.client("ecs", region_name=REGION).register_task_definition(
+        family=FAMILY, containerDefinitions=[{"name": "api", "image": "x", "memory": 512}],
+        tags=[{"key": "pointapp:environment", "value": "point-app-staging"}, {"key": "pointapp:step", "value": "service"},
+              {"key": "pointapp:key", "value": "taskdef"}])
+    with pytest.raises(PointappError, match="no task definition point-app-prod-api of point-app-prod"):
+        release.register(ctx, IMAGE)
+    assert len(_revisions()) == 1

@@ -29,6 +29,7 @@ from pointapp.resources import (
     Found,
     Kind,
     Ref,
+    Request,
     ResourceStep,
     client_error_code,
     ignore_codes,
@@ -89,18 +90,23 @@ class Bucket(Kind):
             changes["public_access_block"] = "all blocked"
         return changes
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        s3 = ctx.client("s3")
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         name = props["bucket"]
         args: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
-        if ctx.target.region != "us-east-1":
-            args["CreateBucketConfiguration"] = {"LocationConstraint": ctx.target.region}
-        ignore_codes(s3.create_bucket, ["BucketAlreadyOwnedByYou"], **args)
-        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tags_as_aws(tags)})
-        found = Found(self.name, desired.key, name, dict(tags), {"Name": name})
-        self.update(ctx, desired, props, found, {"versioning": "Enabled", "encryption": "AES256",
-                                                 "public_access_block": "all blocked"})
-        return found
+        if props["region"] != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": props["region"]}
+        return {"create_bucket": args, "put_bucket_tagging": dict(Bucket=name, Tagging={"TagSet": tags_as_aws(tags)}),
+                "put_public_access_block": dict(Bucket=name, PublicAccessBlockConfiguration=PRIVATE),
+                "put_bucket_encryption": dict(Bucket=name, ServerSideEncryptionConfiguration=ENCRYPTION),
+                "put_bucket_versioning": dict(Bucket=name, VersioningConfiguration={"Status": "Enabled"})}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        s3 = ctx.client("s3")
+        request = self.request(ctx.spec, desired, props, tags)
+        ignore_codes(s3.create_bucket, ["BucketAlreadyOwnedByYou"], **request.pop("create_bucket"))
+        for operation, args in request.items():  # tags, public access block, encryption, versioning
+            getattr(s3, operation)(**args)
+        return Found(self.name, desired.key, props["bucket"], dict(tags), {"Name": props["bucket"]})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -110,8 +116,7 @@ class Bucket(Kind):
         if "public_access_block" in changes:
             s3.put_public_access_block(Bucket=found.id, PublicAccessBlockConfiguration=PRIVATE)
         if "encryption" in changes:
-            s3.put_bucket_encryption(Bucket=found.id, ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
+            s3.put_bucket_encryption(Bucket=found.id, ServerSideEncryptionConfiguration=ENCRYPTION)
         if "versioning" in changes:
             s3.put_bucket_versioning(Bucket=found.id, VersioningConfiguration={"Status": "Enabled"})
 
@@ -133,6 +138,7 @@ class Bucket(Kind):
 
 
 PRIVATE = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]}
 
 
 class ArtifactObject(Kind):
@@ -163,10 +169,14 @@ class ArtifactObject(Kind):
             return {"content": f"sha256 {self._digest(props)[:12]}"}
         return {}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"put_object": dict(Bucket=props["bucket"], Key=ARTIFACTS_KEY, Body=props["content"],
+                                   Metadata={"sha256": self._digest(props)}, ContentType="application/zip")}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        head = {"Metadata": {"sha256": self._digest(props)}}
-        ctx.client("s3").put_object(Bucket=props["bucket"], Key=ARTIFACTS_KEY, Body=props["content"],
-                                    Metadata=head["Metadata"], ContentType="application/zip")
+        request = self.request(ctx.spec, desired, props, tags)["put_object"]
+        head = {"Metadata": request["Metadata"]}
+        ctx.client("s3").put_object(**request)
         return Found(self.name, desired.key, f"s3://{props['bucket']}/{ARTIFACTS_KEY}", dict(tags), head)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -198,10 +208,14 @@ class OidcProvider(Kind):
             return [Found(self.name, "oidc", arn, tags if not borrowed else {KEY: "oidc"}, {"Arn": arn, "borrowed": borrowed})]
         return []
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_open_id_connect_provider": dict(
+            Url=f"https://{GITHUB_OIDC_HOST}", ClientIDList=["sts.amazonaws.com"], ThumbprintList=[GITHUB_THUMBPRINT],
+            Tags=tags_as_aws(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         arn = ctx.client("iam").create_open_id_connect_provider(
-            Url=f"https://{GITHUB_OIDC_HOST}", ClientIDList=["sts.amazonaws.com"], ThumbprintList=[GITHUB_THUMBPRINT],
-            Tags=tags_as_aws(tags))["OpenIDConnectProviderArn"]
+            **self.request(ctx.spec, desired, props, tags)["create_open_id_connect_provider"])["OpenIDConnectProviderArn"]
         return Found(self.name, desired.key, arn, dict(tags), {"Arn": arn, "borrowed": False})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -250,6 +264,7 @@ def _deployment_group(ctx: Any, spec: Spec) -> dict[str, Any]:
 class Application(Kind):
     name = "codedeploy-application"
     service = "codedeploy"
+    operations = {"delete": ("codedeploy", "DeleteApplication")}
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         codedeploy = ctx.client("codedeploy")
@@ -269,9 +284,11 @@ class Application(Kind):
                           lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
                               codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_application": dict(applicationName=desired.name, computePlatform="ECS", tags=tags_as_aws(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        ctx.client("codedeploy").create_application(applicationName=desired.name, computePlatform="ECS",
-                                                    tags=tags_as_aws(tags))
+        ctx.client("codedeploy").create_application(**self.request(ctx.spec, desired, props, tags)["create_application"])
         return Found(self.name, desired.key, desired.name, dict(tags), {"computePlatform": "ECS"})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -281,9 +298,6 @@ class Application(Kind):
                                                   Tags=tags_as_aws(changes["tags"]))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
-        gap = ctx.lacks("codedeploy", "DeleteApplication")
-        if gap:
-            return gap
         ignore_codes(ctx.client("codedeploy").delete_application, ["ApplicationDoesNotExistException"],
                      applicationName=found.id)
         return None
@@ -320,6 +334,7 @@ _GROUP_FIELDS = ("serviceRoleArn", "deploymentConfigName", "deploymentStyle", "b
 class DeploymentGroup(Kind):
     name = "deployment-group"
     service = "codedeploy"
+    operations = {"update": ("codedeploy", "UpdateDeploymentGroup"), "delete": ("codedeploy", "DeleteDeploymentGroup")}
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         application = known.get("application")
@@ -340,11 +355,15 @@ class DeploymentGroup(Kind):
         current = {k: found.raw.get(k) for k in _GROUP_FIELDS}
         return {k: wanted[k] for k in _GROUP_FIELDS if _normal(current[k]) != _normal(wanted[k])}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_deployment_group": dict(applicationName=props["application"], deploymentGroupName=desired.name,
+                                                tags=tags_as_aws(tags), **deployment_group_request(props))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        request = deployment_group_request(props)
-        retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: ctx.client("codedeploy").create_deployment_group(
-            applicationName=props["application"], deploymentGroupName=desired.name, tags=tags_as_aws(tags), **request))
-        return Found(self.name, desired.key, desired.name, dict(tags), dict(request))
+        request = self.request(ctx.spec, desired, props, tags)["create_deployment_group"]
+        retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"],
+                       lambda: ctx.client("codedeploy").create_deployment_group(**request))
+        return Found(self.name, desired.key, desired.name, dict(tags), deployment_group_request(props))
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -353,18 +372,11 @@ class DeploymentGroup(Kind):
             arn = arn_of(ctx, "codedeploy", f"deploymentgroup:{props['application']}/{found.id}")
             codedeploy.tag_resource(ResourceArn=arn, Tags=tags_as_aws(changes["tags"]))
         if set(changes) - {"tags"}:
-            gap = ctx.lacks("codedeploy", "UpdateDeploymentGroup")
-            if gap:
-                ctx.say(f"    skipped: {gap}")
-                return
             retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
                 applicationName=props["application"], currentDeploymentGroupName=found.id,
                 **deployment_group_request(props)))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
-        gap = ctx.lacks("codedeploy", "DeleteDeploymentGroup")
-        if gap:
-            return gap
         ignore_codes(ctx.client("codedeploy").delete_deployment_group,
                      ["DeploymentGroupDoesNotExistException", "ApplicationDoesNotExistException"],
                      applicationName=ctx.spec.name("api"), deploymentGroupName=found.id)
@@ -438,10 +450,14 @@ class Pipeline(Kind):
         current = {k: found.raw.get(k) for k in fields}
         return {k: "as specified" for k in fields if _normal(current[k]) != _normal(wanted[k])}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_pipeline": dict(pipeline=pipeline_definition(props["spec"], props, desired.name),
+                                        tags=[{"key": k, "value": v} for k, v in tags.items()])}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        definition = pipeline_definition(props["spec"], props, desired.name)
-        answer = retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: ctx.client("codepipeline").create_pipeline(
-            pipeline=definition, tags=[{"key": k, "value": v} for k, v in tags.items()]))
+        request = self.request(ctx.spec, desired, props, tags)["create_pipeline"]
+        answer = retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"],
+                                lambda: ctx.client("codepipeline").create_pipeline(**request))
         arn = arn_of(ctx, "codepipeline", desired.name)
         return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
 
@@ -500,12 +516,18 @@ class EventRule(Kind):
             changes["target"] = "the release pipeline"
         return changes
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"put_rule": dict(Name=desired.name, EventPattern=json.dumps(props["pattern"]), State="ENABLED",
+                                 Description="Start the release pipeline when the latest image is pushed",
+                                 Tags=tags_as_aws(tags)),
+                "put_targets": dict(Rule=desired.name,
+                                    Targets=[{"Id": "pipeline", "Arn": props["pipeline"], "RoleArn": props["role"]}])}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         events = ctx.client("events")
-        arn = events.put_rule(Name=desired.name, EventPattern=json.dumps(props["pattern"]), State="ENABLED",
-                              Description="Start the release pipeline when the latest image is pushed",
-                              Tags=tags_as_aws(tags))["RuleArn"]
-        events.put_targets(Rule=desired.name, Targets=[{"Id": "pipeline", "Arn": props["pipeline"], "RoleArn": props["role"]}])
+        request = self.request(ctx.spec, desired, props, tags)
+        arn = events.put_rule(**request["put_rule"])["RuleArn"]
+        events.put_targets(**request["put_targets"])
         return Found(self.name, desired.key, desired.name, dict(tags), {"Arn": arn, "State": "ENABLED",
                                                                           "EventPattern": props["pattern"]})
 
@@ -596,15 +618,20 @@ def github_trust_for(spec: Spec, provider: Any) -> dict[str, Any]:
         }}})
 
 
+def release_task_definition(ctx: Any) -> dict[str, Any]:
+    """``taskdef.json``: the task definition the pipeline registers, with the service's container and roles.
+    The step uploads it and ``pointapp export delivery`` writes it: one source for both."""
+    container = service_runtime(ctx)["container"]
+    return task_definition(ctx.spec, container, role_arn(ctx, "task-execution"), role_arn(ctx, "task"))
+
+
 def runtime_values(ctx: Any) -> dict[str, Any]:
     """What depends on the account and region, and the artifacts built from the service's roles."""
     spec = ctx.spec
     service = ctx.outputs("service")
-    container = service_runtime(ctx)["container"]
-    taskdef = task_definition(spec, container, role_arn(ctx, "task-execution"), role_arn(ctx, "task"))
     values: dict[str, Any] = {
         "bucket": bucket_name(ctx, spec),
-        "artifacts": artifacts_zip(taskdef, appspec_text(spec)),
+        "artifacts": artifacts_zip(release_task_definition(ctx), appspec_text(spec)),
         "pipeline_arn": arn_of(ctx, "codepipeline", spec.name("release")),
         "production_listener": service.get("listener/production", "<listener/production>"),
         "test_listener": service.get("listener/test", "<listener/test>"),
@@ -618,7 +645,8 @@ def desired(spec: Spec) -> list[Desired]:
     """The delivery step's resources, in creation order."""
     delivery = spec.delivery
     application, group = spec.name("api"), spec.name("api", "blue-green")
-    wanted = [Desired("s3-bucket", "bucket", f"{spec.owner}-artifacts", {"bucket": Ref("runtime", "bucket")},
+    wanted = [Desired("s3-bucket", "bucket", f"{spec.owner}-artifacts",
+                      {"bucket": Ref("runtime", "bucket"), "region": Ref("runtime", "region")},
                       "pipeline artifacts: versioned, encrypted, private")]
     wanted.append(Desired("s3-object", "artifacts", ARTIFACTS_KEY,
                           {"bucket": Ref("runtime", "bucket"), "content": Ref("runtime", "artifacts")},

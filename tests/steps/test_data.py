@@ -125,8 +125,12 @@ def test_idempotent(prod: Context) -> None:
 
 def test_prod_database_keeps_its_deletion_protection(prod: Context) -> None:
     outcome = pointapp.down(prod, only="database")
-    (warning,) = outcome.warnings
+    # Kept at plan time and said why; its subnet group, which RDS will not delete while it is in use, too.
+    kept = {f"{c.kind} {c.name}": c.args["why"] for c in outcome.kept}
+    warning = kept.pop("db-instance point-app-prod-mysql")
     assert "deletion protection is on" in warning and "database.deletion_protection: false" in warning
+    assert kept == {"db-subnet-group point-app-prod-db-subnets": "db-instance point-app-prod-mysql (kept) stands on it"}
+    assert outcome.warnings == [] and outcome.remaining == [] and outcome.applied == []
     assert client("rds").describe_db_instances(DBInstanceIdentifier="point-app-prod-mysql")["DBInstances"]
     lifted = make_context(load_spec("prod", {"database": {"deletion_protection": False}}))
     pointapp.up(lifted, only="database")
