@@ -205,8 +205,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     with _connect(args) as ctx:
         planned = engine.plan_destroy(ctx, args.only)
-        if planned.empty:
-            print(f"Nothing owned by pointapp in {ctx.spec.owner}: nothing to delete.")
+        if planned.empty:  # with what the target lacks the calls to delete listed as skipped
+            print(planned if planned.changes else f"Nothing owned by pointapp in {ctx.spec.owner}: nothing to delete.")
             return EXIT_OK
         print(planned)
         _confirm(ctx, "delete these resources", planned)

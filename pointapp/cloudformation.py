@@ -527,6 +527,8 @@ def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> No
         for desired in wanted:
             if desired.kind in ("s3-object", "amplify-build"):  # no CloudFormation resource: the description says
                 continue
+            if desired.owner:  # another environment's stack makes it (the SES identity of a shared domain)
+                continue
             kind, properties, extra = CONVERTERS[desired.kind](spec, desired, lambda v, local=local: template.ref(v, local))
             template.add(prefix + desired.key, kind, properties, **extra)
 

@@ -96,6 +96,8 @@ class Plan:
         if self.empty:
             skipped = len(self.changes)
             extra = f" ({skipped} change(s) the target cannot do are listed as skipped.)" if skipped else ""
+            if self.destroy:
+                return "Nothing to delete." + extra
             return "No changes: the environment matches the spec." + extra
         counts = self.counts()
         skipped = len(self.changes) - len(self.actionable)
