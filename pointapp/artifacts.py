@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
+from pointapp.kinds import tags_as_aws
 from pointapp.spec import Spec
 from pointapp.steps.registry import repository_name
+from pointapp.steps.service import revision_tags
 
 IMAGE_PLACEHOLDER = "<IMAGE1_NAME>"
 TASK_DEFINITION_PLACEHOLDER = "<TASK_DEFINITION>"
@@ -27,7 +29,14 @@ ARTIFACTS_KEY = "release/artifacts.zip"
 
 def task_definition(spec: Spec, container: dict[str, Any], execution_role: str, task_role: str,
                     image: str = IMAGE_PLACEHOLDER) -> dict[str, Any]:
-    """The task definition as CodeDeploy registers it: the container with ``image``."""
+    """The task definition as CodeDeploy registers it: the container with ``image``, and the ownership tags, so the
+    revisions a release registers are the service's like the others.
+
+    ``CodeDeployToECS`` registers the file as a new revision; it is RegisterTaskDefinition's input, whose ``tags``
+    are ECS's lower-case ``key``/``value`` pairs (ECS API reference, RegisterTaskDefinition), and tagging on create
+    needs ``ecs:TagResource``, which the pipeline role has. The action reference does not list the fields it passes
+    on: a revision registered without the tags still belongs to the family's owner (``service.TaskDefinition``).
+    """
     return {
         "family": spec.name("api"),
         "networkMode": "awsvpc",
@@ -37,6 +46,7 @@ def task_definition(spec: Spec, container: dict[str, Any], execution_role: str, 
         "executionRoleArn": execution_role,
         "taskRoleArn": task_role,
         "containerDefinitions": [{**container, "image": image}],
+        "tags": tags_as_aws(revision_tags(spec), lower=True),
     }
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pointapp.artifacts import GITHUB_OIDC_HOST
 from pointapp.errors import SpecError
-from pointapp.resources import Desired, Ref
+from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.steps import network
 from pointapp.steps.network import ALL_OUTBOUND, Permission
@@ -40,6 +41,8 @@ WAIVERS: dict[str, str] = {
     "CKV_AWS_260": "the load balancer group takes HTTP 80 from the internet: it is the service's front door "
                    "(with service.certificate_arn set, 80 only redirects to HTTPS 443)",
     "CKV_AWS_158": "log groups are encrypted by CloudWatch Logs' own key, not a customer-managed KMS key",
+    "CKV_AWS_51": "image tags are immutable except `latest`, which CI moves on every build and CodePipeline "
+                  "watches (IMMUTABLE_WITH_EXCLUSION, as the registry step makes the repository)",
     "CKV_AWS_136": "ECR images are encrypted with AES256, the AWS-managed default, not a customer-managed KMS key",
     "CKV_AWS_118": "RDS enhanced monitoring is not part of the baseline; CloudWatch metrics and the error and "
                    "slow-query logs are",
@@ -95,6 +98,9 @@ class _Template:
             if made_here is not None:
                 return made_here
             return {"Fn::ImportValue": export_name(self.spec, value.key)}
+        if isinstance(value, Arn):  # the stack's own partition, region and account
+            return {"Fn::Sub": value.text("${AWS::Partition}", "${AWS::Region}" if value.region is None else value.region,
+                                          "${AWS::AccountId}" if value.account is None else value.account)}
         if isinstance(value, Mapping):
             return {k: self.ref(v, local) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -105,7 +111,7 @@ class _Template:
 def _runtime(spec: Spec, key: str) -> Any:
     """What pointapp learns from the target at apply time, as the template's own expressions."""
     values: dict[str, Any] = {
-        "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"},
+        "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}, "vpc": {"Ref": logical_id("vpc")},
         "bucket": {"Ref": logical_id("bucket")},
         "pipeline_arn": {"Fn::Sub": f"arn:${{AWS::Partition}}:codepipeline:${{AWS::Region}}:${{AWS::AccountId}}:"
                                     f"{spec.name('release')}"},
@@ -113,6 +119,12 @@ def _runtime(spec: Spec, key: str) -> Any:
         "api_origin": {"Fn::Sub": ["http://${Dns}", {"Dns": {"Fn::ImportValue": export_name(spec, "service/alb/dns")}}]},
         "test_listener": {"Fn::ImportValue": export_name(spec, "service/listener/test")},
     }
+    if key == "container":  # the container definition, with the image, endpoints and secret as expressions
+        return _container(spec)
+    if key == "github_trust":  # GitHub's trust names the account's OIDC provider
+        from pointapp.steps.delivery import github_trust_for
+
+        return github_trust_for(spec, GITHUB_PROVIDER_ARN)
     return values[key]
 
 
@@ -175,41 +187,235 @@ def _network(spec: Spec, template: _Template, region: str, zones: Sequence[str])
             add(f"{group.key}/in/{i}", "AWS::EC2::SecurityGroupIngress",
                 {"GroupId": {"Fn::GetAtt": [logical_id(group.key), "GroupId"]},
                  **_permission(permission, description, lambda key: {"Fn::GetAtt": [logical_id(key), "GroupId"]})})
-    _flow_logs(spec, template)
     for key in ["vpc", *(s.key for s in lay.subnets), *(t.key for t in lay.route_tables)]:
         template.export(key, ref(key))
     for group in lay.groups:
         template.export(group.key, {"Fn::GetAtt": [logical_id(group.key), "GroupId"]})
 
 
-def _flow_logs(spec: Spec, template: _Template) -> None:
-    by_kind = {d.kind: d for d in network._flow_log_resources(spec)}  # noqa: SLF001 - the step's own list
-    if not by_kind:
+# --- the resource steps: each kind's create request, mapped to CloudFormation ------------------------------
+
+
+def _pascal(value: Any) -> Any:
+    """ECS's camelCase container definition in CloudFormation's PascalCase (log driver options stay as they are)."""
+    if isinstance(value, list):
+        return [_pascal(v) for v in value]
+    if isinstance(value, Mapping) and not any(k.startswith("Fn::") or k == "Ref" for k in value):
+        renamed = {"ecsServices": "ECSServices"}
+        return {renamed.get(k, k[:1].upper() + k[1:]): (v if k in ("options", "configuration") else _pascal(v))
+                for k, v in value.items()}
+    return value
+
+
+Transform = Callable[[Any], Any]
+#: Where one request field goes: a property (a dotted path into nested properties; "" merges a mapping into
+#: the properties), the same with a transform of the value where the shapes differ, or None: not in the
+#: template (the reason is in the test's list of deliberate differences).
+Field = str | tuple[str, Transform] | None
+Resolve = Callable[[Any], Any]
+
+
+def _none(*_: Any) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one kind's create request (:meth:`pointapp.resources.Kind.request`) becomes its resource.
+
+    ``fields`` maps each operation of the request to a table of its fields, or, for an operation called once
+    per item, to one :data:`Field` that takes the list of calls. ``inputs`` are the template's expressions of
+    what the create learns only when it runs; ``template`` the properties only the template sets (or sets
+    otherwise); ``attributes`` the resource's DependsOn, DeletionPolicy, Condition.
+    """
+
+    type: str
+    fields: Mapping[str, Mapping[str, Field] | Field]
+    inputs: Callable[[Spec, Desired], Mapping[str, Any]] = _none
+    template: Callable[[Spec, Desired, Resolve], Mapping[str, Any]] = _none
+    attributes: Callable[[Spec, Desired, Callable[[str], str]], Mapping[str, Any]] = _none
+
+
+def _put(properties: dict[str, Any], field: Field, value: Any) -> None:
+    if field is None:
         return
-    group, role, flow = by_kind["log-group"], by_kind["iam-role"], by_kind["flow-log"]
-    template.add(group.key, "AWS::Logs::LogGroup", {"LogGroupName": group.name,
-                                                    "RetentionInDays": group.props["retention_days"]})
-    template.add(role.key, "AWS::IAM::Role", _role_properties(spec, role))
-    template.add(flow.key, "AWS::EC2::FlowLog", {
-        "ResourceId": {"Ref": "Vpc"}, "ResourceType": "VPC", "TrafficType": flow.props["traffic"],
-        "LogDestinationType": "cloud-watch-logs", "LogGroupName": {"Ref": logical_id(group.key)},
-        "DeliverLogsPermissionArn": {"Fn::GetAtt": [logical_id(role.key), "Arn"]}, "Tags": _tags(spec, flow.name)})
+    path, transform = field if isinstance(field, tuple) else (field, None)
+    value = transform(value) if transform else value
+    if path == "":
+        for key, item in value.items():
+            _put(properties, key, item)
+        return
+    *parents, last = path.split(".")
+    for parent in parents:
+        properties = properties.setdefault(parent, {})
+    if last in properties and properties[last] != value:  # two calls say the same thing, or one is wrong
+        raise ValueError(f"{path}: {properties[last]!r} and {value!r}")
+    properties[last] = value
 
 
-def _role_properties(spec: Spec, role: Desired) -> dict[str, Any]:
-    from pointapp.kinds import role_path
-
-    properties: dict[str, Any] = {"RoleName": role.name, "Path": role_path(spec), "Description": role.detail[:1000],
-                                  "AssumeRolePolicyDocument": role.props["trust"], "Tags": _tags(spec, role.name)}
-    if role.props.get("managed"):
-        properties["ManagedPolicyArns"] = list(role.props["managed"])
-    if role.props.get("inline"):
-        properties["Policies"] = [{"PolicyName": name, "PolicyDocument": document}
-                                  for name, document in role.props["inline"].items()]
+def request_properties(shape: Shape, request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's fields as CloudFormation properties (a field the shape does not know is an error)."""
+    properties: dict[str, Any] = {}
+    for operation, args in request.items():
+        table = shape.fields[operation]
+        if isinstance(args, list):
+            if args:
+                _put(properties, table, args)  # type: ignore[arg-type]
+            continue
+        for name, value in args.items():
+            _put(properties, table[name], value)  # type: ignore[index]
     return properties
 
 
-# --- the resource steps: one converter per kind ---------------------------------------------------------
+def template_tags(spec: Spec, name: str) -> dict[str, str]:
+    """The tags a template gives a resource: the spec's and its Name; never pointapp's ownership tags."""
+    return {**spec.tags, "Name": name}
+
+
+def _tag_list(tags: Any) -> list[dict[str, str]]:
+    """Tags in CloudFormation's ``[{Key, Value}]`` from a mapping, or from a list with ``key``/``value``."""
+    if isinstance(tags, Mapping):
+        return [{"Key": k, "Value": v} for k, v in tags.items()]
+    return [{"Key": t.get("Key", t.get("key")), "Value": t.get("Value", t.get("value"))} for t in tags]
+
+
+TAGS: Field = ("Tags", _tag_list)
+PASCAL: Callable[[str], Field] = lambda path: (path, _pascal)  # noqa: E731 - a table entry
+
+
+def _same(*names: str) -> dict[str, Field]:
+    """Fields whose CloudFormation property has the API's name and shape."""
+    return {name: name for name in names}
+
+
+def _camel(*names: str) -> dict[str, Field]:
+    """camelCase fields (ECS, CodePipeline) whose property is the PascalCase name, nested keys too."""
+    return {name: PASCAL(name[:1].upper() + name[1:]) for name in names}
+
+
+def _kept(snapshot: bool) -> dict[str, str]:
+    """A database's deletion policy: a final snapshot when the spec asks for one."""
+    policy = "Snapshot" if snapshot else "Delete"
+    return {"DeletionPolicy": policy, "UpdateReplacePolicy": policy}
+
+
+SHAPES: dict[str, Shape] = {
+    "ecr-repository": Shape("AWS::ECR::Repository", {
+        "create_repository": {
+            "repositoryName": "RepositoryName", "tags": TAGS, "imageTagMutability": "ImageTagMutability",
+            # the CloudFormation names of ECR's filterType and filter (AWS::ECR::Repository ImageTagMutabilityExclusionFilter)
+            "imageTagMutabilityExclusionFilters": ("ImageTagMutabilityExclusionFilters", lambda filters: [
+                {"ImageTagMutabilityExclusionFilterType": f["filterType"], "ImageTagMutabilityExclusionFilterValue": f["filter"]}
+                for f in filters]),
+            "imageScanningConfiguration": PASCAL("ImageScanningConfiguration"),
+            "encryptionConfiguration": PASCAL("EncryptionConfiguration")},
+        "put_lifecycle_policy": {"repositoryName": "RepositoryName", "lifecyclePolicyText": "LifecyclePolicy.LifecyclePolicyText"}}),
+    "db-subnet-group": Shape("AWS::RDS::DBSubnetGroup", {"create_db_subnet_group": {
+        "DBSubnetGroupName": "DBSubnetGroupName", "DBSubnetGroupDescription": "DBSubnetGroupDescription",
+        "SubnetIds": "SubnetIds", "Tags": "Tags"}}),
+    "db-instance": Shape("AWS::RDS::DBInstance", {"create_db_instance": {
+        **_same("DBInstanceIdentifier", "Engine", "EngineVersion", "DBInstanceClass", "StorageType", "StorageEncrypted",
+                "MultiAZ", "PubliclyAccessible", "DBSubnetGroupName", "BackupRetentionPeriod", "DeletionProtection",
+                "DBName", "MasterUsername", "ManageMasterUserPassword", "CopyTagsToSnapshot", "AutoMinorVersionUpgrade",
+                "Tags"),
+        "AllocatedStorage": ("AllocatedStorage", str), "VpcSecurityGroupIds": "VPCSecurityGroups"}},
+        # RDS takes a major version ("8.0": its latest minor); the template's parameter defaults to the spec's
+        inputs=lambda spec, d: {"engine_version": {"Ref": "MysqlEngineVersion"}},
+        template=lambda spec, d, r: {"EnableCloudwatchLogsExports": ["error", "slowquery"]},
+        attributes=lambda spec, d, here: {"DependsOn": [here("subnet-group")], **_kept(spec.database.final_snapshot)}),
+    "cache-subnet-group": Shape("AWS::ElastiCache::SubnetGroup", {"create_cache_subnet_group": {
+        "CacheSubnetGroupName": "CacheSubnetGroupName", "CacheSubnetGroupDescription": "Description",
+        "SubnetIds": "SubnetIds", "Tags": "Tags"}}),
+    "replication-group": Shape("AWS::ElastiCache::ReplicationGroup", {"create_replication_group": _same(
+        "ReplicationGroupId", "ReplicationGroupDescription", "Engine", "EngineVersion", "CacheNodeType",
+        "NumCacheClusters", "AutomaticFailoverEnabled", "MultiAZEnabled", "CacheSubnetGroupName", "SecurityGroupIds",
+        "AtRestEncryptionEnabled", "TransitEncryptionEnabled", "Port", "Tags")},
+        attributes=lambda spec, d, here: {"DependsOn": [here("subnet-group")]}),
+    "log-group": Shape("AWS::Logs::LogGroup", {
+        "create_log_group": {"logGroupName": "LogGroupName", "tags": TAGS},
+        "put_retention_policy": {"logGroupName": "LogGroupName", "retentionInDays": "RetentionInDays"}}),
+    "iam-role": Shape("AWS::IAM::Role", {
+        "create_role": {**_same("RoleName", "Path", "Description", "Tags"),
+                        "AssumeRolePolicyDocument": ("AssumeRolePolicyDocument", json.loads)},
+        "attach_role_policy": ("ManagedPolicyArns", lambda calls: [call["PolicyArn"] for call in calls]),
+        "put_role_policy": ("Policies", lambda calls: [
+            {"PolicyName": call["PolicyName"], "PolicyDocument": json.loads(call["PolicyDocument"])} for call in calls])}),
+    "ecs-cluster": Shape("AWS::ECS::Cluster", {"create_cluster": {
+        "clusterName": "ClusterName", "settings": PASCAL("ClusterSettings"), "tags": TAGS}}),
+    "task-definition": Shape("AWS::ECS::TaskDefinition", {"register_task_definition": {
+        **_camel("family", "networkMode", "requiresCompatibilities", "cpu", "memory", "executionRoleArn", "taskRoleArn",
+                 "containerDefinitions"), "tags": TAGS}}),
+    "target-group": Shape("AWS::ElasticLoadBalancingV2::TargetGroup", {"create_target_group": _same(
+        "Name", "Protocol", "Port", "VpcId", "TargetType", "HealthCheckPath", "HealthCheckProtocol", "Matcher", "Tags")}),
+    "load-balancer": Shape("AWS::ElasticLoadBalancingV2::LoadBalancer", {"create_load_balancer": _same(
+        "Name", "Subnets", "SecurityGroups", "Scheme", "Type", "IpAddressType", "Tags")},
+        template=lambda spec, d, r: {"LoadBalancerAttributes": [
+            {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"}]}),
+    "listener": Shape("AWS::ElasticLoadBalancingV2::Listener", {"create_listener": _same(
+        "LoadBalancerArn", "Protocol", "Port", "DefaultActions", "Tags", "Certificates", "SslPolicy")}),
+    "ecs-service": Shape("AWS::ECS::Service", {"create_service": {
+        **_camel("cluster", "serviceName", "taskDefinition", "desiredCount", "launchType", "platformVersion",
+                 "networkConfiguration", "loadBalancers", "deploymentController", "healthCheckGracePeriodSeconds",
+                 "schedulingStrategy", "propagateTags", "enableECSManagedTags"), "tags": TAGS}},
+        # the target group must be a load balancer's before a service names it: the listeners come first
+        attributes=lambda spec, d, here: {"DependsOn": [here("listener/production"), here("listener/test")]}),
+    "s3-bucket": Shape("AWS::S3::Bucket", {
+        # the bucket is made where the stack is: CloudFormation takes no location constraint
+        "create_bucket": {"Bucket": "BucketName", "CreateBucketConfiguration": None,
+                          "ObjectOwnership": ("OwnershipControls", lambda owner: {"Rules": [{"ObjectOwnership": owner}]})},
+        "put_bucket_tagging": {"Bucket": "BucketName", "Tagging": ("Tags", lambda tagging: tagging["TagSet"])},
+        "put_public_access_block": {"Bucket": "BucketName", "PublicAccessBlockConfiguration": "PublicAccessBlockConfiguration"},
+        "put_bucket_encryption": {"Bucket": "BucketName", "ServerSideEncryptionConfiguration": ("BucketEncryption", lambda c: {
+            "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": rule["ApplyServerSideEncryptionByDefault"],
+                                                   "BucketKeyEnabled": rule["BucketKeyEnabled"]} for rule in c["Rules"]]})},
+        "put_bucket_versioning": {"Bucket": "BucketName", "VersioningConfiguration": "VersioningConfiguration"}},
+        # bucket names are global: the account and region make this one unique, as bucket_name does
+        inputs=lambda spec, d: {"bucket": {"Fn::Sub": f"{spec.owner}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}"}},
+        attributes=lambda spec, d, here: {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}),
+    "oidc-provider": Shape("AWS::IAM::OIDCProvider", {"create_open_id_connect_provider": {
+        **_same("Url", "ThumbprintList", "Tags"), "ClientIDList": "ClientIdList"}},
+        attributes=lambda spec, d, here: {"Condition": "CreateGitHubOidcProvider"}),
+    "codedeploy-application": Shape("AWS::CodeDeploy::Application", {"create_application": {
+        **_camel("applicationName", "computePlatform"), "tags": TAGS}}),
+    "deployment-group": Shape("AWS::CodeDeploy::DeploymentGroup", {"create_deployment_group": {
+        **_camel("applicationName", "deploymentGroupName", "serviceRoleArn", "deploymentConfigName", "deploymentStyle",
+                 "blueGreenDeploymentConfiguration", "autoRollbackConfiguration", "loadBalancerInfo"),
+        "ecsServices": PASCAL("ECSServices"), "tags": TAGS}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("application")]}),
+    # CloudFormation keeps the pipeline's version itself: the request's version 1 is left out
+    "pipeline": Shape("AWS::CodePipeline::Pipeline", {"create_pipeline": {
+        "pipeline": ("", lambda pipeline: _pascal({k: v for k, v in pipeline.items() if k != "version"})), "tags": TAGS}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("application"), here("deployment-group")]}),
+    "event-rule": Shape("AWS::Events::Rule", {
+        "put_rule": {**_same("Name", "State", "Description", "Tags"), "EventPattern": ("EventPattern", json.loads)},
+        "put_targets": {"Rule": "Name", "Targets": "Targets"}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("pipeline")]}),
+    "flow-log": Shape("AWS::EC2::FlowLog", {"create_flow_logs": {
+        **_same("ResourceType", "TrafficType", "LogDestinationType", "LogGroupName", "DeliverLogsPermissionArn"),
+        "ResourceIds": ("ResourceId", lambda ids: ids[0]), "TagSpecifications": ("Tags", lambda specs: specs[0]["Tags"])}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("flow-logs/log-group")]}),
+}
+
+
+def template_request(spec: Spec, kind: Kind, desired: Desired, resolve: Resolve,
+                     tags: Mapping[str, str] | None = None) -> Request:
+    """``kind``'s create request for ``desired`` as a template makes it: the props resolved by the template
+    (``resolve``: references as Ref, Fn::GetAtt or Fn::ImportValue), its inputs, and its tags."""
+    props = {**resolve(desired.props), **SHAPES[desired.kind].inputs(spec, desired)}
+    return kind.request(spec, desired, props, template_tags(spec, desired.name) if tags is None else tags)
+
+
+def resource(spec: Spec, kind: Kind, desired: Desired, resolve: Resolve, here: Callable[[str], str]
+             ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The resource of ``desired`` in a template, from its kind's create request (see :func:`template_request`);
+    ``here`` gives the logical id of a key of the same step."""
+    shape = SHAPES[desired.kind]
+    request = template_request(spec, kind, desired, resolve)
+    properties = {**request_properties(shape, request), **shape.template(spec, desired, resolve)}
+    return shape.type, properties, dict(shape.attributes(spec, desired, here))
+
+
+# --- the resource steps not yet built from their create request: one converter per kind ----------------
 
 
 Converter = Callable[[Spec, Desired, Callable[[Any], Any]], tuple[str, dict[str, Any], dict[str, Any]]]
@@ -226,50 +432,6 @@ def _endpoint(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dic
     return "AWS::EC2::VPCEndpoint", body, {}
 
 
-def _repository(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::ECR::Repository", {
-        "RepositoryName": d.name, "ImageTagMutability": "IMMUTABLE",
-        "ImageScanningConfiguration": {"ScanOnPush": d.props["scan_on_push"]},
-        "EncryptionConfiguration": {"EncryptionType": "AES256"},
-        "LifecyclePolicy": {"LifecyclePolicyText": json.dumps(d.props["lifecycle_policy"])},
-        "Tags": _tags(spec, d.name)}, {}
-
-
-def _db_subnet_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::RDS::DBSubnetGroup", {"DBSubnetGroupName": d.name, "DBSubnetGroupDescription": d.detail,
-                                       "SubnetIds": r(d.props["subnets"]), "Tags": _tags(spec, d.name)}, {}
-
-
-def _db_instance(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    policy = "Snapshot" if spec.database.final_snapshot else "Delete"
-    return "AWS::RDS::DBInstance", {
-        "DBInstanceIdentifier": d.name, "Engine": "mysql", "EngineVersion": {"Ref": "MysqlEngineVersion"},
-        "DBInstanceClass": props["instance_class"], "AllocatedStorage": str(props["allocated_storage"]),
-        "StorageType": "gp3", "StorageEncrypted": True, "MultiAZ": props["multi_az"], "PubliclyAccessible": False,
-        "BackupRetentionPeriod": props["backup_retention"], "DeletionProtection": props["deletion_protection"],
-        "DBSubnetGroupName": {"Ref": logical_id("subnet-group")}, "VPCSecurityGroups": r(props["groups"]),
-        "DBName": props["database_name"], "MasterUsername": props["username"], "ManageMasterUserPassword": True,
-        "CopyTagsToSnapshot": True, "EnableCloudwatchLogsExports": ["error", "slowquery"],
-        "Tags": _tags(spec, d.name)}, {"DeletionPolicy": policy, "UpdateReplacePolicy": policy}
-
-
-def _cache_subnet_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::ElastiCache::SubnetGroup", {"CacheSubnetGroupName": d.name, "Description": d.detail,
-                                             "SubnetIds": r(d.props["subnets"])}, {}
-
-
-def _replication_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::ElastiCache::ReplicationGroup", {
-        "ReplicationGroupId": d.name, "ReplicationGroupDescription": d.detail, "Engine": "redis",
-        "EngineVersion": props["engine_version"], "CacheNodeType": props["node_type"],
-        "NumNodeGroups": 1, "ReplicasPerNodeGroup": props["replicas"],
-        "AutomaticFailoverEnabled": props["automatic_failover"], "MultiAZEnabled": props["automatic_failover"],
-        "CacheSubnetGroupName": {"Ref": logical_id("cache/subnet-group")}, "SecurityGroupIds": r(props["groups"]),
-        "AtRestEncryptionEnabled": True, "TransitEncryptionEnabled": True, "Tags": _tags(spec, d.name)}, {}
-
-
 def _configuration_set(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return "AWS::SES::ConfigurationSet", {"Name": d.name, "DeliveryOptions": {"TlsPolicy": d.props["tls"]},
                                           "ReputationOptions": {"ReputationMetricsEnabled": True}}, {}
@@ -278,63 +440,6 @@ def _configuration_set(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple
 def _identity(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return "AWS::SES::EmailIdentity", {"EmailIdentity": d.name, "ConfigurationSetAttributes": {
         "ConfigurationSetName": {"Ref": logical_id("configuration-set")}}}, {}
-
-
-def _role(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    if isinstance(d.props["trust"], Ref):  # GitHub's trust names the account's OIDC provider
-        from pointapp.steps.delivery import github_trust_for
-
-        d = Desired(d.kind, d.key, d.name, {**d.props, "trust": github_trust_for(spec, GITHUB_PROVIDER_ARN)}, d.detail)
-    return "AWS::IAM::Role", _role_properties(spec, d), {}
-
-
-def _bucket(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::S3::Bucket", {
-        "BucketName": {"Fn::Sub": f"{spec.owner}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}"},
-        "VersioningConfiguration": {"Status": "Enabled"},
-        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
-        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-                                           "RestrictPublicBuckets": True},
-        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-        "Tags": _tags(spec, d.name)}, {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
-
-
-def _oidc_provider(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.steps.delivery import GITHUB_THUMBPRINT
-
-    return "AWS::IAM::OIDCProvider", {"Url": f"https://{GITHUB_OIDC_HOST}", "ClientIdList": ["sts.amazonaws.com"],
-                                      "ThumbprintList": [GITHUB_THUMBPRINT], "Tags": _tags(spec, d.name)}, {
-        "Condition": "CreateGitHubOidcProvider"}
-
-
-def _application(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::CodeDeploy::Application", {"ApplicationName": d.name, "ComputePlatform": "ECS",
-                                            "Tags": _tags(spec, d.name)}, {}
-
-
-def _deployment_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.steps.delivery import deployment_group_request
-
-    body = _pascal(deployment_group_request(r(d.props)))
-    return "AWS::CodeDeploy::DeploymentGroup", {"ApplicationName": {"Ref": logical_id("application")},
-                                                "DeploymentGroupName": d.name, **body, "Tags": _tags(spec, d.name)}, {}
-
-
-def _pipeline(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.steps.delivery import pipeline_definition
-
-    props = {**r({k: v for k, v in d.props.items() if k != "spec"}), "application": {"Ref": logical_id("application")},
-             "deployment_group": {"Ref": logical_id("deployment-group")}}
-    body = _pascal({k: v for k, v in pipeline_definition(spec, props, d.name).items() if k != "version"})
-    return "AWS::CodePipeline::Pipeline", {**body, "Tags": _tags(spec, d.name)}, {}
-
-
-def _event_rule(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::Events::Rule", {"Name": d.name, "EventPattern": props["pattern"], "State": "ENABLED",
-                                 "Targets": [{"Id": "pipeline", "Arn": r(props["pipeline"]), "RoleArn": r(props["role"])}]}, {
-        "DependsOn": [logical_id("pipeline")]}
 
 
 def _instance_profile(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -355,26 +460,6 @@ def _instance(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dic
         "Tags": _tags(spec, d.name)}, {}
 
 
-def _log_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::Logs::LogGroup", {"LogGroupName": d.name, "RetentionInDays": d.props["retention_days"]}, {}
-
-
-def _cluster(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::ECS::Cluster", {"ClusterName": d.name, "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}],
-                                 "Tags": _tags(spec, d.name)}, {}
-
-
-def _pascal(value: Any) -> Any:
-    """ECS's camelCase container definition in CloudFormation's PascalCase (log driver options stay as they are)."""
-    if isinstance(value, list):
-        return [_pascal(v) for v in value]
-    if isinstance(value, Mapping) and not any(k.startswith("Fn::") or k == "Ref" for k in value):
-        renamed = {"ecsServices": "ECSServices"}
-        return {renamed.get(k, k[:1].upper() + k[1:]): (v if k in ("options", "configuration") else _pascal(v))
-                for k, v in value.items()}
-    return value
-
-
 def _container(spec: Spec) -> dict[str, Any]:
     from pointapp.steps.registry import repository_name
     from pointapp.steps.service import container_definition
@@ -386,63 +471,15 @@ def _container(spec: Spec) -> dict[str, Any]:
             for step, key, fields in (("database", "instance", ("address", "port", "secret")),
                                       ("cache", "replication-group", ("address", "port")))
             for field in fields}
+    for name in set(spec.service.secrets.values()) - {"database"}:  # a partial ARN: the template cannot look one up
+        data[f"secret/{name}"] = name if arn_service(name) else {  # type: ignore[assignment]
+            "Fn::Sub": f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{spec.owner}/{name}"}
     image = {"Fn::Sub": f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.amazonaws.com/{repository_name(spec)}:"
                         f"{spec.service.image_tag}"}
     from pointapp.kinds import LogGroup
 
-    return _pascal(container_definition(spec, image, f"{LogGroup.prefix(spec)}api",  # type: ignore[arg-type]
-                                        {"Ref": "AWS::Region"}, data))  # type: ignore[arg-type]
-
-
-def _task_definition(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::ECS::TaskDefinition", {
-        "Family": d.name, "Cpu": str(props["cpu"]), "Memory": str(props["memory"]), "NetworkMode": "awsvpc",
-        "RequiresCompatibilities": ["FARGATE"], "ExecutionRoleArn": r(props["execution_role"]),
-        "TaskRoleArn": r(props["task_role"]), "ContainerDefinitions": [_container(spec)], "Tags": _tags(spec, d.name)}, {}
-
-
-def _target_group(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::ElasticLoadBalancingV2::TargetGroup", {
-        "Name": d.name, "Port": props["port"], "Protocol": "HTTP", "TargetType": "ip", "VpcId": r(props["vpc"]),
-        "HealthCheckPath": props["health_check_path"], "HealthCheckProtocol": "HTTP", "Matcher": {"HttpCode": "200-399"},
-        "Tags": _tags(spec, d.name)}, {}
-
-
-def _load_balancer(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::ElasticLoadBalancingV2::LoadBalancer", {
-        "Name": d.name, "Scheme": "internet-facing", "Type": "application", "IpAddressType": "ipv4",
-        "Subnets": r(props["subnets"]), "SecurityGroups": r(props["groups"]),
-        "LoadBalancerAttributes": [{"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"}],
-        "Tags": _tags(spec, d.name)}, {}
-
-
-def _listener(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    if props["action"] == "redirect":
-        action = {"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}
-    else:
-        action = {"Type": "forward", "TargetGroupArn": r(props["target_groups"][0])}
-    body: dict[str, Any] = {"LoadBalancerArn": r(props["load_balancer"]), "Port": props["port"],
-                            "Protocol": props["protocol"], "DefaultActions": [action]}
-    if props.get("certificate"):
-        body.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06")
-    return "AWS::ElasticLoadBalancingV2::Listener", body, {}
-
-
-def _ecs_service(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    listeners = [logical_id(key) for key in ("listener/production", "listener/test")]
-    return "AWS::ECS::Service", {
-        "ServiceName": d.name, "Cluster": r(props["cluster"]), "TaskDefinition": r(props["task_definition"]),
-        "DesiredCount": props["desired_count"], "LaunchType": "FARGATE", "DeploymentController": {"Type": "CODE_DEPLOY"},
-        "NetworkConfiguration": {"AwsvpcConfiguration": {"Subnets": r(props["subnets"]), "SecurityGroups": r(props["groups"]),
-                                                         "AssignPublicIp": "DISABLED"}},
-        "LoadBalancers": [{"TargetGroupArn": r(props["target_group"]), "ContainerName": props["container_name"],
-                           "ContainerPort": props["port"]}],
-        "HealthCheckGracePeriodSeconds": 60, "PropagateTags": "SERVICE", "Tags": _tags(spec, d.name)}, {"DependsOn": listeners}
+    return container_definition(spec, image, f"{LogGroup.prefix(spec)}api",  # type: ignore[arg-type]
+                                {"Ref": "AWS::Region"}, data)  # type: ignore[arg-type]
 
 
 def _secret(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -456,7 +493,7 @@ def _secret(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[
 def _token(where: str) -> Any:
     """The repository token, never in the template: a Secrets Manager dynamic reference, or (an SSM
     SecureString, which Amplify's template properties cannot resolve) a NoEcho parameter."""
-    if where.startswith(("arn:aws:secretsmanager:", "secretsmanager:")):
+    if (arn_service(where) == "secretsmanager" or where.startswith("secretsmanager:")):
         secret = where.split(":", 1)[1] if where.startswith("secretsmanager:") else where
         return f"{{{{resolve:secretsmanager:{secret}}}}}"
     return {"Ref": "RepositoryAccessToken"}
@@ -494,34 +531,50 @@ def _amplify_branch(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[st
 
 CONVERTERS: dict[str, Converter] = {
     "secret": _secret, "amplify-app": _amplify_app, "amplify-branch": _amplify_branch,
-    "s3-bucket": _bucket, "oidc-provider": _oidc_provider, "codedeploy-application": _application,
-    "deployment-group": _deployment_group, "pipeline": _pipeline, "event-rule": _event_rule,
-    "log-group": _log_group, "ecs-cluster": _cluster, "task-definition": _task_definition,
-    "target-group": _target_group, "load-balancer": _load_balancer, "listener": _listener, "ecs-service": _ecs_service,
-    "vpc-endpoint": _endpoint, "ecr-repository": _repository, "db-subnet-group": _db_subnet_group,
-    "db-instance": _db_instance, "cache-subnet-group": _cache_subnet_group, "replication-group": _replication_group,
-    "ses-configuration-set": _configuration_set, "ses-identity": _identity, "iam-role": _role,
+    "vpc-endpoint": _endpoint,
+    "ses-configuration-set": _configuration_set, "ses-identity": _identity,
     "instance-profile": _instance_profile, "ec2-instance": _instance,
 }
 
 
-def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> None:
+@dataclass(frozen=True)
+class Exported:
+    """A resource a template holds: the kind and desired resource of its step, and how the template
+    resolves references (``resolve``) and names this step's resources (``here``: key -> logical id)."""
+
+    step: str
+    kind: Kind
+    desired: Desired
+    logical: str
+    resolve: Resolve
+    here: Callable[[str], str]
+
+
+#: The kinds whose pointapp id is a resource's attribute other than what Ref gives (Ref of an Amplify
+#: app gives its ARN; pointapp knows the app by its AppId).
+_ID_ATTRIBUTE = {"amplify-app": "AppId"}
+
+
+def _exported(spec: Spec, template: _Template, steps: Sequence[str]) -> list[Exported]:
     from pointapp.steps import get
 
-    for step in (s for s in steps if s != "network"):
-        wanted: list[Desired] = get(step).load().desired(spec)
-        made = {d.key for d in wanted}
+    found = []
+    for step in steps:
+        loaded: Any = network.FLOW_LOGS if step == "network" else get(step).load()  # the network's layout aside
+        wanted: list[Desired] = loaded.desired(spec)
+        made = {d.key: d.kind for d in wanted}
         prefix = "cache/" if step == "cache" else ""  # the database's keys and the cache's overlap
 
-        def local(ref: Ref, step: str = step, made: set[str] = made, prefix: str = prefix) -> Any:
+        def local(ref: Ref, step: str = step, made: dict[str, str] = made, prefix: str = prefix) -> Any:
+            if ref.step == step and ref.key in made:
+                attribute = _ID_ATTRIBUTE.get(made[ref.key], "id") if ref.attribute == "id" else ref.attribute
+                if attribute == "id":
+                    return {"Ref": logical_id(prefix + ref.key)}
+                return {"Fn::GetAtt": [logical_id(prefix + ref.key), attribute]}
             if ref.step == "network" and "network" in steps:  # made in this very template
                 if ref.key.startswith("sg/"):
                     return {"Fn::GetAtt": [logical_id(ref.key), "GroupId"]}
                 return {"Ref": logical_id(ref.key)}
-            if ref.step == step and ref.key in made:
-                if ref.attribute == "id":
-                    return {"Ref": logical_id(prefix + ref.key)}
-                return {"Fn::GetAtt": [logical_id(prefix + ref.key), ref.attribute]}
             return None
 
         for desired in wanted:
@@ -529,8 +582,24 @@ def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> No
                 continue
             if desired.owner:  # another environment's stack makes it (the SES identity of a shared domain)
                 continue
-            kind, properties, extra = CONVERTERS[desired.kind](spec, desired, lambda v, local=local: template.ref(v, local))
-            template.add(prefix + desired.key, kind, properties, **extra)
+            found.append(Exported(step, loaded.kinds[desired.kind], desired, logical_id(prefix + desired.key),
+                                  lambda v, local=local: template.ref(v, local),  # type: ignore[misc]
+                                  lambda key, prefix=prefix: logical_id(prefix + key)))  # type: ignore[misc]
+    return found
+
+
+def exported_resources(spec: Spec, group: str) -> list[Exported]:
+    """The resources of the steps of ``group`` that its template holds (the network's layout aside)."""
+    return _exported(spec, _Template(spec, group, ""), GROUPS[group])
+
+
+def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> None:
+    for item in _exported(spec, template, steps):
+        if item.desired.kind in SHAPES:
+            kind, properties, extra = resource(spec, item.kind, item.desired, item.resolve, item.here)
+        else:
+            kind, properties, extra = CONVERTERS[item.desired.kind](spec, item.desired, item.resolve)
+        template.body["Resources"][item.logical] = {"Type": kind, "Properties": properties, **extra}
 
 
 def _data_exports(spec: Spec, template: _Template) -> None:
@@ -570,7 +639,7 @@ def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[s
         template = _Template(spec, group, f"{spec.owner} {group} in {region}: {DESCRIPTIONS[group]} (generated by pointapp)")
         if "network" in steps:
             _network(spec, template, region, zones)
-        if "database" in steps:  # RDS takes a major version ("8.0": its latest minor); a parameter says so
+        if "database" in steps:  # RDS takes a major version ("8.4": its latest minor); a parameter says so
             template.body["Parameters"] = {"MysqlEngineVersion": {
                 "Type": "String", "Default": spec.database.engine_version,
                 "Description": "MySQL version: a major version picks its latest minor (database.engine_version)"}}

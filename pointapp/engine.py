@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pointapp import steps as registry
-from pointapp.plan import Outcome, Plan, Table
+from pointapp.plan import Change, Outcome, Plan, Table, stood_on
 from pointapp.target import Context
 
 
@@ -33,11 +33,21 @@ def plan(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
 
 
 def plan_destroy(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
-    """Everything the selected steps own, to be deleted in reverse registry order."""
+    """Everything the selected steps own, to be deleted in reverse registry order, except what is kept.
+
+    A step keeps what must stay (a database with deletion protection) and says what each kept resource
+    stands on; the steps before it are asked to keep those too (its subnets, its security group), so
+    ``down`` never asks AWS to delete something a kept resource still uses.
+    """
     chosen, _ = registry.select(only)
     observed = discover(ctx, [step.name for step in chosen])
     chosen = list(reversed(chosen))
-    changes = [change for step in chosen for change in step.load().plan_destroy(ctx.spec, observed[step.name])]
+    changes: list[Change] = []
+    kept: dict[tuple[str, str], str] = {}
+    for step in chosen:
+        planned = step.load().plan_destroy(ctx.spec, observed[step.name], kept)
+        kept = stood_on(planned, kept)
+        changes += planned
     return Plan(changes, [step.name for step in chosen], destroy=True, observed=observed)
 
 
@@ -66,7 +76,8 @@ def apply(ctx: Context, planned: Plan, parallel: int = 1) -> Outcome:
         wanted = sum(registry.get(name).load().resource_count(ctx.spec, observed[name]) for name in planned.steps)
         unchanged = max(wanted - len({(c.step, c.key) for c in planned.changes}), 0)
     skipped = ctx.skipped[skipped_before:]
-    return Outcome([c for c in planned.changes if c not in skipped], unchanged, warnings, skipped)
+    applied = [c for c in planned.changes if c not in skipped and c.action != "keep"]
+    return Outcome(applied, unchanged, warnings, skipped, kept=planned.kept)
 
 
 def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
@@ -156,10 +167,13 @@ def down(ctx: Context, only: str | Iterable[str] | None = None) -> Outcome:
 
 
 def finish_destroy(ctx: Context, outcome: Outcome, only: str | Iterable[str] | None = None) -> Outcome:
-    """The final check of a destroy: discover again and list what pointapp still owns."""
+    """The final check of a destroy: discover again; list what was kept on purpose, and what else pointapp
+    still owns there."""
     for step in registry.STEPS:
         ctx.forget_outputs(step.name)
-    outcome.remaining = plan_destroy(ctx, only).changes
+    final = plan_destroy(ctx, only)
+    outcome.kept = final.kept
+    outcome.remaining = [change for change in final.changes if change.action != "keep"]
     return outcome
 
 

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 import botocore.exceptions
 
-from pointapp.resources import Desired, Found, Kind, ignore_codes
+from pointapp.resources import Desired, Found, Kind, Request, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, as_aws_tags, from_aws_tags, is_owned
 
@@ -122,14 +122,27 @@ class Role(Kind):
         wanted = {"trust": props["trust"], "managed": sorted(props.get("managed", [])), "inline": props.get("inline", {})}
         return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        managed = sorted(props.get("managed", []), key=str)  # ARNs, or a template's expressions of them
+        return {"create_role": dict(RoleName=desired.name, Path=role_path(spec), Description=desired.detail[:1000],
+                                    AssumeRolePolicyDocument=json.dumps(props["trust"]), Tags=as_aws_tags(tags)),
+                "attach_role_policy": [dict(RoleName=desired.name, PolicyArn=arn)  # each once
+                                       for i, arn in enumerate(managed) if arn not in managed[:i]],
+                "put_role_policy": [dict(RoleName=desired.name, PolicyName=name, PolicyDocument=json.dumps(document))
+                                    for name, document in props.get("inline", {}).items()]}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         iam = ctx.client("iam")
-        role = iam.create_role(RoleName=desired.name, Path=role_path(ctx.spec), Description=desired.detail[:1000],
-                               AssumeRolePolicyDocument=json.dumps(props["trust"]), Tags=as_aws_tags(tags))["Role"]
-        found = Found(self.name, desired.key, desired.name, dict(tags),
-                      {**role, "AssumeRolePolicyDocument": props["trust"], "Managed": [], "Inline": {}})
-        self.update(ctx, desired, props, found, {"managed": props.get("managed", []), "inline": props.get("inline", {})})
-        return found
+        request = self.request(ctx.spec, desired, props, tags)
+        role = iam.create_role(**request["create_role"])["Role"]
+        for call in request["attach_role_policy"]:
+            iam.attach_role_policy(**call)
+        for call in request["put_role_policy"]:
+            iam.put_role_policy(**call)
+        return Found(self.name, desired.key, desired.name, dict(tags),
+                     {**role, "AssumeRolePolicyDocument": props["trust"],
+                      "Managed": [call["PolicyArn"] for call in request["attach_role_policy"]],
+                      "Inline": dict(props.get("inline", {}))})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -196,10 +209,15 @@ class LogGroup(Kind):
             return {"retention_days": props["retention_days"]}
         return {}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_log_group": dict(logGroupName=desired.name, tags=dict(tags)),
+                "put_retention_policy": dict(logGroupName=desired.name, retentionInDays=props["retention_days"])}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         logs = ctx.client("logs")
-        logs.create_log_group(logGroupName=desired.name, tags=dict(tags))
-        logs.put_retention_policy(logGroupName=desired.name, retentionInDays=props["retention_days"])
+        request = self.request(ctx.spec, desired, props, tags)
+        logs.create_log_group(**request["create_log_group"])
+        logs.put_retention_policy(**request["put_retention_policy"])
         return Found(self.name, desired.key, desired.name, dict(tags),
                      {"logGroupName": desired.name, "retentionInDays": props["retention_days"]})
 

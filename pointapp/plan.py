@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Action = Literal["create", "update", "delete"]
-_SYMBOL = {"create": "+", "update": "~", "delete": "-"}
+#: ``keep`` is a resource ``down`` leaves on purpose (deletion protection, or a kept resource stands on it).
+Action = Literal["create", "update", "delete", "keep"]
+_SYMBOL = {"create": "+", "update": "~", "delete": "-", "keep": "="}
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,28 @@ class Change:
 
     def line(self) -> str:
         return f"{_SYMBOL[self.action]} {self.kind:<22} {self.name:<44} {self.detail}"
+
+
+#: What ``down`` keeps, by (step, key), with why: a step's ``plan_destroy`` keeps those and says why.
+Kept = Mapping[tuple[str, str], str]
+
+
+def keep(step: str, kind: str, key: str, name: str, resource_id: str, why: str,
+         stands_on: Iterable[tuple[str, str]] = (), **args: Any) -> Change:
+    """The change that says ``down`` leaves a resource, why, and the (step, key) resources it stands on
+    (which are kept too)."""
+    return Change(step, "keep", kind, key, name, f"{resource_id} (kept: {why})", "keep",
+                  {"id": resource_id, "why": why, "stands_on": tuple(stands_on), **args})
+
+
+def stood_on(changes: Iterable[Change], kept: Kept | None = None) -> dict[tuple[str, str], str]:
+    """``kept`` and what the kept resources among ``changes`` stand on, each with why it is kept."""
+    result = dict(kept or {})
+    for change in changes:
+        if change.action == "keep":
+            for ref in change.args.get("stands_on", ()):
+                result.setdefault(tuple(ref), f"{change.kind} {change.name} (kept) stands on it")  # type: ignore[arg-type]
+    return result
 
 
 class Table:
@@ -79,8 +102,13 @@ class Plan:
 
     @property
     def actionable(self) -> list[Change]:
-        """The changes the target can carry out (not those it lacks the service for)."""
-        return [change for change in self.changes if not change.args.get("skip")]
+        """The changes the target can carry out (not those it lacks the service for, nor what is kept)."""
+        return [change for change in self.changes if not change.args.get("skip") and change.action != "keep"]
+
+    @property
+    def kept(self) -> list[Change]:
+        """What a destroy leaves on purpose, each with its reason in ``detail``."""
+        return [change for change in self.changes if change.action == "keep"]
 
     @property
     def empty(self) -> bool:
@@ -93,16 +121,19 @@ class Plan:
         return [change for change in self.changes if change.step == step]
 
     def summary(self) -> str:
+        kept = len(self.kept)
+        keeping = f" {kept} kept on purpose (=), for the reasons given." if kept else ""
         if self.empty:
-            skipped = len(self.changes)
+            skipped = len(self.changes) - kept
             extra = f" ({skipped} change(s) the target cannot do are listed as skipped.)" if skipped else ""
             if self.destroy:
-                return "Nothing to delete." + extra
+                return "Nothing to delete." + keeping + extra
             return "No changes: the environment matches the spec." + extra
         counts = self.counts()
-        skipped = len(self.changes) - len(self.actionable)
+        skipped = len(self.changes) - len(self.actionable) - kept
         extra = f" {skipped} more the target cannot do (marked skipped)." if skipped else ""
-        return f"Plan: {counts['create']} to create, {counts['update']} to change, {counts['delete']} to delete.{extra}"
+        return (f"Plan: {counts['create']} to create, {counts['update']} to change, {counts['delete']} to delete."
+                f"{keeping}{extra}")
 
     def table(self) -> Table:
         rows = [(c.step, c.action, c.kind, c.name, c.detail) for c in self.changes]
@@ -127,7 +158,8 @@ class Outcome:
     unchanged: int
     warnings: list[str] = field(default_factory=list)
     skipped: list[Change] = field(default_factory=list)
-    remaining: list[Change] | None = None  # after a destroy: what pointapp still owns there
+    remaining: list[Change] | None = None  # after a destroy: what pointapp still owns there, not kept on purpose
+    kept: list[Change] = field(default_factory=list)  # after a destroy: what it left on purpose, and why
 
     def summary(self) -> str:
         counts = Counter(change.action for change in self.applied)
@@ -136,12 +168,16 @@ class Outcome:
         if self.skipped:
             text += f" Skipped {len(self.skipped)}, for the reasons given above."
         lines = [*self.warnings, text]
+        if self.kept:
+            lines.append(f"Kept on purpose ({len(self.kept)}):")
+            lines += [f"  {c.kind} {c.name}: {c.args.get('why', c.detail)}" for c in self.kept]
         if self.remaining is not None:
             if self.remaining:
                 lines.append(f"Still there ({len(self.remaining)}), for the reasons given above:")
                 lines += [f"  {c.kind} {c.name}" for c in self.remaining]
             else:
-                lines.append("Final check: nothing owned by pointapp remains here.")
+                rest = " else" if self.kept else ""
+                lines.append(f"Final check: nothing{rest} owned by pointapp remains here.")
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
-
 from pointapp import artifacts
 from pointapp.errors import PointappError, SpecError
 from pointapp.kinds import role_arn
-from pointapp.resources import client_error_code
 from pointapp.steps import delivery, service
 from pointapp.target import Context
 
@@ -68,18 +65,14 @@ def _require_delivery(ctx: Context) -> None:
 def register(ctx: Context, image: str) -> str:
     """Register a revision of the API's task definition with ``image``; returns its ARN."""
     family = ctx.spec.name("api")
-    ecs = ctx.client("ecs")
-    try:
-        answer = ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
-    except botocore.exceptions.ClientError as error:
-        if client_error_code(error) in ("ClientException", "InvalidParameterException"):
-            raise PointappError(f"no task definition {family}: run `pointapp up --only service` first") from None
-        raise
-    current = answer["taskDefinition"]
-    tags = {t["key"]: t["value"] for t in answer.get("tags", [])}
+    found = [f for f in service.TaskDefinition().find(ctx, ctx.spec, service.NAME, {}) if not f.owner]
+    if not found:  # the family's latest revision, when the family is this environment's
+        raise PointappError(f"no task definition {family} of {ctx.spec.owner}: run `pointapp up --only service` first")
+    current = found[0].raw
     props = {"cpu": current["cpu"], "memory": current["memory"], "execution_role": current["executionRoleArn"],
              "task_role": current["taskRoleArn"], "container": current["containerDefinitions"][0]}
-    return service.register_revision(ctx, family, props, tags, image=image).id
+    # The spec's ownership tags, not the latest revision's: one the pipeline registered may carry none.
+    return service.register_revision(ctx, family, props, service.revision_tags(ctx.spec), image=image).id
 
 
 def deploy(ctx: Context, image: str, wait: bool = False) -> Deployment:

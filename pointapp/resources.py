@@ -9,14 +9,15 @@ so a plan made before the network exists still applies once it does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import botocore.exceptions
 
 from pointapp.errors import StepError
-from pointapp.plan import Change, Table
+from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
 from pointapp.tags import KEY, foreign_owner, is_owned, ownership_tags
 
@@ -70,6 +71,44 @@ class Desired:
     owner: str = ""
 
 
+@dataclass(frozen=True)
+class Arn:
+    """An ARN in the target's partition, ``arn:<partition>:<service>:<region>:<account>:<resource>``.
+
+    Policies name resources by ARN, and the partition (``aws``, ``aws-cn``, ``aws-us-gov``) is the
+    target's: it is filled in when the step resolves its props, as are the region and the account when
+    they are None (the target's own). ``"*"`` keeps a wildcard, ``""`` an empty field (IAM is global).
+    """
+
+    service: str
+    resource: str
+    region: str | None = "*"
+    account: str | None = "*"
+
+    def text(self, partition: str, region: str, account: str) -> str:
+        """The ARN in ``partition``; ``region`` and ``account`` stand where this ARN names the target's own."""
+        return f"arn:{partition}:{self.service}:{region}:{account}:{self.resource}"
+
+    @property
+    def needs_account(self) -> bool:
+        return self.account is None
+
+    def __str__(self) -> str:
+        return self.text("<partition>", "<region>" if self.region is None else self.region,
+                         "<account>" if self.account is None else self.account)
+
+
+
+#: Any ARN, in any partition (``aws``, ``aws-cn``, ``aws-us-gov``, ...): its service is the third field.
+ARN_PATTERN = re.compile(r"^arn:aws(?:-[a-z]+)*:(?P<service>[a-z0-9-]+):")
+
+
+def arn_service(value: str) -> str | None:
+    """The service of the ARN ``value`` (``secretsmanager``, ``ssm``), or None when it is not an ARN."""
+    match = ARN_PATTERN.match(value)
+    return match.group("service") if match else None
+
+
 class Unresolved(Exception):
     """A :class:`Ref` to something that does not exist (yet)."""
 
@@ -80,11 +119,19 @@ class Unresolved(Exception):
 
 Resolver = Callable[[Ref], Any]
 
+#: The calls a create makes, as data, in the order it makes them: each boto3 operation's name with its
+#: keyword arguments, or with a list of them when the operation is called once per item (a role's policies).
+Request = dict[str, Any]
+
 
 def resolve(value: Any, resolver: Resolver) -> Any:
     """``value`` with every :class:`Ref` inside replaced by what ``resolver`` gives."""
     if isinstance(value, Ref):
         return resolver(value)
+    if isinstance(value, Arn):
+        return value.text(str(resolver(Ref("runtime", "partition"))),
+                          value.region if value.region is not None else str(resolver(Ref("runtime", "region"))),
+                          value.account if value.account is not None else str(resolver(Ref("runtime", "account"))))
     if isinstance(value, Mapping):
         return {k: resolve(v, resolver) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -92,8 +139,18 @@ def resolve(value: Any, resolver: Resolver) -> Any:
     return value
 
 
+def _names_account(value: Any) -> bool:
+    if isinstance(value, Arn):
+        return value.needs_account
+    if isinstance(value, Mapping):
+        return any(_names_account(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_names_account(v) for v in value)
+    return False
+
+
 def has_refs(value: Any) -> bool:
-    if isinstance(value, Ref):
+    if isinstance(value, (Ref, Arn)):
         return True
     if isinstance(value, Mapping):
         return any(has_refs(v) for v in value.values())
@@ -127,6 +184,15 @@ class Kind:
         """Why the resource must be replaced (a setting that cannot change in place), or None."""
         return None
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        """The create request, built without a target: ``create`` sends it, and the CloudFormation export maps it
+        to the template's properties (``props`` then hold the template's intrinsics), so the two cannot drift.
+
+        What a create learns only when it runs (the region, an AMI an SSM parameter names, a token) it adds to
+        ``props`` first; the export adds its own expressions of the same values.
+        """
+        raise NotImplementedError
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         raise NotImplementedError
 
@@ -137,6 +203,15 @@ class Kind:
     def delete(self, ctx: Any, found: Found) -> str | None:
         """Delete; return a note when the target cannot (the emulator lacks the operation)."""
         raise NotImplementedError
+
+    def keeps(self, spec: Spec, found: Found) -> str | None:
+        """Why ``down`` must leave this resource (deletion protection is on), or None. Pure: from what was found."""
+        return None
+
+    def stands_on(self, found: Found) -> list[str]:
+        """The ids (or names) of what this resource uses, as AWS describes it (a database's subnet group,
+        subnets and security groups). A kept resource keeps those too. Pure."""
+        return []
 
     def describe(self, found: Found) -> str:
         return ""
@@ -203,6 +278,11 @@ class ResourceStep:
                 state.refs[(step, key)] = value
         for key, value in (self.runtime(ctx) if self.runtime else {}).items():
             state.refs[("runtime", key)] = value
+        # What an Arn in the props takes from the target: the account only when one names it (one STS call).
+        state.refs[("runtime", "partition")] = ctx.partition
+        state.refs[("runtime", "region")] = ctx.target.region
+        if any(_names_account(d.props) for d in self.desired(ctx.spec)):
+            state.refs[("runtime", "account")] = ctx.account
 
     # discover
 
@@ -311,10 +391,30 @@ class ResourceStep:
         return Change(self.name, "delete", found.kind, found.key, found.name,
                       f"{detail} (skipped: {skip})" if skip else detail, "delete", {"found": found, "skip": skip})
 
-    def plan_destroy(self, spec: Spec, state: StepState) -> list[Change]:
+    def plan_destroy(self, spec: Spec, state: StepState, kept: Kept | None = None) -> list[Change]:
+        """Everything the step owns, dependents first, to delete; but what is kept is kept, and so is what it
+        stands on: ``kept`` (from the steps after this one) names resources of this step by key, a kind
+        keeps one itself (deletion protection), and each keep says which (step, key) resources it stands on,
+        so that this step and the ones before it keep those too. Pure."""
         order = list(self.kinds)
-        everything = [f for f in state.found.values() if not f.raw.get("borrowed")] + state.strays  # not ours
-        return [self._delete_change(f, "", state) for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key))]
+        keeping = {key: why for (step, key), why in (kept or {}).items() if step == self.name}
+        # What an id or a name the kinds report stands for: this step's resources and those it uses.
+        named: dict[str, tuple[str, str]] = {value: ref for ref, value in state.refs.items() if isinstance(value, str)}
+        named.update({found.id: (self.name, key) for key, found in state.found.items()})
+        changes = []
+        everything = [f for f in state.found.values() if not f.raw.get("borrowed")] + state.strays  # borrowed: not ours
+        for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key)):
+            kind = self.kinds[f.kind]
+            why = kind.keeps(spec, f) or (keeping.get(f.key) if state.found.get(f.key) is f else None)
+            if not why:
+                changes.append(self._delete_change(f, "", state))
+                continue
+            under = list(dict.fromkeys(named[value] for value in kind.stands_on(f) if value in named))
+            for step, key in under:
+                if step == self.name:  # kinds come in creation order: what it stands on comes later here
+                    keeping.setdefault(key, f"{f.kind} {f.name} (kept) stands on it")
+            changes.append(keep(self.name, f.kind, f.key, f.name, f.id, why, under, found=f))
+        return changes
 
     # apply
 
@@ -332,7 +432,7 @@ class ResourceStep:
         warnings: list[str] = []
         self._collect_refs(ctx, state)  # a plan made before a step it uses was applied
         resolver = self._resolver(state, strict=True)
-        for change in changes:
+        for change in (c for c in changes if c.action != "keep"):
             ctx.check_stopping()
             ctx.say(f"  {change.line()}")
             kind = self.kinds[change.kind]
@@ -445,3 +545,74 @@ def wait_for(ctx: Any, client: Any, waiter: str, what: str, typical: str = "", r
         client.meta.events.unregister(event, keep)
     ctx.say(f"    {what}: done after {time.monotonic() - started:.0f}s")
     return last.get("answer", {})
+
+
+@dataclass(frozen=True)
+class NewRoleRefusal:
+    """How a service refuses a role IAM has not propagated yet: the error code, and the message as a
+    pattern in which ``{role}`` stands for the role's (or instance profile's) name.
+
+    IAM is eventually consistent: a role made seconds ago may not be usable yet by the service that
+    checks it when a resource naming it is created (IAM User Guide, "Troubleshoot IAM": changes that I
+    make are not always immediately visible).
+    """
+
+    service: str
+    code: str
+    pattern: str
+
+    def matches(self, error: botocore.exceptions.ClientError, role: str) -> bool:
+        """This refusal, naming ``role``: nothing else (another role, another reason, another code)."""
+        info = error.response.get("Error", {})
+        named = rf"(?:\S*/)?{re.escape(role)}(?=\.?$|['\"\s)])"  # the name alone, or an ARN ending in it
+        return info.get("Code") == self.code and re.match(self.pattern.format(role=named),
+                                                          str(info.get("Message", ""))) is not None
+
+
+# CodeDeploy CreateDeploymentGroup/UpdateDeploymentGroup (aws/aws-sdk-ruby #772: "a propagation issue").
+CODEDEPLOY_ROLE = NewRoleRefusal("CodeDeploy", "InvalidRoleException",
+                                 "AWS CodeDeploy does not have the permissions required to assume the role {role}")
+# CodePipeline CreatePipeline/UpdatePipeline (hashicorp/terraform-provider-aws #13103, hashicorp/terraform #19264).
+CODEPIPELINE_ROLE = NewRoleRefusal("CodePipeline", "InvalidStructureException",
+                                   "CodePipeline is not authorized to perform AssumeRole on role {role}")
+# EC2 CreateFlowLogs with DeliverLogsPermissionArn (hashicorp/terraform-provider-aws #29323).
+FLOW_LOGS_ROLE = NewRoleRefusal("VPC Flow Logs", "InvalidParameter", "Unable to assume given IAM role: '?{role}")
+# EC2 RunInstances naming a new instance profile (the answer terraform-provider-aws retries on RunInstances).
+INSTANCE_PROFILE = NewRoleRefusal("EC2", "InvalidParameterValue",
+                                  r"Value \({role}\) for parameter iamInstanceProfile\.name is invalid")
+
+#: How long a new role may take to become usable: about two minutes on AWS, seconds on an emulator.
+ROLE_PROPAGATION_AWS = 120.0
+ROLE_PROPAGATION_EMULATOR = 10.0
+
+T = TypeVar("T")
+
+
+def retry_new_role(ctx: Any, refusal: NewRoleRefusal, role: str, call: Callable[[], T]) -> T:
+    """``call()``, a create naming ``role`` (made moments before), retried with backoff while ``refusal``
+    answers for that role, within :data:`ROLE_PROPAGATION_AWS` seconds on AWS and
+    :data:`ROLE_PROPAGATION_EMULATOR` elsewhere. Any other error is raised at once; the last refusal
+    is raised once the bound is reached.
+
+    ``role`` is the role's (or instance profile's) ARN or name. ``ctx.clock`` and ``ctx.sleep`` measure
+    and wait (tests give their own).
+    """
+    name = role.rsplit("/", 1)[-1]
+    bound = ROLE_PROPAGATION_AWS if ctx.target.is_real_aws else ROLE_PROPAGATION_EMULATOR
+    started = ctx.clock()
+    delay, attempt = 2, 0
+    while True:
+        try:
+            return call()
+        except botocore.exceptions.ClientError as error:
+            if not refusal.matches(error, name):
+                raise
+            waited, pause = ctx.clock() - started, ctx.wait_delay(delay)
+            if waited + pause > bound:
+                ctx.say(f"    {refusal.service} still refuses {name} after {waited:.0f}s: check the role's trust policy")
+                raise
+            if attempt == 0:
+                ctx.say(f"    waiting for IAM to make {name} usable by {refusal.service} "
+                        "(usually under a minute on AWS) ...")
+        ctx.sleep(pause)
+        delay, attempt = min(delay * 2, 15), attempt + 1

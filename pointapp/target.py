@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import os
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,10 +24,9 @@ from botocore.config import Config
 
 from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.errors import ConfirmationRequired, TargetError
-from pointapp.spec import Spec, load_spec
+from pointapp.spec import PARTITIONS, Spec, check_region, load_spec
 
 DEFAULT_REGION = "ap-northeast-1"
-_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 
 TargetKind = Literal["emulator", "endpoint", "aws"]
 
@@ -56,7 +56,7 @@ def known_regions() -> set[str]:
     """Every region botocore knows for EC2, across the standard partitions."""
     session = boto3.session.Session()
     regions: set[str] = set()
-    for partition in _PARTITIONS:
+    for partition in PARTITIONS:
         regions.update(session.get_available_regions("ec2", partition_name=partition))
     return regions
 
@@ -66,6 +66,7 @@ def resolve_target(*, region: str | None = None, endpoint_url: str | None = None
     """Decide the target from the options and the environment; raises :class:`TargetError`."""
     environ = os.environ if environ is None else environ
     region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    check_region(region)  # a region of an isolated partition: pointapp cannot build its ARNs and principals
     if region not in known_regions():
         raise TargetError(f"--region: unknown region {region!r}; use an AWS region name such as {DEFAULT_REGION}")
     if endpoint_url and (aws or profile):
@@ -108,6 +109,8 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
     ("elasticache", "FinishDeletion"): "the emulator leaves a deleted replication group 'deleting'",
     ("elasticache", "DeleteCacheSubnetGroup"): "",
     ("elasticache", "ModifyCacheSubnetGroup"): "",
+    ("ec2", "InterfaceRemoval"): "the emulator keeps the network interfaces of deleted NAT gateways and terminated "
+                                 "instances, which AWS removes",
     ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
 }
 
@@ -186,6 +189,8 @@ class Context:
     _step_locks: dict[str, Any] = field(default_factory=dict, repr=False)
     _deferred: dict[str, _Deferred] = field(default_factory=dict, repr=False)
     stopping: bool = False  # set on Ctrl-C while steps run in threads: each stops before its next change
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)  # what waits measure (tests give their own)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)  # how waits pause between attempts
 
     def __post_init__(self) -> None:
         share_service_models(self.session)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,14 @@ from pointapp.errors import PointappError, SpecError
 from pointapp.resources import Found
 from pointapp.spec import load_spec
 from pointapp.steps import delivery
+from pointapp.tags import ownership_tags
 from pointapp.target import Context
-from tests.conftest import REGION, aws_context, make_context, stub
+from tests.conftest import REGION, aws_context, aws_like_context, aws_like_session, make_context, stub
+from tests.steps.helpers import as_ecs_describes, register_as_a_release, up_is_idempotent
 
 STEPS = "network,endpoints,registry,service,delivery"
 IMAGE = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:3f2c1a9"
+FAMILY = "point-app-prod-api"
 
 
 @pytest.fixture
@@ -82,6 +87,7 @@ def test_export_delivery_artifacts(ctx: Context, tmp_path: Path) -> None:
     assert taskdef["containerDefinitions"][0]["image"] == "<IMAGE1_NAME>"
     assert taskdef["networkMode"] == "awsvpc" and taskdef["family"] == "point-app-prod-api"
     assert taskdef["executionRoleArn"].endswith(":role/pointapp/point-app-prod/point-app-prod-task-execution")
+    assert {t["key"]: t["value"] for t in taskdef["tags"]} == ownership_tags(spec, "service", "taskdef", FAMILY)
     appspec = yaml.safe_load((tmp_path / "appspec.yaml").read_text())
     properties = appspec["Resources"][0]["TargetService"]["Properties"]
     assert properties["TaskDefinition"] == "<TASK_DEFINITION>"
@@ -250,3 +256,76 @@ def test_wait_follows_a_deployment_to_its_end_on_aws(on_aws: Context, monkeypatc
                             {"deploymentId": "d-8"})
     with pytest.raises(PointappError, match="deployment d-8 failed: health check"):
         release.follow(on_aws, "d-8")
+
+
+# --- releases keep the environment in sync ----------------------------------------------------------------
+
+
+def _revisions(status: str = "ACTIVE") -> list[str]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    return ecs.list_task_definitions(familyPrefix=FAMILY, status=status)["taskDefinitionArns"]
+
+
+def release_as_the_pipeline_does(ctx: Context, directory: Path, image: str, client: Callable[[str], Any],
+                                 as_stored: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> str:
+    """What ``CodeDeployToECS`` does, with ``client(service)``: register ``taskdef.json`` with the image pushed
+    (``as_stored`` turns a container into what ECS stores), then start a deployment of ``appspec.yaml`` naming
+    the new revision. Returns the revision's ARN."""
+    release.export_delivery(ctx, directory)
+    taskdef = json.loads((directory / "taskdef.json").read_text().replace("<IMAGE1_NAME>", image))
+    taskdef["containerDefinitions"] = [as_stored(c) for c in taskdef["containerDefinitions"]]
+    arn: str = client("ecs").register_task_definition(**taskdef)["taskDefinition"]["taskDefinitionArn"]
+    appspec = (directory / "appspec.yaml").read_text().replace("<TASK_DEFINITION>", arn)
+    client("codedeploy").create_deployment(
+        applicationName="point-app-prod-api", deploymentGroupName="point-app-prod-api-blue-green",
+        revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec}})
+    return arn
+
+
+def in_sync_after_a_release(ctx: Context, arn: str) -> None:
+    """The release's revision is the service's: plan is empty, up changes nothing (the release's image stays),
+    status says done, and down deregisters every revision of the family."""
+    planned = pointapp.plan(ctx, only=STEPS)
+    assert planned.empty, [c.line() for c in planned.changes]
+    up_is_idempotent(ctx, STEPS)
+    ecs = ctx.client("ecs")
+    latest = ecs.describe_task_definition(taskDefinition=FAMILY)["taskDefinition"]
+    assert latest["taskDefinitionArn"] == arn and latest["containerDefinitions"][0]["image"] == IMAGE
+    rows = {row[0]: row[1] for row in pointapp.engine.status(ctx).rows}
+    assert rows["service"] == "done"
+    pointapp.down(ctx, only="service")
+    assert ecs.list_task_definitions(familyPrefix=FAMILY, status="ACTIVE")["taskDefinitionArns"] == []
+    assert len(ecs.list_task_definitions(familyPrefix=FAMILY, status="INACTIVE")["taskDefinitionArns"]) == 2
+
+
+def test_a_pipeline_release_keeps_the_environment_in_sync(built: Context, tmp_path: Path) -> None:
+    client = functools.partial(boto3.client, region_name=REGION)
+    in_sync_after_a_release(built, release_as_the_pipeline_does(built, tmp_path, IMAGE, client, as_ecs_describes))
+
+
+def test_a_pipeline_release_keeps_the_environment_in_sync_with_the_aws_behaviour_layer(aws_like: str,
+                                                                                        tmp_path: Path) -> None:
+    ctx = aws_like_context(aws_like)
+    pointapp.up(ctx, only=STEPS)
+    arn = release_as_the_pipeline_does(ctx, tmp_path, IMAGE,
+                                       functools.partial(aws_like_session().client, endpoint_url=aws_like))
+    stored = ctx.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    assert stored["containerDefinitions"][0]["portMappings"] == [{"containerPort": 80, "hostPort": 80, "protocol": "tcp"}]
+    in_sync_after_a_release(ctx, arn)
+
+
+def test_register_tags_from_the_spec_not_from_the_latest_revision(built: Context) -> None:
+    register_as_a_release(FAMILY, "nginx:1.27")  # the latest carries no tags
+    arn = release.register(built, IMAGE)
+    tags = boto3.client("ecs", region_name=REGION).list_tags_for_resource(resourceArn=arn)["tags"]
+    assert {t["key"]: t["value"] for t in tags} == ownership_tags(built.spec, "service", "taskdef", FAMILY)
+
+
+def test_register_refuses_another_environments_family(ctx: Context) -> None:
+    boto3.client("ecs", region_name=REGION).register_task_definition(
+        family=FAMILY, containerDefinitions=[{"name": "api", "image": "x", "memory": 512}],
+        tags=[{"key": "pointapp:environment", "value": "point-app-staging"}, {"key": "pointapp:step", "value": "service"},
+              {"key": "pointapp:key", "value": "taskdef"}])
+    with pytest.raises(PointappError, match="no task definition point-app-prod-api of point-app-prod"):
+        release.register(ctx, IMAGE)
+    assert len(_revisions()) == 1

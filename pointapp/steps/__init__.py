@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pointapp.errors import SpecError
-from pointapp.plan import Change, Table
+from pointapp.plan import Change, Kept, Table
 from pointapp.spec import Spec
 
 
@@ -23,7 +23,7 @@ class Step(Protocol):
 
     def plan(self, spec: Spec, observed: Any) -> list[Change]: ...
 
-    def plan_destroy(self, spec: Spec, observed: Any) -> list[Change]: ...
+    def plan_destroy(self, spec: Spec, observed: Any, kept: Kept | None = None) -> list[Change]: ...
 
     def apply(self, ctx: Any, changes: Sequence[Change], observed: Any) -> list[str]: ...
 

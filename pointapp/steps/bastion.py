@@ -9,21 +9,18 @@ AWS's public SSM parameter when the instance is created (a newer AMI later does 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
-
-import botocore.exceptions
 
 from pointapp.errors import PointappError
 from pointapp.kinds import Role, role_path, tags_as_aws, trust_policy
 from pointapp.plan import Table
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes, wait_for
+from pointapp.resources import INSTANCE_PROFILE, Arn, Desired, Found, Kind, Ref, ResourceStep, ignore_codes, retry_new_role, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, owner_filters, tag_specifications
 
 NAME = "bastion"
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+SSM_CORE_POLICY = Arn("iam", "policy/AmazonSSMManagedInstanceCore", "", "aws")  # an AWS managed policy
 
 
 class InstanceProfile(Kind):
@@ -118,16 +115,8 @@ class Instance(Kind):
                                                                       "DeleteOnTermination": True}}],
             "TagSpecifications": tag_specifications("instance", tags) + tag_specifications("volume", tags),
         }
-        for attempt in range(12):
-            try:
-                instance = ec2.run_instances(**args)["Instances"][0]
-                break
-            except botocore.exceptions.ClientError as error:
-                # a new instance profile takes a few seconds to be usable by EC2
-                if client_error_code(error) != "InvalidParameterValue" or "iamInstanceProfile" not in str(error) or attempt == 11:
-                    raise
-                ctx.say("    the new instance profile is not visible to EC2 yet; retrying in a few seconds")
-                time.sleep(ctx.wait_delay(5))
+        instance = retry_new_role(ctx, INSTANCE_PROFILE, props["profile"],
+                                  lambda: ec2.run_instances(**args)["Instances"][0])
         wait_for(ctx, ec2, "instance_running", f"bastion {desired.name} ({instance['InstanceId']}) to run",
                  "about a minute", real_delay=10, InstanceIds=[instance["InstanceId"]])
         return Found(self.name, desired.key, instance["InstanceId"], dict(tags), instance)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.kinds import tags_as_aws, tags_of
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes, wait_for
+from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, is_owned
 
@@ -40,10 +40,14 @@ class CacheSubnetGroup(Kind):
         current = sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", []))
         return {} if current == sorted(props["subnets"]) else {"subnets": sorted(props["subnets"])}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_cache_subnet_group": dict(
+            CacheSubnetGroupName=desired.name, CacheSubnetGroupDescription=desired.detail,
+            SubnetIds=list(props["subnets"]), Tags=tags_as_aws(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         group = ctx.client("elasticache").create_cache_subnet_group(
-            CacheSubnetGroupName=desired.name, CacheSubnetGroupDescription=desired.detail,
-            SubnetIds=list(props["subnets"]), Tags=tags_as_aws(tags))["CacheSubnetGroup"]
+            **self.request(ctx.spec, desired, props, tags)["create_cache_subnet_group"])["CacheSubnetGroup"]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -100,15 +104,19 @@ class ReplicationGroup(Kind):
             changes["replicas"] = props["replicas"]
         return changes
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        elasticache = ctx.client("elasticache")
-        group = elasticache.create_replication_group(
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_replication_group": dict(
             ReplicationGroupId=desired.name, ReplicationGroupDescription=desired.detail[:255], Engine="redis",
             EngineVersion=props["engine_version"], CacheNodeType=props["node_type"],
             NumCacheClusters=props["replicas"] + 1, AutomaticFailoverEnabled=props["automatic_failover"],
             MultiAZEnabled=props["automatic_failover"], CacheSubnetGroupName=props["subnet_group"],
             SecurityGroupIds=list(props["groups"]), AtRestEncryptionEnabled=True, TransitEncryptionEnabled=True,
-            Port=6379, Tags=tags_as_aws(tags))["ReplicationGroup"]
+            Port=6379, Tags=tags_as_aws(tags))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        elasticache = ctx.client("elasticache")
+        group = elasticache.create_replication_group(
+            **self.request(ctx.spec, desired, props, tags)["create_replication_group"])["ReplicationGroup"]
         answer = wait_for(ctx, elasticache, "replication_group_available",
                           f"Redis replication group {desired.name} to be available", "10 to 15 minutes", real_delay=30,
                           ReplicationGroupId=desired.name)

@@ -1,6 +1,6 @@
 """The ``database`` step: RDS MySQL in the isolated db subnets.
 
-A DB subnet group over the db subnets; a MySQL 8.0 instance that is encrypted, not publicly accessible,
+A DB subnet group over the db subnets; a MySQL instance (8.4 by default) that is encrypted, not publicly accessible,
 behind the db security group, with automated backups, Multi-AZ and deletion protection as the spec
 says (on in prod, off in staging). RDS keeps the master password in Secrets Manager: pointapp asks for
 that (``ManageMasterUserPassword``) and never sees, prints or stores the password itself.
@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pointapp.kinds import arn_of, tags_as_aws, tags_of
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes, wait_for
+from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import from_aws_tags
 
@@ -54,10 +54,14 @@ class DbSubnetGroup(Kind):
         current = sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", []))
         return {} if current == sorted(props["subnets"]) else {"subnets": sorted(props["subnets"])}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_db_subnet_group": dict(
+            DBSubnetGroupName=desired.name, DBSubnetGroupDescription=desired.detail, SubnetIds=list(props["subnets"]),
+            Tags=tags_as_aws(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         group = ctx.client("rds").create_db_subnet_group(
-            DBSubnetGroupName=desired.name, DBSubnetGroupDescription=desired.detail, SubnetIds=list(props["subnets"]),
-            Tags=tags_as_aws(tags))["DBSubnetGroup"]
+            **self.request(ctx.spec, desired, props, tags)["create_db_subnet_group"])["DBSubnetGroup"]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -67,6 +71,9 @@ class DbSubnetGroup(Kind):
             rds.add_tags_to_resource(ResourceName=found.raw["DBSubnetGroupArn"], Tags=tags_as_aws(changes["tags"]))
         if "subnets" in changes:
             rds.modify_db_subnet_group(DBSubnetGroupName=found.id, SubnetIds=changes["subnets"])
+
+    def stands_on(self, found: Found) -> list[str]:
+        return [s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])]
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("rds").delete_db_subnet_group, ["DBSubnetGroupNotFoundFault"], DBSubnetGroupName=found.id)
@@ -113,16 +120,20 @@ class DbInstance(Kind):
             del changes["allocated_storage"]  # storage only grows; a smaller figure is not a change to make
         return changes
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        rds = ctx.client("rds")
-        instance = rds.create_db_instance(
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_db_instance": dict(
             DBInstanceIdentifier=desired.name, Engine="mysql", EngineVersion=props["engine_version"],
             DBInstanceClass=props["instance_class"], AllocatedStorage=props["allocated_storage"], StorageType="gp3",
             StorageEncrypted=True, MultiAZ=props["multi_az"], PubliclyAccessible=False,
             VpcSecurityGroupIds=list(props["groups"]), DBSubnetGroupName=props["subnet_group"],
             BackupRetentionPeriod=props["backup_retention"], DeletionProtection=props["deletion_protection"],
             DBName=props["database_name"], MasterUsername=props["username"], ManageMasterUserPassword=True,
-            CopyTagsToSnapshot=True, AutoMinorVersionUpgrade=True, Tags=tags_as_aws(tags))["DBInstance"]
+            CopyTagsToSnapshot=True, AutoMinorVersionUpgrade=True,
+            EngineLifecycleSupport=props["lifecycle_support"], Tags=tags_as_aws(tags))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        rds = ctx.client("rds")
+        instance = rds.create_db_instance(**self.request(ctx.spec, desired, props, tags)["create_db_instance"])["DBInstance"]
         kind = "Multi-AZ " if props["multi_az"] else ""
         answer = wait_for(ctx, rds, "db_instance_available", f"{kind}MySQL instance {desired.name} to be available",
                           "10 to 20 minutes", real_delay=30, DBInstanceIdentifier=desired.name)
@@ -139,10 +150,21 @@ class DbInstance(Kind):
         if settings:
             rds.modify_db_instance(DBInstanceIdentifier=found.id, ApplyImmediately=True, **settings)
 
+    def keeps(self, spec: Spec, found: Found) -> str | None:
+        if not found.raw.get("DeletionProtection"):
+            return None
+        # RDS refuses to delete an instance with deletion protection on (DeleteDBInstance, RDS API reference).
+        return ("deletion protection is on. To delete it, set database.deletion_protection: false in the config, "
+                "run `pointapp up --only database`, then `pointapp down` again")
+
+    def stands_on(self, found: Found) -> list[str]:
+        # RDS refuses to delete a DB subnet group an instance is in (InvalidDBSubnetGroupStateFault,
+        # DeleteDBSubnetGroup), and EC2 the subnets and security groups that hold its network interfaces.
+        group = found.raw.get("DBSubnetGroup", {})
+        return ([group.get("DBSubnetGroupName", "")] + [s["SubnetIdentifier"] for s in group.get("Subnets", [])]
+                + [g["VpcSecurityGroupId"] for g in found.raw.get("VpcSecurityGroups", [])])
+
     def delete(self, ctx: Any, found: Found) -> str | None:
-        if found.raw.get("DeletionProtection"):
-            return ("kept: deletion protection is on. To delete it, set database.deletion_protection: false in the "
-                    "config, run `pointapp up --only database`, then `pointapp down` again")
         rds = ctx.client("rds")
         snapshot = ctx.spec.database.final_snapshot
         args: dict[str, Any] = {"DBInstanceIdentifier": found.id, "SkipFinalSnapshot": not snapshot}
@@ -172,6 +194,12 @@ class DbInstance(Kind):
                 "secret": found.raw.get("MasterUserSecret", {}).get("SecretArn")}
 
 
+def lifecycle_support(spec: Spec) -> str:
+    """``EngineLifecycleSupport``, set deliberately: RDS's default enrols the instance in Extended Support,
+    charged once its major version leaves standard support (RDS API reference, ``CreateDBInstance``)."""
+    return "open-source-rds-extended-support" if spec.database.extended_support else "open-source-rds-extended-support-disabled"
+
+
 def desired(spec: Spec) -> list[Desired]:
     database = spec.database
     return [
@@ -183,7 +211,8 @@ def desired(spec: Spec) -> list[Desired]:
             "allocated_storage": database.allocated_storage_gb, "multi_az": database.multi_az,
             "backup_retention": database.backup_retention_days, "deletion_protection": database.deletion_protection,
             "publicly_accessible": False, "groups": [Ref("network", "sg/db")], "subnet_group": spec.name("db-subnets"),
-            "database_name": database.database_name, "username": database.username},
+            "database_name": database.database_name, "username": database.username,
+            "lifecycle_support": lifecycle_support(spec)},
             f"MySQL {database.engine_version} {database.instance_class}, {database.allocated_storage_gb} GiB encrypted, "
             f"{'Multi-AZ' if database.multi_az else 'single-AZ'}, private, backups {database.backup_retention_days} days, "
             f"deletion protection {'on' if database.deletion_protection else 'off'}, password kept by RDS in Secrets Manager"),

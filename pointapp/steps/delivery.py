@@ -21,7 +21,20 @@ import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
 from pointapp.kinds import Role, arn_of, document, policy, role_arn, role_path, tags_as_aws, tags_of, trust_policy
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
+from pointapp.resources import (
+    CODEDEPLOY_ROLE,
+    CODEPIPELINE_ROLE,
+    Arn,
+    Desired,
+    Found,
+    Kind,
+    Ref,
+    Request,
+    ResourceStep,
+    client_error_code,
+    ignore_codes,
+    retry_new_role,
+)
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
 from pointapp.steps.service import runtime_values as service_runtime
@@ -77,18 +90,23 @@ class Bucket(Kind):
             changes["public_access_block"] = "all blocked"
         return changes
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        s3 = ctx.client("s3")
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         name = props["bucket"]
         args: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
-        if ctx.target.region != "us-east-1":
-            args["CreateBucketConfiguration"] = {"LocationConstraint": ctx.target.region}
-        ignore_codes(s3.create_bucket, ["BucketAlreadyOwnedByYou"], **args)
-        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tags_as_aws(tags)})
-        found = Found(self.name, desired.key, name, dict(tags), {"Name": name})
-        self.update(ctx, desired, props, found, {"versioning": "Enabled", "encryption": "AES256",
-                                                 "public_access_block": "all blocked"})
-        return found
+        if props["region"] != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": props["region"]}
+        return {"create_bucket": args, "put_bucket_tagging": dict(Bucket=name, Tagging={"TagSet": tags_as_aws(tags)}),
+                "put_public_access_block": dict(Bucket=name, PublicAccessBlockConfiguration=PRIVATE),
+                "put_bucket_encryption": dict(Bucket=name, ServerSideEncryptionConfiguration=ENCRYPTION),
+                "put_bucket_versioning": dict(Bucket=name, VersioningConfiguration={"Status": "Enabled"})}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        s3 = ctx.client("s3")
+        request = self.request(ctx.spec, desired, props, tags)
+        ignore_codes(s3.create_bucket, ["BucketAlreadyOwnedByYou"], **request.pop("create_bucket"))
+        for operation, args in request.items():  # tags, public access block, encryption, versioning
+            getattr(s3, operation)(**args)
+        return Found(self.name, desired.key, props["bucket"], dict(tags), {"Name": props["bucket"]})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -98,8 +116,7 @@ class Bucket(Kind):
         if "public_access_block" in changes:
             s3.put_public_access_block(Bucket=found.id, PublicAccessBlockConfiguration=PRIVATE)
         if "encryption" in changes:
-            s3.put_bucket_encryption(Bucket=found.id, ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
+            s3.put_bucket_encryption(Bucket=found.id, ServerSideEncryptionConfiguration=ENCRYPTION)
         if "versioning" in changes:
             s3.put_bucket_versioning(Bucket=found.id, VersioningConfiguration={"Status": "Enabled"})
 
@@ -121,6 +138,7 @@ class Bucket(Kind):
 
 
 PRIVATE = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]}
 
 
 class ArtifactObject(Kind):
@@ -151,10 +169,14 @@ class ArtifactObject(Kind):
             return {"content": f"sha256 {self._digest(props)[:12]}"}
         return {}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"put_object": dict(Bucket=props["bucket"], Key=ARTIFACTS_KEY, Body=props["content"],
+                                   Metadata={"sha256": self._digest(props)}, ContentType="application/zip")}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        head = {"Metadata": {"sha256": self._digest(props)}}
-        ctx.client("s3").put_object(Bucket=props["bucket"], Key=ARTIFACTS_KEY, Body=props["content"],
-                                    Metadata=head["Metadata"], ContentType="application/zip")
+        request = self.request(ctx.spec, desired, props, tags)["put_object"]
+        head = {"Metadata": request["Metadata"]}
+        ctx.client("s3").put_object(**request)
         return Found(self.name, desired.key, f"s3://{props['bucket']}/{ARTIFACTS_KEY}", dict(tags), head)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -186,10 +208,14 @@ class OidcProvider(Kind):
             return [Found(self.name, "oidc", arn, tags if not borrowed else {KEY: "oidc"}, {"Arn": arn, "borrowed": borrowed})]
         return []
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_open_id_connect_provider": dict(
+            Url=f"https://{GITHUB_OIDC_HOST}", ClientIDList=["sts.amazonaws.com"], ThumbprintList=[GITHUB_THUMBPRINT],
+            Tags=tags_as_aws(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         arn = ctx.client("iam").create_open_id_connect_provider(
-            Url=f"https://{GITHUB_OIDC_HOST}", ClientIDList=["sts.amazonaws.com"], ThumbprintList=[GITHUB_THUMBPRINT],
-            Tags=tags_as_aws(tags))["OpenIDConnectProviderArn"]
+            **self.request(ctx.spec, desired, props, tags)["create_open_id_connect_provider"])["OpenIDConnectProviderArn"]
         return Found(self.name, desired.key, arn, dict(tags), {"Arn": arn, "borrowed": False})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -258,9 +284,11 @@ class Application(Kind):
                           lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
                               codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_application": dict(applicationName=desired.name, computePlatform="ECS", tags=tags_as_aws(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        ctx.client("codedeploy").create_application(applicationName=desired.name, computePlatform="ECS",
-                                                    tags=tags_as_aws(tags))
+        ctx.client("codedeploy").create_application(**self.request(ctx.spec, desired, props, tags)["create_application"])
         return Found(self.name, desired.key, desired.name, dict(tags), {"computePlatform": "ECS"})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -327,12 +355,15 @@ class DeploymentGroup(Kind):
         current = {k: found.raw.get(k) for k in _GROUP_FIELDS}
         return {k: wanted[k] for k in _GROUP_FIELDS if _normal(current[k]) != _normal(wanted[k])}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_deployment_group": dict(applicationName=props["application"], deploymentGroupName=desired.name,
+                                                tags=tags_as_aws(tags), **deployment_group_request(props))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        request = deployment_group_request(props)
-        ctx.client("codedeploy").create_deployment_group(applicationName=props["application"],
-                                                         deploymentGroupName=desired.name, tags=tags_as_aws(tags),
-                                                         **request)
-        return Found(self.name, desired.key, desired.name, dict(tags), dict(request))
+        request = self.request(ctx.spec, desired, props, tags)["create_deployment_group"]
+        retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"],
+                       lambda: ctx.client("codedeploy").create_deployment_group(**request))
+        return Found(self.name, desired.key, desired.name, dict(tags), deployment_group_request(props))
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -341,8 +372,9 @@ class DeploymentGroup(Kind):
             arn = arn_of(ctx, "codedeploy", f"deploymentgroup:{props['application']}/{found.id}")
             codedeploy.tag_resource(ResourceArn=arn, Tags=tags_as_aws(changes["tags"]))
         if set(changes) - {"tags"}:
-            codedeploy.update_deployment_group(applicationName=props["application"],
-                                               currentDeploymentGroupName=found.id, **deployment_group_request(props))
+            retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
+                applicationName=props["application"], currentDeploymentGroupName=found.id,
+                **deployment_group_request(props)))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codedeploy").delete_deployment_group,
@@ -418,10 +450,14 @@ class Pipeline(Kind):
         current = {k: found.raw.get(k) for k in fields}
         return {k: "as specified" for k in fields if _normal(current[k]) != _normal(wanted[k])}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_pipeline": dict(pipeline=pipeline_definition(props["spec"], props, desired.name),
+                                        tags=[{"key": k, "value": v} for k, v in tags.items()])}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        definition = pipeline_definition(props["spec"], props, desired.name)
-        answer = ctx.client("codepipeline").create_pipeline(
-            pipeline=definition, tags=[{"key": k, "value": v} for k, v in tags.items()])
+        request = self.request(ctx.spec, desired, props, tags)["create_pipeline"]
+        answer = retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"],
+                                lambda: ctx.client("codepipeline").create_pipeline(**request))
         arn = arn_of(ctx, "codepipeline", desired.name)
         return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
 
@@ -434,7 +470,7 @@ class Pipeline(Kind):
         if set(changes) - {"tags"}:
             definition = pipeline_definition(props["spec"], props, desired.name)
             definition["version"] = found.raw.get("version", 1)
-            codepipeline.update_pipeline(pipeline=definition)
+            retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codepipeline").delete_pipeline, ["PipelineNotFoundException"], name=found.id)
@@ -480,12 +516,18 @@ class EventRule(Kind):
             changes["target"] = "the release pipeline"
         return changes
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"put_rule": dict(Name=desired.name, EventPattern=json.dumps(props["pattern"]), State="ENABLED",
+                                 Description="Start the release pipeline when the latest image is pushed",
+                                 Tags=tags_as_aws(tags)),
+                "put_targets": dict(Rule=desired.name,
+                                    Targets=[{"Id": "pipeline", "Arn": props["pipeline"], "RoleArn": props["role"]}])}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         events = ctx.client("events")
-        arn = events.put_rule(Name=desired.name, EventPattern=json.dumps(props["pattern"]), State="ENABLED",
-                              Description="Start the release pipeline when the latest image is pushed",
-                              Tags=tags_as_aws(tags))["RuleArn"]
-        events.put_targets(Rule=desired.name, Targets=[{"Id": "pipeline", "Arn": props["pipeline"], "RoleArn": props["role"]}])
+        request = self.request(ctx.spec, desired, props, tags)
+        arn = events.put_rule(**request["put_rule"])["RuleArn"]
+        events.put_targets(**request["put_targets"])
         return Found(self.name, desired.key, desired.name, dict(tags), {"Arn": arn, "State": "ENABLED",
                                                                           "EventPattern": props["pattern"]})
 
@@ -513,7 +555,7 @@ class EventRule(Kind):
 
 def _roles(spec: Spec) -> list[Desired]:
     owner = spec.owner
-    task_roles = [f"arn:aws:iam::*:role/pointapp/{owner}/{spec.name(r)}" for r in ("task-execution", "task")]
+    task_roles = [Arn("iam", f"role/pointapp/{owner}/{spec.name(r)}", "") for r in ("task-execution", "task")]
     pass_roles = {"Effect": "Allow", "Action": "iam:PassRole", "Resource": task_roles,
                   "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}}
     codedeploy = policy(
@@ -526,8 +568,8 @@ def _roles(spec: Spec) -> list[Desired]:
         pass_roles)
     pipeline = policy(
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketVersioning", "s3:PutObject"],
-         "Resource": [f"arn:aws:s3:::{owner}-artifacts-*", f"arn:aws:s3:::{owner}-artifacts-*/*"]},
-        {"Effect": "Allow", "Action": ["ecr:DescribeImages"], "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"},
+         "Resource": [Arn("s3", f"{owner}-artifacts-*", "", ""), Arn("s3", f"{owner}-artifacts-*/*", "", "")]},
+        {"Effect": "Allow", "Action": ["ecr:DescribeImages"], "Resource": Arn("ecr", f"repository/{repository_name(spec)}")},
         {"Effect": "Allow", "Action": ["codedeploy:CreateDeployment", "codedeploy:GetApplication",
                                        "codedeploy:GetApplicationRevision", "codedeploy:GetDeployment",
                                        "codedeploy:GetDeploymentConfig", "codedeploy:RegisterApplicationRevision"],
@@ -535,7 +577,7 @@ def _roles(spec: Spec) -> list[Desired]:
         {"Effect": "Allow", "Action": ["ecs:RegisterTaskDefinition", "ecs:TagResource"], "Resource": "*"},
         pass_roles)
     start = policy({"Effect": "Allow", "Action": "codepipeline:StartPipelineExecution",
-                    "Resource": f"arn:aws:codepipeline:*:*:{spec.name('release')}"})
+                    "Resource": Arn("codepipeline", spec.name("release"))})
     roles = [
         Desired("iam-role", "role/codedeploy", spec.name("codedeploy"),
                 {"trust": trust_policy("codedeploy.amazonaws.com"), "inline": {"blue-green-ecs": codedeploy}},
@@ -554,7 +596,7 @@ def _roles(spec: Spec) -> list[Desired]:
             {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
                                            "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage",
                                            "ecr:BatchGetImage"],
-             "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"})
+             "Resource": Arn("ecr", f"repository/{repository_name(spec)}")})
         roles.append(Desired("iam-role", "role/github", spec.name("github-release"),
                              {"trust": Ref("runtime", "github_trust"), "inline": {"push-image": push}},
                              f"GitHub Actions in {repository} ({spec.delivery.github_branch}) push images"))
@@ -603,7 +645,8 @@ def desired(spec: Spec) -> list[Desired]:
     """The delivery step's resources, in creation order."""
     delivery = spec.delivery
     application, group = spec.name("api"), spec.name("api", "blue-green")
-    wanted = [Desired("s3-bucket", "bucket", f"{spec.owner}-artifacts", {"bucket": Ref("runtime", "bucket")},
+    wanted = [Desired("s3-bucket", "bucket", f"{spec.owner}-artifacts",
+                      {"bucket": Ref("runtime", "bucket"), "region": Ref("runtime", "region")},
                       "pipeline artifacts: versioned, encrypted, private")]
     wanted.append(Desired("s3-object", "artifacts", ARTIFACTS_KEY,
                           {"bucket": Ref("runtime", "bucket"), "content": Ref("runtime", "artifacts")},

@@ -25,7 +25,7 @@ import yaml
 
 from pointapp.errors import PointappError
 from pointapp.kinds import tags_as_aws
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, client_error_code, ignore_codes
+from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, arn_service, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, is_owned
 
@@ -87,7 +87,7 @@ class Secret(Kind):
 def _read_token(ctx: Any, where: str) -> str:
     """The repository access token, from Secrets Manager (an ARN or ``secretsmanager:NAME``) or SSM."""
     try:
-        if where.startswith(("arn:aws:secretsmanager:", "secretsmanager:")):
+        if (arn_service(where) == "secretsmanager" or where.startswith("secretsmanager:")):
             secret_id = where.split(":", 1)[1] if where.startswith("secretsmanager:") else where
             return str(ctx.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
         return str(ctx.client("ssm").get_parameter(Name=where, WithDecryption=True)["Parameter"]["Value"])

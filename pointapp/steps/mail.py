@@ -27,6 +27,11 @@ def _owned_tags(ctx: Any, arn: str, raw: Mapping[str, Any]) -> dict[str, str]:
     return from_aws_tags(ctx.client("sesv2").list_tags_for_resource(ResourceArn=arn).get("Tags"))
 
 
+def configuration_set_name(spec: Spec) -> str:
+    """The environment's configuration set, which its identity sends through."""
+    return spec.name("mail")
+
+
 class ConfigurationSet(Kind):
     name = "ses-configuration-set"
     service = "sesv2"
@@ -125,9 +130,10 @@ def desired(spec: Spec) -> list[Desired]:
     if owner:
         kind += f", owned by {owner} (mail.identity_owner) and used here as it is"
     return [
-        Desired("ses-configuration-set", "configuration-set", spec.name("mail"), {"tls": "REQUIRE"},
+        Desired("ses-configuration-set", "configuration-set", configuration_set_name(spec), {"tls": "REQUIRE"},
                 "TLS required, reputation metrics on"),
-        Desired("ses-identity", "identity", identity, {"configuration_set": spec.name("mail")}, f"{kind}", owner=owner),
+        Desired("ses-identity", "identity", identity, {"configuration_set": configuration_set_name(spec)}, f"{kind}",
+                owner=owner),
     ]
 
 

@@ -16,8 +16,20 @@ import botocore.exceptions
 
 from pointapp.errors import SpecError, StepError
 from pointapp.kinds import LogGroup, Role, policy, trust_policy
-from pointapp.plan import Change, Table
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, StepState, ignore_codes
+from pointapp.plan import Change, Kept, Table, keep
+from pointapp.resources import (
+    FLOW_LOGS_ROLE,
+    Arn,
+    Desired,
+    Found,
+    Kind,
+    Ref,
+    Request,
+    ResourceStep,
+    StepState,
+    ignore_codes,
+    retry_new_role,
+)
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications
 
@@ -191,6 +203,8 @@ class NetworkState:
     groups: dict[str, Found] = field(default_factory=dict)
     default_group: dict[str, Any] | None = None
     duplicates: list[Found] = field(default_factory=list)
+    nats_deleting: list[Found] = field(default_factory=list)  # deleted by an earlier run, not gone yet
+    gone_nat_interfaces: set[str] = field(default_factory=set)  # of owned NAT gateways that are deleted
 
     def everything(self) -> list[Found]:
         """Every owned resource found, duplicates included, in creation order (VPC first)."""
@@ -290,10 +304,15 @@ def discover(ctx: Any) -> NetworkState:
     state.subnets, dup = _collect(spec, "subnet", subnets_raw, "SubnetId", in_vpc)
     state.duplicates += dup
     state.zones = zones_in_use(spec, state.subnets.values()) or available_zones(ctx)
-    nats = [n for n in _paginate(ec2, "describe_nat_gateways", "NatGateways", Filter=filters)
-            if n["State"] not in ("deleting", "deleted")]
+    every_nat = _paginate(ec2, "describe_nat_gateways", "NatGateways", Filter=filters)
+    nats = [n for n in every_nat if n["State"] not in ("deleting", "deleted")]
     state.nat_gateways, dup = _collect(spec, "nat-gateway", nats, "NatGatewayId", in_vpc)
     state.duplicates += dup
+    # A NAT gateway still deleting holds its Elastic IP and its public address in the VPC: waited for on down.
+    going, also_going = _collect(spec, "nat-gateway", [n for n in every_nat if n["State"] == "deleting"], "NatGatewayId")
+    state.nats_deleting = list(going.values()) + also_going
+    state.gone_nat_interfaces = {address["NetworkInterfaceId"] for nat in every_nat if nat["State"] == "deleted"
+                                 for address in nat.get("NatGatewayAddresses", []) if address.get("NetworkInterfaceId")}
     addresses = ec2.describe_addresses(Filters=filters)["Addresses"]
     state.addresses, dup = _collect(spec, "elastic-ip", addresses, "AllocationId")
     state.duplicates += dup
@@ -504,12 +523,23 @@ class _Planner:
 _DELETE_ORDER = ["security-group", "route-table", "nat-gateway", "elastic-ip", "internet-gateway", "subnet", "vpc"]
 
 
+def _group_references(raw: Mapping[str, Any]) -> list[str]:
+    """The ids of the groups a described security group's rules (inbound and outbound) name as a source."""
+    return [pair["GroupId"] for field_name in ("IpPermissions", "IpPermissionsEgress")
+            for perm in raw.get(field_name, []) for pair in perm.get("UserIdGroupPairs", [])]
+
+
 def deletions(found: Iterable[Found], reason: str = "") -> list[Change]:
-    """Delete changes for owned resources, in the order AWS allows (dependents first)."""
+    """Delete changes for owned resources, in the order AWS allows (dependents first).
+
+    EC2 refuses to delete a security group another group's rule references (DependencyViolation,
+    DeleteSecurityGroup in the EC2 API reference): every group to delete first loses its inbound rules and
+    the outbound rules that name a group, so no reference among them is left when the first one goes.
+    """
     items = sorted(found, key=lambda f: (_DELETE_ORDER.index(f.kind), f.key, f.id))
-    changes = [Change(NAME, "update", "security-group", f.key, f.name, "revoke inbound rules before deletion",
+    changes = [Change(NAME, "update", "security-group", f.key, f.name, "revoke its rules before deletion",
                       "revoke_all", {"id": f.id}) for f in items
-               if f.kind == "security-group" and f.raw.get("IpPermissions")]
+               if f.kind == "security-group" and (f.raw.get("IpPermissions") or _group_references(f.raw))]
     suffix = f" ({reason})" if reason else ""
     changes += [Change(NAME, "delete", f.kind, f.key, f.name, f"{f.id}{suffix}", "delete", {"id": f.id, "kind": f.kind})
                 for f in items]
@@ -521,9 +551,45 @@ def plan(spec: Spec, observed: NetworkState) -> list[Change]:
     return _Planner(spec, observed).run()
 
 
-def plan_destroy(spec: Spec, observed: NetworkState) -> list[Change]:
-    """Everything the step owns, in deletion order."""
-    return deletions(observed.everything())
+def _stands_on(found: Found, observed: NetworkState) -> list[str]:
+    """The keys of what a resource of the layout needs while it is kept (pure, from the descriptions).
+
+    A subnet: the VPC and its route table. A route table: the VPC and the target of its way out. A NAT
+    gateway: its subnet and its Elastic IP. A security group: the VPC and every group its rules name.
+    """
+    key_of = {f.id: f.key for f in observed.everything() if f not in observed.duplicates}
+    raw, needs = found.raw, ["vpc"]
+    if found.kind == "subnet":
+        needs += [t.key for t in observed.route_tables.values()
+                  if any(a.get("SubnetId") == found.id for a in t.raw.get("Associations", []))]
+    elif found.kind == "route-table":
+        needs += [r.get("NatGatewayId") or r.get("GatewayId") or "" for r in raw.get("Routes", [])]
+    elif found.kind == "nat-gateway":
+        needs += [raw.get("SubnetId", "")] + [a.get("AllocationId", "") for a in raw.get("NatGatewayAddresses", [])]
+    elif found.kind == "security-group":
+        needs += _group_references(raw)
+    elif found.kind in ("vpc", "elastic-ip"):
+        needs = []
+    return [key_of.get(need, need) for need in needs if key_of.get(need, need) in key_of.values() and need != found.id]
+
+
+def plan_destroy(spec: Spec, observed: NetworkState, kept: Kept | None = None) -> list[Change]:
+    """Everything the step owns, in deletion order; but what ``kept`` names (by key, from the steps that run
+    after this one: the subnets and security group of a kept database) is kept, and so is, transitively,
+    what it stands on (its route table, the groups its rules name, the VPC). A kept group thus never names
+    a group that is deleted, and nothing that is kept is changed. Pure."""
+    by_key = {f.key: f for f in observed.everything() if f not in observed.duplicates}
+    keeping = {key: why for (step, key), why in (kept or {}).items() if step == NAME and key in by_key}
+    pending = list(keeping)
+    while pending:
+        found = by_key[pending.pop()]
+        for key in _stands_on(found, observed):
+            if key not in keeping:
+                keeping[key] = f"{found.kind} {found.name} (kept) stands on it"
+                pending.append(key)
+    changes = deletions([f for f in observed.everything() if f.key not in keeping or f in observed.duplicates])
+    return changes + [keep(NAME, f.kind, f.key, f.name, f.id, keeping[f.key])
+                      for f in observed.everything() if f.key in keeping and f not in observed.duplicates]
 
 
 def resource_count(spec: Spec, observed: NetworkState) -> int:
@@ -545,9 +611,11 @@ class _Executor:
         # A NAT gateway found still pending (made by a run that stopped early) is waited for like a new one.
         self.nats_pending: list[tuple[str, str]] = [(f.name, f.id) for f in observed.nat_gateways.values()
                                                     if f.raw.get("State") == "pending"]
-        self.nats_deleting: list[tuple[str, str]] = []
+        # A NAT gateway an earlier down left deleting still holds its Elastic IP: waited for like one deleted now.
+        self.nats_deleting: list[tuple[str, str]] = [(f.name, f.id) for f in observed.nats_deleting]
         self.warnings: list[str] = []
         self.deleted: set[str] = set()
+        self.gone_interfaces = set(observed.gone_nat_interfaces)  # what the emulator leaves of deleted NAT gateways
 
     def run(self, changes: Sequence[Change], defer: bool = False) -> list[str]:
         """Carry out ``changes`` in order. With ``defer``, a route to a NAT gateway that is not available yet
@@ -668,6 +736,11 @@ class _Executor:
         if not self.nats_deleting:
             return
         self._wait("nat_gateway_deleted", self.nats_deleting, "deleted", real_delay=15)
+        ids = {nat_id for _, nat_id in self.nats_deleting}
+        self.gone_interfaces |= {address["NetworkInterfaceId"]
+                                 for f in [*self.observed.nat_gateways.values(), *self.observed.nats_deleting]
+                                 if f.id in ids for address in f.raw.get("NatGatewayAddresses", [])
+                                 if address.get("NetworkInterfaceId")}
         self.nats_deleting = []
 
     def _wait(self, waiter: str, nats: list[tuple[str, str]], state: str, real_delay: int) -> None:
@@ -764,13 +837,24 @@ class _Executor:
     # deletion
 
     def op_revoke_all(self, change: Change) -> None:
-        raw = next(f.raw for f in self.observed.everything() if f.id == change.args["id"])
-        self.ec2.revoke_security_group_ingress(GroupId=change.args["id"], IpPermissions=_clean(raw["IpPermissions"]))
+        """Revoke every inbound rule of a group, and the outbound rules that name a group, by rule id (as they
+        are now: a rule that names two groups is two rules, each revoked on its own)."""
+        group_id = change.args["id"]
+        # DescribeSecurityGroupRules gives each rule's id, IsEgress and ReferencedGroupInfo; the revoke calls
+        # take SecurityGroupRuleId.N (EC2 API reference), so no rule is missed for a detail of how it is written.
+        rules = _paginate(self.ec2, "describe_security_group_rules", "SecurityGroupRules",
+                          Filters=[{"Name": "group-id", "Values": [group_id]}])
+        inbound = [r["SecurityGroupRuleId"] for r in rules if not r.get("IsEgress")]
+        naming = [r["SecurityGroupRuleId"] for r in rules if r.get("IsEgress") and r.get("ReferencedGroupInfo")]
+        if inbound:
+            self.ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=inbound)
+        if naming:
+            self.ec2.revoke_security_group_egress(GroupId=group_id, SecurityGroupRuleIds=naming)
 
     def op_delete(self, change: Change) -> None:
         kind, resource_id = change.args["kind"], change.args["id"]
         if kind == "security-group":
-            self.ec2.delete_security_group(GroupId=resource_id)
+            self._delete_when_free(change, "group-id", self.ec2.delete_security_group, GroupId=resource_id)
         elif kind == "route-table":
             raw = next(f.raw for f in self.observed.everything() if f.id == resource_id)
             for association in raw.get("Associations", []):
@@ -786,15 +870,105 @@ class _Executor:
             self.ec2.release_address(AllocationId=resource_id)
         elif kind == "internet-gateway":
             raw = next(f.raw for f in self.observed.everything() if f.id == resource_id)
+            if raw.get("Attachments"):
+                # EC2 refuses to detach an internet gateway while the VPC has public addresses mapped
+                # (DependencyViolation, DetachInternetGateway in the EC2 API reference): a NAT gateway's
+                # until it is deleted, a deleted load balancer's until its network interfaces are gone.
+                self.await_nat_deletions()
+                self._await_interfaces(change, [{"Name": "vpc-id", "Values": [a["VpcId"] for a in raw["Attachments"]]}],
+                                       "public addresses", lambda eni: bool(eni.get("Association", {}).get("PublicIp")))
             for attachment in raw.get("Attachments", []):
                 self._ignore_not_found(self.ec2.detach_internet_gateway, InternetGatewayId=resource_id,
                                        VpcId=attachment["VpcId"])
             self.ec2.delete_internet_gateway(InternetGatewayId=resource_id)
         elif kind == "subnet":
             self.await_nat_deletions()
-            self.ec2.delete_subnet(SubnetId=resource_id)
+            self._delete_when_free(change, "subnet-id", self.ec2.delete_subnet, SubnetId=resource_id)
         elif kind == "vpc":
             self._delete_vpc(change, resource_id)
+
+    # Interface endpoints, load balancers, NAT gateways, databases and tasks hold network interfaces in
+    # subnets and security groups, and AWS removes them some minutes after the resource is deleted
+    # (hashicorp/terraform-provider-aws#40: "its network interfaces can take a while to go away (some
+    # minutes)"); EC2 refuses to delete a subnet or a group that still has one (DependencyViolation). So the
+    # step waits for them (polls of 15 s, 80 at most: 20 minutes, terraform-provider-aws's own bound for a
+    # subnet's deletion), and retries a deletion refused meanwhile, within the same bound.
+    _FREE_POLLS = 80
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self._FREE_POLLS * self.ctx.wait_delay(15)
+
+    def _delete_when_free(self, change: Change, filter_name: str, delete: Callable[..., Any], **kwargs: Any) -> None:
+        """Delete a subnet or a security group once no network interface is left in it (bounded)."""
+        started, deadline = time.monotonic(), self._deadline()
+        while True:
+            self._await_interfaces(change, [{"Name": filter_name, "Values": [change.args["id"]]}], deadline=deadline)
+            try:
+                delete(**kwargs)
+                return
+            except botocore.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "DependencyViolation" or time.monotonic() > deadline:
+                    raise
+                refused = error.response.get("Error", {}).get("Message", "")
+            self.ctx.say(f"    {change.kind} {change.name} still in use ({refused}); trying again "
+                         f"(for up to {deadline - started:.0f}s in all)")
+            self._pause()
+
+    def _await_interfaces(self, change: Change, filters: list[dict[str, Any]], what: str = "",
+                          holds: Callable[[dict[str, Any]], bool] = lambda _: True, deadline: float | None = None) -> None:
+        """Wait, saying for what, until no network interface matching ``filters`` (and ``holds``) is left."""
+        started, deadline = time.monotonic(), deadline or self._deadline()
+        told = ""
+        while True:
+            left = [eni for eni in _paginate(self.ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=filters)
+                    if holds(eni)]
+            left = self._without_stale(left)
+            if not left:
+                if told:
+                    self.ctx.say(f"    {change.kind} {change.name}: free after {time.monotonic() - started:.0f}s")
+                return
+            holders = self._holders(left)
+            if time.monotonic() > deadline:
+                raise StepError(NAME, f"{change.kind} {change.name}", f"still holds {holders} after "
+                                f"{time.monotonic() - started:.0f}s; delete them, then run down again", "DependencyViolation")
+            if holders != told:
+                told = holders
+                of = f" ({what})" if what else ""
+                self.ctx.say(f"    waiting for {holders}{of} to go from {change.kind} {change.name} "
+                             "(usually a few minutes on AWS) ...")
+            self._pause()
+
+    def _without_stale(self, interfaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """On the emulator, the interfaces AWS would have removed with their NAT gateway or instance are left out."""
+        if not interfaces or not self.ctx.lacks("ec2", "InterfaceRemoval"):
+            return interfaces
+        instances = sorted({eni.get("Attachment", {}).get("InstanceId") for eni in interfaces} - {None})
+        answer = self.ec2.describe_instances(InstanceIds=instances) if instances else {"Reservations": []}
+        terminated = {i["InstanceId"] for r in answer["Reservations"] for i in r["Instances"]
+                      if i["State"]["Name"] in ("shutting-down", "terminated")}
+        return [eni for eni in interfaces if eni["NetworkInterfaceId"] not in self.gone_interfaces
+                and eni.get("Attachment", {}).get("InstanceId") not in terminated]
+
+    def _pause(self) -> None:
+        self.ctx.check_stopping()
+        time.sleep(self.ctx.wait_delay(15))
+
+    def _holders(self, interfaces: Sequence[Mapping[str, Any]]) -> str:
+        """``2 network interfaces of vpc-endpoint point-app-prod-vpce-ecr-api``: grouped by what they belong to,
+        named after what this run deleted where the description says (an endpoint's, a load balancer's)."""
+        names: dict[str, str] = {f.id: f"{f.kind} {f.name}" for f in self.observed.everything() + self.observed.nats_deleting}
+        for done in self.ctx.done:
+            found = done.args.get("found")
+            if done.action == "delete" and found is not None:
+                names[found.id] = f"{done.kind} {done.name}"
+                if ":loadbalancer/" in found.id:  # its interfaces say "ELB app/<name>/<id>"
+                    names[found.id.split(":loadbalancer/", 1)[1]] = names[found.id]
+        counts: dict[str, int] = {}
+        for eni in interfaces:
+            owner = _interface_owner(eni)
+            label = names.get(owner, owner)
+            counts[label] = counts.get(label, 0) + 1
+        return ", ".join(f"{n} network interface{'s' if n > 1 else ''} of {label}" for label, n in sorted(counts.items()))
 
     def _delete_vpc(self, change: Change, vpc_id: str) -> None:
         try:
@@ -815,6 +989,20 @@ class _Executor:
         except botocore.exceptions.ClientError as error:
             if not error.response.get("Error", {}).get("Code", "").endswith(("NotFound", ".NotAttached", "Gateway.NotAttached")):
                 raise
+
+
+# How AWS describes the network interfaces it makes for a service (the Description of each, as EC2 shows
+# it: "VPC Endpoint Interface vpce-...", "ELB app/<name>/<id>", "Interface for NAT Gateway nat-...").
+_INTERFACE_PREFIXES = ("VPC Endpoint Interface ", "Interface for NAT Gateway ", "ELB ")
+
+
+def _interface_owner(eni: Mapping[str, Any]) -> str:
+    """The id of what a network interface belongs to, from its description; else the description or its id."""
+    description = str(eni.get("Description") or "")
+    for prefix in _INTERFACE_PREFIXES:
+        if description.startswith(prefix):
+            return description[len(prefix):].strip()
+    return description or f"{eni.get('InterfaceType', 'interface')} {eni.get('NetworkInterfaceId')}"
 
 
 def _clean(permissions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -884,13 +1072,19 @@ class FlowLog(Kind):
         differ = [name for name, value in wanted.items() if found.raw.get(name) != value]
         return ", ".join(f"{name} changes" for name in differ) or None
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         settings = self._settings(props)
-        answer = ctx.client("ec2").create_flow_logs(
+        return {"create_flow_logs": dict(
             ResourceIds=[settings["ResourceId"]], ResourceType="VPC", TrafficType=settings["TrafficType"],
             LogDestinationType="cloud-watch-logs", LogGroupName=settings["LogGroupName"],
             DeliverLogsPermissionArn=settings["DeliverLogsPermissionArn"],
-            TagSpecifications=tag_specifications("vpc-flow-log", tags))
+            TagSpecifications=tag_specifications("vpc-flow-log", tags))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        settings = self._settings(props)
+        request = self.request(ctx.spec, desired, props, tags)["create_flow_logs"]
+        answer = retry_new_role(ctx, FLOW_LOGS_ROLE, settings["DeliverLogsPermissionArn"],
+                                lambda: ctx.client("ec2").create_flow_logs(**request))
         if answer.get("Unsuccessful") or not answer.get("FlowLogIds"):
             problem = (answer.get("Unsuccessful") or [{}])[0].get("Error", {})
             raise StepError(NAME, f"flow log {desired.name}", problem.get("Message", "was not created"), problem.get("Code"))
@@ -918,7 +1112,7 @@ def _flow_log_resources(spec: Spec) -> list[Desired]:
         return []
     group = flow_log_group(spec)
     days = spec.network.flow_logs_retention_days
-    deliver = {"Effect": "Allow", "Resource": f"arn:aws:logs:*:*:log-group:{group}:*",
+    deliver = {"Effect": "Allow", "Resource": Arn("logs", f"log-group:{group}:*"),
                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]}
     return [
         Desired("log-group", "flow-logs/log-group", group, {"retention_days": days}, f"retention {days} days"),
@@ -968,12 +1162,13 @@ def plan_all(spec: Spec, observed: Observed) -> list[Change]:
     return plan(spec, observed.layout) + FLOW_LOGS.plan(spec, observed.flow_logs)
 
 
-def plan_destroy_all(spec: Spec, observed: Observed) -> list[Change]:
-    return FLOW_LOGS.plan_destroy(spec, observed.flow_logs) + plan_destroy(spec, observed.layout)
+def plan_destroy_all(spec: Spec, observed: Observed, kept: Kept | None = None) -> list[Change]:
+    return FLOW_LOGS.plan_destroy(spec, observed.flow_logs, kept) + plan_destroy(spec, observed.layout, kept)
 
 
 def apply_all(ctx: Any, changes: Sequence[Change], observed: Observed) -> list[str]:
     """Flow-log deletions first (they hang off the VPC), then the layout, then the flow logs it needs."""
+    changes = [c for c in changes if c.action != "keep"]  # kept on purpose: nothing to do
     flow = [c for c in changes if _is_flow_log_change(c)]
     first = [c for c in flow if c.action == "delete"]
     last = [c for c in flow if c.action != "delete"]

@@ -14,12 +14,15 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.kinds import tags_of
-from pointapp.resources import Desired, Found, Kind, ResourceStep, client_error_code
+from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, client_error_code
 from pointapp.spec import Spec
 from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned
 
 NAME = "registry"
 MOVING_TAG = "latest"
+#: The tags the repository's immutability does not cover: the one CI moves (ECR API reference,
+#: ImageTagMutabilityExclusionFilter: filterType WILDCARD, filter up to 128 characters).
+EXCLUDED = [{"filterType": "WILDCARD", "filter": MOVING_TAG}]
 
 
 def lifecycle_policy(keep: int) -> dict[str, Any]:
@@ -76,15 +79,20 @@ class Repository(Kind):
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         return None  # a repository is never replaced: that would delete its images
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_repository": dict(
+            repositoryName=desired.name, tags=as_aws_tags(tags),
+            imageTagMutability=props["tag_mutability"], imageTagMutabilityExclusionFilters=EXCLUDED,
+            imageScanningConfiguration={"scanOnPush": props["scan_on_push"]},
+            encryptionConfiguration={"encryptionType": "AES256"}),
+            "put_lifecycle_policy": dict(repositoryName=desired.name,
+                                         lifecyclePolicyText=json.dumps(props["lifecycle_policy"]))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ecr = ctx.client("ecr")
-        repository = ecr.create_repository(
-            repositoryName=desired.name, tags=as_aws_tags(tags),
-            imageTagMutability=props["tag_mutability"],
-            imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": MOVING_TAG}],
-            imageScanningConfiguration={"scanOnPush": props["scan_on_push"]},
-            encryptionConfiguration={"encryptionType": "AES256"})["repository"]
-        ecr.put_lifecycle_policy(repositoryName=desired.name, lifecyclePolicyText=json.dumps(props["lifecycle_policy"]))
+        request = self.request(ctx.spec, desired, props, tags)
+        repository = ecr.create_repository(**request["create_repository"])["repository"]
+        ecr.put_lifecycle_policy(**request["put_lifecycle_policy"])
         return Found(self.name, desired.key, desired.name, dict(tags), {**repository, "lifecyclePolicy": props["lifecycle_policy"]})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -98,7 +106,7 @@ class Repository(Kind):
         if "tag_mutability" in changes:
             ecr.put_image_tag_mutability(
                 repositoryName=found.id, imageTagMutability=changes["tag_mutability"],
-                imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": MOVING_TAG}])
+                imageTagMutabilityExclusionFilters=EXCLUDED)
         if "lifecycle_policy" in changes:
             ecr.put_lifecycle_policy(repositoryName=found.id, lifecyclePolicyText=json.dumps(changes["lifecycle_policy"]))
 

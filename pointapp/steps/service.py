@@ -16,12 +16,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.kinds import LogGroup, Role, listed_tags, policy, tags_as_aws, trust_policy
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, ignore_codes
+from pointapp.errors import StepError
+from pointapp.kinds import LogGroup, Role, arn_of, listed_tags, policy, tags_as_aws, trust_policy
+from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes
 from pointapp.spec import Spec
+from pointapp.steps.mail import configuration_set_name
 from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
-from pointapp.tags import KEY, from_aws_tags, from_lower_tags, is_owned
+from pointapp.tags import ENVIRONMENT, KEY, foreign_owner, from_aws_tags, from_lower_tags, is_owned, ownership_tags
 
 NAME = "service"
 
@@ -43,10 +45,13 @@ class Cluster(Kind):
         settings = {s["name"]: s["value"] for s in found.raw.get("settings", [])}
         return {} if settings.get("containerInsights") in ("enabled", "enhanced") else {"container_insights": "enabled"}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        cluster = ctx.client("ecs").create_cluster(
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_cluster": dict(
             clusterName=desired.name, settings=[{"name": "containerInsights", "value": "enabled"}],
-            tags=tags_as_aws(tags, lower=True))["cluster"]
+            tags=tags_as_aws(tags, lower=True))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        cluster = ctx.client("ecs").create_cluster(**self.request(ctx.spec, desired, props, tags)["create_cluster"])["cluster"]
         return Found(self.name, desired.key, cluster["clusterArn"], dict(tags), cluster)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -70,7 +75,9 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
     """The API's container: port, logs to CloudWatch, secrets from Secrets Manager, a health check.
 
     ``data`` holds what the database, cache and mail steps expose: endpoints become environment
-    variables, and the secret name ``database`` means the secret RDS keeps the master password in.
+    variables, and the secret name ``database`` means the secret RDS keeps the master password in. The
+    other secrets' ARNs are ``data["secret/<name>"]`` (:func:`secret_arns`): ECS takes a ``valueFrom``
+    that is not an ARN for an SSM parameter's name, so a task naming a secret by name fails to start.
     """
     service = spec.service
     data = data or {}
@@ -82,15 +89,16 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
 
     def secret(name: str) -> Any:
         value = data.get("database/instance/secret") if name == "database" else None
-        if value:
-            return value if isinstance(value, Mapping) else str(value)
-        return f"{spec.owner}/{name}"
+        value = value or data.get(f"secret/{name}")
+        return value if isinstance(value, Mapping) or value is None else str(value)
 
     return {
         "name": service.container_name,
         "image": image,
         "essential": True,
-        "portMappings": [{"containerPort": service.port, "protocol": "tcp"}],
+        # In awsvpc mode hostPort is blank or the containerPort, and ECS stores and returns it as the containerPort
+        # (ECS API reference, PortMapping; terraform-provider-aws #3401): sent so, the request is what AWS answers.
+        "portMappings": [{"containerPort": service.port, "hostPort": service.port, "protocol": "tcp"}],
         "logConfiguration": {"logDriver": "awslogs", "options": {
             "awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": service.container_name}},
         "environment": [{"name": k, "value": v if isinstance(v, Mapping) else str(v)}  # a mapping: a template's intrinsic
@@ -101,53 +109,134 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
     }
 
 
-_COMPARED = ("name", "essential", "portMappings", "logConfiguration", "environment", "secrets", "healthCheck")
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
+
+
+def _aws_form(value: Any) -> Any:
+    """``value`` without the empty lists and maps ECS adds on describe (``secretOptions: []``, ...)."""
+    if isinstance(value, Mapping):
+        return {k: _aws_form(v) for k, v in value.items() if not _empty(v)}
+    if isinstance(value, list):
+        return [_aws_form(v) for v in value]
+    return value
+
+
+def compared_container(container: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``wanted`` (what pointapp sets, but the image, which is the release's) of ``container``, in the
+    form ECS returns them, so a request and the description of the revision it registered compare equal."""
+    form = {k: _aws_form(v) for k, v in container.items() if k in wanted and k != "image" and not _empty(v)}
+    # ECS stores hostPort = containerPort in awsvpc mode and tcp when no protocol is given (ECS API reference,
+    # PortMapping), and environment variables and secrets in no particular order (terraform-provider-aws #3035).
+    if "portMappings" in form:
+        form["portMappings"] = [{**m, "hostPort": m.get("hostPort") or m.get("containerPort"),
+                                 "protocol": m.get("protocol", "tcp")} for m in form["portMappings"]]
+    for field in ("environment", "secrets"):
+        if field in form:
+            form[field] = sorted(form[field], key=lambda item: str(item.get("name")))
+    return form
+
+
+def _family(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def _revision(arn: str) -> int:
+    return int(arn.rsplit(":", 1)[-1])
+
+
+def active_revisions(ecs: Any, family: str) -> list[str]:
+    """The ARNs of the family's ACTIVE revisions, newest first (``familyPrefix`` matches a prefix: the family only)."""
+    arns = [arn for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
+            for arn in page["taskDefinitionArns"] if _family(arn) == family]
+    return sorted(arns, key=_revision, reverse=True)
+
+
+def _tags(answer: Mapping[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in answer.get("tags", [])}
+
+
+def family_revisions(ecs: Any, family: str) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The family's latest ACTIVE revision and the family's ownership tags: those of its newest ACTIVE revision that
+    carries pointapp's environment tag ({} when none does).
+
+    Revisions the pipeline or ``pointapp deploy`` register belong to the family's owner, tagged or not: one made
+    before ``taskdef.json`` carried the tags, or by a tool that drops them, does not orphan the family.
+    """
+    answer = ignore_codes(ecs.describe_task_definition, ["ClientException", "InvalidParameterException"],
+                          taskDefinition=family, include=["TAGS"])  # the latest ACTIVE revision (ECS API reference)
+    if answer is None:
+        return None, {}  # no ACTIVE revision
+    if answer["taskDefinition"].get("status") == "ACTIVE" and ENVIRONMENT in _tags(answer):
+        return answer["taskDefinition"], _tags(answer)
+    latest = answer["taskDefinition"] if answer["taskDefinition"].get("status") == "ACTIVE" else None
+    for arn in active_revisions(ecs, family):
+        if latest is not None and arn == latest["taskDefinitionArn"]:
+            continue
+        described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        latest = latest or described["taskDefinition"]  # the emulator may describe an INACTIVE revision as the latest
+        if ENVIRONMENT in _tags(described):
+            return latest, _tags(described)
+    return latest, {}
 
 
 class TaskDefinition(Kind):
-    """The task definition family; a change registers a new revision (the running one is CodeDeploy's)."""
+    """The task definition family; a change registers a new revision (the running one is CodeDeploy's).
+
+    Ownership is the family's: the revisions a release registers (CodePipeline's ``CodeDeployToECS`` from
+    ``taskdef.json``, ``pointapp deploy``) are the service's, and the latest ACTIVE one is what is compared.
+    """
 
     name = "task-definition"
     service = "ecs"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        answer = ignore_codes(ctx.client("ecs").describe_task_definition, ["ClientException", "InvalidParameterException"],
-                              taskDefinition=spec.name("api"), include=["TAGS"])
-        if answer is None:
-            return []
-        definition = answer["taskDefinition"]
-        tags = {t["key"]: t["value"] for t in answer.get("tags", [])}
-        if definition.get("status") != "ACTIVE" or not is_owned(tags, spec, step):
-            return []
-        return [Found(self.name, tags[KEY], definition["taskDefinitionArn"], tags, definition)]
+        family = spec.name("api")
+        latest, tags = family_revisions(ctx.client("ecs"), family)
+        if latest is not None and foreign_owner(tags, spec):  # the plan's create of the family stops, naming it
+            return [Found(self.name, tags.get(KEY, ""), latest["taskDefinitionArn"], {**tags, "Name": family}, latest,
+                          owner=foreign_owner(tags, spec))]
+        if latest is None or not is_owned(tags, spec, step):
+            return []  # a family nobody owns is never adopted either (create refuses it)
+        return [Found(self.name, tags[KEY], latest["taskDefinitionArn"], tags, latest)]
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         raw = found.raw
-        current_container = {k: v for k, v in (raw.get("containerDefinitions") or [{}])[0].items() if k in _COMPARED}
-        wanted_container = {k: v for k, v in props["container"].items() if k in _COMPARED}
+        wanted_container = props["container"]
         current = {"cpu": str(raw.get("cpu")), "memory": str(raw.get("memory")),
                    "execution_role": raw.get("executionRoleArn"), "task_role": raw.get("taskRoleArn"),
-                   "container": current_container}
+                   "container": compared_container((raw.get("containerDefinitions") or [{}])[0], wanted_container)}
         wanted = {"cpu": str(props["cpu"]), "memory": str(props["memory"]), "execution_role": props["execution_role"],
-                  "task_role": props["task_role"], "container": wanted_container}
+                  "task_role": props["task_role"], "container": compared_container(wanted_container, wanted_container)}
         return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"register_task_definition": revision_request(desired.name, props, tags, image=None)}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ecs = ctx.client("ecs")
+        if active_revisions(ecs, desired.name):  # found nothing owned, yet the family has revisions: not ours
+            owner = family_revisions(ecs, desired.name)[1].get(ENVIRONMENT)
+            whose = f"environment {owner}" if owner else "no pointapp environment"
+            raise StepError(NAME, f"{self.name} {desired.name}",
+                            f"the family's revisions belong to {whose}; pointapp registers none beside them")
         return register_revision(ctx, desired.name, props, tags, image=None)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
+        tags = {**found.tags, **changes.get("tags", {})}
+        if set(changes) == {"tags"}:  # revisions are tagged in place: no new revision for a tag
+            ctx.client("ecs").tag_resource(resourceArn=found.id, tags=tags_as_aws(tags, lower=True))
+            found.tags = tags
+            return
         image = found.raw["containerDefinitions"][0]["image"]  # keep what the last release deployed
-        revision = register_revision(ctx, desired.name, props, {**found.tags, **changes.get("tags", {})}, image=image)
-        found.id, found.raw = revision.id, revision.raw
+        revision = register_revision(ctx, desired.name, props, tags, image=image)
+        found.id, found.raw, found.tags = revision.id, revision.raw, revision.tags
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ecs = ctx.client("ecs")
-        family = found.raw["family"]
-        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
-            for arn in page["taskDefinitionArns"]:
-                if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family:
-                    ecs.deregister_task_definition(taskDefinition=arn)
+        for arn in active_revisions(ecs, found.raw["family"]):  # every revision, the releases' too
+            ecs.deregister_task_definition(taskDefinition=arn)
         return None
 
     def describe(self, found: Found) -> str:
@@ -156,16 +245,26 @@ class TaskDefinition(Kind):
         return f"revision {raw.get('revision')}, {raw.get('cpu')} CPU / {raw.get('memory')} MiB, image {image}"
 
 
-def register_revision(ctx: Any, family: str, props: Mapping[str, Any], tags: Mapping[str, str],
-                      image: str | None) -> Found:
-    """Register a revision of the family; ``image`` replaces the spec's image (a release)."""
+def revision_tags(spec: Spec) -> dict[str, str]:
+    """The ownership tags every revision of the API's family carries, however it is registered."""
+    return ownership_tags(spec, NAME, "taskdef", spec.name("api"))
+
+
+def revision_request(family: str, props: Mapping[str, Any], tags: Mapping[str, str], image: str | None) -> dict[str, Any]:
+    """RegisterTaskDefinition's arguments for a revision of the family; ``image`` replaces the spec's image."""
     container = dict(props["container"])
     if image:
         container["image"] = image
-    definition = ctx.client("ecs").register_task_definition(
+    return dict(
         family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu=str(props["cpu"]),
         memory=str(props["memory"]), executionRoleArn=props["execution_role"], taskRoleArn=props["task_role"],
-        containerDefinitions=[container], tags=tags_as_aws(tags, lower=True))["taskDefinition"]
+        containerDefinitions=[container], tags=tags_as_aws(tags, lower=True))
+
+
+def register_revision(ctx: Any, family: str, props: Mapping[str, Any], tags: Mapping[str, str],
+                      image: str | None) -> Found:
+    """Register a revision of the family; ``image`` replaces the spec's image (a release)."""
+    definition = ctx.client("ecs").register_task_definition(**revision_request(family, props, tags, image))["taskDefinition"]
     return Found(TaskDefinition.name, tags.get(KEY, "taskdef"), definition["taskDefinitionArn"], dict(tags), definition)
 
 
@@ -228,11 +327,15 @@ class TargetGroup(Kind):
             return {"health_check_path": props["health_check_path"]}
         return {}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        group = ctx.client("elbv2").create_target_group(
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_target_group": dict(
             Name=desired.name, Protocol="HTTP", Port=props["port"], VpcId=props["vpc"], TargetType="ip",
             HealthCheckPath=props["health_check_path"], HealthCheckProtocol="HTTP", Matcher={"HttpCode": "200-399"},
-            Tags=tags_as_aws(tags))["TargetGroups"][0]
+            Tags=tags_as_aws(tags))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        group = ctx.client("elbv2").create_target_group(
+            **self.request(ctx.spec, desired, props, tags)["create_target_group"])["TargetGroups"][0]
         return Found(self.name, desired.key, group["TargetGroupArn"], dict(tags), group)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -273,11 +376,15 @@ class LoadBalancer(Kind):
             changes["groups"] = sorted(props["groups"])
         return changes
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_load_balancer": dict(
+            Name=desired.name, Subnets=list(props["subnets"]), SecurityGroups=list(props["groups"]),
+            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=tags_as_aws(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         elbv2 = ctx.client("elbv2")
         balancer = elbv2.create_load_balancer(
-            Name=desired.name, Subnets=list(props["subnets"]), SecurityGroups=list(props["groups"]),
-            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=tags_as_aws(tags))["LoadBalancers"][0]
+            **self.request(ctx.spec, desired, props, tags)["create_load_balancer"])["LoadBalancers"][0]
         ctx.say(f"    waiting for load balancer {desired.name} to be active (usually 2 to 4 minutes on AWS) ...")
         started = time.monotonic()
         elbv2.get_waiter("load_balancer_available").wait(
@@ -297,7 +404,9 @@ class LoadBalancer(Kind):
     def delete(self, ctx: Any, found: Found) -> str | None:
         elbv2 = ctx.client("elbv2")
         ignore_codes(elbv2.delete_load_balancer, ["LoadBalancerNotFound"], LoadBalancerArn=found.id)
-        ctx.say(f"    waiting for load balancer {found.name} to be deleted ...")
+        # Its network interfaces stay a few minutes longer: the network step waits for them before it
+        # deletes the subnets and the security group they are in.
+        ctx.say(f"    waiting for load balancer {found.name} to be deleted (usually under a minute on AWS) ...")
         elbv2.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[found.id],
                                                         WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 40})
         return None
@@ -342,16 +451,20 @@ class Listener(Kind):
         action = (raw.get("DefaultActions") or [{}])[0]
         if action.get("Type") != props["action"]:
             changes["action"] = props["action"]
-        elif props["action"] == "forward" and action.get("TargetGroupArn") not in props["target_groups"]:
-            changes["action"] = "forward"
+        elif props["action"] == "forward" and not (forwarded_groups(action) or {""}) <= set(props["target_groups"]):
+            changes["action"] = "forward"  # blue, green, or weighted over both (mid-release) are all in sync
         return changes
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         args: dict[str, Any] = {"LoadBalancerArn": props["load_balancer"], "Protocol": props["protocol"],
                                 "Port": props["port"], "DefaultActions": self._actions(props), "Tags": tags_as_aws(tags)}
         if props.get("certificate"):
             args.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06")
-        listener = ctx.client("elbv2").create_listener(**args)["Listeners"][0]
+        return {"create_listener": args}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        listener = ctx.client("elbv2").create_listener(
+            **self.request(ctx.spec, desired, props, tags)["create_listener"])["Listeners"][0]
         return Found(self.name, desired.key, listener["ListenerArn"], dict(tags), listener)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -371,8 +484,21 @@ class Listener(Kind):
     def describe(self, found: Found) -> str:
         raw = found.raw
         action = (raw.get("DefaultActions") or [{}])[0]
-        target = action.get("TargetGroupArn", "").split("/")[-2] if action.get("TargetGroupArn") else action.get("Type")
+        weights = {t["TargetGroupArn"]: t.get("Weight") for t in action.get("ForwardConfig", {}).get("TargetGroups", [])}
+        if len(weights) > 1:
+            target = " / ".join(f"{arn.split('/')[-2]} {weight}" for arn, weight in weights.items())
+        else:
+            arn = next(iter(forwarded_groups(action)), "")
+            target = arn.split("/")[-2] if arn else action.get("Type")
         return f"{raw.get('Protocol')}:{raw.get('Port')} -> {target}"
+
+
+def forwarded_groups(action: Mapping[str, Any]) -> set[str]:
+    """The target groups a forward action sends to: none for another action, else its ``TargetGroupArn`` and the
+    groups of its ``ForwardConfig`` (ELB API reference, Action). CodeDeploy's canary and linear configurations
+    leave a weighted ``ForwardConfig`` over blue and green with no ``TargetGroupArn`` while traffic shifts."""
+    groups = {t["TargetGroupArn"] for t in (action.get("ForwardConfig") or {}).get("TargetGroups", [])}
+    return groups | ({action["TargetGroupArn"]} if action.get("TargetGroupArn") else set())
 
 
 class EcsService(Kind):
@@ -396,9 +522,8 @@ class EcsService(Kind):
             return {"desired_count": props["desired_count"]}
         return {}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        ctx.finish_deferred(DEFERRED_NAT)  # the tasks reach the internet through the NAT gateway: it must be up
-        service = ctx.client("ecs").create_service(
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_service": dict(
             cluster=props["cluster"], serviceName=desired.name, taskDefinition=props["task_definition"],
             desiredCount=props["desired_count"], launchType="FARGATE", platformVersion="LATEST",
             networkConfiguration={"awsvpcConfiguration": {"subnets": list(props["subnets"]),
@@ -408,7 +533,11 @@ class EcsService(Kind):
                             "containerPort": props["port"]}],
             deploymentController={"type": "CODE_DEPLOY"}, healthCheckGracePeriodSeconds=60,
             schedulingStrategy="REPLICA", propagateTags="SERVICE", enableECSManagedTags=True,
-            tags=tags_as_aws(tags, lower=True))["service"]
+            tags=tags_as_aws(tags, lower=True))}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ctx.finish_deferred(DEFERRED_NAT)  # the tasks reach the internet through the NAT gateway: it must be up
+        service = ctx.client("ecs").create_service(**self.request(ctx.spec, desired, props, tags)["create_service"])["service"]
         ctx.say("    the service starts its tasks once an image is in the repository; pointapp does not wait for them")
         return Found(self.name, desired.key, service["serviceArn"], dict(tags), service)
 
@@ -440,19 +569,24 @@ class EcsService(Kind):
 def _roles(spec: Spec) -> list[Desired]:
     owner = spec.owner
     secrets = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-               "Resource": f"arn:aws:secretsmanager:*:*:secret:{owner}/*"}
+               "Resource": Arn("secretsmanager", f"secret:{owner}/*")}
     database_secret = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-                       "Resource": "arn:aws:secretsmanager:*:*:secret:rds!db-*",
+                       "Resource": Arn("secretsmanager", "secret:rds!db-*"),
                        "Condition": {"StringLike": {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn":
-                                                    f"arn:aws:rds:*:*:db:{spec.name('mysql')}"}}}
+                                                    Arn("rds", f"db:{spec.name('mysql')}")}}}
+    # SES authorizes a send on the identity and, when the identity has a configuration set (the mail
+    # step gives it one), on the configuration set too: ses:SendEmail and ses:SendRawEmail list both
+    # resource types (Service Authorization Reference, "Actions, resources, and condition keys for
+    # Amazon SES"; aws-cdk #34402). Both are this environment's, in the target's region and account.
     mail = {"Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
-            "Resource": f"arn:aws:ses:*:*:identity/{spec.mail.identity}"}
+            "Resource": [Arn("ses", f"identity/{spec.mail.identity}", None, None),
+                         Arn("ses", f"configuration-set/{configuration_set_name(spec)}", None, None)]}
     pull = [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
             {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
                                            "ecr:BatchGetImage"],
-             "Resource": f"arn:aws:ecr:*:*:repository/{repository_name(spec)}"}]
+             "Resource": Arn("ecr", f"repository/{repository_name(spec)}")}]
     logs = {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": f"arn:aws:logs:*:*:log-group:{LogGroup.prefix(spec)}api:*"}
+            "Resource": Arn("logs", f"log-group:{LogGroup.prefix(spec)}api:*")}
     return [
         Desired("iam-role", "role/execution", spec.name("task-execution"), {
             "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
@@ -460,8 +594,9 @@ def _roles(spec: Spec) -> list[Desired]:
             "ECS pulls the image, writes logs and injects the secrets"),
         Desired("iam-role", "role/task", spec.name("task"), {
             "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
-            "inline": {"send-mail-and-read-own-secrets": policy(mail, secrets)}},
-            f"the API runs as this role: mail only from {spec.mail.identity}, only its own secrets"),
+            "inline": {"send-mail-and-read-own-secrets": policy(mail, secrets, database_secret)}},
+            f"the API runs as this role: mail only from {spec.mail.identity}, only its own secrets and the "
+            "database's (re-read after RDS rotates the password)"),
     ]
 
 
@@ -526,11 +661,41 @@ def data_outputs(ctx: Any) -> dict[str, Any]:
     return values
 
 
+def secret_arns(ctx: Any, spec: Spec, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """The full ARN of every secret in ``service.secrets`` but those in ``skip``, as ``secret/<name>``.
+
+    A value that is an ARN (of Secrets Manager, or of an SSM parameter) is used as it is; a name is the
+    secret ``<prefix>-<env>/<name>``, whose full ARN (with the six characters Secrets Manager adds)
+    DescribeSecret gives. ECS wants the full ARN of a Secrets Manager secret in ``valueFrom`` (ECS API
+    reference, ``Secret``); a partial ARN also matches, unless the name ends in a hyphen and six
+    characters (Secrets Manager API reference, ``SecretId``). A secret that does not exist yet (or the
+    database's, before the database step has run) is named by its partial ARN, still an ARN, so ECS
+    looks for it in Secrets Manager once it exists; the next ``up`` puts in the full ARN.
+    """
+    names = sorted(set(spec.service.secrets.values()) - set(skip))
+
+    def load() -> dict[str, str]:
+        arns: dict[str, str] = {}
+        for name in names:
+            if arn_service(name):
+                arns[f"secret/{name}"] = name
+                continue
+            secret_id = f"{spec.owner}/{name}"
+            answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
+                                  SecretId=secret_id)
+            arns[f"secret/{name}"] = answer["ARN"] if answer else arn_of(ctx, "secretsmanager", f"secret:{secret_id}")
+        return arns
+
+    return dict(ctx.read_once(("secret-arns", spec.owner, tuple(names)), load)) if names else {}
+
+
 def runtime_values(ctx: Any) -> dict[str, Any]:
-    """What depends on the target: the container definition (image, log settings, data endpoints)."""
+    """What depends on the target: the container definition (image, log settings, data endpoints, secrets)."""
     spec = ctx.spec
+    data = data_outputs(ctx)
+    data.update(secret_arns(ctx, spec, skip=("database",) if data.get("database/instance/secret") else ()))
     return {"container": container_definition(spec, image_uri(ctx, spec), f"{LogGroup.prefix(spec)}api",
-                                              ctx.target.region, data_outputs(ctx))}
+                                              ctx.target.region, data)}
 
 
 def image_uri(ctx: Any, spec: Spec, tag: str | None = None) -> str:

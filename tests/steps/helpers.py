@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+
 import pointapp
 from pointapp.target import Context
+from tests.conftest import REGION
 
 
 def up_is_idempotent(ctx: Context, only: str) -> None:
@@ -22,3 +28,29 @@ def down_leaves_nothing(ctx: Context, only: str) -> list[str]:
     skipped = [w.split(":")[0] for w in outcome.warnings]
     assert [f"{c.kind} {c.name}" for c in remaining.changes if f"{c.kind} {c.name}" not in skipped] == []
     return outcome.warnings
+
+
+def as_ecs_describes(container: Mapping[str, Any]) -> dict[str, Any]:
+    """A container definition as ECS stores and describes it, which moto does not model: hostPort equal to the
+    containerPort in awsvpc mode (ECS API reference, PortMapping; terraform-provider-aws #3401), the defaults it
+    adds (cpu 0, empty mountPoints, volumesFrom, systemControls: hashicorp/terraform-aws-consul-ecs #318,
+    techservicesillinois/terraform-aws-ecs-service #33),
+    and environment variables in an order of its own (terraform-provider-aws #3035)."""
+    described = {**container, "cpu": 0, "mountPoints": [], "volumesFrom": [], "systemControls": []}
+    described["portMappings"] = [{**m, "hostPort": m["containerPort"]} for m in container.get("portMappings", [])]
+    described["environment"] = list(reversed(container.get("environment", [])))
+    if "logConfiguration" in container:
+        described["logConfiguration"] = {**container["logConfiguration"], "secretOptions": []}
+    return described
+
+
+def register_as_a_release(family: str, image: str, tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """Register a revision of ``family`` the way a release does, from its latest revision with ``image``, as ECS
+    stores it; with ``tags`` (lower-case ``key``/``value``) or none (a tool that drops them)."""
+    ecs = boto3.client("ecs", region_name=REGION)
+    latest = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    request = {key: latest[key] for key in ("family", "networkMode", "requiresCompatibilities", "cpu", "memory",
+                                            "executionRoleArn", "taskRoleArn")}
+    container = as_ecs_describes({**latest["containerDefinitions"][0], "image": image})
+    answer = ecs.register_task_definition(**request, containerDefinitions=[container], **({"tags": tags} if tags else {}))
+    return dict(answer["taskDefinition"])

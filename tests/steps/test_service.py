@@ -7,12 +7,16 @@ import boto3
 import pytest
 
 import pointapp
+from pointapp.errors import StepError
+from pointapp.resources import Desired, Found
 from pointapp.spec import load_spec
+from pointapp.steps import service as service_step
 from pointapp.target import Context
 from tests.conftest import REGION, make_context
-from tests.steps.helpers import down_leaves_nothing, up_is_idempotent
+from tests.steps.helpers import down_leaves_nothing, register_as_a_release, up_is_idempotent
 
 STEPS = "network,endpoints,registry,service"
+IMAGE = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:3f2c1a9"
 
 
 def client(name: str) -> Any:
@@ -51,7 +55,9 @@ def test_task_definition(built: Context) -> None:
     assert container["image"] == "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:latest"
     assert container["portMappings"][0]["containerPort"] == 80
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/pointapp/point-app-prod/api"
-    assert container["secrets"] == [{"name": "DB_CREDENTIALS", "valueFrom": "point-app-prod/database"}]
+    # Without the database step, its secret is named by a partial ARN: still Secrets Manager's, never SSM's.
+    assert container["secrets"] == [{"name": "DB_CREDENTIALS", "valueFrom":
+                                     "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:point-app-prod/database"}]
     assert "http://localhost:80/health" in container["healthCheck"]["command"][1]
     assert definition["executionRoleArn"].endswith("/point-app-prod-task-execution")
     assert definition["taskRoleArn"].endswith("/point-app-prod-task")
@@ -70,6 +76,35 @@ def test_roles_are_least_privilege(built: Context) -> None:
     assert [(g["logGroupName"], g["retentionInDays"]) for g in logs] == [("/pointapp/point-app-prod/api", 30)]
     cluster = client("ecs").describe_clusters(clusters=["point-app-prod-cluster"], include=["SETTINGS"])["clusters"][0]
     assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"]
+
+
+def test_task_role_sends_through_the_identity_and_its_configuration_set(built: Context) -> None:
+    document = client("iam").get_role_policy(RoleName="point-app-prod-task",
+                                             PolicyName="send-mail-and-read-own-secrets")["PolicyDocument"]
+    (mail,) = [s for s in document["Statement"] if "ses:SendEmail" in s["Action"]]
+    assert sorted(mail["Action"]) == ["ses:SendEmail", "ses:SendRawEmail"]
+    assert sorted(mail["Resource"]) == ["arn:aws:ses:ap-northeast-1:123456789012:configuration-set/point-app-prod-mail",
+                                        "arn:aws:ses:ap-northeast-1:123456789012:identity/example.com"]
+    # The API re-reads the RDS-managed secret after a rotation: the task role may read that one only.
+    (database,) = [s for s in document["Statement"] if s["Resource"] == "arn:aws:secretsmanager:*:*:secret:rds!db-*"]
+    assert database["Condition"]["StringLike"] == {
+        "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn": "arn:aws:rds:*:*:db:point-app-prod-mysql"}
+
+
+def test_secrets_reach_the_task_definition_as_full_arns(mocked: None) -> None:
+    secretsmanager = client("secretsmanager")
+    arn = secretsmanager.create_secret(Name="point-app-prod/api-key", SecretString="k")["ARN"]
+    parameter = "arn:aws:ssm:ap-northeast-1:123456789012:parameter/point-app/token"
+    spec = load_spec("prod", {"service": {"secrets": {"API_KEY": "api-key", "TOKEN": parameter, "LATER": "later"}}})
+    ctx = make_context(spec)
+    pointapp.up(ctx, only=STEPS)
+    definition = client("ecs").describe_task_definition(taskDefinition="point-app-prod-api")["taskDefinition"]
+    secrets = {s["name"]: s["valueFrom"] for s in definition["containerDefinitions"][0]["secrets"]}
+    assert secrets["API_KEY"] == arn and arn.startswith("arn:aws:secretsmanager:") and arn != "point-app-prod/api-key"
+    assert secrets["TOKEN"] == parameter
+    # Not created yet: a partial ARN, which ECS looks up in Secrets Manager (a bare name would be an SSM parameter).
+    assert secrets["LATER"] == "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:point-app-prod/later"
+    up_is_idempotent(ctx, STEPS)
 
 
 def _listeners() -> dict[int, dict[str, Any]]:
@@ -141,3 +176,81 @@ def test_idempotent_and_down(built: Context) -> None:
     clusters = client("ecs").describe_clusters(clusters=["point-app-prod-cluster"])["clusters"]
     assert all(c["status"] == "INACTIVE" for c in clusters)
     assert client("elbv2").describe_target_groups()["TargetGroups"] == []
+
+
+FAMILY = "point-app-prod-api"
+
+
+def _revisions(status: str = "ACTIVE") -> list[str]:
+    return client("ecs").list_task_definitions(familyPrefix=FAMILY, status=status)["taskDefinitionArns"]
+
+
+def test_the_request_is_what_ecs_answers_in_awsvpc_mode(built: Context) -> None:
+    (container,) = client("ecs").describe_task_definition(taskDefinition=FAMILY)["taskDefinition"]["containerDefinitions"]
+    assert container["portMappings"] == [{"containerPort": 80, "hostPort": 80, "protocol": "tcp"}]
+
+
+def test_a_revision_as_ecs_describes_it_is_in_sync(built: Context) -> None:
+    tags = client("ecs").describe_task_definition(taskDefinition=FAMILY, include=["TAGS"])["tags"]
+    register_as_a_release(FAMILY, IMAGE, tags)  # hostPort, the defaults ECS adds, its own order of variables
+    up_is_idempotent(built, STEPS)
+    assert len(_revisions()) == 2
+
+
+def test_an_untagged_release_revision_belongs_to_the_family(built: Context) -> None:
+    release = register_as_a_release(FAMILY, IMAGE)  # a tool that drops the tags, or taskdef.json before it had them
+    planned = pointapp.plan(built, only="service")
+    assert planned.empty, [c.line() for c in planned.changes]
+    assert planned.observed["service"].found["taskdef"].id == release["taskDefinitionArn"]
+    up_is_idempotent(built, STEPS)
+    pointapp.down(built, only="service")
+    assert _revisions() == [] and len(_revisions("INACTIVE")) == 2  # the release's revision too
+
+
+STAGING = [{"key": "pointapp:environment", "value": "point-app-staging"}, {"key": "pointapp:step", "value": "service"},
+           {"key": "pointapp:key", "value": "taskdef"}]
+
+
+@pytest.mark.parametrize(("tags", "owner"), [(STAGING, "point-app-staging"), ([{"key": "team", "value": "web"}], "")])
+def test_a_family_another_environment_or_nobody_owns_is_never_adopted(ctx: Context, tags: list[dict[str, str]],
+                                                                      owner: str) -> None:
+    client("ecs").register_task_definition(family=FAMILY, containerDefinitions=[{"name": "api", "image": "x",
+                                                                                 "memory": 512}], tags=tags)
+    state = service_step.STEP.discover(ctx)
+    assert "taskdef" not in state.found and state.strays == []
+    (create,) = [c for c in service_step.STEP.plan(ctx.spec, state) if c.kind == "task-definition"]
+    assert create.action == "create" and (f"belongs to environment {owner}" in create.detail) is bool(owner)
+    desired = next(d for d in service_step.desired(ctx.spec) if d.key == "taskdef")
+    whose = f"environment {owner}" if owner else "no pointapp environment"
+    with pytest.raises(StepError, match=f"belong to {whose}; pointapp registers none beside them"):
+        service_step.TaskDefinition().create(ctx, desired, {}, service_step.revision_tags(ctx.spec))
+    assert len(_revisions()) == 1
+
+
+def test_up_accepts_a_weighted_forward_over_blue_and_green(built: Context) -> None:
+    elbv2 = client("elbv2")
+    groups = {g["TargetGroupName"]: g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]}
+    weighted = {"Type": "forward", "ForwardConfig": {"TargetGroups": [  # CodeDeploy's canary or linear, mid-release
+        {"TargetGroupArn": groups["point-app-prod-tg-blue"], "Weight": 90},
+        {"TargetGroupArn": groups["point-app-prod-tg-green"], "Weight": 10}]}}
+    elbv2.modify_listener(ListenerArn=_listeners()[80]["ListenerArn"], DefaultActions=[weighted])
+    up_is_idempotent(built, STEPS)
+    assert _listeners()[80]["DefaultActions"][0]["ForwardConfig"]["TargetGroups"][1]["Weight"] == 10
+
+
+@pytest.mark.parametrize(("action", "in_sync"), [
+    ({"Type": "forward", "TargetGroupArn": "blue"}, True),
+    ({"Type": "forward", "TargetGroupArn": "green", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "green"}]}},
+     True),
+    ({"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "blue", "Weight": 0},
+                                                            {"TargetGroupArn": "green", "Weight": 100}]}}, True),
+    ({"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "blue", "Weight": 50},
+                                                            {"TargetGroupArn": "other", "Weight": 50}]}}, False),
+    ({"Type": "forward", "TargetGroupArn": "other"}, False),
+    ({"Type": "forward"}, False),
+])
+def test_listener_forwards_in_sync(action: dict[str, Any], in_sync: bool) -> None:
+    desired = Desired("listener", "listener/production", "l", {})
+    props = {"protocol": "HTTP", "action": "forward", "target_groups": ["blue", "green"]}
+    found = Found("listener", "listener/production", "arn", {}, {"Protocol": "HTTP", "DefaultActions": [action]})
+    assert (service_step.Listener().differences(desired, props, found) == {}) is in_sync
