@@ -317,6 +317,7 @@ SHAPES: dict[str, Shape] = {
         **_same("DBInstanceIdentifier", "Engine", "EngineVersion", "DBInstanceClass", "StorageType", "StorageEncrypted",
                 "MultiAZ", "PubliclyAccessible", "DBSubnetGroupName", "BackupRetentionPeriod", "DeletionProtection",
                 "DBName", "MasterUsername", "ManageMasterUserPassword", "CopyTagsToSnapshot", "AutoMinorVersionUpgrade",
+                "EngineLifecycleSupport",
                 "Tags"),
         "AllocatedStorage": ("AllocatedStorage", str), "VpcSecurityGroupIds": "VPCSecurityGroups"}},
         # RDS takes a major version ("8.0": its latest minor); the template's parameter defaults to the spec's
@@ -579,6 +580,8 @@ def _exported(spec: Spec, template: _Template, steps: Sequence[str]) -> list[Exp
 
         for desired in wanted:
             if desired.kind in ("s3-object", "amplify-build"):  # no CloudFormation resource: the description says
+                continue
+            if desired.owner:  # another environment's stack makes it (the SES identity of a shared domain)
                 continue
             found.append(Exported(step, loaded.kinds[desired.kind], desired, logical_id(prefix + desired.key),
                                   lambda v, local=local: template.ref(v, local),  # type: ignore[misc]
