@@ -391,6 +391,11 @@ SHAPES: dict[str, Shape] = {
         "put_rule": {**_same("Name", "State", "Description", "Tags"), "EventPattern": ("EventPattern", json.loads)},
         "put_targets": {"Rule": "Name", "Targets": "Targets"}},
         attributes=lambda spec, d, here: {"DependsOn": [here("pipeline")]}),
+    "ses-configuration-set": Shape("AWS::SES::ConfigurationSet", {"create_configuration_set": {
+        **_same("Tags", "DeliveryOptions", "ReputationOptions", "SendingOptions"), "ConfigurationSetName": "Name"}}),
+    "ses-identity": Shape("AWS::SES::EmailIdentity", {"create_email_identity": {
+        **_same("EmailIdentity", "Tags"), "ConfigurationSetName": "ConfigurationSetAttributes.ConfigurationSetName"}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("configuration-set")]}),
     "flow-log": Shape("AWS::EC2::FlowLog", {"create_flow_logs": {
         **_same("ResourceType", "TrafficType", "LogDestinationType", "LogGroupName", "DeliverLogsPermissionArn"),
         "ResourceIds": ("ResourceId", lambda ids: ids[0]), "TagSpecifications": ("Tags", lambda specs: specs[0]["Tags"])}},
@@ -431,16 +436,6 @@ def _endpoint(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dic
     else:
         body["RouteTableIds"] = r(props["route_tables"])
     return "AWS::EC2::VPCEndpoint", body, {}
-
-
-def _configuration_set(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::SES::ConfigurationSet", {"Name": d.name, "DeliveryOptions": {"TlsPolicy": d.props["tls"]},
-                                          "ReputationOptions": {"ReputationMetricsEnabled": True}}, {}
-
-
-def _identity(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::SES::EmailIdentity", {"EmailIdentity": d.name, "ConfigurationSetAttributes": {
-        "ConfigurationSetName": {"Ref": logical_id("configuration-set")}}}, {}
 
 
 def _instance_profile(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -521,7 +516,6 @@ def _amplify_branch(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[st
 CONVERTERS: dict[str, Converter] = {
     "secret": _secret, "amplify-app": _amplify_app, "amplify-branch": _amplify_branch,
     "vpc-endpoint": _endpoint,
-    "ses-configuration-set": _configuration_set, "ses-identity": _identity,
     "instance-profile": _instance_profile, "ec2-instance": _instance,
 }
 

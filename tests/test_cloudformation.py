@@ -266,6 +266,8 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     "deployment-group": {},
     "pipeline": {},
     "event-rule": {},
+    "ses-configuration-set": {},
+    "ses-identity": {},
 }
 
 
