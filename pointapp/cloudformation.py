@@ -396,6 +396,19 @@ SHAPES: dict[str, Shape] = {
     "ses-identity": Shape("AWS::SES::EmailIdentity", {"create_email_identity": {
         **_same("EmailIdentity", "Tags"), "ConfigurationSetName": "ConfigurationSetAttributes.ConfigurationSetName"}},
         attributes=lambda spec, d, here: {"DependsOn": [here("configuration-set")]}),
+    "instance-profile": Shape("AWS::IAM::InstanceProfile", {
+        "create_instance_profile": {"InstanceProfileName": "InstanceProfileName", "Path": "Path", "Tags": None},
+        "add_role_to_instance_profile": {"InstanceProfileName": "InstanceProfileName", "RoleName": ("Roles", lambda role: [role])}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("role")]}),
+    "ec2-instance": Shape("AWS::EC2::Instance", {"run_instances": {
+        **_same("ImageId", "InstanceType", "SubnetId", "SecurityGroupIds", "MetadataOptions", "BlockDeviceMappings"),
+        "MinCount": None, "MaxCount": None, "IamInstanceProfile": ("IamInstanceProfile", lambda profile: profile["Name"]),
+        "TagSpecifications": ("", lambda specs: {"Tags": specs[0]["Tags"],
+                                                 "PropagateTagsToVolumeOnCreation": any(s["ResourceType"] == "volume" for s in specs)})}},
+        # the AMI the public SSM parameter names when the stack makes the instance, as the create reads it
+        inputs=lambda spec, d: {"image": f"{{{{resolve:ssm:{d.props['ami_parameter']}}}}}"},
+        template=lambda spec, d, r: {"Monitoring": False},
+        attributes=lambda spec, d, here: {"DependsOn": [here("profile")]}),
     "flow-log": Shape("AWS::EC2::FlowLog", {"create_flow_logs": {
         **_same("ResourceType", "TrafficType", "LogDestinationType", "LogGroupName", "DeliverLogsPermissionArn"),
         "ResourceIds": ("ResourceId", lambda ids: ids[0]), "TagSpecifications": ("Tags", lambda specs: specs[0]["Tags"])}},
@@ -436,24 +449,6 @@ def _endpoint(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dic
     else:
         body["RouteTableIds"] = r(props["route_tables"])
     return "AWS::EC2::VPCEndpoint", body, {}
-
-
-def _instance_profile(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.kinds import role_path
-
-    return "AWS::IAM::InstanceProfile", {"InstanceProfileName": d.name, "Path": role_path(spec),
-                                         "Roles": [{"Ref": logical_id("role")}]}, {}
-
-
-def _instance(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::EC2::Instance", {
-        "ImageId": f"{{{{resolve:ssm:{props['ami_parameter']}}}}}", "InstanceType": props["instance_type"],
-        "SubnetId": r(props["subnet"]), "SecurityGroupIds": r(props["groups"]),
-        "IamInstanceProfile": {"Ref": logical_id("profile")}, "Monitoring": False,
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
-        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeType": "gp3"}}],
-        "Tags": _tags(spec, d.name)}, {}
 
 
 def _container(spec: Spec) -> dict[str, Any]:
@@ -516,7 +511,6 @@ def _amplify_branch(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[st
 CONVERTERS: dict[str, Converter] = {
     "secret": _secret, "amplify-app": _amplify_app, "amplify-branch": _amplify_branch,
     "vpc-endpoint": _endpoint,
-    "instance-profile": _instance_profile, "ec2-instance": _instance,
 }
 
 

@@ -268,6 +268,12 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     "event-rule": {},
     "ses-configuration-set": {},
     "ses-identity": {},
+    # AWS::IAM::InstanceProfile has no Tags property
+    "instance-profile": {"dropped": {"create_instance_profile.Tags"}},
+    # the AMI is the stack's dynamic reference to the SSM parameter the create reads; one instance is what a
+    # resource is (no MinCount, MaxCount); the template says detailed monitoring is off, which RunInstances defaults to
+    "ec2-instance": {"inputs": {"image"}, "dropped": {"run_instances.MinCount", "run_instances.MaxCount"},
+                     "template": {"Monitoring"}},
 }
 
 
