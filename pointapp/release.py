@@ -65,8 +65,8 @@ def _require_delivery(ctx: Context) -> None:
 def register(ctx: Context, image: str) -> str:
     """Register a revision of the API's task definition with ``image``; returns its ARN."""
     family = ctx.spec.name("api")
-    found = service.TaskDefinition().find(ctx, ctx.spec, service.NAME, {})  # the family's latest, if it is ours
-    if not found:
+    found = [f for f in service.TaskDefinition().find(ctx, ctx.spec, service.NAME, {}) if not f.owner]
+    if not found:  # the family's latest revision, when the family is this environment's
         raise PointappError(f"no task definition {family} of {ctx.spec.owner}: run `pointapp up --only service` first")
     current = found[0].raw
     props = {"cpu": current["cpu"], "memory": current["memory"], "execution_role": current["executionRoleArn"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 import botocore.exceptions
@@ -56,13 +56,19 @@ class Ref:
 
 @dataclass(frozen=True)
 class Desired:
-    """One resource a step wants. ``props`` are what the kind creates and compares."""
+    """One resource a step wants. ``props`` are what the kind creates and compares.
+
+    ``owner`` names the environment that owns and makes a resource several environments share (one per
+    account, such as the SES identity of a domain): this one only uses it as it is, never makes, changes
+    or deletes it.
+    """
 
     kind: str
     key: str
     name: str
     props: Mapping[str, Any]
     detail: str = ""
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -282,7 +288,9 @@ class ResourceStep:
 
     def discover(self, ctx: Any) -> StepState:
         state = StepState()
-        wanted = {d.key for d in self.desired(ctx.spec)}
+        desired = self.desired(ctx.spec)
+        wanted = {d.key for d in desired}
+        shared = {(d.kind, d.name): d for d in desired if d.owner}
         for kind in self.kinds.values():
             reason = kind.unavailable(ctx)
             if reason:
@@ -293,7 +301,10 @@ class ResourceStep:
                 if gap:
                     state.gaps[operation] = gap
             for found in kind.find(ctx, ctx.spec, self.name, state.found):
-                if found.owner:
+                used = shared.get((kind.name, found.name)) or shared.get((kind.name, found.id))
+                if found.owner and used is not None and used.owner == found.owner:  # theirs, used as it is
+                    state.found[used.key] = replace(found, key=used.key, raw={**found.raw, "borrowed": True})
+                elif found.owner:
                     state.foreign[(kind.name, found.name)] = state.foreign[(kind.name, found.id)] = found
                 elif found.key in wanted and found.key not in state.found:
                     state.found[found.key] = found
@@ -334,7 +345,9 @@ class ResourceStep:
             if found is not None and found.raw.get("borrowed"):
                 continue  # exists, made elsewhere: used as it is, never changed
             if found is None:
-                skip = state.unavailable.get(kind.name)
+                skip = state.unavailable.get(kind.name) or (
+                    f"environment {desired.owner} owns it and makes it with its own up; this one uses it once it exists"
+                    if desired.owner else None)
                 taken = state.foreign.get((kind.name, desired.name))
                 detail = desired.detail
                 if skip:
@@ -389,7 +402,8 @@ class ResourceStep:
         named: dict[str, tuple[str, str]] = {value: ref for ref, value in state.refs.items() if isinstance(value, str)}
         named.update({found.id: (self.name, key) for key, found in state.found.items()})
         changes = []
-        for f in sorted(list(state.found.values()) + state.strays, key=lambda f: (-order.index(f.kind), f.key)):
+        everything = [f for f in state.found.values() if not f.raw.get("borrowed")] + state.strays  # borrowed: not ours
+        for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key)):
             kind = self.kinds[f.kind]
             why = kind.keeps(spec, f) or (keeping.get(f.key) if state.found.get(f.key) is f else None)
             if not why:

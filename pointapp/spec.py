@@ -76,6 +76,12 @@ RetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545
                         3288, 3653]
 
 
+#: Application Load Balancers need subnets in at least two Availability Zones (Elastic Load Balancing API
+#: reference, CreateLoadBalancer, Subnets); so do RDS DB subnet groups (Amazon RDS User Guide, "Working with a
+#: DB instance in a VPC": a DB subnet group has subnets in at least two Availability Zones).
+MIN_ZONES = 2
+
+
 class Network(_Model):
     vpc_cidr: str = "10.0.0.0/16"
     zones: int = Field(2, ge=1, le=6)
@@ -132,8 +138,20 @@ class Delivery(_Model):
     github_branch: str = Field("main", pattern=r"^[\w./-]+$")
 
 
+#: The MySQL major version a new database gets: the LTS line in RDS standard support. RDS for MySQL 8.0 left
+#: standard support on 31 July 2026 (Amazon RDS User Guide, "Supported MySQL major versions on Amazon RDS";
+#: AWS Database Blog, "Amazon RDS for MySQL LTS version 9.7 is now generally available"), read 1 December 2026.
+MYSQL_VERSION = "8.4"
+#: MySQL major versions past RDS standard support, with the day it ended (same sources): RDS refuses to create
+#: one without Extended Support once EngineLifecycleSupport says none.
+MYSQL_PAST_STANDARD_SUPPORT = {"5.7": "29 February 2024", "8.0": "31 July 2026"}
+
+
 class Database(_Model):
-    engine_version: str = "8.0"
+    engine_version: str = MYSQL_VERSION
+    extended_support: bool = Field(False, description=(
+        "enrol the database in RDS Extended Support (charged) once its major version leaves standard support; "
+        "off: RDS refuses to create a version past standard support and upgrades one that reaches its end"))
     instance_class: str = Field("db.t4g.micro", pattern=r"^db\.")
     allocated_storage_gb: int = Field(20, ge=20, le=65536)
     multi_az: bool
@@ -160,6 +178,9 @@ class Bastion(_Model):
 
 class Mail(_Model):
     identity: str = "example.com"
+    identity_owner: str = Field("prod", pattern=r"^[a-z][a-z0-9]*$", description=(
+        "the environment that owns the identity (SES has one per domain or address in an account and region) "
+        "and makes it; the others send through it and never change or delete it"))
 
 
 class Frontend(_Model):
@@ -194,7 +215,11 @@ class Spec(_Model):
     @property
     def owner(self) -> str:
         """The value of the ownership tag: prefix and environment, unique per account."""
-        return f"{self.prefix}-{self.environment}"
+        return self.owner_of(self.environment)
+
+    def owner_of(self, environment: str) -> str:
+        """The ownership tag's value of ``environment`` (another environment of the same prefix)."""
+        return f"{self.prefix}-{environment}"
 
     def name(self, *parts: str) -> str:
         """A resource name: ``<prefix>-<env>-<parts...>``."""
@@ -452,6 +477,9 @@ def _subnet_cidrs(spec: Spec) -> Iterator[tuple[str, ipaddress.IPv4Network]]:
 def check_spec(spec: Spec) -> None:
     """Cross-field checks of a spec whose fields each parse; raises the first :class:`SpecError`."""
     network = spec.network
+    if network.zones < MIN_ZONES:
+        raise SpecError("network.zones", f"{network.zones} is too few; allowed: {MIN_ZONES} to 6 (an Application Load "
+                        "Balancer needs subnets in two Availability Zones, and so does an RDS DB subnet group)")
     vpc = parse_network("network.vpc_cidr", network.vpc_cidr, 4)
     if not 16 <= vpc.prefixlen <= 28:
         raise SpecError("network.vpc_cidr", f"{network.vpc_cidr} must have a prefix between /16 and /28")
@@ -522,6 +550,16 @@ def check_spec(spec: Spec) -> None:
     if spec.frontend.repository and not spec.frontend.access_token_parameter:
         raise SpecError("frontend.access_token_parameter", "is required with frontend.repository: the SSM parameter "
                         "or secret holding the repository access token")
+    major = ".".join(spec.database.engine_version.split(".")[:2])
+    if major in MYSQL_PAST_STANDARD_SUPPORT and not spec.database.extended_support:
+        raise SpecError("database.engine_version", f"{spec.database.engine_version} left RDS standard support on "
+                        f"{MYSQL_PAST_STANDARD_SUPPORT[major]}; allowed: {MYSQL_VERSION} or later, or set "
+                        "database.extended_support: true (charged by RDS)")
+    if spec.frontend.repository and spec.service.certificate_arn and not spec.frontend.api_domain:
+        # Amplify's rewrite reaches the API over HTTPS only if the load balancer's certificate names the host it
+        # asks for (CloudFront, "HTTP 502 status code (Bad Gateway)"), and a certificate names a domain you own.
+        raise SpecError("frontend.api_domain", "is required with service.certificate_arn and frontend.repository: the "
+                        "domain the certificate names, pointed at the load balancer, which the frontend's /api rewrite calls")
     if spec.cache.automatic_failover and spec.cache.replicas < 1:
         raise SpecError("cache.automatic_failover", "needs at least one replica (cache.replicas >= 1)")
     if spec.service.test_listener_port == spec.service.port:
@@ -531,3 +569,26 @@ def check_spec(spec: Spec) -> None:
             raise SpecError(f"tags.{key}", "is reserved; tags may not be Name or start with aws: or pointapp:")
         if len(key) > 128 or len(value) > 256:
             raise SpecError(f"tags.{key}", "keys are at most 128 characters and values at most 256")
+    from pointapp.names import check_names  # the steps build the names, and they read the spec
+
+    check_names(spec)
+
+
+#: The partitions pointapp builds ARNs, service principals and endpoints for.
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+
+
+def check_region(region: str) -> str | None:
+    """The partition of ``region`` (None for a name no partition knows); a region of a partition pointapp
+    does not support (an isolated one such as ``aws-iso``) is a :class:`SpecError`."""
+    import boto3
+    import botocore.exceptions
+
+    try:
+        partition = boto3.session.Session().get_partition_for_region(region)
+    except botocore.exceptions.UnknownRegionError:
+        return None
+    if partition not in PARTITIONS:
+        raise SpecError("--region", f"{region!r} is in the partition {partition}, which pointapp does not support; "
+                        f"allowed: regions of {', '.join(PARTITIONS)}")
+    return str(partition)

@@ -24,10 +24,9 @@ from botocore.config import Config
 
 from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.errors import ConfirmationRequired, TargetError
-from pointapp.spec import Spec, load_spec
+from pointapp.spec import PARTITIONS, Spec, check_region, load_spec
 
 DEFAULT_REGION = "ap-northeast-1"
-_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 
 TargetKind = Literal["emulator", "endpoint", "aws"]
 
@@ -57,7 +56,7 @@ def known_regions() -> set[str]:
     """Every region botocore knows for EC2, across the standard partitions."""
     session = boto3.session.Session()
     regions: set[str] = set()
-    for partition in _PARTITIONS:
+    for partition in PARTITIONS:
         regions.update(session.get_available_regions("ec2", partition_name=partition))
     return regions
 
@@ -67,6 +66,7 @@ def resolve_target(*, region: str | None = None, endpoint_url: str | None = None
     """Decide the target from the options and the environment; raises :class:`TargetError`."""
     environ = os.environ if environ is None else environ
     region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    check_region(region)  # a region of an isolated partition: pointapp cannot build its ARNs and principals
     if region not in known_regions():
         raise TargetError(f"--region: unknown region {region!r}; use an AWS region name such as {DEFAULT_REGION}")
     if endpoint_url and (aws or profile):
@@ -109,7 +109,8 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
     ("elasticache", "FinishDeletion"): "the emulator leaves a deleted replication group 'deleting'",
     ("elasticache", "DeleteCacheSubnetGroup"): "",
     ("elasticache", "ModifyCacheSubnetGroup"): "",
-    ("ec2", "NatGatewayInterfaceRemoval"): "the emulator keeps a deleted NAT gateway's network interface",
+    ("ec2", "InterfaceRemoval"): "the emulator keeps the network interfaces of deleted NAT gateways and terminated "
+                                 "instances, which AWS removes",
     ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
 }
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,8 +16,10 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.spec import Spec, load_spec
 from pointapp.target import Context, Target
+from tests.aws_behaviour import AwsBehaviour
 
 REGION = "ap-northeast-1"
 
@@ -57,11 +61,19 @@ def ctx(mocked: None) -> Context:
     return make_context()
 
 
+ROOT = Path(__file__).resolve().parents[1]
+#: The emulator as pointapp ships it (plain moto).
+PLAIN_MOTO_SERVER = [sys.executable, "-m", "pointapp", "emulator", "--port", "0"]
+#: The emulator with the AWS-behaviour layer on (tests/aws_behaviour.py).
+AWS_LIKE_SERVER = [sys.executable, "-m", "tests.aws_server", "--port", "0"]
+#: The server the CLI, runbook and release tests run against.
+MOTO_SERVER_COMMAND = PLAIN_MOTO_SERVER
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """One ``pointapp emulator`` process for the CLI and notebook tests; returns its endpoint URL."""
-    process = subprocess.Popen([sys.executable, "-m", "pointapp", "emulator", "--port", "0"],
-                               stdout=subprocess.PIPE, text=True)
+    """One emulator process (:data:`MOTO_SERVER_COMMAND`) for the CLI and notebook tests; returns its URL."""
+    process = subprocess.Popen(MOTO_SERVER_COMMAND, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert process.stdout is not None
     first = process.stdout.readline().strip()
     assert first.startswith("Emulator running at "), first
@@ -74,9 +86,52 @@ def moto_server() -> Iterator[str]:
 @pytest.fixture
 def server(moto_server: str) -> str:
     """The moto server, emptied before the test."""
-    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=10).read()
+    reset_emulator(moto_server)
     return moto_server
+
+
+def reset_emulator(url: str) -> None:
+    """Empty the emulator (moto's reset; the AWS-behaviour layer forgets its state with it)."""
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+@dataclass
+class AwsLikeServer:
+    """The in-process emulator with the AWS-behaviour layer in front: its URL and the layer."""
+
+    url: str
+    layer: AwsBehaviour
+
+
+@pytest.fixture(scope="session")
+def aws_like_server() -> Iterator[AwsLikeServer]:
+    """One embedded emulator in this process with the AWS-behaviour layer on (any free port)."""
+    layer = AwsBehaviour()
+    with Emulator(port=0, wrap=layer.wrap) as emulator:
+        yield AwsLikeServer(emulator.endpoint_url, layer)
+
+
+@pytest.fixture
+def aws_like(aws_like_server: AwsLikeServer) -> str:
+    """The AWS-like emulator, emptied (moto and the layer's state reset, every rule on); its endpoint URL."""
+    reset_emulator(aws_like_server.url)
+    return aws_like_server.url
+
+
+def aws_like_session() -> boto3.Session:
+    """A session with the emulator's credentials in the default region."""
+    return boto3.Session(region_name=REGION, **EMULATOR_CREDENTIALS)
+
+
+def aws_like_context(url: str, spec: Spec | None = None, **kwargs: Any) -> Context:
+    """A pointapp context over the AWS-like emulator at ``url``; progress lines are collected."""
+    lines: list[str] = []
+    kwargs.setdefault("emulated", True)
+    ctx = Context(spec=spec or load_spec("prod"), target=Target("endpoint", REGION, url),
+                  session=aws_like_session(), progress=lines.append, **kwargs)
+    ctx.lines = lines  # type: ignore[attr-defined]
+    return ctx
 
 
 def aws_context(spec: Any = None) -> Context:

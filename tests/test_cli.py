@@ -45,13 +45,16 @@ def test_plan_up_plan_down_exit_codes(server: str) -> None:
     assert second_up.returncode == 0 and "No changes" in second_up.stdout
     down = run("down", *target)
     assert down.returncode == 0, down.stderr
-    # kept and said why: the prod database (deletion protection), what the emulator cannot delete
-    assert re.search(r"Created 0, changed \d+, deleted \d+, unchanged 0. Skipped 4, for the reasons given above.",
+    # kept and said why: the prod database (deletion protection) and what it stands on; skipped: what the
+    # emulator cannot delete
+    assert re.search(r"Created 0, changed \d+, deleted \d+, unchanged 0. Skipped 3, for the reasons given above.",
                      down.stdout)
-    assert "deletion protection is on" in down.stdout
+    assert "Kept on purpose (10):" in down.stdout and "deletion protection is on" in down.stdout
+    assert "db-subnet-group point-app-prod-db-subnets: db-instance point-app-prod-mysql (kept) stands on it" in down.stdout
     assert run("plan", *target).returncode == 2
     again = run("down", *target)
-    assert again.returncode == 0 and "deleted 0" in again.stdout and "Skipped 4" in again.stdout
+    assert again.returncode == 0 and "deleted 0" in again.stdout and "Skipped 3" in again.stdout
+    assert "Kept on purpose (10):" in again.stdout
     assert "the emulator does not implement codedeploy DeleteApplication" in again.stdout
 
 

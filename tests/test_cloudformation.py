@@ -29,7 +29,7 @@ VARIANTS = {
     "staging": ("staging", None),
     "prod-full": ("prod", {"service": {"certificate_arn": "arn:aws:acm:ap-northeast-1:123456789012:certificate/x"},
                            "delivery": {"github_repository": "acme/api"},
-                           "frontend": {"repository": "https://github.com/acme/web",
+                           "frontend": {"repository": "https://github.com/acme/web", "api_domain": "api.example.com",
                                         "access_token_parameter": "/acme/github-token"}}),
 }
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from pointapp.spec import load_spec
 from pointapp.steps import delivery
 from pointapp.tags import ownership_tags
 from pointapp.target import Context
-from tests.conftest import REGION, aws_context, make_context, stub
+from tests.conftest import REGION, aws_context, aws_like_context, aws_like_session, make_context, stub
 from tests.steps.helpers import as_ecs_describes, register_as_a_release, up_is_idempotent
 
 STEPS = "network,endpoints,registry,service,delivery"
@@ -264,33 +266,52 @@ def _revisions(status: str = "ACTIVE") -> list[str]:
     return ecs.list_task_definitions(familyPrefix=FAMILY, status=status)["taskDefinitionArns"]
 
 
-def release_as_the_pipeline_does(ctx: Context, directory: Path, image: str) -> str:
-    """What ``CodeDeployToECS`` does: register ``taskdef.json`` with the image pushed (as ECS stores it), then
-    start a deployment of ``appspec.yaml`` naming the new revision. Returns the revision's ARN."""
+def release_as_the_pipeline_does(ctx: Context, directory: Path, image: str, client: Callable[[str], Any],
+                                 as_stored: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> str:
+    """What ``CodeDeployToECS`` does, with ``client(service)``: register ``taskdef.json`` with the image pushed
+    (``as_stored`` turns a container into what ECS stores), then start a deployment of ``appspec.yaml`` naming
+    the new revision. Returns the revision's ARN."""
     release.export_delivery(ctx, directory)
     taskdef = json.loads((directory / "taskdef.json").read_text().replace("<IMAGE1_NAME>", image))
-    taskdef["containerDefinitions"] = [as_ecs_describes(c) for c in taskdef["containerDefinitions"]]
-    arn: str = boto3.client("ecs", region_name=REGION).register_task_definition(**taskdef)["taskDefinition"][
-        "taskDefinitionArn"]
+    taskdef["containerDefinitions"] = [as_stored(c) for c in taskdef["containerDefinitions"]]
+    arn: str = client("ecs").register_task_definition(**taskdef)["taskDefinition"]["taskDefinitionArn"]
     appspec = (directory / "appspec.yaml").read_text().replace("<TASK_DEFINITION>", arn)
-    boto3.client("codedeploy", region_name=REGION).create_deployment(
+    client("codedeploy").create_deployment(
         applicationName="point-app-prod-api", deploymentGroupName="point-app-prod-api-blue-green",
         revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec}})
     return arn
 
 
-def test_a_pipeline_release_keeps_the_environment_in_sync(built: Context, tmp_path: Path) -> None:
-    arn = release_as_the_pipeline_does(built, tmp_path, IMAGE)
-    planned = pointapp.plan(built, only=STEPS)
+def in_sync_after_a_release(ctx: Context, arn: str) -> None:
+    """The release's revision is the service's: plan is empty, up changes nothing (the release's image stays),
+    status says done, and down deregisters every revision of the family."""
+    planned = pointapp.plan(ctx, only=STEPS)
     assert planned.empty, [c.line() for c in planned.changes]
-    up_is_idempotent(built, STEPS)  # no revision over the release's: its image stays
-    ecs = boto3.client("ecs", region_name=REGION)
+    up_is_idempotent(ctx, STEPS)
+    ecs = ctx.client("ecs")
     latest = ecs.describe_task_definition(taskDefinition=FAMILY)["taskDefinition"]
     assert latest["taskDefinitionArn"] == arn and latest["containerDefinitions"][0]["image"] == IMAGE
-    rows = {row[0]: row[1] for row in pointapp.engine.status(built).rows}
+    rows = {row[0]: row[1] for row in pointapp.engine.status(ctx).rows}
     assert rows["service"] == "done"
-    pointapp.down(built, only="service")
-    assert _revisions() == [] and len(_revisions("INACTIVE")) == 2
+    pointapp.down(ctx, only="service")
+    assert ecs.list_task_definitions(familyPrefix=FAMILY, status="ACTIVE")["taskDefinitionArns"] == []
+    assert len(ecs.list_task_definitions(familyPrefix=FAMILY, status="INACTIVE")["taskDefinitionArns"]) == 2
+
+
+def test_a_pipeline_release_keeps_the_environment_in_sync(built: Context, tmp_path: Path) -> None:
+    client = functools.partial(boto3.client, region_name=REGION)
+    in_sync_after_a_release(built, release_as_the_pipeline_does(built, tmp_path, IMAGE, client, as_ecs_describes))
+
+
+def test_a_pipeline_release_keeps_the_environment_in_sync_with_the_aws_behaviour_layer(aws_like: str,
+                                                                                        tmp_path: Path) -> None:
+    ctx = aws_like_context(aws_like)
+    pointapp.up(ctx, only=STEPS)
+    arn = release_as_the_pipeline_does(ctx, tmp_path, IMAGE,
+                                       functools.partial(aws_like_session().client, endpoint_url=aws_like))
+    stored = ctx.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    assert stored["containerDefinitions"][0]["portMappings"] == [{"containerPort": 80, "hostPort": 80, "protocol": "tcp"}]
+    in_sync_after_a_release(ctx, arn)
 
 
 def test_register_tags_from_the_spec_not_from_the_latest_revision(built: Context) -> None:
@@ -298,3 +319,13 @@ def test_register_tags_from_the_spec_not_from_the_latest_revision(built: Context
     arn = release.register(built, IMAGE)
     tags = boto3.client("ecs", region_name=REGION).list_tags_for_resource(resourceArn=arn)["tags"]
     assert {t["key"]: t["value"] for t in tags} == ownership_tags(built.spec, "service", "taskdef", FAMILY)
+
+
+def test_register_refuses_another_environments_family(ctx: Context) -> None:
+    boto3.client("ecs", region_name=REGION).register_task_definition(
+        family=FAMILY, containerDefinitions=[{"name": "api", "image": "x", "memory": 512}],
+        tags=[{"key": "pointapp:environment", "value": "point-app-staging"}, {"key": "pointapp:step", "value": "service"},
+              {"key": "pointapp:key", "value": "taskdef"}])
+    with pytest.raises(PointappError, match="no task definition point-app-prod-api of point-app-prod"):
+        release.register(ctx, IMAGE)
+    assert len(_revisions()) == 1

@@ -120,6 +120,12 @@ BAD_CONFIGS = [
      "network.security_groups.db.ingress[0]", "either cidrs or groups"),
     ("network: {nat: double}", "network.nat", "'double'"),
     ("network: {zones: 0}", "network.zones", "0"),
+    ("network: {zones: 1}", "network.zones", "1 is too few; allowed: 2 to 6 (an Application Load Balancer"),
+    ("prefix: abcdefghijklmnopqrstu", "prefix", "makes the target group name 'abcdefghijklmnopqrstu-prod-tg-blue' "
+     "(34 characters); AWS allows at most 32 characters"),
+    ("prefix: internal", "prefix", "makes the load balancer name 'internal-prod-alb', which AWS refuses"),
+    ("database: {engine_version: '8.0'}", "database.engine_version", "8.0 left RDS standard support on 31 July 2026; "
+     "allowed: 8.4 or later, or set database.extended_support: true"),
     ("netwrok: {nat: none}", "netwrok", "unknown key 'netwrok'; allowed here: prefix, environment, tags"),
     ("network: {vpc: 10.0.0.0/16}", "network.vpc", "unknown key 'vpc'; allowed here: vpc_cidr"),
     ("network: {tiers: {db: {public: false, route_table: nowhere, cidrs: [10.0.16.0/24, 10.0.17.0/24], holds: x}}}",
@@ -139,6 +145,56 @@ def test_invalid_config_is_refused_with_one_line(tmp_path: Path, text: str, fiel
     line = str(caught.value)
     assert "\n" not in line
     assert field in line and message in line
+
+
+def test_every_name_keeps_awss_limits_for_the_environments_and_the_longest_prefix_that_fits() -> None:
+    from pointapp.names import NAME_RULES, built_names
+
+    for env in ("prod", "staging"):
+        spec = load_spec(env, {"prefix": "p" * (32 - len(f"-{env}-tg-green"))})  # the tightest name: 32
+        kinds = {kind for kind, _ in built_names(spec)}
+        assert {"load-balancer", "target-group", "db-instance", "replication-group", "iam-role", "s3-bucket",
+                "security-group"} <= kinds <= set(NAME_RULES) | {"listener", "vpc-endpoint", "flow-log", "s3-object",
+                                                                 "ses-identity", "ec2-instance", "oidc-provider",
+                                                                 "amplify-branch", "amplify-build"}
+
+
+def test_an_environment_name_aws_would_refuse_is_refused_before_any_call() -> None:
+    with pytest.raises(SpecError, match=r"^prefix: prefix 'point-app' with environment 'Staging_EU' makes the ECR "
+                                        r"repository name 'point-app-Staging_EU/api', which AWS refuses; allowed: "):
+        load_spec("Staging_EU", {"environments": {"Staging_EU": {}}})
+    with pytest.raises(SpecError, match=r"'point-app-staging-europe-west-tg-blue' \(37 characters\); AWS allows at most 32"):
+        load_spec("staging-europe-west", {"environments": {"staging-europe-west": {}}})
+
+
+def test_the_artifact_bucket_counts_the_account_and_the_longest_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pointapp import names
+    from pointapp.target import known_regions
+
+    assert names.longest_region() == max(map(len, known_regions())) >= len("ap-northeast-1")
+    # The load balancer's 32 characters bind first; without them the bucket's 63 would.
+    monkeypatch.setattr(names, "NAME_RULES", {"s3-bucket": names.NAME_RULES["s3-bucket"]})
+    spec = load_spec("prod").model_copy(update={"prefix": "p" * 21})
+    with pytest.raises(SpecError, match=r"S3 bucket name 'p{21}-prod-artifacts' \(with -<account>-<region>: up to 6\d\); "
+                                        r"AWS allows at most 63"):
+        names.check_names(spec)
+
+
+def test_extended_support_lets_a_version_past_standard_support_be_chosen_deliberately() -> None:
+    spec = load_spec("prod", {"database": {"engine_version": "8.0.40", "extended_support": True}})
+    assert spec.database.engine_version == "8.0.40"
+    assert load_spec("prod").database.engine_version == "8.4" and not load_spec("prod").database.extended_support
+
+
+def test_a_region_of_a_partition_pointapp_does_not_support_is_refused() -> None:
+    from pointapp.spec import check_region
+    from pointapp.target import resolve_target
+
+    assert [check_region(r) for r in ("ap-northeast-1", "cn-north-1", "us-gov-west-1")] == ["aws", "aws-cn", "aws-us-gov"]
+    with pytest.raises(SpecError) as caught:
+        resolve_target(region="us-iso-east-1", environ={})
+    assert str(caught.value) == ("--region: 'us-iso-east-1' is in the partition aws-iso, which pointapp does not support; "
+                                 "allowed: regions of aws, aws-cn, aws-us-gov")
 
 
 def test_unknown_environment() -> None:

@@ -1,6 +1,6 @@
 """The ``database`` step: RDS MySQL in the isolated db subnets.
 
-A DB subnet group over the db subnets; a MySQL 8.0 instance that is encrypted, not publicly accessible,
+A DB subnet group over the db subnets; a MySQL instance (8.4 by default) that is encrypted, not publicly accessible,
 behind the db security group, with automated backups, Multi-AZ and deletion protection as the spec
 says (on in prod, off in staging). RDS keeps the master password in Secrets Manager: pointapp asks for
 that (``ManageMasterUserPassword``) and never sees, prints or stores the password itself.
@@ -128,7 +128,8 @@ class DbInstance(Kind):
             VpcSecurityGroupIds=list(props["groups"]), DBSubnetGroupName=props["subnet_group"],
             BackupRetentionPeriod=props["backup_retention"], DeletionProtection=props["deletion_protection"],
             DBName=props["database_name"], MasterUsername=props["username"], ManageMasterUserPassword=True,
-            CopyTagsToSnapshot=True, AutoMinorVersionUpgrade=True, Tags=tags_as_aws(tags))}
+            CopyTagsToSnapshot=True, AutoMinorVersionUpgrade=True,
+            EngineLifecycleSupport=props["lifecycle_support"], Tags=tags_as_aws(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         rds = ctx.client("rds")
@@ -193,6 +194,12 @@ class DbInstance(Kind):
                 "secret": found.raw.get("MasterUserSecret", {}).get("SecretArn")}
 
 
+def lifecycle_support(spec: Spec) -> str:
+    """``EngineLifecycleSupport``, set deliberately: RDS's default enrols the instance in Extended Support,
+    charged once its major version leaves standard support (RDS API reference, ``CreateDBInstance``)."""
+    return "open-source-rds-extended-support" if spec.database.extended_support else "open-source-rds-extended-support-disabled"
+
+
 def desired(spec: Spec) -> list[Desired]:
     database = spec.database
     return [
@@ -204,7 +211,8 @@ def desired(spec: Spec) -> list[Desired]:
             "allocated_storage": database.allocated_storage_gb, "multi_az": database.multi_az,
             "backup_retention": database.backup_retention_days, "deletion_protection": database.deletion_protection,
             "publicly_accessible": False, "groups": [Ref("network", "sg/db")], "subnet_group": spec.name("db-subnets"),
-            "database_name": database.database_name, "username": database.username},
+            "database_name": database.database_name, "username": database.username,
+            "lifecycle_support": lifecycle_support(spec)},
             f"MySQL {database.engine_version} {database.instance_class}, {database.allocated_storage_gb} GiB encrypted, "
             f"{'Multi-AZ' if database.multi_az else 'single-AZ'}, private, backups {database.backup_retention_days} days, "
             f"deletion protection {'on' if database.deletion_protection else 'off'}, password kept by RDS in Secrets Manager"),

@@ -1,10 +1,12 @@
 """The ``frontend`` step: Amplify Hosting for the React frontend.
 
 An Amplify app connected to the frontend's repository (the access token read at apply time from SSM
-Parameter Store or Secrets Manager, never printed), with a build spec for a React build and the API's
-URL as an environment variable; the ``main`` branch as production with pull-request previews, a
-``staging`` branch behind basic authentication (credentials generated and kept in Secrets Manager), and
-a first build started, since an app created through the API does not build by itself.
+Parameter Store or Secrets Manager, never printed), with a build spec for a React build; the app calls
+the API at the relative URL ``/api`` (an environment variable), which Amplify's reverse-proxy rewrite
+passes to the load balancer, so the HTTPS page never requests plain HTTP (browsers block mixed content);
+the ``main`` branch as production with pull-request previews, a ``staging`` branch behind basic
+authentication (credentials generated and kept in Secrets Manager), and a first build started, since an
+app created through the API does not build by itself.
 
 The emulator has no Amplify: there the step shows its plan and the generated ``amplify.yml`` and says
 that it skipped Amplify; the basic-auth secret is still made, since Secrets Manager exists there.
@@ -124,6 +126,9 @@ class App(AmplifyKind):
             changes["build_spec"] = "amplify.yml"
         if raw.get("environmentVariables", {}) != props["environment"]:
             changes["environment"] = props["environment"]
+        current = [{k: rule.get(k) for k in ("source", "target", "status")} for rule in raw.get("customRules") or []]
+        if current != custom_rules(props["api_origin"]):
+            changes["rewrites"] = f"/api/<*> -> {props['api_origin']}/api/<*>, then the single-page app"
         if raw.get("repository") != props["repository"]:
             changes["repository"] = props["repository"]
         return changes
@@ -133,7 +138,7 @@ class App(AmplifyKind):
         app = ctx.client("amplify").create_app(
             name=desired.name, description=desired.detail[:1000], repository=props["repository"], platform="WEB",
             accessToken=token, buildSpec=props["build_spec"], environmentVariables=dict(props["environment"]),
-            enableBranchAutoBuild=False, customRules=[SPA_REWRITE], tags=dict(tags))["app"]
+            enableBranchAutoBuild=False, customRules=custom_rules(props["api_origin"]), tags=dict(tags))["app"]
         return Found(self.name, desired.key, app["appId"], dict(tags), app)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -143,7 +148,8 @@ class App(AmplifyKind):
             amplify.tag_resource(resourceArn=found.raw["appArn"], tags=dict(changes["tags"]))
         if set(changes) - {"tags"}:
             args: dict[str, Any] = {"appId": found.id, "buildSpec": props["build_spec"],
-                                    "environmentVariables": dict(props["environment"])}
+                                    "environmentVariables": dict(props["environment"]),
+                                    "customRules": custom_rules(props["api_origin"])}
             if "repository" in changes:
                 args.update(repository=props["repository"], accessToken=_read_token(ctx, props["token_from"]))
             amplify.update_app(**args)
@@ -158,6 +164,21 @@ class App(AmplifyKind):
 
 SPA_REWRITE = {"source": "</^[^.]+$|\\.(?!(css|gif|ico|jpg|js|png|txt|svg|woff|woff2|ttf|map|json|webp)$)([^.]+$)/>",
                "target": "/index.html", "status": "200"}
+
+#: Where the app calls the API: a path of the site itself, which :func:`api_rewrite` passes on.
+API_PATH = "/api"
+
+
+def api_rewrite(origin: str) -> dict[str, str]:
+    """Amplify's reverse-proxy rewrite (status 200) of ``/api/<*>`` to the same path at ``origin``: the
+    browser talks HTTPS to Amplify only (Amplify Hosting user guide, "Reverse proxy rewrite")."""
+    return {"source": f"{API_PATH}/<*>", "target": f"{origin}{API_PATH}/<*>", "status": "200"}
+
+
+def custom_rules(origin: str) -> list[dict[str, str]]:
+    """The app's rewrites. Amplify applies them from the top down (user guide, "Understanding the order of
+    redirects"), and the single-page-app rule matches ``/api/...`` too: the API's rule comes first."""
+    return [api_rewrite(origin), SPA_REWRITE]
 
 
 class Branch(AmplifyKind):
@@ -243,14 +264,15 @@ def desired(spec: Spec) -> list[Desired]:
     frontend = spec.frontend
     if not frontend.repository:
         return []
-    api_url = f"https://{frontend.api_domain}" if frontend.api_domain else Ref("runtime", "api_url")
+    origin = f"https://{frontend.api_domain}" if frontend.api_domain else Ref("runtime", "api_origin")
     return [
         Desired("secret", "basic-auth", secret_name(spec), {},
                 f"basic-auth credentials of the {frontend.staging_branch} branch (generated, never shown)"),
         Desired("amplify-app", "app", spec.name("frontend"), {
             "repository": frontend.repository, "token_from": frontend.access_token_parameter,
-            "build_spec": build_spec(spec), "environment": {"REACT_APP_API_URL": api_url, "VITE_API_URL": api_url}},
-            f"React app from {frontend.repository}, amplify.yml build, API URL in the environment"),
+            "build_spec": build_spec(spec), "api_origin": origin,
+            "environment": {"REACT_APP_API_URL": API_PATH, "VITE_API_URL": API_PATH}},
+            f"React app from {frontend.repository}, amplify.yml build, {API_PATH} passed on to the API"),
         Desired("amplify-branch", "branch/production", frontend.production_branch, {
             "app": Ref(NAME, "app"), "stage": "PRODUCTION", "previews": frontend.pull_request_previews},
             "production, pull-request previews on" if frontend.pull_request_previews else "production"),
@@ -264,10 +286,10 @@ def desired(spec: Spec) -> list[Desired]:
 
 
 def runtime_values(ctx: Any) -> dict[str, Any]:
-    """The API's URL: the load balancer's DNS name (``https`` when a certificate is configured)."""
+    """Where the rewrite sends ``/api``: the load balancer, by its DNS name over HTTP (with a certificate,
+    the spec check asks for ``frontend.api_domain``, which the certificate names, and that is used)."""
     dns = ctx.outputs("service").get("alb/dns")
-    scheme = "https" if ctx.spec.service.certificate_arn else "http"
-    return {"api_url": f"{scheme}://{dns}"} if dns else {}
+    return {"api_origin": f"http://{dns}"} if dns else {}
 
 
 STEP = ResourceStep(NAME, [Secret(), App(), Branch(), FirstBuild()], desired, runtime=runtime_values)

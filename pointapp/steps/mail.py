@@ -132,10 +132,15 @@ class EmailIdentity(Kind):
 def desired(spec: Spec) -> list[Desired]:
     identity = spec.mail.identity
     kind = "e-mail address (verified by a link SES mails to it)" if "@" in identity else "domain with Easy DKIM"
+    # One identity per domain or address in an account and region: one environment owns it, the others use it.
+    owner = "" if spec.mail.identity_owner == spec.environment else spec.owner_of(spec.mail.identity_owner)
+    if owner:
+        kind += f", owned by {owner} (mail.identity_owner) and used here as it is"
     return [
         Desired("ses-configuration-set", "configuration-set", configuration_set_name(spec), {"tls": "REQUIRE"},
                 "TLS required, reputation metrics on"),
-        Desired("ses-identity", "identity", identity, {"configuration_set": configuration_set_name(spec)}, f"{kind}"),
+        Desired("ses-identity", "identity", identity, {"configuration_set": configuration_set_name(spec)}, f"{kind}",
+                owner=owner),
     ]
 
 

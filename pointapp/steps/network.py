@@ -837,12 +837,19 @@ class _Executor:
     # deletion
 
     def op_revoke_all(self, change: Change) -> None:
-        raw = next(f.raw for f in self.observed.everything() if f.id == change.args["id"])
-        if raw.get("IpPermissions"):
-            self.ec2.revoke_security_group_ingress(GroupId=change.args["id"], IpPermissions=_clean(raw["IpPermissions"]))
-        naming = [perm for perm in raw.get("IpPermissionsEgress", []) if perm.get("UserIdGroupPairs")]
+        """Revoke every inbound rule of a group, and the outbound rules that name a group, by rule id (as they
+        are now: a rule that names two groups is two rules, each revoked on its own)."""
+        group_id = change.args["id"]
+        # DescribeSecurityGroupRules gives each rule's id, IsEgress and ReferencedGroupInfo; the revoke calls
+        # take SecurityGroupRuleId.N (EC2 API reference), so no rule is missed for a detail of how it is written.
+        rules = _paginate(self.ec2, "describe_security_group_rules", "SecurityGroupRules",
+                          Filters=[{"Name": "group-id", "Values": [group_id]}])
+        inbound = [r["SecurityGroupRuleId"] for r in rules if not r.get("IsEgress")]
+        naming = [r["SecurityGroupRuleId"] for r in rules if r.get("IsEgress") and r.get("ReferencedGroupInfo")]
+        if inbound:
+            self.ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=inbound)
         if naming:
-            self.ec2.revoke_security_group_egress(GroupId=change.args["id"], IpPermissions=_clean(naming))
+            self.ec2.revoke_security_group_egress(GroupId=group_id, SecurityGroupRuleIds=naming)
 
     def op_delete(self, change: Change) -> None:
         kind, resource_id = change.args["kind"], change.args["id"]
@@ -912,10 +919,10 @@ class _Executor:
         """Wait, saying for what, until no network interface matching ``filters`` (and ``holds``) is left."""
         started, deadline = time.monotonic(), deadline or self._deadline()
         told = ""
-        stale = self.gone_interfaces if self.ctx.lacks("ec2", "NatGatewayInterfaceRemoval") else set()
         while True:
             left = [eni for eni in _paginate(self.ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=filters)
-                    if holds(eni) and eni["NetworkInterfaceId"] not in stale]
+                    if holds(eni)]
+            left = self._without_stale(left)
             if not left:
                 if told:
                     self.ctx.say(f"    {change.kind} {change.name}: free after {time.monotonic() - started:.0f}s")
@@ -930,6 +937,17 @@ class _Executor:
                 self.ctx.say(f"    waiting for {holders}{of} to go from {change.kind} {change.name} "
                              "(usually a few minutes on AWS) ...")
             self._pause()
+
+    def _without_stale(self, interfaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """On the emulator, the interfaces AWS would have removed with their NAT gateway or instance are left out."""
+        if not interfaces or not self.ctx.lacks("ec2", "InterfaceRemoval"):
+            return interfaces
+        instances = sorted({eni.get("Attachment", {}).get("InstanceId") for eni in interfaces} - {None})
+        answer = self.ec2.describe_instances(InstanceIds=instances) if instances else {"Reservations": []}
+        terminated = {i["InstanceId"] for r in answer["Reservations"] for i in r["Instances"]
+                      if i["State"]["Name"] in ("shutting-down", "terminated")}
+        return [eni for eni in interfaces if eni["NetworkInterfaceId"] not in self.gone_interfaces
+                and eni.get("Attachment", {}).get("InstanceId") not in terminated]
 
     def _pause(self) -> None:
         self.ctx.check_stopping()

@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.errors import StepError
-from pointapp.kinds import LogGroup, Role, listed_tags, policy, tags_as_aws, trust_policy
-from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes
+from pointapp.kinds import LogGroup, Role, arn_of, listed_tags, policy, tags_as_aws, trust_policy
+from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.mail import configuration_set_name
 from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
-from pointapp.tags import ENVIRONMENT, KEY, from_aws_tags, from_lower_tags, is_owned, ownership_tags
+from pointapp.tags import ENVIRONMENT, KEY, foreign_owner, from_aws_tags, from_lower_tags, is_owned, ownership_tags
 
 NAME = "service"
 
@@ -75,7 +75,9 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
     """The API's container: port, logs to CloudWatch, secrets from Secrets Manager, a health check.
 
     ``data`` holds what the database, cache and mail steps expose: endpoints become environment
-    variables, and the secret name ``database`` means the secret RDS keeps the master password in.
+    variables, and the secret name ``database`` means the secret RDS keeps the master password in. The
+    other secrets' ARNs are ``data["secret/<name>"]`` (:func:`secret_arns`): ECS takes a ``valueFrom``
+    that is not an ARN for an SSM parameter's name, so a task naming a secret by name fails to start.
     """
     service = spec.service
     data = data or {}
@@ -87,9 +89,8 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
 
     def secret(name: str) -> Any:
         value = data.get("database/instance/secret") if name == "database" else None
-        if value:
-            return value if isinstance(value, Mapping) else str(value)
-        return f"{spec.owner}/{name}"
+        value = value or data.get(f"secret/{name}")
+        return value if isinstance(value, Mapping) or value is None else str(value)
 
     return {
         "name": service.container_name,
@@ -164,9 +165,11 @@ def family_revisions(ecs: Any, family: str) -> tuple[dict[str, Any] | None, dict
     """
     answer = ignore_codes(ecs.describe_task_definition, ["ClientException", "InvalidParameterException"],
                           taskDefinition=family, include=["TAGS"])  # the latest ACTIVE revision (ECS API reference)
-    if answer is not None and answer["taskDefinition"].get("status") == "ACTIVE" and ENVIRONMENT in _tags(answer):
+    if answer is None:
+        return None, {}  # no ACTIVE revision
+    if answer["taskDefinition"].get("status") == "ACTIVE" and ENVIRONMENT in _tags(answer):
         return answer["taskDefinition"], _tags(answer)
-    latest = answer["taskDefinition"] if answer is not None and answer["taskDefinition"].get("status") == "ACTIVE" else None
+    latest = answer["taskDefinition"] if answer["taskDefinition"].get("status") == "ACTIVE" else None
     for arn in active_revisions(ecs, family):
         if latest is not None and arn == latest["taskDefinitionArn"]:
             continue
@@ -188,9 +191,13 @@ class TaskDefinition(Kind):
     service = "ecs"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        latest, tags = family_revisions(ctx.client("ecs"), spec.name("api"))
+        family = spec.name("api")
+        latest, tags = family_revisions(ctx.client("ecs"), family)
+        if latest is not None and foreign_owner(tags, spec):  # the plan's create of the family stops, naming it
+            return [Found(self.name, tags.get(KEY, ""), latest["taskDefinitionArn"], {**tags, "Name": family}, latest,
+                          owner=foreign_owner(tags, spec))]
         if latest is None or not is_owned(tags, spec, step):
-            return []  # a family no environment or another one owns is never adopted (create refuses it)
+            return []  # a family nobody owns is never adopted either (create refuses it)
         return [Found(self.name, tags[KEY], latest["taskDefinitionArn"], tags, latest)]
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -654,11 +661,41 @@ def data_outputs(ctx: Any) -> dict[str, Any]:
     return values
 
 
+def secret_arns(ctx: Any, spec: Spec, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """The full ARN of every secret in ``service.secrets`` but those in ``skip``, as ``secret/<name>``.
+
+    A value that is an ARN (of Secrets Manager, or of an SSM parameter) is used as it is; a name is the
+    secret ``<prefix>-<env>/<name>``, whose full ARN (with the six characters Secrets Manager adds)
+    DescribeSecret gives. ECS wants the full ARN of a Secrets Manager secret in ``valueFrom`` (ECS API
+    reference, ``Secret``); a partial ARN also matches, unless the name ends in a hyphen and six
+    characters (Secrets Manager API reference, ``SecretId``). A secret that does not exist yet (or the
+    database's, before the database step has run) is named by its partial ARN, still an ARN, so ECS
+    looks for it in Secrets Manager once it exists; the next ``up`` puts in the full ARN.
+    """
+    names = sorted(set(spec.service.secrets.values()) - set(skip))
+
+    def load() -> dict[str, str]:
+        arns: dict[str, str] = {}
+        for name in names:
+            if arn_service(name):
+                arns[f"secret/{name}"] = name
+                continue
+            secret_id = f"{spec.owner}/{name}"
+            answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
+                                  SecretId=secret_id)
+            arns[f"secret/{name}"] = answer["ARN"] if answer else arn_of(ctx, "secretsmanager", f"secret:{secret_id}")
+        return arns
+
+    return dict(ctx.read_once(("secret-arns", spec.owner, tuple(names)), load)) if names else {}
+
+
 def runtime_values(ctx: Any) -> dict[str, Any]:
-    """What depends on the target: the container definition (image, log settings, data endpoints)."""
+    """What depends on the target: the container definition (image, log settings, data endpoints, secrets)."""
     spec = ctx.spec
+    data = data_outputs(ctx)
+    data.update(secret_arns(ctx, spec, skip=("database",) if data.get("database/instance/secret") else ()))
     return {"container": container_definition(spec, image_uri(ctx, spec), f"{LogGroup.prefix(spec)}api",
-                                              ctx.target.region, data_outputs(ctx))}
+                                              ctx.target.region, data)}
 
 
 def image_uri(ctx: Any, spec: Spec, tag: str | None = None) -> str:

@@ -132,3 +132,19 @@ def test_an_oidc_provider_made_elsewhere_is_used_not_owned(mocked: None) -> None
     up_is_idempotent(ctx, STEPS)
     pointapp.down(ctx, only="delivery")
     assert [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]] == [arn]
+
+
+def test_up_converges_where_codedeploy_and_codepipeline_refuse_new_roles_for_a_while(aws_like: str) -> None:
+    """On the AWS-behaviour layer, CodeDeploy and CodePipeline refuse a role for seconds after CreateRole."""
+    from tests.conftest import aws_like_context
+
+    ctx = aws_like_context(aws_like, load_spec("prod", REPO))
+    outcome = pointapp.up(ctx, only=STEPS)
+    assert outcome.applied
+    waited = [line for line in ctx.lines if "waiting for IAM to make" in line]  # type: ignore[attr-defined]
+    assert any("point-app-prod-codedeploy usable by CodeDeploy" in line for line in waited), waited
+    codedeploy = aws_like_context(aws_like).client("codedeploy")
+    group = codedeploy.get_deployment_group(applicationName="point-app-prod-api",
+                                            deploymentGroupName="point-app-prod-api-blue-green")["deploymentGroupInfo"]
+    assert group["serviceRoleArn"].endswith("/point-app-prod-codedeploy")
+    assert aws_like_context(aws_like).client("codepipeline").get_pipeline(name="point-app-prod-release")["pipeline"]

@@ -12,12 +12,15 @@ import yaml
 from botocore.stub import ANY
 
 import pointapp
+from pointapp.plan import Plan
+from pointapp.resources import Ref
 from pointapp.spec import load_spec
 from pointapp.steps import frontend
 from tests.conftest import REGION, aws_context, make_context, stub
 
 SETTINGS = {"frontend": {"repository": "https://github.com/acme/web", "access_token_parameter": "/acme/github-token"}}
 TOKEN = "ghp_not-a-real-token-0123456789"
+CERTIFICATE = "arn:aws:acm:ap-northeast-1:123456789012:certificate/x"
 
 
 def test_build_spec_is_a_react_build() -> None:
@@ -50,7 +53,7 @@ def test_amplify_requests_on_aws(mocked: None) -> None:
     ctx.remember_outputs("service", {"alb/dns": "point-app-prod-alb-1.ap-northeast-1.elb.amazonaws.com"})
     planned = pointapp.plan(ctx, only="frontend")
     assert [c.kind for c in planned.changes] == ["secret", "amplify-app", "amplify-branch", "amplify-branch", "amplify-build"]
-    api = "http://point-app-prod-alb-1.ap-northeast-1.elb.amazonaws.com"
+    alb = "http://point-app-prod-alb-1.ap-northeast-1.elb.amazonaws.com"
     app = {"appId": "d1", "appArn": "arn:aws:amplify:ap-northeast-1:123456789012:apps/d1", "name": "point-app-prod-frontend",
            "description": "", "repository": "https://github.com/acme/web", "platform": "WEB",
            "createTime": "2026-01-01T00:00:00Z", "updateTime": "2026-01-01T00:00:00Z", "environmentVariables": {},
@@ -58,8 +61,9 @@ def test_amplify_requests_on_aws(mocked: None) -> None:
     amplify.add_response("create_app", {"app": app}, {
         "name": "point-app-prod-frontend", "description": ANY, "repository": "https://github.com/acme/web",
         "platform": "WEB", "accessToken": TOKEN, "buildSpec": frontend.build_spec(ctx.spec),
-        "environmentVariables": {"REACT_APP_API_URL": api, "VITE_API_URL": api}, "enableBranchAutoBuild": False,
-        "customRules": [frontend.SPA_REWRITE], "tags": ANY})
+        "environmentVariables": {"REACT_APP_API_URL": "/api", "VITE_API_URL": "/api"}, "enableBranchAutoBuild": False,
+        "customRules": [{"source": "/api/<*>", "target": f"{alb}/api/<*>", "status": "200"}, frontend.SPA_REWRITE],
+        "tags": ANY})
     branch = {"branchArn": "arn:b", "branchName": "x", "description": "", "stage": "PRODUCTION", "displayName": "x",
               "enableNotification": False, "createTime": "2026-01-01T00:00:00Z", "updateTime": "2026-01-01T00:00:00Z",
               "environmentVariables": {}, "enableAutoBuild": True, "customDomains": [], "framework": "React",
@@ -113,3 +117,55 @@ def test_repository_needs_a_token_source() -> None:
 
     with pytest.raises(SpecError, match="frontend.access_token_parameter: is required with frontend.repository"):
         load_spec("prod", {"frontend": {"repository": "https://github.com/acme/web"}})
+
+
+def test_the_app_calls_the_api_through_amplify_over_https_only() -> None:
+    """No mixed content: the page calls the relative /api, which Amplify's rewrite passes on; with a
+    certificate, the rewrite reaches the API by the domain the certificate names, over HTTPS."""
+    (app,) = [d for d in frontend.desired(load_spec("prod", SETTINGS)) if d.kind == "amplify-app"]
+    assert set(app.props["environment"].values()) == {"/api"}
+    assert app.props["api_origin"] == Ref("runtime", "api_origin")
+    secure = load_spec("prod", {**SETTINGS, "service": {"certificate_arn": CERTIFICATE},
+                                "frontend": {**SETTINGS["frontend"], "api_domain": "api.example.com"}})
+    (app,) = [d for d in frontend.desired(secure) if d.kind == "amplify-app"]
+    assert frontend.custom_rules(app.props["api_origin"])[0] == {
+        "source": "/api/<*>", "target": "https://api.example.com/api/<*>", "status": "200"}
+    # Amplify applies rules top down and the single-page-app rule matches /api/... too
+    assert [r["source"] for r in frontend.custom_rules("x")] == ["/api/<*>", frontend.SPA_REWRITE["source"]]
+
+
+def test_with_a_certificate_the_api_domain_is_required() -> None:
+    from pointapp.errors import SpecError
+
+    with pytest.raises(SpecError, match="frontend.api_domain: is required with service.certificate_arn"):
+        load_spec("prod", {**SETTINGS, "service": {"certificate_arn": CERTIFICATE}})
+
+
+def test_an_app_made_before_the_rewrite_is_updated_on_aws(mocked: None) -> None:
+    from pointapp.tags import ownership_tags
+
+    ctx = aws_context(load_spec("prod", SETTINGS))
+    ctx.remember_outputs("service", {"alb/dns": "alb-1.elb.amazonaws.com"})
+    amplify = stub(ctx, "amplify")
+    app = {"appId": "d1", "appArn": "arn:aws:amplify:ap-northeast-1:123456789012:apps/d1", "name": "point-app-prod-frontend",
+           "description": "", "repository": "https://github.com/acme/web", "platform": "WEB",
+           "createTime": "2026-01-01T00:00:00Z", "updateTime": "2026-01-01T00:00:00Z",
+           "environmentVariables": {"REACT_APP_API_URL": "http://alb-1.elb.amazonaws.com",
+                                    "VITE_API_URL": "http://alb-1.elb.amazonaws.com"},
+           "defaultDomain": "d1.amplifyapp.com", "enableBranchAutoBuild": False, "enableBasicAuth": False,
+           "buildSpec": frontend.build_spec(ctx.spec), "customRules": [frontend.SPA_REWRITE],
+           "tags": ownership_tags(ctx.spec, "frontend", "app", "point-app-prod-frontend")}
+    amplify.add_response("list_apps", {"apps": [app]}, {})
+    amplify.add_response("list_branches", {"branches": []}, {"appId": "d1"})
+    amplify.add_response("list_jobs", {"jobSummaries": []}, {"appId": "d1", "branchName": "main", "maxResults": 1})
+    planned = pointapp.plan(ctx, only="frontend")
+    (update,) = [c for c in planned.changes if c.action == "update"]
+    assert update.kind == "amplify-app" and set(update.args["differences"]) == {"environment", "rewrites"}
+    rules = [{"source": "/api/<*>", "target": "http://alb-1.elb.amazonaws.com/api/<*>", "status": "200"},
+             frontend.SPA_REWRITE]
+    amplify.add_response("update_app", {"app": {**app, "customRules": rules}}, {
+        "appId": "d1", "buildSpec": frontend.build_spec(ctx.spec), "customRules": rules,
+        "environmentVariables": {"REACT_APP_API_URL": "/api", "VITE_API_URL": "/api"}})
+    outcome = pointapp.apply(ctx, Plan([update], ["frontend"], observed=planned.observed))
+    assert [c.kind for c in outcome.applied] == ["amplify-app"]
+    amplify.assert_no_pending_responses()

@@ -55,7 +55,9 @@ def test_task_definition(built: Context) -> None:
     assert container["image"] == "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:latest"
     assert container["portMappings"][0]["containerPort"] == 80
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/pointapp/point-app-prod/api"
-    assert container["secrets"] == [{"name": "DB_CREDENTIALS", "valueFrom": "point-app-prod/database"}]
+    # Without the database step, its secret is named by a partial ARN: still Secrets Manager's, never SSM's.
+    assert container["secrets"] == [{"name": "DB_CREDENTIALS", "valueFrom":
+                                     "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:point-app-prod/database"}]
     assert "http://localhost:80/health" in container["healthCheck"]["command"][1]
     assert definition["executionRoleArn"].endswith("/point-app-prod-task-execution")
     assert definition["taskRoleArn"].endswith("/point-app-prod-task")
@@ -74,6 +76,35 @@ def test_roles_are_least_privilege(built: Context) -> None:
     assert [(g["logGroupName"], g["retentionInDays"]) for g in logs] == [("/pointapp/point-app-prod/api", 30)]
     cluster = client("ecs").describe_clusters(clusters=["point-app-prod-cluster"], include=["SETTINGS"])["clusters"][0]
     assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"]
+
+
+def test_task_role_sends_through_the_identity_and_its_configuration_set(built: Context) -> None:
+    document = client("iam").get_role_policy(RoleName="point-app-prod-task",
+                                             PolicyName="send-mail-and-read-own-secrets")["PolicyDocument"]
+    (mail,) = [s for s in document["Statement"] if "ses:SendEmail" in s["Action"]]
+    assert sorted(mail["Action"]) == ["ses:SendEmail", "ses:SendRawEmail"]
+    assert sorted(mail["Resource"]) == ["arn:aws:ses:ap-northeast-1:123456789012:configuration-set/point-app-prod-mail",
+                                        "arn:aws:ses:ap-northeast-1:123456789012:identity/example.com"]
+    # The API re-reads the RDS-managed secret after a rotation: the task role may read that one only.
+    (database,) = [s for s in document["Statement"] if s["Resource"] == "arn:aws:secretsmanager:*:*:secret:rds!db-*"]
+    assert database["Condition"]["StringLike"] == {
+        "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn": "arn:aws:rds:*:*:db:point-app-prod-mysql"}
+
+
+def test_secrets_reach_the_task_definition_as_full_arns(mocked: None) -> None:
+    secretsmanager = client("secretsmanager")
+    arn = secretsmanager.create_secret(Name="point-app-prod/api-key", SecretString="k")["ARN"]
+    parameter = "arn:aws:ssm:ap-northeast-1:123456789012:parameter/point-app/token"
+    spec = load_spec("prod", {"service": {"secrets": {"API_KEY": "api-key", "TOKEN": parameter, "LATER": "later"}}})
+    ctx = make_context(spec)
+    pointapp.up(ctx, only=STEPS)
+    definition = client("ecs").describe_task_definition(taskDefinition="point-app-prod-api")["taskDefinition"]
+    secrets = {s["name"]: s["valueFrom"] for s in definition["containerDefinitions"][0]["secrets"]}
+    assert secrets["API_KEY"] == arn and arn.startswith("arn:aws:secretsmanager:") and arn != "point-app-prod/api-key"
+    assert secrets["TOKEN"] == parameter
+    # Not created yet: a partial ARN, which ECS looks up in Secrets Manager (a bare name would be an SSM parameter).
+    assert secrets["LATER"] == "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:point-app-prod/later"
+    up_is_idempotent(ctx, STEPS)
 
 
 def _listeners() -> dict[int, dict[str, Any]]:
@@ -176,20 +207,23 @@ def test_an_untagged_release_revision_belongs_to_the_family(built: Context) -> N
     assert _revisions() == [] and len(_revisions("INACTIVE")) == 2  # the release's revision too
 
 
-@pytest.mark.parametrize(("tags", "owner"), [([{"key": "pointapp:environment", "value": "point-app-staging"},
-                                                {"key": "pointapp:step", "value": "service"},
-                                                {"key": "pointapp:key", "value": "taskdef"}],
-                                               "environment point-app-staging"),
-                                              ([{"key": "team", "value": "web"}], "no pointapp environment")])
+STAGING = [{"key": "pointapp:environment", "value": "point-app-staging"}, {"key": "pointapp:step", "value": "service"},
+           {"key": "pointapp:key", "value": "taskdef"}]
+
+
+@pytest.mark.parametrize(("tags", "owner"), [(STAGING, "point-app-staging"), ([{"key": "team", "value": "web"}], "")])
 def test_a_family_another_environment_or_nobody_owns_is_never_adopted(ctx: Context, tags: list[dict[str, str]],
                                                                       owner: str) -> None:
-    client("ecs").register_task_definition(family=FAMILY, containerDefinitions=[{"name": "api", "image": "x", "memory": 512}],
-                                          tags=tags)
-    step = service_step.TaskDefinition()
-    assert step.find(ctx, ctx.spec, "service", {}) == []
+    client("ecs").register_task_definition(family=FAMILY, containerDefinitions=[{"name": "api", "image": "x",
+                                                                                 "memory": 512}], tags=tags)
+    state = service_step.STEP.discover(ctx)
+    assert "taskdef" not in state.found and state.strays == []
+    (create,) = [c for c in service_step.STEP.plan(ctx.spec, state) if c.kind == "task-definition"]
+    assert create.action == "create" and (f"belongs to environment {owner}" in create.detail) is bool(owner)
     desired = next(d for d in service_step.desired(ctx.spec) if d.key == "taskdef")
-    with pytest.raises(StepError, match=f"belong to {owner}; pointapp registers none beside them"):
-        step.create(ctx, desired, {}, service_step.revision_tags(ctx.spec))
+    whose = f"environment {owner}" if owner else "no pointapp environment"
+    with pytest.raises(StepError, match=f"belong to {whose}; pointapp registers none beside them"):
+        service_step.TaskDefinition().create(ctx, desired, {}, service_step.revision_tags(ctx.spec))
     assert len(_revisions()) == 1
 
 

@@ -1,0 +1,131 @@
+"""AWS's rules for the names pointapp gives its resources, and the spec check that every name it builds keeps them.
+
+Names are ``<prefix>-<env>-<part>``: a long prefix or environment name can push one over a limit that
+only the create call would reveal, halfway through ``up``. :func:`check_names` walks every resource
+each step would make (the same list ``plan`` uses) and refuses the spec with one line instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pointapp.errors import SpecError
+from pointapp.spec import Spec
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """What AWS allows in one kind of name: at most ``limit`` characters matching ``allowed``."""
+
+    what: str  # the resource, as a person says it
+    limit: int
+    allowed: str  # a regular expression for the whole name
+    characters: str  # the same, in words
+    source: str  # the API reference that states it (botocore's service model carries the same text)
+
+
+_ALNUM_HYPHEN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_IDENTIFIER = r"[A-Za-z](?!.*--)(?:[A-Za-z0-9-]*[A-Za-z0-9])?"  # a letter first, no "--", no hyphen at the end
+_IAM = r"[\w+=,.@-]+"
+_IDENTIFIER_WORDS = "a letter first, then letters, digits and hyphens, no two hyphens in a row, none at the end"
+
+#: The rules, by resource kind (:attr:`pointapp.resources.Desired.kind`).
+NAME_RULES: dict[str, NameRule] = {
+    "load-balancer": NameRule("load balancer", 32, r"(?!internal-)" + _ALNUM_HYPHEN,
+                              "letters, digits and hyphens, none at either end, not starting with internal-",
+                              "Elastic Load Balancing API reference, CreateLoadBalancer, Name"),
+    "target-group": NameRule("target group", 32, _ALNUM_HYPHEN, "letters, digits and hyphens, none at either end",
+                             "Elastic Load Balancing API reference, CreateTargetGroup, Name"),
+    "db-instance": NameRule("DB instance identifier", 63, _IDENTIFIER, _IDENTIFIER_WORDS,
+                            "Amazon RDS API reference, CreateDBInstance, DBInstanceIdentifier"),
+    "db-subnet-group": NameRule("DB subnet group", 255, r"(?!default$)[A-Za-z0-9._ -]+",
+                                "letters, digits, periods, underscores, spaces and hyphens, not default",
+                                "Amazon RDS API reference, CreateDBSubnetGroup, DBSubnetGroupName"),
+    "replication-group": NameRule("ElastiCache replication group id", 40, _IDENTIFIER, _IDENTIFIER_WORDS,
+                                  "Amazon ElastiCache API reference, CreateReplicationGroup, ReplicationGroupId"),
+    "cache-subnet-group": NameRule("cache subnet group", 255, r"[A-Za-z0-9-]+", "letters, digits and hyphens",
+                                   "Amazon ElastiCache API reference, CreateCacheSubnetGroup, CacheSubnetGroupName"),
+    "iam-role": NameRule("IAM role", 64, _IAM, "letters, digits and +=,.@_-", "IAM API reference, CreateRole, RoleName"),
+    "instance-profile": NameRule("instance profile", 128, _IAM, "letters, digits and +=,.@_-",
+                                 "IAM API reference, CreateInstanceProfile, InstanceProfileName"),
+    # The bucket is <name>-<account>-<region>: the check adds the 12-digit account and the longest region.
+    "s3-bucket": NameRule("S3 bucket", 63, r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?",
+                          "lower-case letters, digits, dots and hyphens, a letter or digit at either end",
+                          "Amazon S3 User Guide, General purpose bucket naming rules"),
+    "event-rule": NameRule("EventBridge rule", 64, r"[.\-_A-Za-z0-9]+", "letters, digits and .-_",
+                           "Amazon EventBridge API reference, PutRule, Name"),
+    "ses-configuration-set": NameRule("SES configuration set", 64, r"[A-Za-z0-9_-]+",
+                                      "letters, digits, hyphens and underscores",
+                                      "Amazon SES API v2 reference, CreateConfigurationSet, ConfigurationSetName"),
+    "pipeline": NameRule("pipeline", 100, r"[A-Za-z0-9.@\-_]+", "letters, digits and .@-_",
+                         "AWS CodePipeline API reference, PipelineDeclaration, name"),
+    "codedeploy-application": NameRule("CodeDeploy application", 100, r"[A-Za-z0-9+=,.@_-]+",
+                                       "letters, digits and +=,.@_-",
+                                       "AWS CodeDeploy API reference, CreateApplication, applicationName"),
+    "deployment-group": NameRule("deployment group", 100, r"[A-Za-z0-9+=,.@_-]+", "letters, digits and +=,.@_-",
+                                 "AWS CodeDeploy API reference, CreateDeploymentGroup, deploymentGroupName"),
+    "ecs-cluster": NameRule("ECS cluster", 255, r"[A-Za-z0-9_-]+", "letters, digits, underscores and hyphens",
+                            "Amazon ECS API reference, CreateCluster, clusterName"),
+    "ecs-service": NameRule("ECS service", 255, r"[A-Za-z0-9_-]+", "letters, digits, underscores and hyphens",
+                            "Amazon ECS API reference, CreateService, serviceName"),
+    "task-definition": NameRule("task definition family", 255, r"[A-Za-z0-9_-]+",
+                                "letters, digits, underscores and hyphens",
+                                "Amazon ECS API reference, RegisterTaskDefinition, family"),
+    "log-group": NameRule("log group", 512, r"[.\-_/#A-Za-z0-9]+", "letters, digits and .-_/#",
+                          "Amazon CloudWatch Logs API reference, CreateLogGroup, logGroupName"),
+    "ecr-repository": NameRule("ECR repository", 256, r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+                               r"(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*",
+                               "lower-case letters and digits, parts joined by . _ - and /",
+                               "Amazon ECR API reference, CreateRepository, repositoryName"),
+    "amplify-app": NameRule("Amplify app", 255, r"(?s).+", "any characters", "AWS Amplify API reference, CreateApp, name"),
+    "secret": NameRule("secret", 512, r"[A-Za-z0-9/_+=.@-]+", "letters, digits and /_+=.@-",
+                       "AWS Secrets Manager API reference, CreateSecret, Name"),
+    "security-group": NameRule("security group", 255, r"(?!sg-).+", "up to 255 characters, not starting with sg-",
+                               "Amazon EC2 API reference, CreateSecurityGroup, GroupName"),
+}
+
+#: What the artifact bucket's name adds to its spec name: "-", a 12-digit account id, "-", the region.
+_ACCOUNT_DIGITS = 12
+
+
+@functools.lru_cache(maxsize=1)
+def longest_region() -> int:
+    """The length of the longest region name of the partitions pointapp supports (botocore's list)."""
+    from pointapp.target import known_regions
+
+    return max(len(region) for region in known_regions())
+
+
+def built_names(spec: Spec) -> Iterator[tuple[str, str]]:
+    """Every (kind, name) pointapp would create for ``spec``: the resources of each step, and the network's
+    security groups."""
+    from pointapp.steps import STEPS, network
+
+    for info in STEPS:
+        if info.available and info.name != "network":
+            for desired in info.load().desired(spec):
+                yield desired.kind, desired.name
+    for desired in network._flow_log_resources(spec):  # noqa: SLF001 - the step's own list
+        yield desired.kind, desired.name
+    zones = [f"zone-{i}" for i in range(spec.network.zones)]  # the names use the zones only in Name tags
+    for group in network.layout(spec, "region", zones).groups:
+        yield "security-group", group.name
+
+
+def check_names(spec: Spec) -> None:
+    """Refuse (one :class:`SpecError`) a spec whose prefix or environment makes a name AWS would refuse."""
+    for kind, name in built_names(spec):
+        rule = NAME_RULES.get(kind)
+        if rule is None:
+            continue
+        full = f"{name}-{'0' * _ACCOUNT_DIGITS}-{'x' * longest_region()}" if kind == "s3-bucket" else name
+        made = f"prefix {spec.prefix!r} with environment {spec.environment!r} makes the {rule.what} name {name!r}"
+        if len(full) > rule.limit:
+            extra = f" (with -<account>-<region>: up to {len(full)})" if full != name else f" ({len(name)} characters)"
+            raise SpecError("prefix", f"{made}{extra}; AWS allows at most {rule.limit} characters ({rule.source}): "
+                            "shorten the prefix or the environment name")
+        if not re.fullmatch(rule.allowed, name):
+            raise SpecError("prefix", f"{made}, which AWS refuses; allowed: {rule.characters} ({rule.source})")

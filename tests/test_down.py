@@ -1,0 +1,125 @@
+"""``down`` finishes: what a kept resource stands on is kept, group references go before the groups, and
+network interfaces that outlive their resource are waited for (in-process moto)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+import pytest
+
+import pointapp
+from pointapp.errors import StepError
+from pointapp.spec import load_spec
+from pointapp.steps import network
+from pointapp.target import Context
+from tests.conftest import REGION, make_context
+
+#: What the prod database stands on in the network, and why each is kept (keys of the network step).
+DATABASE_NEEDS = {"vpc", "subnet/db/0", "subnet/db/1", "rtb/db", "sg/db", "sg/container", "sg/management", "sg/ingress"}
+
+
+def ec2() -> Any:
+    return boto3.client("ec2", region_name=REGION)
+
+
+def kept_keys(changes: list[Any]) -> dict[str, str]:
+    return {c.key: c.args["why"] for c in changes if c.action == "keep"}
+
+
+def test_the_network_keeps_what_a_kept_resource_stands_on(ctx: Context) -> None:
+    pointapp.up(ctx, only="network")
+    observed = network.discover(ctx)
+    kept = {("network", "subnet/db/0"): "the database stands on it", ("network", "subnet/db/1"): "the database",
+            ("network", "sg/db"): "the database stands on it", ("elsewhere", "sg/cache"): "not this step's"}
+    changes = network.plan_destroy(ctx.spec, observed, kept)
+    keeps = kept_keys(changes)
+    assert set(keeps) == DATABASE_NEEDS
+    assert keeps["sg/db"] == "the database stands on it"
+    assert keeps["rtb/db"].startswith("subnet point-app-prod-subnet-private-db-1") and "stands on it" in keeps["rtb/db"]
+    assert keeps["sg/ingress"] == "security-group point-app-prod-sg-container (kept) stands on it"
+    # Everything else goes; nothing kept is deleted or changed.
+    touched = {c.key for c in changes if c.action != "keep"}
+    assert touched.isdisjoint(keeps)
+    assert {c.key for c in changes if c.action == "delete"} == {f.key for f in observed.everything()} - DATABASE_NEEDS
+    assert network.plan_destroy(ctx.spec, observed) == network.plan_destroy(ctx.spec, observed, {})  # pure
+    assert not kept_keys(network.plan_destroy(ctx.spec, observed))
+
+
+def test_prod_down_keeps_the_database_and_what_it_stands_on(mocked: None) -> None:
+    ctx = make_context()
+    pointapp.up(ctx, only="network,database")
+    outcome = pointapp.down(ctx, only="network,database")
+    kept = {f"{c.step} {c.key}" for c in outcome.kept}
+    assert kept == {"database instance", "database subnet-group"} | {f"network {key}" for key in DATABASE_NEEDS}
+    assert outcome.remaining == [] and outcome.warnings == []
+    assert "Kept on purpose (10):" in str(outcome) and "Final check: nothing else owned by pointapp" in str(outcome)
+    # RDS was never asked to delete the subnet group in use, nor EC2 the subnets and groups under it.
+    assert not [c for c in ctx.calls if c.operation in ("DeleteDBSubnetGroup", "DeleteDBInstance", "DeleteVpc")]
+    again = pointapp.plan_destroy(ctx, only="network,database")
+    assert again.empty and len(again.kept) == 10 and again.summary().startswith("Nothing to delete. 10 kept")
+
+
+def test_the_readme_recipe_deletes_a_protected_database_after_a_prod_down(mocked: None) -> None:
+    ctx = make_context()
+    pointapp.up(ctx, only="network,database")
+    pointapp.down(ctx)
+    lifted = make_context(load_spec("prod", {"database": {"deletion_protection": False}}))
+    pointapp.up(lifted, only="database")
+    outcome = pointapp.down(lifted)
+    assert outcome.kept == [] and outcome.remaining == []
+    assert ec2().describe_vpcs(Filters=[{"Name": "tag:pointapp:environment", "Values": ["point-app-prod"]}])["Vpcs"] == []
+
+
+def test_groups_to_delete_lose_every_reference_to_a_group_first(ctx: Context) -> None:
+    pointapp.up(ctx, only="network")
+    groups = {f.key: f.id for f in network.discover(ctx).groups.values()}
+    # An outbound rule that names another group: EC2 would refuse to delete that group while it stands.
+    ec2().authorize_security_group_egress(GroupId=groups["sg/cache"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": groups["sg/egress"]}]}])
+    planned = pointapp.plan_destroy(ctx, only="network")
+    revokes = [c for c in planned.changes if c.op == "revoke_all"]
+    assert {c.key for c in revokes} == {"sg/cache", "sg/container", "sg/db", "sg/egress", "sg/ingress"}
+    network.STEP.apply(ctx, revokes, planned.observed["network"])
+    for group in ec2().describe_security_groups(GroupIds=list(groups.values()))["SecurityGroups"]:
+        assert group["IpPermissions"] == [], group["GroupName"]  # every rule that names a group is gone
+        assert [p for p in group["IpPermissionsEgress"] if p["UserIdGroupPairs"]] == [], group["GroupName"]
+    before = len(ctx.calls)
+    pointapp.down(ctx, only="network")
+    calls = [c.operation for c in ctx.calls[before:]]
+    assert "DeleteSecurityGroup" in calls and not [op for op in calls if op.startswith("Revoke")]  # done already
+
+
+def _interface(ctx: Context, key: str, description: str) -> str:
+    observed = network.discover(ctx)
+    subnet = observed.subnets["subnet/egress/0"].id
+    group = observed.groups[key].id
+    return str(ec2().create_network_interface(SubnetId=subnet, Groups=[group], Description=description)
+               ["NetworkInterface"]["NetworkInterfaceId"])
+
+
+def test_lingering_network_interfaces_are_waited_for(ctx: Context) -> None:
+    pointapp.up(ctx, only="network")
+    # What a deleted interface endpoint leaves behind on AWS for a while: its network interface.
+    eni = _interface(ctx, "sg/egress", "VPC Endpoint Interface vpce-0123456789abcdef0")
+    threading.Timer(3, lambda: ec2().delete_network_interface(NetworkInterfaceId=eni)).start()
+    outcome = pointapp.down(ctx, only="network")
+    assert outcome.remaining == []
+    lines = ctx.lines  # type: ignore[attr-defined]
+    waiting = [line for line in lines if line.strip().startswith("waiting for 1 network interface")]
+    assert waiting == ["    waiting for 1 network interface of vpce-0123456789abcdef0 to go from security-group "
+                       "point-app-prod-sg-egress (usually a few minutes on AWS) ..."]
+    assert any(line.strip().startswith("security-group point-app-prod-sg-egress: free after") for line in lines)
+
+
+def test_an_interface_that_stays_is_one_clear_line(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    pointapp.up(ctx, only="network")
+    _interface(ctx, "sg/egress", "someone else's interface")
+    monkeypatch.setattr(network._Executor, "_FREE_POLLS", 2)
+    with pytest.raises(StepError) as raised:
+        pointapp.down(ctx, only="network")
+    assert raised.value.code == "DependencyViolation"
+    assert str(raised.value).startswith("step network: security-group point-app-prod-sg-egress: still holds 1 network "
+                                        "interface of someone else's interface after ")
+    assert "\n" not in str(raised.value)

@@ -1,0 +1,203 @@
+"""The core's values and helpers: ARNs in the target's partition, and waiting for a new role to be usable."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import botocore.exceptions
+import pytest
+
+import pointapp
+from pointapp.resources import (
+    CODEDEPLOY_ROLE,
+    CODEPIPELINE_ROLE,
+    FLOW_LOGS_ROLE,
+    INSTANCE_PROFILE,
+    Arn,
+    Desired,
+    Ref,
+    resolve,
+    retry_new_role,
+)
+from pointapp.spec import load_spec
+from pointapp.steps import STEPS, delivery, network
+from pointapp.target import Context
+from tests.conftest import aws_context, make_context, stub
+
+ROOT = Path(__file__).resolve().parents[1]
+ROLE = "arn:aws:iam::123456789012:role/pointapp/point-app-prod/point-app-prod-codedeploy"
+REFUSED = f"AWS CodeDeploy does not have the permissions required to assume the role {ROLE}."
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def _china(ref: Ref) -> Any:
+    return {"partition": "aws-cn", "region": "cn-north-1", "account": "123456789012"}.get(ref.key, f"<{ref.key}>")
+
+
+def test_an_arn_takes_the_partition_region_and_account_of_the_target() -> None:
+    assert resolve(Arn("ses", "identity/example.com", None, None), _china) == (
+        "arn:aws-cn:ses:cn-north-1:123456789012:identity/example.com")
+    assert resolve({"Resource": [Arn("logs", "log-group:x:*")]}, _china) == {"Resource": ["arn:aws-cn:logs:*:*:log-group:x:*"]}
+    assert resolve(Arn("iam", "policy/AmazonSSMManagedInstanceCore", "", "aws"), _china) == (
+        "arn:aws-cn:iam::aws:policy/AmazonSSMManagedInstanceCore")
+
+
+def test_every_policy_names_the_targets_partition() -> None:
+    spec = load_spec("prod", {"delivery": {"github_repository": "example/api"}})
+    documents = [d.props for info in STEPS if info.available and info.name != "network" for d in info.load().desired(spec)
+                 if d.kind == "iam-role"]
+    documents += [d.props for d in network._flow_log_resources(spec) if d.kind == "iam-role"]  # noqa: SLF001
+    arns = [text for props in documents for text in _strings(resolve(props, _china)) if text.startswith("arn:")]
+    assert len(arns) > 15 and [a for a in arns if not a.startswith("arn:aws-cn:")] == []
+
+
+def test_no_arn_in_the_product_hard_codes_the_partition() -> None:
+    found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}" for path in sorted((ROOT / "pointapp").rglob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), 1) if "arn:aws:" in line or '"arn:aws' in line]
+    # The documented exceptions are patterns that accept every partition.
+    assert [line for line in found if not re.search(r"arn:aws\(|arn:aws\[", line)] == [], found
+
+
+# --- a new role is waited for -----------------------------------------------------------------------------------
+
+
+class FakeTime:
+    """A clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _timed(ctx: Context) -> FakeTime:
+    fake = FakeTime()
+    ctx.clock, ctx.sleep = fake.clock, fake.sleep
+    return fake
+
+
+def _deployment_group(ctx: Context) -> None:
+    props = {"application": "point-app-prod-api", "role": ROLE, "config": "CodeDeployDefault.ECSAllAtOnce",
+             "termination_wait": 60, "cluster": "point-app-prod-cluster", "service": "point-app-prod-api",
+             "target_groups": ["point-app-prod-tg-blue", "point-app-prod-tg-green"],
+             "production_listener": "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:listener/app/a/b/c",
+             "test_listener": "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:listener/app/a/b/d"}
+    desired = Desired("deployment-group", "deployment-group", "point-app-prod-api-blue-green", props)
+    delivery.DeploymentGroup().create(ctx, desired, props, {})
+
+
+def test_codedeploy_refusing_a_new_role_is_retried_until_it_accepts() -> None:
+    ctx = aws_context()
+    fake = _timed(ctx)
+    codedeploy = stub(ctx, "codedeploy")
+    for _ in range(2):
+        codedeploy.add_client_error("create_deployment_group", "InvalidRoleException", REFUSED)
+    codedeploy.add_response("create_deployment_group", {"deploymentGroupId": "g-1"})
+    _deployment_group(ctx)
+    codedeploy.assert_no_pending_responses()
+    assert fake.sleeps == [2, 4]  # backoff, real delays on AWS
+    said = [line for line in ctx.lines if "waiting for IAM" in line]  # type: ignore[attr-defined]
+    assert said == ["    waiting for IAM to make point-app-prod-codedeploy usable by CodeDeploy "
+                    "(usually under a minute on AWS) ..."]
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    ("InvalidRoleException", "The service role ARN was specified in an invalid format."),  # another reason
+    ("InvalidRoleException", REFUSED.replace("point-app-prod-codedeploy", "someone-elses-role")),  # another role
+    ("AccessDeniedException", REFUSED),  # another code
+])
+def test_other_errors_are_not_retried(code: str, message: str) -> None:
+    ctx = aws_context()
+    fake = _timed(ctx)
+    codedeploy = stub(ctx, "codedeploy")
+    codedeploy.add_client_error("create_deployment_group", code, message)
+    with pytest.raises(botocore.exceptions.ClientError):
+        _deployment_group(ctx)
+    assert fake.sleeps == []
+
+
+@pytest.mark.parametrize(("aws", "bound", "pause"), [(True, 120, 15), (False, 10, 1)])
+def test_the_wait_is_bounded(aws: bool, bound: float, pause: float) -> None:
+    ctx = aws_context() if aws else make_context()
+    fake = _timed(ctx)
+    attempts = []
+
+    def refuse() -> None:
+        attempts.append(fake.now)
+        raise botocore.exceptions.ClientError({"Error": {"Code": "InvalidRoleException", "Message": REFUSED}},
+                                              "CreateDeploymentGroup")
+
+    with pytest.raises(botocore.exceptions.ClientError, match="does not have the permissions required"):
+        retry_new_role(ctx, CODEDEPLOY_ROLE, ROLE, refuse)
+    assert sum(fake.sleeps) <= bound and sum(fake.sleeps) > bound - 2 * pause
+    assert max(fake.sleeps) == pause and len(attempts) == len(fake.sleeps) + 1
+    assert "still refuses point-app-prod-codedeploy" in ctx.lines[-1]  # type: ignore[attr-defined]
+
+
+def test_each_refusal_matches_its_own_answer_only() -> None:
+    def error(code: str, message: str) -> botocore.exceptions.ClientError:
+        return botocore.exceptions.ClientError({"Error": {"Code": code, "Message": message}}, "Create")
+
+    pipeline_role = "arn:aws:iam::123456789012:role/pointapp/point-app-prod/point-app-prod-pipeline"
+    assert CODEPIPELINE_ROLE.matches(error("InvalidStructureException",
+                                           f"CodePipeline is not authorized to perform AssumeRole on role {pipeline_role}"),
+                                     "point-app-prod-pipeline")
+    # a pipeline role that may not assume an action's role is a configuration error, not propagation
+    assert not CODEPIPELINE_ROLE.matches(error("InvalidStructureException", f"Pipeline role {pipeline_role} is not authorized "
+                                               "to perform AssumeRole on action role arn:aws:iam::1:role/x"),
+                                         "point-app-prod-pipeline")
+    assert FLOW_LOGS_ROLE.matches(error("InvalidParameter", f"Unable to assume given IAM role: '{pipeline_role}'"),
+                                  "point-app-prod-pipeline")
+    assert INSTANCE_PROFILE.matches(error("InvalidParameterValue", "Value (point-app-prod-bastion) for parameter "
+                                          "iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"),
+                                    "point-app-prod-bastion")
+    assert not INSTANCE_PROFILE.matches(error("InvalidParameterValue", "Value (t9.huge) for parameter instanceType is "
+                                              "invalid."), "point-app-prod-bastion")
+
+
+def test_delivery_converges_while_new_roles_are_refused_for_a_while(ctx: Context) -> None:
+    """In-process moto, with CodeDeploy and CodePipeline refusing the new roles twice each."""
+    fake = _timed(ctx)
+    refusals = {"CreateDeploymentGroup": 2, "CreatePipeline": 2}
+
+    def refuse(model: Any, params: dict[str, Any], **_: Any) -> Any:
+        if refusals.get(model.name, 0) <= 0:
+            return None
+        refusals[model.name] -= 1
+        params = json.loads(params["body"])
+        if model.name == "CreateDeploymentGroup":
+            code, message = "InvalidRoleException", (f"AWS CodeDeploy does not have the permissions required to assume "
+                                                     f"the role {params['serviceRoleArn']}.")
+        else:
+            code, message = "InvalidStructureException", ("CodePipeline is not authorized to perform AssumeRole on role "
+                                                          f"{params['pipeline']['roleArn']}")
+        return (SimpleNamespace(status_code=400, headers={}), {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {}})
+
+    for service in ("codedeploy", "codepipeline"):
+        ctx.client(service).meta.events.register(f"before-call.{service}.*", refuse)
+    steps = "network,endpoints,registry,service,delivery"
+    pointapp.up(ctx, only=steps)
+    assert refusals == {"CreateDeploymentGroup": 0, "CreatePipeline": 0}
+    assert fake.sleeps == [1, 1, 1, 1]  # the emulator is polled quickly
+    assert pointapp.plan(ctx, only=steps).empty
