@@ -317,7 +317,7 @@ SHAPES: dict[str, Shape] = {
         **_same("DBInstanceIdentifier", "Engine", "EngineVersion", "DBInstanceClass", "StorageType", "StorageEncrypted",
                 "MultiAZ", "PubliclyAccessible", "DBSubnetGroupName", "BackupRetentionPeriod", "DeletionProtection",
                 "DBName", "MasterUsername", "ManageMasterUserPassword", "CopyTagsToSnapshot", "AutoMinorVersionUpgrade",
-                "Tags"),
+                "EngineLifecycleSupport", "Tags"),
         "AllocatedStorage": ("AllocatedStorage", str), "VpcSecurityGroupIds": "VPCSecurityGroups"}},
         # RDS takes a major version ("8.0": its latest minor); the template's parameter defaults to the spec's
         inputs=lambda spec, d: {"engine_version": {"Ref": "MysqlEngineVersion"}},
