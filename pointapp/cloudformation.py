@@ -22,7 +22,7 @@ from pointapp.errors import SpecError
 from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.steps import network
-from pointapp.steps.network import ALL_OUTBOUND, Permission
+from pointapp.steps.network import ALL_OUTBOUND
 
 #: Step groups, one template each, in deployment order.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -134,61 +134,76 @@ GITHUB_PROVIDER_ARN = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::Account
 # --- network -------------------------------------------------------------------------------------------
 
 
-def _permission(permission: Permission, description: str, local: Callable[[str], Any]) -> dict[str, Any]:
-    rule: dict[str, Any] = {"IpProtocol": permission.protocol}
-    if permission.protocol != "-1":
-        rule.update(FromPort=permission.from_port, ToPort=permission.to_port)
-    source = {"cidr": "CidrIp", "cidr6": "CidrIpv6", "prefix": "SourcePrefixListId"}.get(permission.source_kind)
-    if source:
-        rule[source] = permission.source
-    else:
-        rule["SourceSecurityGroupId"] = local(permission.source)
-    if description:
-        rule["Description"] = description
+def network_requests(spec: Spec, region: str, zones: Sequence[str], tags: Callable[[str, str], Mapping[str, str]]
+                     ) -> list[tuple[str, str, Request, dict[str, Any]]]:
+    """The network layout's create requests as the template makes them: ``(key, shape, request, attributes)``
+    in creation order, each id a Ref or Fn::GetAtt of the resource made for its key; ``tags(key, name)``."""
+    lay = network.layout(spec, region, zones)
+    names = lay.names()
+    addresses = {nat.address for nat in lay.nats}
+
+    def id(key: str) -> Any:
+        if key.startswith("sg/"):
+            return {"Fn::GetAtt": [logical_id(key), "GroupId"]}
+        if key in addresses:
+            return {"Fn::GetAtt": [logical_id(key), "AllocationId"]}
+        return {"Ref": logical_id(key)}
+
+    after = {"DependsOn": logical_id("igw/attachment")}  # what needs the internet gateway attached
+    found: list[tuple[str, str, Request, dict[str, Any]]] = [
+        ("vpc", "vpc", {"create_vpc": network.vpc_request(lay.vpc_cidr, tags("vpc", lay.vpc_name)),
+                        "modify_vpc_attribute": [network.dns_request(id, a) for a in network.DNS_ATTRIBUTES]}, {}),
+        ("igw", "internet-gateway", {"create_internet_gateway": network.igw_request(tags("igw", lay.igw_name))}, {}),
+        ("igw/attachment", "gateway-attachment", {"attach_internet_gateway": network.attach_request(id)}, {})]
+    for subnet in lay.subnets:
+        request: Request = {"create_subnet": network.subnet_request(id, subnet.cidr, subnet.zone, tags(subnet.key, subnet.name))}
+        if subnet.public:
+            request["modify_subnet_attribute"] = network.public_request(id, subnet.key, subnet.public)
+        found.append((subnet.key, "subnet", request, {}))
+    for nat in lay.nats:
+        found += [(nat.address, "elastic-ip", {"allocate_address": network.address_request(tags(nat.address, nat.address_name))},
+                   after),
+                  (nat.key, "nat-gateway", {"create_nat_gateway": network.nat_request(id, nat.subnet, nat.address,
+                                                                                     tags(nat.key, nat.name))}, {})]
+    for table in lay.route_tables:
+        found.append((table.key, "route-table", {"create_route_table": network.route_table_request(id, tags(table.key, table.name))},
+                      {}))
+        if table.target:
+            found.append((f"{table.key}/default", "route", {"create_route": network.route_request(id, table.key, table.target)},
+                          after))
+        found += [(f"{subnet}/association", "association",
+                   {"associate_route_table": network.association_request(id, table.key, subnet)}, {}) for subnet in table.subnets]
+    for group in lay.groups:
+        found.append((group.key, "security-group", {"create_security_group": network.security_group_request(
+            id, group.name, group.description, tags(group.key, names[group.key]))}, {}))
+        inbound = [(p, d) for p, d in sorted(group.permissions.items()) if p != ALL_OUTBOUND and p.direction == "ingress"]
+        found += [(f"{group.key}/in/{i}", "ingress", {"authorize_security_group_ingress": {
+            "GroupId": id(group.key), "IpPermissions": [network.ip_permission(id, permission, description)]}}, {})
+            for i, (permission, description) in enumerate(inbound)]
+    return found
+
+
+def _flat_rule(permissions: list[dict[str, Any]]) -> dict[str, Any]:
+    """One IpPermissions entry as AWS::EC2::SecurityGroupIngress spells it: one source, its description."""
+    entry = permissions[0]
+    rule = {key: entry[key] for key in ("IpProtocol", "FromPort", "ToPort") if key in entry}
+    for field, source, name in (("IpRanges", "CidrIp", "CidrIp"), ("Ipv6Ranges", "CidrIpv6", "CidrIpv6"),
+                                ("UserIdGroupPairs", "GroupId", "SourceSecurityGroupId"),
+                                ("PrefixListIds", "PrefixListId", "SourcePrefixListId")):
+        for item in entry.get(field, []):
+            rule[name] = item[source]
+            rule.update({"Description": item["Description"]} if "Description" in item else {})
     return rule
 
 
 def _network(spec: Spec, template: _Template, region: str, zones: Sequence[str]) -> None:
+    for key, shape_name, request, attributes in network_requests(spec, region, zones, lambda key, name: template_tags(spec, name)):
+        shape = NETWORK_SHAPES[shape_name]
+        template.add(key, shape.type, {**request_properties(shape, request), **shape.template(spec, request, template.ref)},
+                     **attributes)
     lay = network.layout(spec, region, zones)
-    add, ref = template.add, (lambda key: {"Ref": logical_id(key)})
-
-    def zone(name: str) -> str:
-        return name
-
-    add("vpc", "AWS::EC2::VPC", {"CidrBlock": lay.vpc_cidr, "EnableDnsHostnames": True, "EnableDnsSupport": True,
-                                 "Tags": _tags(spec, lay.vpc_name)})
-    add("igw", "AWS::EC2::InternetGateway", {"Tags": _tags(spec, lay.igw_name)})
-    attachment = add("igw/attachment", "AWS::EC2::VPCGatewayAttachment", {"VpcId": ref("vpc"), "InternetGatewayId": ref("igw")})
-    for subnet in lay.subnets:
-        add(subnet.key, "AWS::EC2::Subnet", {"VpcId": ref("vpc"), "CidrBlock": subnet.cidr, "AvailabilityZone": zone(subnet.zone),
-                                            "MapPublicIpOnLaunch": subnet.public, "Tags": _tags(spec, subnet.name)})
-    for nat in lay.nats:
-        add(nat.address, "AWS::EC2::EIP", {"Domain": "vpc", "Tags": _tags(spec, nat.address_name)}, DependsOn=attachment)
-        add(nat.key, "AWS::EC2::NatGateway", {"SubnetId": ref(nat.subnet),
-                                              "AllocationId": {"Fn::GetAtt": [logical_id(nat.address), "AllocationId"]},
-                                              "Tags": _tags(spec, nat.name)})
-    for table in lay.route_tables:
-        add(table.key, "AWS::EC2::RouteTable", {"VpcId": ref("vpc"), "Tags": _tags(spec, table.name)})
-        if table.target:
-            target = {"GatewayId": ref("igw")} if table.target == "igw" else {"NatGatewayId": ref(table.target)}
-            add(f"{table.key}/default", "AWS::EC2::Route", {"RouteTableId": ref(table.key),
-                                                            "DestinationCidrBlock": ANYWHERE_V4, **target},
-                DependsOn=attachment)
-        for subnet_key in table.subnets:
-            add(f"{subnet_key}/association", "AWS::EC2::SubnetRouteTableAssociation",
-                {"SubnetId": ref(subnet_key), "RouteTableId": ref(table.key)})
-    for group in lay.groups:
-        outbound = [{"IpProtocol": "-1", "CidrIp": ANYWHERE_V4, "Description": "all outbound"}]
-        add(group.key, "AWS::EC2::SecurityGroup", {"GroupName": group.name, "GroupDescription": group.description,
-                                                   "VpcId": ref("vpc"),
-                                                   "SecurityGroupEgress": outbound, "Tags": _tags(spec, group.name)})
-        inbound = [(p, d) for p, d in sorted(group.permissions.items()) if p != ALL_OUTBOUND and p.direction == "ingress"]
-        for i, (permission, description) in enumerate(inbound):
-            add(f"{group.key}/in/{i}", "AWS::EC2::SecurityGroupIngress",
-                {"GroupId": {"Fn::GetAtt": [logical_id(group.key), "GroupId"]},
-                 **_permission(permission, description, lambda key: {"Fn::GetAtt": [logical_id(key), "GroupId"]})})
     for key in ["vpc", *(s.key for s in lay.subnets), *(t.key for t in lay.route_tables)]:
-        template.export(key, ref(key))
+        template.export(key, {"Ref": logical_id(key)})
     for group in lay.groups:
         template.export(group.key, {"Fn::GetAtt": [logical_id(group.key), "GroupId"]})
 
@@ -226,13 +241,14 @@ class Shape:
     ``fields`` maps each operation of the request to a table of its fields, or, for an operation called once
     per item, to one :data:`Field` that takes the list of calls. ``inputs`` are the template's expressions of
     what the create learns only when it runs; ``template`` the properties only the template sets (or sets
-    otherwise); ``attributes`` the resource's DependsOn, DeletionPolicy, Condition.
+    otherwise: it gets the desired resource, or a network layout's request); ``attributes`` the resource's
+    DependsOn, DeletionPolicy, Condition.
     """
 
     type: str
     fields: Mapping[str, Mapping[str, Field] | Field]
     inputs: Callable[[Spec, Desired], Mapping[str, Any]] = _none
-    template: Callable[[Spec, Desired, Resolve], Mapping[str, Any]] = _none
+    template: Callable[[Spec, Any, Resolve], Mapping[str, Any]] = _none
     attributes: Callable[[Spec, Desired, Callable[[str], str]], Mapping[str, Any]] = _none
 
 
@@ -434,6 +450,37 @@ SHAPES: dict[str, Shape] = {
         **_same("ResourceType", "TrafficType", "LogDestinationType", "LogGroupName", "DeliverLogsPermissionArn"),
         "ResourceIds": ("ResourceId", lambda ids: ids[0]), "TagSpecifications": ("Tags", lambda specs: specs[0]["Tags"])}},
         attributes=lambda spec, d, here: {"DependsOn": [here("flow-logs/log-group")]}),
+}
+
+
+TAG_SPECIFICATIONS: Field = ("Tags", lambda specs: specs[0]["Tags"])  # EC2 tags a resource in its create call
+
+#: The network layout's resources (see :func:`network_requests`), by what they are. ``template`` gets the request.
+NETWORK_SHAPES: dict[str, Shape] = {
+    "vpc": Shape("AWS::EC2::VPC", {
+        "create_vpc": {"CidrBlock": "CidrBlock", "TagSpecifications": TAG_SPECIFICATIONS},
+        "modify_vpc_attribute": ("", lambda calls: {name: value["Value"] for call in calls
+                                                    for name, value in call.items() if name != "VpcId"})}),
+    "internet-gateway": Shape("AWS::EC2::InternetGateway", {"create_internet_gateway": {"TagSpecifications": TAG_SPECIFICATIONS}}),
+    "gateway-attachment": Shape("AWS::EC2::VPCGatewayAttachment", {"attach_internet_gateway": _same("InternetGatewayId", "VpcId")}),
+    "subnet": Shape("AWS::EC2::Subnet", {
+        "create_subnet": {**_same("VpcId", "CidrBlock", "AvailabilityZone"), "TagSpecifications": TAG_SPECIFICATIONS},
+        "modify_subnet_attribute": {"SubnetId": None, "MapPublicIpOnLaunch": ("MapPublicIpOnLaunch", lambda value: value["Value"])}},
+        # the step leaves a private subnet's MapPublicIpOnLaunch at its default, false; the template says so
+        template=lambda spec, request, r: {} if "modify_subnet_attribute" in request else {"MapPublicIpOnLaunch": False}),
+    "elastic-ip": Shape("AWS::EC2::EIP", {"allocate_address": {"Domain": "Domain", "TagSpecifications": TAG_SPECIFICATIONS}}),
+    "nat-gateway": Shape("AWS::EC2::NatGateway", {"create_nat_gateway": {
+        **_same("SubnetId", "AllocationId", "ConnectivityType"), "TagSpecifications": TAG_SPECIFICATIONS}}),
+    "route-table": Shape("AWS::EC2::RouteTable", {"create_route_table": {"VpcId": "VpcId", "TagSpecifications": TAG_SPECIFICATIONS}}),
+    "route": Shape("AWS::EC2::Route", {"create_route": _same("RouteTableId", "DestinationCidrBlock", "GatewayId", "NatGatewayId")}),
+    "association": Shape("AWS::EC2::SubnetRouteTableAssociation", {"associate_route_table": _same("RouteTableId", "SubnetId")}),
+    "security-group": Shape("AWS::EC2::SecurityGroup", {"create_security_group": {
+        **_same("GroupName", "VpcId"), "Description": "GroupDescription", "TagSpecifications": TAG_SPECIFICATIONS}},
+        # EC2 gives a new group the all-outbound rule; the template writes it out, with a description
+        template=lambda spec, request, r: {"SecurityGroupEgress": [
+            {"IpProtocol": "-1", "CidrIp": ANYWHERE_V4, "Description": "all outbound"}]}),
+    "ingress": Shape("AWS::EC2::SecurityGroupIngress", {"authorize_security_group_ingress": {
+        "GroupId": "GroupId", "IpPermissions": ("", _flat_rule)}}),
 }
 
 

@@ -246,6 +246,22 @@ def test_the_cli_writes_one_template_per_step_group(server: str, tmp_path: Path,
 #: the request's. Not listed, since true of every kind: pointapp's ownership tags are never in a template
 #: (a stack owns what it makes; checked below).
 DIFFERENCES: dict[str, dict[str, set[str]]] = {
+    # the network's layout
+    "vpc": {},
+    "internet-gateway": {},
+    "gateway-attachment": {},
+    # ModifySubnetAttribute names the subnet, which is the resource itself; a private subnet's
+    # MapPublicIpOnLaunch is left at its default (false) by the step, and said by the template
+    "subnet": {"dropped": {"modify_subnet_attribute.SubnetId"}, "template": {"MapPublicIpOnLaunch"}},
+    "elastic-ip": {},
+    "nat-gateway": {},
+    "route-table": {},
+    "route": {},
+    "association": {},
+    # the all-outbound rule EC2 gives every new group, written out with its description
+    "security-group": {"template": {"SecurityGroupEgress"}},
+    "ingress": {},
+    # the resource steps' kinds
     "ecr-repository": {},
     "db-subnet-group": {},
     # the MySQL version is the template's parameter MysqlEngineVersion, which defaults to the spec's;
@@ -299,12 +315,30 @@ def _fields(request: dict[str, Any]) -> list[str]:
             for operation, args in request.items() for name in ([""] if isinstance(args, list) else args)]
 
 
+def _differences(shape: Any, request: dict[str, Any], properties: dict[str, Any], found: dict[str, set[str]]) -> None:
+    """Add to ``found`` the request fields ``shape`` leaves out and the properties that are not the request's."""
+    for field in _fields(request):
+        operation, _, name = field.partition(".")
+        table = shape.fields[operation]
+        if (table[name] if name else table) is None:
+            found["dropped"].add(field)
+    mapped = cloudformation.request_properties(shape, request)
+    if "Tags" in mapped:  # the create sends the ownership tags; a template never has them
+        assert [t for t in mapped["Tags"] if t["Key"].startswith("pointapp:")], shape.type
+        mapped["Tags"] = [t for t in mapped["Tags"] if not t["Key"].startswith("pointapp:")]
+    found["template"] |= {name for name in set(mapped) | set(properties) if mapped.get(name) != properties.get(name)}
+
+
 def test_each_exported_resource_is_its_create_request() -> None:
     """Kind by kind, over every variant: the exported properties are the create request's (mapped to
     CloudFormation's names), but for the deliberate differences DIFFERENCES lists, each of which is still there."""
     from pointapp.tags import ownership_tags
 
     seen: dict[str, dict[str, set[str]]] = {}
+
+    def found(kind: str) -> dict[str, set[str]]:
+        return seen.setdefault(kind, {"inputs": set(), "dropped": set(), "template": set()})
+
     for variant in REQUEST_VARIANTS:
         spec, bodies = spec_of(variant), templates(variant)
         for group in bodies:
@@ -315,21 +349,16 @@ def test_each_exported_resource_is_its_create_request() -> None:
                 # the request as the create makes it: with the ownership tags
                 owned = ownership_tags(spec, item.step, item.desired.key, item.desired.name)
                 request = cloudformation.template_request(spec, item.kind, item.desired, item.resolve, owned)
-                differences = seen.setdefault(kind, {"inputs": set(), "dropped": set(), "template": set()})
-                differences["inputs"] |= set(shape.inputs(spec, item.desired))
-                for field in _fields(request):
-                    operation, _, name = field.partition(".")
-                    table = shape.fields[operation]
-                    if (table[name] if name else table) is None:  # type: ignore[index]
-                        differences["dropped"].add(field)
-                mapped = cloudformation.request_properties(shape, request)
-                if "Tags" in mapped:  # the create sends the ownership tags; a template never has them
-                    assert [t for t in mapped["Tags"] if t["Key"].startswith("pointapp:")], kind
-                    mapped["Tags"] = [t for t in mapped["Tags"] if not t["Key"].startswith("pointapp:")]
-                properties = exported["Properties"]
-                differences["template"] |= {name for name in set(mapped) | set(properties)
-                                            if mapped.get(name) != properties.get(name)}
-    assert set(seen) == set(DIFFERENCES) == set(cloudformation.SHAPES)
+                found(kind)["inputs"] |= set(shape.inputs(spec, item.desired))
+                _differences(shape, request, exported["Properties"], found(kind))
+        # the network's layout: the requests the network step's executor sends, for the same layout
+        for key, what, request, _ in cloudformation.network_requests(
+                spec, REGION, ZONES, lambda key, name, spec=spec: ownership_tags(spec, "network", key, name)):
+            shape = cloudformation.NETWORK_SHAPES[what]
+            exported = bodies["network"]["Resources"][cloudformation.logical_id(key)]
+            assert exported["Type"] == shape.type
+            _differences(shape, request, exported["Properties"], found(what))
+    assert set(seen) == set(DIFFERENCES) == set(cloudformation.SHAPES) | set(cloudformation.NETWORK_SHAPES)
     assert seen == {kind: {"inputs": set(), "dropped": set(), "template": set(), **DIFFERENCES[kind]} for kind in seen}
 
 
