@@ -230,3 +230,21 @@ def test_a_deletion_refused_past_the_bound_is_one_line(mocked: None) -> None:
     ec2_stub.assert_no_pending_responses()  # 81 tries: every 15 s for 20 minutes
     assert str(raised.value) == ("step network: subnet point-app-prod-subnet-private-db-1a: The subnet 'subnet-1' has "
                                  "dependencies and cannot be deleted. (DependencyViolation)")
+
+
+def test_down_of_some_steps_keeps_what_the_steps_left_standing_stand_on(aws_like: str) -> None:
+    staging = load_spec("staging")  # no deletion protection: only --only keeps the database here
+    pointapp.up(aws_like_context(aws_like, staging), only="network,database,bastion")
+    ctx = aws_like_context(aws_like, staging)
+    refused = refusals(ctx)
+    outcome = pointapp.down(ctx, only="network")
+    assert refused == [] and outcome.remaining == []
+    kept = {f"{c.step} {c.key}": c.args["why"] for c in outcome.kept}
+    assert kept["database instance"] == "the database step is not part of this down (--only network)"
+    assert kept["bastion instance"] == "the bastion step is not part of this down (--only network)"
+    assert {key.split(" ", 1)[1] for key in kept if key.startswith("network ")} >= {"subnet/db/0", "sg/db", "vpc"}
+    assert "network subnet/cache/0" not in kept  # nothing stands on it: deleted
+    # The database and the bastion stand as they were, and a full down then removes everything.
+    assert not [c for c in ctx.calls if c.service in ("rds",) and not c.operation.startswith(READ_PREFIXES)]
+    final = pointapp.down(aws_like_context(aws_like, staging))
+    assert final.kept == [] and final.remaining == []
