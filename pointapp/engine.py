@@ -62,14 +62,11 @@ def plan_destroy(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
 
 
 def _standing(chosen: list[Any]) -> list[Any]:
-    """The available steps not in ``chosen`` that build on one of them, directly or through another."""
-    reach = {step.name for step in chosen}
-    standing = []
-    for step in registry.STEPS:  # in registry order, a step comes after the steps it depends on
-        if step not in chosen and step.available and reach & set(step.depends_on):
-            reach.add(step.name)
-            standing.append(step)
-    return standing
+    """The available steps not in ``chosen`` that build on one of them. Only those that depend on a chosen
+    step directly: one that builds on a standing step only is left standing with it, kept whole."""
+    names = {step.name for step in chosen}
+    return [step for step in registry.STEPS
+            if step not in chosen and step.available and names & set(step.depends_on)]
 
 
 def apply(ctx: Context, planned: Plan, parallel: int = 1) -> Outcome:
