@@ -227,7 +227,7 @@ class TaskDefinition(Kind):
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         tags = {**found.tags, **changes.get("tags", {})}
-        if set(changes) == {"tags"}:  # revisions are tagged in place: no new revision for a tag
+        if set(changes) == {"tags"}:  # a revision takes tags in place (ECS API reference, TagResource): no new one
             ctx.client("ecs").tag_resource(resourceArn=found.id, tags=tags_as_aws(tags, lower=True))
             found.tags = tags
             return

@@ -269,3 +269,13 @@ def test_staging_may_send_through_the_identity_prod_owns_and_its_default_configu
     where = "arn:aws:ses:ap-northeast-1:123456789012"
     assert mail["Resource"] == [f"{where}:identity/example.com", f"{where}:configuration-set/point-app-prod-mail",
                                 f"{where}:configuration-set/point-app-staging-mail"]
+
+
+def test_a_new_tag_tags_the_latest_revision_in_place(built: Context) -> None:
+    tagged = make_context(load_spec("prod", {"tags": {"Project": "point-app", "CostCenter": "42"}}))
+    before = len(tagged.calls)
+    pointapp.up(tagged, only="service")
+    assert "RegisterTaskDefinition" not in [c.operation for c in tagged.calls[before:] if c.mutating]
+    answer = client("ecs").describe_task_definition(taskDefinition=FAMILY, include=["TAGS"])
+    assert answer["taskDefinition"]["revision"] == 1 and {"key": "CostCenter", "value": "42"} in answer["tags"]
+    up_is_idempotent(tagged, "service")
