@@ -335,7 +335,7 @@ SHAPES: dict[str, Shape] = {
                 "DBName", "MasterUsername", "ManageMasterUserPassword", "CopyTagsToSnapshot", "AutoMinorVersionUpgrade",
                 "EngineLifecycleSupport", "Tags"),
         "AllocatedStorage": ("AllocatedStorage", str), "VpcSecurityGroupIds": "VPCSecurityGroups"}},
-        # RDS takes a major version ("8.0": its latest minor); the template's parameter defaults to the spec's
+        # RDS takes a major version ("8.4": its latest minor); the template's parameter defaults to the spec's
         inputs=lambda spec, d: {"engine_version": {"Ref": "MysqlEngineVersion"}},
         template=lambda spec, d, r: {"EnableCloudwatchLogsExports": ["error", "slowquery"]},
         attributes=lambda spec, d, here: {"DependsOn": [here("subnet-group")], **_kept(spec.database.final_snapshot)}),
