@@ -22,7 +22,7 @@ from pointapp.errors import SpecError
 from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.steps import network
-from pointapp.steps.network import ALL_OUTBOUND, Permission
+from pointapp.steps.network import ALL_OUTBOUND
 
 #: Step groups, one template each, in deployment order.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -134,61 +134,76 @@ GITHUB_PROVIDER_ARN = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::Account
 # --- network -------------------------------------------------------------------------------------------
 
 
-def _permission(permission: Permission, description: str, local: Callable[[str], Any]) -> dict[str, Any]:
-    rule: dict[str, Any] = {"IpProtocol": permission.protocol}
-    if permission.protocol != "-1":
-        rule.update(FromPort=permission.from_port, ToPort=permission.to_port)
-    source = {"cidr": "CidrIp", "cidr6": "CidrIpv6", "prefix": "SourcePrefixListId"}.get(permission.source_kind)
-    if source:
-        rule[source] = permission.source
-    else:
-        rule["SourceSecurityGroupId"] = local(permission.source)
-    if description:
-        rule["Description"] = description
+def network_requests(spec: Spec, region: str, zones: Sequence[str], tags: Callable[[str, str], Mapping[str, str]]
+                     ) -> list[tuple[str, str, Request, dict[str, Any]]]:
+    """The network layout's create requests as the template makes them: ``(key, shape, request, attributes)``
+    in creation order, each id a Ref or Fn::GetAtt of the resource made for its key; ``tags(key, name)``."""
+    lay = network.layout(spec, region, zones)
+    names = lay.names()
+    addresses = {nat.address for nat in lay.nats}
+
+    def id(key: str) -> Any:
+        if key.startswith("sg/"):
+            return {"Fn::GetAtt": [logical_id(key), "GroupId"]}
+        if key in addresses:
+            return {"Fn::GetAtt": [logical_id(key), "AllocationId"]}
+        return {"Ref": logical_id(key)}
+
+    after = {"DependsOn": logical_id("igw/attachment")}  # what needs the internet gateway attached
+    found: list[tuple[str, str, Request, dict[str, Any]]] = [
+        ("vpc", "vpc", {"create_vpc": network.vpc_request(lay.vpc_cidr, tags("vpc", lay.vpc_name)),
+                        "modify_vpc_attribute": [network.dns_request(id, a) for a in network.DNS_ATTRIBUTES]}, {}),
+        ("igw", "internet-gateway", {"create_internet_gateway": network.igw_request(tags("igw", lay.igw_name))}, {}),
+        ("igw/attachment", "gateway-attachment", {"attach_internet_gateway": network.attach_request(id)}, {})]
+    for subnet in lay.subnets:
+        request: Request = {"create_subnet": network.subnet_request(id, subnet.cidr, subnet.zone, tags(subnet.key, subnet.name))}
+        if subnet.public:
+            request["modify_subnet_attribute"] = network.public_request(id, subnet.key, subnet.public)
+        found.append((subnet.key, "subnet", request, {}))
+    for nat in lay.nats:
+        found += [(nat.address, "elastic-ip", {"allocate_address": network.address_request(tags(nat.address, nat.address_name))},
+                   after),
+                  (nat.key, "nat-gateway", {"create_nat_gateway": network.nat_request(id, nat.subnet, nat.address,
+                                                                                     tags(nat.key, nat.name))}, {})]
+    for table in lay.route_tables:
+        found.append((table.key, "route-table", {"create_route_table": network.route_table_request(id, tags(table.key, table.name))},
+                      {}))
+        if table.target:
+            found.append((f"{table.key}/default", "route", {"create_route": network.route_request(id, table.key, table.target)},
+                          after))
+        found += [(f"{subnet}/association", "association",
+                   {"associate_route_table": network.association_request(id, table.key, subnet)}, {}) for subnet in table.subnets]
+    for group in lay.groups:
+        found.append((group.key, "security-group", {"create_security_group": network.security_group_request(
+            id, group.name, group.description, tags(group.key, names[group.key]))}, {}))
+        inbound = [(p, d) for p, d in sorted(group.permissions.items()) if p != ALL_OUTBOUND and p.direction == "ingress"]
+        found += [(f"{group.key}/in/{i}", "ingress", {"authorize_security_group_ingress": {
+            "GroupId": id(group.key), "IpPermissions": [network.ip_permission(id, permission, description)]}}, {})
+            for i, (permission, description) in enumerate(inbound)]
+    return found
+
+
+def _flat_rule(permissions: list[dict[str, Any]]) -> dict[str, Any]:
+    """One IpPermissions entry as AWS::EC2::SecurityGroupIngress spells it: one source, its description."""
+    entry = permissions[0]
+    rule = {key: entry[key] for key in ("IpProtocol", "FromPort", "ToPort") if key in entry}
+    for field, source, name in (("IpRanges", "CidrIp", "CidrIp"), ("Ipv6Ranges", "CidrIpv6", "CidrIpv6"),
+                                ("UserIdGroupPairs", "GroupId", "SourceSecurityGroupId"),
+                                ("PrefixListIds", "PrefixListId", "SourcePrefixListId")):
+        for item in entry.get(field, []):
+            rule[name] = item[source]
+            rule.update({"Description": item["Description"]} if "Description" in item else {})
     return rule
 
 
 def _network(spec: Spec, template: _Template, region: str, zones: Sequence[str]) -> None:
+    for key, shape_name, request, attributes in network_requests(spec, region, zones, lambda key, name: template_tags(spec, name)):
+        shape = NETWORK_SHAPES[shape_name]
+        template.add(key, shape.type, {**request_properties(shape, request), **shape.template(spec, request, template.ref)},
+                     **attributes)
     lay = network.layout(spec, region, zones)
-    add, ref = template.add, (lambda key: {"Ref": logical_id(key)})
-
-    def zone(name: str) -> str:
-        return name
-
-    add("vpc", "AWS::EC2::VPC", {"CidrBlock": lay.vpc_cidr, "EnableDnsHostnames": True, "EnableDnsSupport": True,
-                                 "Tags": _tags(spec, lay.vpc_name)})
-    add("igw", "AWS::EC2::InternetGateway", {"Tags": _tags(spec, lay.igw_name)})
-    attachment = add("igw/attachment", "AWS::EC2::VPCGatewayAttachment", {"VpcId": ref("vpc"), "InternetGatewayId": ref("igw")})
-    for subnet in lay.subnets:
-        add(subnet.key, "AWS::EC2::Subnet", {"VpcId": ref("vpc"), "CidrBlock": subnet.cidr, "AvailabilityZone": zone(subnet.zone),
-                                            "MapPublicIpOnLaunch": subnet.public, "Tags": _tags(spec, subnet.name)})
-    for nat in lay.nats:
-        add(nat.address, "AWS::EC2::EIP", {"Domain": "vpc", "Tags": _tags(spec, nat.address_name)}, DependsOn=attachment)
-        add(nat.key, "AWS::EC2::NatGateway", {"SubnetId": ref(nat.subnet),
-                                              "AllocationId": {"Fn::GetAtt": [logical_id(nat.address), "AllocationId"]},
-                                              "Tags": _tags(spec, nat.name)})
-    for table in lay.route_tables:
-        add(table.key, "AWS::EC2::RouteTable", {"VpcId": ref("vpc"), "Tags": _tags(spec, table.name)})
-        if table.target:
-            target = {"GatewayId": ref("igw")} if table.target == "igw" else {"NatGatewayId": ref(table.target)}
-            add(f"{table.key}/default", "AWS::EC2::Route", {"RouteTableId": ref(table.key),
-                                                            "DestinationCidrBlock": ANYWHERE_V4, **target},
-                DependsOn=attachment)
-        for subnet_key in table.subnets:
-            add(f"{subnet_key}/association", "AWS::EC2::SubnetRouteTableAssociation",
-                {"SubnetId": ref(subnet_key), "RouteTableId": ref(table.key)})
-    for group in lay.groups:
-        outbound = [{"IpProtocol": "-1", "CidrIp": ANYWHERE_V4, "Description": "all outbound"}]
-        add(group.key, "AWS::EC2::SecurityGroup", {"GroupName": group.name, "GroupDescription": group.description,
-                                                   "VpcId": ref("vpc"),
-                                                   "SecurityGroupEgress": outbound, "Tags": _tags(spec, group.name)})
-        inbound = [(p, d) for p, d in sorted(group.permissions.items()) if p != ALL_OUTBOUND and p.direction == "ingress"]
-        for i, (permission, description) in enumerate(inbound):
-            add(f"{group.key}/in/{i}", "AWS::EC2::SecurityGroupIngress",
-                {"GroupId": {"Fn::GetAtt": [logical_id(group.key), "GroupId"]},
-                 **_permission(permission, description, lambda key: {"Fn::GetAtt": [logical_id(key), "GroupId"]})})
     for key in ["vpc", *(s.key for s in lay.subnets), *(t.key for t in lay.route_tables)]:
-        template.export(key, ref(key))
+        template.export(key, {"Ref": logical_id(key)})
     for group in lay.groups:
         template.export(group.key, {"Fn::GetAtt": [logical_id(group.key), "GroupId"]})
 
@@ -226,13 +241,14 @@ class Shape:
     ``fields`` maps each operation of the request to a table of its fields, or, for an operation called once
     per item, to one :data:`Field` that takes the list of calls. ``inputs`` are the template's expressions of
     what the create learns only when it runs; ``template`` the properties only the template sets (or sets
-    otherwise); ``attributes`` the resource's DependsOn, DeletionPolicy, Condition.
+    otherwise: it gets the desired resource, or a network layout's request); ``attributes`` the resource's
+    DependsOn, DeletionPolicy, Condition.
     """
 
     type: str
     fields: Mapping[str, Mapping[str, Field] | Field]
     inputs: Callable[[Spec, Desired], Mapping[str, Any]] = _none
-    template: Callable[[Spec, Desired, Resolve], Mapping[str, Any]] = _none
+    template: Callable[[Spec, Any, Resolve], Mapping[str, Any]] = _none
     attributes: Callable[[Spec, Desired, Callable[[str], str]], Mapping[str, Any]] = _none
 
 
@@ -317,8 +333,7 @@ SHAPES: dict[str, Shape] = {
         **_same("DBInstanceIdentifier", "Engine", "EngineVersion", "DBInstanceClass", "StorageType", "StorageEncrypted",
                 "MultiAZ", "PubliclyAccessible", "DBSubnetGroupName", "BackupRetentionPeriod", "DeletionProtection",
                 "DBName", "MasterUsername", "ManageMasterUserPassword", "CopyTagsToSnapshot", "AutoMinorVersionUpgrade",
-                "EngineLifecycleSupport",
-                "Tags"),
+                "EngineLifecycleSupport", "Tags"),
         "AllocatedStorage": ("AllocatedStorage", str), "VpcSecurityGroupIds": "VPCSecurityGroups"}},
         # RDS takes a major version ("8.0": its latest minor); the template's parameter defaults to the spec's
         inputs=lambda spec, d: {"engine_version": {"Ref": "MysqlEngineVersion"}},
@@ -391,10 +406,81 @@ SHAPES: dict[str, Shape] = {
         "put_rule": {**_same("Name", "State", "Description", "Tags"), "EventPattern": ("EventPattern", json.loads)},
         "put_targets": {"Rule": "Name", "Targets": "Targets"}},
         attributes=lambda spec, d, here: {"DependsOn": [here("pipeline")]}),
+    "ses-configuration-set": Shape("AWS::SES::ConfigurationSet", {"create_configuration_set": {
+        **_same("Tags", "DeliveryOptions", "ReputationOptions", "SendingOptions"), "ConfigurationSetName": "Name"}}),
+    "ses-identity": Shape("AWS::SES::EmailIdentity", {"create_email_identity": {
+        **_same("EmailIdentity", "Tags"), "ConfigurationSetName": "ConfigurationSetAttributes.ConfigurationSetName"}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("configuration-set")]}),
+    "instance-profile": Shape("AWS::IAM::InstanceProfile", {
+        "create_instance_profile": {"InstanceProfileName": "InstanceProfileName", "Path": "Path", "Tags": None},
+        "add_role_to_instance_profile": {"InstanceProfileName": "InstanceProfileName", "RoleName": ("Roles", lambda role: [role])}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("role")]}),
+    "ec2-instance": Shape("AWS::EC2::Instance", {"run_instances": {
+        **_same("ImageId", "InstanceType", "SubnetId", "SecurityGroupIds", "MetadataOptions", "BlockDeviceMappings"),
+        "MinCount": None, "MaxCount": None, "IamInstanceProfile": ("IamInstanceProfile", lambda profile: profile["Name"]),
+        "TagSpecifications": ("", lambda specs: {"Tags": specs[0]["Tags"],
+                                                 "PropagateTagsToVolumeOnCreation": any(s["ResourceType"] == "volume" for s in specs)})}},
+        # the AMI the public SSM parameter names when the stack makes the instance, as the create reads it
+        inputs=lambda spec, d: {"image": f"{{{{resolve:ssm:{d.props['ami_parameter']}}}}}"},
+        template=lambda spec, d, r: {"Monitoring": False},
+        attributes=lambda spec, d, here: {"DependsOn": [here("profile")]}),
+    "secret": Shape("AWS::SecretsManager::Secret", {"create_secret": {
+        **_same("Name", "Description", "Tags"), "SecretString": None}},
+        inputs=lambda spec, d: {"value": None},  # Secrets Manager generates the value in the stack
+        template=lambda spec, d, r: {"GenerateSecretString": _generated_credentials()}),
+    "amplify-app": Shape("AWS::Amplify::App", {"create_app": {
+        **_camel("name", "description", "repository", "platform", "accessToken", "buildSpec", "customRules"),
+        "environmentVariables": ("EnvironmentVariables", lambda env: [{"Name": k, "Value": v} for k, v in env.items()]),
+        "enableBranchAutoBuild": None, "tags": TAGS}},
+        inputs=lambda spec, d: {"token": _token(d.props["token_from"]),
+                                **({"api_origin": "${Origin}"} if isinstance(d.props["api_origin"], Ref) else {})},
+        template=lambda spec, d, r: ({"CustomRules": _custom_rules(r(d.props["api_origin"]))}
+                                     if isinstance(d.props["api_origin"], Ref) else {})),
+    "amplify-branch": Shape("AWS::Amplify::Branch", {"create_branch": {
+        **_camel("appId", "branchName", "stage", "framework", "enableAutoBuild", "enablePullRequestPreview"),
+        "enableBasicAuth": "BasicAuthConfig.EnableBasicAuth", "basicAuthCredentials": None, "tags": TAGS}},
+        inputs=lambda spec, d: {"credentials": None} if d.props.get("basic_auth") else {},
+        template=lambda spec, d, r: {"BasicAuthConfig": _basic_auth_config()} if d.props.get("basic_auth") else {}),
+    "vpc-endpoint": Shape("AWS::EC2::VPCEndpoint", {"create_vpc_endpoint": {
+        **_same("VpcEndpointType", "VpcId", "SubnetIds", "SecurityGroupIds", "PrivateDnsEnabled", "RouteTableIds"),
+        "ServiceName": ("ServiceName", lambda name: {"Fn::Sub": name}),
+        "TagSpecifications": ("Tags", lambda specs: specs[0]["Tags"])}},
+        inputs=lambda spec, d: {"region": "${AWS::Region}"}),  # the stack's region, which names the service
     "flow-log": Shape("AWS::EC2::FlowLog", {"create_flow_logs": {
         **_same("ResourceType", "TrafficType", "LogDestinationType", "LogGroupName", "DeliverLogsPermissionArn"),
         "ResourceIds": ("ResourceId", lambda ids: ids[0]), "TagSpecifications": ("Tags", lambda specs: specs[0]["Tags"])}},
         attributes=lambda spec, d, here: {"DependsOn": [here("flow-logs/log-group")]}),
+}
+
+
+TAG_SPECIFICATIONS: Field = ("Tags", lambda specs: specs[0]["Tags"])  # EC2 tags a resource in its create call
+
+#: The network layout's resources (see :func:`network_requests`), by what they are. ``template`` gets the request.
+NETWORK_SHAPES: dict[str, Shape] = {
+    "vpc": Shape("AWS::EC2::VPC", {
+        "create_vpc": {"CidrBlock": "CidrBlock", "TagSpecifications": TAG_SPECIFICATIONS},
+        "modify_vpc_attribute": ("", lambda calls: {name: value["Value"] for call in calls
+                                                    for name, value in call.items() if name != "VpcId"})}),
+    "internet-gateway": Shape("AWS::EC2::InternetGateway", {"create_internet_gateway": {"TagSpecifications": TAG_SPECIFICATIONS}}),
+    "gateway-attachment": Shape("AWS::EC2::VPCGatewayAttachment", {"attach_internet_gateway": _same("InternetGatewayId", "VpcId")}),
+    "subnet": Shape("AWS::EC2::Subnet", {
+        "create_subnet": {**_same("VpcId", "CidrBlock", "AvailabilityZone"), "TagSpecifications": TAG_SPECIFICATIONS},
+        "modify_subnet_attribute": {"SubnetId": None, "MapPublicIpOnLaunch": ("MapPublicIpOnLaunch", lambda value: value["Value"])}},
+        # the step leaves a private subnet's MapPublicIpOnLaunch at its default, false; the template says so
+        template=lambda spec, request, r: {} if "modify_subnet_attribute" in request else {"MapPublicIpOnLaunch": False}),
+    "elastic-ip": Shape("AWS::EC2::EIP", {"allocate_address": {"Domain": "Domain", "TagSpecifications": TAG_SPECIFICATIONS}}),
+    "nat-gateway": Shape("AWS::EC2::NatGateway", {"create_nat_gateway": {
+        **_same("SubnetId", "AllocationId", "ConnectivityType"), "TagSpecifications": TAG_SPECIFICATIONS}}),
+    "route-table": Shape("AWS::EC2::RouteTable", {"create_route_table": {"VpcId": "VpcId", "TagSpecifications": TAG_SPECIFICATIONS}}),
+    "route": Shape("AWS::EC2::Route", {"create_route": _same("RouteTableId", "DestinationCidrBlock", "GatewayId", "NatGatewayId")}),
+    "association": Shape("AWS::EC2::SubnetRouteTableAssociation", {"associate_route_table": _same("RouteTableId", "SubnetId")}),
+    "security-group": Shape("AWS::EC2::SecurityGroup", {"create_security_group": {
+        **_same("GroupName", "VpcId"), "Description": "GroupDescription", "TagSpecifications": TAG_SPECIFICATIONS}},
+        # EC2 gives a new group the all-outbound rule; the template writes it out, with a description
+        template=lambda spec, request, r: {"SecurityGroupEgress": [
+            {"IpProtocol": "-1", "CidrIp": ANYWHERE_V4, "Description": "all outbound"}]}),
+    "ingress": Shape("AWS::EC2::SecurityGroupIngress", {"authorize_security_group_ingress": {
+        "GroupId": "GroupId", "IpPermissions": ("", _flat_rule)}}),
 }
 
 
@@ -416,49 +502,7 @@ def resource(spec: Spec, kind: Kind, desired: Desired, resolve: Resolve, here: C
     return shape.type, properties, dict(shape.attributes(spec, desired, here))
 
 
-# --- the resource steps not yet built from their create request: one converter per kind ----------------
-
-
-Converter = Callable[[Spec, Desired, Callable[[Any], Any]], tuple[str, dict[str, Any], dict[str, Any]]]
-
-
-def _endpoint(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    service = {"Fn::Sub": f"com.amazonaws.${{AWS::Region}}.{props['service']}"}
-    body: dict[str, Any] = {"VpcEndpointType": props["type"], "VpcId": r(props["vpc"]), "ServiceName": service}
-    if props["type"] == "Interface":
-        body.update(SubnetIds=r(props["subnets"]), SecurityGroupIds=r(props["groups"]), PrivateDnsEnabled=True)
-    else:
-        body["RouteTableIds"] = r(props["route_tables"])
-    return "AWS::EC2::VPCEndpoint", body, {}
-
-
-def _configuration_set(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::SES::ConfigurationSet", {"Name": d.name, "DeliveryOptions": {"TlsPolicy": d.props["tls"]},
-                                          "ReputationOptions": {"ReputationMetricsEnabled": True}}, {}
-
-
-def _identity(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    return "AWS::SES::EmailIdentity", {"EmailIdentity": d.name, "ConfigurationSetAttributes": {
-        "ConfigurationSetName": {"Ref": logical_id("configuration-set")}}}, {}
-
-
-def _instance_profile(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    from pointapp.kinds import role_path
-
-    return "AWS::IAM::InstanceProfile", {"InstanceProfileName": d.name, "Path": role_path(spec),
-                                         "Roles": [{"Ref": logical_id("role")}]}, {}
-
-
-def _instance(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    return "AWS::EC2::Instance", {
-        "ImageId": f"{{{{resolve:ssm:{props['ami_parameter']}}}}}", "InstanceType": props["instance_type"],
-        "SubnetId": r(props["subnet"]), "SecurityGroupIds": r(props["groups"]),
-        "IamInstanceProfile": {"Ref": logical_id("profile")}, "Monitoring": False,
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
-        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeType": "gp3"}}],
-        "Tags": _tags(spec, d.name)}, {}
+# --- what a template expresses its own way ---------------------------------------------------------------
 
 
 def _container(spec: Spec) -> dict[str, Any]:
@@ -483,13 +527,12 @@ def _container(spec: Spec) -> dict[str, Any]:
                                 {"Ref": "AWS::Region"}, data)  # type: ignore[arg-type]
 
 
-def _secret(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _generated_credentials() -> dict[str, Any]:
+    """The basic-auth credentials, generated by Secrets Manager in the stack: the fixed user and a password."""
     from pointapp.steps.frontend import BASIC_AUTH_USER
 
-    return "AWS::SecretsManager::Secret", {"Name": d.name, "Description": d.detail, "GenerateSecretString": {
-        "SecretStringTemplate": json.dumps({"username": BASIC_AUTH_USER}), "GenerateStringKey": "password",
-        "PasswordLength": 32, "ExcludePunctuation": True}, "Tags": _tags(spec, d.name)}, {}
-
+    return {"SecretStringTemplate": json.dumps({"username": BASIC_AUTH_USER}), "GenerateStringKey": "password",
+            "PasswordLength": 32, "ExcludePunctuation": True}
 
 def _token(where: str) -> Any:
     """The repository token, never in the template: a Secrets Manager dynamic reference, or (an SSM
@@ -498,14 +541,6 @@ def _token(where: str) -> Any:
         secret = where.split(":", 1)[1] if where.startswith("secretsmanager:") else where
         return f"{{{{resolve:secretsmanager:{secret}}}}}"
     return {"Ref": "RepositoryAccessToken"}
-
-
-def _amplify_app(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = r(d.props)
-    return "AWS::Amplify::App", {
-        "Name": d.name, "Repository": props["repository"], "AccessToken": _token(props["token_from"]),
-        "BuildSpec": props["build_spec"], "EnvironmentVariables": [{"Name": k, "Value": v} for k, v in props["environment"].items()],
-        "CustomRules": _custom_rules(props["api_origin"]), "Tags": _tags(spec, d.name)}, {}
 
 
 def _custom_rules(origin: Any) -> list[dict[str, Any]]:
@@ -517,25 +552,14 @@ def _custom_rules(origin: Any) -> list[dict[str, Any]]:
             for r in custom_rules("${Origin}")]
 
 
-def _amplify_branch(spec: Spec, d: Desired, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    props = d.props
-    body: dict[str, Any] = {"AppId": {"Fn::GetAtt": [logical_id("app"), "AppId"]}, "BranchName": d.name,
-                            "Stage": props["stage"], "EnablePullRequestPreview": props["previews"], "EnableAutoBuild": True,
-                            "Tags": _tags(spec, d.name)}
-    if props.get("basic_auth"):
-        def field(name: str) -> dict[str, str]:  # resolved by CloudFormation from the generated secret
-            return {"Fn::Sub": f"{{{{resolve:secretsmanager:${{{logical_id('basic-auth')}}}:SecretString:{name}}}}}"}
+def _basic_auth_config() -> dict[str, Any]:
+    """The staging branch's basic auth, its user and password resolved by CloudFormation from the generated secret."""
+    def field(name: str) -> dict[str, str]:
+        return {"Fn::Sub": f"{{{{resolve:secretsmanager:${{{logical_id('basic-auth')}}}:SecretString:{name}}}}}"}
 
-        body["BasicAuthConfig"] = {"EnableBasicAuth": True, "Username": field("username"), "Password": field("password")}
-    return "AWS::Amplify::Branch", body, {}
+    return {"EnableBasicAuth": True, "Username": field("username"), "Password": field("password")}
 
 
-CONVERTERS: dict[str, Converter] = {
-    "secret": _secret, "amplify-app": _amplify_app, "amplify-branch": _amplify_branch,
-    "vpc-endpoint": _endpoint,
-    "ses-configuration-set": _configuration_set, "ses-identity": _identity,
-    "instance-profile": _instance_profile, "ec2-instance": _instance,
-}
 
 
 @dataclass(frozen=True)
@@ -596,10 +620,7 @@ def exported_resources(spec: Spec, group: str) -> list[Exported]:
 
 def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> None:
     for item in _exported(spec, template, steps):
-        if item.desired.kind in SHAPES:
-            kind, properties, extra = resource(spec, item.kind, item.desired, item.resolve, item.here)
-        else:
-            kind, properties, extra = CONVERTERS[item.desired.kind](spec, item.desired, item.resolve)
+        kind, properties, extra = resource(spec, item.kind, item.desired, item.resolve, item.here)
         template.body["Resources"][item.logical] = {"Type": kind, "Properties": properties, **extra}
 
 

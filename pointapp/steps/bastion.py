@@ -15,7 +15,19 @@ from typing import Any
 from pointapp.errors import PointappError
 from pointapp.kinds import Role, role_path, tags_as_aws, trust_policy
 from pointapp.plan import Table
-from pointapp.resources import INSTANCE_PROFILE, Arn, Desired, Found, Kind, Ref, ResourceStep, ignore_codes, retry_new_role, wait_for
+from pointapp.resources import (
+    INSTANCE_PROFILE,
+    Arn,
+    Desired,
+    Found,
+    Kind,
+    Ref,
+    Request,
+    ResourceStep,
+    ignore_codes,
+    retry_new_role,
+    wait_for,
+)
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, owner_filters, tag_specifications
 
@@ -41,11 +53,15 @@ class InstanceProfile(Kind):
         roles = [r["RoleName"] for r in found.raw.get("Roles", [])]
         return {} if roles == [props["role"]] else {"role": props["role"]}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_instance_profile": dict(InstanceProfileName=desired.name, Path=role_path(spec), Tags=tags_as_aws(tags)),
+                "add_role_to_instance_profile": dict(InstanceProfileName=desired.name, RoleName=props["role"])}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         iam = ctx.client("iam")
-        profile = iam.create_instance_profile(InstanceProfileName=desired.name, Path=role_path(ctx.spec),
-                                              Tags=tags_as_aws(tags))["InstanceProfile"]
-        iam.add_role_to_instance_profile(InstanceProfileName=desired.name, RoleName=props["role"])
+        request = self.request(ctx.spec, desired, props, tags)
+        profile = iam.create_instance_profile(**request["create_instance_profile"])["InstanceProfile"]
+        iam.add_role_to_instance_profile(**request["add_role_to_instance_profile"])
         return Found(self.name, desired.key, desired.name, dict(tags), {**profile, "Roles": [{"RoleName": props["role"]}]})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -102,19 +118,23 @@ class Instance(Kind):
             changes["profile"] = props["profile"]
         return changes
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        ec2 = ctx.client("ec2")
-        image = ctx.client("ssm").get_parameter(Name=props["ami_parameter"])["Parameter"]["Value"]
-        ctx.say(f"    AMI {image} from {props['ami_parameter']}")
-        args = {
-            "ImageId": image, "InstanceType": props["instance_type"], "MinCount": 1, "MaxCount": 1,
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        """``props["image"]`` is the AMI the SSM parameter names when the instance is made."""
+        return {"run_instances": {
+            "ImageId": props["image"], "InstanceType": props["instance_type"], "MinCount": 1, "MaxCount": 1,
             "SubnetId": props["subnet"], "SecurityGroupIds": list(props["groups"]),
             "IamInstanceProfile": {"Name": props["profile"]},
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
             "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": 8,
                                                                       "DeleteOnTermination": True}}],
             "TagSpecifications": tag_specifications("instance", tags) + tag_specifications("volume", tags),
-        }
+        }}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ec2 = ctx.client("ec2")
+        image = ctx.client("ssm").get_parameter(Name=props["ami_parameter"])["Parameter"]["Value"]
+        ctx.say(f"    AMI {image} from {props['ami_parameter']}")
+        args = self.request(ctx.spec, desired, {**props, "image": image}, tags)["run_instances"]
         instance = retry_new_role(ctx, INSTANCE_PROFILE, props["profile"],
                                   lambda: ec2.run_instances(**args)["Instances"][0])
         wait_for(ctx, ec2, "instance_running", f"bastion {desired.name} ({instance['InstanceId']}) to run",

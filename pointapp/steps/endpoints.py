@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep
+from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep
 from pointapp.spec import Spec
 from pointapp.steps.network import route_table_keys
 from pointapp.tags import KEY, from_aws_tags, owner_filters, tag_specifications
@@ -27,10 +27,6 @@ class VpcEndpoint(Kind):
         return [Found(self.name, from_aws_tags(e.get("Tags"))[KEY], e["VpcEndpointId"], from_aws_tags(e.get("Tags")), e)
                 for page in pages for e in page["VpcEndpoints"]
                 if e.get("State", "").lower() not in ("deleting", "deleted")]
-
-    @staticmethod
-    def _service_name(ctx: Any, props: Mapping[str, Any]) -> str:
-        return f"com.amazonaws.{ctx.target.region}.{props['service']}"
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         raw = found.raw
@@ -54,16 +50,21 @@ class VpcEndpoint(Kind):
             del current["private_dns"], wanted["private_dns"]
         return {key: value for key, value in wanted.items() if current[key] != value}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        """``props["region"]`` is the target's region, which names the service."""
         args: dict[str, Any] = {"VpcEndpointType": props["type"], "VpcId": props["vpc"],
-                                "ServiceName": self._service_name(ctx, props),
+                                "ServiceName": f"com.amazonaws.{props['region']}.{props['service']}",
                                 "TagSpecifications": tag_specifications("vpc-endpoint", tags)}
         if props["type"] == "Interface":
             args.update(SubnetIds=list(props["subnets"]), SecurityGroupIds=list(props["groups"]),
                         PrivateDnsEnabled=True)
         else:
             args.update(RouteTableIds=list(props["route_tables"]))
-        endpoint = ctx.client("ec2").create_vpc_endpoint(**args)["VpcEndpoint"]
+        return {"create_vpc_endpoint": args}
+
+    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        request = self.request(ctx.spec, desired, {**props, "region": ctx.target.region}, tags)["create_vpc_endpoint"]
+        endpoint = ctx.client("ec2").create_vpc_endpoint(**request)["VpcEndpoint"]
         return Found(self.name, desired.key, endpoint["VpcEndpointId"], dict(tags), endpoint)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,

@@ -25,7 +25,7 @@ import yaml
 
 from pointapp.errors import PointappError
 from pointapp.kinds import tags_as_aws
-from pointapp.resources import Desired, Found, Kind, Ref, ResourceStep, arn_service, client_error_code, ignore_codes
+from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, is_owned
 
@@ -64,10 +64,15 @@ class Secret(Kind):
             return []
         return [Found(self.name, tags[KEY], raw["ARN"], tags, raw)]
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        """``props["value"]`` is the value the create generates."""
+        return {"create_secret": dict(Name=desired.name, SecretString=props["value"], Description=desired.detail,
+                                      Tags=tags_as_aws(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         value = json.dumps({"username": BASIC_AUTH_USER, "password": secrets.token_urlsafe(24)})
-        raw = ctx.client("secretsmanager").create_secret(Name=desired.name, SecretString=value,
-                                                         Description=desired.detail, Tags=tags_as_aws(tags))
+        raw = ctx.client("secretsmanager").create_secret(
+            **self.request(ctx.spec, desired, {**props, "value": value}, tags)["create_secret"])
         return Found(self.name, desired.key, raw["ARN"], dict(tags), {"ARN": raw["ARN"], "Name": desired.name})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -133,12 +138,17 @@ class App(AmplifyKind):
             changes["repository"] = props["repository"]
         return changes
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        """``props["token"]`` is the repository token the create reads."""
+        return {"create_app": dict(
+            name=desired.name, description=desired.detail[:1000], repository=props["repository"], platform="WEB",
+            accessToken=props["token"], buildSpec=props["build_spec"], environmentVariables=dict(props["environment"]),
+            enableBranchAutoBuild=False, customRules=custom_rules(props["api_origin"]), tags=dict(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         token = _read_token(ctx, props["token_from"])
         app = ctx.client("amplify").create_app(
-            name=desired.name, description=desired.detail[:1000], repository=props["repository"], platform="WEB",
-            accessToken=token, buildSpec=props["build_spec"], environmentVariables=dict(props["environment"]),
-            enableBranchAutoBuild=False, customRules=custom_rules(props["api_origin"]), tags=dict(tags))["app"]
+            **self.request(ctx.spec, desired, {**props, "token": token}, tags)["create_app"])["app"]
         return Found(self.name, desired.key, app["appId"], dict(tags), app)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -204,16 +214,26 @@ class Branch(AmplifyKind):
         wanted = {"stage": props["stage"], "previews": props["previews"], "basic_auth": bool(props.get("basic_auth"))}
         return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
 
-    def _settings(self, ctx: Any, props: Mapping[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _settings(props: Mapping[str, Any]) -> dict[str, Any]:
         settings: dict[str, Any] = {"stage": props["stage"], "framework": "React", "enableAutoBuild": True,
                                     "enablePullRequestPreview": props["previews"]}
         if props.get("basic_auth"):
-            settings.update(enableBasicAuth=True, basicAuthCredentials=_basic_auth(ctx, props["basic_auth"]))
+            settings.update(enableBasicAuth=True, basicAuthCredentials=props["credentials"])
         return settings
 
+    @staticmethod
+    def _with_credentials(ctx: Any, props: Mapping[str, Any]) -> dict[str, Any]:
+        """The props and, for a branch behind basic auth, the credentials read from its secret."""
+        return {**props, "credentials": _basic_auth(ctx, props["basic_auth"])} if props.get("basic_auth") else dict(props)
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        """``props["credentials"]`` are the basic-auth credentials the create reads from the secret."""
+        return {"create_branch": dict(appId=props["app"], branchName=desired.name, tags=dict(tags), **self._settings(props))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        branch = ctx.client("amplify").create_branch(appId=props["app"], branchName=desired.name, tags=dict(tags),
-                                                     **self._settings(ctx, props))["branch"]
+        branch = ctx.client("amplify").create_branch(
+            **self.request(ctx.spec, desired, self._with_credentials(ctx, props), tags)["create_branch"])["branch"]
         return Found(self.name, desired.key, desired.name, dict(tags), {**branch, "appId": props["app"]})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -222,7 +242,7 @@ class Branch(AmplifyKind):
         if "tags" in changes:
             amplify.tag_resource(resourceArn=found.raw["branchArn"], tags=dict(changes["tags"]))
         if set(changes) - {"tags"}:
-            amplify.update_branch(appId=props["app"], branchName=found.id, **self._settings(ctx, props))
+            amplify.update_branch(appId=props["app"], branchName=found.id, **self._settings(self._with_credentials(ctx, props)))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         return None  # deleted with the app
@@ -247,9 +267,12 @@ class FirstBuild(AmplifyKind):
                                                maxResults=1)["jobSummaries"]
         return [Found(self.name, "first-build", jobs[0]["jobId"], {**app.tags, KEY: "first-build"}, jobs[0])] if jobs else []
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"start_job": dict(appId=props["app"], branchName=props["branch"], jobType="RELEASE",
+                                  jobReason="first build, started by pointapp")}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        job = ctx.client("amplify").start_job(appId=props["app"], branchName=props["branch"], jobType="RELEASE",
-                                              jobReason="first build, started by pointapp")["jobSummary"]
+        job = ctx.client("amplify").start_job(**self.request(ctx.spec, desired, props, tags)["start_job"])["jobSummary"]
         ctx.say(f"    build {job['jobId']} of {props['branch']} started; Amplify builds later pushes by itself")
         return Found(self.name, desired.key, job["jobId"], dict(tags), job)
 

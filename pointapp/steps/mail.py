@@ -13,7 +13,7 @@ from typing import Any
 
 from pointapp.kinds import arn_of, tags_as_aws
 from pointapp.plan import Table
-from pointapp.resources import Desired, Found, Kind, ResourceStep, ignore_codes
+from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import from_aws_tags
 
@@ -50,12 +50,16 @@ class ConfigurationSet(Kind):
         policy = found.raw.get("DeliveryOptions", {}).get("TlsPolicy")
         return {} if policy == props["tls"] else {"tls": props["tls"]}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_configuration_set": dict(
+            ConfigurationSetName=desired.name, Tags=tags_as_aws(tags), DeliveryOptions={"TlsPolicy": props["tls"]},
+            ReputationOptions={"ReputationMetricsEnabled": True}, SendingOptions={"SendingEnabled": True})}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        options = {"DeliveryOptions": {"TlsPolicy": props["tls"]},
-                   "ReputationOptions": {"ReputationMetricsEnabled": True},
-                   "SendingOptions": {"SendingEnabled": True}}
-        ctx.client("sesv2").create_configuration_set(ConfigurationSetName=desired.name, Tags=tags_as_aws(tags), **options)
-        return Found(self.name, desired.key, desired.name, dict(tags), {"ConfigurationSetName": desired.name, **options})
+        request = self.request(ctx.spec, desired, props, tags)["create_configuration_set"]
+        ctx.client("sesv2").create_configuration_set(**request)
+        return Found(self.name, desired.key, desired.name, dict(tags),
+                     {key: value for key, value in request.items() if key != "Tags"})
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -90,10 +94,13 @@ class EmailIdentity(Kind):
         current = found.raw.get("ConfigurationSetName")
         return {} if current == props["configuration_set"] else {"configuration_set": props["configuration_set"]}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_email_identity": dict(EmailIdentity=desired.name, ConfigurationSetName=props["configuration_set"],
+                                              Tags=tags_as_aws(tags))}
+
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         sesv2 = ctx.client("sesv2")
-        raw = sesv2.create_email_identity(EmailIdentity=desired.name, ConfigurationSetName=props["configuration_set"],
-                                          Tags=tags_as_aws(tags))
+        raw = sesv2.create_email_identity(**self.request(ctx.spec, desired, props, tags)["create_email_identity"])
         if "@" in desired.name:
             ctx.say(f"    SES mailed a verification link to {desired.name}: open it to finish")
         return Found(self.name, desired.key, desired.name, dict(tags),

@@ -602,6 +602,85 @@ def resource_count(spec: Spec, observed: NetworkState) -> int:
 _ALREADY_DONE = {"InvalidPermission.Duplicate", "Resource.AlreadyAssociated", "RouteAlreadyExists"}
 
 
+# --- the create requests: one per call, for the executor and the CloudFormation export -----------------
+# ``id`` gives the id of a layout key: the executor's ids, or the template's Ref or Fn::GetAtt.
+
+Id = Callable[[str], Any]
+
+
+def vpc_request(cidr: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    return dict(CidrBlock=cidr, TagSpecifications=tag_specifications("vpc", tags))
+
+
+#: The VPC attributes the network turns on (DNS resolution, then DNS host names), one ModifyVpcAttribute each.
+DNS_ATTRIBUTES = ("enableDnsSupport", "enableDnsHostnames")
+
+
+def dns_request(id: Id, attribute: str) -> dict[str, Any]:
+    return {"VpcId": id("vpc"), attribute[0].upper() + attribute[1:]: {"Value": True}}
+
+
+def igw_request(tags: Mapping[str, str]) -> dict[str, Any]:
+    return dict(TagSpecifications=tag_specifications("internet-gateway", tags))
+
+
+def attach_request(id: Id) -> dict[str, Any]:
+    return dict(InternetGatewayId=id("igw"), VpcId=id("vpc"))
+
+
+def subnet_request(id: Id, cidr: str, zone: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    return dict(VpcId=id("vpc"), CidrBlock=cidr, AvailabilityZone=zone, TagSpecifications=tag_specifications("subnet", tags))
+
+
+def public_request(id: Id, key: str, public: bool) -> dict[str, Any]:
+    return dict(SubnetId=id(key), MapPublicIpOnLaunch={"Value": public})
+
+
+def address_request(tags: Mapping[str, str]) -> dict[str, Any]:
+    return dict(Domain="vpc", TagSpecifications=tag_specifications("elastic-ip", tags))
+
+
+def nat_request(id: Id, subnet: str, address: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    return dict(SubnetId=id(subnet), AllocationId=id(address), ConnectivityType="public",
+                TagSpecifications=tag_specifications("natgateway", tags))
+
+
+def route_table_request(id: Id, tags: Mapping[str, str]) -> dict[str, Any]:
+    return dict(VpcId=id("vpc"), TagSpecifications=tag_specifications("route-table", tags))
+
+
+def route_request(id: Id, table: str, target: str) -> dict[str, Any]:
+    """The default route of ``table`` to the internet gateway or a NAT gateway (``target``, a key)."""
+    to = {"NatGatewayId": id(target)} if target.startswith("nat/") else {"GatewayId": id(target)}
+    return dict(RouteTableId=id(table), DestinationCidrBlock=ANYWHERE_V4, **to)
+
+
+def association_request(id: Id, table: str, subnet: str) -> dict[str, Any]:
+    return dict(RouteTableId=id(table), SubnetId=id(subnet))
+
+
+def security_group_request(id: Id, name: str, description: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    return dict(GroupName=name, Description=description, VpcId=id("vpc"),
+                TagSpecifications=tag_specifications("security-group", tags))
+
+
+def ip_permission(id: Id, permission: Permission, description: str = "") -> dict[str, Any]:
+    """One permission as IpPermissions holds it; a group source is a key (``id`` gives its id) or an id."""
+    entry: dict[str, Any] = {"IpProtocol": permission.protocol}
+    if permission.protocol != "-1":
+        entry.update(FromPort=permission.from_port, ToPort=permission.to_port)
+    described = {"Description": description} if description else {}
+    if permission.source_kind == "cidr":
+        entry["IpRanges"] = [{"CidrIp": permission.source, **described}]
+    elif permission.source_kind == "cidr6":
+        entry["Ipv6Ranges"] = [{"CidrIpv6": permission.source, **described}]
+    elif permission.source_kind == "group":
+        entry["UserIdGroupPairs"] = [{"GroupId": id(permission.source), **described}]
+    else:
+        entry["PrefixListIds"] = [{"PrefixListId": permission.source, **described}]
+    return entry
+
+
 class _Executor:
     def __init__(self, ctx: Any, observed: NetworkState) -> None:
         self.ctx = ctx
@@ -615,7 +694,7 @@ class _Executor:
         self.nats_deleting: list[tuple[str, str]] = [(f.name, f.id) for f in observed.nats_deleting]
         self.warnings: list[str] = []
         self.deleted: set[str] = set()
-        self.gone_interfaces = set(observed.gone_nat_interfaces)  # what the emulator leaves of deleted NAT gateways
+        self.gone_interfaces = set(observed.gone_nat_interfaces)  # those of NAT gateways that are deleted
 
     def run(self, changes: Sequence[Change], defer: bool = False) -> list[str]:
         """Carry out ``changes`` in order. With ``defer``, a route to a NAT gateway that is not available yet
@@ -675,53 +754,47 @@ class _Executor:
     # creation
 
     def op_create_vpc(self, change: Change) -> None:
-        vpc = self.ec2.create_vpc(CidrBlock=change.args["cidr"], TagSpecifications=tag_specifications("vpc", change.args["tags"]))
+        vpc = self.ec2.create_vpc(**vpc_request(change.args["cidr"], change.args["tags"]))
         self.ids["vpc"] = vpc["Vpc"]["VpcId"]
         self.ec2.get_waiter("vpc_available").wait(VpcIds=[self.ids["vpc"]],
                                                   WaiterConfig={"Delay": self.ctx.wait_delay(5), "MaxAttempts": 60})
-        self._dns(["enableDnsSupport", "enableDnsHostnames"])
+        self._dns(DNS_ATTRIBUTES)
 
     def op_set_vpc_dns(self, change: Change) -> None:
         self._dns(change.args["attributes"])
 
     def _dns(self, attributes: Iterable[str]) -> None:
         for attribute in attributes:
-            name = attribute[0].upper() + attribute[1:]
-            self.ec2.modify_vpc_attribute(VpcId=self.id("vpc"), **{name: {"Value": True}})
+            self.ec2.modify_vpc_attribute(**dns_request(self.id, attribute))
 
     def op_tag(self, change: Change) -> None:
         self.ec2.create_tags(Resources=[self.id(change.key)],
                              Tags=[{"Key": k, "Value": v} for k, v in change.args["tags"].items()])
 
     def op_create_igw(self, change: Change) -> None:
-        igw = self.ec2.create_internet_gateway(TagSpecifications=tag_specifications("internet-gateway", change.args["tags"]))
+        igw = self.ec2.create_internet_gateway(**igw_request(change.args["tags"]))
         self.ids["igw"] = igw["InternetGateway"]["InternetGatewayId"]
         self.op_attach_igw(change)
 
     def op_attach_igw(self, change: Change) -> None:
-        self.ec2.attach_internet_gateway(InternetGatewayId=self.id("igw"), VpcId=self.id("vpc"))
+        self.ec2.attach_internet_gateway(**attach_request(self.id))
 
     def op_create_subnet(self, change: Change) -> None:
-        subnet = self.ec2.create_subnet(VpcId=self.id("vpc"), CidrBlock=change.args["cidr"],
-                                        AvailabilityZone=change.args["zone"],
-                                        TagSpecifications=tag_specifications("subnet", change.args["tags"]))
+        subnet = self.ec2.create_subnet(**subnet_request(self.id, change.args["cidr"], change.args["zone"], change.args["tags"]))
         self.ids[change.key] = subnet["Subnet"]["SubnetId"]
         if change.args["public"]:
             self.op_set_subnet_public(change)
 
     def op_set_subnet_public(self, change: Change) -> None:
-        self.ec2.modify_subnet_attribute(SubnetId=self.id(change.key),
-                                         MapPublicIpOnLaunch={"Value": change.args["public"]})
+        self.ec2.modify_subnet_attribute(**public_request(self.id, change.key, change.args["public"]))
 
     def op_allocate_address(self, change: Change) -> None:
-        address = self.ec2.allocate_address(Domain="vpc",
-                                            TagSpecifications=tag_specifications("elastic-ip", change.args["tags"]))
+        address = self.ec2.allocate_address(**address_request(change.args["tags"]))
         self.ids[change.key] = address["AllocationId"]
 
     def op_create_nat(self, change: Change) -> None:
-        nat = self.ec2.create_nat_gateway(SubnetId=self.id(change.args["subnet"]),
-                                          AllocationId=self.id(change.args["address"]), ConnectivityType="public",
-                                          TagSpecifications=tag_specifications("natgateway", change.args["tags"]))
+        nat = self.ec2.create_nat_gateway(**nat_request(self.id, change.args["subnet"], change.args["address"],
+                                                        change.args["tags"]))
         self.ids[change.key] = nat["NatGateway"]["NatGatewayId"]
         self.nats_pending.append((change.name, self.ids[change.key]))
 
@@ -755,29 +828,25 @@ class _Executor:
         self.ctx.say(f"  NAT gateway {names} {state} after {time.monotonic() - started:.0f}s")
 
     def op_create_route_table(self, change: Change) -> None:
-        table = self.ec2.create_route_table(VpcId=self.id("vpc"),
-                                            TagSpecifications=tag_specifications("route-table", change.args["tags"]))
+        table = self.ec2.create_route_table(**route_table_request(self.id, change.args["tags"]))
         self.ids[change.key] = table["RouteTable"]["RouteTableId"]
 
-    def _route_target(self, target: str) -> dict[str, str]:
-        if target.startswith("nat/"):
+    def _route(self, change: Change) -> dict[str, Any]:
+        if change.args["target"].startswith("nat/"):
             self.await_nats()
-            return {"NatGatewayId": self.id(target)}
-        return {"GatewayId": self.id(target)}
+        return route_request(self.id, change.key, change.args["target"])
 
     def op_create_route(self, change: Change) -> None:
-        self.ec2.create_route(RouteTableId=self.id(change.key), DestinationCidrBlock=ANYWHERE_V4,
-                              **self._route_target(change.args["target"]))
+        self.ec2.create_route(**self._route(change))
 
     def op_replace_route(self, change: Change) -> None:
-        self.ec2.replace_route(RouteTableId=self.id(change.key), DestinationCidrBlock=ANYWHERE_V4,
-                               **self._route_target(change.args["target"]))
+        self.ec2.replace_route(**self._route(change))
 
     def op_delete_route(self, change: Change) -> None:
         self.ec2.delete_route(RouteTableId=self.id(change.key), DestinationCidrBlock=ANYWHERE_V4)
 
     def op_associate(self, change: Change) -> None:
-        self.ec2.associate_route_table(RouteTableId=self.id(change.key), SubnetId=self.id(change.args["subnet"]))
+        self.ec2.associate_route_table(**association_request(self.id, change.key, change.args["subnet"]))
 
     def op_reassociate(self, change: Change) -> None:
         self.ec2.replace_route_table_association(AssociationId=change.args["association"],
@@ -785,25 +854,11 @@ class _Executor:
 
     def op_create_security_group(self, change: Change) -> None:
         group = self.ec2.create_security_group(
-            GroupName=change.name, Description=change.args["description"], VpcId=self.id("vpc"),
-            TagSpecifications=tag_specifications("security-group", change.args["tags"]))
+            **security_group_request(self.id, change.name, change.args["description"], change.args["tags"]))
         self.ids[change.key] = group["GroupId"]
 
     def _ip_permission(self, permission: Permission, description: str = "") -> dict[str, Any]:
-        entry: dict[str, Any] = {"IpProtocol": permission.protocol}
-        if permission.protocol != "-1":
-            entry.update(FromPort=permission.from_port, ToPort=permission.to_port)
-        described = {"Description": description} if description else {}
-        if permission.source_kind == "cidr":
-            entry["IpRanges"] = [{"CidrIp": permission.source, **described}]
-        elif permission.source_kind == "cidr6":
-            entry["Ipv6Ranges"] = [{"CidrIpv6": permission.source, **described}]
-        elif permission.source_kind == "group":
-            group_id = self.ids.get(permission.source, permission.source)
-            entry["UserIdGroupPairs"] = [{"GroupId": group_id, **described}]
-        else:
-            entry["PrefixListIds"] = [{"PrefixListId": permission.source, **described}]
-        return entry
+        return ip_permission(lambda key: self.ids.get(key, key), permission, description)
 
     def _rules_call(self, verb: str, change: Change, description: str = "") -> None:
         permission: Permission = change.args["permission"]
@@ -939,13 +994,16 @@ class _Executor:
             self._pause()
 
     def _without_stale(self, interfaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """On the emulator, the interfaces AWS would have removed with their NAT gateway or instance are left out."""
-        if not interfaces or not self.ctx.lacks("ec2", "InterfaceRemoval"):
+        """Less the interfaces that go with their owner: a NAT gateway that is deleted, an instance that is
+        terminated (AWS deletes them with it; the emulator keeps them). Should one still be there, the
+        deletion is refused and tried again, within the same bound."""
+        if not interfaces:
             return interfaces
         instances = sorted({eni.get("Attachment", {}).get("InstanceId") for eni in interfaces} - {None})
-        answer = self.ec2.describe_instances(InstanceIds=instances) if instances else {"Reservations": []}
-        terminated = {i["InstanceId"] for r in answer["Reservations"] for i in r["Instances"]
-                      if i["State"]["Name"] in ("shutting-down", "terminated")}
+        answer = ignore_codes(self.ec2.describe_instances, ["InvalidInstanceID.NotFound"], InstanceIds=instances) \
+            if instances else None
+        terminated = {i["InstanceId"] for r in (answer or {}).get("Reservations", []) for i in r["Instances"]
+                      if i["State"]["Name"] == "terminated"}
         return [eni for eni in interfaces if eni["NetworkInterfaceId"] not in self.gone_interfaces
                 and eni.get("Attachment", {}).get("InstanceId") not in terminated]
 
