@@ -82,7 +82,11 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
     service = spec.service
     data = data or {}
     command = service.health_check_command.format(port=service.port, path=service.health_check_path)
-    environment = {"MAIL_FROM": spec.mail.identity, "AWS_REGION": region,
+    # The configuration set the API names in each send: it takes precedence over the identity's default
+    # (SES developer guide, "Override the current default configuration set"), which is another environment's
+    # when the identity is shared (mail.identity_owner), and the task role may use this one only.
+    environment = {"MAIL_FROM": spec.mail.identity, "MAIL_CONFIGURATION_SET": configuration_set_name(spec),
+                   "AWS_REGION": region,
                    "DB_HOST": data.get("database/instance/address"), "DB_PORT": data.get("database/instance/port"),
                    "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get("cache/replication-group/address"),
                    # The RDS-managed secret, which the API reads again when a rotation changed the password.
