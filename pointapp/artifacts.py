@@ -16,10 +16,9 @@ from typing import Any
 
 import yaml
 
-from pointapp.kinds import tags_as_aws
 from pointapp.spec import Spec
 from pointapp.steps.registry import repository_name
-from pointapp.steps.service import revision_tags
+from pointapp.steps.service import revision_request, revision_tags
 
 IMAGE_PLACEHOLDER = "<IMAGE1_NAME>"
 TASK_DEFINITION_PLACEHOLDER = "<TASK_DEFINITION>"
@@ -37,17 +36,9 @@ def task_definition(spec: Spec, container: dict[str, Any], execution_role: str, 
     needs ``ecs:TagResource``, which the pipeline role has. The action reference does not list the fields it passes
     on: a revision registered without the tags still belongs to the family's owner (``service.TaskDefinition``).
     """
-    return {
-        "family": spec.name("api"),
-        "networkMode": "awsvpc",
-        "requiresCompatibilities": ["FARGATE"],
-        "cpu": str(spec.service.cpu),
-        "memory": str(spec.service.memory),
-        "executionRoleArn": execution_role,
-        "taskRoleArn": task_role,
-        "containerDefinitions": [{**container, "image": image}],
-        "tags": tags_as_aws(revision_tags(spec), lower=True),
-    }
+    props = {"cpu": spec.service.cpu, "memory": spec.service.memory, "execution_role": execution_role,
+             "task_role": task_role, "container": container}
+    return revision_request(spec.name("api"), props, revision_tags(spec), image)  # the step's own request
 
 
 def appspec(spec: Spec, task_definition_arn: str = TASK_DEFINITION_PLACEHOLDER) -> dict[str, Any]:

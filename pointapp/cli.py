@@ -205,11 +205,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     with _connect(args) as ctx:
         planned = engine.plan_destroy(ctx, args.only)
-        if planned.empty and planned.kept:  # only what is kept on purpose is left: say what and why
-            print(planned)
-            return EXIT_OK
-        if planned.empty:
-            print(f"Nothing owned by pointapp in {ctx.spec.owner}: nothing to delete.")
+        if planned.empty:  # what is kept on purpose, or what the target lacks the calls to delete, is listed
+            print(planned if planned.changes else f"Nothing owned by pointapp in {ctx.spec.owner}: nothing to delete.")
             return EXIT_OK
         print(planned)
         _confirm(ctx, "delete these resources", planned)

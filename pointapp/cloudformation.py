@@ -605,6 +605,8 @@ def _exported(spec: Spec, template: _Template, steps: Sequence[str]) -> list[Exp
         for desired in wanted:
             if desired.kind in ("s3-object", "amplify-build"):  # no CloudFormation resource: the description says
                 continue
+            if desired.owner:  # another environment's stack makes it (the SES identity of a shared domain)
+                continue
             found.append(Exported(step, loaded.kinds[desired.kind], desired, logical_id(prefix + desired.key),
                                   lambda v, local=local: template.ref(v, local),  # type: ignore[misc]
                                   lambda key, prefix=prefix: logical_id(prefix + key)))  # type: ignore[misc]

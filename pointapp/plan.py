@@ -126,7 +126,7 @@ class Plan:
         if self.empty:
             skipped = len(self.changes) - kept
             extra = f" ({skipped} change(s) the target cannot do are listed as skipped.)" if skipped else ""
-            if self.destroy and kept:
+            if self.destroy:
                 return "Nothing to delete." + keeping + extra
             return "No changes: the environment matches the spec." + extra
         counts = self.counts()

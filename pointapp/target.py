@@ -109,8 +109,6 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
     ("elasticache", "FinishDeletion"): "the emulator leaves a deleted replication group 'deleting'",
     ("elasticache", "DeleteCacheSubnetGroup"): "",
     ("elasticache", "ModifyCacheSubnetGroup"): "",
-    ("ec2", "InterfaceRemoval"): "the emulator keeps the network interfaces of deleted NAT gateways and terminated "
-                                 "instances, which AWS removes",
     ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
 }
 

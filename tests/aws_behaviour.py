@@ -17,8 +17,8 @@ Rules (``RULES`` lists them with their sources; each can be turned off: ``layer.
 - ``ec2-subnet-in-use``: a subnet that holds network interfaces cannot be deleted.
 - ``ec2-security-group-in-use``: a security group a network interface uses cannot be deleted.
 - ``ec2-security-group-referenced``: a security group another group's rule references cannot be deleted.
-- ``ec2-igw-mapped-public-address``: an internet gateway cannot be detached while a public NAT gateway
-  in the VPC maps an address.
+- ``ec2-igw-mapped-public-address``: an internet gateway cannot be detached while the VPC maps a public
+  address (a public NAT gateway, an internet-facing load balancer or its lingering interfaces).
 - ``ec2-nat-gateway-deletes-slowly``: a deleted NAT gateway is ``deleting`` for a while, keeping its
   network interface and Elastic IP, then ``deleted``.
 - ``ec2-eip-held-by-nat-gateway``: an Elastic IP cannot be released while a NAT gateway that is not
@@ -54,8 +54,9 @@ ACCOUNT = "123456789012"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-#: Services whose API is the query protocol with an ``Action=`` parameter (EC2 has its own error format).
-QUERY_SERVICES = frozenset({"ec2", "rds", "elasticloadbalancing", "iam", "elasticache", "sts"})
+#: The path where a test in another process reads and changes the layer's settings.
+CONTROL_PATH = "/aws-behaviour"
+
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,12 +113,32 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A call the layer refused: which rule, the operation, the error and whether waiting would help."""
+
+    rule: str
+    service: str
+    operation: str
+    code: str
+    message: str
+    passing: bool  # True when waiting ends it (a window, or only lingering interfaces hold on); False otherwise
+    detail: str = ""  # what holds on, for the person reading a test's failure (not sent to the client)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "service": self.service, "operation": self.operation, "code": self.code,
+                "message": self.message, "passing": self.passing, "detail": self.detail}
+
+
+@dataclass(frozen=True)
 class AwsError:
-    """A refusal: the error code, the message and the HTTP status AWS answers with."""
+    """A refusal: the error code, the message and the HTTP status AWS answers with; ``passing`` says
+    whether waiting ends it (None: whether the rule has a window), ``detail`` what holds on."""
 
     code: str
     message: str
     status: int = 400
+    passing: bool | None = None
+    detail: str = ""
 
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
@@ -202,11 +223,13 @@ def backend(service: str, region: str) -> Any:
 
 @dataclass(frozen=True)
 class Interface:
-    """A network interface as AWS would have it: who holds it, its subnet and its security groups."""
+    """A network interface as AWS would have it: who holds it, its subnet and its security groups, and
+    whether it goes by itself (it lingers after its owner, or its NAT gateway is deleting)."""
 
     holder: str
     subnet_id: str
     group_ids: frozenset[str]
+    passing: bool = False
 
 
 def _forgotten_by_moto(eni: Any, ec2: Any, region: str) -> bool:
@@ -229,14 +252,15 @@ def _forgotten_by_moto(eni: Any, ec2: Any, region: str) -> bool:
     return False
 
 
-def network_interfaces(region: str) -> list[Interface]:
-    """Every network interface AWS would have in the region (see the module docstring)."""
+def network_interfaces(region: str, passing: frozenset[str] = frozenset()) -> list[Interface]:
+    """Every network interface AWS would have in the region (see the module docstring); ``passing`` are
+    the ids of moto's interfaces that go by themselves."""
     ec2 = backend("ec2", region)
     found: list[Interface] = []
     for eni in list(ec2.enis.values()):
         if not _forgotten_by_moto(eni, ec2, region):
-            found.append(Interface(eni.description or eni.id, eni.subnet.id,
-                                   frozenset(group.id for group in eni.group_set)))
+            found.append(Interface(f"{eni.id} ({eni.description})" if eni.description else eni.id, eni.subnet.id,
+                                   frozenset(group.id for group in eni.group_set), eni.id in passing))
     for endpoint in list(ec2.vpc_end_points.values()):
         if (endpoint.vpc_endpoint_type or "").lower() == "interface" and endpoint.state != "deleted":
             for subnet_id in endpoint.subnet_ids or []:
@@ -376,8 +400,10 @@ class ElastiCacheSubnetGroupInUse(Rule):
         return None
 
 
-def _dependency_violation(message: str) -> AwsError:
-    return AwsError("DependencyViolation", message)
+def _dependency_violation(message: str, holders: Iterable[Interface] = ()) -> AwsError:
+    holders = list(holders)
+    return AwsError("DependencyViolation", message, passing=bool(holders) and all(h.passing for h in holders),
+                    detail="held by " + ", ".join(sorted({h.holder for h in holders})) if holders else "")
 
 
 class Ec2SubnetInUse(Rule):
@@ -394,8 +420,10 @@ class Ec2SubnetInUse(Rule):
 
     def before(self, call: Call) -> AwsError | None:
         subnet_id = call.param("SubnetId") or ""
-        if any(interface.subnet_id == subnet_id for interface in network_interfaces(call.region)):
-            return _dependency_violation(f"The subnet '{subnet_id}' has dependencies and cannot be deleted.")
+        holders = [i for i in network_interfaces(call.region, self.layer.passing_interfaces())
+                   if i.subnet_id == subnet_id]
+        if holders:
+            return _dependency_violation(f"The subnet '{subnet_id}' has dependencies and cannot be deleted.", holders)
         return None
 
 
@@ -419,8 +447,10 @@ class Ec2SecurityGroupInUse(Rule):
 
     def before(self, call: Call) -> AwsError | None:
         group_id = _group_id(call)
-        if group_id and any(group_id in interface.group_ids for interface in network_interfaces(call.region)):
-            return _dependency_violation(f"resource {group_id} has a dependent object")
+        holders = [i for i in network_interfaces(call.region, self.layer.passing_interfaces())
+                   if group_id in i.group_ids]
+        if holders:
+            return _dependency_violation(f"resource {group_id} has a dependent object", holders)
         return None
 
 
@@ -444,39 +474,57 @@ class Ec2SecurityGroupReferenced(Rule):
                     continue
                 for rule in list(group.ingress_rules) + list(group.egress_rules):
                     if (rule.source_group or {}).get("GroupId") == group_id:
-                        return _dependency_violation(f"resource {group_id} has a dependent object")
+                        return AwsError("DependencyViolation", f"resource {group_id} has a dependent object",
+                                        detail=f"referenced by a rule of {group.id} ({group.name})")
         return None
 
 
 class Ec2IgwMappedPublicAddress(Rule):
-    """DetachInternetGateway is refused while a public NAT gateway that is not deleted is in the VPC."""
+    """DetachInternetGateway is refused while the VPC maps a public address: a public NAT gateway that is
+    not deleted, an internet-facing load balancer (or its interfaces, while they linger), an interface with
+    a public IP."""
 
     # EC2 API reference, DetachInternetGateway: "The VPC must not contain any running instances with Elastic
     # IP addresses or public IPv4 addresses."; the error AWS answers: DependencyViolation "Network vpc-... has
     # some mapped public address(es). Please unmap those public address(es) before detaching the gateway."
-    # (jenkins-x/terraform-aws-eks-jx #373)
+    # (jenkins-x/terraform-aws-eks-jx #373: the address of a load balancer deleted just before)
     name = "ec2-igw-mapped-public-address"
     behaviour = ("DetachInternetGateway is refused (DependencyViolation, \"has some mapped public address(es)\") "
-                 "while a public NAT gateway that is not deleted is in the VPC")
+                 "while a public NAT gateway that is not deleted, an internet-facing load balancer or its lingering "
+                 "interfaces, or an interface with a public IP is in the VPC")
     source = "EC2 API reference, DetachInternetGateway; jenkins-x/terraform-aws-eks-jx #373"
     operations = frozenset({("ec2", "DetachInternetGateway")})
 
     def before(self, call: Call) -> AwsError | None:
         vpc_id = call.param("VpcId")
-        for nat in list(backend("ec2", call.region).nat_gateways.values()):
-            if nat.vpc_id == vpc_id and nat.state != "deleted" and nat.connectivity_type != "private" \
-                    and any(address.get("allocationId") for address in nat.address_set):
-                return _dependency_violation(f"Network {vpc_id} has some mapped public address(es). Please unmap "
-                                             "those public address(es) before detaching the gateway.")
+        holders = [holder for vpc, holder in public_addresses(call.region) if vpc == vpc_id]
+        if holders:
+            return AwsError("DependencyViolation", f"Network {vpc_id} has some mapped public address(es). Please "
+                            "unmap those public address(es) before detaching the gateway.",
+                            detail="mapped by " + ", ".join(holders))
         return None
+
+
+def public_addresses(region: str) -> list[tuple[str, str]]:
+    """(VPC id, holder) of every public address AWS would have mapped in the region."""
+    ec2 = backend("ec2", region)
+    found = [(nat.vpc_id, nat.id) for nat in list(ec2.nat_gateways.values())
+             if nat.state != "deleted" and nat.connectivity_type != "private"
+             and any(address.get("allocationId") for address in nat.address_set)]
+    found += [(eni.subnet.vpc_id, eni.id) for eni in list(ec2.enis.values())
+              if eni.public_ip and not _forgotten_by_moto(eni, ec2, region)]
+    found += [(balancer.vpc_id, balancer.name) for balancer in list(backend("elbv2", region).load_balancers.values())
+              if balancer.scheme != "internal"]  # internet-facing is the default
+    return found
 
 
 class Ec2NatGatewayDeletesSlowly(Rule):
     """A deleted NAT gateway is ``deleting`` for :attr:`window` seconds, then ``deleted``; until then it
     keeps its network interface (so its subnet cannot be deleted) and its Elastic IP."""
 
-    # EC2 API reference, DeleteNatGateway / NatGateway.State: deleting, then deleted; VPC user guide, "Delete
-    # a NAT gateway": "It can take a few minutes"; deleting disassociates its Elastic IP.
+    # EC2 API reference, NatGateway (state): "deleting: The NAT gateway is in the process of being terminated
+    # and may still be processing traffic", then "deleted"; DeleteNatGateway: "Deleting a public NAT gateway
+    # disassociates its Elastic IP address".
     name = "ec2-nat-gateway-deletes-slowly"
     behaviour = ("a deleted NAT gateway stays deleting (its network interface and Elastic IP kept) for a while, "
                  "then is deleted")
@@ -535,7 +583,8 @@ class Ec2EipHeldByNatGateway(Rule):
             for address in nat.address_set:
                 if (allocation_id and address.get("allocationId") == allocation_id) or \
                         (public_ip and address.get("publicIp") == public_ip):
-                    return AwsError("AuthFailure", "You do not have permission to access the specified resource.")
+                    return AwsError("AuthFailure", "You do not have permission to access the specified resource.",
+                                    passing=nat.state == "deleting", detail=f"held by NAT gateway {nat.id} ({nat.state})")
         return None
 
 
@@ -568,6 +617,12 @@ class _Lingers(Rule):
 
     def reset(self) -> None:
         self.lingering.clear()
+
+
+def random_public_ip() -> str:
+    from moto.ec2.utils import random_public_ip as moto_public_ip
+
+    return str(moto_public_ip())
 
 
 def _as_service_interface(eni: Any, description: str, group_ids: list[str], ec2: Any, interface_type: str) -> None:
@@ -653,6 +708,8 @@ class Elbv2InterfacesLinger(_Lingers):
             eni = ec2.create_network_interface(subnet, None, group_ids=balancer.security_groups or None,
                                                description=description)
             _as_service_interface(eni, description, balancer.security_groups or [], ec2, "interface")
+            if balancer.scheme != "internal":  # internet-facing (the default): its addresses stay mapped
+                eni.public_ip = random_public_ip()
             eni_ids.append(eni.id)
         self.keep(call.region, eni_ids)
 
@@ -734,7 +791,12 @@ class AwsBehaviour:
     """The WSGI middleware. ``Emulator(wrap=AwsBehaviour(...).wrap)`` puts it in front of moto.
 
     ``disabled`` names rules that are off; ``window`` (seconds) overrides every rule's window. Both are
-    what :meth:`reset` (called on moto's ``POST /moto-api/reset``) returns to.
+    what :meth:`reset` (called on moto's ``POST /moto-api/reset``) returns to. Every refusal is kept in
+    :attr:`refusals` until the reset.
+
+    A test in another process reaches the layer over HTTP: ``GET /aws-behaviour`` answers the rules that
+    are on, their windows and the refusals so far (JSON); ``POST /aws-behaviour`` with a JSON body
+    ``{"off": [names], "on": [names], "window": seconds}`` changes them until the next reset.
     """
 
     def __init__(self, app: WsgiApp | None = None, *, disabled: Iterable[str] = (), window: float | None = None) -> None:
@@ -748,6 +810,7 @@ class AwsBehaviour:
         self.rules: dict[str, Rule] = {}
         self.enabled: set[str] = set()
         self.roles_created: dict[str, float] = {}  # role ARN -> time.monotonic() of its CreateRole
+        self.refusals: list[Refusal] = []
         self.reset()
 
     def wrap(self, app: WsgiApp) -> AwsBehaviour:
@@ -783,6 +846,39 @@ class AwsBehaviour:
                         rule.window = self.default_window
             self.enabled = set(self.rules) - self.default_disabled
             self.roles_created.clear()
+            self.refusals.clear()
+
+    def settings(self) -> dict[str, Any]:
+        """The rules that are on, every rule's window and the refusals so far (what ``GET /aws-behaviour``
+        answers)."""
+        with self.lock:
+            return {"on": sorted(self.enabled),
+                    "windows": {name: rule.window for name, rule in self.rules.items() if rule.window},
+                    "refusals": [refusal.as_dict() for refusal in self.refusals]}
+
+    def configure(self, off: Iterable[str] = (), on: Iterable[str] = (), window: float | None = None) -> None:
+        """Turn rules off or on and set every windowed rule's window (until the next reset)."""
+        with self.lock:
+            self.disable(*off)
+            self.enable(*on)
+            if window is not None:
+                for rule in self.rules.values():
+                    if rule.window:
+                        rule.window = window
+
+    def passing_interfaces(self) -> frozenset[str]:
+        """Ids of moto's network interfaces that go by themselves: lingering ones, deleting NAT gateways'."""
+        ids: set[str] = set()
+        for name in self.enabled:
+            rule = self.rules[name]
+            if isinstance(rule, _Lingers):
+                ids.update(eni_id for entry in rule.lingering for eni_id in entry.eni_ids)
+            if isinstance(rule, Ec2NatGatewayDeletesSlowly):
+                for nat_id, (region, _) in rule.deleting.items():
+                    nat = backend("ec2", region).nat_gateways.get(nat_id)
+                    if nat is not None:
+                        ids.add(nat._eni.id)
+        return frozenset(ids)
 
     def role_created_at(self, role_arn: str) -> float | None:
         """When the layer saw IAM create ``role_arn`` (``time.monotonic``), if it did."""
@@ -803,6 +899,8 @@ class AwsBehaviour:
             answer = self._forward(environ)
             self.reset()
             return self._send(answer, start_response)
+        if environ.get("PATH_INFO", "") == CONTROL_PATH:
+            return self._send(self._control(environ), start_response)
         service, _ = _identify(environ)
         if not service or not self._interested(service):
             return self.app(environ, start_response)
@@ -815,6 +913,9 @@ class AwsBehaviour:
             for rule in rules:
                 error = rule.before(call)
                 if error is not None:
+                    passing = bool(rule.window) if error.passing is None else error.passing
+                    self.refusals.append(Refusal(rule.name, call.service, call.operation, error.code, error.message,
+                                                 passing, error.detail))
                     return self._send(error_answer(call, error), start_response)
             answer = self._forward(environ)
             if (call.service, call.operation) == ("iam", "CreateRole") and answer.ok:
@@ -824,6 +925,17 @@ class AwsBehaviour:
             for rule in rules:
                 rule.after(call, answer)
         return self._send(answer, start_response)
+
+    def _control(self, environ: dict[str, Any]) -> Answer:
+        if environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                document = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                self.configure(document.get("off", ()), document.get("on", ()), document.get("window"))
+            except (ValueError, KeyError, AttributeError) as error:
+                return Answer("400 Bad Request", [("Content-Type", "application/json")],
+                              json.dumps({"error": f"not a setting of the AWS-behaviour layer: {error}"}).encode())
+        return Answer("200 OK", [("Content-Type", "application/json")], json.dumps(self.settings()).encode())
 
     def _forward(self, environ: dict[str, Any]) -> Answer:
         assert self.app is not None

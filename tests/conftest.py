@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from moto import mock_aws
 from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.spec import Spec, load_spec
 from pointapp.target import Context, Target
-from tests.aws_behaviour import AwsBehaviour
+from tests.aws_behaviour import CONTROL_PATH, AwsBehaviour
 
 REGION = "ap-northeast-1"
 
@@ -117,6 +118,15 @@ def aws_like(aws_like_server: AwsLikeServer) -> str:
     """The AWS-like emulator, emptied (moto and the layer's state reset, every rule on); its endpoint URL."""
     reset_emulator(aws_like_server.url)
     return aws_like_server.url
+
+
+def aws_behaviour(url: str, **settings: Any) -> dict[str, Any]:
+    """The AWS-behaviour layer's settings and refusals at ``url`` (an emulator with the layer, in this
+    process or another); ``settings`` (``off=[names]``, ``on=[names]``, ``window=seconds``) change them first."""
+    body = json.dumps(settings).encode() if settings else None
+    request = urllib.request.Request(f"{url}{CONTROL_PATH}", data=body, method="POST" if body else "GET")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())  # type: ignore[no-any-return]
 
 
 def aws_like_session() -> boto3.Session:

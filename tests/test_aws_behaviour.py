@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
 from tests.aws_behaviour import RULE_CLASSES, RULES, AwsBehaviour
-from tests.conftest import REGION, AwsLikeServer, aws_like_context, aws_like_session
+from tests.conftest import REGION, AwsLikeServer, aws_behaviour, aws_like_context, aws_like_session
 
 SHORT = 0.3  # seconds: the window the tests give a "for a while" rule
 
@@ -275,6 +275,9 @@ def test_interface_endpoint_leaves_its_interfaces_behind_for_a_while(
     assert len(interfaces(ec2, f"VPC Endpoint Interface {endpoint}")) == 2
     refused(ec2.delete_subnet, "DependencyViolation", SubnetId=net["subnets"][0])
     refused(ec2.delete_security_group, "DependencyViolation", GroupId=group)
+    # the refusals while the endpoint lived last; those after it was deleted pass with its interfaces
+    assert [r["passing"] for r in aws_behaviour(aws_like)["refusals"]] == [False, True, True]
+    assert f"VPC Endpoint Interface {endpoint}" in aws_behaviour(aws_like)["refusals"][-1]["detail"]
     wait_out()
     assert interfaces(ec2, f"VPC Endpoint Interface {endpoint}") == []
     ec2.delete_subnet(SubnetId=net["subnets"][0])
@@ -307,6 +310,21 @@ def test_load_balancer_leaves_its_interfaces_behind_for_a_while(
     assert interfaces(ec2, description) == []
     ec2.delete_security_group(GroupId=net["groups"][0])
     ec2.delete_subnet(SubnetId=net["subnets"][1])
+
+
+def test_internet_gateway_cannot_be_detached_while_a_load_balancer_maps_an_address(
+        aws_like: str, aws_like_server: AwsLikeServer) -> None:
+    shorten(aws_like_server, "elbv2-interfaces-linger")
+    net = network(aws_like)
+    ec2 = net["ec2"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])
+    elbv2, arn = load_balancer(aws_like, net)
+    refused(ec2.detach_internet_gateway, "DependencyViolation", InternetGatewayId=igw, VpcId=net["vpc"])
+    elbv2.delete_load_balancer(LoadBalancerArn=arn)
+    refused(ec2.detach_internet_gateway, "DependencyViolation", InternetGatewayId=igw, VpcId=net["vpc"])
+    wait_out()
+    ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])
 
 
 # --- New roles ----------------------------------------------------------------------------------------------
@@ -363,6 +381,23 @@ def test_a_rule_turned_off_does_not_fire(aws_like: str, aws_like_server: AwsLike
     net["ec2"].delete_security_group(GroupId=a)  # moto's leniency, no longer corrected
     registered = register(client(aws_like, "ecs"), {"containerPort": 80})
     assert "hostPort" not in registered["containerDefinitions"][0]["portMappings"][0]
+
+
+def test_refusals_are_recorded_and_settings_change_over_http(aws_like: str) -> None:
+    net = network(aws_like)
+    a, b = net["groups"]
+    net["ec2"].authorize_security_group_ingress(GroupId=b, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": a}]}])
+    refused(net["ec2"].delete_security_group, "DependencyViolation", GroupId=a)
+    seen = aws_behaviour(aws_like)
+    assert seen["refusals"] == [{"rule": "ec2-security-group-referenced", "service": "ec2",
+                                 "operation": "DeleteSecurityGroup", "code": "DependencyViolation",
+                                 "message": f"resource {a} has a dependent object", "passing": False,
+                                 "detail": f"referenced by a rule of {b} (b)"}]
+    changed = aws_behaviour(aws_like, off=["ec2-security-group-referenced"], window=0.5)
+    assert "ec2-security-group-referenced" not in changed["on"]
+    assert set(changed["windows"].values()) == {0.5}
+    net["ec2"].delete_security_group(GroupId=a)
 
 
 def test_reset_turns_every_rule_back_on(aws_like_server: AwsLikeServer, aws_like: str) -> None:

@@ -225,3 +225,22 @@ def test_a_release_on_real_aws_needs_confirmation(capsys: pytest.CaptureFixture[
         assert "refusing to release" in capsys.readouterr().err
         assert cli.main(["rollback", "--aws"]) == 1
         assert "refusing to roll back" in capsys.readouterr().err
+
+
+def test_what_the_emulator_cannot_do_is_skipped_in_plan_up_and_down(server: str, tmp_path: Path) -> None:
+    """A CodeDeploy update the emulator lacks is shown skipped: plan exits 0, up changes nothing, and a
+    down left with only what the emulator cannot delete lists it and ends."""
+    target = ("--endpoint-url", server, "--env", "staging", "--only", "network,endpoints,registry,service,delivery")
+    assert run("up", *target).returncode == 0
+    config = tmp_path / "linear.yaml"
+    config.write_text("delivery:\n  deployment_config: CodeDeployDefault.ECSLinear10PercentEvery1Minutes\n")
+    planned = run("plan", *target, "--config", str(config))
+    assert planned.returncode == 0, planned.stdout
+    assert "(skipped: the emulator does not implement codedeploy UpdateDeploymentGroup" in planned.stdout
+    assert "1 change(s) the target cannot do are listed as skipped" in planned.stdout
+    applied = run("up", *target, "--config", str(config))
+    assert applied.returncode == 0 and "No changes" in applied.stdout and "changed 1" not in applied.stdout
+    assert run("down", *target).returncode == 0
+    again = run("down", *target)
+    assert again.returncode == 0 and "Nothing to delete. (2 change(s) the target cannot do" in again.stdout
+    assert "codedeploy DeleteDeploymentGroup" in again.stdout

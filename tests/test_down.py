@@ -13,8 +13,8 @@ import pointapp
 from pointapp.errors import StepError
 from pointapp.spec import load_spec
 from pointapp.steps import network
-from pointapp.target import Context
-from tests.conftest import REGION, make_context
+from pointapp.target import READ_PREFIXES, Context
+from tests.conftest import REGION, AwsLikeServer, aws_like_context, aws_like_session, make_context
 
 #: What the prod database stands on in the network, and why each is kept (keys of the network step).
 DATABASE_NEEDS = {"vpc", "subnet/db/0", "subnet/db/1", "rtb/db", "sg/db", "sg/container", "sg/management", "sg/ingress"}
@@ -123,3 +123,68 @@ def test_an_interface_that_stays_is_one_clear_line(ctx: Context, monkeypatch: py
     assert str(raised.value).startswith("step network: security-group point-app-prod-sg-egress: still holds 1 network "
                                         "interface of someone else's interface after ")
     assert "\n" not in str(raised.value)
+
+
+# --- with the AWS-behaviour layer on (tests/aws_behaviour.py): AWS's refusals and lingering interfaces ----
+
+#: Every step but delivery (its roles are another part's) and frontend (no Amplify on the emulator).
+LAYER_STEPS = "network,endpoints,registry,database,cache,mail,service,bastion"
+
+
+def refusals(ctx: Context) -> list[tuple[str, str]]:
+    """Record every change AWS (the layer) refuses on ``ctx`` from now on, as (operation, error code)."""
+    refused: list[tuple[str, str]] = []
+
+    def record(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if http_response.status_code >= 400 and not model.name.startswith(READ_PREFIXES):
+            refused.append((model.name, str(parsed.get("Error", {}).get("Code"))))
+
+    ctx.session.events.register("after-call.*.*", record)
+    return refused
+
+
+def test_prod_down_on_the_layer_keeps_the_database_and_asks_nothing_aws_refuses(
+        aws_like: str, aws_like_server: AwsLikeServer) -> None:
+    # The load balancer's interfaces outlast the steps deleted between it and the network (AWS: minutes).
+    aws_like_server.layer.rule("elbv2-interfaces-linger").window = 15
+    ctx = aws_like_context(aws_like)
+    pointapp.up(ctx, only=LAYER_STEPS)
+    ctx = aws_like_context(aws_like)
+    refused = refusals(ctx)
+    outcome = pointapp.down(ctx)
+    assert refused == []
+    assert {f"{c.step} {c.key}" for c in outcome.kept} == (
+        {"database instance", "database subnet-group"} | {f"network {key}" for key in DATABASE_NEEDS})
+    # What is left besides: only what the emulator cannot delete (said so, and skipped).
+    assert [f"{c.kind} {c.name}" for c in outcome.remaining] == ["cache-subnet-group point-app-prod-cache-subnets"]
+    lines = ctx.lines  # type: ignore[attr-defined]
+    assert any(line.startswith("    waiting for 2 network interfaces of vpc-endpoint point-app-prod-vpce-") for line in lines)
+    assert any(line.startswith("    waiting for 1 network interface of load-balancer point-app-prod-alb to go from subnet "
+                               "point-app-prod-subnet-public-ingress-1") for line in lines)
+    assert any("NAT gateway point-app-prod-nat-1a" in line and "to be deleted" in line for line in lines)
+
+
+def test_the_readme_recipe_on_the_layer_leaves_nothing_pointapp_owns(aws_like: str) -> None:
+    pointapp.up(aws_like_context(aws_like), only=LAYER_STEPS)
+    pointapp.down(aws_like_context(aws_like))
+    lifted = aws_like_context(aws_like, load_spec("prod", {"database": {"deletion_protection": False}}))
+    refused = refusals(lifted)
+    pointapp.up(lifted, only="database")
+    outcome = pointapp.down(lifted)
+    assert refused == []
+    assert outcome.kept == []
+    assert [f"{c.kind} {c.name}" for c in outcome.remaining] == ["cache-subnet-group point-app-prod-cache-subnets"]
+
+
+def test_a_nat_gateway_an_earlier_run_left_deleting_is_waited_for(aws_like: str) -> None:
+    ctx = aws_like_context(aws_like)
+    pointapp.up(ctx, only="network")
+    nat = network.discover(ctx).nat_gateways["nat/0"].id
+    # A down that stopped right after DeleteNatGateway: the gateway is 'deleting' and holds its address.
+    aws_like_session().client("ec2", endpoint_url=aws_like).delete_nat_gateway(NatGatewayId=nat)
+    again = aws_like_context(aws_like)
+    refused = refusals(again)
+    outcome = pointapp.down(again, only="network")
+    assert refused == [] and outcome.remaining == []
+    assert any(f"waiting for NAT gateway point-app-prod-nat-1a ({nat}) to be deleted" in line
+               for line in again.lines)  # type: ignore[attr-defined]

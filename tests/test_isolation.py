@@ -78,3 +78,13 @@ def test_a_create_that_finds_another_environments_resource_stops_naming_the_owne
         pointapp.up(claiming, "mail")
     assert "\n" not in str(stop.value)
     assert identity_owner() == "point-app-prod" and in_sync("prod", "mail")
+
+
+def test_the_exported_templates_make_the_shared_identity_once() -> None:
+    from pointapp import cloudformation
+
+    def identities(env: str) -> list[str]:
+        body = cloudformation.templates(load_spec(env), REGION, ["ap-northeast-1a", "ap-northeast-1c"])["mail"]
+        return [r["Properties"]["EmailIdentity"] for r in body["Resources"].values() if r["Type"] == "AWS::SES::EmailIdentity"]
+
+    assert identities("prod") == ["example.com"] and identities("staging") == []

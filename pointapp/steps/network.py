@@ -694,7 +694,7 @@ class _Executor:
         self.nats_deleting: list[tuple[str, str]] = [(f.name, f.id) for f in observed.nats_deleting]
         self.warnings: list[str] = []
         self.deleted: set[str] = set()
-        self.gone_interfaces = set(observed.gone_nat_interfaces)  # what the emulator leaves of deleted NAT gateways
+        self.gone_interfaces = set(observed.gone_nat_interfaces)  # those of NAT gateways that are deleted
 
     def run(self, changes: Sequence[Change], defer: bool = False) -> list[str]:
         """Carry out ``changes`` in order. With ``defer``, a route to a NAT gateway that is not available yet
@@ -994,13 +994,16 @@ class _Executor:
             self._pause()
 
     def _without_stale(self, interfaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """On the emulator, the interfaces AWS would have removed with their NAT gateway or instance are left out."""
-        if not interfaces or not self.ctx.lacks("ec2", "InterfaceRemoval"):
+        """Less the interfaces that go with their owner: a NAT gateway that is deleted, an instance that is
+        terminated (AWS deletes them with it; the emulator keeps them). Should one still be there, the
+        deletion is refused and tried again, within the same bound."""
+        if not interfaces:
             return interfaces
         instances = sorted({eni.get("Attachment", {}).get("InstanceId") for eni in interfaces} - {None})
-        answer = self.ec2.describe_instances(InstanceIds=instances) if instances else {"Reservations": []}
-        terminated = {i["InstanceId"] for r in answer["Reservations"] for i in r["Instances"]
-                      if i["State"]["Name"] in ("shutting-down", "terminated")}
+        answer = ignore_codes(self.ec2.describe_instances, ["InvalidInstanceID.NotFound"], InstanceIds=instances) \
+            if instances else None
+        terminated = {i["InstanceId"] for r in (answer or {}).get("Reservations", []) for i in r["Instances"]
+                      if i["State"]["Name"] == "terminated"}
         return [eni for eni in interfaces if eni["NetworkInterfaceId"] not in self.gone_interfaces
                 and eni.get("Attachment", {}).get("InstanceId") not in terminated]
 

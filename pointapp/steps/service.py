@@ -85,6 +85,8 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
     environment = {"MAIL_FROM": spec.mail.identity, "AWS_REGION": region,
                    "DB_HOST": data.get("database/instance/address"), "DB_PORT": data.get("database/instance/port"),
                    "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get("cache/replication-group/address"),
+                   # The RDS-managed secret, which the API reads again when a rotation changed the password.
+                   "DB_SECRET_ARN": data.get("database/instance/secret"),
                    "REDIS_PORT": data.get("cache/replication-group/port"), "REDIS_TLS": "true"}
 
     def secret(name: str) -> Any:
@@ -225,7 +227,7 @@ class TaskDefinition(Kind):
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         tags = {**found.tags, **changes.get("tags", {})}
-        if set(changes) == {"tags"}:  # revisions are tagged in place: no new revision for a tag
+        if set(changes) == {"tags"}:  # a revision takes tags in place (ECS API reference, TagResource): no new one
             ctx.client("ecs").tag_resource(resourceArn=found.id, tags=tags_as_aws(tags, lower=True))
             found.tags = tags
             return
@@ -661,28 +663,31 @@ def data_outputs(ctx: Any) -> dict[str, Any]:
     return values
 
 
-def secret_arns(ctx: Any, spec: Spec, skip: tuple[str, ...] = ()) -> dict[str, str]:
-    """The full ARN of every secret in ``service.secrets`` but those in ``skip``, as ``secret/<name>``.
+def secret_arns(ctx: Any, spec: Spec) -> dict[str, str]:
+    """The full ARN of every secret in ``service.secrets``, as ``secret/<name>``.
 
     A value that is an ARN (of Secrets Manager, or of an SSM parameter) is used as it is; a name is the
     secret ``<prefix>-<env>/<name>``, whose full ARN (with the six characters Secrets Manager adds)
     DescribeSecret gives. ECS wants the full ARN of a Secrets Manager secret in ``valueFrom`` (ECS API
     reference, ``Secret``); a partial ARN also matches, unless the name ends in a hyphen and six
-    characters (Secrets Manager API reference, ``SecretId``). A secret that does not exist yet (or the
-    database's, before the database step has run) is named by its partial ARN, still an ARN, so ECS
-    looks for it in Secrets Manager once it exists; the next ``up`` puts in the full ARN.
+    characters (Secrets Manager API reference, ``SecretId``). A secret that does not exist yet is named
+    by its partial ARN, still an ARN, so ECS looks for it in Secrets Manager once it exists; the next
+    ``up`` puts in the full ARN. ``database`` is the secret RDS keeps (its ARN is the database step's
+    output); until the database exists it too is a partial ARN, and nothing is asked.
     """
-    names = sorted(set(spec.service.secrets.values()) - set(skip))
+    names = sorted(set(spec.service.secrets.values()))
 
     def load() -> dict[str, str]:
         arns: dict[str, str] = {}
         for name in names:
+            secret_id = f"{spec.owner}/{name}"
+            answer = None
             if arn_service(name):
                 arns[f"secret/{name}"] = name
                 continue
-            secret_id = f"{spec.owner}/{name}"
-            answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
-                                  SecretId=secret_id)
+            if name != "database":
+                answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
+                                      SecretId=secret_id)
             arns[f"secret/{name}"] = answer["ARN"] if answer else arn_of(ctx, "secretsmanager", f"secret:{secret_id}")
         return arns
 
@@ -692,8 +697,7 @@ def secret_arns(ctx: Any, spec: Spec, skip: tuple[str, ...] = ()) -> dict[str, s
 def runtime_values(ctx: Any) -> dict[str, Any]:
     """What depends on the target: the container definition (image, log settings, data endpoints, secrets)."""
     spec = ctx.spec
-    data = data_outputs(ctx)
-    data.update(secret_arns(ctx, spec, skip=("database",) if data.get("database/instance/secret") else ()))
+    data = {**secret_arns(ctx, spec), **data_outputs(ctx)}
     return {"container": container_definition(spec, image_uri(ctx, spec), f"{LogGroup.prefix(spec)}api",
                                               ctx.target.region, data)}
 

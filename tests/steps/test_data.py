@@ -155,6 +155,7 @@ def test_service_gets_the_data_endpoints_and_the_managed_secret(mocked: None) ->
     assert environment["DB_HOST"] == database["instance/address"] and environment["DB_PORT"] == "3306"
     assert environment["REDIS_HOST"] == ctx.outputs("cache")["replication-group/address"]
     assert container["secrets"] == [{"name": "DB_CREDENTIALS", "valueFrom": database["instance/secret"]}]
+    assert environment["DB_SECRET_ARN"] == database["instance/secret"]  # what the API reads again after a rotation
     policy = json.dumps(client("iam").get_role_policy(RoleName="point-app-prod-task-execution",
                                                       PolicyName="pull-image-write-logs-inject-secrets")["PolicyDocument"])
     assert "secret:rds!db-*" in policy and "db:point-app-prod-mysql" in policy

@@ -254,3 +254,13 @@ def test_listener_forwards_in_sync(action: dict[str, Any], in_sync: bool) -> Non
     props = {"protocol": "HTTP", "action": "forward", "target_groups": ["blue", "green"]}
     found = Found("listener", "listener/production", "arn", {}, {"Protocol": "HTTP", "DefaultActions": [action]})
     assert (service_step.Listener().differences(desired, props, found) == {}) is in_sync
+
+
+def test_a_new_tag_tags_the_latest_revision_in_place(built: Context) -> None:
+    tagged = make_context(load_spec("prod", {"tags": {"Project": "point-app", "CostCenter": "42"}}))
+    before = len(tagged.calls)
+    pointapp.up(tagged, only="service")
+    assert "RegisterTaskDefinition" not in [c.operation for c in tagged.calls[before:] if c.mutating]
+    answer = client("ecs").describe_task_definition(taskDefinition=FAMILY, include=["TAGS"])
+    assert answer["taskDefinition"]["revision"] == 1 and {"key": "CostCenter", "value": "42"} in answer["tags"]
+    up_is_idempotent(tagged, "service")
