@@ -4,8 +4,9 @@ For teams that deploy with CloudFormation. One template per step group; later st
 network stack exports (``<prefix>-<env>-<logical id>``). The resources carry the spec's tags and their
 ``Name`` but not pointapp's ownership tags: a stack owns what it creates, and pointapp leaves it alone.
 
-The network template is built from the same layout the ``network`` step builds (:func:`network.layout`);
-the other templates from the steps' own lists of desired resources, so the two cannot drift apart.
+Every resource's properties are the create request pointapp sends for it (:meth:`Kind.request`, and the
+network layout's request builders in :mod:`pointapp.steps.network`), mapped to CloudFormation's names by a
+small table per kind (:data:`SHAPES`, :data:`NETWORK_SHAPES`), so the export and ``apply`` cannot drift apart.
 """
 
 from __future__ import annotations
