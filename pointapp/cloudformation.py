@@ -71,10 +71,6 @@ def export_name(spec: Spec, key: str) -> str:
     return f"{spec.owner}-{logical_id(key)}"
 
 
-def _tags(spec: Spec, name: str) -> list[dict[str, str]]:
-    return [{"Key": key, "Value": value} for key, value in {**spec.tags, "Name": name}.items()]
-
-
 class _Template:
     def __init__(self, spec: Spec, group: str, description: str) -> None:
         self.spec = spec
@@ -200,8 +196,8 @@ def _flat_rule(permissions: list[dict[str, Any]]) -> dict[str, Any]:
 def _network(spec: Spec, template: _Template, region: str, zones: Sequence[str]) -> None:
     for key, shape_name, request, attributes in network_requests(spec, region, zones, lambda key, name: template_tags(spec, name)):
         shape = NETWORK_SHAPES[shape_name]
-        template.add(key, shape.type, {**request_properties(shape, request), **shape.template(spec, request, template.ref)},
-                     **attributes)
+        own = shape.template(spec, request, lambda value: template.ref(value, lambda _: None))
+        template.add(key, shape.type, {**request_properties(shape, request), **own}, **attributes)
     lay = network.layout(spec, region, zones)
     for key in ["vpc", *(s.key for s in lay.subnets), *(t.key for t in lay.route_tables)]:
         template.export(key, {"Ref": logical_id(key)})
