@@ -4,8 +4,9 @@ For teams that deploy with CloudFormation. One template per step group; later st
 network stack exports (``<prefix>-<env>-<logical id>``). The resources carry the spec's tags and their
 ``Name`` but not pointapp's ownership tags: a stack owns what it creates, and pointapp leaves it alone.
 
-The network template is built from the same layout the ``network`` step builds (:func:`network.layout`);
-the other templates from the steps' own lists of desired resources, so the two cannot drift apart.
+Every resource's properties are the create request pointapp sends for it (:meth:`Kind.request`, and the
+network layout's request builders in :mod:`pointapp.steps.network`), mapped to CloudFormation's names by a
+small table per kind (:data:`SHAPES`, :data:`NETWORK_SHAPES`), so the export and ``apply`` cannot drift apart.
 """
 
 from __future__ import annotations
@@ -68,10 +69,6 @@ def logical_id(key: str) -> str:
 
 def export_name(spec: Spec, key: str) -> str:
     return f"{spec.owner}-{logical_id(key)}"
-
-
-def _tags(spec: Spec, name: str) -> list[dict[str, str]]:
-    return [{"Key": key, "Value": value} for key, value in {**spec.tags, "Name": name}.items()]
 
 
 class _Template:
@@ -199,8 +196,8 @@ def _flat_rule(permissions: list[dict[str, Any]]) -> dict[str, Any]:
 def _network(spec: Spec, template: _Template, region: str, zones: Sequence[str]) -> None:
     for key, shape_name, request, attributes in network_requests(spec, region, zones, lambda key, name: template_tags(spec, name)):
         shape = NETWORK_SHAPES[shape_name]
-        template.add(key, shape.type, {**request_properties(shape, request), **shape.template(spec, request, template.ref)},
-                     **attributes)
+        own = shape.template(spec, request, lambda value: template.ref(value, lambda _: None))
+        template.add(key, shape.type, {**request_properties(shape, request), **own}, **attributes)
     lay = network.layout(spec, region, zones)
     for key in ["vpc", *(s.key for s in lay.subnets), *(t.key for t in lay.route_tables)]:
         template.export(key, {"Ref": logical_id(key)})
@@ -335,7 +332,7 @@ SHAPES: dict[str, Shape] = {
                 "DBName", "MasterUsername", "ManageMasterUserPassword", "CopyTagsToSnapshot", "AutoMinorVersionUpgrade",
                 "EngineLifecycleSupport", "Tags"),
         "AllocatedStorage": ("AllocatedStorage", str), "VpcSecurityGroupIds": "VPCSecurityGroups"}},
-        # RDS takes a major version ("8.0": its latest minor); the template's parameter defaults to the spec's
+        # RDS takes a major version ("8.4": its latest minor); the template's parameter defaults to the spec's
         inputs=lambda spec, d: {"engine_version": {"Ref": "MysqlEngineVersion"}},
         template=lambda spec, d, r: {"EnableCloudwatchLogsExports": ["error", "slowquery"]},
         attributes=lambda spec, d, here: {"DependsOn": [here("subnet-group")], **_kept(spec.database.final_snapshot)}),

@@ -37,18 +37,36 @@ def plan_destroy(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
 
     A step keeps what must stay (a database with deletion protection) and says what each kept resource
     stands on; the steps before it are asked to keep those too (its subnets, its security group), so
-    ``down`` never asks AWS to delete something a kept resource still uses.
+    ``down`` never asks AWS to delete something a kept resource still uses. With ``only``, the steps left
+    standing that build on a selected one keep all they own, and so what they stand on.
     """
     chosen, _ = registry.select(only)
-    observed = discover(ctx, [step.name for step in chosen])
-    chosen = list(reversed(chosen))
+    standing = _standing(chosen) if only else []
+    observed = discover(ctx, [step.name for step in registry.STEPS if step in chosen or step in standing])
+    order = [step for step in reversed(registry.STEPS) if step in chosen or step in standing]
     changes: list[Change] = []
     kept: dict[tuple[str, str], str] = {}
-    for step in chosen:
-        planned = step.load().plan_destroy(ctx.spec, observed[step.name], kept)
+    for step in order:
+        module = step.load()
+        if step in standing:
+            why = f"the {step.name} step is not part of this down (--only {','.join(s.name for s in chosen)})"
+            owned = {(step.name, c.key): why for c in module.plan_destroy(ctx.spec, observed[step.name], kept)}
+            planned = [c for c in module.plan_destroy(ctx.spec, observed[step.name], {**kept, **owned})
+                       if c.action == "keep"]
+        else:
+            planned = module.plan_destroy(ctx.spec, observed[step.name], kept)
         kept = stood_on(planned, kept)
         changes += planned
-    return Plan(changes, [step.name for step in chosen], destroy=True, observed=observed)
+    return Plan(changes, [step.name for step in order if step in chosen or any(c.step == step.name for c in changes)],
+                destroy=True, observed=observed)
+
+
+def _standing(chosen: list[Any]) -> list[Any]:
+    """The available steps not in ``chosen`` that build on one of them. Only those that depend on a chosen
+    step directly: one that builds on a standing step only is left standing with it, kept whole."""
+    names = {step.name for step in chosen}
+    return [step for step in registry.STEPS
+            if step not in chosen and step.available and names & set(step.depends_on)]
 
 
 def apply(ctx: Context, planned: Plan, parallel: int = 1) -> Outcome:

@@ -149,6 +149,17 @@ def _names_account(value: Any) -> bool:
     return False
 
 
+def _refs(value: Any) -> list[Ref]:
+    """Every :class:`Ref` inside ``value``."""
+    if isinstance(value, Ref):
+        return [value]
+    if isinstance(value, Mapping):
+        return [ref for v in value.values() for ref in _refs(v)]
+    if isinstance(value, (list, tuple)):
+        return [ref for v in value for ref in _refs(v)]
+    return []
+
+
 def has_refs(value: Any) -> bool:
     if isinstance(value, (Ref, Arn)):
         return True
@@ -401,6 +412,8 @@ class ResourceStep:
         # What an id or a name the kinds report stands for: this step's resources and those it uses.
         named: dict[str, tuple[str, str]] = {value: ref for ref, value in state.refs.items() if isinstance(value, str)}
         named.update({found.id: (self.name, key) for key, found in state.found.items()})
+        # What the spec says each resource uses (its Refs), besides what AWS describes it using.
+        refs = {d.key: [(r.step, r.key) for r in _refs(d.props) if r.step != "runtime"] for d in self.desired(spec)}
         changes = []
         everything = [f for f in state.found.values() if not f.raw.get("borrowed")] + state.strays  # borrowed: not ours
         for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key)):
@@ -409,7 +422,8 @@ class ResourceStep:
             if not why:
                 changes.append(self._delete_change(f, "", state))
                 continue
-            under = list(dict.fromkeys(named[value] for value in kind.stands_on(f) if value in named))
+            spec_refs = refs.get(f.key, []) if state.found.get(f.key) is f else []
+            under = list(dict.fromkeys([named[value] for value in kind.stands_on(f) if value in named] + spec_refs))
             for step, key in under:
                 if step == self.name:  # kinds come in creation order: what it stands on comes later here
                     keeping.setdefault(key, f"{f.kind} {f.name} (kept) stands on it")

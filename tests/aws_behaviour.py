@@ -29,7 +29,9 @@ Rules (``RULES`` lists them with their sources; each can be turned off: ``layer.
 - ``codedeploy-role-propagation``: CodeDeploy refuses a service role created moments before.
 - ``codepipeline-role-propagation``: CodePipeline refuses a role created moments before.
 
-The network interfaces the EC2 rules count are moto's own (instances, NAT gateways, interface endpoints,
+The network interfaces the EC2 rules count (EC2 user guide, "Requester-managed network interfaces": AWS
+services create them in your VPC for a DB instance, a NAT gateway, an interface endpoint; the endpoint's are
+described "VPC Endpoint Interface vpce-...") are moto's own (instances, NAT gateways, interface endpoints,
 ECS tasks; those moto forgets to delete are left out) and the ones AWS creates for resources moto models
 without any: DB instances (in the subnets of their DB subnet group, with their VPC security groups),
 ElastiCache clusters and replication groups (cache subnet group, security groups), load balancers

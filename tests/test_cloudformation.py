@@ -292,7 +292,8 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     # AWS::IAM::InstanceProfile has no Tags property
     "instance-profile": {"dropped": {"create_instance_profile.Tags"}},
     # the AMI is the stack's dynamic reference to the SSM parameter the create reads; one instance is what a
-    # resource is (no MinCount, MaxCount); the template says detailed monitoring is off, which RunInstances defaults to
+    # resource is (no MinCount, MaxCount); the template turns detailed monitoring off, the create leaves EC2's default
+    # (basic monitoring)
     "ec2-instance": {"inputs": {"image"}, "dropped": {"run_instances.MinCount", "run_instances.MaxCount"},
                      "template": {"Monitoring"}},
     # the service is named with the stack's region (Fn::Sub)
@@ -300,7 +301,7 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     # Secrets Manager generates the basic-auth credentials in the stack; the value never is in the template
     "secret": {"inputs": {"value"}, "dropped": {"create_secret.SecretString"}, "template": {"GenerateSecretString"}},
     # the repository token: a dynamic reference or a NoEcho parameter; the rewrite's target is the imported DNS
-    # name of the load balancer (Fn::Sub); CloudFormation has no enableBranchAutoBuild (false is CreateApp's default)
+    # name of the load balancer (Fn::Sub); AWS::Amplify::App has no enableBranchAutoBuild (each branch says EnableAutoBuild)
     "amplify-app": {"inputs": {"token", "api_origin"}, "dropped": {"create_app.enableBranchAutoBuild"},
                     "template": {"CustomRules"}},
     # the staging branch's credentials are the generated secret's, resolved by CloudFormation

@@ -11,10 +11,11 @@ import pytest
 
 import pointapp
 from pointapp.errors import StepError
+from pointapp.plan import Change
 from pointapp.spec import load_spec
 from pointapp.steps import network
 from pointapp.target import READ_PREFIXES, Context
-from tests.conftest import REGION, AwsLikeServer, aws_like_context, aws_like_session, make_context
+from tests.conftest import REGION, AwsLikeServer, aws_context, aws_like_context, aws_like_session, make_context, stub
 
 #: What the prod database stands on in the network, and why each is kept (keys of the network step).
 DATABASE_NEEDS = {"vpc", "subnet/db/0", "subnet/db/1", "rtb/db", "sg/db", "sg/container", "sg/management", "sg/ingress"}
@@ -188,3 +189,62 @@ def test_a_nat_gateway_an_earlier_run_left_deleting_is_waited_for(aws_like: str)
     assert refused == [] and outcome.remaining == []
     assert any(f"waiting for NAT gateway point-app-prod-nat-1a ({nat}) to be deleted" in line
                for line in again.lines)  # type: ignore[attr-defined]
+
+
+def _stubbed_network_delete(responses: list[tuple[str, Any]]) -> tuple[Context, Any]:
+    """A context on (stubbed) real AWS whose EC2 answers ``responses`` in turn; a clock that sleeps instantly."""
+    ctx = aws_context()
+    now = [0.0]
+    ctx.clock = lambda: now[0]
+    ctx.sleep = lambda seconds: now.__setitem__(0, now[0] + seconds)
+    ec2_stub = stub(ctx, "ec2")
+    for operation, answer in responses:
+        if isinstance(answer, str):
+            ec2_stub.add_client_error(operation, answer, "The subnet 'subnet-1' has dependencies and cannot be deleted.")
+        else:
+            ec2_stub.add_response(operation, answer)
+    return ctx, ec2_stub
+
+
+SUBNET = Change("network", "delete", "subnet", "subnet/db/0", "point-app-prod-subnet-private-db-1a", "subnet-1",
+                "delete", {"id": "subnet-1", "kind": "subnet"})
+
+
+def test_a_deletion_refused_meanwhile_is_tried_again(mocked: None) -> None:
+    free: dict[str, Any] = {"NetworkInterfaces": []}
+    ctx, ec2_stub = _stubbed_network_delete([("describe_network_interfaces", free), ("delete_subnet", "DependencyViolation"),
+                                             ("describe_network_interfaces", free), ("delete_subnet", {})])
+    network._Executor(ctx, network.NetworkState(REGION, [])).op_delete(SUBNET)
+    ec2_stub.assert_no_pending_responses()
+    assert any("still in use (The subnet 'subnet-1' has dependencies" in line and "trying again (for up to 1200s" in line
+               for line in ctx.lines)  # type: ignore[attr-defined]
+
+
+def test_a_deletion_refused_past_the_bound_is_one_line(mocked: None) -> None:
+    free: dict[str, Any] = {"NetworkInterfaces": []}
+    refusals_then = [("describe_network_interfaces", free), ("delete_subnet", "DependencyViolation")] * 81
+    ctx, ec2_stub = _stubbed_network_delete(refusals_then)
+    executor = network._Executor(ctx, network.NetworkState(REGION, []))
+    with pytest.raises(StepError) as raised:
+        executor._carry_out(SUBNET)
+    ec2_stub.assert_no_pending_responses()  # 81 tries: every 15 s for 20 minutes
+    assert str(raised.value) == ("step network: subnet point-app-prod-subnet-private-db-1a: The subnet 'subnet-1' has "
+                                 "dependencies and cannot be deleted. (DependencyViolation)")
+
+
+def test_down_of_some_steps_keeps_what_the_steps_left_standing_stand_on(aws_like: str) -> None:
+    staging = load_spec("staging")  # no deletion protection: only --only keeps the database here
+    pointapp.up(aws_like_context(aws_like, staging), only="network,database,bastion")
+    ctx = aws_like_context(aws_like, staging)
+    refused = refusals(ctx)
+    outcome = pointapp.down(ctx, only="network")
+    assert refused == [] and outcome.remaining == []
+    kept = {f"{c.step} {c.key}": c.args["why"] for c in outcome.kept}
+    assert kept["database instance"] == "the database step is not part of this down (--only network)"
+    assert kept["bastion instance"] == "the bastion step is not part of this down (--only network)"
+    assert {key.split(" ", 1)[1] for key in kept if key.startswith("network ")} >= {"subnet/db/0", "sg/db", "vpc"}
+    assert "network subnet/cache/0" not in kept  # nothing stands on it: deleted
+    # The database and the bastion stand as they were, and a full down then removes everything.
+    assert not [c for c in ctx.calls if c.service in ("rds",) and not c.operation.startswith(READ_PREFIXES)]
+    final = pointapp.down(aws_like_context(aws_like, staging))
+    assert final.kept == [] and final.remaining == []

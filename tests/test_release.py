@@ -22,7 +22,7 @@ from pointapp.spec import load_spec
 from pointapp.steps import delivery
 from pointapp.tags import ownership_tags
 from pointapp.target import Context
-from tests.conftest import REGION, aws_context, aws_like_context, aws_like_session, make_context, stub
+from tests.conftest import REGION, aws_behaviour, aws_context, aws_like_context, aws_like_session, make_context, stub
 from tests.steps.helpers import as_ecs_describes, register_as_a_release, up_is_idempotent
 
 STEPS = "network,endpoints,registry,service,delivery"
@@ -312,6 +312,7 @@ def test_a_pipeline_release_keeps_the_environment_in_sync_with_the_aws_behaviour
     stored = ctx.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
     assert stored["containerDefinitions"][0]["portMappings"] == [{"containerPort": 80, "hostPort": 80, "protocol": "tcp"}]
     in_sync_after_a_release(ctx, arn)
+    assert [r for r in aws_behaviour(aws_like)["refusals"] if not r["passing"]] == []  # nothing AWS would refuse
 
 
 def test_register_tags_from_the_spec_not_from_the_latest_revision(built: Context) -> None:

@@ -201,3 +201,35 @@ def test_delivery_converges_while_new_roles_are_refused_for_a_while(ctx: Context
     assert refusals == {"CreateDeploymentGroup": 0, "CreatePipeline": 0}
     assert fake.sleeps == [1, 1, 1, 1]  # the emulator is polled quickly
     assert pointapp.plan(ctx, only=steps).empty
+
+
+def test_every_create_sends_its_kinds_request(ctx: Context) -> None:
+    """What a create sends is its kind's request (the one the CloudFormation export maps), call for call."""
+    from botocore import xform_name
+
+    from pointapp.resources import ResourceStep
+    from pointapp.steps import get
+    from pointapp.tags import ownership_tags
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+    ctx.session.events.register("before-parameter-build.*.*",
+                                lambda params, model, **_: sent.append((xform_name(model.name), dict(params))))
+    steps = ["registry", "database", "cache", "mail", "service", "delivery", "bastion"]
+    pointapp.up(ctx, only=["network", "endpoints", *steps])
+    checked = set()
+    for name in steps:
+        step = get(name).load()
+        assert isinstance(step, ResourceStep)
+        state = step.discover(ctx)
+        resolver = step._resolver(state, strict=True)  # noqa: SLF001 - the props as apply resolves them
+        for desired in step.desired(ctx.spec):
+            kind, props = step.kinds[desired.kind], resolve(desired.props, resolver)
+            if desired.kind == "ec2-instance":  # what the create reads when it runs: the AMI the parameter names
+                props["image"] = ctx.client("ssm").get_parameter(Name=props["ami_parameter"])["Parameter"]["Value"]
+            request = kind.request(ctx.spec, desired, props, ownership_tags(ctx.spec, name, desired.key, desired.name))
+            for operation, args in request.items():
+                for call in args if isinstance(args, list) else [args]:
+                    assert (operation, call) in sent, f"{desired.kind} {desired.key}: {operation}"
+            checked.add(desired.kind)
+    assert {"ecr-repository", "db-instance", "replication-group", "iam-role", "task-definition", "ecs-service",
+            "listener", "s3-bucket", "deployment-group", "pipeline", "event-rule", "ses-identity", "ec2-instance"} <= checked

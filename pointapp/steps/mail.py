@@ -32,6 +32,12 @@ def configuration_set_name(spec: Spec) -> str:
     return spec.name("mail")
 
 
+def sending_configuration_sets(spec: Spec) -> list[str]:
+    """The configuration sets a send from this environment goes through: its own, and the identity's default
+    (the identity owner's own set, when another environment owns the identity)."""
+    return sorted({configuration_set_name(spec), f"{spec.owner_of(spec.mail.identity_owner)}-mail"})
+
+
 class ConfigurationSet(Kind):
     name = "ses-configuration-set"
     service = "sesv2"

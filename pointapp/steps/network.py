@@ -951,18 +951,18 @@ class _Executor:
     _FREE_POLLS = 80
 
     def _deadline(self) -> float:
-        return time.monotonic() + self._FREE_POLLS * self.ctx.wait_delay(15)
+        return self.ctx.clock() + self._FREE_POLLS * self.ctx.wait_delay(15)
 
     def _delete_when_free(self, change: Change, filter_name: str, delete: Callable[..., Any], **kwargs: Any) -> None:
         """Delete a subnet or a security group once no network interface is left in it (bounded)."""
-        started, deadline = time.monotonic(), self._deadline()
+        started, deadline = self.ctx.clock(), self._deadline()
         while True:
             self._await_interfaces(change, [{"Name": filter_name, "Values": [change.args["id"]]}], deadline=deadline)
             try:
                 delete(**kwargs)
                 return
             except botocore.exceptions.ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "DependencyViolation" or time.monotonic() > deadline:
+                if error.response.get("Error", {}).get("Code") != "DependencyViolation" or self.ctx.clock() >= deadline:
                     raise
                 refused = error.response.get("Error", {}).get("Message", "")
             self.ctx.say(f"    {change.kind} {change.name} still in use ({refused}); trying again "
@@ -972,7 +972,7 @@ class _Executor:
     def _await_interfaces(self, change: Change, filters: list[dict[str, Any]], what: str = "",
                           holds: Callable[[dict[str, Any]], bool] = lambda _: True, deadline: float | None = None) -> None:
         """Wait, saying for what, until no network interface matching ``filters`` (and ``holds``) is left."""
-        started, deadline = time.monotonic(), deadline or self._deadline()
+        started, deadline = self.ctx.clock(), deadline or self._deadline()
         told = ""
         while True:
             left = [eni for eni in _paginate(self.ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=filters)
@@ -980,12 +980,12 @@ class _Executor:
             left = self._without_stale(left)
             if not left:
                 if told:
-                    self.ctx.say(f"    {change.kind} {change.name}: free after {time.monotonic() - started:.0f}s")
+                    self.ctx.say(f"    {change.kind} {change.name}: free after {self.ctx.clock() - started:.0f}s")
                 return
             holders = self._holders(left)
-            if time.monotonic() > deadline:
+            if self.ctx.clock() >= deadline:
                 raise StepError(NAME, f"{change.kind} {change.name}", f"still holds {holders} after "
-                                f"{time.monotonic() - started:.0f}s; delete them, then run down again", "DependencyViolation")
+                                f"{self.ctx.clock() - started:.0f}s; delete them, then run down again", "DependencyViolation")
             if holders != told:
                 told = holders
                 of = f" ({what})" if what else ""
@@ -1009,7 +1009,7 @@ class _Executor:
 
     def _pause(self) -> None:
         self.ctx.check_stopping()
-        time.sleep(self.ctx.wait_delay(15))
+        self.ctx.sleep(self.ctx.wait_delay(15))
 
     def _holders(self, interfaces: Sequence[Mapping[str, Any]]) -> str:
         """``2 network interfaces of vpc-endpoint point-app-prod-vpce-ecr-api``: grouped by what they belong to,

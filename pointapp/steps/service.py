@@ -20,7 +20,7 @@ from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, arn_of, listed_tags, policy, tags_as_aws, trust_policy
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes
 from pointapp.spec import Spec
-from pointapp.steps.mail import configuration_set_name
+from pointapp.steps.mail import sending_configuration_sets
 from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
 from pointapp.tags import ENVIRONMENT, KEY, foreign_owner, from_aws_tags, from_lower_tags, is_owned, ownership_tags
@@ -583,10 +583,11 @@ def _roles(spec: Spec) -> list[Desired]:
     # SES authorizes a send on the identity and, when the identity has a configuration set (the mail
     # step gives it one), on the configuration set too: ses:SendEmail and ses:SendRawEmail list both
     # resource types (Service Authorization Reference, "Actions, resources, and condition keys for
-    # Amazon SES"; aws-cdk #34402). Both are this environment's, in the target's region and account.
+    # Amazon SES"; aws-cdk #34402), in the target's region and account. A send that names no configuration
+    # set goes through the identity's default: the identity owner's set, where another environment owns it.
     mail = {"Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
             "Resource": [Arn("ses", f"identity/{spec.mail.identity}", None, None),
-                         Arn("ses", f"configuration-set/{configuration_set_name(spec)}", None, None)]}
+                         *(Arn("ses", f"configuration-set/{name}", None, None) for name in sending_configuration_sets(spec))]}
     pull = [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
             {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
                                            "ecr:BatchGetImage"],

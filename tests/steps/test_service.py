@@ -256,6 +256,21 @@ def test_listener_forwards_in_sync(action: dict[str, Any], in_sync: bool) -> Non
     assert (service_step.Listener().differences(desired, props, found) == {}) is in_sync
 
 
+def test_staging_may_send_through_the_identity_prod_owns_and_its_default_configuration_set() -> None:
+    from pointapp.resources import Ref, resolve
+    from pointapp.steps import service
+
+    def target(ref: Ref) -> str:
+        return {"partition": "aws", "region": REGION, "account": "123456789012"}[ref.key]
+
+    (task,) = [d for d in service.desired(load_spec("staging")) if d.key == "role/task"]
+    statements = resolve(task.props, target)["inline"]["send-mail-and-read-own-secrets"]["Statement"]
+    (mail,) = [s for s in statements if "ses:SendEmail" in s["Action"]]
+    where = "arn:aws:ses:ap-northeast-1:123456789012"
+    assert mail["Resource"] == [f"{where}:identity/example.com", f"{where}:configuration-set/point-app-prod-mail",
+                                f"{where}:configuration-set/point-app-staging-mail"]
+
+
 def test_a_new_tag_tags_the_latest_revision_in_place(built: Context) -> None:
     tagged = make_context(load_spec("prod", {"tags": {"Project": "point-app", "CostCenter": "42"}}))
     before = len(tagged.calls)
