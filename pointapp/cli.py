@@ -205,8 +205,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     with _connect(args) as ctx:
         planned = engine.plan_destroy(ctx, args.only)
-        if planned.empty:  # what is kept on purpose, or what the target lacks the calls to delete, is listed
-            print(planned if planned.changes else f"Nothing owned by pointapp in {ctx.spec.owner}: nothing to delete.")
+        if not planned.changes:
+            print(f"Nothing owned by pointapp in {ctx.spec.owner}: nothing to delete.")
             return EXIT_OK
         print(planned)
         _confirm(ctx, "delete these resources", planned)
