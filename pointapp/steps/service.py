@@ -20,7 +20,7 @@ from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, arn_of, listed_tags, policy, tags_as_aws, trust_policy
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes
 from pointapp.spec import Spec
-from pointapp.steps.mail import sending_configuration_sets
+from pointapp.steps.mail import configuration_set_name, sending_configuration_sets
 from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
 from pointapp.tags import ENVIRONMENT, KEY, foreign_owner, from_aws_tags, from_lower_tags, is_owned, ownership_tags
