@@ -68,7 +68,7 @@ PLAIN_MOTO_SERVER = [sys.executable, "-m", "pointapp", "emulator", "--port", "0"
 #: The emulator with the AWS-behaviour layer on (tests/aws_behaviour.py).
 AWS_LIKE_SERVER = [sys.executable, "-m", "tests.aws_server", "--port", "0"]
 #: The server the CLI, runbook and release tests run against.
-MOTO_SERVER_COMMAND = PLAIN_MOTO_SERVER
+MOTO_SERVER_COMMAND = AWS_LIKE_SERVER
 
 
 @pytest.fixture(scope="session")
