@@ -65,8 +65,9 @@ def ctx(mocked: None) -> Context:
 ROOT = Path(__file__).resolve().parents[1]
 #: The emulator as pointapp ships it (plain moto).
 PLAIN_MOTO_SERVER = [sys.executable, "-m", "pointapp", "emulator", "--port", "0"]
-#: The emulator with the AWS-behaviour layer on (tests/aws_behaviour.py).
-AWS_LIKE_SERVER = [sys.executable, "-m", "tests.aws_server", "--port", "0"]
+#: The emulator with the AWS-behaviour layer on (tests/aws_behaviour.py). Its windows ("for a while") last
+#: 0.5 s: every rule still fires and is waited out, at a quarter of the default wait per fault run.
+AWS_LIKE_SERVER = [sys.executable, "-m", "tests.aws_server", "--port", "0", "--window", "0.5"]
 #: The server the CLI, runbook and release tests run against.
 MOTO_SERVER_COMMAND = AWS_LIKE_SERVER
 
