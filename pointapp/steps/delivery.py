@@ -228,8 +228,7 @@ class OidcProvider(Kind):
         return {}
 
     def delete(self, ctx: Any, found: Found) -> str | None:
-        if found.raw.get("borrowed"):
-            return "kept: made outside this environment; other roles may trust it"
+        # A provider made elsewhere is found "borrowed", which the core never plans to delete.
         iam = ctx.client("iam")
         for page in iam.get_paginator("list_roles").paginate():
             for role in page["Roles"]:
