@@ -1195,6 +1195,7 @@ class Observed:
 
     layout: NetworkState
     flow_logs: StepState
+    applied: dict[str, str] | None = None  # the layout's ids after an apply (what was found, made and deleted)
 
     @property
     def zones(self) -> list[str]:
@@ -1231,17 +1232,12 @@ def apply_all(ctx: Any, changes: Sequence[Change], observed: Observed) -> list[s
     first = [c for c in flow if c.action == "delete"]
     last = [c for c in flow if c.action != "delete"]
     executor = _Executor(ctx, observed.layout)
-    try:
-        warnings = FLOW_LOGS.apply(ctx, first, observed.flow_logs) if first else []
-        warnings += executor.run([c for c in changes if not _is_flow_log_change(c)], defer=True)
-        if last:
-            observed._vpc_ref(executor.ids.get("vpc"))
-            warnings += FLOW_LOGS.apply(ctx, last, observed.flow_logs)
-    except BaseException:
-        ctx.forget_outputs(NAME)  # partly applied: the steps that use it discover it afresh
-        raise
-    # The ids as they are now, so the steps that use the network need not discover it again.
-    ctx.remember_outputs(NAME, {**executor.outputs(), **FLOW_LOGS.outputs(observed.flow_logs)})
+    warnings = FLOW_LOGS.apply(ctx, first, observed.flow_logs) if first else []
+    warnings += executor.run([c for c in changes if not _is_flow_log_change(c)], defer=True)
+    if last:
+        observed._vpc_ref(executor.ids.get("vpc"))
+        warnings += FLOW_LOGS.apply(ctx, last, observed.flow_logs)
+    observed.applied = executor.outputs()  # the ids as they are now: what the engine records as the outputs
     return warnings
 
 
@@ -1250,7 +1246,8 @@ def resource_count_all(spec: Spec, observed: Observed) -> int:
 
 
 def outputs_all(observed: Observed) -> dict[str, str]:
-    return {**outputs(observed.layout), **FLOW_LOGS.outputs(observed.flow_logs)}
+    layout = outputs(observed.layout) if observed.applied is None else observed.applied
+    return {**layout, **FLOW_LOGS.outputs(observed.flow_logs)}
 
 
 def inventory_all(observed: Observed) -> Table:
