@@ -503,8 +503,8 @@ def resource(spec: Spec, kind: Kind, desired: Desired, resolve: Resolve, here: C
 
 
 def _container(spec: Spec) -> dict[str, Any]:
-    from pointapp.steps.registry import repository_name
-    from pointapp.steps.service import container_definition
+    from pointapp.names import repository_name
+    from pointapp.taskdef import container_definition
 
     def imported(step: str, key: str) -> dict[str, Any]:
         return {"Fn::ImportValue": export_name(spec, f"{step}/{key}")}

@@ -28,7 +28,7 @@ from typing import Any
 from pointapp.emulator import Emulator
 from pointapp.errors import ConfirmationRequired, PointappError, SpecError
 from pointapp.spec import load_spec
-from pointapp.steps import STEPS, parse_steps
+from pointapp.steps import STEPS, get, parse_steps
 from pointapp.target import resolve_target
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -97,7 +97,7 @@ class _Kernels:
 
 def runbook_notebooks(notebooks: Path = NOTEBOOKS, steps: Iterable[str] | None = None,
                       start: str | None = None) -> list[Path]:
-    """The start page, the notebooks of the chosen steps in registry order, then the walkthroughs.
+    """The start page, the notebooks of the chosen steps in step-list order, then the walkthroughs.
 
     ``steps`` limits the run to those steps (the start page only); ``start`` skips the steps before it.
     """
@@ -209,9 +209,7 @@ def known_secret_values(ctx: Any) -> list[str]:
 
 def owned_counts(planned: Any) -> dict[str, int]:
     """How many resources each step owns on the target now (from a plan's discovery)."""
-    from pointapp import engine
-
-    return {name: len(engine.registry.get(name).load().inventory(state)) for name, state in planned.observed.items()}
+    return {name: len(get(name).load().inventory(state)) for name, state in planned.observed.items()}
 
 
 def run_runbook(*, env: str = "prod", config: str | None = None, region: str | None = None,

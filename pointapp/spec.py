@@ -578,6 +578,17 @@ def check_spec(spec: Spec) -> None:
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 
 
+def known_regions() -> set[str]:
+    """Every region botocore knows for EC2, across the standard partitions."""
+    import boto3
+
+    session = boto3.session.Session()
+    regions: set[str] = set()
+    for partition in PARTITIONS:
+        regions.update(session.get_available_regions("ec2", partition_name=partition))
+    return regions
+
+
 def check_region(region: str) -> str | None:
     """The partition of ``region`` (None for a name no partition knows); a region of a partition pointapp
     does not support (an isolated one such as ``aws-iso``) is a :class:`SpecError`."""

@@ -26,9 +26,9 @@ from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator, EmulatorGaps
 from pointapp.errors import ConfirmationRequired, TargetError
 from pointapp.plan import Change
 from pointapp.run import DeferredWork, Outputs, Progress, Record, print_progress
-from pointapp.spec import PARTITIONS, Spec, check_region, load_spec
+from pointapp.spec import Spec, check_region, known_regions, load_spec
 
-__all__ = ["READ_PREFIXES", "Call", "Context", "Target", "connect", "resolve_target"]  # READ_PREFIXES: the bench's
+__all__ = ["READ_PREFIXES", "Call", "Context", "Target", "connect", "known_regions", "resolve_target"]
 
 T = TypeVar("T")
 
@@ -56,15 +56,6 @@ class Target:
             return f"real AWS{profile}, region {self.region}"
         what = "embedded emulator" if self.kind == "emulator" else "endpoint"
         return f"{what} {self.endpoint_url}, region {self.region}"
-
-
-def known_regions() -> set[str]:
-    """Every region botocore knows for EC2, across the standard partitions."""
-    session = boto3.session.Session()
-    regions: set[str] = set()
-    for partition in PARTITIONS:
-        regions.update(session.get_available_regions("ec2", partition_name=partition))
-    return regions
 
 
 def resolve_target(*, region: str | None = None, endpoint_url: str | None = None, aws: bool = False,

@@ -21,6 +21,7 @@ import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
 from pointapp.kinds import Role, arn_of, document, policy, role_arn, role_path, tags_as_aws, tags_of, trust_policy
+from pointapp.names import MOVING_TAG, repository_name
 from pointapp.resources import (
     CODEDEPLOY_ROLE,
     CODEPIPELINE_ROLE,
@@ -36,9 +37,8 @@ from pointapp.resources import (
     retry_new_role,
 )
 from pointapp.spec import Spec
-from pointapp.steps.registry import MOVING_TAG, repository_name
-from pointapp.steps.service import runtime_values as service_runtime
 from pointapp.tags import KEY, from_aws_tags, from_lower_tags, is_owned
+from pointapp.taskdef import runtime_values as service_runtime
 
 NAME = "delivery"
 GITHUB_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"

@@ -16,6 +16,7 @@ import botocore.exceptions
 
 from pointapp.errors import SpecError, StepError
 from pointapp.kinds import LogGroup, Role, policy, trust_policy
+from pointapp.names import DEFERRED_NAT
 from pointapp.plan import Change, Kept, Table, keep
 from pointapp.resources import (
     FLOW_LOGS_ROLE,
@@ -34,8 +35,6 @@ from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned, missing_tags, owner_filters, ownership_tags, tag_specifications
 
 NAME = "network"
-#: The work ``up`` leaves running after the step: the NAT gateways' wait and the routes that lead to them.
-DEFERRED_NAT = "network: NAT gateways and their routes"
 
 # --- the desired layout: pure data derived from the spec --------------------------------------------
 
@@ -166,13 +165,6 @@ def layout(spec: Spec, region: str, available_zones: Sequence[str]) -> Layout:
                    for name, group in network.security_groups.items())
     return Layout(region, zones, spec.name("vpc"), network.vpc_cidr, spec.name("igw"), subnets, nats,
                   tuple(route_tables), groups)
-
-
-def route_table_keys(spec: Spec, table: str) -> list[str]:
-    """The keys of the route table(s) built for ``table``: one per zone for NAT tables in per-az mode."""
-    if spec.network.route_tables[table].default_route == "nat_gateway" and spec.network.nat == "per-az":
-        return [f"rtb/{table}/{i}" for i in range(spec.network.zones)]
-    return [f"rtb/{table}"]
 
 
 def _group_permissions(spec: Spec, group: str) -> dict[Permission, str]:

@@ -14,12 +14,12 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.kinds import tags_of
+from pointapp.names import MOVING_TAG, repository_name
 from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, client_error_code
 from pointapp.spec import Spec
 from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned
 
 NAME = "registry"
-MOVING_TAG = "latest"
 #: The tags the repository's immutability does not cover: the one CI moves (ECR API reference,
 #: ImageTagMutabilityExclusionFilter: filterType WILDCARD, filter up to 128 characters).
 EXCLUDED = [{"filterType": "WILDCARD", "filter": MOVING_TAG}]
@@ -35,10 +35,6 @@ def lifecycle_policy(keep: int) -> dict[str, Any]:
          "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
          "action": {"type": "expire"}},
     ]}
-
-
-def repository_name(spec: Spec) -> str:
-    return f"{spec.owner}/{spec.registry.repository}"
 
 
 class Repository(Kind):
