@@ -1,5 +1,6 @@
 # `make run`: set up everything and run the runbook on the embedded emulator.
 # `make test`: set up everything and run every test (pytest, then nbval over the notebooks).
+# `make lint`: ruff, and mypy strict on the package.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -35,8 +36,10 @@ test: setup $(CHECKOV_STAMP)
 diagrams: setup
 	$(VENV)/bin/pointapp diagram --format png,svg,dot,mermaid -o diagrams
 
+# ruff over everything; mypy strict over pointapp/ (its settings: [tool.mypy] in pyproject.toml).
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Interactive work: an emulator that keeps its state, and JupyterLab pointed at it.
 emulator: setup

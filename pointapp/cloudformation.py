@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pointapp.artifacts import GITHUB_OIDC_HOST
 from pointapp.errors import SpecError
@@ -183,7 +183,7 @@ def network_requests(spec: Spec, region: str, zones: Sequence[str], tags: Callab
 def _flat_rule(permissions: list[dict[str, Any]]) -> dict[str, Any]:
     """One IpPermissions entry as AWS::EC2::SecurityGroupIngress spells it: one source, its description."""
     entry = permissions[0]
-    rule = {key: entry[key] for key in ("IpProtocol", "FromPort", "ToPort") if key in entry}
+    rule: dict[str, Any] = {key: entry[key] for key in ("IpProtocol", "FromPort", "ToPort") if key in entry}
     for field, source, name in (("IpRanges", "CidrIp", "CidrIp"), ("Ipv6Ranges", "CidrIpv6", "CidrIpv6"),
                                 ("UserIdGroupPairs", "GroupId", "SourceSecurityGroupId"),
                                 ("PrefixListIds", "PrefixListId", "SourcePrefixListId")):
@@ -273,10 +273,10 @@ def request_properties(shape: Shape, request: Mapping[str, Any]) -> dict[str, An
         table = shape.fields[operation]
         if isinstance(args, list):
             if args:
-                _put(properties, table, args)  # type: ignore[arg-type]
+                _put(properties, cast(Field, table), args)  # an operation called once per item: one field
             continue
         for name, value in args.items():
-            _put(properties, table[name], value)  # type: ignore[index]
+            _put(properties, cast(Mapping[str, Field], table)[name], value)
     return properties
 
 

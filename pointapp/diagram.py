@@ -380,7 +380,7 @@ def _dot_source(model: Model, title: str) -> str:
                 made[edge.source] >> DiagramEdge(label=edge.label, color=color, style=style,
                                                  fontcolor=color) >> made[edge.target]
             _legend(model)
-            source = diagram.dot.source
+            source = str(diagram.dot.source)
     return source
 
 

@@ -85,8 +85,7 @@ class Emulator:
     def start(self) -> str:
         """Bind, serve in a daemon thread and return the endpoint URL."""
         from moto.core.config import default_user_config
-        from moto.moto_server.threaded_moto_server import MotoRequestHandler
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -96,7 +95,7 @@ class Emulator:
         if self.wrap is not None:
             app = self.wrap(app)
 
-        class KeepAlive(MotoRequestHandler):  # type: ignore[misc, valid-type]
+        class KeepAlive(MotoRequestHandler):  # type: ignore[misc]  # moto.moto_server has no types: its handler is Any
             """HTTP/1.1: clients keep their connection open instead of opening one per call."""
 
             protocol_version = "HTTP/1.1"

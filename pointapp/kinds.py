@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -198,7 +199,7 @@ class LogGroup(Kind):
         def load() -> list[tuple[dict[str, Any], dict[str, str]]]:
             groups = [g for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=self.prefix(spec))
                       for g in page["logGroups"]]
-            return [(g, tags_of(ctx, g.get("logGroupArn") or g["arn"], lambda g=g: _log_group_tags(logs, g))) for g in groups]
+            return [(g, tags_of(ctx, g.get("logGroupArn") or g["arn"], functools.partial(_log_group_tags, logs, g))) for g in groups]
 
         groups = ctx.read_once(("log-groups", self.prefix(spec)), load)
         return self.owned(spec, step, [g for g, _ in groups], lambda g: g["logGroupName"],

@@ -127,7 +127,7 @@ def _describe(info: dict[str, Any]) -> Deployment:
         target = json.loads(content)["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
     except (ValueError, KeyError, IndexError, TypeError):
         target = "unknown"
-    created = info.get("createTime")
+    created: Any = info.get("createTime")
     return Deployment(info["deploymentId"], info.get("status", "?"), target,
                       created.isoformat(timespec="seconds") if hasattr(created, "isoformat") else str(created),
                       info.get("description", ""))

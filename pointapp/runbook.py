@@ -49,7 +49,7 @@ def _local_kernel_manager(sockets: Path) -> type:
     from jupyter_client.manager import KernelManager
     from traitlets import default
 
-    class LocalKernelManager(KernelManager):  # type: ignore[misc]
+    class LocalKernelManager(KernelManager):
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"

@@ -7,6 +7,7 @@ encrypted at rest; a lifecycle policy expires untagged images and keeps the last
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,10 @@ def lifecycle_policy(keep: int) -> dict[str, Any]:
     ]}
 
 
+def _repository_tags(ecr: Any, arn: str) -> dict[str, str]:
+    return from_aws_tags(ecr.list_tags_for_resource(resourceArn=arn)["tags"])
+
+
 class Repository(Kind):
     name = "ecr-repository"
     service = "ecr"
@@ -49,7 +54,7 @@ class Repository(Kind):
                 if not repository["repositoryName"].startswith(f"{spec.owner}/"):
                     continue
                 arn = repository["repositoryArn"]
-                tags = tags_of(ctx, arn, lambda arn=arn: from_aws_tags(ecr.list_tags_for_resource(resourceArn=arn)["tags"]))
+                tags = tags_of(ctx, arn, functools.partial(_repository_tags, ecr, arn))
                 if not is_owned(tags, spec, step):
                     continue
                 raw = dict(repository)

@@ -526,7 +526,7 @@ def _roles(spec: Spec) -> list[Desired]:
     mail = {"Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
             "Resource": [Arn("ses", f"identity/{spec.mail.identity}", None, None),
                          *(Arn("ses", f"configuration-set/{name}", None, None) for name in sending_configuration_sets(spec))]}
-    pull = [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+    pull: list[dict[str, Any]] = [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
             {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
                                            "ecr:BatchGetImage"],
              "Resource": Arn("ecr", f"repository/{repository_name(spec)}")}]
