@@ -1,12 +1,13 @@
 """The layers of pointapp, lowest first. A module imports modules of its own layer and of lower ones only
 (tests/test_layers.py reads every module's imports and fails on one that reaches up).
 
-1. spec: ``errors``, ``plan``, ``spec``, ``names``, ``tags``, ``layers`` - the validated spec, plans and
-   changes as plain data, AWS's name rules and the names several steps share, the ownership tags.
+1. spec: ``errors``, ``plan``, ``spec``, ``names``, ``layers`` - the validated spec, plans and changes as
+   plain data, AWS's name rules and the names several steps share.
 2. run: ``emulator``, ``clients``, ``run``, ``context``, ``target`` - where pointapp works and one run's
    context, made of small parts (clients and the call log, progress, the record, deferred work, outputs).
-3. core: ``resources``, ``kinds``, ``taskdef``, ``artifacts`` - the Desired/Kind/ResourceStep core, the
-   kinds several steps use, and the pure builders steps and exports share (the task definition, the release files).
+3. core: ``tags``, ``resources``, ``kinds``, ``taskdef``, ``artifacts`` - the ownership tags, the
+   Desired/Kind/ResourceStep core, the kinds several steps use, and the pure builders steps and exports
+   share (the task definition, the release files).
 4. steps: ``steps`` (the step list) and each step module. A step does not import another step: it reads
    the other's outputs (``ctx.outputs(step)``), and what they share lives in a lower layer.
 5. engine: ``engine``, ``schedule`` - plan, apply and destroy over the step list; the only writer of outputs.
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 #: The layers, lowest first, and the modules of each (``steps`` stands for the package and every step module).
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("spec", frozenset({"errors", "plan", "spec", "names", "tags", "layers"})),
+    ("spec", frozenset({"errors", "plan", "spec", "names", "layers"})),
     ("run", frozenset({"emulator", "clients", "run", "context", "target"})),
-    ("core", frozenset({"resources", "kinds", "taskdef", "artifacts"})),
+    ("core", frozenset({"tags", "resources", "kinds", "taskdef", "artifacts"})),
     ("steps", frozenset({"steps"})),
     ("engine", frozenset({"engine", "schedule"})),
     ("tools", frozenset({"audit", "diagram", "cloudformation", "release"})),

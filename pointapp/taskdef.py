@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
-from pointapp.kinds import LogGroup, arn_of, tags_as_aws
+from pointapp.kinds import LogGroup, arn_of
 from pointapp.names import configuration_set_name, repository_name
 from pointapp.resources import arn_service, ignore_codes
 from pointapp.spec import Spec
-from pointapp.tags import ownership_tags
+from pointapp.tags import aws_tags, ownership_tags
 
 #: The step that registers the task definition (its revisions carry its ownership tags).
 STEP_NAME = "service"
@@ -78,7 +78,7 @@ def revision_request(family: str, props: Mapping[str, Any], tags: Mapping[str, s
     return dict(
         family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu=str(props["cpu"]),
         memory=str(props["memory"]), executionRoleArn=props["execution_role"], taskRoleArn=props["task_role"],
-        containerDefinitions=[container], tags=tags_as_aws(tags, lower=True))
+        containerDefinitions=[container], tags=aws_tags(tags, lower=True))
 
 
 def data_outputs(ctx: StepContext) -> dict[str, Any]:
