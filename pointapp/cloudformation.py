@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pointapp.artifacts import GITHUB_OIDC_HOST
+from pointapp.context import StepContext
 from pointapp.errors import SpecError
 from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service
 from pointapp.spec import ANYWHERE_V4, Spec
@@ -685,7 +686,7 @@ def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[s
     return result
 
 
-def export(ctx: Any, directory: str | Path) -> list[Path]:
+def export(ctx: StepContext, directory: str | Path) -> list[Path]:
     """Write the templates for the context's region (one read: its availability zones)."""
     return write(ctx.spec, ctx.target.region, network.available_zones(ctx), directory)
 

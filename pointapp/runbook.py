@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pointapp.context import StepContext
 from pointapp.emulator import Emulator
 from pointapp.errors import ConfirmationRequired, PointappError, SpecError
 from pointapp.spec import load_spec
@@ -190,7 +191,7 @@ def scan_record(record: Path, secrets: Iterable[str]) -> list[str]:
     return leaked
 
 
-def known_secret_values(ctx: Any) -> list[str]:
+def known_secret_values(ctx: StepContext) -> list[str]:
     """The values of the secrets the environment holds (Secrets Manager), to look for in the record."""
     values: list[str] = []
     client = ctx.client("secretsmanager")

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pointapp.context import StepContext
 from pointapp.errors import SpecError
 from pointapp.names import built_names_from
 from pointapp.plan import Change, Kept, Table
@@ -21,13 +22,13 @@ from pointapp.spec import Spec
 class Step(Protocol):
     """What every step module provides (see :mod:`pointapp.steps.network`)."""
 
-    def discover(self, ctx: Any) -> Any: ...
+    def discover(self, ctx: StepContext) -> Any: ...
 
     def plan(self, spec: Spec, observed: Any) -> list[Change]: ...
 
     def plan_destroy(self, spec: Spec, observed: Any, kept: Kept | None = None) -> list[Change]: ...
 
-    def apply(self, ctx: Any, changes: Sequence[Change], observed: Any) -> list[str]: ...
+    def apply(self, ctx: StepContext, changes: Sequence[Change], observed: Any) -> list[str]: ...
 
     def resource_count(self, spec: Spec, observed: Any) -> int: ...
 
