@@ -121,7 +121,7 @@ class Outputs:
     once, even when two steps running side by side ask at the same time.
     """
 
-    def __init__(self, discover: Discoverer | None = None) -> None:
+    def __init__(self, discover: Discoverer) -> None:
         self.discover = discover
         self._known: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -133,8 +133,6 @@ class Outputs:
             lock = self._step_locks.setdefault(step, threading.Lock())
         with lock:  # two steps running side by side that use the same step discover it once
             if step not in self._known:
-                if self.discover is None:
-                    raise LookupError(f"the outputs of step {step} are not known and nothing discovers them")
                 self._known[step] = self.discover(step)
             return self._known[step]
 
