@@ -24,6 +24,7 @@ from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.steps import network
 from pointapp.steps.network import ALL_OUTBOUND
+from pointapp.tags import aws_tags, from_aws_tags
 
 #: Step groups, one template each, in deployment order.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -287,9 +288,9 @@ def template_tags(spec: Spec, name: str) -> dict[str, str]:
 
 def _tag_list(tags: Any) -> list[dict[str, str]]:
     """Tags in CloudFormation's ``[{Key, Value}]`` from a mapping, or from a list with ``key``/``value``."""
-    if isinstance(tags, Mapping):
-        return [{"Key": k, "Value": v} for k, v in tags.items()]
-    return [{"Key": t.get("Key", t.get("key")), "Value": t.get("Value", t.get("value"))} for t in tags]
+    if not isinstance(tags, Mapping):
+        tags = from_aws_tags(tags, lower=any("key" in tag for tag in tags))
+    return aws_tags(tags)
 
 
 TAGS: Field = ("Tags", _tag_list)

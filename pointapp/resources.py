@@ -89,6 +89,12 @@ class Arn:
         """The ARN in ``partition``; ``region`` and ``account`` stand where this ARN names the target's own."""
         return f"arn:{partition}:{self.service}:{region}:{account}:{self.resource}"
 
+    def on(self, ctx: Any) -> str:
+        """The ARN on the target of ``ctx``: its partition, and its region and account where this ARN names
+        the target's own (the account is asked only then)."""
+        return self.text(ctx.partition, ctx.target.region if self.region is None else self.region,
+                         ctx.account if self.account is None else self.account)
+
     @property
     def needs_account(self) -> bool:
         return self.account is None

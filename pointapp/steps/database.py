@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from pointapp.kinds import arn_of, tags_of
-from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
+from pointapp.kinds import tags_of
+from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, aws_tags, from_aws_tags
 
@@ -39,7 +39,7 @@ class DbSubnetGroup(Kind):
         rds = ctx.client("rds")
         name = spec.name("db-subnets")
         # The instance's description holds its subnet group: no second call once the database exists.
-        groups = [{**i["DBSubnetGroup"], "DBSubnetGroupArn": arn_of(ctx, "rds", f"subgrp:{name}")}
+        groups = [{**i["DBSubnetGroup"], "DBSubnetGroupArn": Arn("rds", f"subgrp:{name}", None, None).on(ctx)}
                   for i in _instances(ctx, spec) if i.get("DBSubnetGroup", {}).get("DBSubnetGroupName") == name]
         if not groups:
             answer = ignore_codes(rds.describe_db_subnet_groups, ["DBSubnetGroupNotFoundFault"], DBSubnetGroupName=name)

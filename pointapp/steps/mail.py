@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.kinds import arn_of
 from pointapp.plan import Table
-from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, ignore_codes
+from pointapp.resources import Arn, Desired, Found, Kind, Request, ResourceStep, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, aws_tags, from_aws_tags
 
@@ -49,7 +48,7 @@ class ConfigurationSet(Kind):
         if answer is None:
             return []
         raw = answer
-        tags = _owned_tags(ctx, arn_of(ctx, "ses", f"configuration-set/{name}"), raw)
+        tags = _owned_tags(ctx, Arn("ses", f"configuration-set/{name}", None, None).on(ctx), raw)
         return self.owned(spec, step, [raw], lambda _: name, lambda _: tags)
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -68,7 +67,7 @@ class ConfigurationSet(Kind):
                      {key: value for key, value in request.items() if key != "Tags"})
 
     def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
-        add_tags(ctx, "sesv2", arn_of(ctx, "ses", f"configuration-set/{found.id}"), tags)
+        add_tags(ctx, "sesv2", Arn("ses", f"configuration-set/{found.id}", None, None).on(ctx), tags)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -93,7 +92,7 @@ class EmailIdentity(Kind):
         if answer is None:
             return []
         raw = answer
-        tags = _owned_tags(ctx, arn_of(ctx, "ses", f"identity/{identity}"), raw)
+        tags = _owned_tags(ctx, Arn("ses", f"identity/{identity}", None, None).on(ctx), raw)
         return self.owned(spec, step, [raw], lambda _: identity, lambda _: tags)
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -113,7 +112,7 @@ class EmailIdentity(Kind):
                      {**raw, "ConfigurationSetName": props["configuration_set"]})
 
     def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
-        add_tags(ctx, "sesv2", arn_of(ctx, "ses", f"identity/{found.id}"), tags)
+        add_tags(ctx, "sesv2", Arn("ses", f"identity/{found.id}", None, None).on(ctx), tags)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:

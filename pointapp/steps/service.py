@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.errors import StepError
-from pointapp.kinds import LogGroup, Role, arn_of, listed_tags, policy, trust_policy
+from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.mail import configuration_set_name, sending_configuration_sets
@@ -691,7 +691,7 @@ def secret_arns(ctx: Any, spec: Spec) -> dict[str, str]:
             if name != "database":
                 answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
                                       SecretId=secret_id)
-            arns[f"secret/{name}"] = answer["ARN"] if answer else arn_of(ctx, "secretsmanager", f"secret:{secret_id}")
+            arns[f"secret/{name}"] = answer["ARN"] if answer else Arn("secretsmanager", f"secret:{secret_id}", None, None).on(ctx)
         return arns
 
     return dict(ctx.read_once(("secret-arns", spec.owner, tuple(names)), load)) if names else {}
