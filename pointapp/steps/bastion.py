@@ -30,6 +30,7 @@ from pointapp.resources import (
 )
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, owner_filters, tag_specifications
+from pointapp.typical import Typical
 
 NAME = "bastion"
 SSM_CORE_POLICY = Arn("iam", "policy/AmazonSSMManagedInstanceCore", "", "aws")  # an AWS managed policy
@@ -37,6 +38,7 @@ SSM_CORE_POLICY = Arn("iam", "policy/AmazonSSMManagedInstanceCore", "", "aws")  
 
 class InstanceProfile(Kind):
     name = "instance-profile"
+    typical = INSTANCE_PROFILE.typical
     service = "iam"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
@@ -89,6 +91,13 @@ class InstanceProfile(Kind):
 
 class Instance(Kind):
     name = "ec2-instance"
+    typical = Typical("ec2-instance", 60, "the bastion from pending to running",
+                      "Amazon EC2 User Guide, instance lifecycle; botocore waiter InstanceRunning: 15 s x 40")
+    typical_delete = Typical("ec2-instance-terminated", 60, "the bastion from shutting-down to terminated",
+                             "Amazon EC2 User Guide, instance lifecycle; botocore waiter InstanceTerminated: 15 s x 40")
+
+    def waits(self, spec: Spec) -> tuple[Typical, ...]:
+        return (INSTANCE_PROFILE.typical, *super().waits(spec))  # RunInstances waits for its new profile first
     service = "ec2"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
@@ -139,7 +148,7 @@ class Instance(Kind):
         instance = retry_new_role(ctx, INSTANCE_PROFILE, props["profile"],
                                   lambda: ec2.run_instances(**args)["Instances"][0])
         wait_for(ctx, ec2, "instance_running", f"bastion {desired.name} ({instance['InstanceId']}) to run",
-                 "about a minute", real_delay=10, InstanceIds=[instance["InstanceId"]])
+                 self.typical, real_delay=10, InstanceIds=[instance["InstanceId"]])
         return Found(self.name, desired.key, instance["InstanceId"], dict(tags), instance)
 
     def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
@@ -164,8 +173,8 @@ class Instance(Kind):
     def delete(self, ctx: Any, found: Found) -> str | None:
         ec2 = ctx.client("ec2")
         ignore_codes(ec2.terminate_instances, ["InvalidInstanceID.NotFound"], InstanceIds=[found.id])
-        wait_for(ctx, ec2, "instance_terminated", f"bastion {found.name} ({found.id}) to terminate", "about a minute",
-                 real_delay=10, InstanceIds=[found.id])
+        wait_for(ctx, ec2, "instance_terminated", f"bastion {found.name} ({found.id}) to terminate",
+                 self.typical_delete, real_delay=10, InstanceIds=[found.id])
         return None
 
     def describe(self, found: Found) -> str:

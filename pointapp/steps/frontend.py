@@ -27,6 +27,7 @@ from pointapp.errors import PointappError
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
+from pointapp.typical import Typical
 
 NAME = "frontend"
 BASIC_AUTH_USER = "preview"
@@ -253,6 +254,9 @@ class FirstBuild(AmplifyKind):
     """The first build of the production branch: an app created through the API does not build by itself."""
 
     name = "amplify-build"
+    # The build runs on Amplify while pointapp goes on: nothing here waits for it.
+    typical = Typical("amplify-build", 240, "the frontend's first Amplify build and deploy",
+                      "AWS Amplify Hosting User Guide, build and deploy; no botocore waiter")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         app = known.get("app")
