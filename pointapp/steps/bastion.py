@@ -14,6 +14,7 @@ from typing import Any
 
 from pointapp.errors import PointappError
 from pointapp.kinds import Role, role_path, trust_policy
+from pointapp.outputs import BASTION_INSTANCE, CACHE_ADDRESS, CACHE_PORT, DATABASE_ADDRESS, DATABASE_PORT
 from pointapp.plan import Table
 from pointapp.resources import (
     INSTANCE_PROFILE,
@@ -191,7 +192,7 @@ def desired(spec: Spec) -> list[Desired]:
         Desired("iam-role", "role", role, {"trust": trust_policy("ec2.amazonaws.com"), "managed": [SSM_CORE_POLICY],
                                            "inline": {}}, "the SSM agent on the bastion registers with Session Manager"),
         Desired("instance-profile", "profile", spec.name("bastion"), {"role": role}, f"carries the role {role}"),
-        Desired("ec2-instance", "instance", spec.name("bastion"), {
+        Desired("ec2-instance", BASTION_INSTANCE.key, spec.name("bastion"), {
             "instance_type": bastion.instance_type, "ami_parameter": bastion.ami_parameter,
             "subnet": Ref("network", f"subnet/{bastion.tier}/0"), "groups": [Ref("network", f"sg/{bastion.security_group}")],
             "profile": spec.name("bastion")},
@@ -201,13 +202,13 @@ def desired(spec: Spec) -> list[Desired]:
 
 def port_forwarding(ctx: Any) -> Table:
     """The commands that open a local port to MySQL and Redis through the bastion (Session Manager)."""
-    bastion = ctx.outputs(NAME).get("instance")
+    bastion = BASTION_INSTANCE.read(ctx)
     if not bastion:
         raise PointappError(f"no bastion in {ctx.spec.owner}: run `pointapp up --only bastion` first")
     rows = []
-    for step, key, local in (("database", "instance", 13306), ("cache", "replication-group", 16379)):
-        values = ctx.outputs(step) if _available(step) else {}
-        host, port = values.get(f"{key}/address"), values.get(f"{key}/port")
+    for address, port_of, local in ((DATABASE_ADDRESS, DATABASE_PORT, 13306), (CACHE_ADDRESS, CACHE_PORT, 16379)):
+        step = address.step
+        host, port = (address.read(ctx), port_of.read(ctx)) if _available(step) else (None, None)
         if not host:
             continue
         command = (f"aws ssm start-session --region {ctx.target.region} --target {bastion} "

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.kinds import tags_of
+from pointapp.outputs import CACHE_ADDRESS, CACHE_GROUP, CACHE_PORT
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
@@ -170,7 +171,7 @@ class ReplicationGroup(Kind):
 
     def outputs(self, found: Found) -> dict[str, Any]:
         endpoint = (found.raw.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint", {})
-        return {"address": endpoint.get("Address"), "port": endpoint.get("Port")}
+        return {CACHE_ADDRESS.name: endpoint.get("Address"), CACHE_PORT.name: endpoint.get("Port")}
 
 
 def desired(spec: Spec) -> list[Desired]:
@@ -179,7 +180,7 @@ def desired(spec: Spec) -> list[Desired]:
         Desired("cache-subnet-group", "subnet-group", spec.name("cache-subnets"),
                 {"subnets": [Ref("network", f"subnet/cache/{i}") for i in range(spec.network.zones)]},
                 "Redis in the isolated cache subnets"),
-        Desired("replication-group", "replication-group", spec.name("redis"), {
+        Desired("replication-group", CACHE_GROUP.key, spec.name("redis"), {
             "engine_version": cache.engine_version, "node_type": cache.node_type, "replicas": cache.replicas,
             "automatic_failover": cache.automatic_failover, "subnet_group": spec.name("cache-subnets"),
             "groups": [Ref("network", "sg/cache")]},

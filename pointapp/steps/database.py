@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pointapp.kinds import tags_of
+from pointapp.outputs import DATABASE_ADDRESS, DATABASE_INSTANCE, DATABASE_PORT, DATABASE_SECRET
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, aws_tags, from_aws_tags
@@ -203,8 +204,8 @@ class DbInstance(Kind):
 
     def outputs(self, found: Found) -> dict[str, Any]:
         endpoint = found.raw.get("Endpoint", {})
-        return {"address": endpoint.get("Address"), "port": endpoint.get("Port"),
-                "secret": found.raw.get("MasterUserSecret", {}).get("SecretArn")}
+        return {DATABASE_ADDRESS.name: endpoint.get("Address"), DATABASE_PORT.name: endpoint.get("Port"),
+                DATABASE_SECRET.name: found.raw.get("MasterUserSecret", {}).get("SecretArn")}
 
 
 def lifecycle_support(spec: Spec) -> str:
@@ -219,7 +220,7 @@ def desired(spec: Spec) -> list[Desired]:
         Desired("db-subnet-group", "subnet-group", spec.name("db-subnets"),
                 {"subnets": [Ref("network", f"subnet/db/{i}") for i in range(spec.network.zones)]},
                 "MySQL in the isolated db subnets"),
-        Desired("db-instance", "instance", spec.name("mysql"), {
+        Desired("db-instance", DATABASE_INSTANCE.key, spec.name("mysql"), {
             "engine_version": database.engine_version, "instance_class": database.instance_class,
             "allocated_storage": database.allocated_storage_gb, "multi_az": database.multi_az,
             "backup_retention": database.backup_retention_days, "deletion_protection": database.deletion_protection,

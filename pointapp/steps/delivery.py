@@ -21,6 +21,7 @@ import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
 from pointapp.kinds import Role, document, pointapp_role, policy, role_arn, role_path, tags_of, trust_policy
+from pointapp.outputs import PRODUCTION_LISTENER, TEST_LISTENER
 from pointapp.resources import (
     CODEDEPLOY_ROLE,
     CODEPIPELINE_ROLE,
@@ -623,13 +624,12 @@ def release_task_definition(ctx: Any) -> dict[str, Any]:
 def runtime_values(ctx: Any) -> dict[str, Any]:
     """What depends on the account and region, and the artifacts built from the service's roles."""
     spec = ctx.spec
-    service = ctx.outputs("service")
     values: dict[str, Any] = {
         "bucket": bucket_name(ctx, spec),
         "artifacts": artifacts_zip(release_task_definition(ctx), appspec_text(spec)),
         "pipeline_arn": Arn("codepipeline", spec.name("release"), None, None).on(ctx),
-        "production_listener": service.get("listener/production", "<listener/production>"),
-        "test_listener": service.get("listener/test", "<listener/test>"),
+        "production_listener": PRODUCTION_LISTENER.read(ctx, f"<{PRODUCTION_LISTENER.key}>"),
+        "test_listener": TEST_LISTENER.read(ctx, f"<{TEST_LISTENER.key}>"),
     }
     if spec.delivery.github_repository:
         values["github_trust"] = github_trust(ctx, spec)

@@ -24,6 +24,7 @@ import botocore.exceptions
 import yaml
 
 from pointapp.errors import PointappError
+from pointapp.outputs import LOAD_BALANCER_DNS
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
@@ -310,7 +311,7 @@ def desired(spec: Spec) -> list[Desired]:
 def runtime_values(ctx: Any) -> dict[str, Any]:
     """Where the rewrite sends ``/api``: the load balancer, by its DNS name over HTTP (with a certificate,
     the spec check asks for ``frontend.api_domain``, which the certificate names, and that is used)."""
-    dns = ctx.outputs("service").get("alb/dns")
+    dns = LOAD_BALANCER_DNS.read(ctx)
     return {"api_origin": f"http://{dns}"} if dns else {}
 
 

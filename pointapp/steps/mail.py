@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.outputs import MAIL_DKIM_TOKENS, MAIL_IDENTITY
 from pointapp.plan import Table
 from pointapp.resources import Arn, Desired, Found, Kind, Request, ResourceStep, ignore_codes
 from pointapp.spec import Spec
@@ -131,7 +132,7 @@ class EmailIdentity(Kind):
         return f"{kind}, verified for sending: {raw.get('VerifiedForSendingStatus', False)}, DKIM {dkim}"
 
     def outputs(self, found: Found) -> dict[str, Any]:
-        return {"tokens": list(found.raw.get("DkimAttributes", {}).get("Tokens", []))}
+        return {MAIL_DKIM_TOKENS.name: list(found.raw.get("DkimAttributes", {}).get("Tokens", []))}
 
 
 def desired(spec: Spec) -> list[Desired]:
@@ -144,7 +145,7 @@ def desired(spec: Spec) -> list[Desired]:
     return [
         Desired("ses-configuration-set", "configuration-set", configuration_set_name(spec), {"tls": "REQUIRE"},
                 "TLS required, reputation metrics on"),
-        Desired("ses-identity", "identity", identity, {"configuration_set": configuration_set_name(spec)}, f"{kind}",
+        Desired("ses-identity", MAIL_IDENTITY.key, identity, {"configuration_set": configuration_set_name(spec)}, f"{kind}",
                 owner=owner),
     ]
 
@@ -154,7 +155,7 @@ def dns_records(ctx: Any) -> Table:
     identity = ctx.spec.mail.identity
     if "@" in identity:
         return Table(["type", "name", "value"], [], title=f"{identity} is an e-mail address: no DNS record to add")
-    tokens = ctx.outputs(NAME).get("identity/tokens") or []
+    tokens = MAIL_DKIM_TOKENS.read(ctx) or []
     rows = [("CNAME", f"{token}._domainkey.{identity}", f"{token}.dkim.amazonses.com") for token in tokens]
     rows.append(("TXT", f"_dmarc.{identity}", "v=DMARC1; p=none;"))
     return Table(["type", "name", "value"], rows, title=f"DNS records to add for {identity}")

@@ -17,6 +17,18 @@ from typing import Any
 
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
+from pointapp.outputs import (
+    CACHE_ADDRESS,
+    CACHE_PORT,
+    DATA_ENDPOINTS,
+    DATABASE_ADDRESS,
+    DATABASE_PORT,
+    DATABASE_SECRET,
+    LOAD_BALANCER,
+    LOAD_BALANCER_DNS,
+    PRODUCTION_LISTENER,
+    TEST_LISTENER,
+)
 from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.steps.mail import configuration_set_name, sending_configuration_sets
@@ -87,14 +99,14 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
     # when the identity is shared (mail.identity_owner), and the task role may use this one only.
     environment = {"MAIL_FROM": spec.mail.identity, "MAIL_CONFIGURATION_SET": configuration_set_name(spec),
                    "AWS_REGION": region,
-                   "DB_HOST": data.get("database/instance/address"), "DB_PORT": data.get("database/instance/port"),
-                   "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get("cache/replication-group/address"),
+                   "DB_HOST": data.get(DATABASE_ADDRESS.path), "DB_PORT": data.get(DATABASE_PORT.path),
+                   "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get(CACHE_ADDRESS.path),
                    # The RDS-managed secret, which the API reads again when a rotation changed the password.
-                   "DB_SECRET_ARN": data.get("database/instance/secret"),
-                   "REDIS_PORT": data.get("cache/replication-group/port"), "REDIS_TLS": "true"}
+                   "DB_SECRET_ARN": data.get(DATABASE_SECRET.path),
+                   "REDIS_PORT": data.get(CACHE_PORT.path), "REDIS_TLS": "true"}
 
     def secret(name: str) -> Any:
-        value = data.get("database/instance/secret") if name == "database" else None
+        value = data.get(DATABASE_SECRET.path) if name == "database" else None
         value = value or data.get(f"secret/{name}")
         return value if isinstance(value, Mapping) or value is None else str(value)
 
@@ -424,7 +436,7 @@ class LoadBalancer(_LoadBalancingKind):
         return f"{found.raw.get('DNSName')} ({found.raw.get('State', {}).get('Code', '')})"
 
     def outputs(self, found: Found) -> dict[str, Any]:
-        return {"dns": found.raw.get("DNSName")}
+        return {LOAD_BALANCER_DNS.name: found.raw.get("DNSName")}
 
 
 class Listener(_LoadBalancingKind):
@@ -433,7 +445,7 @@ class Listener(_LoadBalancingKind):
     name = "listener"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        balancer = known.get("alb")
+        balancer = known.get(LOAD_BALANCER.key)
         if balancer is None:
             return []
         view = _load_balancing(ctx, spec)  # the same view the load balancer was found in
@@ -617,20 +629,20 @@ def desired(spec: Spec) -> list[Desired]:
     log_group = f"{LogGroup.prefix(spec)}api"
     groups = {color: Ref(NAME, f"tg/{color}") for color in ("blue", "green")}
     listeners: list[Desired] = []
-    production = {"load_balancer": Ref(NAME, "alb"), "target_groups": list(groups.values())}
+    production = {"load_balancer": Ref(NAME, LOAD_BALANCER.key), "target_groups": list(groups.values())}
     if service.certificate_arn:
         listeners += [
-            Desired("listener", "listener/production", spec.name("listener", "https"),
+            Desired("listener", PRODUCTION_LISTENER.key, spec.name("listener", "https"),
                     {**production, "port": 443, "protocol": "HTTPS", "action": "forward",
                      "certificate": service.certificate_arn}, "HTTPS 443 forwarding to blue (or green after a release)"),
             Desired("listener", "listener/redirect", spec.name("listener", "http"),
                     {**production, "port": 80, "protocol": "HTTP", "action": "redirect"}, "HTTP 80 redirecting to HTTPS"),
         ]
     else:
-        listeners.append(Desired("listener", "listener/production", spec.name("listener", "http"),
+        listeners.append(Desired("listener", PRODUCTION_LISTENER.key, spec.name("listener", "http"),
                                  {**production, "port": 80, "protocol": "HTTP", "action": "forward"},
                                  "HTTP 80 forwarding to blue (or green after a release)"))
-    listeners.append(Desired("listener", "listener/test", spec.name("listener", "test"),
+    listeners.append(Desired("listener", TEST_LISTENER.key, spec.name("listener", "test"),
                              {**production, "port": service.test_listener_port, "protocol": "HTTP", "action": "forward"},
                              f"test listener {service.test_listener_port}, reachable from the bastion only"))
     return [
@@ -646,7 +658,7 @@ def desired(spec: Spec) -> list[Desired]:
             "port": service.port, "vpc": Ref("network", "vpc"), "health_check_path": service.health_check_path},
             f"{color}: target type ip, HTTP {service.port}, health check {service.health_check_path}")
           for color in ("blue", "green")],
-        Desired("load-balancer", "alb", spec.name("alb"), {
+        Desired("load-balancer", LOAD_BALANCER.key, spec.name("alb"), {
             "subnets": [Ref("network", f"subnet/{service.load_balancer_tier}/{i}") for i in zones],
             "groups": [Ref("network", f"sg/{service.load_balancer_group}")]},
             f"internet-facing, in the {service.load_balancer_tier} subnets"),
@@ -664,11 +676,7 @@ def data_outputs(ctx: Any) -> dict[str, Any]:
     """The endpoints and secret the database, cache and mail steps expose (those available)."""
     from pointapp.steps import get
 
-    values: dict[str, Any] = {}
-    for step in ("database", "cache"):
-        if get(step).available:
-            values.update({f"{step}/{key}": value for key, value in ctx.outputs(step).items()})
-    return values
+    return {output.path: output.read(ctx) for output in DATA_ENDPOINTS if get(output.step).available}
 
 
 def secret_arns(ctx: Any, spec: Spec) -> dict[str, str]:
