@@ -34,6 +34,11 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
 }
 
 
+#: The delay between polls on an emulator: its transitions take a second or less, and a poll costs it
+#: a millisecond or two, so waits there end within a fifth of a second of what they wait for.
+EMULATOR_POLL_SECONDS = 0.2
+
+
 def answers_as_moto(url: str | None) -> bool:
     """Whether the endpoint at ``url`` is a moto server (it answers moto's own configuration API)."""
     if not url:

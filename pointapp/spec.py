@@ -9,6 +9,7 @@ environment. An invalid specification raises :class:`~pointapp.errors.SpecError`
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
@@ -579,17 +580,22 @@ def check_spec(spec: Spec) -> None:
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 
 
-def known_regions() -> set[str]:
-    """Every region botocore knows for EC2, across the standard partitions."""
+@functools.lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
+    """Every region botocore knows for EC2, across the standard partitions.
+
+    Read once per process: botocore's region list is data shipped with it, and reading it needs a new
+    session that parses the endpoint data again (about a third of a second per ``connect``)."""
     import boto3
 
     session = boto3.session.Session()
     regions: set[str] = set()
     for partition in PARTITIONS:
         regions.update(session.get_available_regions("ec2", partition_name=partition))
-    return regions
+    return frozenset(regions)
 
 
+@functools.lru_cache(maxsize=64)  # each answer costs a new session parsing botocore's endpoint data again
 def check_region(region: str) -> str | None:
     """The partition of ``region`` (None for a name no partition knows); a region of a partition pointapp
     does not support (an isolated one such as ``aws-iso``) is a :class:`SpecError`."""

@@ -22,13 +22,13 @@ from botocore.config import Config
 
 from pointapp.clients import READ_PREFIXES, Call, Clients
 from pointapp.context import StepContext
-from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator, EmulatorGaps
+from pointapp.emulator import EMULATOR_CREDENTIALS, EMULATOR_POLL_SECONDS, Emulator, EmulatorGaps
 from pointapp.errors import ConfirmationRequired, TargetError
 from pointapp.plan import Change
 from pointapp.run import DeferredWork, Outputs, Progress, Record, print_progress
 from pointapp.spec import Spec, check_region, known_regions, load_spec
 
-__all__ = ["READ_PREFIXES", "Call", "Context", "Target", "connect", "known_regions", "resolve_target"]
+__all__ = ["EMULATOR_POLL_SECONDS", "READ_PREFIXES", "Call", "Context", "Target", "connect", "known_regions", "resolve_target"]
 
 T = TypeVar("T")
 
@@ -154,9 +154,10 @@ class Context:
     def session(self) -> boto3.Session:
         return self.clients.session
 
-    def wait_delay(self, real_seconds: int) -> int:
-        """The delay between waiter polls: real AWS is polled gently, an emulator quickly."""
-        return real_seconds if self.target.is_real_aws else 1
+    def wait_delay(self, real_seconds: int) -> float:
+        """The delay between waiter polls: real AWS is polled gently (``real_seconds``), an emulator
+        quickly (:data:`pointapp.emulator.EMULATOR_POLL_SECONDS`)."""
+        return real_seconds if self.target.is_real_aws else EMULATOR_POLL_SECONDS
 
     def require_confirmation(self, what: str) -> None:
         """Refuse a change to real AWS unless it was confirmed (``--yes`` or ``yes=True``)."""

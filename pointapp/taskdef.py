@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
-from pointapp.kinds import LogGroup, arn_of
+from pointapp.kinds import LogGroup
 from pointapp.names import configuration_set_name, repository_name
-from pointapp.resources import arn_service, ignore_codes
+from pointapp.outputs import CACHE_ADDRESS, CACHE_PORT, DATA_ENDPOINTS, DATABASE_ADDRESS, DATABASE_PORT, DATABASE_SECRET
+from pointapp.resources import Arn, arn_service, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import aws_tags, ownership_tags
 
@@ -37,14 +38,14 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
     # when the identity is shared (mail.identity_owner), and the task role may use this one only.
     environment = {"MAIL_FROM": spec.mail.identity, "MAIL_CONFIGURATION_SET": configuration_set_name(spec),
                    "AWS_REGION": region,
-                   "DB_HOST": data.get("database/instance/address"), "DB_PORT": data.get("database/instance/port"),
-                   "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get("cache/replication-group/address"),
+                   "DB_HOST": data.get(DATABASE_ADDRESS.path), "DB_PORT": data.get(DATABASE_PORT.path),
+                   "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get(CACHE_ADDRESS.path),
                    # The RDS-managed secret, which the API reads again when a rotation changed the password.
-                   "DB_SECRET_ARN": data.get("database/instance/secret"),
-                   "REDIS_PORT": data.get("cache/replication-group/port"), "REDIS_TLS": "true"}
+                   "DB_SECRET_ARN": data.get(DATABASE_SECRET.path),
+                   "REDIS_PORT": data.get(CACHE_PORT.path), "REDIS_TLS": "true"}
 
     def secret(name: str) -> Any:
-        value = data.get("database/instance/secret") if name == "database" else None
+        value = data.get(DATABASE_SECRET.path) if name == "database" else None
         value = value or data.get(f"secret/{name}")
         return value if isinstance(value, Mapping) or value is None else str(value)
 
@@ -82,8 +83,8 @@ def revision_request(family: str, props: Mapping[str, Any], tags: Mapping[str, s
 
 
 def data_outputs(ctx: StepContext) -> dict[str, Any]:
-    """The endpoints and secret the database and cache steps expose, as ``<step>/<key>``."""
-    return {f"{step}/{key}": value for step in ("database", "cache") for key, value in ctx.outputs(step).items()}
+    """The endpoints and secret the database and cache steps expose, by :attr:`pointapp.outputs.Output.path`."""
+    return {output.path: output.read(ctx) for output in DATA_ENDPOINTS}
 
 
 def secret_arns(ctx: StepContext, spec: Spec) -> dict[str, str]:
@@ -111,7 +112,7 @@ def secret_arns(ctx: StepContext, spec: Spec) -> dict[str, str]:
             if name != "database":
                 answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
                                       SecretId=secret_id)
-            arns[f"secret/{name}"] = answer["ARN"] if answer else arn_of(ctx, "secretsmanager", f"secret:{secret_id}")
+            arns[f"secret/{name}"] = answer["ARN"] if answer else Arn("secretsmanager", f"secret:{secret_id}", None, None).on(ctx)
         return arns
 
     return dict(ctx.read_once(("secret-arns", spec.owner, tuple(names)), load)) if names else {}

@@ -30,7 +30,7 @@ from pointapp.resources import (
 from pointapp.spec import load_spec
 from pointapp.steps import STEPS, delivery, network
 from pointapp.tags import ownership_tags
-from pointapp.target import Context
+from pointapp.target import EMULATOR_POLL_SECONDS, Context
 from tests.conftest import aws_context, make_context, stub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def test_other_errors_are_not_retried(code: str, message: str) -> None:
     assert fake.sleeps == []
 
 
-@pytest.mark.parametrize(("aws", "bound", "pause"), [(True, 120, 15), (False, 10, 1)])
+@pytest.mark.parametrize(("aws", "bound", "pause"), [(True, 120, 15), (False, 10, EMULATOR_POLL_SECONDS)])
 def test_the_wait_is_bounded(aws: bool, bound: float, pause: float) -> None:
     ctx = aws_context() if aws else make_context()
     fake = _timed(ctx)

@@ -12,17 +12,23 @@ accepted, so ``up`` never fights a release.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
 from pointapp.names import DEFERRED_NAT, repository_name, sending_configuration_sets
-from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes
+from pointapp.outputs import (
+    LOAD_BALANCER,
+    LOAD_BALANCER_DNS,
+    PRODUCTION_LISTENER,
+    TEST_LISTENER,
+)
+from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned
 from pointapp.taskdef import revision_request, runtime_values
+from pointapp.typical import Typical
 
 NAME = "service"
 
@@ -302,6 +308,12 @@ class TargetGroup(_LoadBalancingKind):
 
 class LoadBalancer(_LoadBalancingKind):
     name = "load-balancer"
+    typical = Typical("load-balancer", 180, "Application Load Balancer from provisioning to active",
+                      "Elastic Load Balancing User Guide, load balancer state; botocore waiter "
+                      "LoadBalancerAvailable: 15 s x 40")
+    typical_delete = Typical("load-balancer-deleted", 30, "Application Load Balancer from deleting to gone",
+                             "Elastic Load Balancing User Guide, delete a load balancer; botocore waiter "
+                             "LoadBalancersDeleted: 15 s x 40")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         view = _load_balancing(ctx, spec)
@@ -331,11 +343,8 @@ class LoadBalancer(_LoadBalancingKind):
         elbv2 = ctx.client("elbv2")
         balancer = elbv2.create_load_balancer(
             **self.request(ctx.spec, desired, props, tags)["create_load_balancer"])["LoadBalancers"][0]
-        ctx.say(f"    waiting for load balancer {desired.name} to be active (usually 2 to 4 minutes on AWS) ...")
-        started = time.monotonic()
-        elbv2.get_waiter("load_balancer_available").wait(
-            LoadBalancerArns=[balancer["LoadBalancerArn"]], WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 60})
-        ctx.say(f"    load balancer {desired.name} active after {time.monotonic() - started:.0f}s")
+        wait_for(ctx, elbv2, "load_balancer_available", f"load balancer {desired.name} to be active", self.typical,
+                 max_attempts=60, LoadBalancerArns=[balancer["LoadBalancerArn"]])
         return Found(self.name, desired.key, balancer["LoadBalancerArn"], dict(tags), balancer)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -351,16 +360,15 @@ class LoadBalancer(_LoadBalancingKind):
         ignore_codes(elbv2.delete_load_balancer, ["LoadBalancerNotFound"], LoadBalancerArn=found.id)
         # Its network interfaces stay a few minutes longer: the network step waits for them before it
         # deletes the subnets and the security group they are in.
-        ctx.say(f"    waiting for load balancer {found.name} to be deleted (usually under a minute on AWS) ...")
-        elbv2.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[found.id],
-                                                        WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 40})
+        wait_for(ctx, elbv2, "load_balancers_deleted", f"load balancer {found.name} to be deleted", self.typical_delete,
+                 max_attempts=40, LoadBalancerArns=[found.id])
         return None
 
     def describe(self, found: Found) -> str:
         return f"{found.raw.get('DNSName')} ({found.raw.get('State', {}).get('Code', '')})"
 
     def outputs(self, found: Found) -> dict[str, Any]:
-        return {"dns": found.raw.get("DNSName")}
+        return {LOAD_BALANCER_DNS.name: found.raw.get("DNSName")}
 
 
 class Listener(_LoadBalancingKind):
@@ -369,7 +377,7 @@ class Listener(_LoadBalancingKind):
     name = "listener"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        balancer = known.get("alb")
+        balancer = known.get(LOAD_BALANCER.key)
         if balancer is None:
             return []
         view = _load_balancing(ctx, spec)  # the same view the load balancer was found in
@@ -446,6 +454,10 @@ def forwarded_groups(action: Mapping[str, Any]) -> set[str]:
 class EcsService(Kind):
     name = "ecs-service"
     service = "ecs"
+    # Its tasks drain from the target group for its deregistration delay (300 s unless set), then stop.
+    typical_delete = Typical("ecs-service-inactive", 300, "ECS service from draining to inactive",
+                             "Elastic Load Balancing User Guide, deregistration delay (default 300 s); botocore "
+                             "waiter ServicesInactive: 15 s x 40")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         if "cluster" not in known:
@@ -497,9 +509,8 @@ class EcsService(Kind):
         cluster = found.raw["clusterArn"]
         ignore_codes(ecs.delete_service, ["ServiceNotFoundException", "ClusterNotFoundException"],
                      cluster=cluster, service=found.id, force=True)
-        ctx.say(f"    waiting for ECS service {found.name} to drain and stop ...")
-        ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[found.id],
-                                                 WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 60})
+        wait_for(ctx, ecs, "services_inactive", f"ECS service {found.name} to drain and stop", self.typical_delete,
+                 max_attempts=60, cluster=cluster, services=[found.id])
         return None
 
     def describe(self, found: Found) -> str:
@@ -550,20 +561,20 @@ def desired(spec: Spec) -> list[Desired]:
     log_group = f"{LogGroup.prefix(spec)}api"
     groups = {color: Ref(NAME, f"tg/{color}") for color in ("blue", "green")}
     listeners: list[Desired] = []
-    production = {"load_balancer": Ref(NAME, "alb"), "target_groups": list(groups.values())}
+    production = {"load_balancer": Ref(NAME, LOAD_BALANCER.key), "target_groups": list(groups.values())}
     if service.certificate_arn:
         listeners += [
-            Desired("listener", "listener/production", spec.name("listener", "https"),
+            Desired("listener", PRODUCTION_LISTENER.key, spec.name("listener", "https"),
                     {**production, "port": 443, "protocol": "HTTPS", "action": "forward",
                      "certificate": service.certificate_arn}, "HTTPS 443 forwarding to blue (or green after a release)"),
             Desired("listener", "listener/redirect", spec.name("listener", "http"),
                     {**production, "port": 80, "protocol": "HTTP", "action": "redirect"}, "HTTP 80 redirecting to HTTPS"),
         ]
     else:
-        listeners.append(Desired("listener", "listener/production", spec.name("listener", "http"),
+        listeners.append(Desired("listener", PRODUCTION_LISTENER.key, spec.name("listener", "http"),
                                  {**production, "port": 80, "protocol": "HTTP", "action": "forward"},
                                  "HTTP 80 forwarding to blue (or green after a release)"))
-    listeners.append(Desired("listener", "listener/test", spec.name("listener", "test"),
+    listeners.append(Desired("listener", TEST_LISTENER.key, spec.name("listener", "test"),
                              {**production, "port": service.test_listener_port, "protocol": "HTTP", "action": "forward"},
                              f"test listener {service.test_listener_port}, reachable from the bastion only"))
     return [
@@ -579,7 +590,7 @@ def desired(spec: Spec) -> list[Desired]:
             "port": service.port, "vpc": Ref("network", "vpc"), "health_check_path": service.health_check_path},
             f"{color}: target type ip, HTTP {service.port}, health check {service.health_check_path}")
           for color in ("blue", "green")],
-        Desired("load-balancer", "alb", spec.name("alb"), {
+        Desired("load-balancer", LOAD_BALANCER.key, spec.name("alb"), {
             "subnets": [Ref("network", f"subnet/{service.load_balancer_tier}/{i}") for i in zones],
             "groups": [Ref("network", f"sg/{service.load_balancer_group}")]},
             f"internet-facing, in the {service.load_balancer_tier} subnets"),
@@ -593,5 +604,10 @@ def desired(spec: Spec) -> list[Desired]:
     ]
 
 
+#: The load balancer, its target groups and listeners need only the network: on a stand-up they start
+#: right after it, so the load balancer provisions while the database does; the task definition and
+#: the ECS service wait for the data steps.
+EARLY = EarlyPart("service: load balancer", frozenset({"target-group", "load-balancer", "listener"}), ("network",))
+
 STEP = ResourceStep(NAME, [LogGroup(), Role(), Cluster(), TaskDefinition(), TargetGroup(), LoadBalancer(), Listener(),
-                            EcsService()], desired, uses=("network",), runtime=runtime_values)
+                            EcsService()], desired, uses=("network",), runtime=runtime_values, early=EARLY)
