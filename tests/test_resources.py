@@ -203,7 +203,7 @@ def test_delivery_converges_while_new_roles_are_refused_for_a_while(ctx: Context
     steps = "network,endpoints,registry,service,delivery"
     pointapp.up(ctx, only=steps)
     assert refusals == {"CreateDeploymentGroup": 0, "CreatePipeline": 0}
-    assert fake.sleeps == [1, 1, 1, 1]  # the emulator is polled quickly
+    assert fake.sleeps == [EMULATOR_POLL_SECONDS] * 4  # the emulator is polled quickly
     assert pointapp.plan(ctx, only=steps).empty
 
 
