@@ -1,5 +1,6 @@
 # `make run`: set up everything and run the runbook on the embedded emulator.
-# `make test`: set up everything and run every test (pytest, then nbval over the notebooks).
+# `make test`: set up everything and run every test (pytest, then nbval over the notebooks). pytest runs four
+# workers on two cores: each waits part of the time (for a subprocess, or a wait's poll interval).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -28,7 +29,7 @@ $(CHECKOV_STAMP): $(STAMP)
 	@touch $@
 
 test: setup $(CHECKOV_STAMP)
-	POINTAPP_CHECKOV=$(CHECKOV)/bin/checkov $(PY) -m pytest -n 2 --dist load tests
+	POINTAPP_CHECKOV=$(CHECKOV)/bin/checkov $(PY) -m pytest -n 4 --dist load tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks
 
 # The architecture figure of the default prod spec, shown at the top of the README.
