@@ -23,12 +23,16 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/pointapp runbook
 
-$(CHECKOV_STAMP): $(STAMP)
+$(CHECKOV_STAMP):
 	$(PYTHON) -m venv $(CHECKOV)
 	$(CHECKOV)/bin/pip install --quiet --disable-pip-version-check 'checkov==3.3.30'
 	@touch $@
 
-test: setup $(CHECKOV_STAMP)
+# The two environments install side by side (each waits on downloads much of the time), then the tests run.
+# The product's folder is made first: checkov's environment lives in it.
+test:
+	@mkdir -p $(VENV)
+	@$(MAKE) --no-print-directory -j2 setup $(CHECKOV_STAMP)
 	POINTAPP_CHECKOV=$(CHECKOV)/bin/checkov $(PY) -m pytest -n 4 --dist load tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks
 
