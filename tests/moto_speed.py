@@ -70,6 +70,9 @@ def lighten_moto() -> None:
                         if type(region).reset is not BaseBackend.reset:  # S3's closes files, forgets its buckets
                             region.reset()
                 backends.clear()
+                # S3 keeps which account owns each bucket beside its backends: a stale entry names a backend
+                # without the bucket, and its lookup of the bucket then asks that backend again, for ever.
+                getattr(backends, "bucket_accounts", {}).clear()
             BackendDict._instances.clear()  # noqa: SLF001
 
     parsed: dict[str, Any] = json.loads(iam.aws_managed_policies_data)
