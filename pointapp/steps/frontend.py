@@ -193,6 +193,7 @@ def custom_rules(origin: str) -> list[dict[str, str]]:
 
 class Branch(AmplifyKind):
     name = "amplify-branch"
+    finds_after = ("amplify-app",)
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         app = known.get("app")
@@ -258,6 +259,7 @@ class FirstBuild(AmplifyKind):
     """The first build of the production branch: an app created through the API does not build by itself."""
 
     name = "amplify-build"
+    finds_after = ("amplify-app",)
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         app = known.get("app")

@@ -428,6 +428,7 @@ class Listener(Kind):
     """A listener; ``forward`` to one of the blue/green groups (whichever CodeDeploy left), or ``redirect``."""
 
     name = "listener"
+    finds_after = ("load-balancer",)
     service = "elbv2"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
@@ -509,6 +510,7 @@ def forwarded_groups(action: Mapping[str, Any]) -> set[str]:
 
 class EcsService(Kind):
     name = "ecs-service"
+    finds_after = ("ecs-cluster",)
     service = "ecs"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
