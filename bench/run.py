@@ -374,6 +374,10 @@ def against_latency(rows: list[tuple[str, str, str, str]], url: str, counter: Co
                      f" added by the latency {seconds - ups[0.0][0]:.2f} s = {(seconds - ups[0.0][0]) / serial:.2f} of it")
         rows.append((f"up --only network, {delay * 1000:.0f} ms latency", f"{seconds:.2f} s",
                      f"{sum(calls.values())} ({sum(n for (_, _, m), n in calls.items() if m)} changes)", note))
+    started = {module: command([sys.executable, "-c", f"import {module}"], f"import {module}")[0]
+               for module in ("boto3", "pointapp.cli")}
+    rows.append(("start of a command: import pointapp.cli", f"{started['pointapp.cli']:.2f} s", "-",
+                 f"a script that imports boto3 only: {started['boto3']:.2f} s (part of each figure above)"))
     reset(url)
 
 

@@ -253,9 +253,10 @@ class Context:
         """Why the target cannot run ``operation`` (the emulator lacks it), or None when it can."""
         if (service, operation) not in EMULATOR_GAPS:
             return None
-        if self.emulated is None:
-            self.emulated = self.target.kind == "emulator" or (
-                self.target.kind == "endpoint" and _answers_as_moto(self.target.endpoint_url))
+        with self._lock:  # asked once: the kinds discovered side by side wait for the answer
+            if self.emulated is None:
+                self.emulated = self.target.kind == "emulator" or (
+                    self.target.kind == "endpoint" and _answers_as_moto(self.target.endpoint_url))
         if not self.emulated:
             return None
         return EMULATOR_GAPS[(service, operation)] or (
@@ -458,7 +459,8 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
         raise
     ctx = Context(spec=spec, target=target, session=session, assume_yes=yes,
                   progress=progress or _print_progress, emulator=emulator,
-                  emulated=True if emulator else (False if target.is_real_aws else None))
+                  # An endpoint is asked whether it is an emulator now, before discovery opens many connections.
+                  emulated=True if emulator else (False if target.is_real_aws else _answers_as_moto(target.endpoint_url)))
     ctx.remember_outputs("account", {"id": account})  # the reachability check already asked STS
     return ctx
 

@@ -69,12 +69,12 @@ def built(ctx: Context) -> Iterator[Context]:
 
 
 def test_a_no_op_plan_reads_side_by_side(built: Context) -> None:
-    ctx, latency = slow_context(0.05)
+    ctx, latency = slow_context(0.1)  # well above the in-process emulator's own time per call, even on a busy machine
     planned = pointapp.plan(ctx)
     assert planned.empty, [c.line() for c in planned.changes]
     reads = [c for c in ctx.calls if not c.mutating]
     assert len(reads) == len(latency.spans) > 20
-    assert 1 < latency.most["all"] <= READS_AT_ONCE
+    assert 2 < latency.most["all"] <= READS_AT_ONCE
     assert ctx.in_flight.most <= READS_AT_ONCE
     # Requests overlapped: the time some request was waiting is well under the waits added up.
     assert latency.busy() < len(reads) * latency.seconds / 2
