@@ -9,6 +9,7 @@ one, everything runs in the calling thread in the given order, exactly as a plai
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import threading
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -84,7 +85,7 @@ def run_graph(tasks: Sequence[tuple[K, Callable[[], T]]], after: Mapping[K, Coll
 def map_side_by_side(work: Callable[[V], T], items: Iterable[V], limit: int = READS_AT_ONCE) -> list[T]:
     """``[work(item) for item in items]``, at most ``limit`` at a time; the results in the items' order."""
     listed = list(items)
-    results = run_graph([(i, (lambda item=item: work(item))) for i, item in enumerate(listed)], {}, limit)
+    results = run_graph([(i, functools.partial(work, item)) for i, item in enumerate(listed)], {}, limit)
     return [results[i] for i in range(len(listed))]
 
 
