@@ -10,9 +10,9 @@ from urllib.parse import unquote
 import botocore.exceptions
 
 from pointapp.concurrency import map_side_by_side
-from pointapp.resources import Desired, Found, Kind, Request, ignore_codes
+from pointapp.resources import Arn, Desired, Found, Kind, Request, ignore_codes
 from pointapp.spec import Spec
-from pointapp.tags import ENVIRONMENT, KEY, as_aws_tags, from_aws_tags, is_owned
+from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, from_aws_tags, is_owned
 
 #: The services whose resources pointapp finds by name and whose tags one Resource Groups Tagging API
 #: listing gives (their describe calls return no tags). EC2, ECS, IAM and SES return tags themselves.
@@ -52,11 +52,6 @@ def tags_of(ctx: Any, arn: str, read: Callable[[], Mapping[str, str]]) -> dict[s
     return dict(listed) if listed is not None else dict(read())
 
 
-def arn_of(ctx: Any, service: str, resource: str, region: bool = True) -> str:
-    """The ARN of ``resource`` of ``service`` in the target's account (and region, unless global)."""
-    return f"arn:{ctx.partition}:{service}:{ctx.target.region if region else ''}:{ctx.account}:{resource}"
-
-
 def role_path(spec: Spec) -> str:
     """Every role pointapp makes lives under this IAM path, so one listing finds them all."""
     return f"/pointapp/{spec.owner}/"
@@ -64,7 +59,12 @@ def role_path(spec: Spec) -> str:
 
 def role_arn(ctx: Any, name: str) -> str:
     """The ARN of the role pointapp names ``<prefix>-<env>-<name>`` (known before it exists)."""
-    return f"arn:{ctx.partition}:iam::{ctx.account}:role{role_path(ctx.spec)}{ctx.spec.name(name)}"
+    return pointapp_role(ctx.spec, name, account=None).on(ctx)
+
+
+def pointapp_role(spec: Spec, name: str, account: str | None = "*") -> Arn:
+    """The ARN of the role pointapp names ``<prefix>-<env>-<name>``, in ``account`` (None: the target's)."""
+    return Arn("iam", f"role{role_path(spec)}{spec.name(name)}", "", account)
 
 
 def trust_policy(*services: str, statement: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -126,7 +126,7 @@ class Role(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         managed = sorted(props.get("managed", []), key=str)  # ARNs, or a template's expressions of them
         return {"create_role": dict(RoleName=desired.name, Path=role_path(spec), Description=desired.detail[:1000],
-                                    AssumeRolePolicyDocument=json.dumps(props["trust"]), Tags=as_aws_tags(tags)),
+                                    AssumeRolePolicyDocument=json.dumps(props["trust"]), Tags=aws_tags(tags)),
                 "attach_role_policy": [dict(RoleName=desired.name, PolicyArn=arn)  # each once
                                        for i, arn in enumerate(managed) if arn not in managed[:i]],
                 "put_role_policy": [dict(RoleName=desired.name, PolicyName=name, PolicyDocument=json.dumps(document))
@@ -145,11 +145,12 @@ class Role(Kind):
                       "Managed": [call["PolicyArn"] for call in request["attach_role_policy"]],
                       "Inline": dict(props.get("inline", {}))})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        ctx.client("iam").tag_role(RoleName=found.id, Tags=aws_tags(tags))
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         iam = ctx.client("iam")
-        if "tags" in changes:
-            iam.tag_role(RoleName=found.id, Tags=as_aws_tags(changes["tags"]))
         if "trust" in changes:
             iam.update_assume_role_policy(RoleName=found.id, PolicyDocument=json.dumps(changes["trust"]))
         if "managed" in changes:
@@ -223,13 +224,13 @@ class LogGroup(Kind):
         return Found(self.name, desired.key, desired.name, dict(tags),
                      {"logGroupName": desired.name, "retentionInDays": props["retention_days"]})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "logs", found.id, tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        logs = ctx.client("logs")
-        if "tags" in changes:
-            logs.tag_log_group(logGroupName=found.id, tags=dict(changes["tags"]))
         if "retention_days" in changes:
-            logs.put_retention_policy(logGroupName=found.id, retentionInDays=changes["retention_days"])
+            ctx.client("logs").put_retention_policy(logGroupName=found.id, retentionInDays=changes["retention_days"])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("logs").delete_log_group, ["ResourceNotFoundException"], logGroupName=found.id)
@@ -237,10 +238,3 @@ class LogGroup(Kind):
 
     def describe(self, found: Found) -> str:
         return f"retention {found.raw.get('retentionInDays')} days"
-
-
-def tags_as_aws(tags: Mapping[str, str], lower: bool = False) -> list[dict[str, str]]:
-    """Tags in the list form; ECS wants lower-case ``key``/``value``."""
-    if lower:
-        return [{"key": k, "value": v} for k, v in tags.items()]
-    return as_aws_tags(tags)

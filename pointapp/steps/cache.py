@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.kinds import tags_as_aws, tags_of
+from pointapp.kinds import tags_of
+from pointapp.outputs import CACHE_ADDRESS, CACHE_GROUP, CACHE_PORT
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
-from pointapp.tags import KEY, from_aws_tags, is_owned
+from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
+from pointapp.typical import Typical
 
 NAME = "cache"
 
@@ -43,20 +45,20 @@ class CacheSubnetGroup(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_cache_subnet_group": dict(
             CacheSubnetGroupName=desired.name, CacheSubnetGroupDescription=desired.detail,
-            SubnetIds=list(props["subnets"]), Tags=tags_as_aws(tags))}
+            SubnetIds=list(props["subnets"]), Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         group = ctx.client("elasticache").create_cache_subnet_group(
             **self.request(ctx.spec, desired, props, tags)["create_cache_subnet_group"])["CacheSubnetGroup"]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "elasticache", found.raw["ARN"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        elasticache = ctx.client("elasticache")
-        if "tags" in changes:
-            elasticache.add_tags_to_resource(ResourceName=found.raw["ARN"], Tags=tags_as_aws(changes["tags"]))
         if "subnets" in changes:
-            elasticache.modify_cache_subnet_group(CacheSubnetGroupName=found.id, SubnetIds=changes["subnets"])
+            ctx.client("elasticache").modify_cache_subnet_group(CacheSubnetGroupName=found.id, SubnetIds=changes["subnets"])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("elasticache").delete_cache_subnet_group, ["CacheSubnetGroupNotFoundFault"],
@@ -70,6 +72,11 @@ class CacheSubnetGroup(Kind):
 class ReplicationGroup(Kind):
     name = "replication-group"
     service = "elasticache"
+    typical = Typical("replication-group", 600, "ElastiCache Redis replication group from creating to available",
+                      "Amazon ElastiCache User Guide, cluster status; botocore waiter ReplicationGroupAvailable: 15 s x 40")
+    typical_delete = Typical("replication-group-deleted", 450, "ElastiCache Redis replication group from deleting to gone",
+                             "Amazon ElastiCache User Guide, deleting a cluster; botocore waiter ReplicationGroupDeleted: "
+                             "15 s x 40")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         answer = ignore_codes(ctx.client("elasticache").describe_replication_groups, ["ReplicationGroupNotFoundFault"],
@@ -111,24 +118,25 @@ class ReplicationGroup(Kind):
             NumCacheClusters=props["replicas"] + 1, AutomaticFailoverEnabled=props["automatic_failover"],
             MultiAZEnabled=props["automatic_failover"], CacheSubnetGroupName=props["subnet_group"],
             SecurityGroupIds=list(props["groups"]), AtRestEncryptionEnabled=True, TransitEncryptionEnabled=True,
-            Port=6379, Tags=tags_as_aws(tags))}
+            Port=6379, Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         elasticache = ctx.client("elasticache")
         group = elasticache.create_replication_group(
             **self.request(ctx.spec, desired, props, tags)["create_replication_group"])["ReplicationGroup"]
         answer = wait_for(ctx, elasticache, "replication_group_available",
-                          f"Redis replication group {desired.name} to be available", "10 to 15 minutes", real_delay=30,
+                          f"Redis replication group {desired.name} to be available", self.typical, real_delay=30,
                           ReplicationGroupId=desired.name)
         # The last poll describes it available, with the primary endpoint the service connects to.
         group = (answer.get("ReplicationGroups") or [group])[0]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "elasticache", found.raw["ARN"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         elasticache = ctx.client("elasticache")
-        if "tags" in changes:
-            elasticache.add_tags_to_resource(ResourceName=found.raw["ARN"], Tags=tags_as_aws(changes["tags"]))
         if "replicas" in changes:
             verb = "increase" if changes["replicas"] + 1 > len(found.raw.get("MemberClusters", [])) else "decrease"
             getattr(elasticache, f"{verb}_replica_count")(ReplicationGroupId=found.id, NewReplicaCount=changes["replicas"],
@@ -150,7 +158,7 @@ class ReplicationGroup(Kind):
             ctx.say("    not waiting: the emulator leaves a deleted replication group in 'deleting' for ever")
             return None
         wait_for(ctx, elasticache, "replication_group_deleted", f"Redis replication group {found.id} to be deleted",
-                 "5 to 10 minutes", real_delay=30, ReplicationGroupId=found.id)
+                 self.typical_delete, real_delay=30, ReplicationGroupId=found.id)
         return None
 
     def describe(self, found: Found) -> str:
@@ -163,7 +171,7 @@ class ReplicationGroup(Kind):
 
     def outputs(self, found: Found) -> dict[str, Any]:
         endpoint = (found.raw.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint", {})
-        return {"address": endpoint.get("Address"), "port": endpoint.get("Port")}
+        return {CACHE_ADDRESS.name: endpoint.get("Address"), CACHE_PORT.name: endpoint.get("Port")}
 
 
 def desired(spec: Spec) -> list[Desired]:
@@ -172,7 +180,7 @@ def desired(spec: Spec) -> list[Desired]:
         Desired("cache-subnet-group", "subnet-group", spec.name("cache-subnets"),
                 {"subnets": [Ref("network", f"subnet/cache/{i}") for i in range(spec.network.zones)]},
                 "Redis in the isolated cache subnets"),
-        Desired("replication-group", "replication-group", spec.name("redis"), {
+        Desired("replication-group", CACHE_GROUP.key, spec.name("redis"), {
             "engine_version": cache.engine_version, "node_type": cache.node_type, "replicas": cache.replicas,
             "automatic_failover": cache.automatic_failover, "subnet_group": spec.name("cache-subnets"),
             "groups": [Ref("network", "sg/cache")]},

@@ -20,7 +20,8 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
-from pointapp.kinds import Role, arn_of, document, policy, role_arn, role_path, tags_as_aws, tags_of, trust_policy
+from pointapp.kinds import Role, document, pointapp_role, policy, role_arn, role_path, tags_of, trust_policy
+from pointapp.outputs import PRODUCTION_LISTENER, TEST_LISTENER
 from pointapp.resources import (
     CODEDEPLOY_ROLE,
     CODEPIPELINE_ROLE,
@@ -38,7 +39,7 @@ from pointapp.resources import (
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
 from pointapp.steps.service import runtime_values as service_runtime
-from pointapp.tags import KEY, from_aws_tags, from_lower_tags, is_owned
+from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
 
 NAME = "delivery"
 GITHUB_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
@@ -63,7 +64,7 @@ class Bucket(Kind):
                                                           "AccessDenied"], Bucket=name)
             return from_aws_tags(answer["TagSet"]) if answer is not None else {}
 
-        tags = tags_of(ctx, f"arn:{ctx.partition}:s3:::{name}", read)
+        tags = tags_of(ctx, Arn("s3", name, "", "").on(ctx), read)
         if not is_owned(tags, spec, step):
             return []
         raw: dict[str, Any] = {"Name": name}
@@ -95,7 +96,7 @@ class Bucket(Kind):
         args: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
         if props["region"] != "us-east-1":
             args["CreateBucketConfiguration"] = {"LocationConstraint": props["region"]}
-        return {"create_bucket": args, "put_bucket_tagging": dict(Bucket=name, Tagging={"TagSet": tags_as_aws(tags)}),
+        return {"create_bucket": args, "put_bucket_tagging": dict(Bucket=name, Tagging={"TagSet": aws_tags(tags)}),
                 "put_public_access_block": dict(Bucket=name, PublicAccessBlockConfiguration=PRIVATE),
                 "put_bucket_encryption": dict(Bucket=name, ServerSideEncryptionConfiguration=ENCRYPTION),
                 "put_bucket_versioning": dict(Bucket=name, VersioningConfiguration={"Status": "Enabled"})}
@@ -108,11 +109,13 @@ class Bucket(Kind):
             getattr(s3, operation)(**args)
         return Found(self.name, desired.key, props["bucket"], dict(tags), {"Name": props["bucket"]})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        # PutBucketTagging replaces the bucket's whole tag set: the tags it has stay in it.
+        ctx.client("s3").put_bucket_tagging(Bucket=found.id, Tagging={"TagSet": aws_tags({**found.tags, **tags})})
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         s3 = ctx.client("s3")
-        if "tags" in changes:
-            s3.put_bucket_tagging(Bucket=found.id, Tagging={"TagSet": tags_as_aws({**found.tags, **changes["tags"]})})
         if "public_access_block" in changes:
             s3.put_public_access_block(Bucket=found.id, PublicAccessBlockConfiguration=PRIVATE)
         if "encryption" in changes:
@@ -182,8 +185,7 @@ class ArtifactObject(Kind):
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        if set(changes) - {"tags"}:
-            self.create(ctx, desired, props, found.tags)
+        self.create(ctx, desired, props, found.tags)
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         return None  # removed with the bucket, which is emptied first
@@ -212,18 +214,16 @@ class OidcProvider(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_open_id_connect_provider": dict(
             Url=f"https://{GITHUB_OIDC_HOST}", ClientIDList=["sts.amazonaws.com"], ThumbprintList=[GITHUB_THUMBPRINT],
-            Tags=tags_as_aws(tags))}
+            Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         arn = ctx.client("iam").create_open_id_connect_provider(
             **self.request(ctx.spec, desired, props, tags)["create_open_id_connect_provider"])["OpenIDConnectProviderArn"]
         return Found(self.name, desired.key, arn, dict(tags), {"Arn": arn, "borrowed": False})
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
-               changes: Mapping[str, Any]) -> None:
-        if "tags" in changes and not found.raw.get("borrowed"):
-            ctx.client("iam").tag_open_id_connect_provider(OpenIDConnectProviderArn=found.id,
-                                                           Tags=tags_as_aws(changes["tags"]))
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        if not found.raw.get("borrowed"):  # another environment's provider keeps its own tags
+            ctx.client("iam").tag_open_id_connect_provider(OpenIDConnectProviderArn=found.id, Tags=aws_tags(tags))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         return {}
@@ -279,23 +279,20 @@ class Application(Kind):
             if answer is None:
                 return []
             application = answer["application"]
-        arn = arn_of(ctx, "codedeploy", f"application:{name}")
+        arn = Arn("codedeploy", f"application:{name}", None, None).on(ctx)
         return self.owned(spec, step, [application], lambda _: name,
                           lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
                               codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
-        return {"create_application": dict(applicationName=desired.name, computePlatform="ECS", tags=tags_as_aws(tags))}
+        return {"create_application": dict(applicationName=desired.name, computePlatform="ECS", tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ctx.client("codedeploy").create_application(**self.request(ctx.spec, desired, props, tags)["create_application"])
         return Found(self.name, desired.key, desired.name, dict(tags), {"computePlatform": "ECS"})
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
-               changes: Mapping[str, Any]) -> None:
-        if "tags" in changes:
-            ctx.client("codedeploy").tag_resource(ResourceArn=arn_of(ctx, "codedeploy", f"application:{found.id}"),
-                                                  Tags=tags_as_aws(changes["tags"]))
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "codedeploy", Arn("codedeploy", f"application:{found.id}", None, None).on(ctx), tags)
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codedeploy").delete_application, ["ApplicationDoesNotExistException"],
@@ -346,7 +343,7 @@ class DeploymentGroup(Kind):
         group = _deployment_group(ctx, spec).get("group")
         if group is None:
             return []
-        arn = arn_of(ctx, "codedeploy", f"deploymentgroup:{application.id}/{name}")
+        arn = Arn("codedeploy", f"deploymentgroup:{application.id}/{name}", None, None).on(ctx)
         return self.owned(spec, step, [group], lambda _: name,
                           lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
                               codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
@@ -358,7 +355,7 @@ class DeploymentGroup(Kind):
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_deployment_group": dict(applicationName=props["application"], deploymentGroupName=desired.name,
-                                                tags=tags_as_aws(tags), **deployment_group_request(props))}
+                                                tags=aws_tags(tags), **deployment_group_request(props))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["create_deployment_group"]
@@ -366,16 +363,16 @@ class DeploymentGroup(Kind):
                        lambda: ctx.client("codedeploy").create_deployment_group(**request))
         return Found(self.name, desired.key, desired.name, dict(tags), deployment_group_request(props))
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        application = ctx.spec.name("api")  # the deployment group's application (the spec names both)
+        add_tags(ctx, "codedeploy", Arn("codedeploy", f"deploymentgroup:{application}/{found.id}", None, None).on(ctx), tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         codedeploy = ctx.client("codedeploy")
-        if "tags" in changes:
-            arn = arn_of(ctx, "codedeploy", f"deploymentgroup:{props['application']}/{found.id}")
-            codedeploy.tag_resource(ResourceArn=arn, Tags=tags_as_aws(changes["tags"]))
-        if set(changes) - {"tags"}:
-            retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
-                applicationName=props["application"], currentDeploymentGroupName=found.id,
-                **deployment_group_request(props)))
+        retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
+            applicationName=props["application"], currentDeploymentGroupName=found.id,
+            **deployment_group_request(props)))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codedeploy").delete_deployment_group,
@@ -440,10 +437,10 @@ class Pipeline(Kind):
         answer = ignore_codes(codepipeline.get_pipeline, ["PipelineNotFoundException"], name=name)
         if answer is None:
             return []
-        arn = answer.get("metadata", {}).get("pipelineArn") or arn_of(ctx, "codepipeline", name)
+        arn = answer.get("metadata", {}).get("pipelineArn") or Arn("codepipeline", name, None, None).on(ctx)
         return self.owned(spec, step, [{**answer["pipeline"], "arn": arn}], lambda _: name,
-                          lambda _: tags_of(ctx, arn, lambda: from_lower_tags(
-                              codepipeline.list_tags_for_resource(resourceArn=arn).get("tags"))))
+                          lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
+                              codepipeline.list_tags_for_resource(resourceArn=arn).get("tags"), lower=True)))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         wanted = pipeline_definition(props["spec"], props, desired.name)
@@ -453,25 +450,24 @@ class Pipeline(Kind):
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_pipeline": dict(pipeline=pipeline_definition(props["spec"], props, desired.name),
-                                        tags=[{"key": k, "value": v} for k, v in tags.items()])}
+                                        tags=aws_tags(tags, lower=True))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["create_pipeline"]
         answer = retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"],
                                 lambda: ctx.client("codepipeline").create_pipeline(**request))
-        arn = arn_of(ctx, "codepipeline", desired.name)
+        arn = Arn("codepipeline", desired.name, None, None).on(ctx)
         return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
+
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "codepipeline", found.raw["arn"], tags)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         codepipeline = ctx.client("codepipeline")
-        if "tags" in changes:
-            codepipeline.tag_resource(resourceArn=found.raw["arn"],
-                                      tags=[{"key": k, "value": v} for k, v in changes["tags"].items()])
-        if set(changes) - {"tags"}:
-            definition = pipeline_definition(props["spec"], props, desired.name)
-            definition["version"] = found.raw.get("version", 1)
-            retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
+        definition = pipeline_definition(props["spec"], props, desired.name)
+        definition["version"] = found.raw.get("version", 1)
+        retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codepipeline").delete_pipeline, ["PipelineNotFoundException"], name=found.id)
@@ -520,7 +516,7 @@ class EventRule(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"put_rule": dict(Name=desired.name, EventPattern=json.dumps(props["pattern"]), State="ENABLED",
                                  Description="Start the release pipeline when the latest image is pushed",
-                                 Tags=tags_as_aws(tags)),
+                                 Tags=aws_tags(tags)),
                 "put_targets": dict(Rule=desired.name,
                                     Targets=[{"Id": "pipeline", "Arn": props["pipeline"], "RoleArn": props["role"]}])}
 
@@ -532,11 +528,12 @@ class EventRule(Kind):
         return Found(self.name, desired.key, desired.name, dict(tags), {"Arn": arn, "State": "ENABLED",
                                                                           "EventPattern": props["pattern"]})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "events", found.raw["Arn"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         events = ctx.client("events")
-        if "tags" in changes:
-            events.tag_resource(ResourceARN=found.raw["Arn"], Tags=tags_as_aws(changes["tags"]))
         if "pattern" in changes:
             events.put_rule(Name=found.id, EventPattern=json.dumps(props["pattern"]), State="ENABLED")
         if "target" in changes:
@@ -556,7 +553,7 @@ class EventRule(Kind):
 
 def _roles(spec: Spec) -> list[Desired]:
     owner = spec.owner
-    task_roles = [Arn("iam", f"role/pointapp/{owner}/{spec.name(r)}", "") for r in ("task-execution", "task")]
+    task_roles = [pointapp_role(spec, name) for name in ("task-execution", "task")]
     pass_roles = {"Effect": "Allow", "Action": "iam:PassRole", "Resource": task_roles,
                   "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}}
     codedeploy = policy(
@@ -606,7 +603,7 @@ def _roles(spec: Spec) -> list[Desired]:
 
 def github_trust(ctx: Any, spec: Spec) -> dict[str, Any]:
     """Only the configured repository's branch, through GitHub's OIDC provider, may assume the role."""
-    return github_trust_for(spec, f"arn:{ctx.partition}:iam::{ctx.account}:oidc-provider/{GITHUB_OIDC_HOST}")
+    return github_trust_for(spec, Arn("iam", f"oidc-provider/{GITHUB_OIDC_HOST}", "", None).on(ctx))
 
 
 def github_trust_for(spec: Spec, provider: Any) -> dict[str, Any]:
@@ -629,13 +626,12 @@ def release_task_definition(ctx: Any) -> dict[str, Any]:
 def runtime_values(ctx: Any) -> dict[str, Any]:
     """What depends on the account and region, and the artifacts built from the service's roles."""
     spec = ctx.spec
-    service = ctx.outputs("service")
     values: dict[str, Any] = {
         "bucket": bucket_name(ctx, spec),
         "artifacts": artifacts_zip(release_task_definition(ctx), appspec_text(spec)),
-        "pipeline_arn": arn_of(ctx, "codepipeline", spec.name("release")),
-        "production_listener": service.get("listener/production", "<listener/production>"),
-        "test_listener": service.get("listener/test", "<listener/test>"),
+        "pipeline_arn": Arn("codepipeline", spec.name("release"), None, None).on(ctx),
+        "production_listener": PRODUCTION_LISTENER.read(ctx, f"<{PRODUCTION_LISTENER.key}>"),
+        "test_listener": TEST_LISTENER.read(ctx, f"<{TEST_LISTENER.key}>"),
     }
     if spec.delivery.github_repository:
         values["github_trust"] = github_trust(ctx, spec)

@@ -12,24 +12,36 @@ accepted, so ``up`` never fights a release.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from pointapp.errors import StepError
-from pointapp.kinds import LogGroup, Role, arn_of, listed_tags, policy, tags_as_aws, trust_policy
-from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes
+from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
+from pointapp.outputs import (
+    CACHE_ADDRESS,
+    CACHE_PORT,
+    DATA_ENDPOINTS,
+    DATABASE_ADDRESS,
+    DATABASE_PORT,
+    DATABASE_SECRET,
+    LOAD_BALANCER,
+    LOAD_BALANCER_DNS,
+    PRODUCTION_LISTENER,
+    TEST_LISTENER,
+)
+from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.steps.mail import configuration_set_name, sending_configuration_sets
 from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
-from pointapp.tags import ENVIRONMENT, KEY, foreign_owner, from_aws_tags, from_lower_tags, is_owned, ownership_tags
+from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned, ownership_tags
+from pointapp.typical import Typical
 
 NAME = "service"
 
 
 def _ecs_tags(item: Mapping[str, Any]) -> dict[str, str]:
-    return from_lower_tags(item.get("tags"))
+    return from_aws_tags(item.get("tags"), lower=True)
 
 
 class Cluster(Kind):
@@ -48,19 +60,19 @@ class Cluster(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_cluster": dict(
             clusterName=desired.name, settings=[{"name": "containerInsights", "value": "enabled"}],
-            tags=tags_as_aws(tags, lower=True))}
+            tags=aws_tags(tags, lower=True))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         cluster = ctx.client("ecs").create_cluster(**self.request(ctx.spec, desired, props, tags)["create_cluster"])["cluster"]
         return Found(self.name, desired.key, cluster["clusterArn"], dict(tags), cluster)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "ecs", found.id, tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        ecs = ctx.client("ecs")
-        if "tags" in changes:
-            ecs.tag_resource(resourceArn=found.id, tags=tags_as_aws(changes["tags"], lower=True))
         if "container_insights" in changes:
-            ecs.update_cluster_settings(cluster=found.id, settings=[{"name": "containerInsights", "value": "enabled"}])
+            ctx.client("ecs").update_cluster_settings(cluster=found.id, settings=[{"name": "containerInsights", "value": "enabled"}])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("ecs").delete_cluster, ["ClusterNotFoundException"], cluster=found.id)
@@ -87,14 +99,14 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
     # when the identity is shared (mail.identity_owner), and the task role may use this one only.
     environment = {"MAIL_FROM": spec.mail.identity, "MAIL_CONFIGURATION_SET": configuration_set_name(spec),
                    "AWS_REGION": region,
-                   "DB_HOST": data.get("database/instance/address"), "DB_PORT": data.get("database/instance/port"),
-                   "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get("cache/replication-group/address"),
+                   "DB_HOST": data.get(DATABASE_ADDRESS.path), "DB_PORT": data.get(DATABASE_PORT.path),
+                   "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get(CACHE_ADDRESS.path),
                    # The RDS-managed secret, which the API reads again when a rotation changed the password.
-                   "DB_SECRET_ARN": data.get("database/instance/secret"),
-                   "REDIS_PORT": data.get("cache/replication-group/port"), "REDIS_TLS": "true"}
+                   "DB_SECRET_ARN": data.get(DATABASE_SECRET.path),
+                   "REDIS_PORT": data.get(CACHE_PORT.path), "REDIS_TLS": "true"}
 
     def secret(name: str) -> Any:
-        value = data.get("database/instance/secret") if name == "database" else None
+        value = data.get(DATABASE_SECRET.path) if name == "database" else None
         value = value or data.get(f"secret/{name}")
         return value if isinstance(value, Mapping) or value is None else str(value)
 
@@ -228,15 +240,16 @@ class TaskDefinition(Kind):
                             f"the family's revisions belong to {whose}; pointapp registers none beside them")
         return register_revision(ctx, desired.name, props, tags, image=None)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        # A revision takes tags in place (ECS API reference, TagResource): no new one; a new revision the
+        # update registers carries them on.
+        add_tags(ctx, "ecs", found.id, tags)
+        found.tags = {**found.tags, **tags}
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        tags = {**found.tags, **changes.get("tags", {})}
-        if set(changes) == {"tags"}:  # a revision takes tags in place (ECS API reference, TagResource): no new one
-            ctx.client("ecs").tag_resource(resourceArn=found.id, tags=tags_as_aws(tags, lower=True))
-            found.tags = tags
-            return
         image = found.raw["containerDefinitions"][0]["image"]  # keep what the last release deployed
-        revision = register_revision(ctx, desired.name, props, tags, image=image)
+        revision = register_revision(ctx, desired.name, props, found.tags, image=image)
         found.id, found.raw, found.tags = revision.id, revision.raw, revision.tags
 
     def delete(self, ctx: Any, found: Found) -> str | None:
@@ -264,7 +277,7 @@ def revision_request(family: str, props: Mapping[str, Any], tags: Mapping[str, s
     return dict(
         family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu=str(props["cpu"]),
         memory=str(props["memory"]), executionRoleArn=props["execution_role"], taskRoleArn=props["task_role"],
-        containerDefinitions=[container], tags=tags_as_aws(tags, lower=True))
+        containerDefinitions=[container], tags=aws_tags(tags, lower=True))
 
 
 def register_revision(ctx: Any, family: str, props: Mapping[str, Any], tags: Mapping[str, str],
@@ -306,14 +319,17 @@ def _load_balancing(ctx: Any, spec: Spec) -> dict[str, Any]:
     return dict(ctx.read_once(("load-balancing", spec.owner), load))
 
 
-def _add_elb_tags(ctx: Any, arn: str, changes: Mapping[str, Any]) -> None:
-    if "tags" in changes:
-        ctx.client("elbv2").add_tags(ResourceArns=[arn], Tags=tags_as_aws(changes["tags"]))
+class _LoadBalancingKind(Kind):
+    """A kind of Elastic Load Balancing: its id is its ARN, which AddTags takes."""
 
-
-class TargetGroup(Kind):
-    name = "target-group"
     service = "elbv2"
+
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "elbv2", found.id, tags)
+
+
+class TargetGroup(_LoadBalancingKind):
+    name = "target-group"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         view = _load_balancing(ctx, spec)
@@ -337,7 +353,7 @@ class TargetGroup(Kind):
         return {"create_target_group": dict(
             Name=desired.name, Protocol="HTTP", Port=props["port"], VpcId=props["vpc"], TargetType="ip",
             HealthCheckPath=props["health_check_path"], HealthCheckProtocol="HTTP", Matcher={"HttpCode": "200-399"},
-            Tags=tags_as_aws(tags))}
+            Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         group = ctx.client("elbv2").create_target_group(
@@ -346,7 +362,6 @@ class TargetGroup(Kind):
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        _add_elb_tags(ctx, found.id, changes)
         if "health_check_path" in changes:
             ctx.client("elbv2").modify_target_group(TargetGroupArn=found.id, HealthCheckPath=changes["health_check_path"])
 
@@ -359,9 +374,14 @@ class TargetGroup(Kind):
         return f"{raw.get('Protocol')}:{raw.get('Port')} type {raw.get('TargetType')}, health {raw.get('HealthCheckPath')}"
 
 
-class LoadBalancer(Kind):
+class LoadBalancer(_LoadBalancingKind):
     name = "load-balancer"
-    service = "elbv2"
+    typical = Typical("load-balancer", 180, "Application Load Balancer from provisioning to active",
+                      "Elastic Load Balancing User Guide, load balancer state; botocore waiter "
+                      "LoadBalancerAvailable: 15 s x 40")
+    typical_delete = Typical("load-balancer-deleted", 30, "Application Load Balancer from deleting to gone",
+                             "Elastic Load Balancing User Guide, delete a load balancer; botocore waiter "
+                             "LoadBalancersDeleted: 15 s x 40")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         view = _load_balancing(ctx, spec)
@@ -385,23 +405,19 @@ class LoadBalancer(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_load_balancer": dict(
             Name=desired.name, Subnets=list(props["subnets"]), SecurityGroups=list(props["groups"]),
-            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=tags_as_aws(tags))}
+            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         elbv2 = ctx.client("elbv2")
         balancer = elbv2.create_load_balancer(
             **self.request(ctx.spec, desired, props, tags)["create_load_balancer"])["LoadBalancers"][0]
-        ctx.say(f"    waiting for load balancer {desired.name} to be active (usually 2 to 4 minutes on AWS) ...")
-        started = time.monotonic()
-        elbv2.get_waiter("load_balancer_available").wait(
-            LoadBalancerArns=[balancer["LoadBalancerArn"]], WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 60})
-        ctx.say(f"    load balancer {desired.name} active after {time.monotonic() - started:.0f}s")
+        wait_for(ctx, elbv2, "load_balancer_available", f"load balancer {desired.name} to be active", self.typical,
+                 max_attempts=60, LoadBalancerArns=[balancer["LoadBalancerArn"]])
         return Found(self.name, desired.key, balancer["LoadBalancerArn"], dict(tags), balancer)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         elbv2 = ctx.client("elbv2")
-        _add_elb_tags(ctx, found.id, changes)
         if "subnets" in changes:
             elbv2.set_subnets(LoadBalancerArn=found.id, Subnets=changes["subnets"])
         if "groups" in changes:
@@ -412,27 +428,25 @@ class LoadBalancer(Kind):
         ignore_codes(elbv2.delete_load_balancer, ["LoadBalancerNotFound"], LoadBalancerArn=found.id)
         # Its network interfaces stay a few minutes longer: the network step waits for them before it
         # deletes the subnets and the security group they are in.
-        ctx.say(f"    waiting for load balancer {found.name} to be deleted (usually under a minute on AWS) ...")
-        elbv2.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[found.id],
-                                                        WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 40})
+        wait_for(ctx, elbv2, "load_balancers_deleted", f"load balancer {found.name} to be deleted", self.typical_delete,
+                 max_attempts=40, LoadBalancerArns=[found.id])
         return None
 
     def describe(self, found: Found) -> str:
         return f"{found.raw.get('DNSName')} ({found.raw.get('State', {}).get('Code', '')})"
 
     def outputs(self, found: Found) -> dict[str, Any]:
-        return {"dns": found.raw.get("DNSName")}
+        return {LOAD_BALANCER_DNS.name: found.raw.get("DNSName")}
 
 
-class Listener(Kind):
+class Listener(_LoadBalancingKind):
     """A listener; ``forward`` to one of the blue/green groups (whichever CodeDeploy left), or ``redirect``."""
 
     name = "listener"
     finds_after = ("load-balancer",)
-    service = "elbv2"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        balancer = known.get("alb")
+        balancer = known.get(LOAD_BALANCER.key)
         if balancer is None:
             return []
         view = _load_balancing(ctx, spec)  # the same view the load balancer was found in
@@ -464,7 +478,7 @@ class Listener(Kind):
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         args: dict[str, Any] = {"LoadBalancerArn": props["load_balancer"], "Protocol": props["protocol"],
-                                "Port": props["port"], "DefaultActions": self._actions(props), "Tags": tags_as_aws(tags)}
+                                "Port": props["port"], "DefaultActions": self._actions(props), "Tags": aws_tags(tags)}
         if props.get("certificate"):
             args.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06")
         return {"create_listener": args}
@@ -476,13 +490,11 @@ class Listener(Kind):
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        _add_elb_tags(ctx, found.id, changes)
-        if set(changes) - {"tags"}:
-            args: dict[str, Any] = {"ListenerArn": found.id, "Protocol": props["protocol"], "Port": props["port"],
-                                    "DefaultActions": self._actions(props)}
-            if props.get("certificate"):
-                args["Certificates"] = [{"CertificateArn": props["certificate"]}]
-            ctx.client("elbv2").modify_listener(**args)
+        args: dict[str, Any] = {"ListenerArn": found.id, "Protocol": props["protocol"], "Port": props["port"],
+                                "DefaultActions": self._actions(props)}
+        if props.get("certificate"):
+            args["Certificates"] = [{"CertificateArn": props["certificate"]}]
+        ctx.client("elbv2").modify_listener(**args)
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("elbv2").delete_listener, ["ListenerNotFound"], ListenerArn=found.id)
@@ -512,6 +524,10 @@ class EcsService(Kind):
     name = "ecs-service"
     finds_after = ("ecs-cluster",)
     service = "ecs"
+    # Its tasks drain from the target group for its deregistration delay (300 s unless set), then stop.
+    typical_delete = Typical("ecs-service-inactive", 300, "ECS service from draining to inactive",
+                             "Elastic Load Balancing User Guide, deregistration delay (default 300 s); botocore "
+                             "waiter ServicesInactive: 15 s x 40")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         if "cluster" not in known:
@@ -541,7 +557,7 @@ class EcsService(Kind):
                             "containerPort": props["port"]}],
             deploymentController={"type": "CODE_DEPLOY"}, healthCheckGracePeriodSeconds=60,
             schedulingStrategy="REPLICA", propagateTags="SERVICE", enableECSManagedTags=True,
-            tags=tags_as_aws(tags, lower=True))}
+            tags=aws_tags(tags, lower=True))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ctx.finish_deferred(DEFERRED_NAT)  # the tasks reach the internet through the NAT gateway: it must be up
@@ -549,23 +565,22 @@ class EcsService(Kind):
         ctx.say("    the service starts its tasks once an image is in the repository; pointapp does not wait for them")
         return Found(self.name, desired.key, service["serviceArn"], dict(tags), service)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "ecs", found.id, tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        ecs = ctx.client("ecs")
-        if "tags" in changes:
-            ecs.tag_resource(resourceArn=found.id, tags=tags_as_aws(changes["tags"], lower=True))
         if "desired_count" in changes:  # the one setting a CODE_DEPLOY service takes outside a deployment
             ctx.finish_deferred(DEFERRED_NAT)
-            ecs.update_service(cluster=props["cluster"], service=found.id, desiredCount=changes["desired_count"])
+            ctx.client("ecs").update_service(cluster=props["cluster"], service=found.id, desiredCount=changes["desired_count"])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ecs = ctx.client("ecs")
         cluster = found.raw["clusterArn"]
         ignore_codes(ecs.delete_service, ["ServiceNotFoundException", "ClusterNotFoundException"],
                      cluster=cluster, service=found.id, force=True)
-        ctx.say(f"    waiting for ECS service {found.name} to drain and stop ...")
-        ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[found.id],
-                                                 WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 60})
+        wait_for(ctx, ecs, "services_inactive", f"ECS service {found.name} to drain and stop", self.typical_delete,
+                 max_attempts=60, cluster=cluster, services=[found.id])
         return None
 
     def describe(self, found: Found) -> str:
@@ -616,20 +631,20 @@ def desired(spec: Spec) -> list[Desired]:
     log_group = f"{LogGroup.prefix(spec)}api"
     groups = {color: Ref(NAME, f"tg/{color}") for color in ("blue", "green")}
     listeners: list[Desired] = []
-    production = {"load_balancer": Ref(NAME, "alb"), "target_groups": list(groups.values())}
+    production = {"load_balancer": Ref(NAME, LOAD_BALANCER.key), "target_groups": list(groups.values())}
     if service.certificate_arn:
         listeners += [
-            Desired("listener", "listener/production", spec.name("listener", "https"),
+            Desired("listener", PRODUCTION_LISTENER.key, spec.name("listener", "https"),
                     {**production, "port": 443, "protocol": "HTTPS", "action": "forward",
                      "certificate": service.certificate_arn}, "HTTPS 443 forwarding to blue (or green after a release)"),
             Desired("listener", "listener/redirect", spec.name("listener", "http"),
                     {**production, "port": 80, "protocol": "HTTP", "action": "redirect"}, "HTTP 80 redirecting to HTTPS"),
         ]
     else:
-        listeners.append(Desired("listener", "listener/production", spec.name("listener", "http"),
+        listeners.append(Desired("listener", PRODUCTION_LISTENER.key, spec.name("listener", "http"),
                                  {**production, "port": 80, "protocol": "HTTP", "action": "forward"},
                                  "HTTP 80 forwarding to blue (or green after a release)"))
-    listeners.append(Desired("listener", "listener/test", spec.name("listener", "test"),
+    listeners.append(Desired("listener", TEST_LISTENER.key, spec.name("listener", "test"),
                              {**production, "port": service.test_listener_port, "protocol": "HTTP", "action": "forward"},
                              f"test listener {service.test_listener_port}, reachable from the bastion only"))
     return [
@@ -645,7 +660,7 @@ def desired(spec: Spec) -> list[Desired]:
             "port": service.port, "vpc": Ref("network", "vpc"), "health_check_path": service.health_check_path},
             f"{color}: target type ip, HTTP {service.port}, health check {service.health_check_path}")
           for color in ("blue", "green")],
-        Desired("load-balancer", "alb", spec.name("alb"), {
+        Desired("load-balancer", LOAD_BALANCER.key, spec.name("alb"), {
             "subnets": [Ref("network", f"subnet/{service.load_balancer_tier}/{i}") for i in zones],
             "groups": [Ref("network", f"sg/{service.load_balancer_group}")]},
             f"internet-facing, in the {service.load_balancer_tier} subnets"),
@@ -663,11 +678,7 @@ def data_outputs(ctx: Any) -> dict[str, Any]:
     """The endpoints and secret the database, cache and mail steps expose (those available)."""
     from pointapp.steps import get
 
-    values: dict[str, Any] = {}
-    for step in ("database", "cache"):
-        if get(step).available:
-            values.update({f"{step}/{key}": value for key, value in ctx.outputs(step).items()})
-    return values
+    return {output.path: output.read(ctx) for output in DATA_ENDPOINTS if get(output.step).available}
 
 
 def secret_arns(ctx: Any, spec: Spec) -> dict[str, str]:
@@ -695,7 +706,7 @@ def secret_arns(ctx: Any, spec: Spec) -> dict[str, str]:
             if name != "database":
                 answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
                                       SecretId=secret_id)
-            arns[f"secret/{name}"] = answer["ARN"] if answer else arn_of(ctx, "secretsmanager", f"secret:{secret_id}")
+            arns[f"secret/{name}"] = answer["ARN"] if answer else Arn("secretsmanager", f"secret:{secret_id}", None, None).on(ctx)
         return arns
 
     return dict(ctx.read_once(("secret-arns", spec.owner, tuple(names)), load)) if names else {}
@@ -715,5 +726,10 @@ def image_uri(ctx: Any, spec: Spec, tag: str | None = None) -> str:
             f"{tag or spec.service.image_tag}")
 
 
+#: The load balancer, its target groups and listeners need only the network: on a stand-up they start
+#: right after it, so the load balancer provisions while the database does; the task definition and
+#: the ECS service wait for the data steps.
+EARLY = EarlyPart("service: load balancer", frozenset({"target-group", "load-balancer", "listener"}), ("network",))
+
 STEP = ResourceStep(NAME, [LogGroup(), Role(), Cluster(), TaskDefinition(), TargetGroup(), LoadBalancer(), Listener(),
-                            EcsService()], desired, uses=("network",), runtime=runtime_values)
+                            EcsService()], desired, uses=("network",), runtime=runtime_values, early=EARLY)
