@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.config import Config
 
+from pointapp.concurrency import InFlight
+
 if TYPE_CHECKING:  # the target module makes the Target and composes the context around these clients
     import boto3
 
@@ -45,9 +47,14 @@ class Clients:
         self.made: dict[str, Any] = {}
         self._account: str | None = None
         self._reads: dict[Hashable, Any] = {}
+        self._read_gates: dict[Hashable, threading.Lock] = {}
         self._generation = 0
-        self._lock = threading.RLock()  # steps may run in threads (up --parallel)
+        self._lock = threading.RLock()  # steps may run in threads (up --parallel, discovery side by side)
+        self._account_lock = threading.Lock()
+        #: The requests in flight at once, over every client and thread of the run (see :mod:`pointapp.concurrency`).
+        self.in_flight = InFlight()
         session.events.register("before-call.*.*", self._record_call)
+        self.in_flight.register(session.events)
 
     def _record_call(self, model: Any, **_: Any) -> None:
         call = Call(model.service_model.service_name, model.name)
@@ -62,17 +69,26 @@ class Clients:
         return [call for call in self.calls if call.mutating]
 
     def read_once(self, key: Hashable, load: Callable[[], T]) -> T:
-        """A listing several steps need (every IAM role, every log group), read once until the next change."""
+        """A listing several steps need (every IAM role, every log group), read once until the next change.
+
+        Steps discovered side by side that ask for the same listing at once wait for the first to read it.
+        """
         with self._lock:
             if key in self._reads:
                 value: T = self._reads[key]
                 return value
-            generation = self._generation
-        loaded = load()
-        with self._lock:
-            if generation == self._generation:  # no change made meanwhile (by another step's thread)
-                self._reads[key] = loaded
-        return loaded
+            gate = self._read_gates.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if key in self._reads:
+                    value = self._reads[key]
+                    return value
+                generation = self._generation
+            loaded = load()
+            with self._lock:
+                if generation == self._generation:  # no change made meanwhile (by another step's thread)
+                    self._reads[key] = loaded
+            return loaded
 
     @property
     def botocore_config(self) -> Config:
@@ -92,9 +108,10 @@ class Clients:
     @property
     def account(self) -> str:
         """The AWS account id of the target (asked once)."""
-        if self._account is None:
-            self._account = str(self.client("sts").get_caller_identity()["Account"])
-        return self._account
+        with self._account_lock:  # steps discovered side by side ask STS once
+            if self._account is None:
+                self._account = str(self.client("sts").get_caller_identity()["Account"])
+            return self._account
 
     @account.setter
     def account(self, account: str) -> None:

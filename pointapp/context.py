@@ -68,6 +68,9 @@ class StepProgress(Protocol):
     @property
     def work_of_step(self) -> str | None: ...
 
+    def as_this_work(self, work: Callable[[], T]) -> Callable[[], T]:
+        """``work`` made to run, in another thread, as the calling thread's work (same step and label)."""
+
     def at_work(self, step: str, label: str | None = None) -> contextlib.AbstractContextManager[None]:
         """Within: the calling thread does ``step``'s work; its lines start with ``label``."""
 
@@ -81,6 +84,10 @@ class StepContext(StepClients, StepProgress, Protocol):
 
     @property
     def stopping(self) -> bool: ...
+
+    @property
+    def parallel(self) -> int:
+        """How many changes of one step may be made side by side (``up --parallel``; 1: one after another)."""
 
     @property
     def done(self) -> list[Change]:

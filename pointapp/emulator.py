@@ -55,14 +55,16 @@ class EmulatorGaps:
 
     def __init__(self, emulated: bool | None = None) -> None:
         self.emulated = emulated  # None: find out on the first gap asked about (an endpoint may be moto or not)
+        self._lock = threading.Lock()
 
     def lacks(self, target: Target, service: str, operation: str) -> str | None:
         """Why ``target`` cannot run ``operation`` (the emulator lacks it), or None when it can."""
         if (service, operation) not in EMULATOR_GAPS:
             return None
-        if self.emulated is None:
-            self.emulated = target.kind == "emulator" or (
-                target.kind == "endpoint" and answers_as_moto(target.endpoint_url))
+        with self._lock:  # asked once: the kinds discovered side by side wait for the answer
+            if self.emulated is None:
+                self.emulated = target.kind == "emulator" or (
+                    target.kind == "endpoint" and answers_as_moto(target.endpoint_url))
         if not self.emulated:
             return None
         return EMULATOR_GAPS[(service, operation)] or (

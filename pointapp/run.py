@@ -8,9 +8,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pointapp.plan import Change
+
+T = TypeVar("T")
 
 
 def print_progress(message: str) -> None:
@@ -51,6 +53,21 @@ class Progress:
             yield
         finally:
             self._local.step, self._local.label = saved
+
+    def as_this_work(self, work: Callable[[], T]) -> Callable[[], T]:
+        """``work`` made to run, in another thread, as the calling thread's work: the same step
+        (:attr:`work_of_step`) and the same label on its progress lines."""
+        step, label = getattr(self._local, "step", None), getattr(self._local, "label", None)
+
+        def run() -> T:
+            saved = getattr(self._local, "step", None), getattr(self._local, "label", None)
+            self._local.step, self._local.label = step, label
+            try:
+                return work()
+            finally:
+                self._local.step, self._local.label = saved
+
+        return run
 
     @property
     def work_of_step(self) -> str | None:
@@ -127,11 +144,15 @@ class Outputs:
         self._lock = threading.Lock()
         self._step_locks: dict[str, threading.Lock] = {}
 
+    def lock(self, step: str) -> threading.Lock:
+        """The lock held while ``step``'s outputs are being discovered: :meth:`of` waits on it, so a step
+        discovered side by side with the steps it uses waits for their outputs instead of reading them twice."""
+        with self._lock:
+            return self._step_locks.setdefault(step, threading.Lock())
+
     def of(self, step: str) -> dict[str, Any]:
         """What ``step`` exposes, discovered on first use until it changes."""
-        with self._lock:
-            lock = self._step_locks.setdefault(step, threading.Lock())
-        with lock:  # two steps running side by side that use the same step discover it once
+        with self.lock(step):  # two steps running side by side that use the same step discover it once
             if step not in self._known:
                 self._known[step] = self.discover(step)
             return self._known[step]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ import botocore.exceptions
 from botocore.config import Config
 
 from pointapp.clients import READ_PREFIXES, Call, Clients
+from pointapp.concurrency import InFlight
 from pointapp.context import StepContext
-from pointapp.emulator import EMULATOR_CREDENTIALS, EMULATOR_POLL_SECONDS, Emulator, EmulatorGaps
+from pointapp.emulator import EMULATOR_CREDENTIALS, EMULATOR_POLL_SECONDS, Emulator, EmulatorGaps, answers_as_moto
 from pointapp.errors import ConfirmationRequired, TargetError
 from pointapp.plan import Change
 from pointapp.run import DeferredWork, Outputs, Progress, Record, print_progress
@@ -128,6 +130,7 @@ class Context:
         self.spec = spec
         self.assume_yes = assume_yes
         self.emulator = emulator
+        self.parallel = 1  # how many changes of one step may be made side by side (up --parallel; 1: in order)
         self.clients = Clients(session, target)
         self.gaps = EmulatorGaps(emulated)  # None: find out (an endpoint may be moto or something else)
         self.progress_lines = Progress(progress, clock, sleep)
@@ -188,6 +191,11 @@ class Context:
         return self.clients.made  # tests put stubbed clients here
 
     @property
+    def in_flight(self) -> InFlight:
+        """The requests in flight at once, over every client and thread of the run."""
+        return self.clients.in_flight
+
+    @property
     def account(self) -> str:
         """The AWS account id of the target (asked once)."""
         return self.clients.account
@@ -209,6 +217,10 @@ class Context:
     def outputs(self, step: str) -> dict[str, Any]:
         """The ids a step exposes to the steps that use it, discovered once per run until it changes."""
         return self.step_outputs.of(step)
+
+    def outputs_lock(self, step: str) -> threading.Lock:
+        """The lock held while ``step``'s outputs are being discovered (see :meth:`pointapp.run.Outputs.lock`)."""
+        return self.step_outputs.lock(step)
 
     def remember_outputs(self, step: str, outputs: dict[str, Any]) -> None:
         self.step_outputs.remember(step, outputs)
@@ -240,6 +252,10 @@ class Context:
     def at_work(self, step: str, label: str | None = None) -> contextlib.AbstractContextManager[None]:
         """Within: the calling thread does ``step``'s work (see :meth:`pointapp.run.Progress.at_work`)."""
         return self.progress_lines.at_work(step, label)
+
+    def as_this_work(self, work: Callable[[], T]) -> Callable[[], T]:
+        """``work`` made to run, in another thread, as the calling thread's work (same step and label)."""
+        return self.progress_lines.as_this_work(work)
 
     @property
     def work_of_step(self) -> str | None:
@@ -372,7 +388,8 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
         raise
     ctx = Context(spec=spec, target=target, session=session, assume_yes=yes,
                   progress=progress or print_progress, emulator=emulator,
-                  emulated=True if emulator else (False if target.is_real_aws else None))
+                  # An endpoint is asked whether it is an emulator now, before discovery opens many connections.
+                  emulated=True if emulator else (False if target.is_real_aws else answers_as_moto(target.endpoint_url)))
     ctx.clients.account = account  # the reachability check already asked STS
     return ctx
 
