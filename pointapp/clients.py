@@ -40,7 +40,7 @@ class Clients:
     call clears the read cache, since whatever was read before a change may be stale now.
     """
 
-    def __init__(self, session: boto3.Session, target: Target) -> None:
+    def __init__(self, session: boto3.Session, target: Target, in_flight: InFlight | None = None) -> None:
         self.session = session
         self.target = target  # a test may point a made context at another target before its first client
         self.calls: list[Call] = []
@@ -52,7 +52,7 @@ class Clients:
         self._lock = threading.RLock()  # steps may run in threads (up --parallel, discovery side by side)
         self._account_lock = threading.Lock()
         #: The requests in flight at once, over every client and thread of the run (see :mod:`pointapp.concurrency`).
-        self.in_flight = InFlight()
+        self.in_flight = in_flight or InFlight()
         session.events.register("before-call.*.*", self._record_call)
         self.in_flight.register(session.events)
 

@@ -125,13 +125,13 @@ class Context:
     def __init__(self, *, spec: Spec, target: Target, session: boto3.Session, assume_yes: bool = False,
                  progress: Callable[[str], None] = print_progress, emulator: Emulator | None = None,
                  emulated: bool | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, in_flight: InFlight | None = None) -> None:
         share_service_models(session)
         self.spec = spec
         self.assume_yes = assume_yes
         self.emulator = emulator
         self.parallel = 1  # how many changes of one step may be made side by side (up --parallel; 1: in order)
-        self.clients = Clients(session, target)
+        self.clients = Clients(session, target, in_flight)
         self.gaps = EmulatorGaps(emulated)  # None: find out (an endpoint may be moto or something else)
         self.progress_lines = Progress(progress, clock, sleep)
         self.record = Record()
