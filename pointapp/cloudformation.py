@@ -98,9 +98,8 @@ class _Template:
             if made_here is not None:
                 return made_here
             return {"Fn::ImportValue": export_name(self.spec, value.key)}
-        if isinstance(value, Arn):  # the stack's own partition, region and account
-            return {"Fn::Sub": value.text("${AWS::Partition}", "${AWS::Region}" if value.region is None else value.region,
-                                          "${AWS::AccountId}" if value.account is None else value.account)}
+        if isinstance(value, Arn):
+            return template_arn(value)
         if isinstance(value, Mapping):
             return {k: self.ref(v, local) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -108,13 +107,18 @@ class _Template:
         return value
 
 
+def template_arn(arn: Arn) -> dict[str, str]:
+    """``arn`` in the stack's own partition, and its region and account where it names the target's own."""
+    return {"Fn::Sub": arn.text("${AWS::Partition}", "${AWS::Region}" if arn.region is None else arn.region,
+                                "${AWS::AccountId}" if arn.account is None else arn.account)}
+
+
 def _runtime(spec: Spec, key: str) -> Any:
     """What pointapp learns from the target at apply time, as the template's own expressions."""
     values: dict[str, Any] = {
         "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}, "vpc": {"Ref": logical_id("vpc")},
         "bucket": {"Ref": logical_id("bucket")},
-        "pipeline_arn": {"Fn::Sub": f"arn:${{AWS::Partition}}:codepipeline:${{AWS::Region}}:${{AWS::AccountId}}:"
-                                    f"{spec.name('release')}"},
+        "pipeline_arn": template_arn(Arn("codepipeline", spec.name("release"), None, None)),
         "production_listener": {"Fn::ImportValue": export_name(spec, outputs.PRODUCTION_LISTENER.path)},
         "api_origin": {"Fn::Sub": ["http://${Dns}", {"Dns": {"Fn::ImportValue": export_name(spec, outputs.LOAD_BALANCER_DNS.path)}}]},
         "test_listener": {"Fn::ImportValue": export_name(spec, outputs.TEST_LISTENER.path)},
@@ -128,7 +132,7 @@ def _runtime(spec: Spec, key: str) -> Any:
     return values[key]
 
 
-GITHUB_PROVIDER_ARN = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:oidc-provider/{GITHUB_OIDC_HOST}"}
+GITHUB_PROVIDER_ARN = template_arn(Arn("iam", f"oidc-provider/{GITHUB_OIDC_HOST}", "", None))
 
 
 # --- network -------------------------------------------------------------------------------------------
@@ -511,8 +515,8 @@ def _container(spec: Spec) -> dict[str, Any]:
 
     data = {output.path: {"Fn::ImportValue": export_name(spec, output.path)} for output in outputs.DATA_ENDPOINTS}
     for name in set(spec.service.secrets.values()) - {"database"}:  # a partial ARN: the template cannot look one up
-        data[f"secret/{name}"] = name if arn_service(name) else {  # type: ignore[assignment]
-            "Fn::Sub": f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{spec.owner}/{name}"}
+        data[f"secret/{name}"] = name if arn_service(name) else template_arn(  # type: ignore[assignment]
+            Arn("secretsmanager", f"secret:{spec.owner}/{name}", None, None))
     image = {"Fn::Sub": f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.amazonaws.com/{repository_name(spec)}:"
                         f"{spec.service.image_tag}"}
     from pointapp.kinds import LogGroup
