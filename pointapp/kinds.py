@@ -10,6 +10,7 @@ from urllib.parse import unquote
 import botocore.exceptions
 
 from pointapp.concurrency import map_side_by_side
+from pointapp.context import StepContext
 from pointapp.resources import Arn, Desired, Found, Kind, Request, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, from_aws_tags, is_owned
@@ -24,7 +25,7 @@ def _plain_arn(arn: str) -> str:
     return arn[:-2] if arn.endswith(":*") else arn  # CloudWatch Logs describes a group's ARN with ":*"
 
 
-def listed_tags(ctx: Any) -> Mapping[str, dict[str, str]]:
+def listed_tags(ctx: StepContext) -> Mapping[str, dict[str, str]]:
     """The tags of every resource of this environment in :data:`LISTED_SERVICES`, by ARN: one paginated
     ``GetResources`` call for all steps, read once until the next change."""
 
@@ -38,10 +39,10 @@ def listed_tags(ctx: Any) -> Mapping[str, dict[str, str]]:
         except botocore.exceptions.ClientError:
             return {}  # not allowed (no tag:GetResources) or not offered: each resource's tags are read on their own
 
-    return ctx.read_once(("listed-tags", ctx.spec.owner), load)  # type: ignore[no-any-return]
+    return ctx.read_once(("listed-tags", ctx.spec.owner), load)
 
 
-def tags_of(ctx: Any, arn: str, read: Callable[[], Mapping[str, str]]) -> dict[str, str]:
+def tags_of(ctx: StepContext, arn: str, read: Callable[[], Mapping[str, str]]) -> dict[str, str]:
     """The tags of the resource ``arn``: from :func:`listed_tags` when the listing holds it, else ``read()``.
 
     The listing may lack a resource: one tagged moments ago (the tagging index catches up within minutes),
@@ -57,7 +58,7 @@ def role_path(spec: Spec) -> str:
     return f"/pointapp/{spec.owner}/"
 
 
-def role_arn(ctx: Any, name: str) -> str:
+def role_arn(ctx: StepContext, name: str) -> str:
     """The ARN of the role pointapp names ``<prefix>-<env>-<name>`` (known before it exists)."""
     return pointapp_role(ctx.spec, name, account=None).on(ctx)
 
@@ -87,7 +88,7 @@ def document(value: Any) -> Any:
     return value
 
 
-def account_roles(ctx: Any, spec: Spec) -> list[dict[str, Any]]:
+def account_roles(ctx: StepContext, spec: Spec) -> list[dict[str, Any]]:
     """Every role under pointapp's path for this environment, with tags and policies: one paginated call
     for all steps (instead of a listing, then tags and policies role by role, in every step)."""
 
@@ -104,7 +105,7 @@ class Role(Kind):
     name = "iam-role"
     service = "iam"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         found = []
         for role in account_roles(ctx, spec):
             tags = from_aws_tags(role.get("Tags"))
@@ -132,7 +133,7 @@ class Role(Kind):
                 "put_role_policy": [dict(RoleName=desired.name, PolicyName=name, PolicyDocument=json.dumps(document))
                                     for name, document in props.get("inline", {}).items()]}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         iam = ctx.client("iam")
         request = self.request(ctx.spec, desired, props, tags)
         role = iam.create_role(**request["create_role"])["Role"]
@@ -145,10 +146,10 @@ class Role(Kind):
                       "Managed": [call["PolicyArn"] for call in request["attach_role_policy"]],
                       "Inline": dict(props.get("inline", {}))})
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         ctx.client("iam").tag_role(RoleName=found.id, Tags=aws_tags(tags))
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         iam = ctx.client("iam")
         if "trust" in changes:
@@ -165,7 +166,7 @@ class Role(Kind):
             for name in set(found.raw["Inline"]) - set(changes["inline"]):
                 iam.delete_role_policy(RoleName=found.id, PolicyName=name)
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         iam = ctx.client("iam")
         for arn in found.raw.get("Managed", []):
             ignore_codes(iam.detach_role_policy, ["NoSuchEntity"], RoleName=found.id, PolicyArn=arn)
@@ -194,7 +195,7 @@ class LogGroup(Kind):
     def prefix(spec: Spec) -> str:
         return f"/pointapp/{spec.owner}/"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         logs = ctx.client("logs")
 
         def load() -> list[tuple[dict[str, Any], dict[str, str]]]:
@@ -216,7 +217,7 @@ class LogGroup(Kind):
         return {"create_log_group": dict(logGroupName=desired.name, tags=dict(tags)),
                 "put_retention_policy": dict(logGroupName=desired.name, retentionInDays=props["retention_days"])}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         logs = ctx.client("logs")
         request = self.request(ctx.spec, desired, props, tags)
         logs.create_log_group(**request["create_log_group"])
@@ -224,15 +225,15 @@ class LogGroup(Kind):
         return Found(self.name, desired.key, desired.name, dict(tags),
                      {"logGroupName": desired.name, "retentionInDays": props["retention_days"]})
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "logs", found.id, tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         if "retention_days" in changes:
             ctx.client("logs").put_retention_policy(logGroupName=found.id, retentionInDays=changes["retention_days"])
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("logs").delete_log_group, ["ResourceNotFoundException"], logGroupName=found.id)
         return None
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pointapp.context import StepContext
+
 
 @dataclass(frozen=True)
 class Output:
@@ -35,7 +37,7 @@ class Output:
         """The value ``name`` of this resource (beside its id)."""
         return replace(self, name=name)
 
-    def read(self, ctx: Any, default: Any = None) -> Any:
+    def read(self, ctx: StepContext, default: Any = None) -> Any:
         """Its value on the target of ``ctx`` (the step's outputs, discovered once), or ``default``."""
         return ctx.outputs(self.step).get(self.key, default)
 

@@ -9,6 +9,7 @@ so a plan made before the network exists still applies once it does.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import threading
@@ -19,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 import botocore.exceptions
 
 from pointapp.concurrency import CHANGES_AT_ONCE, READS_AT_ONCE, run_graph
+from pointapp.context import StepContext
 from pointapp.errors import StepError
 from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
@@ -93,7 +95,7 @@ class Arn:
         """The ARN in ``partition``; ``region`` and ``account`` stand where this ARN names the target's own."""
         return f"arn:{partition}:{self.service}:{region}:{account}:{self.resource}"
 
-    def on(self, ctx: Any) -> str:
+    def on(self, ctx: StepContext) -> str:
         """The ARN on the target of ``ctx``: its partition, and its region and account where this ARN names
         the target's own (the account is asked only then)."""
         return self.text(ctx.partition, ctx.target.region if self.region is None else self.region,
@@ -209,7 +211,7 @@ class Kind:
     #: do not Ref each other run side by side.
     creates_after: ClassVar[tuple[str, ...] | None] = None
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         """Every resource of this kind that ``step`` owns in this environment (strays included).
 
         ``known`` holds what the kinds of :attr:`finds_after` found (and maybe other earlier kinds).
@@ -233,21 +235,21 @@ class Kind:
         """
         raise NotImplementedError
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         raise NotImplementedError
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         """Change the ``changes`` (resolved props that differ, never ``tags``: :meth:`tag` sets those)."""
         raise NotImplementedError
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         """Set ``tags`` (the wanted tags that are absent or differ) on the existing resource ``found``,
         leaving the tags others added: each kind makes its service's tagging call
         (:func:`pointapp.tags.add_tags`). The core calls it for a plan's ``tags`` difference."""
         raise NotImplementedError(f"{self.name} sets no tags")
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         """Delete; return a note when the target cannot (the emulator lacks the operation)."""
         raise NotImplementedError
 
@@ -288,7 +290,7 @@ class Kind:
                                    owner=foreign_owner(tags, spec)))
         return found
 
-    def unavailable(self, ctx: Any) -> str | None:
+    def unavailable(self, ctx: StepContext) -> str | None:
         """Why this kind cannot be used on the target at all (the emulator lacks the service), or None."""
         return None
 
@@ -322,7 +324,7 @@ class ResourceStep:
     """The step protocol over a list of :class:`Desired` resources and their :class:`Kind` handlers."""
 
     def __init__(self, name: str, kinds: Sequence[Kind], desired: Callable[[Spec], list[Desired]],
-                 uses: Sequence[str] = (), runtime: Callable[[Any], dict[str, Any]] | None = None,
+                 uses: Sequence[str] = (), runtime: Callable[[StepContext], dict[str, Any]] | None = None,
                  early: EarlyPart | None = None) -> None:
         self.name = name
         self.kinds = {kind.name: kind for kind in kinds}
@@ -331,7 +333,7 @@ class ResourceStep:
         self.runtime = runtime  # values known only on a target (account, region): Ref("runtime", key)
         self.early = early  # what of it may start before the rest, on a stand-up
 
-    def _collect_refs(self, ctx: Any, state: StepState) -> None:
+    def _collect_refs(self, ctx: StepContext, state: StepState) -> None:
         for step in self.uses:
             for key, value in ctx.outputs(step).items():
                 state.refs[(step, key)] = value
@@ -345,7 +347,7 @@ class ResourceStep:
 
     # discover
 
-    def discover(self, ctx: Any) -> StepState:
+    def discover(self, ctx: StepContext) -> StepState:
         """What the step owns: its kinds read side by side, each after the kinds it :attr:`Kind.finds_after`;
         what they found is taken in the kinds' order, so the state is the same as read one after another."""
         state = StepState()
@@ -377,12 +379,12 @@ class ResourceStep:
         index = {kind.name: i for i, kind in enumerate(kinds)}
         after = {kind.name: [k.name for k in kinds[:max((index[n] + 1 for n in kind.finds_after), default=0)]]
                  for kind in kinds}
-        run_graph([(kind.name, ctx.as_this_work(lambda kind=kind: find(kind))) for kind in kinds], after,
+        run_graph([(kind.name, ctx.as_this_work(functools.partial(find, kind))) for kind in kinds], after,
                   READS_AT_ONCE, take)
         self._collect_refs(ctx, state)
         return state
 
-    def _take(self, ctx: Any, kind: Kind, unavailable: str | None, finds: list[Found], state: StepState,
+    def _take(self, ctx: StepContext, kind: Kind, unavailable: str | None, finds: list[Found], state: StepState,
               wanted: set[str], shared: Mapping[tuple[str, str], Desired]) -> None:
         if unavailable:
             state.unavailable[kind.name] = unavailable
@@ -510,12 +512,12 @@ class ResourceStep:
 
     # apply
 
-    def apply(self, ctx: Any, changes: Sequence[Change], state: StepState) -> list[str]:
+    def apply(self, ctx: StepContext, changes: Sequence[Change], state: StepState) -> list[str]:
         """Carry out ``changes``; ``state`` follows what is found, made and deleted, so the step's
         :meth:`outputs` of it (which the engine records after the apply) are what exists now."""
         return self._apply(ctx, changes, state)
 
-    def _apply(self, ctx: Any, changes: Sequence[Change], state: StepState) -> list[str]:
+    def _apply(self, ctx: StepContext, changes: Sequence[Change], state: StepState) -> list[str]:
         """Carry out ``changes`` in order. Under ``up --parallel N`` (``ctx.parallel`` above 1) a run of
         creates is made side by side, :data:`~pointapp.concurrency.CHANGES_AT_ONCE` at a time: each once the
         resources of this step its props Ref and those of the kinds it :attr:`Kind.creates_after` exist."""
@@ -528,7 +530,7 @@ class ResourceStep:
             if ctx.parallel > 1 and pending[0].op == "create":
                 batch = list(itertools.takewhile(lambda c: c.op == "create" and "desired" in c.args, pending)) or batch
             pending = pending[len(batch):]
-            notes = run_graph([(id(change), ctx.as_this_work(lambda change=change: self._carry_out(ctx, change, state, resolver)))
+            notes = run_graph([(id(change), ctx.as_this_work(functools.partial(self._carry_out, ctx, change, state, resolver)))
                                for change in batch], self._create_order(batch) if len(batch) > 1 else {},
                               CHANGES_AT_ONCE)
             warnings += [note for change in batch for note in notes[id(change)]]
@@ -546,7 +548,7 @@ class ResourceStep:
             after[id(change)] = [id(c) for c in creates if c.kind in earlier] + [by_key[k] for k in refs if k in by_key]
         return after
 
-    def _carry_out(self, ctx: Any, change: Change, state: StepState, resolver: Resolver) -> list[str]:
+    def _carry_out(self, ctx: StepContext, change: Change, state: StepState, resolver: Resolver) -> list[str]:
         """One change; the warnings it gives."""
         warnings: list[str] = []
         ctx.check_stopping()
@@ -595,7 +597,7 @@ class ResourceStep:
         return warnings
 
     @staticmethod
-    def _update(ctx: Any, kind: Kind, desired: Desired, differences: Mapping[str, Any], state: StepState,
+    def _update(ctx: StepContext, kind: Kind, desired: Desired, differences: Mapping[str, Any], state: StepState,
                 resolver: Resolver) -> None:
         """The tags first (their own call), then what else differs: the kind's update never sees tags."""
         found, props = state.found[desired.key], resolve(desired.props, resolver)
@@ -639,7 +641,7 @@ def ignore_codes(call: Callable[..., Any], codes: Iterable[str], **kwargs: Any) 
         raise
 
 
-def wait_for(ctx: Any, client: Any, waiter: str, what: str, typical: Typical | None, real_delay: int = 15,
+def wait_for(ctx: StepContext, client: Any, waiter: str, what: str, typical: Typical | None, real_delay: int = 15,
              max_attempts: int = 120, **kwargs: Any) -> dict[str, Any]:
     """A boto3 waiter that says what it waits for, how long that usually takes (``typical``, the figure
     the schedule adds up too), and how long it took. A wait that gives up is an error of the step the
@@ -723,7 +725,7 @@ ROLE_PROPAGATION_EMULATOR = 10.0
 T = TypeVar("T")
 
 
-def retry_new_role(ctx: Any, refusal: NewRoleRefusal, role: str, call: Callable[[], T]) -> T:
+def retry_new_role(ctx: StepContext, refusal: NewRoleRefusal, role: str, call: Callable[[], T]) -> T:
     """``call()``, a create naming ``role`` (made moments before), retried with backoff while ``refusal``
     answers for that role, within :data:`ROLE_PROPAGATION_AWS` seconds on AWS and
     :data:`ROLE_PROPAGATION_EMULATOR` elsewhere. Any other error is raised at once; the last refusal

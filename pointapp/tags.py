@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pointapp.context import StepContext
 from pointapp.spec import Spec
 
 ENVIRONMENT = "pointapp:environment"
@@ -65,7 +66,7 @@ TAGGING: dict[str, Tagging] = {
 }
 
 
-def add_tags(ctx: Any, service: str, resource: str, tags: Mapping[str, str]) -> None:
+def add_tags(ctx: StepContext, service: str, resource: str, tags: Mapping[str, str]) -> None:
     """Set ``tags`` on the existing ``resource`` (its id, name or ARN, as ``service``'s tagging call takes
     it) with that call (:data:`TAGGING`); tags others added stay."""
     how = TAGGING[service]

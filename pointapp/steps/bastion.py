@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.context import StepContext
 from pointapp.errors import PointappError
 from pointapp.kinds import Role, role_path, trust_policy
 from pointapp.outputs import BASTION_INSTANCE, CACHE_ADDRESS, CACHE_PORT, DATABASE_ADDRESS, DATABASE_PORT
@@ -42,7 +43,7 @@ class InstanceProfile(Kind):
     typical = INSTANCE_PROFILE.typical
     service = "iam"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         # Looked up by its name (the only one pointapp gives it): one call with the roles and the tags,
         # where a listing gives no tags and would need a second call per profile.
         answer = ignore_codes(ctx.client("iam").get_instance_profile, ["NoSuchEntity"],
@@ -60,17 +61,17 @@ class InstanceProfile(Kind):
         return {"create_instance_profile": dict(InstanceProfileName=desired.name, Path=role_path(spec), Tags=aws_tags(tags)),
                 "add_role_to_instance_profile": dict(InstanceProfileName=desired.name, RoleName=props["role"])}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         iam = ctx.client("iam")
         request = self.request(ctx.spec, desired, props, tags)
         profile = iam.create_instance_profile(**request["create_instance_profile"])["InstanceProfile"]
         iam.add_role_to_instance_profile(**request["add_role_to_instance_profile"])
         return Found(self.name, desired.key, desired.name, dict(tags), {**profile, "Roles": [{"RoleName": props["role"]}]})
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         ctx.client("iam").tag_instance_profile(InstanceProfileName=found.id, Tags=aws_tags(tags))
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         iam = ctx.client("iam")
         if "role" in changes:
@@ -78,7 +79,7 @@ class InstanceProfile(Kind):
                 iam.remove_role_from_instance_profile(InstanceProfileName=found.id, RoleName=role["RoleName"])
             iam.add_role_to_instance_profile(InstanceProfileName=found.id, RoleName=changes["role"])
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         iam = ctx.client("iam")
         for role in found.raw.get("Roles", []):
             ignore_codes(iam.remove_role_from_instance_profile, ["NoSuchEntity"], InstanceProfileName=found.id,
@@ -101,7 +102,7 @@ class Instance(Kind):
         return (INSTANCE_PROFILE.typical, *super().waits(spec))  # RunInstances waits for its new profile first
     service = "ec2"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         filters = owner_filters(spec, step) + [{"Name": "instance-state-name",
                                                 "Values": ["pending", "running", "stopping", "stopped"]}]
         pages = ctx.client("ec2").get_paginator("describe_instances").paginate(Filters=filters)
@@ -141,7 +142,7 @@ class Instance(Kind):
             "TagSpecifications": tag_specifications("instance", tags) + tag_specifications("volume", tags),
         }}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ec2 = ctx.client("ec2")
         image = ctx.client("ssm").get_parameter(Name=props["ami_parameter"])["Parameter"]["Value"]
         ctx.say(f"    AMI {image} from {props['ami_parameter']}")
@@ -152,10 +153,10 @@ class Instance(Kind):
                  self.typical, real_delay=10, InstanceIds=[instance["InstanceId"]])
         return Found(self.name, desired.key, instance["InstanceId"], dict(tags), instance)
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "ec2", found.id, tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         ec2 = ctx.client("ec2")
         if "imdsv2" in changes:
@@ -171,7 +172,7 @@ class Instance(Kind):
             else:
                 ec2.associate_iam_instance_profile(InstanceId=found.id, IamInstanceProfile={"Name": changes["profile"]})
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ec2 = ctx.client("ec2")
         ignore_codes(ec2.terminate_instances, ["InvalidInstanceID.NotFound"], InstanceIds=[found.id])
         wait_for(ctx, ec2, "instance_terminated", f"bastion {found.name} ({found.id}) to terminate",
@@ -200,7 +201,7 @@ def desired(spec: Spec) -> list[Desired]:
     ]
 
 
-def port_forwarding(ctx: Any) -> Table:
+def port_forwarding(ctx: StepContext) -> Table:
     """The commands that open a local port to MySQL and Redis through the bastion (Session Manager)."""
     bastion = BASTION_INSTANCE.read(ctx)
     if not bastion:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.context import StepContext
 from pointapp.kinds import tags_of
 from pointapp.outputs import CACHE_ADDRESS, CACHE_GROUP, CACHE_PORT
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
@@ -20,7 +21,7 @@ from pointapp.typical import Typical
 NAME = "cache"
 
 
-def _tags(ctx: Any, arn: str) -> dict[str, str]:
+def _tags(ctx: StepContext, arn: str) -> dict[str, str]:
     return tags_of(ctx, arn, lambda: from_aws_tags(
         ctx.client("elasticache").list_tags_for_resource(ResourceName=arn).get("TagList")))
 
@@ -30,7 +31,7 @@ class CacheSubnetGroup(Kind):
     service = "elasticache"
     operations = {"update": ("elasticache", "ModifyCacheSubnetGroup"), "delete": ("elasticache", "DeleteCacheSubnetGroup")}
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         answer = ignore_codes(ctx.client("elasticache").describe_cache_subnet_groups, ["CacheSubnetGroupNotFoundFault"],
                               CacheSubnetGroupName=spec.name("cache-subnets"))
         if answer is None:
@@ -47,20 +48,20 @@ class CacheSubnetGroup(Kind):
             CacheSubnetGroupName=desired.name, CacheSubnetGroupDescription=desired.detail,
             SubnetIds=list(props["subnets"]), Tags=aws_tags(tags))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         group = ctx.client("elasticache").create_cache_subnet_group(
             **self.request(ctx.spec, desired, props, tags)["create_cache_subnet_group"])["CacheSubnetGroup"]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "elasticache", found.raw["ARN"], tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         if "subnets" in changes:
             ctx.client("elasticache").modify_cache_subnet_group(CacheSubnetGroupName=found.id, SubnetIds=changes["subnets"])
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("elasticache").delete_cache_subnet_group, ["CacheSubnetGroupNotFoundFault"],
                      CacheSubnetGroupName=found.id)
         return None
@@ -78,7 +79,7 @@ class ReplicationGroup(Kind):
                              "Amazon ElastiCache User Guide, deleting a cluster; botocore waiter ReplicationGroupDeleted: "
                              "15 s x 40")
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         answer = ignore_codes(ctx.client("elasticache").describe_replication_groups, ["ReplicationGroupNotFoundFault"],
                               ReplicationGroupId=spec.name("redis"))
         if answer is None:
@@ -120,7 +121,7 @@ class ReplicationGroup(Kind):
             SecurityGroupIds=list(props["groups"]), AtRestEncryptionEnabled=True, TransitEncryptionEnabled=True,
             Port=6379, Tags=aws_tags(tags))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         elasticache = ctx.client("elasticache")
         group = elasticache.create_replication_group(
             **self.request(ctx.spec, desired, props, tags)["create_replication_group"])["ReplicationGroup"]
@@ -131,10 +132,10 @@ class ReplicationGroup(Kind):
         group = (answer.get("ReplicationGroups") or [group])[0]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "elasticache", found.raw["ARN"], tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         elasticache = ctx.client("elasticache")
         if "replicas" in changes:
@@ -150,7 +151,7 @@ class ReplicationGroup(Kind):
         if settings:
             elasticache.modify_replication_group(ReplicationGroupId=found.id, ApplyImmediately=True, **settings)
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         elasticache = ctx.client("elasticache")
         ignore_codes(elasticache.delete_replication_group, ["ReplicationGroupNotFoundFault"], ReplicationGroupId=found.id,
                      RetainPrimaryCluster=False)

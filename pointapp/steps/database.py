@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from pointapp.context import StepContext
 from pointapp.kinds import tags_of
 from pointapp.outputs import DATABASE_ADDRESS, DATABASE_INSTANCE, DATABASE_PORT, DATABASE_SECRET
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
@@ -22,7 +23,7 @@ from pointapp.typical import Typical
 NAME = "database"
 
 
-def _instances(ctx: Any, spec: Spec) -> list[dict[str, Any]]:
+def _instances(ctx: StepContext, spec: Spec) -> list[dict[str, Any]]:
     """The environment's MySQL instance as described (none or one; read once for both kinds)."""
 
     def load() -> list[dict[str, Any]]:
@@ -37,7 +38,7 @@ class DbSubnetGroup(Kind):
     name = "db-subnet-group"
     service = "rds"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         rds = ctx.client("rds")
         name = spec.name("db-subnets")
         # The instance's description holds its subnet group: no second call once the database exists.
@@ -61,15 +62,15 @@ class DbSubnetGroup(Kind):
             DBSubnetGroupName=desired.name, DBSubnetGroupDescription=desired.detail, SubnetIds=list(props["subnets"]),
             Tags=aws_tags(tags))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         group = ctx.client("rds").create_db_subnet_group(
             **self.request(ctx.spec, desired, props, tags)["create_db_subnet_group"])["DBSubnetGroup"]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "rds", found.raw["DBSubnetGroupArn"], tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         if "subnets" in changes:
             ctx.client("rds").modify_db_subnet_group(DBSubnetGroupName=found.id, SubnetIds=changes["subnets"])
@@ -77,7 +78,7 @@ class DbSubnetGroup(Kind):
     def stands_on(self, found: Found) -> list[str]:
         return [s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])]
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("rds").delete_db_subnet_group, ["DBSubnetGroupNotFoundFault"], DBSubnetGroupName=found.id)
         return None
 
@@ -117,7 +118,7 @@ class DbInstance(Kind):
     def waits(self, spec: Spec) -> tuple[Typical, ...]:
         return (self.typical_multi_az if spec.database.multi_az else self.typical,)
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         return self.owned(spec, step, _instances(ctx, spec), lambda i: i["DBInstanceIdentifier"],
                           lambda i: from_aws_tags(i.get("TagList")))
 
@@ -144,7 +145,7 @@ class DbInstance(Kind):
             CopyTagsToSnapshot=True, AutoMinorVersionUpgrade=True,
             EngineLifecycleSupport=props["lifecycle_support"], Tags=aws_tags(tags))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         rds = ctx.client("rds")
         instance = rds.create_db_instance(**self.request(ctx.spec, desired, props, tags)["create_db_instance"])["DBInstance"]
         kind = "Multi-AZ " if props["multi_az"] else ""
@@ -155,10 +156,10 @@ class DbInstance(Kind):
         instance = (answer.get("DBInstances") or [instance])[0]
         return Found(self.name, desired.key, desired.name, dict(tags), instance)
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "rds", found.raw["DBInstanceArn"], tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         settings = {_MODIFY[key]: value for key, value in changes.items() if key in _MODIFY}
         if settings:
@@ -178,7 +179,7 @@ class DbInstance(Kind):
         return ([group.get("DBSubnetGroupName", "")] + [s["SubnetIdentifier"] for s in group.get("Subnets", [])]
                 + [g["VpcSecurityGroupId"] for g in found.raw.get("VpcSecurityGroups", [])])
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         rds = ctx.client("rds")
         snapshot = ctx.spec.database.final_snapshot
         args: dict[str, Any] = {"DBInstanceIdentifier": found.id, "SkipFinalSnapshot": not snapshot}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.context import StepContext
 from pointapp.names import route_table_keys
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep
 from pointapp.spec import Spec
@@ -26,7 +27,7 @@ class VpcEndpoint(Kind):
     typical = Typical("vpc-endpoint", 90, "interface endpoints from pendingAcceptance/pending to available (together)",
                       "AWS PrivateLink Guide, interface endpoint lifecycle; no botocore waiter")
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         pages = ctx.client("ec2").get_paginator("describe_vpc_endpoints").paginate(Filters=owner_filters(spec, step))
         return [Found(self.name, from_aws_tags(e.get("Tags"))[KEY], e["VpcEndpointId"], from_aws_tags(e.get("Tags")), e)
                 for page in pages for e in page["VpcEndpoints"]
@@ -66,15 +67,15 @@ class VpcEndpoint(Kind):
             args.update(RouteTableIds=list(props["route_tables"]))
         return {"create_vpc_endpoint": args}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, {**props, "region": ctx.target.region}, tags)["create_vpc_endpoint"]
         endpoint = ctx.client("ec2").create_vpc_endpoint(**request)["VpcEndpoint"]
         return Found(self.name, desired.key, endpoint["VpcEndpointId"], dict(tags), endpoint)
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "ec2", found.id, tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         ec2 = ctx.client("ec2")
         have = {"subnets": set(found.raw.get("SubnetIds", [])),
@@ -94,7 +95,7 @@ class VpcEndpoint(Kind):
         if args:
             ec2.modify_vpc_endpoint(VpcEndpointId=found.id, **args)
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ctx.client("ec2").delete_vpc_endpoints(VpcEndpointIds=[found.id])
         return None
 

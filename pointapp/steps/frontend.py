@@ -23,6 +23,7 @@ from typing import Any
 import botocore.exceptions
 import yaml
 
+from pointapp.context import StepContext
 from pointapp.errors import PointappError
 from pointapp.outputs import LOAD_BALANCER_DNS
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, client_error_code, ignore_codes
@@ -54,7 +55,7 @@ class Secret(Kind):
     name = "secret"
     service = "secretsmanager"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
                               SecretId=secret_name(spec))
         if answer is None:
@@ -70,16 +71,16 @@ class Secret(Kind):
         return {"create_secret": dict(Name=desired.name, SecretString=props["value"], Description=desired.detail,
                                       Tags=aws_tags(tags))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         value = json.dumps({"username": BASIC_AUTH_USER, "password": secrets.token_urlsafe(24)})
         raw = ctx.client("secretsmanager").create_secret(
             **self.request(ctx.spec, desired, {**props, "value": value}, tags)["create_secret"])
         return Found(self.name, desired.key, raw["ARN"], dict(tags), {"ARN": raw["ARN"], "Name": desired.name})
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "secretsmanager", found.id, tags)
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ctx.client("secretsmanager").delete_secret(SecretId=found.id, RecoveryWindowInDays=7)
         ctx.say(f"    {found.name} can be restored for 7 days")
         return None
@@ -88,7 +89,7 @@ class Secret(Kind):
         return "generated credentials (value never shown)"
 
 
-def _read_token(ctx: Any, where: str) -> str:
+def _read_token(ctx: StepContext, where: str) -> str:
     """The repository access token, from Secrets Manager (an ARN or ``secretsmanager:NAME``) or SSM."""
     try:
         if (arn_service(where) == "secretsmanager" or where.startswith("secretsmanager:")):
@@ -99,7 +100,7 @@ def _read_token(ctx: Any, where: str) -> str:
         raise PointappError(f"frontend.access_token_parameter: cannot read {where} ({client_error_code(error)})") from None
 
 
-def _basic_auth(ctx: Any, secret_arn: str) -> str:
+def _basic_auth(ctx: StepContext, secret_arn: str) -> str:
     value = json.loads(ctx.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"])
     return base64.b64encode(f"{value['username']}:{value['password']}".encode()).decode()
 
@@ -107,14 +108,14 @@ def _basic_auth(ctx: Any, secret_arn: str) -> str:
 class AmplifyKind(Kind):
     service = "amplify"
 
-    def unavailable(self, ctx: Any) -> str | None:
+    def unavailable(self, ctx: StepContext) -> str | None:
         return ctx.lacks("amplify", "Amplify")
 
 
 class App(AmplifyKind):
     name = "amplify-app"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         found = []
         for page in ctx.client("amplify").get_paginator("list_apps").paginate():
             for app in page["apps"]:
@@ -144,16 +145,16 @@ class App(AmplifyKind):
             accessToken=props["token"], buildSpec=props["build_spec"], environmentVariables=dict(props["environment"]),
             enableBranchAutoBuild=False, customRules=custom_rules(props["api_origin"]), tags=dict(tags))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         token = _read_token(ctx, props["token_from"])
         app = ctx.client("amplify").create_app(
             **self.request(ctx.spec, desired, {**props, "token": token}, tags)["create_app"])["app"]
         return Found(self.name, desired.key, app["appId"], dict(tags), app)
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "amplify", found.raw["appArn"], tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         args: dict[str, Any] = {"appId": found.id, "buildSpec": props["build_spec"],
                                 "environmentVariables": dict(props["environment"]),
@@ -162,7 +163,7 @@ class App(AmplifyKind):
             args.update(repository=props["repository"], accessToken=_read_token(ctx, props["token_from"]))
         ctx.client("amplify").update_app(**args)
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ctx.client("amplify").delete_app(appId=found.id)
         return None
 
@@ -193,7 +194,7 @@ class Branch(AmplifyKind):
     name = "amplify-branch"
     finds_after = ("amplify-app",)
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         app = known.get("app")
         if app is None:
             return []
@@ -222,7 +223,7 @@ class Branch(AmplifyKind):
         return settings
 
     @staticmethod
-    def _with_credentials(ctx: Any, props: Mapping[str, Any]) -> dict[str, Any]:
+    def _with_credentials(ctx: StepContext, props: Mapping[str, Any]) -> dict[str, Any]:
         """The props and, for a branch behind basic auth, the credentials read from its secret."""
         return {**props, "credentials": _basic_auth(ctx, props["basic_auth"])} if props.get("basic_auth") else dict(props)
 
@@ -230,19 +231,19 @@ class Branch(AmplifyKind):
         """``props["credentials"]`` are the basic-auth credentials the create reads from the secret."""
         return {"create_branch": dict(appId=props["app"], branchName=desired.name, tags=dict(tags), **self._settings(props))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         branch = ctx.client("amplify").create_branch(
             **self.request(ctx.spec, desired, self._with_credentials(ctx, props), tags)["create_branch"])["branch"]
         return Found(self.name, desired.key, desired.name, dict(tags), {**branch, "appId": props["app"]})
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "amplify", found.raw["branchArn"], tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         ctx.client("amplify").update_branch(appId=props["app"], branchName=found.id, **self._settings(self._with_credentials(ctx, props)))
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         return None  # deleted with the app
 
     def describe(self, found: Found) -> str:
@@ -261,7 +262,7 @@ class FirstBuild(AmplifyKind):
     typical = Typical("amplify-build", 240, "the frontend's first Amplify build and deploy",
                       "AWS Amplify Hosting User Guide, build and deploy; no botocore waiter")
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         app = known.get("app")
         if app is None:
             return []
@@ -273,12 +274,12 @@ class FirstBuild(AmplifyKind):
         return {"start_job": dict(appId=props["app"], branchName=props["branch"], jobType="RELEASE",
                                   jobReason="first build, started by pointapp")}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         job = ctx.client("amplify").start_job(**self.request(ctx.spec, desired, props, tags)["start_job"])["jobSummary"]
         ctx.say(f"    build {job['jobId']} of {props['branch']} started; Amplify builds later pushes by itself")
         return Found(self.name, desired.key, job["jobId"], dict(tags), job)
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         return None  # a build is history, removed with the app
 
     def describe(self, found: Found) -> str:
@@ -310,7 +311,7 @@ def desired(spec: Spec) -> list[Desired]:
     ]
 
 
-def runtime_values(ctx: Any) -> dict[str, Any]:
+def runtime_values(ctx: StepContext) -> dict[str, Any]:
     """Where the rewrite sends ``/api``: the load balancer, by its DNS name over HTTP (with a certificate,
     the spec check asks for ``frontend.api_domain``, which the certificate names, and that is used)."""
     dns = LOAD_BALANCER_DNS.read(ctx)

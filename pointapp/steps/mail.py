@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.context import StepContext
 from pointapp.names import configuration_set_name
 from pointapp.outputs import MAIL_DKIM_TOKENS, MAIL_IDENTITY
 from pointapp.plan import Table
@@ -21,7 +22,7 @@ from pointapp.tags import add_tags, aws_tags, from_aws_tags
 NAME = "mail"
 
 
-def _owned_tags(ctx: Any, arn: str, raw: Mapping[str, Any]) -> dict[str, str]:
+def _owned_tags(ctx: StepContext, arn: str, raw: Mapping[str, Any]) -> dict[str, str]:
     """SES returns the tags with the resource; ask separately only when it did not."""
     if "Tags" in raw:
         return from_aws_tags(raw["Tags"])
@@ -32,7 +33,7 @@ class ConfigurationSet(Kind):
     name = "ses-configuration-set"
     service = "sesv2"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         name = spec.name("mail")
         answer = ignore_codes(ctx.client("sesv2").get_configuration_set, ["NotFoundException"],
                               ConfigurationSetName=name)
@@ -51,21 +52,21 @@ class ConfigurationSet(Kind):
             ConfigurationSetName=desired.name, Tags=aws_tags(tags), DeliveryOptions={"TlsPolicy": props["tls"]},
             ReputationOptions={"ReputationMetricsEnabled": True}, SendingOptions={"SendingEnabled": True})}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["create_configuration_set"]
         ctx.client("sesv2").create_configuration_set(**request)
         return Found(self.name, desired.key, desired.name, dict(tags),
                      {key: value for key, value in request.items() if key != "Tags"})
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "sesv2", Arn("ses", f"configuration-set/{found.id}", None, None).on(ctx), tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         if "tls" in changes:
             ctx.client("sesv2").put_configuration_set_delivery_options(ConfigurationSetName=found.id, TlsPolicy=changes["tls"])
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("sesv2").delete_configuration_set, ["NotFoundException"], ConfigurationSetName=found.id)
         return None
 
@@ -77,7 +78,7 @@ class EmailIdentity(Kind):
     name = "ses-identity"
     service = "sesv2"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         identity = spec.mail.identity
         answer = ignore_codes(ctx.client("sesv2").get_email_identity, ["NotFoundException"], EmailIdentity=identity)
         if answer is None:
@@ -94,7 +95,7 @@ class EmailIdentity(Kind):
         return {"create_email_identity": dict(EmailIdentity=desired.name, ConfigurationSetName=props["configuration_set"],
                                               Tags=aws_tags(tags))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         sesv2 = ctx.client("sesv2")
         raw = sesv2.create_email_identity(**self.request(ctx.spec, desired, props, tags)["create_email_identity"])
         if "@" in desired.name:
@@ -102,16 +103,16 @@ class EmailIdentity(Kind):
         return Found(self.name, desired.key, desired.name, dict(tags),
                      {**raw, "ConfigurationSetName": props["configuration_set"]})
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "sesv2", Arn("ses", f"identity/{found.id}", None, None).on(ctx), tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         if "configuration_set" in changes:
             ctx.client("sesv2").put_email_identity_configuration_set_attributes(EmailIdentity=found.id,
                                                                  ConfigurationSetName=changes["configuration_set"])
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("sesv2").delete_email_identity, ["NotFoundException"], EmailIdentity=found.id)
         return None
 
@@ -140,7 +141,7 @@ def desired(spec: Spec) -> list[Desired]:
     ]
 
 
-def dns_records(ctx: Any) -> Table:
+def dns_records(ctx: StepContext) -> Table:
     """The DNS records the operator adds so that mail from the domain is signed and trusted."""
     identity = ctx.spec.mail.identity
     if "@" in identity:

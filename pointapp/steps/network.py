@@ -15,6 +15,7 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.concurrency import map_side_by_side
+from pointapp.context import StepContext
 from pointapp.errors import SpecError, StepError
 from pointapp.kinds import LogGroup, Role, policy, trust_policy
 from pointapp.names import DEFERRED_NAT
@@ -241,7 +242,7 @@ def _collect(spec: Spec, kind: str, items: Iterable[dict[str, Any]], id_field: s
     return by_key, duplicates
 
 
-def available_zones(ctx: Any) -> list[str]:
+def available_zones(ctx: StepContext) -> list[str]:
     """The region's availability zones, in the order the step uses them (the first ``network.zones``)."""
     zones = ctx.client("ec2").describe_availability_zones(Filters=[
         {"Name": "zone-type", "Values": ["availability-zone"]}, {"Name": "state", "Values": ["available"]}])
@@ -262,7 +263,7 @@ def zones_in_use(spec: Spec, subnets: Iterable[Found]) -> list[str] | None:
     return zones if len(set(zones)) == len(zones) else None
 
 
-def discover(ctx: Any) -> NetworkState:
+def discover(ctx: StepContext) -> NetworkState:
     """Read what the step owns: one tag-filtered call per resource type, plus the VPC's attributes.
 
     A built network keeps the zones its subnets are in (the region's zone list is read only before the
@@ -679,7 +680,7 @@ def ip_permission(id: Id, permission: Permission, description: str = "") -> dict
 
 
 class _Executor:
-    def __init__(self, ctx: Any, observed: NetworkState) -> None:
+    def __init__(self, ctx: StepContext, observed: NetworkState) -> None:
         self.ctx = ctx
         self.ec2 = ctx.client("ec2")
         self.observed = observed
@@ -1083,7 +1084,7 @@ def inventory(observed: NetworkState) -> Table:
     names_of_groups = {f.id: f"sg/{f.name}" for f in observed.groups.values()}
     for found in observed.everything():
         raw = found.raw
-        detail = {
+        describe: dict[str, Callable[[dict[str, Any]], Any]] = {
             "vpc": lambda r: r.get("CidrBlock", ""),
             "subnet": lambda r: f"{r.get('CidrBlock')} {r.get('AvailabilityZone')}"
                                 + (" public" if r.get("MapPublicIpOnLaunch") else " private"),
@@ -1096,8 +1097,8 @@ def inventory(observed: NetworkState) -> Table:
                 p.describe() for p in sorted(observed_permissions(r, names_of_groups)) if p.direction == "ingress")
             or "no inbound rule",
             "internet-gateway": lambda r: ", ".join(a["VpcId"] for a in r.get("Attachments", [])),
-        }[found.kind](raw)
-        rows.append((found.kind, found.name, found.id, detail))
+        }
+        rows.append((found.kind, found.name, found.id, describe[found.kind](raw)))
     return Table(["resource", "name", "id", "detail"], rows, title=f"network: {len(rows)} resources")
 
 
@@ -1110,7 +1111,7 @@ class FlowLog(Kind):
     name = "flow-log"
     service = "ec2"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         ec2 = ctx.client("ec2")
         logs = _paginate(ec2, "describe_flow_logs", "FlowLogs", Filters=owner_filters(spec, step))
         return self.owned(spec, step, logs, lambda f: f["FlowLogId"], lambda f: from_aws_tags(f.get("Tags")))
@@ -1135,7 +1136,7 @@ class FlowLog(Kind):
             DeliverLogsPermissionArn=settings["DeliverLogsPermissionArn"],
             TagSpecifications=tag_specifications("vpc-flow-log", tags))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         settings = self._settings(props)
         request = self.request(ctx.spec, desired, props, tags)["create_flow_logs"]
         answer = retry_new_role(ctx, FLOW_LOGS_ROLE, settings["DeliverLogsPermissionArn"],
@@ -1145,12 +1146,12 @@ class FlowLog(Kind):
             raise StepError(NAME, f"flow log {desired.name}", problem.get("Message", "was not created"), problem.get("Code"))
         return Found(self.name, desired.key, answer["FlowLogIds"][0], dict(tags), settings)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         if "tags" in changes:
             ctx.client("ec2").create_tags(Resources=[found.id], Tags=as_aws_tags(changes["tags"]))
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("ec2").delete_flow_logs, ["InvalidFlowLogId.NotFound"], FlowLogIds=[found.id])
         return None
 
@@ -1204,7 +1205,7 @@ class Observed:
             self.flow_logs.refs[("runtime", "vpc")] = vpc_id
 
 
-def discover_all(ctx: Any) -> Observed:
+def discover_all(ctx: StepContext) -> Observed:
     observed = Observed(discover(ctx), FLOW_LOGS.discover(ctx))
     observed._vpc_ref(observed.layout.vpc.id if observed.layout.vpc else None)
     return observed
@@ -1222,7 +1223,7 @@ def plan_destroy_all(spec: Spec, observed: Observed, kept: Kept | None = None) -
     return FLOW_LOGS.plan_destroy(spec, observed.flow_logs, kept) + plan_destroy(spec, observed.layout, kept)
 
 
-def apply_all(ctx: Any, changes: Sequence[Change], observed: Observed) -> list[str]:
+def apply_all(ctx: StepContext, changes: Sequence[Change], observed: Observed) -> list[str]:
     """Flow-log deletions first (they hang off the VPC), then the layout, then the flow logs it needs."""
     changes = [c for c in changes if c.action != "keep"]  # kept on purpose: nothing to do
     flow = [c for c in changes if _is_flow_log_change(c)]

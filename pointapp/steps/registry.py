@@ -14,6 +14,7 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.concurrency import map_side_by_side
+from pointapp.context import StepContext
 from pointapp.kinds import tags_of
 from pointapp.names import MOVING_TAG, repository_name
 from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, client_error_code
@@ -42,7 +43,7 @@ class Repository(Kind):
     name = "ecr-repository"
     service = "ecr"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         ecr = ctx.client("ecr")
         repositories = [repository for page in ecr.get_paginator("describe_repositories").paginate()
                         for repository in page["repositories"] if repository["repositoryName"].startswith(f"{spec.owner}/")]
@@ -85,17 +86,17 @@ class Repository(Kind):
             "put_lifecycle_policy": dict(repositoryName=desired.name,
                                          lifecyclePolicyText=json.dumps(props["lifecycle_policy"]))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ecr = ctx.client("ecr")
         request = self.request(ctx.spec, desired, props, tags)
         repository = ecr.create_repository(**request["create_repository"])["repository"]
         ecr.put_lifecycle_policy(**request["put_lifecycle_policy"])
         return Found(self.name, desired.key, desired.name, dict(tags), {**repository, "lifecyclePolicy": props["lifecycle_policy"]})
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "ecr", found.raw["repositoryArn"], tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         ecr = ctx.client("ecr")
         if "scan_on_push" in changes:
@@ -108,7 +109,7 @@ class Repository(Kind):
         if "lifecycle_policy" in changes:
             ecr.put_lifecycle_policy(repositoryName=found.id, lifecyclePolicyText=json.dumps(changes["lifecycle_policy"]))
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ecr = ctx.client("ecr")
         images = ecr.list_images(repositoryName=found.id, maxResults=1)["imageIds"]
         if images and not ctx.spec.registry.delete_images:

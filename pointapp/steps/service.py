@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.context import StepContext
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
 from pointapp.names import DEFERRED_NAT, repository_name, sending_configuration_sets
@@ -41,7 +42,7 @@ class Cluster(Kind):
     name = "ecs-cluster"
     service = "ecs"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         answer = ctx.client("ecs").describe_clusters(clusters=[spec.name("cluster")], include=["TAGS", "SETTINGS"])
         active = [c for c in answer["clusters"] if c.get("status") == "ACTIVE"]
         return self.owned(spec, step, active, lambda c: c["clusterArn"], _ecs_tags)
@@ -55,19 +56,19 @@ class Cluster(Kind):
             clusterName=desired.name, settings=[{"name": "containerInsights", "value": "enabled"}],
             tags=aws_tags(tags, lower=True))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         cluster = ctx.client("ecs").create_cluster(**self.request(ctx.spec, desired, props, tags)["create_cluster"])["cluster"]
         return Found(self.name, desired.key, cluster["clusterArn"], dict(tags), cluster)
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "ecs", found.id, tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         if "container_insights" in changes:
             ctx.client("ecs").update_cluster_settings(cluster=found.id, settings=[{"name": "containerInsights", "value": "enabled"}])
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("ecs").delete_cluster, ["ClusterNotFoundException"], cluster=found.id)
         return None
 
@@ -156,7 +157,7 @@ class TaskDefinition(Kind):
     name = "task-definition"
     service = "ecs"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         family = spec.name("api")
         latest, tags = family_revisions(ctx.client("ecs"), family)
         if latest is not None and foreign_owner(tags, spec):  # the plan's create of the family stops, naming it
@@ -179,7 +180,7 @@ class TaskDefinition(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"register_task_definition": revision_request(desired.name, props, tags, image=None)}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ecs = ctx.client("ecs")
         if active_revisions(ecs, desired.name):  # found nothing owned, yet the family has revisions: not ours
             owner = family_revisions(ecs, desired.name)[1].get(ENVIRONMENT)
@@ -188,19 +189,19 @@ class TaskDefinition(Kind):
                             f"the family's revisions belong to {whose}; pointapp registers none beside them")
         return register_revision(ctx, desired.name, props, tags, image=None)
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         # A revision takes tags in place (ECS API reference, TagResource): no new one; a new revision the
         # update registers carries them on.
         add_tags(ctx, "ecs", found.id, tags)
         found.tags = {**found.tags, **tags}
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         image = found.raw["containerDefinitions"][0]["image"]  # keep what the last release deployed
         revision = register_revision(ctx, desired.name, props, found.tags, image=image)
         found.id, found.raw, found.tags = revision.id, revision.raw, revision.tags
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ecs = ctx.client("ecs")
         for arn in active_revisions(ecs, found.raw["family"]):  # every revision, the releases' too
             ecs.deregister_task_definition(taskDefinition=arn)
@@ -212,14 +213,14 @@ class TaskDefinition(Kind):
         return f"revision {raw.get('revision')}, {raw.get('cpu')} CPU / {raw.get('memory')} MiB, image {image}"
 
 
-def register_revision(ctx: Any, family: str, props: Mapping[str, Any], tags: Mapping[str, str],
+def register_revision(ctx: StepContext, family: str, props: Mapping[str, Any], tags: Mapping[str, str],
                       image: str | None) -> Found:
     """Register a revision of the family; ``image`` replaces the spec's image (a release)."""
     definition = ctx.client("ecs").register_task_definition(**revision_request(family, props, tags, image))["taskDefinition"]
     return Found(TaskDefinition.name, tags.get(KEY, "taskdef"), definition["taskDefinitionArn"], dict(tags), definition)
 
 
-def _elb_tags(ctx: Any, arns: list[str]) -> dict[str, dict[str, str]]:
+def _elb_tags(ctx: StepContext, arns: list[str]) -> dict[str, dict[str, str]]:
     """Tags by ARN: from the environment's tag listing, and one DescribeTags for those it lacks."""
     listed = listed_tags(ctx)
     tags = {arn: dict(listed[arn]) for arn in arns if arn in listed}
@@ -231,7 +232,7 @@ def _elb_tags(ctx: Any, arns: list[str]) -> dict[str, dict[str, str]]:
     return tags
 
 
-def _load_balancing(ctx: Any, spec: Spec) -> dict[str, Any]:
+def _load_balancing(ctx: StepContext, spec: Spec) -> dict[str, Any]:
     """The environment's target groups, load balancer and listeners, with the tags of all of them (from
     the environment's tag listing, one DescribeTags for the rest), shared by the three kinds until the
     next change."""
@@ -256,14 +257,14 @@ class _LoadBalancingKind(Kind):
 
     service = "elbv2"
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "elbv2", found.id, tags)
 
 
 class TargetGroup(_LoadBalancingKind):
     name = "target-group"
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         view = _load_balancing(ctx, spec)
         return self.owned(spec, step, view["groups"], lambda g: g["TargetGroupArn"],
                           lambda g: view["tags"].get(g["TargetGroupArn"], {}))
@@ -287,17 +288,17 @@ class TargetGroup(_LoadBalancingKind):
             HealthCheckPath=props["health_check_path"], HealthCheckProtocol="HTTP", Matcher={"HttpCode": "200-399"},
             Tags=aws_tags(tags))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         group = ctx.client("elbv2").create_target_group(
             **self.request(ctx.spec, desired, props, tags)["create_target_group"])["TargetGroups"][0]
         return Found(self.name, desired.key, group["TargetGroupArn"], dict(tags), group)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         if "health_check_path" in changes:
             ctx.client("elbv2").modify_target_group(TargetGroupArn=found.id, HealthCheckPath=changes["health_check_path"])
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("elbv2").delete_target_group, ["TargetGroupNotFound"], TargetGroupArn=found.id)
         return None
 
@@ -315,7 +316,7 @@ class LoadBalancer(_LoadBalancingKind):
                              "Elastic Load Balancing User Guide, delete a load balancer; botocore waiter "
                              "LoadBalancersDeleted: 15 s x 40")
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         view = _load_balancing(ctx, spec)
         return self.owned(spec, step, view["balancers"], lambda b: b["LoadBalancerArn"],
                           lambda b: view["tags"].get(b["LoadBalancerArn"], {}))
@@ -339,7 +340,7 @@ class LoadBalancer(_LoadBalancingKind):
             Name=desired.name, Subnets=list(props["subnets"]), SecurityGroups=list(props["groups"]),
             Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=aws_tags(tags))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         elbv2 = ctx.client("elbv2")
         balancer = elbv2.create_load_balancer(
             **self.request(ctx.spec, desired, props, tags)["create_load_balancer"])["LoadBalancers"][0]
@@ -347,7 +348,7 @@ class LoadBalancer(_LoadBalancingKind):
                  max_attempts=60, LoadBalancerArns=[balancer["LoadBalancerArn"]])
         return Found(self.name, desired.key, balancer["LoadBalancerArn"], dict(tags), balancer)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         elbv2 = ctx.client("elbv2")
         if "subnets" in changes:
@@ -355,7 +356,7 @@ class LoadBalancer(_LoadBalancingKind):
         if "groups" in changes:
             elbv2.set_security_groups(LoadBalancerArn=found.id, SecurityGroups=changes["groups"])
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         elbv2 = ctx.client("elbv2")
         ignore_codes(elbv2.delete_load_balancer, ["LoadBalancerNotFound"], LoadBalancerArn=found.id)
         # Its network interfaces stay a few minutes longer: the network step waits for them before it
@@ -377,7 +378,7 @@ class Listener(_LoadBalancingKind):
     name = "listener"
     finds_after = ("load-balancer",)
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         balancer = known.get(LOAD_BALANCER.key)
         if balancer is None:
             return []
@@ -415,12 +416,12 @@ class Listener(_LoadBalancingKind):
             args.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06")
         return {"create_listener": args}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         listener = ctx.client("elbv2").create_listener(
             **self.request(ctx.spec, desired, props, tags)["create_listener"])["Listeners"][0]
         return Found(self.name, desired.key, listener["ListenerArn"], dict(tags), listener)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         args: dict[str, Any] = {"ListenerArn": found.id, "Protocol": props["protocol"], "Port": props["port"],
                                 "DefaultActions": self._actions(props)}
@@ -428,7 +429,7 @@ class Listener(_LoadBalancingKind):
             args["Certificates"] = [{"CertificateArn": props["certificate"]}]
         ctx.client("elbv2").modify_listener(**args)
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("elbv2").delete_listener, ["ListenerNotFound"], ListenerArn=found.id)
         return None
 
@@ -461,7 +462,7 @@ class EcsService(Kind):
                              "Elastic Load Balancing User Guide, deregistration delay (default 300 s); botocore "
                              "waiter ServicesInactive: 15 s x 40")
 
-    def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         if "cluster" not in known:
             return []
         answer = ctx.client("ecs").describe_services(cluster=known["cluster"].id, services=[spec.name("api")],
@@ -491,22 +492,22 @@ class EcsService(Kind):
             schedulingStrategy="REPLICA", propagateTags="SERVICE", enableECSManagedTags=True,
             tags=aws_tags(tags, lower=True))}
 
-    def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ctx.finish_deferred(DEFERRED_NAT)  # the tasks reach the internet through the NAT gateway: it must be up
         service = ctx.client("ecs").create_service(**self.request(ctx.spec, desired, props, tags)["create_service"])["service"]
         ctx.say("    the service starts its tasks once an image is in the repository; pointapp does not wait for them")
         return Found(self.name, desired.key, service["serviceArn"], dict(tags), service)
 
-    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "ecs", found.id, tags)
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         if "desired_count" in changes:  # the one setting a CODE_DEPLOY service takes outside a deployment
             ctx.finish_deferred(DEFERRED_NAT)
             ctx.client("ecs").update_service(cluster=props["cluster"], service=found.id, desiredCount=changes["desired_count"])
 
-    def delete(self, ctx: Any, found: Found) -> str | None:
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
         ecs = ctx.client("ecs")
         cluster = found.raw["clusterArn"]
         ignore_codes(ecs.delete_service, ["ServiceNotFoundException", "ClusterNotFoundException"],
