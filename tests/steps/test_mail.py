@@ -58,7 +58,7 @@ def test_what_differs_is_what_the_step_changes() -> None:
 
 def test_updates_and_tags_on_aws_name_the_resources_by_their_arn() -> None:
     ctx = aws_context()
-    ctx.clients.account = ACCOUNT  # known already, as after connect
+    ctx.clients.account = ACCOUNT  # known, as the reachability check on AWS leaves it
     sesv2 = stub(ctx, "sesv2")
     arn = f"arn:aws:ses:ap-northeast-1:{ACCOUNT}"
     sesv2.add_response("tag_resource", {}, {"ResourceArn": f"{arn}:configuration-set/point-app-prod-mail",
