@@ -519,8 +519,8 @@ def client_error_code(error: botocore.exceptions.ClientError) -> str:
 def is_absent(code: str) -> bool:
     """An AWS error code saying the resource (or its attachment) is not there: for a delete, done already.
 
-    EC2 writes them ``InvalidSubnetID.NotFound``, ``NatGatewayNotFound``, ``Gateway.NotAttached`` (EC2 API
-    reference, error codes)."""
+    EC2 writes them ``InvalidSubnetID.NotFound``, ``InvalidAssociationID.NotFound``, ``Gateway.NotAttached``
+    (EC2 API reference, error codes)."""
     return code.endswith(("NotFound", ".NotAttached"))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import botocore.exceptions
 
@@ -24,6 +24,12 @@ from .discovery import NAME, paginate
 
 class Waits(Executor):
     """The waits of the network's executor: the resource mixins call them where AWS needs the order."""
+
+    #: What a NAT gateway's wait stands for in the schedule (a key of :data:`pointapp.schedule.TYPICAL`), and
+    #: how long it usually takes on AWS as the waits say it; the same for the wait for network interfaces.
+    nat_typical: ClassVar[str] = "nat-gateway"
+    nat_usually: ClassVar[str] = "1 to 3 minutes"
+    interfaces_usually: ClassVar[str] = "a few minutes"
 
     def await_nats(self) -> None:
         """Wait for NAT gateways created in this run (started together, waited for together)."""
@@ -47,7 +53,7 @@ class Waits(Executor):
 
     def _wait(self, waiter: str, nats: list[tuple[str, str]], state: str, real_delay: int) -> None:
         names = ", ".join(f"{name} ({nat_id})" for name, nat_id in nats)
-        self.ctx.say(f"  waiting for NAT gateway {names} to be {state} (usually 1 to 3 minutes on AWS) ...")
+        self.ctx.say(f"  waiting for NAT gateway {names} to be {state} (usually {self.nat_usually} on AWS) ...")
         started = time.monotonic()
         try:
             self.ec2.get_waiter(waiter).wait(NatGatewayIds=[nat_id for _, nat_id in nats],
@@ -104,7 +110,7 @@ class Waits(Executor):
                 told = holders
                 of = f" ({what})" if what else ""
                 self.ctx.say(f"    waiting for {holders}{of} to go from {change.kind} {change.name} "
-                             "(usually a few minutes on AWS) ...")
+                             f"(usually {self.interfaces_usually} on AWS) ...")
             self.pause()
 
     def _without_stale(self, interfaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
