@@ -11,7 +11,7 @@ import botocore.exceptions
 
 from pointapp.resources import Desired, Found, Kind, Request, ignore_codes
 from pointapp.spec import Spec
-from pointapp.tags import ENVIRONMENT, KEY, as_aws_tags, from_aws_tags, is_owned
+from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, from_aws_tags, is_owned
 
 #: The services whose resources pointapp finds by name and whose tags one Resource Groups Tagging API
 #: listing gives (their describe calls return no tags). EC2, ECS, IAM and SES return tags themselves.
@@ -125,7 +125,7 @@ class Role(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         managed = sorted(props.get("managed", []), key=str)  # ARNs, or a template's expressions of them
         return {"create_role": dict(RoleName=desired.name, Path=role_path(spec), Description=desired.detail[:1000],
-                                    AssumeRolePolicyDocument=json.dumps(props["trust"]), Tags=as_aws_tags(tags)),
+                                    AssumeRolePolicyDocument=json.dumps(props["trust"]), Tags=aws_tags(tags)),
                 "attach_role_policy": [dict(RoleName=desired.name, PolicyArn=arn)  # each once
                                        for i, arn in enumerate(managed) if arn not in managed[:i]],
                 "put_role_policy": [dict(RoleName=desired.name, PolicyName=name, PolicyDocument=json.dumps(document))
@@ -144,11 +144,12 @@ class Role(Kind):
                       "Managed": [call["PolicyArn"] for call in request["attach_role_policy"]],
                       "Inline": dict(props.get("inline", {}))})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        ctx.client("iam").tag_role(RoleName=found.id, Tags=aws_tags(tags))
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         iam = ctx.client("iam")
-        if "tags" in changes:
-            iam.tag_role(RoleName=found.id, Tags=as_aws_tags(changes["tags"]))
         if "trust" in changes:
             iam.update_assume_role_policy(RoleName=found.id, PolicyDocument=json.dumps(changes["trust"]))
         if "managed" in changes:
@@ -221,13 +222,13 @@ class LogGroup(Kind):
         return Found(self.name, desired.key, desired.name, dict(tags),
                      {"logGroupName": desired.name, "retentionInDays": props["retention_days"]})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "logs", found.id, tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        logs = ctx.client("logs")
-        if "tags" in changes:
-            logs.tag_log_group(logGroupName=found.id, tags=dict(changes["tags"]))
         if "retention_days" in changes:
-            logs.put_retention_policy(logGroupName=found.id, retentionInDays=changes["retention_days"])
+            ctx.client("logs").put_retention_policy(logGroupName=found.id, retentionInDays=changes["retention_days"])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("logs").delete_log_group, ["ResourceNotFoundException"], logGroupName=found.id)
@@ -235,10 +236,3 @@ class LogGroup(Kind):
 
     def describe(self, found: Found) -> str:
         return f"retention {found.raw.get('retentionInDays')} days"
-
-
-def tags_as_aws(tags: Mapping[str, str], lower: bool = False) -> list[dict[str, str]]:
-    """Tags in the list form; ECS wants lower-case ``key``/``value``."""
-    if lower:
-        return [{"key": k, "value": v} for k, v in tags.items()]
-    return as_aws_tags(tags)

@@ -19,7 +19,7 @@ import botocore.exceptions
 from pointapp.errors import StepError
 from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
-from pointapp.tags import KEY, foreign_owner, is_owned, ownership_tags
+from pointapp.tags import KEY, foreign_owner, is_owned, missing_tags, ownership_tags
 
 
 @dataclass
@@ -209,7 +209,14 @@ class Kind:
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
+        """Change the ``changes`` (resolved props that differ, never ``tags``: :meth:`tag` sets those)."""
         raise NotImplementedError
+
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        """Set ``tags`` (the wanted tags that are absent or differ) on the existing resource ``found``,
+        leaving the tags others added: each kind makes its service's tagging call
+        (:func:`pointapp.tags.add_tags`). The core calls it for a plan's ``tags`` difference."""
+        raise NotImplementedError(f"{self.name} sets no tags")
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         """Delete; return a note when the target cannot (the emulator lacks the operation)."""
@@ -370,9 +377,9 @@ class ResourceStep:
                                        "taken": taken.owner if taken and not skip else ""}))
                 continue
             differences = kind.differences(desired, props, found)
-            missing_tags = {k: v for k, v in tags.items() if found.tags.get(k) != v} if kind.tagged else {}
-            if missing_tags:
-                differences = {**differences, "tags": missing_tags}
+            absent = missing_tags(found.tags, tags) if kind.tagged else {}
+            if absent:
+                differences = {**differences, "tags": absent}
             if differences:
                 changes += self._update_changes(kind, desired, differences, tags, state)
         order = list(self.kinds)
@@ -468,9 +475,7 @@ class ResourceStep:
                     state.found[desired.key] = kind.create(ctx, desired, resolve(desired.props, resolver),
                                                            change.args["tags"])
                 elif change.op == "update":
-                    desired = change.args["desired"]
-                    kind.update(ctx, desired, resolve(desired.props, resolver), state.found[desired.key],
-                                change.args["differences"])
+                    self._update(ctx, kind, change.args["desired"], change.args["differences"], state, resolver)
                 else:
                     note = kind.delete(ctx, change.args["found"])
                     if note:
@@ -491,6 +496,17 @@ class ResourceStep:
             except botocore.exceptions.ClientError as error:
                 raise step_error(self.name, change, error) from error
         return warnings
+
+    @staticmethod
+    def _update(ctx: Any, kind: Kind, desired: Desired, differences: Mapping[str, Any], state: StepState,
+                resolver: Resolver) -> None:
+        """The tags first (their own call), then what else differs: the kind's update never sees tags."""
+        found, props = state.found[desired.key], resolve(desired.props, resolver)
+        if "tags" in differences:
+            kind.tag(ctx, found, differences["tags"])
+        settings = {key: value for key, value in differences.items() if key != "tags"}
+        if settings:
+            kind.update(ctx, desired, props, found, settings)
 
     def resource_count(self, spec: Spec, state: StepState) -> int:
         return len(self.desired(spec))

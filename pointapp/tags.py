@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pointapp.spec import Spec
@@ -17,22 +18,61 @@ def ownership_tags(spec: Spec, step: str, key: str, name: str) -> dict[str, str]
     return {**spec.tags, "Name": name, ENVIRONMENT: spec.owner, STEP: step, KEY: key}
 
 
-def as_aws_tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"Key": key, "Value": value} for key, value in tags.items()]
+def aws_tags(tags: Mapping[str, str], lower: bool = False) -> list[dict[str, str]]:
+    """Tags in AWS's list form, ``[{"Key": ..., "Value": ...}]``; ``lower``: ``key``/``value`` as ECS and
+    CodePipeline write them."""
+    key, value = ("key", "value") if lower else ("Key", "Value")
+    return [{key: k, value: v} for k, v in tags.items()]
 
 
-def from_aws_tags(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
-    return {tag["Key"]: tag["Value"] for tag in tags or ()}
+def from_aws_tags(tags: Iterable[Mapping[str, str]] | None, lower: bool = False) -> dict[str, str]:
+    """Tags from AWS's list form back to a dict; ``lower`` as :func:`aws_tags`."""
+    key, value = ("key", "value") if lower else ("Key", "Value")
+    return {tag[key]: tag[value] for tag in tags or ()}
 
 
-def from_lower_tags(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
-    """Tags as ECS and CodePipeline write them, with lower-case ``key`` and ``value``."""
-    return {tag["key"]: tag["value"] for tag in tags or ()}
+@dataclass(frozen=True)
+class Tagging:
+    """How a service sets tags on an existing resource: its operation, the argument naming the resource
+    (a list of one when ``several``), the argument holding the tags and their form: ``list`` (``Key`` and
+    ``Value``), ``lower`` (``key`` and ``value``) or ``map`` (a plain mapping)."""
+
+    operation: str
+    resource: str
+    argument: str = "Tags"
+    form: str = "list"
+    several: bool = False
+
+
+#: Each service's tagging call. Each adds or overwrites the tags it names and leaves the others (the
+#: services' API references: EC2 CreateTags, ELB AddTags, RDS and ElastiCache AddTagsToResource, the
+#: TagResource of the others, CloudWatch Logs TagLogGroup).
+TAGGING: dict[str, Tagging] = {
+    "ec2": Tagging("create_tags", "Resources", several=True),
+    "elbv2": Tagging("add_tags", "ResourceArns", several=True),
+    **dict.fromkeys(("rds", "elasticache"), Tagging("add_tags_to_resource", "ResourceName")),
+    **dict.fromkeys(("sesv2", "codedeploy"), Tagging("tag_resource", "ResourceArn")),
+    "events": Tagging("tag_resource", "ResourceARN"),
+    "secretsmanager": Tagging("tag_resource", "SecretId"),
+    **dict.fromkeys(("ecs", "codepipeline"), Tagging("tag_resource", "resourceArn", "tags", "lower")),
+    "ecr": Tagging("tag_resource", "resourceArn", "tags"),
+    "amplify": Tagging("tag_resource", "resourceArn", "tags", "map"),
+    "logs": Tagging("tag_log_group", "logGroupName", "tags", "map"),
+}
+
+
+def add_tags(ctx: Any, service: str, resource: str, tags: Mapping[str, str]) -> None:
+    """Set ``tags`` on the existing ``resource`` (its id, name or ARN, as ``service``'s tagging call takes
+    it) with that call (:data:`TAGGING`); tags others added stay."""
+    how = TAGGING[service]
+    values: Any = dict(tags) if how.form == "map" else aws_tags(tags, lower=how.form == "lower")
+    getattr(ctx.client(service), how.operation)(**{how.resource: [resource] if how.several else resource,
+                                                   how.argument: values})
 
 
 def tag_specifications(resource_type: str, tags: Mapping[str, str]) -> list[dict[str, Any]]:
     """The ``TagSpecifications`` argument that tags a resource in its create call."""
-    return [{"ResourceType": resource_type, "Tags": as_aws_tags(tags)}]
+    return [{"ResourceType": resource_type, "Tags": aws_tags(tags)}]
 
 
 def owner_filters(spec: Spec, step: str) -> list[dict[str, Any]]:

@@ -20,7 +20,10 @@ from pointapp.resources import (
     INSTANCE_PROFILE,
     Arn,
     Desired,
+    Found,
+    Kind,
     Ref,
+    ResourceStep,
     ignore_absent,
     resolve,
     retry_new_role,
@@ -28,6 +31,7 @@ from pointapp.resources import (
 )
 from pointapp.spec import load_spec
 from pointapp.steps import STEPS, delivery, network
+from pointapp.tags import ownership_tags
 from pointapp.target import Context
 from tests.conftest import aws_context, make_context, stub
 
@@ -235,6 +239,68 @@ def test_every_create_sends_its_kinds_request(ctx: Context) -> None:
             checked.add(desired.kind)
     assert {"ecr-repository", "db-instance", "replication-group", "iam-role", "task-definition", "ecs-service",
             "listener", "s3-bucket", "deployment-group", "pipeline", "event-rule", "ses-identity", "ec2-instance"} <= checked
+
+
+# --- tags are the core's: a kind's update never sees them ----------------------------------------------------
+
+
+class Recorded(Kind):
+    """A kind that records what the core asks of it: one resource with a size, missing the tag ``team``."""
+
+    name = "recorded"
+    service = "recorded"
+    operations = {"update": ("recorded", "UpdateRecorded")}
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.calls: list[tuple[str, Any]] = []
+
+    def find(self, ctx: Any, spec: Any, step: str, known: Any) -> list[Found]:
+        tags = {k: v for k, v in ownership_tags(spec, step, "thing", "thing").items() if k != "team"}
+        return [Found(self.name, "thing", "thing-1", tags, {"size": self.size})]
+
+    def differences(self, desired: Desired, props: Any, found: Found) -> dict[str, Any]:
+        return {"size": props["size"]} if found.raw["size"] != props["size"] else {}
+
+    def tag(self, ctx: Any, found: Found, tags: Any) -> None:
+        self.calls.append(("tag", dict(tags)))
+
+    def update(self, ctx: Any, desired: Desired, props: Any, found: Found, changes: Any) -> None:
+        self.calls.append(("update", dict(changes)))
+
+
+def _recorded_step(kind: Recorded) -> ResourceStep:
+    return ResourceStep("recorded", [kind], lambda spec: [Desired("recorded", "thing", "thing",
+                                                                                      {"size": 2})])
+
+
+@pytest.mark.parametrize(("size", "calls"), [
+    (2, [("tag", {"team": "web"})]),  # only the tags differ: the tagging call alone
+    (1, [("tag", {"team": "web"}), ("update", {"size": 2})]),  # tags first, then the rest without them
+])
+def test_the_core_sets_tags_and_the_kind_updates_the_rest(size: int, calls: list[tuple[str, Any]]) -> None:
+    spec = load_spec("prod", {"tags": {"team": "web"}})
+    ctx = make_context(spec)
+    kind = Recorded(size)
+    step = _recorded_step(kind)
+    state = step.discover(ctx)
+    changes = step.plan(spec, state)
+    assert [(c.action, c.kind) for c in changes] == [("update", "recorded")]
+    step.apply(ctx, changes, state)
+    assert kind.calls == calls
+
+
+def test_a_target_without_the_update_still_gets_the_tags() -> None:
+    spec = load_spec("prod", {"tags": {"team": "web"}})
+    ctx = make_context(spec)
+    ctx.lacks = lambda service, operation: "the emulator lacks it" if operation == "UpdateRecorded" else None  # type: ignore[method-assign]
+    kind = Recorded(1)
+    step = _recorded_step(kind)
+    state = step.discover(ctx)
+    changes = step.plan(spec, state)
+    assert [c.args["skip"] for c in changes] == [None, "the emulator lacks it"]
+    step.apply(ctx, changes, state)
+    assert kind.calls == [("tag", {"team": "web"})]
 
 
 def _refusing(code: str) -> Any:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.errors import PointappError
-from pointapp.kinds import Role, role_path, tags_as_aws, trust_policy
+from pointapp.kinds import Role, role_path, trust_policy
 from pointapp.plan import Table
 from pointapp.resources import (
     INSTANCE_PROFILE,
@@ -29,7 +29,7 @@ from pointapp.resources import (
     wait_for,
 )
 from pointapp.spec import Spec
-from pointapp.tags import KEY, from_aws_tags, owner_filters, tag_specifications
+from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, owner_filters, tag_specifications
 
 NAME = "bastion"
 SSM_CORE_POLICY = Arn("iam", "policy/AmazonSSMManagedInstanceCore", "", "aws")  # an AWS managed policy
@@ -54,7 +54,7 @@ class InstanceProfile(Kind):
         return {} if roles == [props["role"]] else {"role": props["role"]}
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
-        return {"create_instance_profile": dict(InstanceProfileName=desired.name, Path=role_path(spec), Tags=tags_as_aws(tags)),
+        return {"create_instance_profile": dict(InstanceProfileName=desired.name, Path=role_path(spec), Tags=aws_tags(tags)),
                 "add_role_to_instance_profile": dict(InstanceProfileName=desired.name, RoleName=props["role"])}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
@@ -64,11 +64,12 @@ class InstanceProfile(Kind):
         iam.add_role_to_instance_profile(**request["add_role_to_instance_profile"])
         return Found(self.name, desired.key, desired.name, dict(tags), {**profile, "Roles": [{"RoleName": props["role"]}]})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        ctx.client("iam").tag_instance_profile(InstanceProfileName=found.id, Tags=aws_tags(tags))
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         iam = ctx.client("iam")
-        if "tags" in changes:
-            iam.tag_instance_profile(InstanceProfileName=found.id, Tags=tags_as_aws(changes["tags"]))
         if "role" in changes:
             for role in found.raw.get("Roles", []):
                 iam.remove_role_from_instance_profile(InstanceProfileName=found.id, RoleName=role["RoleName"])
@@ -141,11 +142,12 @@ class Instance(Kind):
                  "about a minute", real_delay=10, InstanceIds=[instance["InstanceId"]])
         return Found(self.name, desired.key, instance["InstanceId"], dict(tags), instance)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "ec2", found.id, tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         ec2 = ctx.client("ec2")
-        if "tags" in changes:
-            ec2.create_tags(Resources=[found.id], Tags=tags_as_aws(changes["tags"]))
         if "imdsv2" in changes:
             ec2.modify_instance_metadata_options(InstanceId=found.id, HttpTokens="required", HttpEndpoint="enabled")
         if "groups" in changes:

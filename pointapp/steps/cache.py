@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.kinds import tags_as_aws, tags_of
+from pointapp.kinds import tags_of
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
-from pointapp.tags import KEY, from_aws_tags, is_owned
+from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
 
 NAME = "cache"
 
@@ -43,20 +43,20 @@ class CacheSubnetGroup(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_cache_subnet_group": dict(
             CacheSubnetGroupName=desired.name, CacheSubnetGroupDescription=desired.detail,
-            SubnetIds=list(props["subnets"]), Tags=tags_as_aws(tags))}
+            SubnetIds=list(props["subnets"]), Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         group = ctx.client("elasticache").create_cache_subnet_group(
             **self.request(ctx.spec, desired, props, tags)["create_cache_subnet_group"])["CacheSubnetGroup"]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "elasticache", found.raw["ARN"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        elasticache = ctx.client("elasticache")
-        if "tags" in changes:
-            elasticache.add_tags_to_resource(ResourceName=found.raw["ARN"], Tags=tags_as_aws(changes["tags"]))
         if "subnets" in changes:
-            elasticache.modify_cache_subnet_group(CacheSubnetGroupName=found.id, SubnetIds=changes["subnets"])
+            ctx.client("elasticache").modify_cache_subnet_group(CacheSubnetGroupName=found.id, SubnetIds=changes["subnets"])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("elasticache").delete_cache_subnet_group, ["CacheSubnetGroupNotFoundFault"],
@@ -111,7 +111,7 @@ class ReplicationGroup(Kind):
             NumCacheClusters=props["replicas"] + 1, AutomaticFailoverEnabled=props["automatic_failover"],
             MultiAZEnabled=props["automatic_failover"], CacheSubnetGroupName=props["subnet_group"],
             SecurityGroupIds=list(props["groups"]), AtRestEncryptionEnabled=True, TransitEncryptionEnabled=True,
-            Port=6379, Tags=tags_as_aws(tags))}
+            Port=6379, Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         elasticache = ctx.client("elasticache")
@@ -124,11 +124,12 @@ class ReplicationGroup(Kind):
         group = (answer.get("ReplicationGroups") or [group])[0]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "elasticache", found.raw["ARN"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         elasticache = ctx.client("elasticache")
-        if "tags" in changes:
-            elasticache.add_tags_to_resource(ResourceName=found.raw["ARN"], Tags=tags_as_aws(changes["tags"]))
         if "replicas" in changes:
             verb = "increase" if changes["replicas"] + 1 > len(found.raw.get("MemberClusters", [])) else "decrease"
             getattr(elasticache, f"{verb}_replica_count")(ReplicationGroupId=found.id, NewReplicaCount=changes["replicas"],

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from pointapp.kinds import arn_of, tags_as_aws, tags_of
+from pointapp.kinds import arn_of, tags_of
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
-from pointapp.tags import from_aws_tags
+from pointapp.tags import add_tags, aws_tags, from_aws_tags
 
 NAME = "database"
 
@@ -57,20 +57,20 @@ class DbSubnetGroup(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_db_subnet_group": dict(
             DBSubnetGroupName=desired.name, DBSubnetGroupDescription=desired.detail, SubnetIds=list(props["subnets"]),
-            Tags=tags_as_aws(tags))}
+            Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         group = ctx.client("rds").create_db_subnet_group(
             **self.request(ctx.spec, desired, props, tags)["create_db_subnet_group"])["DBSubnetGroup"]
         return Found(self.name, desired.key, desired.name, dict(tags), group)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "rds", found.raw["DBSubnetGroupArn"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        rds = ctx.client("rds")
-        if "tags" in changes:
-            rds.add_tags_to_resource(ResourceName=found.raw["DBSubnetGroupArn"], Tags=tags_as_aws(changes["tags"]))
         if "subnets" in changes:
-            rds.modify_db_subnet_group(DBSubnetGroupName=found.id, SubnetIds=changes["subnets"])
+            ctx.client("rds").modify_db_subnet_group(DBSubnetGroupName=found.id, SubnetIds=changes["subnets"])
 
     def stands_on(self, found: Found) -> list[str]:
         return [s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])]
@@ -129,7 +129,7 @@ class DbInstance(Kind):
             BackupRetentionPeriod=props["backup_retention"], DeletionProtection=props["deletion_protection"],
             DBName=props["database_name"], MasterUsername=props["username"], ManageMasterUserPassword=True,
             CopyTagsToSnapshot=True, AutoMinorVersionUpgrade=True,
-            EngineLifecycleSupport=props["lifecycle_support"], Tags=tags_as_aws(tags))}
+            EngineLifecycleSupport=props["lifecycle_support"], Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         rds = ctx.client("rds")
@@ -141,14 +141,14 @@ class DbInstance(Kind):
         instance = (answer.get("DBInstances") or [instance])[0]
         return Found(self.name, desired.key, desired.name, dict(tags), instance)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "rds", found.raw["DBInstanceArn"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        rds = ctx.client("rds")
-        if "tags" in changes:
-            rds.add_tags_to_resource(ResourceName=found.raw["DBInstanceArn"], Tags=tags_as_aws(changes["tags"]))
         settings = {_MODIFY[key]: value for key, value in changes.items() if key in _MODIFY}
         if settings:
-            rds.modify_db_instance(DBInstanceIdentifier=found.id, ApplyImmediately=True, **settings)
+            ctx.client("rds").modify_db_instance(DBInstanceIdentifier=found.id, ApplyImmediately=True, **settings)
 
     def keeps(self, spec: Spec, found: Found) -> str | None:
         if not found.raw.get("DeletionProtection"):

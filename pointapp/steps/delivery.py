@@ -20,7 +20,7 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
-from pointapp.kinds import Role, arn_of, document, policy, role_arn, role_path, tags_as_aws, tags_of, trust_policy
+from pointapp.kinds import Role, arn_of, document, policy, role_arn, role_path, tags_of, trust_policy
 from pointapp.resources import (
     CODEDEPLOY_ROLE,
     CODEPIPELINE_ROLE,
@@ -38,7 +38,7 @@ from pointapp.resources import (
 from pointapp.spec import Spec
 from pointapp.steps.registry import MOVING_TAG, repository_name
 from pointapp.steps.service import runtime_values as service_runtime
-from pointapp.tags import KEY, from_aws_tags, from_lower_tags, is_owned
+from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
 
 NAME = "delivery"
 GITHUB_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
@@ -95,7 +95,7 @@ class Bucket(Kind):
         args: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
         if props["region"] != "us-east-1":
             args["CreateBucketConfiguration"] = {"LocationConstraint": props["region"]}
-        return {"create_bucket": args, "put_bucket_tagging": dict(Bucket=name, Tagging={"TagSet": tags_as_aws(tags)}),
+        return {"create_bucket": args, "put_bucket_tagging": dict(Bucket=name, Tagging={"TagSet": aws_tags(tags)}),
                 "put_public_access_block": dict(Bucket=name, PublicAccessBlockConfiguration=PRIVATE),
                 "put_bucket_encryption": dict(Bucket=name, ServerSideEncryptionConfiguration=ENCRYPTION),
                 "put_bucket_versioning": dict(Bucket=name, VersioningConfiguration={"Status": "Enabled"})}
@@ -108,11 +108,13 @@ class Bucket(Kind):
             getattr(s3, operation)(**args)
         return Found(self.name, desired.key, props["bucket"], dict(tags), {"Name": props["bucket"]})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        # PutBucketTagging replaces the bucket's whole tag set: the tags it has stay in it.
+        ctx.client("s3").put_bucket_tagging(Bucket=found.id, Tagging={"TagSet": aws_tags({**found.tags, **tags})})
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         s3 = ctx.client("s3")
-        if "tags" in changes:
-            s3.put_bucket_tagging(Bucket=found.id, Tagging={"TagSet": tags_as_aws({**found.tags, **changes["tags"]})})
         if "public_access_block" in changes:
             s3.put_public_access_block(Bucket=found.id, PublicAccessBlockConfiguration=PRIVATE)
         if "encryption" in changes:
@@ -181,8 +183,7 @@ class ArtifactObject(Kind):
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        if set(changes) - {"tags"}:
-            self.create(ctx, desired, props, found.tags)
+        self.create(ctx, desired, props, found.tags)
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         return None  # removed with the bucket, which is emptied first
@@ -211,18 +212,16 @@ class OidcProvider(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_open_id_connect_provider": dict(
             Url=f"https://{GITHUB_OIDC_HOST}", ClientIDList=["sts.amazonaws.com"], ThumbprintList=[GITHUB_THUMBPRINT],
-            Tags=tags_as_aws(tags))}
+            Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         arn = ctx.client("iam").create_open_id_connect_provider(
             **self.request(ctx.spec, desired, props, tags)["create_open_id_connect_provider"])["OpenIDConnectProviderArn"]
         return Found(self.name, desired.key, arn, dict(tags), {"Arn": arn, "borrowed": False})
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
-               changes: Mapping[str, Any]) -> None:
-        if "tags" in changes and not found.raw.get("borrowed"):
-            ctx.client("iam").tag_open_id_connect_provider(OpenIDConnectProviderArn=found.id,
-                                                           Tags=tags_as_aws(changes["tags"]))
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        if not found.raw.get("borrowed"):  # another environment's provider keeps its own tags
+            ctx.client("iam").tag_open_id_connect_provider(OpenIDConnectProviderArn=found.id, Tags=aws_tags(tags))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         return {}
@@ -284,17 +283,14 @@ class Application(Kind):
                               codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
-        return {"create_application": dict(applicationName=desired.name, computePlatform="ECS", tags=tags_as_aws(tags))}
+        return {"create_application": dict(applicationName=desired.name, computePlatform="ECS", tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ctx.client("codedeploy").create_application(**self.request(ctx.spec, desired, props, tags)["create_application"])
         return Found(self.name, desired.key, desired.name, dict(tags), {"computePlatform": "ECS"})
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
-               changes: Mapping[str, Any]) -> None:
-        if "tags" in changes:
-            ctx.client("codedeploy").tag_resource(ResourceArn=arn_of(ctx, "codedeploy", f"application:{found.id}"),
-                                                  Tags=tags_as_aws(changes["tags"]))
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "codedeploy", arn_of(ctx, "codedeploy", f"application:{found.id}"), tags)
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codedeploy").delete_application, ["ApplicationDoesNotExistException"],
@@ -356,7 +352,7 @@ class DeploymentGroup(Kind):
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_deployment_group": dict(applicationName=props["application"], deploymentGroupName=desired.name,
-                                                tags=tags_as_aws(tags), **deployment_group_request(props))}
+                                                tags=aws_tags(tags), **deployment_group_request(props))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["create_deployment_group"]
@@ -364,16 +360,16 @@ class DeploymentGroup(Kind):
                        lambda: ctx.client("codedeploy").create_deployment_group(**request))
         return Found(self.name, desired.key, desired.name, dict(tags), deployment_group_request(props))
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        application = ctx.spec.name("api")  # the deployment group's application (the spec names both)
+        add_tags(ctx, "codedeploy", arn_of(ctx, "codedeploy", f"deploymentgroup:{application}/{found.id}"), tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         codedeploy = ctx.client("codedeploy")
-        if "tags" in changes:
-            arn = arn_of(ctx, "codedeploy", f"deploymentgroup:{props['application']}/{found.id}")
-            codedeploy.tag_resource(ResourceArn=arn, Tags=tags_as_aws(changes["tags"]))
-        if set(changes) - {"tags"}:
-            retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
-                applicationName=props["application"], currentDeploymentGroupName=found.id,
-                **deployment_group_request(props)))
+        retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
+            applicationName=props["application"], currentDeploymentGroupName=found.id,
+            **deployment_group_request(props)))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codedeploy").delete_deployment_group,
@@ -440,8 +436,8 @@ class Pipeline(Kind):
             return []
         arn = answer.get("metadata", {}).get("pipelineArn") or arn_of(ctx, "codepipeline", name)
         return self.owned(spec, step, [{**answer["pipeline"], "arn": arn}], lambda _: name,
-                          lambda _: tags_of(ctx, arn, lambda: from_lower_tags(
-                              codepipeline.list_tags_for_resource(resourceArn=arn).get("tags"))))
+                          lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
+                              codepipeline.list_tags_for_resource(resourceArn=arn).get("tags"), lower=True)))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         wanted = pipeline_definition(props["spec"], props, desired.name)
@@ -451,7 +447,7 @@ class Pipeline(Kind):
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_pipeline": dict(pipeline=pipeline_definition(props["spec"], props, desired.name),
-                                        tags=[{"key": k, "value": v} for k, v in tags.items()])}
+                                        tags=aws_tags(tags, lower=True))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["create_pipeline"]
@@ -460,16 +456,15 @@ class Pipeline(Kind):
         arn = arn_of(ctx, "codepipeline", desired.name)
         return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "codepipeline", found.raw["arn"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         codepipeline = ctx.client("codepipeline")
-        if "tags" in changes:
-            codepipeline.tag_resource(resourceArn=found.raw["arn"],
-                                      tags=[{"key": k, "value": v} for k, v in changes["tags"].items()])
-        if set(changes) - {"tags"}:
-            definition = pipeline_definition(props["spec"], props, desired.name)
-            definition["version"] = found.raw.get("version", 1)
-            retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
+        definition = pipeline_definition(props["spec"], props, desired.name)
+        definition["version"] = found.raw.get("version", 1)
+        retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codepipeline").delete_pipeline, ["PipelineNotFoundException"], name=found.id)
@@ -518,7 +513,7 @@ class EventRule(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"put_rule": dict(Name=desired.name, EventPattern=json.dumps(props["pattern"]), State="ENABLED",
                                  Description="Start the release pipeline when the latest image is pushed",
-                                 Tags=tags_as_aws(tags)),
+                                 Tags=aws_tags(tags)),
                 "put_targets": dict(Rule=desired.name,
                                     Targets=[{"Id": "pipeline", "Arn": props["pipeline"], "RoleArn": props["role"]}])}
 
@@ -530,11 +525,12 @@ class EventRule(Kind):
         return Found(self.name, desired.key, desired.name, dict(tags), {"Arn": arn, "State": "ENABLED",
                                                                           "EventPattern": props["pattern"]})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "events", found.raw["Arn"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         events = ctx.client("events")
-        if "tags" in changes:
-            events.tag_resource(ResourceARN=found.raw["Arn"], Tags=tags_as_aws(changes["tags"]))
         if "pattern" in changes:
             events.put_rule(Name=found.id, EventPattern=json.dumps(props["pattern"]), State="ENABLED")
         if "target" in changes:

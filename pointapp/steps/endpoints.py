@@ -13,7 +13,7 @@ from typing import Any
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep
 from pointapp.spec import Spec
 from pointapp.steps.network import route_table_keys
-from pointapp.tags import KEY, from_aws_tags, owner_filters, tag_specifications
+from pointapp.tags import KEY, add_tags, from_aws_tags, owner_filters, tag_specifications
 
 NAME = "endpoints"
 
@@ -67,11 +67,12 @@ class VpcEndpoint(Kind):
         endpoint = ctx.client("ec2").create_vpc_endpoint(**request)["VpcEndpoint"]
         return Found(self.name, desired.key, endpoint["VpcEndpointId"], dict(tags), endpoint)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "ec2", found.id, tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         ec2 = ctx.client("ec2")
-        if "tags" in changes:
-            ec2.create_tags(Resources=[found.id], Tags=[{"Key": k, "Value": v} for k, v in changes["tags"].items()])
         have = {"subnets": set(found.raw.get("SubnetIds", [])),
                 "groups": {g["GroupId"] for g in found.raw.get("Groups", [])},
                 "route_tables": set(found.raw.get("RouteTableIds", []))}

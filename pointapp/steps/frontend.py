@@ -24,10 +24,9 @@ import botocore.exceptions
 import yaml
 
 from pointapp.errors import PointappError
-from pointapp.kinds import tags_as_aws
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, client_error_code, ignore_codes
 from pointapp.spec import Spec
-from pointapp.tags import KEY, from_aws_tags, is_owned
+from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
 
 NAME = "frontend"
 BASIC_AUTH_USER = "preview"
@@ -67,7 +66,7 @@ class Secret(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         """``props["value"]`` is the value the create generates."""
         return {"create_secret": dict(Name=desired.name, SecretString=props["value"], Description=desired.detail,
-                                      Tags=tags_as_aws(tags))}
+                                      Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         value = json.dumps({"username": BASIC_AUTH_USER, "password": secrets.token_urlsafe(24)})
@@ -75,10 +74,8 @@ class Secret(Kind):
             **self.request(ctx.spec, desired, {**props, "value": value}, tags)["create_secret"])
         return Found(self.name, desired.key, raw["ARN"], dict(tags), {"ARN": raw["ARN"], "Name": desired.name})
 
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
-               changes: Mapping[str, Any]) -> None:
-        if "tags" in changes:
-            ctx.client("secretsmanager").tag_resource(SecretId=found.id, Tags=tags_as_aws(changes["tags"]))
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "secretsmanager", found.id, tags)
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ctx.client("secretsmanager").delete_secret(SecretId=found.id, RecoveryWindowInDays=7)
@@ -151,18 +148,17 @@ class App(AmplifyKind):
             **self.request(ctx.spec, desired, {**props, "token": token}, tags)["create_app"])["app"]
         return Found(self.name, desired.key, app["appId"], dict(tags), app)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "amplify", found.raw["appArn"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        amplify = ctx.client("amplify")
-        if "tags" in changes:
-            amplify.tag_resource(resourceArn=found.raw["appArn"], tags=dict(changes["tags"]))
-        if set(changes) - {"tags"}:
-            args: dict[str, Any] = {"appId": found.id, "buildSpec": props["build_spec"],
-                                    "environmentVariables": dict(props["environment"]),
-                                    "customRules": custom_rules(props["api_origin"])}
-            if "repository" in changes:
-                args.update(repository=props["repository"], accessToken=_read_token(ctx, props["token_from"]))
-            amplify.update_app(**args)
+        args: dict[str, Any] = {"appId": found.id, "buildSpec": props["build_spec"],
+                                "environmentVariables": dict(props["environment"]),
+                                "customRules": custom_rules(props["api_origin"])}
+        if "repository" in changes:
+            args.update(repository=props["repository"], accessToken=_read_token(ctx, props["token_from"]))
+        ctx.client("amplify").update_app(**args)
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ctx.client("amplify").delete_app(appId=found.id)
@@ -236,13 +232,12 @@ class Branch(AmplifyKind):
             **self.request(ctx.spec, desired, self._with_credentials(ctx, props), tags)["create_branch"])["branch"]
         return Found(self.name, desired.key, desired.name, dict(tags), {**branch, "appId": props["app"]})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "amplify", found.raw["branchArn"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        amplify = ctx.client("amplify")
-        if "tags" in changes:
-            amplify.tag_resource(resourceArn=found.raw["branchArn"], tags=dict(changes["tags"]))
-        if set(changes) - {"tags"}:
-            amplify.update_branch(appId=props["app"], branchName=found.id, **self._settings(self._with_credentials(ctx, props)))
+        ctx.client("amplify").update_branch(appId=props["app"], branchName=found.id, **self._settings(self._with_credentials(ctx, props)))
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         return None  # deleted with the app

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.kinds import arn_of, tags_as_aws
+from pointapp.kinds import arn_of
 from pointapp.plan import Table
 from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, ignore_codes
 from pointapp.spec import Spec
-from pointapp.tags import from_aws_tags
+from pointapp.tags import add_tags, aws_tags, from_aws_tags
 
 NAME = "mail"
 
@@ -58,7 +58,7 @@ class ConfigurationSet(Kind):
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_configuration_set": dict(
-            ConfigurationSetName=desired.name, Tags=tags_as_aws(tags), DeliveryOptions={"TlsPolicy": props["tls"]},
+            ConfigurationSetName=desired.name, Tags=aws_tags(tags), DeliveryOptions={"TlsPolicy": props["tls"]},
             ReputationOptions={"ReputationMetricsEnabled": True}, SendingOptions={"SendingEnabled": True})}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
@@ -67,13 +67,13 @@ class ConfigurationSet(Kind):
         return Found(self.name, desired.key, desired.name, dict(tags),
                      {key: value for key, value in request.items() if key != "Tags"})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "sesv2", arn_of(ctx, "ses", f"configuration-set/{found.id}"), tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        sesv2 = ctx.client("sesv2")
-        if "tags" in changes:
-            sesv2.tag_resource(ResourceArn=arn_of(ctx, "ses", f"configuration-set/{found.id}"), Tags=tags_as_aws(changes["tags"]))
         if "tls" in changes:
-            sesv2.put_configuration_set_delivery_options(ConfigurationSetName=found.id, TlsPolicy=changes["tls"])
+            ctx.client("sesv2").put_configuration_set_delivery_options(ConfigurationSetName=found.id, TlsPolicy=changes["tls"])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("sesv2").delete_configuration_set, ["NotFoundException"], ConfigurationSetName=found.id)
@@ -102,7 +102,7 @@ class EmailIdentity(Kind):
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_email_identity": dict(EmailIdentity=desired.name, ConfigurationSetName=props["configuration_set"],
-                                              Tags=tags_as_aws(tags))}
+                                              Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         sesv2 = ctx.client("sesv2")
@@ -112,13 +112,13 @@ class EmailIdentity(Kind):
         return Found(self.name, desired.key, desired.name, dict(tags),
                      {**raw, "ConfigurationSetName": props["configuration_set"]})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "sesv2", arn_of(ctx, "ses", f"identity/{found.id}"), tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        sesv2 = ctx.client("sesv2")
-        if "tags" in changes:
-            sesv2.tag_resource(ResourceArn=arn_of(ctx, "ses", f"identity/{found.id}"), Tags=tags_as_aws(changes["tags"]))
         if "configuration_set" in changes:
-            sesv2.put_email_identity_configuration_set_attributes(EmailIdentity=found.id,
+            ctx.client("sesv2").put_email_identity_configuration_set_attributes(EmailIdentity=found.id,
                                                                  ConfigurationSetName=changes["configuration_set"])
 
     def delete(self, ctx: Any, found: Found) -> str | None:

@@ -16,7 +16,7 @@ import botocore.exceptions
 from pointapp.kinds import tags_of
 from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, client_error_code
 from pointapp.spec import Spec
-from pointapp.tags import KEY, as_aws_tags, from_aws_tags, is_owned
+from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
 
 NAME = "registry"
 MOVING_TAG = "latest"
@@ -81,7 +81,7 @@ class Repository(Kind):
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_repository": dict(
-            repositoryName=desired.name, tags=as_aws_tags(tags),
+            repositoryName=desired.name, tags=aws_tags(tags),
             imageTagMutability=props["tag_mutability"], imageTagMutabilityExclusionFilters=EXCLUDED,
             imageScanningConfiguration={"scanOnPush": props["scan_on_push"]},
             encryptionConfiguration={"encryptionType": "AES256"}),
@@ -95,11 +95,12 @@ class Repository(Kind):
         ecr.put_lifecycle_policy(**request["put_lifecycle_policy"])
         return Found(self.name, desired.key, desired.name, dict(tags), {**repository, "lifecyclePolicy": props["lifecycle_policy"]})
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "ecr", found.raw["repositoryArn"], tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         ecr = ctx.client("ecr")
-        if "tags" in changes:
-            ecr.tag_resource(resourceArn=found.raw["repositoryArn"], tags=as_aws_tags(changes["tags"]))
         if "scan_on_push" in changes:
             ecr.put_image_scanning_configuration(repositoryName=found.id,
                                                  imageScanningConfiguration={"scanOnPush": changes["scan_on_push"]})

@@ -17,19 +17,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.errors import StepError
-from pointapp.kinds import LogGroup, Role, arn_of, listed_tags, policy, tags_as_aws, trust_policy
+from pointapp.kinds import LogGroup, Role, arn_of, listed_tags, policy, trust_policy
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes
 from pointapp.spec import Spec
 from pointapp.steps.mail import configuration_set_name, sending_configuration_sets
 from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
-from pointapp.tags import ENVIRONMENT, KEY, foreign_owner, from_aws_tags, from_lower_tags, is_owned, ownership_tags
+from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned, ownership_tags
 
 NAME = "service"
 
 
 def _ecs_tags(item: Mapping[str, Any]) -> dict[str, str]:
-    return from_lower_tags(item.get("tags"))
+    return from_aws_tags(item.get("tags"), lower=True)
 
 
 class Cluster(Kind):
@@ -48,19 +48,19 @@ class Cluster(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_cluster": dict(
             clusterName=desired.name, settings=[{"name": "containerInsights", "value": "enabled"}],
-            tags=tags_as_aws(tags, lower=True))}
+            tags=aws_tags(tags, lower=True))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         cluster = ctx.client("ecs").create_cluster(**self.request(ctx.spec, desired, props, tags)["create_cluster"])["cluster"]
         return Found(self.name, desired.key, cluster["clusterArn"], dict(tags), cluster)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "ecs", found.id, tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        ecs = ctx.client("ecs")
-        if "tags" in changes:
-            ecs.tag_resource(resourceArn=found.id, tags=tags_as_aws(changes["tags"], lower=True))
         if "container_insights" in changes:
-            ecs.update_cluster_settings(cluster=found.id, settings=[{"name": "containerInsights", "value": "enabled"}])
+            ctx.client("ecs").update_cluster_settings(cluster=found.id, settings=[{"name": "containerInsights", "value": "enabled"}])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("ecs").delete_cluster, ["ClusterNotFoundException"], cluster=found.id)
@@ -228,15 +228,16 @@ class TaskDefinition(Kind):
                             f"the family's revisions belong to {whose}; pointapp registers none beside them")
         return register_revision(ctx, desired.name, props, tags, image=None)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        # A revision takes tags in place (ECS API reference, TagResource): no new one; a new revision the
+        # update registers carries them on.
+        add_tags(ctx, "ecs", found.id, tags)
+        found.tags = {**found.tags, **tags}
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        tags = {**found.tags, **changes.get("tags", {})}
-        if set(changes) == {"tags"}:  # a revision takes tags in place (ECS API reference, TagResource): no new one
-            ctx.client("ecs").tag_resource(resourceArn=found.id, tags=tags_as_aws(tags, lower=True))
-            found.tags = tags
-            return
         image = found.raw["containerDefinitions"][0]["image"]  # keep what the last release deployed
-        revision = register_revision(ctx, desired.name, props, tags, image=image)
+        revision = register_revision(ctx, desired.name, props, found.tags, image=image)
         found.id, found.raw, found.tags = revision.id, revision.raw, revision.tags
 
     def delete(self, ctx: Any, found: Found) -> str | None:
@@ -264,7 +265,7 @@ def revision_request(family: str, props: Mapping[str, Any], tags: Mapping[str, s
     return dict(
         family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu=str(props["cpu"]),
         memory=str(props["memory"]), executionRoleArn=props["execution_role"], taskRoleArn=props["task_role"],
-        containerDefinitions=[container], tags=tags_as_aws(tags, lower=True))
+        containerDefinitions=[container], tags=aws_tags(tags, lower=True))
 
 
 def register_revision(ctx: Any, family: str, props: Mapping[str, Any], tags: Mapping[str, str],
@@ -306,14 +307,17 @@ def _load_balancing(ctx: Any, spec: Spec) -> dict[str, Any]:
     return dict(ctx.read_once(("load-balancing", spec.owner), load))
 
 
-def _add_elb_tags(ctx: Any, arn: str, changes: Mapping[str, Any]) -> None:
-    if "tags" in changes:
-        ctx.client("elbv2").add_tags(ResourceArns=[arn], Tags=tags_as_aws(changes["tags"]))
+class _LoadBalancingKind(Kind):
+    """A kind of Elastic Load Balancing: its id is its ARN, which AddTags takes."""
 
-
-class TargetGroup(Kind):
-    name = "target-group"
     service = "elbv2"
+
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "elbv2", found.id, tags)
+
+
+class TargetGroup(_LoadBalancingKind):
+    name = "target-group"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         view = _load_balancing(ctx, spec)
@@ -337,7 +341,7 @@ class TargetGroup(Kind):
         return {"create_target_group": dict(
             Name=desired.name, Protocol="HTTP", Port=props["port"], VpcId=props["vpc"], TargetType="ip",
             HealthCheckPath=props["health_check_path"], HealthCheckProtocol="HTTP", Matcher={"HttpCode": "200-399"},
-            Tags=tags_as_aws(tags))}
+            Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         group = ctx.client("elbv2").create_target_group(
@@ -346,7 +350,6 @@ class TargetGroup(Kind):
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        _add_elb_tags(ctx, found.id, changes)
         if "health_check_path" in changes:
             ctx.client("elbv2").modify_target_group(TargetGroupArn=found.id, HealthCheckPath=changes["health_check_path"])
 
@@ -359,9 +362,8 @@ class TargetGroup(Kind):
         return f"{raw.get('Protocol')}:{raw.get('Port')} type {raw.get('TargetType')}, health {raw.get('HealthCheckPath')}"
 
 
-class LoadBalancer(Kind):
+class LoadBalancer(_LoadBalancingKind):
     name = "load-balancer"
-    service = "elbv2"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         view = _load_balancing(ctx, spec)
@@ -385,7 +387,7 @@ class LoadBalancer(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_load_balancer": dict(
             Name=desired.name, Subnets=list(props["subnets"]), SecurityGroups=list(props["groups"]),
-            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=tags_as_aws(tags))}
+            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=aws_tags(tags))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         elbv2 = ctx.client("elbv2")
@@ -401,7 +403,6 @@ class LoadBalancer(Kind):
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         elbv2 = ctx.client("elbv2")
-        _add_elb_tags(ctx, found.id, changes)
         if "subnets" in changes:
             elbv2.set_subnets(LoadBalancerArn=found.id, Subnets=changes["subnets"])
         if "groups" in changes:
@@ -424,11 +425,10 @@ class LoadBalancer(Kind):
         return {"dns": found.raw.get("DNSName")}
 
 
-class Listener(Kind):
+class Listener(_LoadBalancingKind):
     """A listener; ``forward`` to one of the blue/green groups (whichever CodeDeploy left), or ``redirect``."""
 
     name = "listener"
-    service = "elbv2"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         balancer = known.get("alb")
@@ -463,7 +463,7 @@ class Listener(Kind):
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         args: dict[str, Any] = {"LoadBalancerArn": props["load_balancer"], "Protocol": props["protocol"],
-                                "Port": props["port"], "DefaultActions": self._actions(props), "Tags": tags_as_aws(tags)}
+                                "Port": props["port"], "DefaultActions": self._actions(props), "Tags": aws_tags(tags)}
         if props.get("certificate"):
             args.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06")
         return {"create_listener": args}
@@ -475,13 +475,11 @@ class Listener(Kind):
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        _add_elb_tags(ctx, found.id, changes)
-        if set(changes) - {"tags"}:
-            args: dict[str, Any] = {"ListenerArn": found.id, "Protocol": props["protocol"], "Port": props["port"],
-                                    "DefaultActions": self._actions(props)}
-            if props.get("certificate"):
-                args["Certificates"] = [{"CertificateArn": props["certificate"]}]
-            ctx.client("elbv2").modify_listener(**args)
+        args: dict[str, Any] = {"ListenerArn": found.id, "Protocol": props["protocol"], "Port": props["port"],
+                                "DefaultActions": self._actions(props)}
+        if props.get("certificate"):
+            args["Certificates"] = [{"CertificateArn": props["certificate"]}]
+        ctx.client("elbv2").modify_listener(**args)
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("elbv2").delete_listener, ["ListenerNotFound"], ListenerArn=found.id)
@@ -539,7 +537,7 @@ class EcsService(Kind):
                             "containerPort": props["port"]}],
             deploymentController={"type": "CODE_DEPLOY"}, healthCheckGracePeriodSeconds=60,
             schedulingStrategy="REPLICA", propagateTags="SERVICE", enableECSManagedTags=True,
-            tags=tags_as_aws(tags, lower=True))}
+            tags=aws_tags(tags, lower=True))}
 
     def create(self, ctx: Any, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         ctx.finish_deferred(DEFERRED_NAT)  # the tasks reach the internet through the NAT gateway: it must be up
@@ -547,14 +545,14 @@ class EcsService(Kind):
         ctx.say("    the service starts its tasks once an image is in the repository; pointapp does not wait for them")
         return Found(self.name, desired.key, service["serviceArn"], dict(tags), service)
 
+    def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, "ecs", found.id, tags)
+
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        ecs = ctx.client("ecs")
-        if "tags" in changes:
-            ecs.tag_resource(resourceArn=found.id, tags=tags_as_aws(changes["tags"], lower=True))
         if "desired_count" in changes:  # the one setting a CODE_DEPLOY service takes outside a deployment
             ctx.finish_deferred(DEFERRED_NAT)
-            ecs.update_service(cluster=props["cluster"], service=found.id, desiredCount=changes["desired_count"])
+            ctx.client("ecs").update_service(cluster=props["cluster"], service=found.id, desiredCount=changes["desired_count"])
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ecs = ctx.client("ecs")

@@ -14,7 +14,7 @@ import botocore.exceptions
 from pointapp.plan import Change
 from pointapp.resources import Found, client_error_code, is_absent, step_error
 from pointapp.spec import Spec
-from pointapp.tags import as_aws_tags, missing_tags, ownership_tags
+from pointapp.tags import add_tags, missing_tags, ownership_tags
 
 from .discovery import NAME, NetworkState
 from .layout import layout
@@ -95,7 +95,7 @@ class Executor:
         return next(f for f in self.observed.everything() if f.id == resource_id)
 
     def op_tag(self, change: Change) -> None:
-        self.ec2.create_tags(Resources=[self.id(change.key)], Tags=as_aws_tags(change.args["tags"]))
+        add_tags(self.ctx, "ec2", self.id(change.key), change.args["tags"])
 
     def op_delete(self, change: Change) -> None:
         """Delete one resource: ``delete_<kind>`` of the resource's module."""

@@ -9,7 +9,7 @@ from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, policy, trust_policy
 from pointapp.resources import FLOW_LOGS_ROLE, Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, retry_new_role
 from pointapp.spec import Spec
-from pointapp.tags import as_aws_tags, from_aws_tags, owner_filters, tag_specifications
+from pointapp.tags import add_tags, from_aws_tags, owner_filters, tag_specifications
 
 from .discovery import NAME, paginate
 
@@ -56,13 +56,7 @@ class FlowLog(Kind):
         return Found(self.name, desired.key, answer["FlowLogIds"][0], dict(tags), settings)
 
     def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
-        ctx.client("ec2").create_tags(Resources=[found.id], Tags=as_aws_tags(tags))
-
-    def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
-               changes: Mapping[str, Any]) -> None:
-        # A flow log changes only its tags in place (any other difference replaces it).
-        if "tags" in changes:  # until the core does: the core calls ``tag`` for a tags difference
-            self.tag(ctx, found, changes["tags"])
+        add_tags(ctx, "ec2", found.id, tags)
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("ec2").delete_flow_logs, ["InvalidFlowLogId.NotFound"], FlowLogIds=[found.id])
