@@ -12,6 +12,7 @@ from typing import Any
 
 from pointapp import engine
 from pointapp.errors import PointappError
+from pointapp.outputs import BASTION_INSTANCE, CACHE_GROUP, DATABASE_INSTANCE, PRODUCTION_LISTENER
 from pointapp.plan import Table
 from pointapp.resources import Found
 from pointapp.spec import ANYWHERE_V4, ANYWHERE_V6, Spec
@@ -164,7 +165,7 @@ def check_remote_login(ctx: Context, observed: Mapping[str, Any], result: Result
 
 
 def check_database(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _examine(observed, "database", "instance", result)
+    found = _examine(observed, DATABASE_INSTANCE.step, DATABASE_INSTANCE.key, result)
     if found is None:
         return
     if found.raw.get("PubliclyAccessible"):
@@ -174,7 +175,7 @@ def check_database(ctx: Context, observed: Mapping[str, Any], result: Result) ->
 
 
 def check_cache(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _examine(observed, "cache", "replication-group", result)
+    found = _examine(observed, CACHE_GROUP.step, CACHE_GROUP.key, result)
     if found is None:
         return
     if not found.raw.get("TransitEncryptionEnabled"):
@@ -204,7 +205,7 @@ def check_artifact_bucket(ctx: Context, observed: Mapping[str, Any], result: Res
 
 
 def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _examine(observed, "bastion", "instance", result)
+    found = _examine(observed, BASTION_INSTANCE.step, BASTION_INSTANCE.key, result)
     if found is None:
         return
     tokens = found.raw.get("MetadataOptions", {}).get("HttpTokens")
@@ -214,7 +215,7 @@ def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> 
 
 def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     certificate = ctx.spec.service.certificate_arn
-    found = _examine(observed, "service", "listener/production", result)
+    found = _examine(observed, PRODUCTION_LISTENER.step, PRODUCTION_LISTENER.key, result)
     if found is None:
         return
     if not certificate:

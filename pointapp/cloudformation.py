@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pointapp import outputs
 from pointapp.artifacts import GITHUB_OIDC_HOST
 from pointapp.errors import SpecError
 from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.steps import network
 from pointapp.steps.network import ALL_OUTBOUND
+from pointapp.tags import aws_tags, from_aws_tags
 
 #: Step groups, one template each, in deployment order.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -112,9 +114,9 @@ def _runtime(spec: Spec, key: str) -> Any:
         "bucket": {"Ref": logical_id("bucket")},
         "pipeline_arn": {"Fn::Sub": f"arn:${{AWS::Partition}}:codepipeline:${{AWS::Region}}:${{AWS::AccountId}}:"
                                     f"{spec.name('release')}"},
-        "production_listener": {"Fn::ImportValue": export_name(spec, "service/listener/production")},
-        "api_origin": {"Fn::Sub": ["http://${Dns}", {"Dns": {"Fn::ImportValue": export_name(spec, "service/alb/dns")}}]},
-        "test_listener": {"Fn::ImportValue": export_name(spec, "service/listener/test")},
+        "production_listener": {"Fn::ImportValue": export_name(spec, outputs.PRODUCTION_LISTENER.path)},
+        "api_origin": {"Fn::Sub": ["http://${Dns}", {"Dns": {"Fn::ImportValue": export_name(spec, outputs.LOAD_BALANCER_DNS.path)}}]},
+        "test_listener": {"Fn::ImportValue": export_name(spec, outputs.TEST_LISTENER.path)},
     }
     if key == "container":  # the container definition, with the image, endpoints and secret as expressions
         return _container(spec)
@@ -287,9 +289,9 @@ def template_tags(spec: Spec, name: str) -> dict[str, str]:
 
 def _tag_list(tags: Any) -> list[dict[str, str]]:
     """Tags in CloudFormation's ``[{Key, Value}]`` from a mapping, or from a list with ``key``/``value``."""
-    if isinstance(tags, Mapping):
-        return [{"Key": k, "Value": v} for k, v in tags.items()]
-    return [{"Key": t.get("Key", t.get("key")), "Value": t.get("Value", t.get("value"))} for t in tags]
+    if not isinstance(tags, Mapping):
+        tags = from_aws_tags(tags, lower=any("key" in tag for tag in tags))
+    return aws_tags(tags)
 
 
 TAGS: Field = ("Tags", _tag_list)
@@ -371,7 +373,7 @@ SHAPES: dict[str, Shape] = {
                  "networkConfiguration", "loadBalancers", "deploymentController", "healthCheckGracePeriodSeconds",
                  "schedulingStrategy", "propagateTags", "enableECSManagedTags"), "tags": TAGS}},
         # the target group must be a load balancer's before a service names it: the listeners come first
-        attributes=lambda spec, d, here: {"DependsOn": [here("listener/production"), here("listener/test")]}),
+        attributes=lambda spec, d, here: {"DependsOn": [here(outputs.PRODUCTION_LISTENER.key), here(outputs.TEST_LISTENER.key)]}),
     "s3-bucket": Shape("AWS::S3::Bucket", {
         # the bucket is made where the stack is: CloudFormation takes no location constraint
         "create_bucket": {"Bucket": "BucketName", "CreateBucketConfiguration": None,
@@ -506,13 +508,7 @@ def _container(spec: Spec) -> dict[str, Any]:
     from pointapp.steps.registry import repository_name
     from pointapp.steps.service import container_definition
 
-    def imported(step: str, key: str) -> dict[str, Any]:
-        return {"Fn::ImportValue": export_name(spec, f"{step}/{key}")}
-
-    data = {f"{step}/{key}/{field}": imported(step, f"{key}/{field}")
-            for step, key, fields in (("database", "instance", ("address", "port", "secret")),
-                                      ("cache", "replication-group", ("address", "port")))
-            for field in fields}
+    data = {output.path: {"Fn::ImportValue": export_name(spec, output.path)} for output in outputs.DATA_ENDPOINTS}
     for name in set(spec.service.secrets.values()) - {"database"}:  # a partial ARN: the template cannot look one up
         data[f"secret/{name}"] = name if arn_service(name) else {  # type: ignore[assignment]
             "Fn::Sub": f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{spec.owner}/{name}"}
@@ -623,14 +619,12 @@ def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> No
 
 def _data_exports(spec: Spec, template: _Template) -> None:
     """What the service's container needs of MySQL and Redis: endpoints, and the secret RDS keeps."""
-    instance, group = logical_id("instance"), logical_id("cache/replication-group")
-    values = {"database/instance/address": {"Fn::GetAtt": [instance, "Endpoint.Address"]},
-              "database/instance/port": {"Fn::GetAtt": [instance, "Endpoint.Port"]},
-              "database/instance/secret": {"Fn::GetAtt": [instance, "MasterUserSecret.SecretArn"]},
-              "cache/replication-group/address": {"Fn::GetAtt": [group, "PrimaryEndPoint.Address"]},
-              "cache/replication-group/port": {"Fn::GetAtt": [group, "PrimaryEndPoint.Port"]}}
-    for key, value in values.items():
-        template.export(key, value)
+    instance, group = logical_id(outputs.DATABASE_INSTANCE.key), logical_id(outputs.CACHE_GROUP.path)  # the cache's keys: prefixed
+    attributes = {outputs.DATABASE_ADDRESS: (instance, "Endpoint.Address"), outputs.DATABASE_PORT: (instance, "Endpoint.Port"),
+                  outputs.DATABASE_SECRET: (instance, "MasterUserSecret.SecretArn"),
+                  outputs.CACHE_ADDRESS: (group, "PrimaryEndPoint.Address"), outputs.CACHE_PORT: (group, "PrimaryEndPoint.Port")}
+    for output in outputs.DATA_ENDPOINTS:
+        template.export(output.path, {"Fn::GetAtt": list(attributes[output])})
 
 
 DESCRIPTIONS = {
@@ -675,9 +669,9 @@ def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[s
                 "Description": "false when the account already has GitHub's OIDC provider (one per account)"}}
             template.body["Conditions"] = {"CreateGitHubOidcProvider": {"Fn::Equals": [{"Ref": "CreateGitHubOidcProvider"}, "true"]}}
         if group == "service":
-            for key in ("listener/production", "listener/test", "tg/blue", "tg/green", "alb"):
+            for key in (outputs.PRODUCTION_LISTENER.key, outputs.TEST_LISTENER.key, "tg/blue", "tg/green", outputs.LOAD_BALANCER.key):
                 template.export(f"service/{key}", {"Ref": logical_id(key)})
-            template.export("service/alb/dns", {"Fn::GetAtt": [logical_id("alb"), "DNSName"]})
+            template.export(outputs.LOAD_BALANCER_DNS.path, {"Fn::GetAtt": [logical_id(outputs.LOAD_BALANCER.key), "DNSName"]})
         if not template.body["Outputs"]:
             del template.body["Outputs"]
         if template.body["Resources"]:  # a group with nothing to build (no frontend configured) has no template

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 import botocore.exceptions
 
-from pointapp.resources import Desired, Found, Kind, Request, ignore_codes
+from pointapp.resources import Arn, Desired, Found, Kind, Request, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, from_aws_tags, is_owned
 
@@ -51,11 +51,6 @@ def tags_of(ctx: Any, arn: str, read: Callable[[], Mapping[str, str]]) -> dict[s
     return dict(listed) if listed is not None else dict(read())
 
 
-def arn_of(ctx: Any, service: str, resource: str, region: bool = True) -> str:
-    """The ARN of ``resource`` of ``service`` in the target's account (and region, unless global)."""
-    return f"arn:{ctx.partition}:{service}:{ctx.target.region if region else ''}:{ctx.account}:{resource}"
-
-
 def role_path(spec: Spec) -> str:
     """Every role pointapp makes lives under this IAM path, so one listing finds them all."""
     return f"/pointapp/{spec.owner}/"
@@ -63,7 +58,12 @@ def role_path(spec: Spec) -> str:
 
 def role_arn(ctx: Any, name: str) -> str:
     """The ARN of the role pointapp names ``<prefix>-<env>-<name>`` (known before it exists)."""
-    return f"arn:{ctx.partition}:iam::{ctx.account}:role{role_path(ctx.spec)}{ctx.spec.name(name)}"
+    return pointapp_role(ctx.spec, name, account=None).on(ctx)
+
+
+def pointapp_role(spec: Spec, name: str, account: str | None = "*") -> Arn:
+    """The ARN of the role pointapp names ``<prefix>-<env>-<name>``, in ``account`` (None: the target's)."""
+    return Arn("iam", f"role{role_path(spec)}{spec.name(name)}", "", account)
 
 
 def trust_policy(*services: str, statement: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pointapp.errors import StepError
 from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
 from pointapp.tags import KEY, foreign_owner, is_owned, missing_tags, ownership_tags
+from pointapp.typical import Typical
 
 
 @dataclass
@@ -88,6 +89,12 @@ class Arn:
     def text(self, partition: str, region: str, account: str) -> str:
         """The ARN in ``partition``; ``region`` and ``account`` stand where this ARN names the target's own."""
         return f"arn:{partition}:{self.service}:{region}:{account}:{self.resource}"
+
+    def on(self, ctx: Any) -> str:
+        """The ARN on the target of ``ctx``: its partition, and its region and account where this ARN names
+        the target's own (the account is asked only then)."""
+        return self.text(ctx.partition, ctx.target.region if self.region is None else self.region,
+                         ctx.account if self.account is None else self.account)
 
     @property
     def needs_account(self) -> bool:
@@ -179,6 +186,16 @@ class Kind:
     #: The call an action makes that a target may lack, as (service, operation): the plan marks such a
     #: change skipped on a target without it (:meth:`needs`), so it neither runs nor counts as a change.
     operations: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    #: How long a create usually takes on AWS until the resource is usable (what its create waits for),
+    #: or None when it waits for nothing.
+    typical: ClassVar[Typical | None] = None
+    #: How long a delete usually takes on AWS until the resource is gone (what its delete waits for).
+    typical_delete: ClassVar[Typical | None] = None
+
+    def waits(self, spec: Spec) -> tuple[Typical, ...]:
+        """What a create of this kind waits for on AWS, in order: :attr:`typical`, unless the spec makes
+        it another figure (a Multi-AZ database) or the create waits for more."""
+        return (self.typical,) if self.typical else ()
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         """Every resource of this kind that ``step`` owns in this environment (strays included).
@@ -279,16 +296,28 @@ class StepState:
         return {key: found.id for key, found in self.found.items()}
 
 
+@dataclass(frozen=True)
+class EarlyPart:
+    """Resources of a step that need fewer steps than the rest: on a stand-up (creates only) they start as
+    soon as ``needs`` are done, as a unit of their own named ``name``; the rest of the step follows."""
+
+    name: str
+    kinds: frozenset[str]
+    needs: tuple[str, ...]
+
+
 class ResourceStep:
     """The step protocol over a list of :class:`Desired` resources and their :class:`Kind` handlers."""
 
     def __init__(self, name: str, kinds: Sequence[Kind], desired: Callable[[Spec], list[Desired]],
-                 uses: Sequence[str] = (), runtime: Callable[[Any], dict[str, Any]] | None = None) -> None:
+                 uses: Sequence[str] = (), runtime: Callable[[Any], dict[str, Any]] | None = None,
+                 early: EarlyPart | None = None) -> None:
         self.name = name
         self.kinds = {kind.name: kind for kind in kinds}
         self.desired = desired
         self.uses = tuple(uses)
         self.runtime = runtime  # values known only on a target (account, region): Ref("runtime", key)
+        self.early = early  # what of it may start before the rest, on a stand-up
 
     def _collect_refs(self, ctx: Any, state: StepState) -> None:
         for step in self.uses:
@@ -566,9 +595,11 @@ def ignore_codes(call: Callable[..., Any], codes: Iterable[str], **kwargs: Any) 
         raise
 
 
-def wait_for(ctx: Any, client: Any, waiter: str, what: str, typical: str = "", real_delay: int = 15,
+def wait_for(ctx: Any, client: Any, waiter: str, what: str, typical: Typical | None, real_delay: int = 15,
              max_attempts: int = 120, **kwargs: Any) -> dict[str, Any]:
-    """A boto3 waiter that says what it waits for, how long that usually takes, and how long it took.
+    """A boto3 waiter that says what it waits for, how long that usually takes (``typical``, the figure
+    the schedule adds up too), and how long it took. A wait that gives up is an error of the step the
+    calling thread works for (``ctx.work_of_step``).
 
     Returns the waiter's last answer (the description that showed the state waited for), so the caller
     need not describe the resource once more.
@@ -576,7 +607,7 @@ def wait_for(ctx: Any, client: Any, waiter: str, what: str, typical: str = "", r
     import threading
     import time
 
-    usually = f" (usually {typical} on AWS)" if typical else ""
+    usually = f" (usually {typical.spoken} on AWS)" if typical else ""
     ctx.say(f"    waiting for {what}{usually} ...")
     started = time.monotonic()
     polling = client.get_waiter(waiter)
@@ -592,11 +623,16 @@ def wait_for(ctx: Any, client: Any, waiter: str, what: str, typical: str = "", r
         polling.wait(WaiterConfig={"Delay": ctx.wait_delay(real_delay), "MaxAttempts": max_attempts}, **kwargs)
     except botocore.exceptions.WaiterError as error:
         reason = error.last_response.get("Error", error)
-        raise StepError("wait", what, f"gave up after {time.monotonic() - started:.0f}s: {reason}") from None
+        raise StepError(ctx.work_of_step or "wait", what, f"gave up after {time.monotonic() - started:.0f}s: {reason}") from None
     finally:
         client.meta.events.unregister(event, keep)
     ctx.say(f"    {what}: done after {time.monotonic() - started:.0f}s")
     return last.get("answer", {})
+
+
+#: How long a role made moments ago usually takes to become usable by the service that checks it.
+NEW_ROLE = Typical("new-role", 30, "a new IAM role becoming usable by the service that checks it",
+                   "IAM User Guide, Troubleshoot IAM: changes that I make are not always immediately visible")
 
 
 @dataclass(frozen=True)
@@ -612,6 +648,7 @@ class NewRoleRefusal:
     service: str
     code: str
     pattern: str
+    typical: Typical = NEW_ROLE
 
     def matches(self, error: botocore.exceptions.ClientError, role: str) -> bool:
         """This refusal, naming ``role``: nothing else (another role, another reason, another code)."""
@@ -631,7 +668,9 @@ CODEPIPELINE_ROLE = NewRoleRefusal("CodePipeline", "InvalidStructureException",
 FLOW_LOGS_ROLE = NewRoleRefusal("VPC Flow Logs", "InvalidParameter", "Unable to assume given IAM role: '?{role}")
 # EC2 RunInstances naming a new instance profile (the answer terraform-provider-aws retries on RunInstances).
 INSTANCE_PROFILE = NewRoleRefusal("EC2", "InvalidParameterValue",
-                                  r"Value \({role}\) for parameter iamInstanceProfile\.name is invalid")
+                                  r"Value \({role}\) for parameter iamInstanceProfile\.name is invalid",
+                                  Typical("instance-profile", 10, "a new instance profile becoming visible to EC2",
+                                          "IAM User Guide, eventual consistency of changes"))
 
 #: How long a new role may take to become usable: about two minutes on AWS, seconds on an emulator.
 ROLE_PROPAGATION_AWS = 120.0
@@ -665,6 +704,6 @@ def retry_new_role(ctx: Any, refusal: NewRoleRefusal, role: str, call: Callable[
                 raise
             if attempt == 0:
                 ctx.say(f"    waiting for IAM to make {name} usable by {refusal.service} "
-                        "(usually under a minute on AWS) ...")
+                        f"(usually {refusal.typical.spoken} on AWS) ...")
         ctx.sleep(pause)
         delay, attempt = min(delay * 2, 15), attempt + 1

@@ -1,9 +1,10 @@
 """How long a stand-up takes on real AWS, and in which order pointapp runs the steps.
 
-Each step's time is the sum of its waits (the slow resources it must see available) and its API work,
-from :data:`TYPICAL`. The steps form a graph (``StepInfo.depends_on``); :func:`simulate` runs the same
-scheduling policy the orchestrator uses (:func:`pick`) on a virtual clock, so the schedule of ``up
---parallel N`` can be compared with the sequential sum and the critical path without waiting for AWS.
+Each step's time is the sum of its waits (the slow resources it must see available: each kind's
+``typical``, the figure its wait prints) and its API work (:data:`API`). The steps form a graph
+(``StepInfo.depends_on``); :func:`simulate` runs the same scheduling policy the orchestrator uses
+(:func:`pick`) on a virtual clock, so the schedule of ``up --parallel N`` can be compared with the
+sequential sum and the critical path without waiting for AWS.
 """
 
 from __future__ import annotations
@@ -11,58 +12,48 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pointapp.plan import Change, Table
+from pointapp.resources import NEW_ROLE, EarlyPart, Kind
 from pointapp.spec import Spec
 from pointapp.steps import STEPS, StepInfo
+from pointapp.typical import Typical
+
+#: One create or update call with its tags: what a resource without a wait costs.
+API = Typical("api", 1, "one create or update call with its tags, no wait",
+              "the API's round trip; CloudFormation's own pace for resources without a wait is similar")
+
+#: The network's figures, until its kinds carry them as every other step's do (a kind's figure wins).
+NETWORK_TYPICAL = {"nat-gateway": Typical("nat-gateway", 120, "NAT gateway from pending to available",
+                                          "Amazon VPC User Guide, NAT gateways (states pending/available); "
+                                          "botocore waiter NatGatewayAvailable: 15 s x 40")}
 
 
-@dataclass(frozen=True)
-class Typical:
-    """A typical time on AWS, what it covers, and where the figure comes from."""
-
-    seconds: int
-    what: str
-    source: str
+def _loaded(step: str) -> Any:
+    """The step module or object named ``step``, or None (not available, or an early part's unit)."""
+    info = next((s for s in STEPS if s.name == step), None)
+    return info.load() if info is not None and info.available else None
 
 
-# Typical figures are what these resources usually take in ap-northeast-1 and similar regions; AWS
-# publishes no promise. Each source names the documentation of the state being waited for and, as an
-# upper bound, the budget of the AWS SDK's own waiter for it (botocore's waiter models: delay x attempts).
-TYPICAL: dict[str, Typical] = {
-    "api": Typical(1, "one create or update call with its tags, no wait",
-                   "the API's round trip; CloudFormation's own pace for resources without a wait is similar"),
-    "nat-gateway": Typical(120, "NAT gateway from pending to available",
-                           "Amazon VPC User Guide, NAT gateways (states pending/available); botocore waiter "
-                           "NatGatewayAvailable: 15 s x 40"),
-    "vpc-endpoint": Typical(90, "interface endpoints from pendingAcceptance/pending to available (together)",
-                            "AWS PrivateLink Guide, interface endpoint lifecycle; no botocore waiter"),
-    "db-instance": Typical(600, "RDS MySQL, single-AZ, from creating to available",
-                           "Amazon RDS User Guide, DB instance status; botocore waiter DBInstanceAvailable: 30 s x 60"),
-    "db-instance-multi-az": Typical(900, "RDS MySQL, Multi-AZ (a standby in a second zone), to available",
-                                    "Amazon RDS User Guide, Multi-AZ deployments; botocore waiter DBInstanceAvailable"),
-    "replication-group": Typical(600, "ElastiCache Redis replication group from creating to available",
-                                 "Amazon ElastiCache User Guide, cluster status; botocore waiter "
-                                 "ReplicationGroupAvailable: 15 s x 40"),
-    "load-balancer": Typical(180, "Application Load Balancer from provisioning to active",
-                             "Elastic Load Balancing User Guide, load balancer state; botocore waiter "
-                             "LoadBalancerAvailable: 15 s x 40"),
-    "amplify-build": Typical(240, "the frontend's first Amplify build and deploy",
-                             "AWS Amplify Hosting User Guide, build and deploy; no botocore waiter"),
-    "ec2-instance": Typical(60, "the bastion from pending to running", "Amazon EC2 User Guide, instance lifecycle; "
-                            "botocore waiter InstanceRunning: 15 s x 40"),
-    "instance-profile": Typical(10, "a new instance profile becoming visible to EC2",
-                                "IAM User Guide, eventual consistency of changes"),
-}
+def _kinds(step: str) -> list[Kind]:
+    """The kinds of ``step`` in creation order (none for a step that is not made of kinds)."""
+    return list(getattr(_loaded(step), "kinds", {}).values())
 
 
-#: The slow kinds of each step, in the order the step waits for them. The service waits for its load
-#: balancer only: its ECS tasks start once CI pushes an image, and pointapp does not wait for them.
-SLOW: dict[str, tuple[str, ...]] = {
-    "endpoints": ("vpc-endpoint",), "database": ("db-instance",),
-    "cache": ("replication-group",), "service": ("load-balancer",),
-    "bastion": ("instance-profile", "ec2-instance"), "frontend": ("amplify-build",),
-}
+def _early(step: str) -> EarlyPart | None:
+    """The part of ``step`` that may start before the rest (:attr:`ResourceStep.early`), if it has one."""
+    return getattr(_loaded(step), "early", None)
+
+
+def _figures(kind: Kind) -> list[Typical]:
+    """Every figure ``kind`` declares (its create's, its delete's, one the spec may choose instead)."""
+    return [value for cls in type(kind).__mro__ for value in vars(cls).values() if isinstance(value, Typical)]
+
+
+#: Every typical time pointapp knows, by name: the API round, and each kind's (its waits print the same).
+TYPICAL: dict[str, Typical] = {API.name: API, NEW_ROLE.name: NEW_ROLE, **NETWORK_TYPICAL, **{
+    typical.name: typical for info in STEPS if info.available for kind in _kinds(info.name) for typical in _figures(kind)}}
 
 
 @dataclass(frozen=True)
@@ -74,30 +65,19 @@ class Deferred:
     needed_by: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class EarlyPart:
-    """Resources of a step that need fewer steps than the rest: on a stand-up (creates only) they start
-    as soon as ``needs`` are done, as a unit of their own named ``name``; the rest of the step follows."""
-
-    name: str
-    kinds: frozenset[str]
-    needs: tuple[str, ...]
-    waits: tuple[str, ...]
-
-
-#: The load balancer, its target groups and listeners need only the network: on a stand-up they start
-#: right after it, so the load balancer provisions while the database does; the task definition and
-#: the ECS service wait for the data steps.
-EARLY: dict[str, EarlyPart] = {
-    "service": EarlyPart("service: load balancer", frozenset({"target-group", "load-balancer", "listener"}),
-                         ("network",), ("load-balancer",)),
-}
+def _early_part(unit: str) -> tuple[str, EarlyPart] | None:
+    """The step and early part whose unit is named ``unit``, if it is one."""
+    for info in STEPS:
+        part = _early(info.name)
+        if part is not None and part.name == unit:
+            return info.name, part
+    return None
 
 
 def split(step: str, changes: Sequence[Change]) -> tuple[list[Change], list[Change]]:
-    """The changes of ``step`` run early (its :data:`EARLY` part) and those that follow; nothing is run
-    early unless the step only creates (a rebuild with deletions keeps the step's own order)."""
-    part = EARLY.get(step)
+    """The changes of ``step`` run early (its :attr:`ResourceStep.early` part) and those that follow;
+    nothing is run early unless the step only creates (a rebuild with deletions keeps the step's own order)."""
+    part = _early(step)
     early = [c for c in changes if part is not None and c.kind in part.kinds]
     if not early or len(early) == len(changes) or any(c.action != "create" for c in changes):
         return [], list(changes)
@@ -105,9 +85,10 @@ def split(step: str, changes: Sequence[Change]) -> tuple[list[Change], list[Chan
 
 
 def run_apart(graph: dict[str, tuple[str, ...]], step: str) -> str:
-    """Make ``step``'s :data:`EARLY` part a unit of ``graph`` (it needs what the part needs; the step
-    needs it); returns the unit's name."""
-    part = EARLY[step]
+    """Make ``step``'s early part a unit of ``graph`` (it needs what the part needs; the step needs it);
+    returns the unit's name."""
+    part = _early(step)
+    assert part is not None, step
     graph[part.name] = tuple(n for n in part.needs if n in graph)
     graph[step] = (*graph[step], part.name)
     return part.name
@@ -123,26 +104,25 @@ DEFERRED: dict[str, Deferred] = {
 
 def step_waits(spec: Spec, step: str, creating: Iterable[str] | None = None,
                without_early: bool = False) -> list[tuple[str, int]]:
-    """The waits of ``step`` or of an early part's unit (what, typical seconds): all of them, or those of
-    the kinds being created; ``without_early``: those left to the step once its early part runs apart."""
-    kinds = set(creating) if creating is not None else None
-    part = next((p for p in EARLY.values() if p.name == step), None)
-    slow = part.waits if part else tuple(k for k in SLOW.get(step, ())
-                                         if not (without_early and step in EARLY and k in EARLY[step].waits))
-    waits = []
-    for kind in slow:
-        if kinds is not None and kind not in kinds and not (kind == "instance-profile" and "ec2-instance" in kinds):
-            continue
-        typical = TYPICAL["db-instance-multi-az" if kind == "db-instance" and spec.database.multi_az else kind]
-        waits.append((typical.what, typical.seconds))
-    return waits
+    """The waits of ``step`` or of an early part's unit (what, typical seconds): those of its kinds
+    (:meth:`Kind.waits`, in creation order), all of them or those of the kinds being created;
+    ``without_early``: those left to the step once its early part runs apart."""
+    unit = _early_part(step)
+    if unit is not None:
+        kinds = [k for k in _kinds(unit[0]) if k.name in unit[1].kinds]
+    else:
+        part = _early(step) if without_early else None
+        kinds = [k for k in _kinds(step) if part is None or k.name not in part.kinds]
+    wanted = set(creating) if creating is not None else None
+    waits = [typical for kind in kinds if wanted is None or kind.name in wanted for typical in kind.waits(spec)]
+    return [(typical.what, typical.seconds) for typical in dict.fromkeys(waits)]  # a wait two kinds share: once
 
 
 def step_seconds(spec: Spec, step: str, resources: int, creating: Iterable[str] | None = None,
                  without_early: bool = False) -> int:
     """Typical time of ``step``: its waits, one after another, and one API round per resource."""
     waits = step_waits(spec, step, creating, without_early)
-    return sum(seconds for _, seconds in waits) + resources * TYPICAL["api"].seconds
+    return sum(seconds for _, seconds in waits) + resources * API.seconds
 
 
 @dataclass(frozen=True)
@@ -258,9 +238,9 @@ def estimate(spec: Spec, work: Mapping[str, tuple[int, Iterable[str] | None]], p
     steps = [s for s in STEPS if s.name in work]
     durations = {s.name: float(step_seconds(spec, s.name, work[s.name][0], work[s.name][1])) for s in steps}
     graph = graph_of(steps)
-    for step, part in EARLY.items():
-        creating = work[step][1] if step in work else ()
-        if step in work and (creating is None or set(part.waits) & set(creating)):
+    for step in [s.name for s in steps]:
+        part, creating = _early(step), work[step][1]
+        if part is not None and (creating is None or step_waits(spec, part.name, creating)):
             durations[run_apart(graph, step)] = float(step_seconds(spec, part.name, 0, creating))
             durations[step] = float(step_seconds(spec, step, work[step][0], creating, without_early=True))
     background = []

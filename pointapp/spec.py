@@ -9,6 +9,7 @@ environment. An invalid specification raises :class:`~pointapp.errors.SpecError`
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
@@ -578,6 +579,7 @@ def check_spec(spec: Spec) -> None:
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 
 
+@functools.lru_cache(maxsize=64)  # each answer costs a new session parsing botocore's endpoint data again
 def check_region(region: str) -> str | None:
     """The partition of ``region`` (None for a name no partition knows); a region of a partition pointapp
     does not support (an isolated one such as ``aws-iso``) is a :class:`SpecError`."""

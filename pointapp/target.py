@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -52,13 +53,17 @@ class Target:
         return f"{what} {self.endpoint_url}, region {self.region}"
 
 
-def known_regions() -> set[str]:
-    """Every region botocore knows for EC2, across the standard partitions."""
+@functools.lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
+    """Every region botocore knows for EC2, across the standard partitions.
+
+    Read once per process: botocore's region list is data shipped with it, and reading it needs a new
+    session that parses the endpoint data again (about a third of a second per ``connect``)."""
     session = boto3.session.Session()
     regions: set[str] = set()
     for partition in PARTITIONS:
         regions.update(session.get_available_regions("ec2", partition_name=partition))
-    return regions
+    return frozenset(regions)
 
 
 def resolve_target(*, region: str | None = None, endpoint_url: str | None = None, aws: bool = False,
@@ -111,6 +116,11 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
     ("elasticache", "ModifyCacheSubnetGroup"): "",
     ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
 }
+
+
+#: The delay between polls on an emulator: its transitions take a second or less, and a poll costs it
+#: a millisecond or two, so waits there end within a fifth of a second of what they wait for.
+EMULATOR_POLL_SECONDS = 0.2
 
 
 def _answers_as_moto(url: str | None) -> bool:
@@ -325,9 +335,10 @@ class Context:
         """The step whose work the calling thread is doing (None outside ``apply``)."""
         return getattr(self._local, "step", None)
 
-    def wait_delay(self, real_seconds: int) -> int:
-        """The delay between waiter polls: real AWS is polled gently, an emulator quickly."""
-        return real_seconds if self.target.is_real_aws else 1
+    def wait_delay(self, real_seconds: int) -> float:
+        """The delay between waiter polls: real AWS is polled gently (``real_seconds``), an emulator
+        quickly (:data:`EMULATOR_POLL_SECONDS`)."""
+        return real_seconds if self.target.is_real_aws else EMULATOR_POLL_SECONDS
 
     def require_confirmation(self, what: str) -> None:
         """Refuse a change to real AWS unless it was confirmed (``--yes`` or ``yes=True``)."""

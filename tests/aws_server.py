@@ -14,6 +14,7 @@ from types import FrameType
 
 from pointapp.emulator import Emulator
 from tests.aws_behaviour import RULES, AwsBehaviour
+from tests.moto_speed import lighten_moto
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
+    lighten_moto()
     layer = AwsBehaviour(disabled=args.off, window=args.window)
     with Emulator(port=args.port, wrap=layer.wrap) as emulator:
         print(f"Emulator running at {emulator.endpoint_url}", flush=True)

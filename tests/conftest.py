@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +22,11 @@ from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.spec import Spec, load_spec
 from pointapp.target import Context, Target
 from tests.aws_behaviour import CONTROL_PATH, AwsBehaviour
+from tests.moto_speed import IN_PROCESS, lighten_moto
 
 REGION = "ap-northeast-1"
+
+lighten_moto()  # moto's reset (each mock_aws test starts and ends with one) only drops state
 
 
 @pytest.fixture(autouse=True)
@@ -106,12 +110,32 @@ class AwsLikeServer:
     layer: AwsBehaviour
 
 
+def embedded_aws_like(window: float | None = None) -> Iterator[AwsLikeServer]:
+    """An embedded emulator in this process with the AWS-behaviour layer on (any free port; windows of
+    ``window`` seconds, None: each rule's default). boto3 calls of this process reach it without a socket
+    (tests/moto_speed.py); other processes call it over HTTP. moto's state is one per process: every
+    emulator of this process and ``mock_aws`` share it, and each test that uses one resets it first."""
+    layer = AwsBehaviour(window=window)
+    with Emulator(port=0, wrap=layer.wrap) as emulator:
+        IN_PROCESS.serve(emulator.endpoint_url, layer)
+        try:
+            yield AwsLikeServer(emulator.endpoint_url, layer)
+        finally:
+            IN_PROCESS.forget(emulator.endpoint_url)
+
+
 @pytest.fixture(scope="session")
 def aws_like_server() -> Iterator[AwsLikeServer]:
     """One embedded emulator in this process with the AWS-behaviour layer on (any free port)."""
-    layer = AwsBehaviour()
-    with Emulator(port=0, wrap=layer.wrap) as emulator:
-        yield AwsLikeServer(emulator.endpoint_url, layer)
+    yield from embedded_aws_like()
+
+
+@pytest.fixture(scope="session")
+def quick_aws_like() -> Iterator[str]:
+    """An embedded AWS-like emulator whose windows last 0.5 s (as :data:`AWS_LIKE_SERVER`'s), for the fault
+    runs: every rule still fires and is waited out; its URL."""
+    for server in embedded_aws_like(window=0.5):
+        yield server.url
 
 
 @pytest.fixture
@@ -160,8 +184,21 @@ def stub(ctx: Context, service: str) -> Stubber:
     return stubber
 
 
+_SESSION_STARTED: list[float] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _SESSION_STARTED.append(time.monotonic())
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say how many fault points the fault-injection tests tried (tests/test_faults.py)."""
+    """Say how long the session took, and how many fault points the fault-injection tests tried
+    (tests/test_faults.py)."""
+    outcomes = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+    ran = sum(len([r for r in terminalreporter.stats.get(name, []) if getattr(r, "when", "call") != "teardown"])
+              for name in outcomes)
+    if _SESSION_STARTED:
+        terminalreporter.write_line(f"test session: {ran} tests in {time.monotonic() - _SESSION_STARTED[0]:.0f} s")
     passed = [r.nodeid for r in terminalreporter.stats.get("passed", []) if "test_faults.py::test_fault_" in r.nodeid]
     if passed:
         network = sum("in_the_network_step" in nodeid for nodeid in passed)

@@ -19,8 +19,8 @@ MODES = {"error": False, "lost-response": True}
 
 
 @pytest.fixture(scope="module")
-def clean(moto_server: str) -> faults.Clean:
-    return faults.clean_run(moto_server)
+def clean(quick_aws_like: str) -> faults.Clean:
+    return faults.clean_run(quick_aws_like)
 
 
 def test_the_fault_points_cover_the_network_step(clean: faults.Clean) -> None:
@@ -42,17 +42,17 @@ def rest_point(clean: faults.Clean, sample: int) -> int:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("n", range(1, NETWORK_CALLS + 1))
-def test_fault_in_the_network_step(moto_server: str, clean: faults.Clean, n: int, mode: str) -> None:
+def test_fault_in_the_network_step(quick_aws_like: str, clean: faults.Clean, n: int, mode: str) -> None:
     k = clean.calls_of("network")[n - 1]  # the n-th mutating call of the network step, wherever it falls
-    hit = faults.fail_then_converge(moto_server, clean, k, MODES[mode])
+    hit = faults.fail_then_converge(quick_aws_like, clean, k, MODES[mode])
     assert hit == clean.calls[k - 1][1]
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("sample", range(REST_SAMPLES))
-def test_fault_over_the_rest_of_up(moto_server: str, clean: faults.Clean, sample: int, mode: str) -> None:
+def test_fault_over_the_rest_of_up(quick_aws_like: str, clean: faults.Clean, sample: int, mode: str) -> None:
     k = rest_point(clean, sample)
-    hit = faults.fail_then_converge(moto_server, clean, k, MODES[mode])
+    hit = faults.fail_then_converge(quick_aws_like, clean, k, MODES[mode])
     assert hit == clean.calls[k - 1][1], f"call {k} of step {clean.calls[k - 1][0]}"
 
 
@@ -64,6 +64,6 @@ PARALLEL_POINTS = ("elbv2:CreateLoadBalancer", "elbv2:CreateListener#2", "ec2:Cr
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("operation", PARALLEL_POINTS)
-def test_fault_while_steps_run_side_by_side(moto_server: str, clean: faults.Clean, operation: str, mode: str) -> None:
-    hit = faults.fail_then_converge(moto_server, clean, 0, MODES[mode], operation=operation, parallel=4)
+def test_fault_while_steps_run_side_by_side(quick_aws_like: str, clean: faults.Clean, operation: str, mode: str) -> None:
+    hit = faults.fail_then_converge(quick_aws_like, clean, 0, MODES[mode], operation=operation, parallel=4)
     assert hit == operation.split("#")[0]

@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 
 import pointapp
-from pointapp import cli, engine, schedule
+from pointapp import cli, engine, resources, schedule
 from pointapp.errors import StepError
 from pointapp.spec import load_spec
 from pointapp.steps import STEPS
 from pointapp.target import Context
+from pointapp.typical import Typical
 from tests.conftest import make_context
 
 
@@ -229,3 +230,30 @@ def test_the_model_splits_the_service_like_the_orchestrator() -> None:
     changes = [pointapp.Change("service", "update", "listener", "listener/test", "x", "", "update", {}),
                pointapp.Change("service", "create", "ecs-service", "ecs-service", "x", "", "create", {})]
     assert schedule.split("service", changes) == ([], changes)
+
+
+def test_a_wait_prints_the_figure_the_schedule_adds_up(mocked: None) -> None:
+    ctx = make_context()  # prod: a Multi-AZ database
+    typical = schedule.TYPICAL["db-instance-multi-az"]
+    planned = pointapp.plan(ctx, only="network,database")
+    assert engine.estimate(ctx, planned).durations["database"] == typical.seconds + 2 * schedule.API.seconds
+    pointapp.apply(ctx, planned)
+    waits = [line for line in ctx.lines if "waiting for Multi-AZ MySQL instance" in line]  # type: ignore[attr-defined]
+    assert len(waits) == 1 and f"(usually {typical.spoken} on AWS)" in waits[0] and typical.spoken == "about 15 minutes"
+
+
+def test_a_typical_time_is_spoken_in_whole_minutes() -> None:
+    spoken = {seconds: Typical("x", seconds, "x", "x").spoken for seconds in (10, 59, 60, 89, 90, 180, 900)}
+    assert spoken == {10: "under a minute", 59: "under a minute", 60: "about a minute", 89: "about a minute",
+                      90: "about 2 minutes", 180: "about 3 minutes", 900: "about 15 minutes"}
+
+
+def test_a_wait_that_gives_up_is_an_error_of_the_step_it_works_for(mocked: None) -> None:
+    ctx = make_context()
+    ec2 = ctx.client("ec2")
+    typical = schedule.TYPICAL["ec2-instance"]
+    with ctx.at_work("bastion"), pytest.raises(StepError) as raised:
+        resources.wait_for(ctx, ec2, "instance_running", "bastion i-0123456789abcdef0 to run", typical,
+                           max_attempts=1, InstanceIds=["i-0123456789abcdef0"])
+    assert raised.value.step == "bastion" and raised.value.resource == "bastion i-0123456789abcdef0 to run"
+    assert "(usually about a minute on AWS)" in ctx.lines[-1]  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from typing import Any
 
 from pointapp.errors import PointappError
 from pointapp.kinds import Role, role_path, trust_policy
+from pointapp.outputs import BASTION_INSTANCE, CACHE_ADDRESS, CACHE_PORT, DATABASE_ADDRESS, DATABASE_PORT
 from pointapp.plan import Table
 from pointapp.resources import (
     INSTANCE_PROFILE,
@@ -30,6 +31,7 @@ from pointapp.resources import (
 )
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, owner_filters, tag_specifications
+from pointapp.typical import Typical
 
 NAME = "bastion"
 SSM_CORE_POLICY = Arn("iam", "policy/AmazonSSMManagedInstanceCore", "", "aws")  # an AWS managed policy
@@ -37,6 +39,7 @@ SSM_CORE_POLICY = Arn("iam", "policy/AmazonSSMManagedInstanceCore", "", "aws")  
 
 class InstanceProfile(Kind):
     name = "instance-profile"
+    typical = INSTANCE_PROFILE.typical
     service = "iam"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
@@ -89,6 +92,13 @@ class InstanceProfile(Kind):
 
 class Instance(Kind):
     name = "ec2-instance"
+    typical = Typical("ec2-instance", 60, "the bastion from pending to running",
+                      "Amazon EC2 User Guide, instance lifecycle; botocore waiter InstanceRunning: 15 s x 40")
+    typical_delete = Typical("ec2-instance-terminated", 60, "the bastion from shutting-down to terminated",
+                             "Amazon EC2 User Guide, instance lifecycle; botocore waiter InstanceTerminated: 15 s x 40")
+
+    def waits(self, spec: Spec) -> tuple[Typical, ...]:
+        return (INSTANCE_PROFILE.typical, *super().waits(spec))  # RunInstances waits for its new profile first
     service = "ec2"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
@@ -139,7 +149,7 @@ class Instance(Kind):
         instance = retry_new_role(ctx, INSTANCE_PROFILE, props["profile"],
                                   lambda: ec2.run_instances(**args)["Instances"][0])
         wait_for(ctx, ec2, "instance_running", f"bastion {desired.name} ({instance['InstanceId']}) to run",
-                 "about a minute", real_delay=10, InstanceIds=[instance["InstanceId"]])
+                 self.typical, real_delay=10, InstanceIds=[instance["InstanceId"]])
         return Found(self.name, desired.key, instance["InstanceId"], dict(tags), instance)
 
     def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
@@ -164,8 +174,8 @@ class Instance(Kind):
     def delete(self, ctx: Any, found: Found) -> str | None:
         ec2 = ctx.client("ec2")
         ignore_codes(ec2.terminate_instances, ["InvalidInstanceID.NotFound"], InstanceIds=[found.id])
-        wait_for(ctx, ec2, "instance_terminated", f"bastion {found.name} ({found.id}) to terminate", "about a minute",
-                 real_delay=10, InstanceIds=[found.id])
+        wait_for(ctx, ec2, "instance_terminated", f"bastion {found.name} ({found.id}) to terminate",
+                 self.typical_delete, real_delay=10, InstanceIds=[found.id])
         return None
 
     def describe(self, found: Found) -> str:
@@ -182,7 +192,7 @@ def desired(spec: Spec) -> list[Desired]:
         Desired("iam-role", "role", role, {"trust": trust_policy("ec2.amazonaws.com"), "managed": [SSM_CORE_POLICY],
                                            "inline": {}}, "the SSM agent on the bastion registers with Session Manager"),
         Desired("instance-profile", "profile", spec.name("bastion"), {"role": role}, f"carries the role {role}"),
-        Desired("ec2-instance", "instance", spec.name("bastion"), {
+        Desired("ec2-instance", BASTION_INSTANCE.key, spec.name("bastion"), {
             "instance_type": bastion.instance_type, "ami_parameter": bastion.ami_parameter,
             "subnet": Ref("network", f"subnet/{bastion.tier}/0"), "groups": [Ref("network", f"sg/{bastion.security_group}")],
             "profile": spec.name("bastion")},
@@ -192,13 +202,13 @@ def desired(spec: Spec) -> list[Desired]:
 
 def port_forwarding(ctx: Any) -> Table:
     """The commands that open a local port to MySQL and Redis through the bastion (Session Manager)."""
-    bastion = ctx.outputs(NAME).get("instance")
+    bastion = BASTION_INSTANCE.read(ctx)
     if not bastion:
         raise PointappError(f"no bastion in {ctx.spec.owner}: run `pointapp up --only bastion` first")
     rows = []
-    for step, key, local in (("database", "instance", 13306), ("cache", "replication-group", 16379)):
-        values = ctx.outputs(step) if _available(step) else {}
-        host, port = values.get(f"{key}/address"), values.get(f"{key}/port")
+    for address, port_of, local in ((DATABASE_ADDRESS, DATABASE_PORT, 13306), (CACHE_ADDRESS, CACHE_PORT, 16379)):
+        step = address.step
+        host, port = (address.read(ctx), port_of.read(ctx)) if _available(step) else (None, None)
         if not host:
             continue
         command = (f"aws ssm start-session --region {ctx.target.region} --target {bastion} "

@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.kinds import tags_of
+from pointapp.outputs import CACHE_ADDRESS, CACHE_GROUP, CACHE_PORT
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
+from pointapp.typical import Typical
 
 NAME = "cache"
 
@@ -70,6 +72,11 @@ class CacheSubnetGroup(Kind):
 class ReplicationGroup(Kind):
     name = "replication-group"
     service = "elasticache"
+    typical = Typical("replication-group", 600, "ElastiCache Redis replication group from creating to available",
+                      "Amazon ElastiCache User Guide, cluster status; botocore waiter ReplicationGroupAvailable: 15 s x 40")
+    typical_delete = Typical("replication-group-deleted", 450, "ElastiCache Redis replication group from deleting to gone",
+                             "Amazon ElastiCache User Guide, deleting a cluster; botocore waiter ReplicationGroupDeleted: "
+                             "15 s x 40")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         answer = ignore_codes(ctx.client("elasticache").describe_replication_groups, ["ReplicationGroupNotFoundFault"],
@@ -118,7 +125,7 @@ class ReplicationGroup(Kind):
         group = elasticache.create_replication_group(
             **self.request(ctx.spec, desired, props, tags)["create_replication_group"])["ReplicationGroup"]
         answer = wait_for(ctx, elasticache, "replication_group_available",
-                          f"Redis replication group {desired.name} to be available", "10 to 15 minutes", real_delay=30,
+                          f"Redis replication group {desired.name} to be available", self.typical, real_delay=30,
                           ReplicationGroupId=desired.name)
         # The last poll describes it available, with the primary endpoint the service connects to.
         group = (answer.get("ReplicationGroups") or [group])[0]
@@ -151,7 +158,7 @@ class ReplicationGroup(Kind):
             ctx.say("    not waiting: the emulator leaves a deleted replication group in 'deleting' for ever")
             return None
         wait_for(ctx, elasticache, "replication_group_deleted", f"Redis replication group {found.id} to be deleted",
-                 "5 to 10 minutes", real_delay=30, ReplicationGroupId=found.id)
+                 self.typical_delete, real_delay=30, ReplicationGroupId=found.id)
         return None
 
     def describe(self, found: Found) -> str:
@@ -164,7 +171,7 @@ class ReplicationGroup(Kind):
 
     def outputs(self, found: Found) -> dict[str, Any]:
         endpoint = (found.raw.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint", {})
-        return {"address": endpoint.get("Address"), "port": endpoint.get("Port")}
+        return {CACHE_ADDRESS.name: endpoint.get("Address"), CACHE_PORT.name: endpoint.get("Port")}
 
 
 def desired(spec: Spec) -> list[Desired]:
@@ -173,7 +180,7 @@ def desired(spec: Spec) -> list[Desired]:
         Desired("cache-subnet-group", "subnet-group", spec.name("cache-subnets"),
                 {"subnets": [Ref("network", f"subnet/cache/{i}") for i in range(spec.network.zones)]},
                 "Redis in the isolated cache subnets"),
-        Desired("replication-group", "replication-group", spec.name("redis"), {
+        Desired("replication-group", CACHE_GROUP.key, spec.name("redis"), {
             "engine_version": cache.engine_version, "node_type": cache.node_type, "replicas": cache.replicas,
             "automatic_failover": cache.automatic_failover, "subnet_group": spec.name("cache-subnets"),
             "groups": [Ref("network", "sg/cache")]},

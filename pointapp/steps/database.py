@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from pointapp.kinds import arn_of, tags_of
-from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
+from pointapp.kinds import tags_of
+from pointapp.outputs import DATABASE_ADDRESS, DATABASE_INSTANCE, DATABASE_PORT, DATABASE_SECRET
+from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, aws_tags, from_aws_tags
+from pointapp.typical import Typical
 
 NAME = "database"
 
@@ -39,7 +41,7 @@ class DbSubnetGroup(Kind):
         rds = ctx.client("rds")
         name = spec.name("db-subnets")
         # The instance's description holds its subnet group: no second call once the database exists.
-        groups = [{**i["DBSubnetGroup"], "DBSubnetGroupArn": arn_of(ctx, "rds", f"subgrp:{name}")}
+        groups = [{**i["DBSubnetGroup"], "DBSubnetGroupArn": Arn("rds", f"subgrp:{name}", None, None).on(ctx)}
                   for i in _instances(ctx, spec) if i.get("DBSubnetGroup", {}).get("DBSubnetGroupName") == name]
         if not groups:
             answer = ignore_codes(rds.describe_db_subnet_groups, ["DBSubnetGroupNotFoundFault"], DBSubnetGroupName=name)
@@ -103,6 +105,17 @@ _MODIFY = {"instance_class": "DBInstanceClass", "allocated_storage": "AllocatedS
 class DbInstance(Kind):
     name = "db-instance"
     service = "rds"
+    # Typical figures are what these resources usually take in ap-northeast-1 and similar regions; AWS
+    # publishes no promise. The upper bound is botocore's own waiter (delay x attempts).
+    typical = Typical("db-instance", 600, "RDS MySQL, single-AZ, from creating to available",
+                      "Amazon RDS User Guide, DB instance status; botocore waiter DBInstanceAvailable: 30 s x 60")
+    typical_multi_az = Typical("db-instance-multi-az", 900, "RDS MySQL, Multi-AZ (a standby in a second zone), to available",
+                               "Amazon RDS User Guide, Multi-AZ deployments; botocore waiter DBInstanceAvailable")
+    typical_delete = Typical("db-instance-deleted", 600, "RDS MySQL from deleting to gone (a final snapshot first)",
+                             "Amazon RDS User Guide, Deleting a DB instance; botocore waiter DBInstanceDeleted: 30 s x 60")
+
+    def waits(self, spec: Spec) -> tuple[Typical, ...]:
+        return (self.typical_multi_az if spec.database.multi_az else self.typical,)
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         return self.owned(spec, step, _instances(ctx, spec), lambda i: i["DBInstanceIdentifier"],
@@ -136,7 +149,8 @@ class DbInstance(Kind):
         instance = rds.create_db_instance(**self.request(ctx.spec, desired, props, tags)["create_db_instance"])["DBInstance"]
         kind = "Multi-AZ " if props["multi_az"] else ""
         answer = wait_for(ctx, rds, "db_instance_available", f"{kind}MySQL instance {desired.name} to be available",
-                          "10 to 20 minutes", real_delay=30, DBInstanceIdentifier=desired.name)
+                          self.typical_multi_az if props["multi_az"] else self.typical, real_delay=30,
+                          DBInstanceIdentifier=desired.name)
         # The last poll describes it available, with the endpoint the service connects to.
         instance = (answer.get("DBInstances") or [instance])[0]
         return Found(self.name, desired.key, desired.name, dict(tags), instance)
@@ -173,7 +187,7 @@ class DbInstance(Kind):
             args["FinalDBSnapshotIdentifier"] = f"{found.id}-final-{stamp}"
             ctx.say(f"    taking the final snapshot {args['FinalDBSnapshotIdentifier']} before deletion")
         ignore_codes(rds.delete_db_instance, ["DBInstanceNotFound"], **args)
-        wait_for(ctx, rds, "db_instance_deleted", f"MySQL instance {found.id} to be deleted", "5 to 15 minutes",
+        wait_for(ctx, rds, "db_instance_deleted", f"MySQL instance {found.id} to be deleted", self.typical_delete,
                  real_delay=30, DBInstanceIdentifier=found.id)
         return None
 
@@ -190,8 +204,8 @@ class DbInstance(Kind):
 
     def outputs(self, found: Found) -> dict[str, Any]:
         endpoint = found.raw.get("Endpoint", {})
-        return {"address": endpoint.get("Address"), "port": endpoint.get("Port"),
-                "secret": found.raw.get("MasterUserSecret", {}).get("SecretArn")}
+        return {DATABASE_ADDRESS.name: endpoint.get("Address"), DATABASE_PORT.name: endpoint.get("Port"),
+                DATABASE_SECRET.name: found.raw.get("MasterUserSecret", {}).get("SecretArn")}
 
 
 def lifecycle_support(spec: Spec) -> str:
@@ -206,7 +220,7 @@ def desired(spec: Spec) -> list[Desired]:
         Desired("db-subnet-group", "subnet-group", spec.name("db-subnets"),
                 {"subnets": [Ref("network", f"subnet/db/{i}") for i in range(spec.network.zones)]},
                 "MySQL in the isolated db subnets"),
-        Desired("db-instance", "instance", spec.name("mysql"), {
+        Desired("db-instance", DATABASE_INSTANCE.key, spec.name("mysql"), {
             "engine_version": database.engine_version, "instance_class": database.instance_class,
             "allocated_storage": database.allocated_storage_gb, "multi_az": database.multi_az,
             "backup_retention": database.backup_retention_days, "deletion_protection": database.deletion_protection,

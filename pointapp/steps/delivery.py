@@ -20,7 +20,8 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
-from pointapp.kinds import Role, arn_of, document, policy, role_arn, role_path, tags_of, trust_policy
+from pointapp.kinds import Role, document, pointapp_role, policy, role_arn, role_path, tags_of, trust_policy
+from pointapp.outputs import PRODUCTION_LISTENER, TEST_LISTENER
 from pointapp.resources import (
     CODEDEPLOY_ROLE,
     CODEPIPELINE_ROLE,
@@ -63,7 +64,7 @@ class Bucket(Kind):
                                                           "AccessDenied"], Bucket=name)
             return from_aws_tags(answer["TagSet"]) if answer is not None else {}
 
-        tags = tags_of(ctx, f"arn:{ctx.partition}:s3:::{name}", read)
+        tags = tags_of(ctx, Arn("s3", name, "", "").on(ctx), read)
         if not is_owned(tags, spec, step):
             return []
         raw: dict[str, Any] = {"Name": name}
@@ -277,7 +278,7 @@ class Application(Kind):
             if answer is None:
                 return []
             application = answer["application"]
-        arn = arn_of(ctx, "codedeploy", f"application:{name}")
+        arn = Arn("codedeploy", f"application:{name}", None, None).on(ctx)
         return self.owned(spec, step, [application], lambda _: name,
                           lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
                               codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
@@ -290,7 +291,7 @@ class Application(Kind):
         return Found(self.name, desired.key, desired.name, dict(tags), {"computePlatform": "ECS"})
 
     def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
-        add_tags(ctx, "codedeploy", arn_of(ctx, "codedeploy", f"application:{found.id}"), tags)
+        add_tags(ctx, "codedeploy", Arn("codedeploy", f"application:{found.id}", None, None).on(ctx), tags)
 
     def delete(self, ctx: Any, found: Found) -> str | None:
         ignore_codes(ctx.client("codedeploy").delete_application, ["ApplicationDoesNotExistException"],
@@ -340,7 +341,7 @@ class DeploymentGroup(Kind):
         group = _deployment_group(ctx, spec).get("group")
         if group is None:
             return []
-        arn = arn_of(ctx, "codedeploy", f"deploymentgroup:{application.id}/{name}")
+        arn = Arn("codedeploy", f"deploymentgroup:{application.id}/{name}", None, None).on(ctx)
         return self.owned(spec, step, [group], lambda _: name,
                           lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
                               codedeploy.list_tags_for_resource(ResourceArn=arn).get("Tags"))))
@@ -362,7 +363,7 @@ class DeploymentGroup(Kind):
 
     def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
         application = ctx.spec.name("api")  # the deployment group's application (the spec names both)
-        add_tags(ctx, "codedeploy", arn_of(ctx, "codedeploy", f"deploymentgroup:{application}/{found.id}"), tags)
+        add_tags(ctx, "codedeploy", Arn("codedeploy", f"deploymentgroup:{application}/{found.id}", None, None).on(ctx), tags)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -434,7 +435,7 @@ class Pipeline(Kind):
         answer = ignore_codes(codepipeline.get_pipeline, ["PipelineNotFoundException"], name=name)
         if answer is None:
             return []
-        arn = answer.get("metadata", {}).get("pipelineArn") or arn_of(ctx, "codepipeline", name)
+        arn = answer.get("metadata", {}).get("pipelineArn") or Arn("codepipeline", name, None, None).on(ctx)
         return self.owned(spec, step, [{**answer["pipeline"], "arn": arn}], lambda _: name,
                           lambda _: tags_of(ctx, arn, lambda: from_aws_tags(
                               codepipeline.list_tags_for_resource(resourceArn=arn).get("tags"), lower=True)))
@@ -453,7 +454,7 @@ class Pipeline(Kind):
         request = self.request(ctx.spec, desired, props, tags)["create_pipeline"]
         answer = retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"],
                                 lambda: ctx.client("codepipeline").create_pipeline(**request))
-        arn = arn_of(ctx, "codepipeline", desired.name)
+        arn = Arn("codepipeline", desired.name, None, None).on(ctx)
         return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
 
     def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
@@ -550,7 +551,7 @@ class EventRule(Kind):
 
 def _roles(spec: Spec) -> list[Desired]:
     owner = spec.owner
-    task_roles = [Arn("iam", f"role/pointapp/{owner}/{spec.name(r)}", "") for r in ("task-execution", "task")]
+    task_roles = [pointapp_role(spec, name) for name in ("task-execution", "task")]
     pass_roles = {"Effect": "Allow", "Action": "iam:PassRole", "Resource": task_roles,
                   "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}}
     codedeploy = policy(
@@ -600,7 +601,7 @@ def _roles(spec: Spec) -> list[Desired]:
 
 def github_trust(ctx: Any, spec: Spec) -> dict[str, Any]:
     """Only the configured repository's branch, through GitHub's OIDC provider, may assume the role."""
-    return github_trust_for(spec, f"arn:{ctx.partition}:iam::{ctx.account}:oidc-provider/{GITHUB_OIDC_HOST}")
+    return github_trust_for(spec, Arn("iam", f"oidc-provider/{GITHUB_OIDC_HOST}", "", None).on(ctx))
 
 
 def github_trust_for(spec: Spec, provider: Any) -> dict[str, Any]:
@@ -623,13 +624,12 @@ def release_task_definition(ctx: Any) -> dict[str, Any]:
 def runtime_values(ctx: Any) -> dict[str, Any]:
     """What depends on the account and region, and the artifacts built from the service's roles."""
     spec = ctx.spec
-    service = ctx.outputs("service")
     values: dict[str, Any] = {
         "bucket": bucket_name(ctx, spec),
         "artifacts": artifacts_zip(release_task_definition(ctx), appspec_text(spec)),
-        "pipeline_arn": arn_of(ctx, "codepipeline", spec.name("release")),
-        "production_listener": service.get("listener/production", "<listener/production>"),
-        "test_listener": service.get("listener/test", "<listener/test>"),
+        "pipeline_arn": Arn("codepipeline", spec.name("release"), None, None).on(ctx),
+        "production_listener": PRODUCTION_LISTENER.read(ctx, f"<{PRODUCTION_LISTENER.key}>"),
+        "test_listener": TEST_LISTENER.read(ctx, f"<{TEST_LISTENER.key}>"),
     }
     if spec.delivery.github_repository:
         values["github_trust"] = github_trust(ctx, spec)

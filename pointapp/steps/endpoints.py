@@ -14,6 +14,7 @@ from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep
 from pointapp.spec import Spec
 from pointapp.steps.network import route_table_keys
 from pointapp.tags import KEY, add_tags, from_aws_tags, owner_filters, tag_specifications
+from pointapp.typical import Typical
 
 NAME = "endpoints"
 
@@ -21,6 +22,9 @@ NAME = "endpoints"
 class VpcEndpoint(Kind):
     name = "vpc-endpoint"
     service = "ec2"
+    # The endpoints become available on AWS while the steps after this one run: nothing here waits for them.
+    typical = Typical("vpc-endpoint", 90, "interface endpoints from pendingAcceptance/pending to available (together)",
+                      "AWS PrivateLink Guide, interface endpoint lifecycle; no botocore waiter")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         pages = ctx.client("ec2").get_paginator("describe_vpc_endpoints").paginate(Filters=owner_filters(spec, step))

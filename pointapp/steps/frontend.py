@@ -24,9 +24,11 @@ import botocore.exceptions
 import yaml
 
 from pointapp.errors import PointappError
+from pointapp.outputs import LOAD_BALANCER_DNS
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
+from pointapp.typical import Typical
 
 NAME = "frontend"
 BASIC_AUTH_USER = "preview"
@@ -253,6 +255,9 @@ class FirstBuild(AmplifyKind):
     """The first build of the production branch: an app created through the API does not build by itself."""
 
     name = "amplify-build"
+    # The build runs on Amplify while pointapp goes on: nothing here waits for it.
+    typical = Typical("amplify-build", 240, "the frontend's first Amplify build and deploy",
+                      "AWS Amplify Hosting User Guide, build and deploy; no botocore waiter")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         app = known.get("app")
@@ -306,7 +311,7 @@ def desired(spec: Spec) -> list[Desired]:
 def runtime_values(ctx: Any) -> dict[str, Any]:
     """Where the rewrite sends ``/api``: the load balancer, by its DNS name over HTTP (with a certificate,
     the spec check asks for ``frontend.api_domain``, which the certificate names, and that is used)."""
-    dns = ctx.outputs("service").get("alb/dns")
+    dns = LOAD_BALANCER_DNS.read(ctx)
     return {"api_origin": f"http://{dns}"} if dns else {}
 
 

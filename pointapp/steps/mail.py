@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.kinds import arn_of
+from pointapp.outputs import MAIL_DKIM_TOKENS, MAIL_IDENTITY
 from pointapp.plan import Table
-from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, ignore_codes
+from pointapp.resources import Arn, Desired, Found, Kind, Request, ResourceStep, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, aws_tags, from_aws_tags
 
@@ -49,7 +49,7 @@ class ConfigurationSet(Kind):
         if answer is None:
             return []
         raw = answer
-        tags = _owned_tags(ctx, arn_of(ctx, "ses", f"configuration-set/{name}"), raw)
+        tags = _owned_tags(ctx, Arn("ses", f"configuration-set/{name}", None, None).on(ctx), raw)
         return self.owned(spec, step, [raw], lambda _: name, lambda _: tags)
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -68,7 +68,7 @@ class ConfigurationSet(Kind):
                      {key: value for key, value in request.items() if key != "Tags"})
 
     def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
-        add_tags(ctx, "sesv2", arn_of(ctx, "ses", f"configuration-set/{found.id}"), tags)
+        add_tags(ctx, "sesv2", Arn("ses", f"configuration-set/{found.id}", None, None).on(ctx), tags)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -93,7 +93,7 @@ class EmailIdentity(Kind):
         if answer is None:
             return []
         raw = answer
-        tags = _owned_tags(ctx, arn_of(ctx, "ses", f"identity/{identity}"), raw)
+        tags = _owned_tags(ctx, Arn("ses", f"identity/{identity}", None, None).on(ctx), raw)
         return self.owned(spec, step, [raw], lambda _: identity, lambda _: tags)
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -113,7 +113,7 @@ class EmailIdentity(Kind):
                      {**raw, "ConfigurationSetName": props["configuration_set"]})
 
     def tag(self, ctx: Any, found: Found, tags: Mapping[str, str]) -> None:
-        add_tags(ctx, "sesv2", arn_of(ctx, "ses", f"identity/{found.id}"), tags)
+        add_tags(ctx, "sesv2", Arn("ses", f"identity/{found.id}", None, None).on(ctx), tags)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -132,7 +132,7 @@ class EmailIdentity(Kind):
         return f"{kind}, verified for sending: {raw.get('VerifiedForSendingStatus', False)}, DKIM {dkim}"
 
     def outputs(self, found: Found) -> dict[str, Any]:
-        return {"tokens": list(found.raw.get("DkimAttributes", {}).get("Tokens", []))}
+        return {MAIL_DKIM_TOKENS.name: list(found.raw.get("DkimAttributes", {}).get("Tokens", []))}
 
 
 def desired(spec: Spec) -> list[Desired]:
@@ -145,7 +145,7 @@ def desired(spec: Spec) -> list[Desired]:
     return [
         Desired("ses-configuration-set", "configuration-set", configuration_set_name(spec), {"tls": "REQUIRE"},
                 "TLS required, reputation metrics on"),
-        Desired("ses-identity", "identity", identity, {"configuration_set": configuration_set_name(spec)}, f"{kind}",
+        Desired("ses-identity", MAIL_IDENTITY.key, identity, {"configuration_set": configuration_set_name(spec)}, f"{kind}",
                 owner=owner),
     ]
 
@@ -155,7 +155,7 @@ def dns_records(ctx: Any) -> Table:
     identity = ctx.spec.mail.identity
     if "@" in identity:
         return Table(["type", "name", "value"], [], title=f"{identity} is an e-mail address: no DNS record to add")
-    tokens = ctx.outputs(NAME).get("identity/tokens") or []
+    tokens = MAIL_DKIM_TOKENS.read(ctx) or []
     rows = [("CNAME", f"{token}._domainkey.{identity}", f"{token}.dkim.amazonses.com") for token in tokens]
     rows.append(("TXT", f"_dmarc.{identity}", "v=DMARC1; p=none;"))
     return Table(["type", "name", "value"], rows, title=f"DNS records to add for {identity}")

@@ -12,18 +12,30 @@ accepted, so ``up`` never fights a release.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from pointapp.errors import StepError
-from pointapp.kinds import LogGroup, Role, arn_of, listed_tags, policy, trust_policy
-from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes
+from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
+from pointapp.outputs import (
+    CACHE_ADDRESS,
+    CACHE_PORT,
+    DATA_ENDPOINTS,
+    DATABASE_ADDRESS,
+    DATABASE_PORT,
+    DATABASE_SECRET,
+    LOAD_BALANCER,
+    LOAD_BALANCER_DNS,
+    PRODUCTION_LISTENER,
+    TEST_LISTENER,
+)
+from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.steps.mail import configuration_set_name, sending_configuration_sets
 from pointapp.steps.network import DEFERRED_NAT
 from pointapp.steps.registry import repository_name
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned, ownership_tags
+from pointapp.typical import Typical
 
 NAME = "service"
 
@@ -87,14 +99,14 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
     # when the identity is shared (mail.identity_owner), and the task role may use this one only.
     environment = {"MAIL_FROM": spec.mail.identity, "MAIL_CONFIGURATION_SET": configuration_set_name(spec),
                    "AWS_REGION": region,
-                   "DB_HOST": data.get("database/instance/address"), "DB_PORT": data.get("database/instance/port"),
-                   "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get("cache/replication-group/address"),
+                   "DB_HOST": data.get(DATABASE_ADDRESS.path), "DB_PORT": data.get(DATABASE_PORT.path),
+                   "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get(CACHE_ADDRESS.path),
                    # The RDS-managed secret, which the API reads again when a rotation changed the password.
-                   "DB_SECRET_ARN": data.get("database/instance/secret"),
-                   "REDIS_PORT": data.get("cache/replication-group/port"), "REDIS_TLS": "true"}
+                   "DB_SECRET_ARN": data.get(DATABASE_SECRET.path),
+                   "REDIS_PORT": data.get(CACHE_PORT.path), "REDIS_TLS": "true"}
 
     def secret(name: str) -> Any:
-        value = data.get("database/instance/secret") if name == "database" else None
+        value = data.get(DATABASE_SECRET.path) if name == "database" else None
         value = value or data.get(f"secret/{name}")
         return value if isinstance(value, Mapping) or value is None else str(value)
 
@@ -364,6 +376,12 @@ class TargetGroup(_LoadBalancingKind):
 
 class LoadBalancer(_LoadBalancingKind):
     name = "load-balancer"
+    typical = Typical("load-balancer", 180, "Application Load Balancer from provisioning to active",
+                      "Elastic Load Balancing User Guide, load balancer state; botocore waiter "
+                      "LoadBalancerAvailable: 15 s x 40")
+    typical_delete = Typical("load-balancer-deleted", 30, "Application Load Balancer from deleting to gone",
+                             "Elastic Load Balancing User Guide, delete a load balancer; botocore waiter "
+                             "LoadBalancersDeleted: 15 s x 40")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         view = _load_balancing(ctx, spec)
@@ -393,11 +411,8 @@ class LoadBalancer(_LoadBalancingKind):
         elbv2 = ctx.client("elbv2")
         balancer = elbv2.create_load_balancer(
             **self.request(ctx.spec, desired, props, tags)["create_load_balancer"])["LoadBalancers"][0]
-        ctx.say(f"    waiting for load balancer {desired.name} to be active (usually 2 to 4 minutes on AWS) ...")
-        started = time.monotonic()
-        elbv2.get_waiter("load_balancer_available").wait(
-            LoadBalancerArns=[balancer["LoadBalancerArn"]], WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 60})
-        ctx.say(f"    load balancer {desired.name} active after {time.monotonic() - started:.0f}s")
+        wait_for(ctx, elbv2, "load_balancer_available", f"load balancer {desired.name} to be active", self.typical,
+                 max_attempts=60, LoadBalancerArns=[balancer["LoadBalancerArn"]])
         return Found(self.name, desired.key, balancer["LoadBalancerArn"], dict(tags), balancer)
 
     def update(self, ctx: Any, desired: Desired, props: Mapping[str, Any], found: Found,
@@ -413,16 +428,15 @@ class LoadBalancer(_LoadBalancingKind):
         ignore_codes(elbv2.delete_load_balancer, ["LoadBalancerNotFound"], LoadBalancerArn=found.id)
         # Its network interfaces stay a few minutes longer: the network step waits for them before it
         # deletes the subnets and the security group they are in.
-        ctx.say(f"    waiting for load balancer {found.name} to be deleted (usually under a minute on AWS) ...")
-        elbv2.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[found.id],
-                                                        WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 40})
+        wait_for(ctx, elbv2, "load_balancers_deleted", f"load balancer {found.name} to be deleted", self.typical_delete,
+                 max_attempts=40, LoadBalancerArns=[found.id])
         return None
 
     def describe(self, found: Found) -> str:
         return f"{found.raw.get('DNSName')} ({found.raw.get('State', {}).get('Code', '')})"
 
     def outputs(self, found: Found) -> dict[str, Any]:
-        return {"dns": found.raw.get("DNSName")}
+        return {LOAD_BALANCER_DNS.name: found.raw.get("DNSName")}
 
 
 class Listener(_LoadBalancingKind):
@@ -431,7 +445,7 @@ class Listener(_LoadBalancingKind):
     name = "listener"
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        balancer = known.get("alb")
+        balancer = known.get(LOAD_BALANCER.key)
         if balancer is None:
             return []
         view = _load_balancing(ctx, spec)  # the same view the load balancer was found in
@@ -508,6 +522,10 @@ def forwarded_groups(action: Mapping[str, Any]) -> set[str]:
 class EcsService(Kind):
     name = "ecs-service"
     service = "ecs"
+    # Its tasks drain from the target group for its deregistration delay (300 s unless set), then stop.
+    typical_delete = Typical("ecs-service-inactive", 300, "ECS service from draining to inactive",
+                             "Elastic Load Balancing User Guide, deregistration delay (default 300 s); botocore "
+                             "waiter ServicesInactive: 15 s x 40")
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         if "cluster" not in known:
@@ -559,9 +577,8 @@ class EcsService(Kind):
         cluster = found.raw["clusterArn"]
         ignore_codes(ecs.delete_service, ["ServiceNotFoundException", "ClusterNotFoundException"],
                      cluster=cluster, service=found.id, force=True)
-        ctx.say(f"    waiting for ECS service {found.name} to drain and stop ...")
-        ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[found.id],
-                                                 WaiterConfig={"Delay": ctx.wait_delay(15), "MaxAttempts": 60})
+        wait_for(ctx, ecs, "services_inactive", f"ECS service {found.name} to drain and stop", self.typical_delete,
+                 max_attempts=60, cluster=cluster, services=[found.id])
         return None
 
     def describe(self, found: Found) -> str:
@@ -612,20 +629,20 @@ def desired(spec: Spec) -> list[Desired]:
     log_group = f"{LogGroup.prefix(spec)}api"
     groups = {color: Ref(NAME, f"tg/{color}") for color in ("blue", "green")}
     listeners: list[Desired] = []
-    production = {"load_balancer": Ref(NAME, "alb"), "target_groups": list(groups.values())}
+    production = {"load_balancer": Ref(NAME, LOAD_BALANCER.key), "target_groups": list(groups.values())}
     if service.certificate_arn:
         listeners += [
-            Desired("listener", "listener/production", spec.name("listener", "https"),
+            Desired("listener", PRODUCTION_LISTENER.key, spec.name("listener", "https"),
                     {**production, "port": 443, "protocol": "HTTPS", "action": "forward",
                      "certificate": service.certificate_arn}, "HTTPS 443 forwarding to blue (or green after a release)"),
             Desired("listener", "listener/redirect", spec.name("listener", "http"),
                     {**production, "port": 80, "protocol": "HTTP", "action": "redirect"}, "HTTP 80 redirecting to HTTPS"),
         ]
     else:
-        listeners.append(Desired("listener", "listener/production", spec.name("listener", "http"),
+        listeners.append(Desired("listener", PRODUCTION_LISTENER.key, spec.name("listener", "http"),
                                  {**production, "port": 80, "protocol": "HTTP", "action": "forward"},
                                  "HTTP 80 forwarding to blue (or green after a release)"))
-    listeners.append(Desired("listener", "listener/test", spec.name("listener", "test"),
+    listeners.append(Desired("listener", TEST_LISTENER.key, spec.name("listener", "test"),
                              {**production, "port": service.test_listener_port, "protocol": "HTTP", "action": "forward"},
                              f"test listener {service.test_listener_port}, reachable from the bastion only"))
     return [
@@ -641,7 +658,7 @@ def desired(spec: Spec) -> list[Desired]:
             "port": service.port, "vpc": Ref("network", "vpc"), "health_check_path": service.health_check_path},
             f"{color}: target type ip, HTTP {service.port}, health check {service.health_check_path}")
           for color in ("blue", "green")],
-        Desired("load-balancer", "alb", spec.name("alb"), {
+        Desired("load-balancer", LOAD_BALANCER.key, spec.name("alb"), {
             "subnets": [Ref("network", f"subnet/{service.load_balancer_tier}/{i}") for i in zones],
             "groups": [Ref("network", f"sg/{service.load_balancer_group}")]},
             f"internet-facing, in the {service.load_balancer_tier} subnets"),
@@ -659,11 +676,7 @@ def data_outputs(ctx: Any) -> dict[str, Any]:
     """The endpoints and secret the database, cache and mail steps expose (those available)."""
     from pointapp.steps import get
 
-    values: dict[str, Any] = {}
-    for step in ("database", "cache"):
-        if get(step).available:
-            values.update({f"{step}/{key}": value for key, value in ctx.outputs(step).items()})
-    return values
+    return {output.path: output.read(ctx) for output in DATA_ENDPOINTS if get(output.step).available}
 
 
 def secret_arns(ctx: Any, spec: Spec) -> dict[str, str]:
@@ -691,7 +704,7 @@ def secret_arns(ctx: Any, spec: Spec) -> dict[str, str]:
             if name != "database":
                 answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
                                       SecretId=secret_id)
-            arns[f"secret/{name}"] = answer["ARN"] if answer else arn_of(ctx, "secretsmanager", f"secret:{secret_id}")
+            arns[f"secret/{name}"] = answer["ARN"] if answer else Arn("secretsmanager", f"secret:{secret_id}", None, None).on(ctx)
         return arns
 
     return dict(ctx.read_once(("secret-arns", spec.owner, tuple(names)), load)) if names else {}
@@ -711,5 +724,10 @@ def image_uri(ctx: Any, spec: Spec, tag: str | None = None) -> str:
             f"{tag or spec.service.image_tag}")
 
 
+#: The load balancer, its target groups and listeners need only the network: on a stand-up they start
+#: right after it, so the load balancer provisions while the database does; the task definition and
+#: the ECS service wait for the data steps.
+EARLY = EarlyPart("service: load balancer", frozenset({"target-group", "load-balancer", "listener"}), ("network",))
+
 STEP = ResourceStep(NAME, [LogGroup(), Role(), Cluster(), TaskDefinition(), TargetGroup(), LoadBalancer(), Listener(),
-                            EcsService()], desired, uses=("network",), runtime=runtime_values)
+                            EcsService()], desired, uses=("network",), runtime=runtime_values, early=EARLY)

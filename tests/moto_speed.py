@@ -1,0 +1,133 @@
+"""moto, made cheaper for the tests: a reset that only drops state, and boto3 calls to an emulator of this
+process handed to its WSGI app directly, without a socket.
+
+Neither changes what moto answers: the first drops what moto's own reset re-creates and then drops, the
+second skips HTTP between two ends of one process (the emulator still serves other processes over HTTP).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
+from botocore.handlers import BUILTIN_HANDLERS
+from werkzeug.exceptions import InternalServerError
+from werkzeug.test import EnvironBuilder
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_LIGHTENED: list[bool] = []
+
+
+def lighten_moto() -> None:
+    """Make moto cheaper in this process (once; later calls do nothing).
+
+    moto's server lists its package's folders on every request (to tell a service's name from a host
+    name), and its responses list their class's methods on every request: both are read once here.
+    moto's reset re-creates every backend it ever made (each region's EC2 loads its 4,000 AMIs, each
+    partition's IAM parses and makes its 1,300 AWS managed policies), then drops them all, to be made
+    again on first use: here it only drops them. IAM parses its managed policies once and makes them in
+    the ``aws`` partition only: the tests' regions are all there, and moto makes an IAM backend for every
+    partition on each request (to look the caller's access key up), then one per reset, at a third of a
+    second each.
+    """
+    if _LIGHTENED:
+        return
+    _LIGHTENED.append(True)
+    from moto import backends as moto_backends
+    from moto.core import responses
+    from moto.core.base_backend import BackendDict, backend_lock
+    from moto.iam import models as iam
+
+    modules = tuple(moto_backends.list_of_moto_modules())
+    moto_backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment, return-value]
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)  # type: ignore[assignment]
+
+    def reset(cls: type[BackendDict[Any]]) -> None:
+        with backend_lock:
+            for backends in BackendDict._instances:  # noqa: SLF001 - moto's own list of the backends in use
+                backends.clear()
+            BackendDict._instances.clear()  # noqa: SLF001
+
+    parsed: dict[str, Any] = json.loads(iam.aws_managed_policies_data)
+
+    def managed_policies(self: iam.IAMBackend) -> list[iam.ManagedPolicy]:
+        if not iam.load_iam_aws_managed_policies() or self.region_name != "aws":
+            return []
+        return [iam.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+                for name, data in parsed.items()]
+
+    BackendDict.reset = classmethod(reset)  # type: ignore[method-assign, assignment]
+    iam.IAMBackend._init_aws_policies = managed_policies  # type: ignore[method-assign]  # noqa: SLF001
+
+
+class _Body(io.BytesIO):
+    """An answer's body as botocore reads a raw HTTP response."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        data = self.read()
+        while data:
+            yield data
+            data = self.read()
+
+
+class InProcess:
+    """botocore's ``before-send`` handler: a request to an endpoint of :meth:`serve` gets its answer from
+    that endpoint's WSGI app, called in this thread; any other request is sent as usual."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, WsgiApp] = {}
+        self.lock = threading.Lock()
+
+    def serve(self, url: str, app: WsgiApp) -> None:
+        with self.lock:
+            self.apps[url.rstrip("/")] = app
+
+    def forget(self, url: str) -> None:
+        with self.lock:
+            self.apps.pop(url.rstrip("/"), None)
+
+    def __call__(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        parts = urlsplit(request.url)
+        base = f"{parts.scheme}://{parts.netloc}"
+        app = self.apps.get(base)
+        if app is None:
+            return None
+        body = request.body.read() if hasattr(request.body, "read") else request.body
+        headers = {key: value.decode() if isinstance(value, bytes) else value for key, value in request.headers.items()}
+        environ = EnvironBuilder(method=request.method, base_url=base, path=parts.path, query_string=parts.query,
+                                 headers=headers, data=body or b"").get_environ()
+        answered: dict[str, Any] = {}
+
+        def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answered.update(status=status, headers=response_headers)
+            return lambda _: None
+
+        try:
+            content = _run(app, environ, start_response)
+        except Exception:  # noqa: BLE001 - as werkzeug's server answers an app that fails: 500
+            content = _run(InternalServerError(), environ, start_response)
+        response_headers = HTTPHeaders()
+        for key, value in answered["headers"]:
+            response_headers[key] = value
+        return AWSResponse(request.url, int(answered["status"].split()[0]), response_headers, _Body(content))
+
+
+def _run(app: WsgiApp, environ: dict[str, Any], start_response: Callable[..., Any]) -> bytes:
+    result = app(environ, start_response)
+    try:
+        return b"".join(result)
+    finally:
+        getattr(result, "close", lambda: None)()
+
+
+#: The handler every botocore session of this process made from now on calls before it sends a request.
+IN_PROCESS = InProcess()
+BUILTIN_HANDLERS.append(("before-send", IN_PROCESS))
