@@ -41,9 +41,10 @@ from .planner import plan, resource_count
 from .routes import association_request, route_request, route_table_request
 from .subnets import public_request, subnet_request
 from .vpc import DNS_ATTRIBUTES, dns_request, vpc_request
+from .waits import NAT_GATEWAY
 
 __all__ = [
-    "ALL_OUTBOUND", "DEFERRED_NAT", "DNS_ATTRIBUTES", "FLOW_LOGS", "NAME", "STEP", "FlowLog", "GroupLayout", "Layout",
+    "ALL_OUTBOUND", "DEFERRED_NAT", "DNS_ATTRIBUTES", "FLOW_LOGS", "NAME", "NAT_GATEWAY", "STEP", "FlowLog", "GroupLayout", "Layout",
     "NatLayout", "NetworkState", "NetworkStep", "Observed", "Permission", "RouteTableLayout", "SubnetLayout",
     "address_request", "association_request", "attach_request", "available_zones", "deletions", "discover",
     "dns_request", "flow_log_group", "igw_request", "inventory", "ip_permission", "layout", "nat_request",

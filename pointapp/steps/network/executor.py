@@ -31,7 +31,7 @@ class _Executor(VpcWork, GatewayWork, SubnetWork, RouteWork, GroupWork):
             self._carry_out(change)
         if defer and self.nats_pending:
             names = ", ".join(name for name, _ in self.nats_pending)
-            self.ctx.say(f"  NAT gateway {names} is starting (usually {self.nat_usually} on AWS); its routes follow once it "
+            self.ctx.say(f"  NAT gateway {names} is starting (usually {self.nat_typical.spoken} on AWS); its routes follow once it "
                          "is available, before the service starts, while the steps that do not need it go on")
             self.ctx.defer(DEFERRED_NAT, lambda: self.finish_nat_routes(waiting))
         else:

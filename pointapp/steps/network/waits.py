@@ -17,18 +17,23 @@ import botocore.exceptions
 from pointapp.errors import StepError
 from pointapp.plan import Change
 from pointapp.resources import client_error_code, ignore_codes
+from pointapp.typical import Typical
 
 from .base import Executor
 from .discovery import NAME, paginate
+
+#: A NAT gateway from pending to available; its deletion is waited for with the same figure.
+NAT_GATEWAY = Typical("nat-gateway", 120, "NAT gateway from pending to available",
+                      "Amazon VPC User Guide, NAT gateways (states pending/available); botocore waiter "
+                      "NatGatewayAvailable: 15 s x 40")
 
 
 class Waits(Executor):
     """The waits of the network's executor: the resource mixins call them where AWS needs the order."""
 
-    #: What a NAT gateway's wait stands for in the schedule (a key of :data:`pointapp.schedule.TYPICAL`), and
-    #: how long it usually takes on AWS as the waits say it; the same for the wait for network interfaces.
-    nat_typical: ClassVar[str] = "nat-gateway"
-    nat_usually: ClassVar[str] = "1 to 3 minutes"
+    #: What the waits for a NAT gateway say it usually takes (the schedule adds up the same figure), and
+    #: what the wait for network interfaces says.
+    nat_typical: ClassVar[Typical] = NAT_GATEWAY
     interfaces_usually: ClassVar[str] = "a few minutes"
 
     def await_nats(self) -> None:
@@ -53,7 +58,7 @@ class Waits(Executor):
 
     def _wait(self, waiter: str, nats: list[tuple[str, str]], state: str, real_delay: int) -> None:
         names = ", ".join(f"{name} ({nat_id})" for name, nat_id in nats)
-        self.ctx.say(f"  waiting for NAT gateway {names} to be {state} (usually {self.nat_usually} on AWS) ...")
+        self.ctx.say(f"  waiting for NAT gateway {names} to be {state} (usually {self.nat_typical.spoken} on AWS) ...")
         started = time.monotonic()
         try:
             self.ec2.get_waiter(waiter).wait(NatGatewayIds=[nat_id for _, nat_id in nats],
