@@ -27,25 +27,29 @@ _LIGHTENED: list[bool] = []
 
 
 def lighten_moto() -> None:
-    """Make moto cheaper in this process (once; later calls do nothing).
+    """Make moto cheaper in this process (once; later calls do nothing). What moto answers stays the same.
 
-    moto's server lists its package's folders on every request (to tell a service's name from a host
-    name), and its responses list their class's methods on every request: both are read once here.
-    moto's reset re-creates every backend it ever made (each region's EC2 loads its 4,000 AMIs, each
-    partition's IAM parses and makes its 1,300 AWS managed policies), then drops them all, to be made
-    again on first use: here it only drops them. IAM parses its managed policies once and makes them in
-    the ``aws`` partition only: the tests' regions are all there, and moto makes an IAM backend for every
-    partition on each request (to look the caller's access key up), then one per reset, at a third of a
-    second each.
+    - moto's reset re-creates every backend it ever made (each region's EC2 loads its 4,000 AMIs, each
+      partition's IAM parses and makes its 1,300 AWS managed policies), then drops them all, to be made
+      again on first use: here it only drops them, after the resets of their own that S3 and Batch have.
+    - IAM parses its managed policies once, and makes them in the ``aws`` partition only: the tests'
+      regions are all there, and moto makes an IAM backend for every partition on each request (to look
+      the caller's access key up), then one per reset, at a third of a second each.
+    - KMS makes an RSA key pair for every key it creates (its default keys too, a tenth of a second each),
+      used only to sign and verify: here it makes it on first use.
+    - The server lists moto's package folders on every request (to tell a service from a host name), and
+      a response lists its class's methods on every request: both are read once here.
     """
     if _LIGHTENED:
         return
     _LIGHTENED.append(True)
     from moto import backends as moto_backends
     from moto.core import responses
-    from moto.core.base_backend import BackendDict, backend_lock
+    from moto.core.base_backend import BackendDict, BaseBackend, backend_lock
     from moto.iam import models as iam
+    from moto.kms import models as kms
 
+    kms.generate_private_key = _LazyPrivateKey.maker(kms.generate_private_key)  # type: ignore[assignment]
     modules = tuple(moto_backends.list_of_moto_modules())
     moto_backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment, return-value]
     responses.method_names_from_class = functools.cache(responses.method_names_from_class)  # type: ignore[assignment]
@@ -53,6 +57,10 @@ def lighten_moto() -> None:
     def reset(cls: type[BackendDict[Any]]) -> None:
         with backend_lock:
             for backends in BackendDict._instances:  # noqa: SLF001 - moto's own list of the backends in use
+                for account in backends.values():
+                    for region in account.values():
+                        if type(region).reset is not BaseBackend.reset:  # S3's closes files, forgets its buckets
+                            region.reset()
                 backends.clear()
             BackendDict._instances.clear()  # noqa: SLF001
 
@@ -66,6 +74,24 @@ def lighten_moto() -> None:
 
     BackendDict.reset = classmethod(reset)  # type: ignore[method-assign, assignment]
     iam.IAMBackend._init_aws_policies = managed_policies  # type: ignore[method-assign]  # noqa: SLF001
+
+
+class _LazyPrivateKey:
+    """A KMS key's private key, made by ``make(key_spec)`` when first used."""
+
+    def __init__(self, make: Callable[[str], Any], key_spec: str) -> None:
+        self.make, self.key_spec, self.made = make, key_spec, None
+
+    @classmethod
+    def maker(cls, make: Callable[[str], Any]) -> Callable[[str], Any]:
+        return lambda key_spec: cls(make, key_spec)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("make", "key_spec", "made"):  # not set yet (a copy being made)
+            raise AttributeError(name)
+        if self.made is None:
+            self.made = self.make(self.key_spec)
+        return getattr(self.made, name)
 
 
 class _Body(io.BytesIO):

@@ -32,7 +32,7 @@ from pointapp.resources import (
 from pointapp.spec import load_spec
 from pointapp.steps import STEPS, delivery, network
 from pointapp.tags import ownership_tags
-from pointapp.target import Context
+from pointapp.target import EMULATOR_POLL_SECONDS, Context
 from tests.conftest import aws_context, make_context, stub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,7 @@ def test_other_errors_are_not_retried(code: str, message: str) -> None:
     assert fake.sleeps == []
 
 
-@pytest.mark.parametrize(("aws", "bound", "pause"), [(True, 120, 15), (False, 10, 1)])
+@pytest.mark.parametrize(("aws", "bound", "pause"), [(True, 120, 15), (False, 10, EMULATOR_POLL_SECONDS)])
 def test_the_wait_is_bounded(aws: bool, bound: float, pause: float) -> None:
     ctx = aws_context() if aws else make_context()
     fake = _timed(ctx)
@@ -205,7 +205,7 @@ def test_delivery_converges_while_new_roles_are_refused_for_a_while(ctx: Context
     steps = "network,endpoints,registry,service,delivery"
     pointapp.up(ctx, only=steps)
     assert refusals == {"CreateDeploymentGroup": 0, "CreatePipeline": 0}
-    assert fake.sleeps == [1, 1, 1, 1]  # the emulator is polled quickly
+    assert fake.sleeps == [EMULATOR_POLL_SECONDS] * 4  # the emulator is polled quickly
     assert pointapp.plan(ctx, only=steps).empty
 
 
