@@ -20,19 +20,23 @@ from .waits import Waits
 
 
 def igw_request(tags: Mapping[str, str]) -> dict[str, Any]:
+    """The CreateInternetGateway request, tagged in the call."""
     return dict(TagSpecifications=tag_specifications("internet-gateway", tags))
 
 
 def attach_request(id: Id) -> dict[str, Any]:
+    """The AttachInternetGateway request: the internet gateway to the VPC."""
     return dict(InternetGatewayId=id("igw"), VpcId=id("vpc"))
 
 
 
 def address_request(tags: Mapping[str, str]) -> dict[str, Any]:
+    """The AllocateAddress request of a NAT gateway's Elastic IP, tagged in the call."""
     return dict(Domain="vpc", TagSpecifications=tag_specifications("elastic-ip", tags))
 
 
 def nat_request(id: Id, subnet: str, address: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    """The CreateNatGateway request: a public NAT gateway in ``subnet`` with the Elastic IP ``address`` (keys)."""
     return dict(SubnetId=id(subnet), AllocationId=id(address), ConnectivityType="public",
                 TagSpecifications=tag_specifications("natgateway", tags))
 

@@ -17,6 +17,7 @@ from .waits import Waits
 
 
 def security_group_request(id: Id, name: str, description: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    """The CreateSecurityGroup request, tagged in the call."""
     return dict(GroupName=name, Description=description, VpcId=id("vpc"),
                 TagSpecifications=tag_specifications("security-group", tags))
 

@@ -17,6 +17,7 @@ from .waits import Waits
 
 
 def route_table_request(id: Id, tags: Mapping[str, str]) -> dict[str, Any]:
+    """The CreateRouteTable request, tagged in the call."""
     return dict(VpcId=id("vpc"), TagSpecifications=tag_specifications("route-table", tags))
 
 
@@ -27,6 +28,7 @@ def route_request(id: Id, table: str, target: str) -> dict[str, Any]:
 
 
 def association_request(id: Id, table: str, subnet: str) -> dict[str, Any]:
+    """The AssociateRouteTable request of ``subnet`` with ``table`` (keys)."""
     return dict(RouteTableId=id(table), SubnetId=id(subnet))
 
 

@@ -14,10 +14,12 @@ from .waits import Waits
 
 
 def subnet_request(id: Id, cidr: str, zone: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    """The CreateSubnet request, tagged in the call."""
     return dict(VpcId=id("vpc"), CidrBlock=cidr, AvailabilityZone=zone, TagSpecifications=tag_specifications("subnet", tags))
 
 
 def public_request(id: Id, key: str, public: bool) -> dict[str, Any]:
+    """The ModifySubnetAttribute request that maps (or stops mapping) a public IP on launch."""
     return dict(SubnetId=id(key), MapPublicIpOnLaunch={"Value": public})
 
 

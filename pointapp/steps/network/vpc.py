@@ -16,6 +16,7 @@ from .base import Executor, Id, Planner
 
 
 def vpc_request(cidr: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    """The CreateVpc request, tagged in the call."""
     return dict(CidrBlock=cidr, TagSpecifications=tag_specifications("vpc", tags))
 
 
@@ -24,6 +25,7 @@ DNS_ATTRIBUTES = ("enableDnsSupport", "enableDnsHostnames")
 
 
 def dns_request(id: Id, attribute: str) -> dict[str, Any]:
+    """The ModifyVpcAttribute request that turns ``attribute`` on (one attribute per call, as EC2 takes them)."""
     return {"VpcId": id("vpc"), attribute[0].upper() + attribute[1:]: {"Value": True}}
 
 
