@@ -59,7 +59,7 @@ class Progress(Protocol):
     def say(self, message: str) -> None:
         """One progress line."""
 
-    def wait_delay(self, real_seconds: int) -> int:
+    def wait_delay(self, real_seconds: int) -> float:
         """The pause between two polls: ``real_seconds`` on AWS, less on an emulator."""
 
     def check_stopping(self) -> None:

@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from pointapp import steps as registry
+from pointapp.concurrency import READS_AT_ONCE, run_graph
 from pointapp.plan import Change, Outcome, Plan, Table, stood_on
 from pointapp.target import Context
 
 
 def discover(ctx: Context, only: str | Iterable[str] | None = None) -> dict[str, Any]:
-    """What each selected step owns, keyed by step name (registry order, so a step's users reuse it)."""
+    """What each selected step owns, keyed by step name (registry order).
+
+    The steps are read side by side (:data:`pointapp.concurrency.READS_AT_ONCE` requests at a time): a
+    step that needs the outputs of another one being read waits for them (:meth:`Context.outputs`), so
+    each step is read once.
+    """
     chosen, _ = registry.select(only)
-    observed = {}
-    for step in chosen:
-        module = step.load()
-        observed[step.name] = module.discover(ctx)
-        ctx.remember_outputs(step.name, module.outputs(observed[step.name]))
-    return observed
+    held = {step.name: ctx.outputs_lock(step.name) for step in chosen}
+    for lock in held.values():
+        lock.acquire()  # until the step's outputs are known: its users wait instead of reading it again
+
+    def read(step: Any) -> Any:
+        try:
+            observed = step.load().discover(ctx)
+            ctx.remember_outputs(step.name, step.load().outputs(observed))
+            return observed
+        finally:
+            held.pop(step.name).release()
+
+    try:
+        # Started in registry order, each step after those it depends on: a step that waits for another's
+        # outputs only ever waits for one already being read.
+        observed = run_graph([(step.name, ctx.as_this_work(functools.partial(read, step))) for step in chosen],
+                             {}, READS_AT_ONCE)
+        return {step.name: observed[step.name] for step in chosen}
+    finally:
+        for lock in list(held.values()):  # the steps a failure left unread
+            lock.release()
 
 
 def plan(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
@@ -81,12 +103,16 @@ def apply(ctx: Context, planned: Plan, parallel: int = 1) -> Outcome:
     if not planned.empty:
         ctx.require_confirmation("pointapp down" if planned.destroy else "pointapp up")
     busy = [name for name in planned.steps if planned.for_step(name)]
-    if parallel > 1 and not planned.destroy and len(busy) > 1:
-        warnings += apply_concurrently(ctx, planned, parallel)
-    else:
-        for name in busy:
-            with ctx.at_work(name):
-                warnings += registry.get(name).load().apply(ctx, planned.for_step(name), observed[name])
+    ctx.parallel, before = (parallel if not planned.destroy else 1), ctx.parallel  # a step's creates side by side
+    try:
+        if parallel > 1 and not planned.destroy and len(busy) > 1:
+            warnings += apply_concurrently(ctx, planned, parallel)
+        else:
+            for name in busy:
+                with ctx.at_work(name):
+                    warnings += registry.get(name).load().apply(ctx, planned.for_step(name), observed[name])
+    finally:
+        ctx.parallel = before
     if not planned.destroy:
         ctx.finish_deferred()  # what a step left running and no later step needed yet (a NAT gateway's wait)
     unchanged = 0

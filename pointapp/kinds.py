@@ -9,6 +9,7 @@ from urllib.parse import unquote
 
 import botocore.exceptions
 
+from pointapp.concurrency import map_side_by_side
 from pointapp.resources import Arn, Desired, Found, Kind, Request, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, from_aws_tags, is_owned
@@ -199,7 +200,8 @@ class LogGroup(Kind):
         def load() -> list[tuple[dict[str, Any], dict[str, str]]]:
             groups = [g for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=self.prefix(spec))
                       for g in page["logGroups"]]
-            return [(g, tags_of(ctx, g.get("logGroupArn") or g["arn"], lambda g=g: _log_group_tags(logs, g))) for g in groups]
+            return map_side_by_side(  # the tags of each group the listing lacks: one call per group
+                lambda g: (g, tags_of(ctx, g.get("logGroupArn") or g["arn"], lambda: _log_group_tags(logs, g))), groups)
 
         groups = ctx.read_once(("log-groups", self.prefix(spec)), load)
         return self.owned(spec, step, [g for g, _ in groups], lambda g: g["logGroupName"],

@@ -9,13 +9,16 @@ so a plan made before the network exists still applies once it does.
 
 from __future__ import annotations
 
+import itertools
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 import botocore.exceptions
 
+from pointapp.concurrency import CHANGES_AT_ONCE, READS_AT_ONCE, run_graph
 from pointapp.errors import StepError
 from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
@@ -197,10 +200,19 @@ class Kind:
         it another figure (a Multi-AZ database) or the create waits for more."""
         return (self.typical,) if self.typical else ()
 
+    #: The kinds of the step whose found resources :meth:`find` reads from ``known`` (a listener is looked up
+    #: on its load balancer): it runs after them; the other kinds of a step are read side by side.
+    finds_after: ClassVar[tuple[str, ...]] = ()
+    #: The kinds of the step whose creates a create of this kind waits for under ``up --parallel N``, besides
+    #: the resources its props :class:`Ref`. None: every earlier kind of the step (props name some resources by
+    #: name, not by Ref: an instance its instance profile, a role its OIDC provider). Creates of one kind that
+    #: do not Ref each other run side by side.
+    creates_after: ClassVar[tuple[str, ...] | None] = None
+
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         """Every resource of this kind that ``step`` owns in this environment (strays included).
 
-        ``known`` holds what the step's earlier kinds found (a listener is looked up on its load balancer).
+        ``known`` holds what the kinds of :attr:`finds_after` found (and maybe other earlier kinds).
         """
         raise NotImplementedError
 
@@ -334,31 +346,61 @@ class ResourceStep:
     # discover
 
     def discover(self, ctx: Any) -> StepState:
+        """What the step owns: its kinds read side by side, each after the kinds it :attr:`Kind.finds_after`;
+        what they found is taken in the kinds' order, so the state is the same as read one after another."""
         state = StepState()
         desired = self.desired(ctx.spec)
         wanted = {d.key for d in desired}
         shared = {(d.kind, d.name): d for d in desired if d.owner}
-        for kind in self.kinds.values():
+        kinds = list(self.kinds.values())
+        taken: list[str] = []  # the kinds whose finds are in ``state``, a prefix of ``kinds``
+        results: dict[str, tuple[str | None, list[Found]]] = {}
+        taking = threading.Lock()
+
+        def find(kind: Kind) -> tuple[str | None, list[Found]]:
             reason = kind.unavailable(ctx)
             if reason:
-                state.unavailable[kind.name] = reason
-                continue
-            for operation in kind.operations.values():
-                gap = ctx.lacks(*operation)
-                if gap:
-                    state.gaps[operation] = gap
-            for found in kind.find(ctx, ctx.spec, self.name, state.found):
-                used = shared.get((kind.name, found.name)) or shared.get((kind.name, found.id))
-                if found.owner and used is not None and used.owner == found.owner:  # theirs, used as it is
-                    state.found[used.key] = replace(found, key=used.key, raw={**found.raw, "borrowed": True})
-                elif found.owner:
-                    state.foreign[(kind.name, found.name)] = state.foreign[(kind.name, found.id)] = found
-                elif found.key in wanted and found.key not in state.found:
-                    state.found[found.key] = found
-                else:
-                    state.strays.append(found)
+                return reason, []
+            with taking:
+                known = dict(state.found)
+            return None, kind.find(ctx, ctx.spec, self.name, known)
+
+        def take(name: str, result: tuple[str | None, list[Found]]) -> None:  # in the calling thread
+            results[name] = result
+            while len(taken) < len(kinds) and kinds[len(taken)].name in results:
+                kind = kinds[len(taken)]
+                with taking:
+                    self._take(ctx, kind, *results[kind.name], state, wanted, shared)
+                taken.append(kind.name)
+
+        # A kind that reads ``known`` waits for every kind up to the last it reads: those are taken by then.
+        index = {kind.name: i for i, kind in enumerate(kinds)}
+        after = {kind.name: [k.name for k in kinds[:max((index[n] + 1 for n in kind.finds_after), default=0)]]
+                 for kind in kinds}
+        run_graph([(kind.name, ctx.as_this_work(lambda kind=kind: find(kind))) for kind in kinds], after,
+                  READS_AT_ONCE, take)
         self._collect_refs(ctx, state)
         return state
+
+    def _take(self, ctx: Any, kind: Kind, unavailable: str | None, finds: list[Found], state: StepState,
+              wanted: set[str], shared: Mapping[tuple[str, str], Desired]) -> None:
+        if unavailable:
+            state.unavailable[kind.name] = unavailable
+            return
+        for operation in kind.operations.values():
+            gap = ctx.lacks(*operation)
+            if gap:
+                state.gaps[operation] = gap
+        for found in finds:
+            used = shared.get((kind.name, found.name)) or shared.get((kind.name, found.id))
+            if found.owner and used is not None and used.owner == found.owner:  # theirs, used as it is
+                state.found[used.key] = replace(found, key=used.key, raw={**found.raw, "borrowed": True})
+            elif found.owner:
+                state.foreign[(kind.name, found.name)] = state.foreign[(kind.name, found.id)] = found
+            elif found.key in wanted and found.key not in state.found:
+                state.found[found.key] = found
+            else:
+                state.strays.append(found)
 
     def _resolver(self, state: StepState, strict: bool) -> Resolver:
         def lookup(ref: Ref) -> Any:
@@ -479,51 +521,80 @@ class ResourceStep:
         return warnings
 
     def _apply(self, ctx: Any, changes: Sequence[Change], state: StepState) -> list[str]:
+        """Carry out ``changes`` in order. Under ``up --parallel N`` (``ctx.parallel`` above 1) a run of
+        creates is made side by side, :data:`~pointapp.concurrency.CHANGES_AT_ONCE` at a time: each once the
+        resources of this step its props Ref and those of the kinds it :attr:`Kind.creates_after` exist."""
         warnings: list[str] = []
         self._collect_refs(ctx, state)  # a plan made before a step it uses was applied
         resolver = self._resolver(state, strict=True)
-        for change in (c for c in changes if c.action != "keep"):
-            ctx.check_stopping()
-            ctx.say(f"  {change.line()}")
-            kind = self.kinds[change.kind]
-            skip = change.args.get("skip")
-            if skip:
-                ctx.skipped.append(change)
-                if change.action != "create":  # a create the target lacks the service for is told in the plan
-                    warnings.append(f"{change.kind} {change.name}: {skip}")
-                    ctx.say(f"    skipped: {skip}")
-                continue
-            if change.args.get("taken"):
-                raise StepError(self.name, f"{change.kind} {change.name}",
-                                f"exists and belongs to environment {change.args['taken']} (its pointapp:environment "
-                                "tag); pointapp never takes over another environment's resource: give this "
-                                "environment its own in the spec")
-            try:
-                if change.op == "create":
-                    desired: Desired = change.args["desired"]
-                    state.found[desired.key] = kind.create(ctx, desired, resolve(desired.props, resolver),
-                                                           change.args["tags"])
-                elif change.op == "update":
-                    self._update(ctx, kind, change.args["desired"], change.args["differences"], state, resolver)
-                else:
-                    note = kind.delete(ctx, change.args["found"])
-                    if note:
-                        warnings.append(f"{change.kind} {change.name}: {note}")
-                        ctx.skipped.append(change)
-                        ctx.say(f"    skipped: {note}")
-                    if state.found.get(change.key) is change.args["found"]:
-                        del state.found[change.key]
-                if change not in ctx.skipped:
-                    ctx.done.append(change)
-            except Unresolved as missing:
-                if missing.ref.step == "runtime":
-                    need = f"needs {missing.ref.key}, known once the steps {self.name} depends on are up"
-                else:
-                    need = (f"needs {missing.ref.key} of step {missing.ref.step}, which does not exist: "
-                            f"run `pointapp up --only {missing.ref.step}` first")
-                raise StepError(self.name, f"{change.kind} {change.name}", need) from None
-            except botocore.exceptions.ClientError as error:
-                raise step_error(self.name, change, error) from error
+        pending = [c for c in changes if c.action != "keep"]
+        while pending:
+            batch = [pending[0]]
+            if ctx.parallel > 1 and pending[0].op == "create":
+                batch = list(itertools.takewhile(lambda c: c.op == "create" and "desired" in c.args, pending)) or batch
+            pending = pending[len(batch):]
+            notes = run_graph([(id(change), ctx.as_this_work(lambda change=change: self._carry_out(ctx, change, state, resolver)))
+                               for change in batch], self._create_order(batch) if len(batch) > 1 else {},
+                              CHANGES_AT_ONCE)
+            warnings += [note for change in batch for note in notes[id(change)]]
+        return warnings
+
+    def _create_order(self, creates: Sequence[Change]) -> dict[int, list[int]]:
+        """What each of ``creates`` waits for: the creates its props Ref, and those of the kinds it creates after."""
+        order = list(self.kinds)
+        by_key = {change.key: id(change) for change in creates}
+        after: dict[int, list[int]] = {}
+        for change in creates:
+            kinds = self.kinds[change.kind].creates_after
+            earlier = order[:order.index(change.kind)] if kinds is None else kinds
+            refs = {ref.key for ref in _refs(change.args["desired"].props) if ref.step == self.name}
+            after[id(change)] = [id(c) for c in creates if c.kind in earlier] + [by_key[k] for k in refs if k in by_key]
+        return after
+
+    def _carry_out(self, ctx: Any, change: Change, state: StepState, resolver: Resolver) -> list[str]:
+        """One change; the warnings it gives."""
+        warnings: list[str] = []
+        ctx.check_stopping()
+        ctx.say(f"  {change.line()}")
+        kind = self.kinds[change.kind]
+        skip = change.args.get("skip")
+        if skip:
+            ctx.skipped.append(change)
+            if change.action != "create":  # a create the target lacks the service for is told in the plan
+                warnings.append(f"{change.kind} {change.name}: {skip}")
+                ctx.say(f"    skipped: {skip}")
+            return warnings
+        if change.args.get("taken"):
+            raise StepError(self.name, f"{change.kind} {change.name}",
+                            f"exists and belongs to environment {change.args['taken']} (its pointapp:environment "
+                            "tag); pointapp never takes over another environment's resource: give this "
+                            "environment its own in the spec")
+        try:
+            if change.op == "create":
+                desired: Desired = change.args["desired"]
+                state.found[desired.key] = kind.create(ctx, desired, resolve(desired.props, resolver),
+                                                       change.args["tags"])
+            elif change.op == "update":
+                self._update(ctx, kind, change.args["desired"], change.args["differences"], state, resolver)
+            else:
+                note = kind.delete(ctx, change.args["found"])
+                if note:
+                    warnings.append(f"{change.kind} {change.name}: {note}")
+                    ctx.skipped.append(change)
+                    ctx.say(f"    skipped: {note}")
+                if state.found.get(change.key) is change.args["found"]:
+                    del state.found[change.key]
+            if change not in ctx.skipped:
+                ctx.done.append(change)
+        except Unresolved as missing:
+            if missing.ref.step == "runtime":
+                need = f"needs {missing.ref.key}, known once the steps {self.name} depends on are up"
+            else:
+                need = (f"needs {missing.ref.key} of step {missing.ref.step}, which does not exist: "
+                        f"run `pointapp up --only {missing.ref.step}` first")
+            raise StepError(self.name, f"{change.kind} {change.name}", need) from None
+        except botocore.exceptions.ClientError as error:
+            raise step_error(self.name, change, error) from error
         return warnings
 
     @staticmethod

@@ -16,18 +16,21 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from pointapp.concurrency import InFlight
 from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.errors import ConfirmationRequired, TargetError
 from pointapp.spec import PARTITIONS, Spec, check_region, load_spec
 
 DEFAULT_REGION = "ap-northeast-1"
+
+T = TypeVar("T")
 
 TargetKind = Literal["emulator", "endpoint", "aws"]
 
@@ -196,6 +199,11 @@ class Context:
     _generation: int = field(default=0, repr=False)
     _step_locks: dict[str, Any] = field(default_factory=dict, repr=False)
     _deferred: dict[str, _Deferred] = field(default_factory=dict, repr=False)
+    _read_gates: dict[Any, Any] = field(default_factory=dict, repr=False)
+    #: The requests in flight at once, over every client and thread of the run (see :mod:`pointapp.concurrency`).
+    in_flight: InFlight = field(default_factory=InFlight, repr=False)
+    #: How many changes of one step may be made side by side (``up --parallel``; 1: one after another).
+    parallel: int = 1
     stopping: bool = False  # set on Ctrl-C while steps run in threads: each stops before its next change
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)  # what waits measure (tests give their own)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)  # how waits pause between attempts
@@ -203,6 +211,7 @@ class Context:
     def __post_init__(self) -> None:
         share_service_models(self.session)
         self.session.events.register("before-call.*.*", self._record_call)
+        self.in_flight.register(self.session.events)
 
     def _record_call(self, model: Any, **_: Any) -> None:
         call = Call(model.service_model.service_name, model.name)
@@ -213,16 +222,24 @@ class Context:
                 self._reads.clear()
 
     def read_once(self, key: Any, load: Callable[[], Any]) -> Any:
-        """A listing several steps need (every IAM role, every log group), read once until the next change."""
+        """A listing several steps need (every IAM role, every log group), read once until the next change.
+
+        Steps discovered side by side that ask for the same listing at once wait for the first to read it.
+        """
         with self._lock:
             if key in self._reads:
                 return self._reads[key]
-            generation = self._generation
-        value = load()
-        with self._lock:
-            if generation == self._generation:  # no change made meanwhile (by another step's thread)
-                self._reads[key] = value
-        return value
+            gate = self._read_gates.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if key in self._reads:
+                    return self._reads[key]
+                generation = self._generation
+            value = load()
+            with self._lock:
+                if generation == self._generation:  # no change made meanwhile (by another step's thread)
+                    self._reads[key] = value
+            return value
 
     @property
     def botocore_config(self) -> Config:
@@ -246,9 +263,10 @@ class Context:
         """Why the target cannot run ``operation`` (the emulator lacks it), or None when it can."""
         if (service, operation) not in EMULATOR_GAPS:
             return None
-        if self.emulated is None:
-            self.emulated = self.target.kind == "emulator" or (
-                self.target.kind == "endpoint" and _answers_as_moto(self.target.endpoint_url))
+        with self._lock:  # asked once: the kinds discovered side by side wait for the answer
+            if self.emulated is None:
+                self.emulated = self.target.kind == "emulator" or (
+                    self.target.kind == "endpoint" and _answers_as_moto(self.target.endpoint_url))
         if not self.emulated:
             return None
         return EMULATOR_GAPS[(service, operation)] or (
@@ -258,9 +276,10 @@ class Context:
     @property
     def account(self) -> str:
         """The AWS account id of the target (asked once)."""
-        if "account" not in self._outputs:
-            self._outputs["account"] = {"id": str(self.client("sts").get_caller_identity()["Account"])}
-        return self._outputs["account"]["id"]
+        with self.outputs_lock("account"):  # steps discovered side by side ask STS once
+            if "account" not in self._outputs:
+                self._outputs["account"] = {"id": str(self.client("sts").get_caller_identity()["Account"])}
+            return self._outputs["account"]["id"]
 
     @property
     def partition(self) -> str:
@@ -268,15 +287,19 @@ class Context:
 
     def outputs(self, step: str) -> dict[str, str]:
         """The ids a step exposes to the steps that use it, discovered once per run until it changes."""
-        with self._lock:
-            lock = self._step_locks.setdefault(step, threading.Lock())
-        with lock:  # two steps running side by side that use the same step discover it once
+        with self.outputs_lock(step):  # two steps running side by side that use the same step discover it once
             if step not in self._outputs:
                 from pointapp.steps import get
 
                 module = get(step).load()
                 self._outputs[step] = module.outputs(module.discover(self))
             return self._outputs[step]
+
+    def outputs_lock(self, step: str) -> Any:
+        """The lock held while ``step``'s outputs are being discovered: :meth:`outputs` waits on it, so a
+        step discovered side by side with the steps it uses waits for their outputs instead of reading them twice."""
+        with self._lock:
+            return self._step_locks.setdefault(step, threading.Lock())
 
     def remember_outputs(self, step: str, outputs: dict[str, str]) -> None:
         self._outputs[step] = outputs
@@ -329,6 +352,21 @@ class Context:
             yield
         finally:
             self._local.step, self._local.label = saved
+
+    def as_this_work(self, work: Callable[[], T]) -> Callable[[], T]:
+        """``work`` made to run, in another thread, as the calling thread's work: the same step
+        (:attr:`work_of_step`) and the same label on its progress lines."""
+        step, label = getattr(self._local, "step", None), getattr(self._local, "label", None)
+
+        def run() -> T:
+            saved = getattr(self._local, "step", None), getattr(self._local, "label", None)
+            self._local.step, self._local.label = step, label
+            try:
+                return work()
+            finally:
+                self._local.step, self._local.label = saved
+
+        return run
 
     @property
     def work_of_step(self) -> str | None:
@@ -432,7 +470,8 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
         raise
     ctx = Context(spec=spec, target=target, session=session, assume_yes=yes,
                   progress=progress or _print_progress, emulator=emulator,
-                  emulated=True if emulator else (False if target.is_real_aws else None))
+                  # An endpoint is asked whether it is an emulator now, before discovery opens many connections.
+                  emulated=True if emulator else (False if target.is_real_aws else _answers_as_moto(target.endpoint_url)))
     ctx.remember_outputs("account", {"id": account})  # the reachability check already asked STS
     return ctx
 

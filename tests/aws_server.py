@@ -14,7 +14,7 @@ from types import FrameType
 
 from pointapp.emulator import Emulator
 from tests.aws_behaviour import RULES, AwsBehaviour
-from tests.moto_speed import lighten_moto
+from tests.moto_speed import collect_garbage_less_often, lighten_moto
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
     lighten_moto()
+    collect_garbage_less_often()
     layer = AwsBehaviour(disabled=args.off, window=args.window)
     with Emulator(port=args.port, wrap=layer.wrap) as emulator:
         print(f"Emulator running at {emulator.endpoint_url}", flush=True)

@@ -22,11 +22,12 @@ from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.spec import Spec, load_spec
 from pointapp.target import Context, Target
 from tests.aws_behaviour import CONTROL_PATH, AwsBehaviour
-from tests.moto_speed import IN_PROCESS, lighten_moto
+from tests.moto_speed import IN_PROCESS, collect_garbage_less_often, lighten_moto
 
 REGION = "ap-northeast-1"
 
 lighten_moto()  # moto's reset (each mock_aws test starts and ends with one) only drops state
+collect_garbage_less_often()
 
 
 @pytest.fixture(autouse=True)
@@ -182,6 +183,19 @@ def stub(ctx: Context, service: str) -> Stubber:
     stubber = Stubber(client)
     stubber.activate()
     return stubber
+
+
+#: Tests that take a minute or more (a whole runbook, ``make run``): run first, so that with the tests
+#: spread over workers none of them is left running alone at the end.
+LONG_TESTS = ("tests/test_make.py::", "tests/test_notebooks.py::test_the_runbook", "tests/test_cli.py::test_runbook",
+              "tests/test_runbook.py::test_a_failure", "tests/test_cli.py::test_plan_up_plan_down",
+              "tests/test_cli.py::test_what_the_emulator_cannot_do", "tests/test_cli.py::test_embedded_emulator",
+              "tests/test_cli.py::test_deploy_status", "tests/test_audit.py::", "tests/test_cloudformation.py::",
+              "tests/test_isolation.py::test_prod_up", "tests/test_diagram.py::test_live")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_TESTS))  # stable: the rest keep their order
 
 
 _SESSION_STARTED: list[float] = []

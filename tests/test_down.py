@@ -16,6 +16,7 @@ from pointapp.spec import load_spec
 from pointapp.steps import network
 from pointapp.target import READ_PREFIXES, Context
 from tests.conftest import REGION, AwsLikeServer, aws_context, aws_like_context, aws_like_session, make_context, stub
+from tests.steps.helpers import down_leaves_nothing
 
 #: What the prod database stands on in the network, and why each is kept (keys of the network step).
 DATABASE_NEEDS = {"vpc", "subnet/db/0", "subnet/db/1", "rtb/db", "sg/db", "sg/container", "sg/management", "sg/ingress"}
@@ -249,3 +250,11 @@ def test_down_of_some_steps_keeps_what_the_steps_left_standing_stand_on(aws_like
     assert not [c for c in ctx.calls if c.service in ("rds",) and not c.operation.startswith(READ_PREFIXES)]
     final = pointapp.down(aws_like_context(aws_like, staging))
     assert final.kept == [] and final.remaining == []
+
+
+def test_staging_down_leaves_nothing_but_what_the_emulator_cannot_delete(mocked: None) -> None:
+    staging = make_context(load_spec("staging"))
+    pointapp.up(staging, only="network,database,cache,bastion,mail")
+    warnings = down_leaves_nothing(staging, "mail,bastion,cache,database,network")
+    assert [w.split(":")[0] for w in warnings] == ["cache-subnet-group point-app-staging-cache-subnets"]
+    assert boto3.client("rds", region_name=REGION).describe_db_snapshots()["DBSnapshots"] == []  # staging takes no final snapshot

@@ -18,7 +18,7 @@ REST_SAMPLES = 14
 MODES = {"error": False, "lost-response": True}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per test process: the fault runs of a worker come in several stretches
 def clean(quick_aws_like: str) -> faults.Clean:
     return faults.clean_run(quick_aws_like)
 

@@ -148,6 +148,7 @@ class ArtifactObject(Kind):
     """``taskdef.json`` and ``appspec.yaml`` zipped in the bucket; the pipeline's second source."""
 
     name = "s3-object"
+    finds_after = ("s3-bucket",)
     service = "s3"
     tagged = False
 
@@ -329,6 +330,7 @@ _GROUP_FIELDS = ("serviceRoleArn", "deploymentConfigName", "deploymentStyle", "b
 
 class DeploymentGroup(Kind):
     name = "deployment-group"
+    finds_after = ("codedeploy-application",)
     service = "codedeploy"
     operations = {"update": ("codedeploy", "UpdateDeploymentGroup"), "delete": ("codedeploy", "DeleteDeploymentGroup")}
 

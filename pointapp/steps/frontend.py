@@ -191,6 +191,7 @@ def custom_rules(origin: str) -> list[dict[str, str]]:
 
 class Branch(AmplifyKind):
     name = "amplify-branch"
+    finds_after = ("amplify-app",)
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         app = known.get("app")
@@ -255,6 +256,7 @@ class FirstBuild(AmplifyKind):
     """The first build of the production branch: an app created through the API does not build by itself."""
 
     name = "amplify-build"
+    finds_after = ("amplify-app",)
     # The build runs on Amplify while pointapp goes on: nothing here waits for it.
     typical = Typical("amplify-build", 240, "the frontend's first Amplify build and deploy",
                       "AWS Amplify Hosting User Guide, build and deploy; no botocore waiter")

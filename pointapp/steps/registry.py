@@ -13,6 +13,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from pointapp.concurrency import map_side_by_side
 from pointapp.kinds import tags_of
 from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, client_error_code
 from pointapp.spec import Spec
@@ -47,25 +48,25 @@ class Repository(Kind):
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         ecr = ctx.client("ecr")
-        found = []
-        for page in ecr.get_paginator("describe_repositories").paginate():
-            for repository in page["repositories"]:
-                if not repository["repositoryName"].startswith(f"{spec.owner}/"):
-                    continue
-                arn = repository["repositoryArn"]
-                tags = tags_of(ctx, arn, lambda arn=arn: from_aws_tags(ecr.list_tags_for_resource(resourceArn=arn)["tags"]))
-                if not is_owned(tags, spec, step):
-                    continue
-                raw = dict(repository)
-                try:
-                    raw["lifecyclePolicy"] = json.loads(ecr.get_lifecycle_policy(
-                        repositoryName=repository["repositoryName"])["lifecyclePolicyText"])
-                except botocore.exceptions.ClientError as error:
-                    if client_error_code(error) != "LifecyclePolicyNotFoundException":
-                        raise
-                    raw["lifecyclePolicy"] = None
-                found.append(Found(self.name, tags[KEY], repository["repositoryName"], tags, raw))
-        return found
+        repositories = [repository for page in ecr.get_paginator("describe_repositories").paginate()
+                        for repository in page["repositories"] if repository["repositoryName"].startswith(f"{spec.owner}/")]
+
+        def read(repository: dict[str, Any]) -> Found | None:  # its tags and lifecycle policy: per repository
+            arn = repository["repositoryArn"]
+            tags = tags_of(ctx, arn, lambda: from_aws_tags(ecr.list_tags_for_resource(resourceArn=arn)["tags"]))
+            if not is_owned(tags, spec, step):
+                return None
+            raw = dict(repository)
+            try:
+                raw["lifecyclePolicy"] = json.loads(ecr.get_lifecycle_policy(
+                    repositoryName=repository["repositoryName"])["lifecyclePolicyText"])
+            except botocore.exceptions.ClientError as error:
+                if client_error_code(error) != "LifecyclePolicyNotFoundException":
+                    raise
+                raw["lifecyclePolicy"] = None
+            return Found(self.name, tags[KEY], repository["repositoryName"], tags, raw)
+
+        return [found for found in map_side_by_side(read, repositories) if found is not None]
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         raw = found.raw

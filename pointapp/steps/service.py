@@ -443,6 +443,7 @@ class Listener(_LoadBalancingKind):
     """A listener; ``forward`` to one of the blue/green groups (whichever CodeDeploy left), or ``redirect``."""
 
     name = "listener"
+    finds_after = ("load-balancer",)
 
     def find(self, ctx: Any, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         balancer = known.get(LOAD_BALANCER.key)
@@ -521,6 +522,7 @@ def forwarded_groups(action: Mapping[str, Any]) -> set[str]:
 
 class EcsService(Kind):
     name = "ecs-service"
+    finds_after = ("ecs-cluster",)
     service = "ecs"
     # Its tasks drain from the target group for its deregistration delay (300 s unless set), then stop.
     typical_delete = Typical("ecs-service-inactive", 300, "ECS service from draining to inactive",

@@ -6,10 +6,27 @@ from collections.abc import Mapping
 from typing import Any
 
 import boto3
+import pytest
 
 import pointapp
 from pointapp.target import Context
 from tests.conftest import REGION
+
+
+def prod_with(only: str) -> Any:
+    """The fixture ``prod``: the prod environment with the steps ``only`` up (in-process moto)."""
+
+    @pytest.fixture(name="prod")
+    def prod(ctx: Context) -> Context:
+        pointapp.up(ctx, only=only)
+        return ctx
+
+    return prod
+
+
+def client(name: str) -> Any:
+    """A client of in-process moto, apart from pointapp's (to look at what a step made, or to change it)."""
+    return boto3.client(name, region_name=REGION)
 
 
 def up_is_idempotent(ctx: Context, only: str) -> None:

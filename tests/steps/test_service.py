@@ -279,3 +279,19 @@ def test_a_new_tag_tags_the_latest_revision_in_place(built: Context) -> None:
     answer = client("ecs").describe_task_definition(taskDefinition=FAMILY, include=["TAGS"])
     assert answer["taskDefinition"]["revision"] == 1 and {"key": "CostCenter", "value": "42"} in answer["tags"]
     up_is_idempotent(tagged, "service")
+
+
+def test_service_gets_the_data_endpoints_and_the_managed_secret(mocked: None) -> None:
+    ctx = make_context()
+    pointapp.up(ctx, only="network,endpoints,registry,database,cache,mail,service")
+    definition = client("ecs").describe_task_definition(taskDefinition="point-app-prod-api")["taskDefinition"]
+    container = definition["containerDefinitions"][0]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    database = ctx.outputs("database")
+    assert environment["DB_HOST"] == database["instance/address"] and environment["DB_PORT"] == "3306"
+    assert environment["REDIS_HOST"] == ctx.outputs("cache")["replication-group/address"]
+    assert container["secrets"] == [{"name": "DB_CREDENTIALS", "valueFrom": database["instance/secret"]}]
+    assert environment["DB_SECRET_ARN"] == database["instance/secret"]  # what the API reads again after a rotation
+    policy = json.dumps(client("iam").get_role_policy(RoleName="point-app-prod-task-execution",
+                                                      PolicyName="pull-image-write-logs-inject-secrets")["PolicyDocument"])
+    assert "secret:rds!db-*" in policy and "db:point-app-prod-mysql" in policy

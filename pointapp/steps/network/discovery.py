@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pointapp.concurrency import map_side_by_side
 from pointapp.resources import Found
 from pointapp.spec import Spec
 from pointapp.tags import KEY, from_aws_tags, is_owned, owner_filters
@@ -110,8 +111,13 @@ def discover(ctx: Any) -> NetworkState:
     spec: Spec = ctx.spec
     ec2 = ctx.client("ec2")
     filters = owner_filters(spec, NAME)
-    vpcs_raw = paginate(ec2, "describe_vpcs", "Vpcs", Filters=filters)
-    subnets_raw = paginate(ec2, "describe_subnets", "Subnets", Filters=filters)
+    # The tag-filtered listings need nothing from each other: read side by side.
+    listings = {"describe_vpcs": ("Vpcs", "Filters"), "describe_subnets": ("Subnets", "Filters"),
+                "describe_internet_gateways": ("InternetGateways", "Filters"),
+                "describe_nat_gateways": ("NatGateways", "Filter"), "describe_addresses": ("Addresses", "Filters"),
+                "describe_route_tables": ("RouteTables", "Filters")}
+    vpcs_raw, subnets_raw, igws_raw, every_nat, addresses, tables_raw = map_side_by_side(
+        lambda op: paginate(ec2, op, listings[op][0], **{listings[op][1]: filters}), listings)
     # The VPC holding most of the owned subnets is the environment's; any other owned VPC is a duplicate.
     holding = {v["VpcId"]: sum(s["VpcId"] == v["VpcId"] for s in subnets_raw) for v in vpcs_raw}
     owned = [v for v in vpcs_raw if is_owned(from_aws_tags(v.get("Tags")), spec, NAME)]
@@ -127,15 +133,12 @@ def discover(ctx: Any) -> NetworkState:
     def igw_in_vpc(item: dict[str, Any]) -> bool:
         return not item.get("Attachments") or any(a["VpcId"] == vpc_id for a in item["Attachments"])
 
-    igws, dup = _collect(spec, "internet-gateway",
-                         paginate(ec2, "describe_internet_gateways", "InternetGateways", Filters=filters),
-                         "InternetGatewayId", igw_in_vpc)
+    igws, dup = _collect(spec, "internet-gateway", igws_raw, "InternetGatewayId", igw_in_vpc)
     state.igw = igws.get("igw")
     state.duplicates += dup
     state.subnets, dup = _collect(spec, "subnet", subnets_raw, "SubnetId", in_vpc)
     state.duplicates += dup
     state.zones = zones_in_use(spec, state.subnets.values()) or available_zones(ctx)
-    every_nat = paginate(ec2, "describe_nat_gateways", "NatGateways", Filter=filters)
     nats = [n for n in every_nat if n["State"] not in ("deleting", "deleted")]
     state.nat_gateways, dup = _collect(spec, "nat-gateway", nats, "NatGatewayId", in_vpc)
     state.duplicates += dup
@@ -144,22 +147,24 @@ def discover(ctx: Any) -> NetworkState:
     state.nats_deleting = list(going.values()) + also_going
     state.gone_nat_interfaces = {address["NetworkInterfaceId"] for nat in every_nat if nat["State"] == "deleted"
                                  for address in nat.get("NatGatewayAddresses", []) if address.get("NetworkInterfaceId")}
-    addresses = ec2.describe_addresses(Filters=filters)["Addresses"]
     state.addresses, dup = _collect(spec, "elastic-ip", addresses, "AllocationId")
     state.duplicates += dup
-    state.route_tables, dup = _collect(spec, "route-table",
-                                       paginate(ec2, "describe_route_tables", "RouteTables", Filters=filters),
-                                       "RouteTableId", in_vpc)
+    state.route_tables, dup = _collect(spec, "route-table", tables_raw, "RouteTableId", in_vpc)
     state.duplicates += dup
     # Security groups live in a VPC: one call over the owned VPCs gives the owned groups (tagged) and the
     # default group, which the step keeps empty.
-    groups_raw = paginate(ec2, "describe_security_groups", "SecurityGroups",
-                           Filters=[{"Name": "vpc-id", "Values": sorted(v["VpcId"] for v in vpcs_raw)}]) if vpcs_raw else []
+    # With the VPC's attributes, side by side.
+    attributes = ("enableDnsHostnames", "enableDnsSupport") if vpc_id else ()
+    read: list[Callable[[], Any]] = [
+        lambda: paginate(ec2, "describe_security_groups", "SecurityGroups", Filters=[
+            {"Name": "vpc-id", "Values": sorted(v["VpcId"] for v in vpcs_raw)}]) if vpcs_raw else [],
+        *[lambda attribute=attribute: ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
+          for attribute in attributes]]
+    groups_raw, *answers = map_side_by_side(lambda call: call(), read)
     state.groups, dup = _collect(spec, "security-group", groups_raw, "GroupId", in_vpc)
     state.duplicates += dup
     if vpc_id:
-        for attribute in ("enableDnsHostnames", "enableDnsSupport"):
-            answer = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
+        for attribute, answer in zip(attributes, answers, strict=True):
             state.vpc_dns[attribute] = bool(answer[attribute[0].upper() + attribute[1:]]["Value"])
         state.default_group = next((g for g in groups_raw if g["VpcId"] == vpc_id and g["GroupName"] == "default"), None)
     return state

@@ -1,0 +1,27 @@
+"""Every value a step hands on is written where its one definition says (in-process moto)."""
+
+from __future__ import annotations
+
+import pointapp
+from pointapp import outputs
+from pointapp.outputs import Output
+from pointapp.target import Context
+
+NAMED = [value for value in vars(outputs).values() if isinstance(value, Output)]
+
+
+def test_each_output_names_step_resource_and_value() -> None:
+    assert outputs.DATABASE_ADDRESS.key == "instance/address"
+    assert outputs.DATABASE_ADDRESS.path == "database/instance/address"
+    assert outputs.PRODUCTION_LISTENER.key == "listener/production"  # an id: no value name
+    assert len({output.path for output in NAMED}) == len(NAMED)  # one definition each
+
+
+def test_every_named_output_is_written_by_its_step(ctx: Context) -> None:
+    steps = sorted({output.step for output in NAMED})
+    pointapp.up(ctx, only=",".join(["network", "endpoints", "registry", *steps]))
+    missing = [output.path for output in NAMED if output.key not in ctx.outputs(output.step)]
+    assert missing == []
+    empty = [output.path for output in NAMED if output.read(ctx) in (None, "")]
+    assert empty == []
+    assert isinstance(outputs.MAIL_DKIM_TOKENS.read(ctx), list)  # the emulator gives none; AWS gives three
