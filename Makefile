@@ -1,6 +1,7 @@
 # `make run`: set up everything and run the runbook on the embedded emulator.
 # `make test`: set up everything and run every test (pytest, then nbval over the notebooks). pytest runs four
 # workers on two cores: each waits part of the time (for a subprocess, or a wait's poll interval).
+# `make lint`: ruff, and mypy strict on the package.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -40,8 +41,10 @@ test:
 diagrams: setup
 	$(VENV)/bin/pointapp diagram --format png,svg,dot,mermaid -o diagrams
 
+# ruff over everything; mypy strict over pointapp/ (its settings: [tool.mypy] in pyproject.toml).
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Interactive work: an emulator that keeps its state, and JupyterLab pointed at it.
 emulator: setup

@@ -15,7 +15,7 @@ from pointapp.engine import apply, discover, down, finish_destroy, inventory, pl
 from pointapp.errors import ConfirmationRequired, PointappError, SpecError, StepError, TargetError
 from pointapp.plan import Change, Outcome, Plan, Table
 from pointapp.spec import Spec, load_spec
-from pointapp.steps import STEP_NAMES, STEPS, registry_table
+from pointapp.steps import STEP_NAMES, STEPS, steps_table
 from pointapp.target import Context, Target, connect, resolve_target
 
 __version__ = "0.1.0"
@@ -47,7 +47,7 @@ __all__ = [
     "load_spec",
     "plan",
     "plan_destroy",
-    "registry_table",
+    "steps_table",
     "resolve_target",
     "up",
 ]

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
+from pointapp.names import repository_name
 from pointapp.spec import Spec
-from pointapp.steps.registry import repository_name
-from pointapp.steps.service import revision_request, revision_tags
+from pointapp.taskdef import revision_request, revision_tags
 
 IMAGE_PLACEHOLDER = "<IMAGE1_NAME>"
 TASK_DEFINITION_PLACEHOLDER = "<TASK_DEFINITION>"

@@ -16,10 +16,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pointapp import outputs
 from pointapp.artifacts import GITHUB_OIDC_HOST
+from pointapp.context import StepContext
 from pointapp.errors import SpecError
 from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service
 from pointapp.spec import ANYWHERE_V4, Spec
@@ -97,9 +98,8 @@ class _Template:
             if made_here is not None:
                 return made_here
             return {"Fn::ImportValue": export_name(self.spec, value.key)}
-        if isinstance(value, Arn):  # the stack's own partition, region and account
-            return {"Fn::Sub": value.text("${AWS::Partition}", "${AWS::Region}" if value.region is None else value.region,
-                                          "${AWS::AccountId}" if value.account is None else value.account)}
+        if isinstance(value, Arn):
+            return template_arn(value)
         if isinstance(value, Mapping):
             return {k: self.ref(v, local) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -107,13 +107,18 @@ class _Template:
         return value
 
 
+def template_arn(arn: Arn) -> dict[str, str]:
+    """``arn`` in the stack's own partition, and its region and account where it names the target's own."""
+    return {"Fn::Sub": arn.text("${AWS::Partition}", "${AWS::Region}" if arn.region is None else arn.region,
+                                "${AWS::AccountId}" if arn.account is None else arn.account)}
+
+
 def _runtime(spec: Spec, key: str) -> Any:
     """What pointapp learns from the target at apply time, as the template's own expressions."""
     values: dict[str, Any] = {
         "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}, "vpc": {"Ref": logical_id("vpc")},
         "bucket": {"Ref": logical_id("bucket")},
-        "pipeline_arn": {"Fn::Sub": f"arn:${{AWS::Partition}}:codepipeline:${{AWS::Region}}:${{AWS::AccountId}}:"
-                                    f"{spec.name('release')}"},
+        "pipeline_arn": template_arn(Arn("codepipeline", spec.name("release"), None, None)),
         "production_listener": {"Fn::ImportValue": export_name(spec, outputs.PRODUCTION_LISTENER.path)},
         "api_origin": {"Fn::Sub": ["http://${Dns}", {"Dns": {"Fn::ImportValue": export_name(spec, outputs.LOAD_BALANCER_DNS.path)}}]},
         "test_listener": {"Fn::ImportValue": export_name(spec, outputs.TEST_LISTENER.path)},
@@ -127,7 +132,7 @@ def _runtime(spec: Spec, key: str) -> Any:
     return values[key]
 
 
-GITHUB_PROVIDER_ARN = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:oidc-provider/{GITHUB_OIDC_HOST}"}
+GITHUB_PROVIDER_ARN = template_arn(Arn("iam", f"oidc-provider/{GITHUB_OIDC_HOST}", "", None))
 
 
 # --- network -------------------------------------------------------------------------------------------
@@ -185,7 +190,7 @@ def network_requests(spec: Spec, region: str, zones: Sequence[str], tags: Callab
 def _flat_rule(permissions: list[dict[str, Any]]) -> dict[str, Any]:
     """One IpPermissions entry as AWS::EC2::SecurityGroupIngress spells it: one source, its description."""
     entry = permissions[0]
-    rule = {key: entry[key] for key in ("IpProtocol", "FromPort", "ToPort") if key in entry}
+    rule: dict[str, Any] = {key: entry[key] for key in ("IpProtocol", "FromPort", "ToPort") if key in entry}
     for field, source, name in (("IpRanges", "CidrIp", "CidrIp"), ("Ipv6Ranges", "CidrIpv6", "CidrIpv6"),
                                 ("UserIdGroupPairs", "GroupId", "SourceSecurityGroupId"),
                                 ("PrefixListIds", "PrefixListId", "SourcePrefixListId")):
@@ -275,10 +280,10 @@ def request_properties(shape: Shape, request: Mapping[str, Any]) -> dict[str, An
         table = shape.fields[operation]
         if isinstance(args, list):
             if args:
-                _put(properties, table, args)  # type: ignore[arg-type]
+                _put(properties, cast(Field, table), args)  # an operation called once per item: one field
             continue
         for name, value in args.items():
-            _put(properties, table[name], value)  # type: ignore[index]
+            _put(properties, cast(Mapping[str, Field], table)[name], value)
     return properties
 
 
@@ -505,13 +510,13 @@ def resource(spec: Spec, kind: Kind, desired: Desired, resolve: Resolve, here: C
 
 
 def _container(spec: Spec) -> dict[str, Any]:
-    from pointapp.steps.registry import repository_name
-    from pointapp.steps.service import container_definition
+    from pointapp.names import repository_name
+    from pointapp.taskdef import container_definition
 
     data = {output.path: {"Fn::ImportValue": export_name(spec, output.path)} for output in outputs.DATA_ENDPOINTS}
     for name in set(spec.service.secrets.values()) - {"database"}:  # a partial ARN: the template cannot look one up
-        data[f"secret/{name}"] = name if arn_service(name) else {  # type: ignore[assignment]
-            "Fn::Sub": f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{spec.owner}/{name}"}
+        data[f"secret/{name}"] = name if arn_service(name) else template_arn(  # type: ignore[assignment]
+            Arn("secretsmanager", f"secret:{spec.owner}/{name}", None, None))
     image = {"Fn::Sub": f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.amazonaws.com/{repository_name(spec)}:"
                         f"{spec.service.image_tag}"}
     from pointapp.kinds import LogGroup
@@ -679,7 +684,7 @@ def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[s
     return result
 
 
-def export(ctx: Any, directory: str | Path) -> list[Path]:
+def export(ctx: StepContext, directory: str | Path) -> list[Path]:
     """Write the templates for the context's region (one read: its availability zones)."""
     return write(ctx.spec, ctx.target.region, network.available_zones(ctx), directory)
 

@@ -1,7 +1,7 @@
 """What a step sees of the run: :class:`StepContext`, the typed protocol steps and kinds take as ``ctx``.
 
 :class:`pointapp.target.Context` implements it; a test may pass anything that has these members. A
-function that needs less may ask for a narrower protocol (:class:`Clients`, :class:`Progress`).
+function that needs less may ask for a narrower protocol (:class:`StepClients`, :class:`StepProgress`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # types only: the target module composes the context that imp
 T = TypeVar("T")
 
 
-class Clients(Protocol):
+class StepClients(Protocol):
     """AWS access: one client per service, a read cache cleared by any change, and who the target is."""
 
     @property
@@ -45,7 +45,7 @@ class Clients(Protocol):
     def partition(self) -> str: ...
 
 
-class Progress(Protocol):
+class StepProgress(Protocol):
     """What a step tells the person running it, and how it waits."""
 
     @property
@@ -68,11 +68,14 @@ class Progress(Protocol):
     @property
     def work_of_step(self) -> str | None: ...
 
+    def as_this_work(self, work: Callable[[], T]) -> Callable[[], T]:
+        """``work`` made to run, in another thread, as the calling thread's work (same step and label)."""
+
     def at_work(self, step: str, label: str | None = None) -> contextlib.AbstractContextManager[None]:
         """Within: the calling thread does ``step``'s work; its lines start with ``label``."""
 
 
-class StepContext(Clients, Progress, Protocol):
+class StepContext(StepClients, StepProgress, Protocol):
     """Everything a step uses of the run: the spec, AWS access, progress, other steps' outputs, deferred
     work, confirmations and the run's record of changes done and skipped."""
 
@@ -81,6 +84,10 @@ class StepContext(Clients, Progress, Protocol):
 
     @property
     def stopping(self) -> bool: ...
+
+    @property
+    def parallel(self) -> int:
+        """How many changes of one step may be made side by side (``up --parallel``; 1: one after another)."""
 
     @property
     def done(self) -> list[Change]:

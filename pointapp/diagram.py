@@ -21,6 +21,7 @@ from pointapp.errors import PointappError
 from pointapp.plan import Change, Plan
 from pointapp.spec import Spec
 from pointapp.steps.network import zone_suffix
+from pointapp.target import Context
 
 FORMATS = ("png", "svg", "dot", "mermaid")
 STATUS_STYLE = {  # colour, line style, legend text
@@ -380,7 +381,7 @@ def _dot_source(model: Model, title: str) -> str:
                 made[edge.source] >> DiagramEdge(label=edge.label, color=color, style=style,
                                                  fontcolor=color) >> made[edge.target]
             _legend(model)
-            source = diagram.dot.source
+            source = str(diagram.dot.source)
     return source
 
 
@@ -443,7 +444,7 @@ def to_mermaid(model: Model) -> str:
 
 
 def draw(spec: Spec, directory: str | Path, *, formats: Iterable[str] = ("png", "svg"), name: str = "architecture",
-         ctx: Any = None, planned: Any = None) -> list[Path]:
+         ctx: Context | None = None, planned: Plan | None = None) -> list[Path]:
     """Draw the spec's architecture; with ``ctx``, what exists on that target, with drift marked (from
     ``planned``, a plan already made on ``ctx``, or a new one)."""
     if ctx is None:
@@ -453,7 +454,7 @@ def draw(spec: Spec, directory: str | Path, *, formats: Iterable[str] = ("png", 
         from pointapp import engine
 
         planned = planned if planned is not None else engine.plan(ctx)
-        zones = planned.observed.get("network").zones if "network" in planned.observed else None
+        zones = planned.observed["network"].zones if "network" in planned.observed else None
         model = apply_plan(build_model(spec, ctx.target.region, zones), planned)
         title = f"{spec.owner}: what exists on {ctx.target.describe()}"
     return render(model, directory, name, formats, title)

@@ -6,12 +6,70 @@ import contextlib
 import io
 import logging
 import threading
-from typing import Any
+import urllib.request
+from typing import TYPE_CHECKING, Any
 
 from pointapp.errors import TargetError
 
+if TYPE_CHECKING:  # the target module makes Targets; the gaps only read its kind and endpoint
+    from pointapp.target import Target
+
 #: Credentials the emulator accepts; they are not secrets and never reach real AWS.
 EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+#: Operations the embedded emulator (moto) does not implement. On AWS they run; on the emulator the step
+#: says plainly that it skipped them.
+EMULATOR_GAPS: dict[tuple[str, str], str] = {
+    ("codedeploy", "DeleteApplication"): "",
+    ("codedeploy", "DeleteDeploymentGroup"): "",
+    ("codedeploy", "UpdateDeploymentGroup"): "",
+    ("codedeploy", "StopDeployment"): "",
+    ("codedeploy", "RunDeployment"): "the emulator records deployments but never runs them",
+    ("elasticache", "ReplicaNodes"): "the emulator makes one node whatever the replica count",
+    ("elasticache", "FinishDeletion"): "the emulator leaves a deleted replication group 'deleting'",
+    ("elasticache", "DeleteCacheSubnetGroup"): "",
+    ("elasticache", "ModifyCacheSubnetGroup"): "",
+    ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
+}
+
+
+#: The delay between polls on an emulator: its transitions take a second or less, and a poll costs it
+#: a millisecond or two, so waits there end within a fifth of a second of what they wait for.
+EMULATOR_POLL_SECONDS = 0.2
+
+
+def answers_as_moto(url: str | None) -> bool:
+    """Whether the endpoint at ``url`` is a moto server (it answers moto's own configuration API)."""
+    if not url:
+        return False
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/config", timeout=5) as answer:  # noqa: S310 - http(s) only
+            return bool(200 <= answer.status < 300)
+    except (OSError, ValueError):
+        return False
+
+
+class EmulatorGaps:
+    """What a target cannot do because it is the emulator: :data:`EMULATOR_GAPS`, once it is known to be one."""
+
+    def __init__(self, emulated: bool | None = None) -> None:
+        self.emulated = emulated  # None: find out on the first gap asked about (an endpoint may be moto or not)
+        self._lock = threading.Lock()
+
+    def lacks(self, target: Target, service: str, operation: str) -> str | None:
+        """Why ``target`` cannot run ``operation`` (the emulator lacks it), or None when it can."""
+        if (service, operation) not in EMULATOR_GAPS:
+            return None
+        with self._lock:  # asked once: the kinds discovered side by side wait for the answer
+            if self.emulated is None:
+                self.emulated = target.kind == "emulator" or (
+                    target.kind == "endpoint" and answers_as_moto(target.endpoint_url))
+        if not self.emulated:
+            return None
+        return EMULATOR_GAPS[(service, operation)] or (
+            f"the emulator does not implement {service} {operation}; on AWS pointapp calls it here, "
+            "and nothing was changed now")
 
 
 class Emulator:
@@ -34,8 +92,7 @@ class Emulator:
     def start(self) -> str:
         """Bind, serve in a daemon thread and return the endpoint URL."""
         from moto.core.config import default_user_config
-        from moto.moto_server.threaded_moto_server import MotoRequestHandler
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -45,7 +102,7 @@ class Emulator:
         if self.wrap is not None:
             app = self.wrap(app)
 
-        class KeepAlive(MotoRequestHandler):  # type: ignore[misc, valid-type]
+        class KeepAlive(MotoRequestHandler):  # type: ignore[misc]  # moto.moto_server has no types: its handler is Any
             """HTTP/1.1: clients keep their connection open instead of opening one per call."""
 
             protocol_version = "HTTP/1.1"

@@ -1,4 +1,8 @@
-"""Plan, apply and destroy over the step registry. The CLI and the notebooks call these."""
+"""Plan, apply and destroy over the step list. The CLI and the notebooks call these.
+
+The engine is the one writer of the outputs steps expose to each other: after each discover and each
+apply of a step, it records what the step exposes now on the context (and forgets them after a failed apply).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,31 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from pointapp import steps as registry
+from pointapp import steps
 from pointapp.concurrency import READS_AT_ONCE, run_graph
+from pointapp.context import StepContext
 from pointapp.plan import Change, Outcome, Plan, Table, stood_on
-from pointapp.target import Context
+from pointapp.target import Context, discover_outputs_with
+
+
+def discover_outputs(ctx: StepContext, step: str) -> dict[str, Any]:
+    """What ``step`` exposes to the steps that use it, discovered now (a context asks when a step reads
+    the outputs of one its run has not discovered yet)."""
+    module = steps.get(step).load()
+    return module.outputs(module.discover(ctx))
+
+
+discover_outputs_with(discover_outputs)
 
 
 def discover(ctx: Context, only: str | Iterable[str] | None = None) -> dict[str, Any]:
-    """What each selected step owns, keyed by step name (registry order).
+    """What each selected step owns, keyed by step name (step-list order).
 
     The steps are read side by side (:data:`pointapp.concurrency.READS_AT_ONCE` requests at a time): a
     step that needs the outputs of another one being read waits for them (:meth:`Context.outputs`), so
     each step is read once.
     """
-    chosen, _ = registry.select(only)
+    chosen, _ = steps.select(only)
     held = {step.name: ctx.outputs_lock(step.name) for step in chosen}
     for lock in held.values():
         lock.acquire()  # until the step's outputs are known: its users wait instead of reading it again
@@ -33,7 +48,7 @@ def discover(ctx: Context, only: str | Iterable[str] | None = None) -> dict[str,
             held.pop(step.name).release()
 
     try:
-        # Started in registry order, each step after those it depends on: a step that waits for another's
+        # Started in step-list order, each step after those it depends on: a step that waits for another's
         # outputs only ever waits for one already being read.
         observed = run_graph([(step.name, ctx.as_this_work(functools.partial(read, step))) for step in chosen],
                              {}, READS_AT_ONCE)
@@ -43,9 +58,22 @@ def discover(ctx: Context, only: str | Iterable[str] | None = None) -> dict[str,
             lock.release()
 
 
+def apply_step(ctx: Context, name: str, changes: list[Change], observed: Any) -> list[str]:
+    """Apply ``changes`` of step ``name`` and record what the step exposes now (its observed state, which
+    the apply brought up to date); after a failure, forget it, so the steps that use it discover it afresh."""
+    module = steps.get(name).load()
+    try:
+        warnings = module.apply(ctx, changes, observed)
+    except BaseException:
+        ctx.forget_outputs(name)
+        raise
+    ctx.remember_outputs(name, module.outputs(observed))
+    return warnings
+
+
 def plan(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
-    """Discover, then plan every selected step (registry order). Makes no change."""
-    chosen, skipped = registry.select(only)
+    """Discover, then plan every selected step (step-list order). Makes no change."""
+    chosen, skipped = steps.select(only)
     observed = discover(ctx, [step.name for step in chosen])
     changes = [change for step in chosen for change in step.load().plan(ctx.spec, observed[step.name])]
     result = Plan(changes, [step.name for step in chosen], observed=observed)
@@ -55,17 +83,17 @@ def plan(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
 
 
 def plan_destroy(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
-    """Everything the selected steps own, to be deleted in reverse registry order, except what is kept.
+    """Everything the selected steps own, to be deleted in reverse step-list order, except what is kept.
 
     A step keeps what must stay (a database with deletion protection) and says what each kept resource
     stands on; the steps before it are asked to keep those too (its subnets, its security group), so
     ``down`` never asks AWS to delete something a kept resource still uses. With ``only``, the steps left
     standing that build on a selected one keep all they own, and so what they stand on.
     """
-    chosen, _ = registry.select(only)
+    chosen, _ = steps.select(only)
     standing = _standing(chosen) if only else []
-    observed = discover(ctx, [step.name for step in registry.STEPS if step in chosen or step in standing])
-    order = [step for step in reversed(registry.STEPS) if step in chosen or step in standing]
+    observed = discover(ctx, [step.name for step in steps.STEPS if step in chosen or step in standing])
+    order = [step for step in reversed(steps.STEPS) if step in chosen or step in standing]
     changes: list[Change] = []
     kept: dict[tuple[str, str], str] = {}
     for step in order:
@@ -87,7 +115,7 @@ def _standing(chosen: list[Any]) -> list[Any]:
     """The available steps not in ``chosen`` that build on one of them. Only those that depend on a chosen
     step directly: one that builds on a standing step only is left standing with it, kept whole."""
     names = {step.name for step in chosen}
-    return [step for step in registry.STEPS
+    return [step for step in steps.STEPS
             if step not in chosen and step.available and names & set(step.depends_on)]
 
 
@@ -110,14 +138,14 @@ def apply(ctx: Context, planned: Plan, parallel: int = 1) -> Outcome:
         else:
             for name in busy:
                 with ctx.at_work(name):
-                    warnings += registry.get(name).load().apply(ctx, planned.for_step(name), observed[name])
+                    warnings += apply_step(ctx, name, planned.for_step(name), observed[name])
     finally:
         ctx.parallel = before
     if not planned.destroy:
         ctx.finish_deferred()  # what a step left running and no later step needed yet (a NAT gateway's wait)
     unchanged = 0
     if not planned.destroy:
-        wanted = sum(registry.get(name).load().resource_count(ctx.spec, observed[name]) for name in planned.steps)
+        wanted = sum(steps.get(name).load().resource_count(ctx.spec, observed[name]) for name in planned.steps)
         unchanged = max(wanted - len({(c.step, c.key) for c in planned.changes}), 0)
     skipped = ctx.skipped[skipped_before:]
     applied = [c for c in planned.changes if c not in skipped and c.action != "keep"]
@@ -136,13 +164,13 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
 
     from pointapp.schedule import graph_of, pick, remaining_path, run_apart, split, step_seconds
 
-    steps = [registry.get(name) for name in planned.steps if planned.for_step(name)]
-    graph = graph_of(steps)
+    busy = [steps.get(name) for name in planned.steps if planned.for_step(name)]
+    graph = graph_of(busy)
     # The units of work: each step, and apart from it the early part of a step that has one (on a
     # stand-up, the load balancer starts right after the network instead of after the database).
     units: dict[str, tuple[str, list[Any]]] = {}
     apart: set[str] = set()  # the steps whose early part runs as a unit of its own
-    for step in steps:
+    for step in busy:
         early, rest = split(step.name, planned.for_step(step.name))
         if early:
             units[run_apart(graph, step.name)] = (step.name, early)
@@ -159,7 +187,7 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
         with ctx.at_work(step, label=name):
             started = time.monotonic()
             ctx.say(f"started ({len(changes)} changes)")
-            result = registry.get(step).load().apply(ctx, changes, planned.observed[step])
+            result = apply_step(ctx, step, changes, planned.observed[step])
             ctx.say(f"done after {time.monotonic() - started:.0f}s")
             return result
 
@@ -213,7 +241,7 @@ def down(ctx: Context, only: str | Iterable[str] | None = None) -> Outcome:
 def finish_destroy(ctx: Context, outcome: Outcome, only: str | Iterable[str] | None = None) -> Outcome:
     """The final check of a destroy: discover again; list what was kept on purpose, and what else pointapp
     still owns there."""
-    for step in registry.STEPS:
+    for step in steps.STEPS:
         ctx.forget_outputs(step.name)
     final = plan_destroy(ctx, only)
     outcome.kept = final.kept
@@ -239,7 +267,7 @@ def status(ctx: Context) -> Table:
     """Each step's state on the target: done, drifted, or not built; with a link to its notebook."""
     planned = plan(ctx)
     rows = []
-    for step in registry.STEPS:
+    for step in steps.STEPS:
         module = step.load()
         owned = len(module.inventory(planned.observed[step.name]))
         changes = [c for c in planned.for_step(step.name) if not c.args.get("skip")]
@@ -255,6 +283,6 @@ def status(ctx: Context) -> Table:
 
 def inventory(ctx: Context, step: str = "network") -> Table:
     """What one step owns now, as a table."""
-    info = registry.get(step)
+    info = steps.get(step)
     module = info.load()
     return module.inventory(module.discover(ctx))

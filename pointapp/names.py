@@ -1,5 +1,8 @@
 """AWS's rules for the names pointapp gives its resources, and the spec check that every name it builds keeps them.
 
+It also holds the name and key rules several steps share (the ECR repository, the SES configuration
+sets, the route tables' keys), so no step imports another for them.
+
 Names are ``<prefix>-<env>-<part>``: a long prefix or environment name can push one over a limit that
 only the create call would reveal, halfway through ``up``. :func:`check_names` walks every resource
 each step would make (the same list ``plan`` uses) and refuses the spec with one line instead.
@@ -9,11 +12,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pointapp.errors import SpecError
-from pointapp.spec import Spec
+from pointapp.spec import Spec, known_regions
 
 
 @dataclass(frozen=True)
@@ -94,25 +97,58 @@ _ACCOUNT_DIGITS = 12
 @functools.lru_cache(maxsize=1)
 def longest_region() -> int:
     """The length of the longest region name of the partitions pointapp supports (botocore's list)."""
-    from pointapp.target import known_regions
-
     return max(len(region) for region in known_regions())
 
 
-def built_names(spec: Spec) -> Iterator[tuple[str, str]]:
-    """Every (kind, name) pointapp would create for ``spec``: the resources of each step, and the network's
-    security groups."""
-    from pointapp.steps import STEPS, network
+#: Where :func:`built_names` finds every (kind, name) the steps would create: the step list sets it
+#: (:func:`pointapp.steps.built_names`), since this module sits below the steps, which use its names.
+_BUILT_NAMES: list[Callable[[Spec], Iterator[tuple[str, str]]]] = []
 
-    for info in STEPS:
-        if info.available and info.name != "network":
-            for desired in info.load().desired(spec):
-                yield desired.kind, desired.name
-    for desired in network._flow_log_resources(spec):  # noqa: SLF001 - the step's own list
-        yield desired.kind, desired.name
-    zones = [f"zone-{i}" for i in range(spec.network.zones)]  # the names use the zones only in Name tags
-    for group in network.layout(spec, "region", zones).groups:
-        yield "security-group", group.name
+
+def built_names_from(source: Callable[[Spec], Iterator[tuple[str, str]]]) -> None:
+    """Let :func:`check_names` take the names the steps build from ``source(spec)``."""
+    _BUILT_NAMES[:] = [source]
+
+
+def built_names(spec: Spec) -> Iterator[tuple[str, str]]:
+    """Every (kind, name) pointapp would create for ``spec`` (what the steps build; none before the step
+    list is imported, which ``import pointapp`` does)."""
+    for source in _BUILT_NAMES:
+        yield from source(spec)
+
+
+# --- names several steps (and the exports) use, one rule each ----------------------------------------
+
+
+def repository_name(spec: Spec) -> str:
+    """The ECR repository of the API image: ``<prefix>-<env>/<repository>``."""
+    return f"{spec.owner}/{spec.registry.repository}"
+
+
+#: The image tag CI moves to each new build; a push of it starts the release pipeline.
+MOVING_TAG = "latest"
+
+
+def configuration_set_name(spec: Spec) -> str:
+    """The environment's SES configuration set, which its identity sends through."""
+    return spec.name("mail")
+
+
+def sending_configuration_sets(spec: Spec) -> list[str]:
+    """The configuration sets a send from this environment goes through: its own, and the identity's default
+    (the identity owner's own set, when another environment owns the identity)."""
+    return sorted({configuration_set_name(spec), f"{spec.owner_of(spec.mail.identity_owner)}-mail"})
+
+
+def route_table_keys(spec: Spec, table: str) -> list[str]:
+    """The keys of the route table(s) built for ``table``: one per zone for NAT tables in per-az mode."""
+    if spec.network.route_tables[table].default_route == "nat_gateway" and spec.network.nat == "per-az":
+        return [f"rtb/{table}/{i}" for i in range(spec.network.zones)]
+    return [f"rtb/{table}"]
+
+
+#: The network's deferred work: its NAT gateways' wait and their routes (what the service finishes first).
+DEFERRED_NAT = "network: NAT gateways and their routes"
 
 
 def check_names(spec: Spec) -> None:

@@ -48,7 +48,7 @@ def stood_on(changes: Iterable[Change], kept: Kept | None = None) -> dict[tuple[
     for change in changes:
         if change.action == "keep":
             for ref in change.args.get("stands_on", ()):
-                result.setdefault(tuple(ref), f"{change.kind} {change.name} (kept) stands on it")  # type: ignore[arg-type]
+                result.setdefault(tuple(ref), f"{change.kind} {change.name} (kept) stands on it")
     return result
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pointapp import artifacts
+from pointapp import artifacts, taskdef
 from pointapp.errors import PointappError, SpecError
 from pointapp.kinds import role_arn
 from pointapp.steps import delivery, service
@@ -27,7 +27,7 @@ _RUNNING = ("Created", "Queued", "InProgress", "Baking", "Ready")
 
 def image_uri(ctx: Context, tag: str) -> str:
     """The repository's image with ``tag``."""
-    return service.image_uri(ctx, ctx.spec, tag)
+    return taskdef.image_uri(ctx, ctx.spec, tag)
 
 
 def check_image(image: str) -> str:
@@ -72,7 +72,7 @@ def register(ctx: Context, image: str) -> str:
     props = {"cpu": current["cpu"], "memory": current["memory"], "execution_role": current["executionRoleArn"],
              "task_role": current["taskRoleArn"], "container": current["containerDefinitions"][0]}
     # The spec's ownership tags, not the latest revision's: one the pipeline registered may carry none.
-    return service.register_revision(ctx, family, props, service.revision_tags(ctx.spec), image=image).id
+    return service.register_revision(ctx, family, props, taskdef.revision_tags(ctx.spec), image=image).id
 
 
 def deploy(ctx: Context, image: str, wait: bool = False) -> Deployment:
@@ -127,7 +127,7 @@ def _describe(info: dict[str, Any]) -> Deployment:
         target = json.loads(content)["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
     except (ValueError, KeyError, IndexError, TypeError):
         target = "unknown"
-    created = info.get("createTime")
+    created: Any = info.get("createTime")
     return Deployment(info["deploymentId"], info.get("status", "?"), target,
                       created.isoformat(timespec="seconds") if hasattr(created, "isoformat") else str(created),
                       info.get("description", ""))

@@ -511,14 +511,9 @@ class ResourceStep:
     # apply
 
     def apply(self, ctx: Any, changes: Sequence[Change], state: StepState) -> list[str]:
-        try:
-            warnings = self._apply(ctx, changes, state)
-        except BaseException:
-            ctx.forget_outputs(self.name)  # partly applied: the steps that use it discover it afresh
-            raise
-        # What it holds now, from what was found and made: the steps that use it need not discover it again.
-        ctx.remember_outputs(self.name, self.outputs(state))
-        return warnings
+        """Carry out ``changes``; ``state`` follows what is found, made and deleted, so the step's
+        :meth:`outputs` of it (which the engine records after the apply) are what exists now."""
+        return self._apply(ctx, changes, state)
 
     def _apply(self, ctx: Any, changes: Sequence[Change], state: StepState) -> list[str]:
         """Carry out ``changes`` in order. Under ``up --parallel N`` (``ctx.parallel`` above 1) a run of

@@ -25,10 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pointapp.context import StepContext
 from pointapp.emulator import Emulator
 from pointapp.errors import ConfirmationRequired, PointappError, SpecError
 from pointapp.spec import load_spec
-from pointapp.steps import STEPS, parse_steps
+from pointapp.steps import STEPS, get, parse_steps
 from pointapp.target import resolve_target
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -49,7 +50,7 @@ def _local_kernel_manager(sockets: Path) -> type:
     from jupyter_client.manager import KernelManager
     from traitlets import default
 
-    class LocalKernelManager(KernelManager):  # type: ignore[misc]
+    class LocalKernelManager(KernelManager):
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"
@@ -97,7 +98,7 @@ class _Kernels:
 
 def runbook_notebooks(notebooks: Path = NOTEBOOKS, steps: Iterable[str] | None = None,
                       start: str | None = None) -> list[Path]:
-    """The start page, the notebooks of the chosen steps in registry order, then the walkthroughs.
+    """The start page, the notebooks of the chosen steps in step-list order, then the walkthroughs.
 
     ``steps`` limits the run to those steps (the start page only); ``start`` skips the steps before it.
     """
@@ -190,7 +191,7 @@ def scan_record(record: Path, secrets: Iterable[str]) -> list[str]:
     return leaked
 
 
-def known_secret_values(ctx: Any) -> list[str]:
+def known_secret_values(ctx: StepContext) -> list[str]:
     """The values of the secrets the environment holds (Secrets Manager), to look for in the record."""
     values: list[str] = []
     client = ctx.client("secretsmanager")
@@ -209,9 +210,7 @@ def known_secret_values(ctx: Any) -> list[str]:
 
 def owned_counts(planned: Any) -> dict[str, int]:
     """How many resources each step owns on the target now (from a plan's discovery)."""
-    from pointapp import engine
-
-    return {name: len(engine.registry.get(name).load().inventory(state)) for name, state in planned.observed.items()}
+    return {name: len(get(name).load().inventory(state)) for name, state in planned.observed.items()}
 
 
 def run_runbook(*, env: str = "prod", config: str | None = None, region: str | None = None,

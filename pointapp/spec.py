@@ -344,7 +344,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             line = key_node.start_mark.line + 1
             raise SpecError(f"{key}", f"defined twice in the same mapping (line {line}); give each key once")
@@ -484,8 +484,9 @@ def check_spec(spec: Spec) -> None:
     vpc = parse_network("network.vpc_cidr", network.vpc_cidr, 4)
     if not 16 <= vpc.prefixlen <= 28:
         raise SpecError("network.vpc_cidr", f"{network.vpc_cidr} must have a prefix between /16 and /28")
-    names = [("network.tiers", network.tiers), ("network.route_tables", network.route_tables),
-             ("network.security_groups", network.security_groups)]
+    names: list[tuple[str, Mapping[str, object]]] = [
+        ("network.tiers", network.tiers), ("network.route_tables", network.route_tables),
+        ("network.security_groups", network.security_groups)]
     for where, mapping in names:
         for key in mapping:
             if not re.match(_KEY, key):
@@ -523,17 +524,17 @@ def check_spec(spec: Spec) -> None:
     if not network.tiers.get(network.nat_tier, Tier(public=False, route_table="", cidrs=(), holds="")).public:
         raise SpecError("network.nat_tier", f"{network.nat_tier!r} must name a public tier; public tiers: "
                         + ", ".join(name for name, tier in network.tiers.items() if tier.public))
-    for field, tier in (("endpoints.tier", spec.endpoints.tier), ("bastion.tier", spec.bastion.tier),
-                        ("service.load_balancer_tier", spec.service.load_balancer_tier),
-                        ("service.task_tier", spec.service.task_tier)):
-        if tier not in network.tiers:
-            raise SpecError(field, f"unknown tier {tier!r}; allowed: {', '.join(network.tiers)}")
-    for field, group in (("endpoints.security_group", spec.endpoints.security_group),
-                         ("bastion.security_group", spec.bastion.security_group),
-                         ("service.load_balancer_group", spec.service.load_balancer_group),
-                         ("service.task_group", spec.service.task_group)):
-        if group not in groups:
-            raise SpecError(field, f"unknown security group {group!r}; allowed: {', '.join(groups)}")
+    for field, named_tier in (("endpoints.tier", spec.endpoints.tier), ("bastion.tier", spec.bastion.tier),
+                              ("service.load_balancer_tier", spec.service.load_balancer_tier),
+                              ("service.task_tier", spec.service.task_tier)):
+        if named_tier not in network.tiers:
+            raise SpecError(field, f"unknown tier {named_tier!r}; allowed: {', '.join(network.tiers)}")
+    for field, named_group in (("endpoints.security_group", spec.endpoints.security_group),
+                               ("bastion.security_group", spec.bastion.security_group),
+                               ("service.load_balancer_group", spec.service.load_balancer_group),
+                               ("service.task_group", spec.service.task_group)):
+        if named_group not in groups:
+            raise SpecError(field, f"unknown security group {named_group!r}; allowed: {', '.join(groups)}")
     for table in spec.endpoints.gateway_route_tables:
         if table not in network.route_tables:
             raise SpecError("endpoints.gateway_route_tables",
@@ -577,6 +578,21 @@ def check_spec(spec: Spec) -> None:
 
 #: The partitions pointapp builds ARNs, service principals and endpoints for.
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+
+
+@functools.lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
+    """Every region botocore knows for EC2, across the standard partitions.
+
+    Read once per process: botocore's region list is data shipped with it, and reading it needs a new
+    session that parses the endpoint data again (about a third of a second per ``connect``)."""
+    import boto3
+
+    session = boto3.session.Session()
+    regions: set[str] = set()
+    for partition in PARTITIONS:
+        regions.update(session.get_available_regions("ec2", partition_name=partition))
+    return frozenset(regions)
 
 
 @functools.lru_cache(maxsize=64)  # each answer costs a new session parsing botocore's endpoint data again

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import os
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
@@ -23,14 +21,20 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from pointapp.clients import READ_PREFIXES, Call, Clients
 from pointapp.concurrency import InFlight
-from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
+from pointapp.context import StepContext
+from pointapp.emulator import EMULATOR_CREDENTIALS, EMULATOR_POLL_SECONDS, Emulator, EmulatorGaps, answers_as_moto
 from pointapp.errors import ConfirmationRequired, TargetError
-from pointapp.spec import PARTITIONS, Spec, check_region, load_spec
+from pointapp.plan import Change
+from pointapp.run import DeferredWork, Outputs, Progress, Record, print_progress
+from pointapp.spec import Spec, check_region, known_regions, load_spec
 
-DEFAULT_REGION = "ap-northeast-1"
+__all__ = ["EMULATOR_POLL_SECONDS", "READ_PREFIXES", "Call", "Context", "Target", "connect", "known_regions", "resolve_target"]
 
 T = TypeVar("T")
+
+DEFAULT_REGION = "ap-northeast-1"
 
 TargetKind = Literal["emulator", "endpoint", "aws"]
 
@@ -56,19 +60,6 @@ class Target:
         return f"{what} {self.endpoint_url}, region {self.region}"
 
 
-@functools.lru_cache(maxsize=1)
-def known_regions() -> frozenset[str]:
-    """Every region botocore knows for EC2, across the standard partitions.
-
-    Read once per process: botocore's region list is data shipped with it, and reading it needs a new
-    session that parses the endpoint data again (about a third of a second per ``connect``)."""
-    session = boto3.session.Session()
-    regions: set[str] = set()
-    for partition in PARTITIONS:
-        regions.update(session.get_available_regions("ec2", partition_name=partition))
-    return frozenset(regions)
-
-
 def resolve_target(*, region: str | None = None, endpoint_url: str | None = None, aws: bool = False,
                    profile: str | None = None, environ: Mapping[str, str] | None = None) -> Target:
     """Decide the target from the options and the environment; raises :class:`TargetError`."""
@@ -90,50 +81,14 @@ def resolve_target(*, region: str | None = None, endpoint_url: str | None = None
     return Target("emulator", region)
 
 
-READ_PREFIXES = ("Describe", "Get", "List", "Head", "BatchGet")
+#: How a context finds the outputs of a step its run has not discovered yet. The engine sets it (it
+#: discovers the step): this module sits below the steps and cannot name them.
+_DISCOVER_OUTPUTS: list[Callable[[StepContext, str], dict[str, Any]]] = []
 
 
-@dataclass(frozen=True)
-class Call:
-    """One AWS API call as seen by botocore, before it is sent."""
-
-    service: str
-    operation: str
-
-    @property
-    def mutating(self) -> bool:
-        return not self.operation.startswith(READ_PREFIXES)
-
-
-#: Operations the embedded emulator (moto) does not implement. On AWS they run; on the emulator the step
-#: says plainly that it skipped them.
-EMULATOR_GAPS: dict[tuple[str, str], str] = {
-    ("codedeploy", "DeleteApplication"): "",
-    ("codedeploy", "DeleteDeploymentGroup"): "",
-    ("codedeploy", "UpdateDeploymentGroup"): "",
-    ("codedeploy", "StopDeployment"): "",
-    ("codedeploy", "RunDeployment"): "the emulator records deployments but never runs them",
-    ("elasticache", "ReplicaNodes"): "the emulator makes one node whatever the replica count",
-    ("elasticache", "FinishDeletion"): "the emulator leaves a deleted replication group 'deleting'",
-    ("elasticache", "DeleteCacheSubnetGroup"): "",
-    ("elasticache", "ModifyCacheSubnetGroup"): "",
-    ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
-}
-
-
-#: The delay between polls on an emulator: its transitions take a second or less, and a poll costs it
-#: a millisecond or two, so waits there end within a fifth of a second of what they wait for.
-EMULATOR_POLL_SECONDS = 0.2
-
-
-def _answers_as_moto(url: str | None) -> bool:
-    if not url:
-        return False
-    try:
-        with urllib.request.urlopen(f"{url}/moto-api/config", timeout=5) as answer:  # noqa: S310 - http(s) only
-            return bool(200 <= answer.status < 300)
-    except (OSError, ValueError):
-        return False
+def discover_outputs_with(discover: Callable[[StepContext, str], dict[str, Any]]) -> None:
+    """Let every context find a step's outputs with ``discover(ctx, step)`` when a step first asks for them."""
+    _DISCOVER_OUTPUTS[:] = [discover]
 
 
 _MODELS: list[Any] = []  # the botocore loader of the first session, holding every service model it parsed
@@ -154,228 +109,57 @@ def share_service_models(session: boto3.Session) -> boto3.Session:
     return session
 
 
-def _print_progress(message: str) -> None:
-    print(message + "\n", end="", flush=True)  # one write per line: steps running side by side do not mix lines
-
-
-class _Deferred:
-    """Work that runs once; a second caller waits for the first to finish it."""
-
-    def __init__(self, work: Callable[[], None]) -> None:
-        self.work = work
-        self.lock = threading.Lock()
-        self.done = False
-
-    def run(self) -> None:
-        with self.lock:
-            if not self.done:
-                self.work()
-                self.done = True
-
-
-@dataclass
 class Context:
-    """One run: the spec, the target, one boto3 session and the clients made from it.
+    """One run, made of small parts with one job each, and what steps see of it (:class:`StepContext`).
 
-    Clients are created once per context and share one botocore configuration (retries, timeouts).
-    Every call is recorded in :attr:`calls`, which is how tests prove a no-op run mutates nothing.
+    - :attr:`clients` (:class:`pointapp.clients.Clients`): the boto3 clients, the call log, the read
+      cache, the account and partition;
+    - :attr:`gaps` (:class:`pointapp.emulator.EmulatorGaps`): what the target cannot do;
+    - :attr:`step_outputs` (:class:`pointapp.run.Outputs`): what each step exposes, written by the engine;
+    - :attr:`deferred` (:class:`pointapp.run.DeferredWork`): work left for later;
+    - :attr:`progress_lines` (:class:`pointapp.run.Progress`): progress, labels, the interrupt flag, the clock;
+    - :attr:`record` (:class:`pointapp.run.Record`): the changes done and skipped;
+    - the spec, the confirmation (``assume_yes``) and the emulator this context started, if any.
     """
 
-    spec: Spec
-    target: Target
-    session: boto3.Session
-    assume_yes: bool = False
-    progress: Callable[[str], None] = _print_progress
-    emulator: Emulator | None = None
-    calls: list[Call] = field(default_factory=list)
-    emulated: bool | None = None  # None: find out (an endpoint may be moto or something else)
-    skipped: list[Any] = field(default_factory=list)  # changes the target could not carry out
-    done: list[Any] = field(default_factory=list)  # changes carried out in this run, in order
-    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
-    _outputs: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
-    _reads: dict[Any, Any] = field(default_factory=dict, repr=False)
-    _lock: Any = field(default_factory=threading.RLock, repr=False)  # steps may run in threads (up --parallel)
-    _local: Any = field(default_factory=threading.local, repr=False)
-    _generation: int = field(default=0, repr=False)
-    _step_locks: dict[str, Any] = field(default_factory=dict, repr=False)
-    _deferred: dict[str, _Deferred] = field(default_factory=dict, repr=False)
-    _read_gates: dict[Any, Any] = field(default_factory=dict, repr=False)
-    #: The requests in flight at once, over every client and thread of the run (see :mod:`pointapp.concurrency`).
-    in_flight: InFlight = field(default_factory=InFlight, repr=False)
-    #: How many changes of one step may be made side by side (``up --parallel``; 1: one after another).
-    parallel: int = 1
-    stopping: bool = False  # set on Ctrl-C while steps run in threads: each stops before its next change
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False)  # what waits measure (tests give their own)
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)  # how waits pause between attempts
+    def __init__(self, *, spec: Spec, target: Target, session: boto3.Session, assume_yes: bool = False,
+                 progress: Callable[[str], None] = print_progress, emulator: Emulator | None = None,
+                 emulated: bool | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, in_flight: InFlight | None = None) -> None:
+        share_service_models(session)
+        self.spec = spec
+        self.assume_yes = assume_yes
+        self.emulator = emulator
+        self.parallel = 1  # how many changes of one step may be made side by side (up --parallel; 1: in order)
+        self.clients = Clients(session, target, in_flight)
+        self.gaps = EmulatorGaps(emulated)  # None: find out (an endpoint may be moto or something else)
+        self.progress_lines = Progress(progress, clock, sleep)
+        self.record = Record()
+        self.deferred = DeferredWork(self.say)
+        self.step_outputs = Outputs(self._discover_outputs)
 
-    def __post_init__(self) -> None:
-        share_service_models(self.session)
-        self.session.events.register("before-call.*.*", self._record_call)
-        self.in_flight.register(self.session.events)
+    def _discover_outputs(self, step: str) -> dict[str, Any]:
+        if not _DISCOVER_OUTPUTS:
+            raise LookupError(f"the outputs of step {step} are not known: import pointapp.engine to discover them")
+        return _DISCOVER_OUTPUTS[0](self, step)
 
-    def _record_call(self, model: Any, **_: Any) -> None:
-        call = Call(model.service_model.service_name, model.name)
-        self.calls.append(call)
-        if call.mutating:
-            with self._lock:  # whatever was read before a change may be stale now
-                self._generation += 1
-                self._reads.clear()
-
-    def read_once(self, key: Any, load: Callable[[], Any]) -> Any:
-        """A listing several steps need (every IAM role, every log group), read once until the next change.
-
-        Steps discovered side by side that ask for the same listing at once wait for the first to read it.
-        """
-        with self._lock:
-            if key in self._reads:
-                return self._reads[key]
-            gate = self._read_gates.setdefault(key, threading.Lock())
-        with gate:
-            with self._lock:
-                if key in self._reads:
-                    return self._reads[key]
-                generation = self._generation
-            value = load()
-            with self._lock:
-                if generation == self._generation:  # no change made meanwhile (by another step's thread)
-                    self._reads[key] = value
-            return value
+    # the spec and the target
 
     @property
-    def botocore_config(self) -> Config:
-        """The one botocore configuration of every client: bounded standard retries and timeouts."""
-        return Config(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=10, read_timeout=60,
-                      ignore_configured_endpoint_urls=self.target.is_real_aws)
+    def target(self) -> Target:
+        return self.clients.target
 
-    def client(self, service: str) -> Any:
-        """The client for ``service``, made on first use and reused for the rest of the run."""
-        with self._lock:  # boto3 makes clients one at a time; once made, a client is safe across threads
-            return self._client(service)
-
-    def _client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self.session.client(
-                service, region_name=self.target.region, endpoint_url=self.target.endpoint_url,
-                config=self.botocore_config)
-        return self._clients[service]
-
-    def lacks(self, service: str, operation: str) -> str | None:
-        """Why the target cannot run ``operation`` (the emulator lacks it), or None when it can."""
-        if (service, operation) not in EMULATOR_GAPS:
-            return None
-        with self._lock:  # asked once: the kinds discovered side by side wait for the answer
-            if self.emulated is None:
-                self.emulated = self.target.kind == "emulator" or (
-                    self.target.kind == "endpoint" and _answers_as_moto(self.target.endpoint_url))
-        if not self.emulated:
-            return None
-        return EMULATOR_GAPS[(service, operation)] or (
-            f"the emulator does not implement {service} {operation}; on AWS pointapp calls it here, "
-            "and nothing was changed now")
+    @target.setter
+    def target(self, target: Target) -> None:
+        self.clients.target = target
 
     @property
-    def account(self) -> str:
-        """The AWS account id of the target (asked once)."""
-        with self.outputs_lock("account"):  # steps discovered side by side ask STS once
-            if "account" not in self._outputs:
-                self._outputs["account"] = {"id": str(self.client("sts").get_caller_identity()["Account"])}
-            return self._outputs["account"]["id"]
-
-    @property
-    def partition(self) -> str:
-        return self.session.get_partition_for_region(self.target.region)
-
-    def outputs(self, step: str) -> dict[str, str]:
-        """The ids a step exposes to the steps that use it, discovered once per run until it changes."""
-        with self.outputs_lock(step):  # two steps running side by side that use the same step discover it once
-            if step not in self._outputs:
-                from pointapp.steps import get
-
-                module = get(step).load()
-                self._outputs[step] = module.outputs(module.discover(self))
-            return self._outputs[step]
-
-    def outputs_lock(self, step: str) -> Any:
-        """The lock held while ``step``'s outputs are being discovered: :meth:`outputs` waits on it, so a
-        step discovered side by side with the steps it uses waits for their outputs instead of reading them twice."""
-        with self._lock:
-            return self._step_locks.setdefault(step, threading.Lock())
-
-    def remember_outputs(self, step: str, outputs: dict[str, str]) -> None:
-        self._outputs[step] = outputs
-
-    def forget_outputs(self, step: str) -> None:
-        self._outputs.pop(step, None)
-
-    def defer(self, key: str, work: Callable[[], None]) -> None:
-        """Leave ``work`` (a slow resource's wait and what must follow it) for later: a step that needs it
-        done calls :meth:`finish_deferred` there, and the end of ``up`` finishes whatever is left."""
-        with self._lock:
-            self._deferred[key] = _Deferred(work)
-
-    def finish_deferred(self, key: str | None = None) -> None:
-        """Carry out the deferred work ``key`` (all of it when None), once, whichever thread asks first."""
-        with self._lock:
-            chosen = [(k, d) for k, d in self._deferred.items() if key is None or k == key]
-        for name, deferred in chosen:
-            if not deferred.done:
-                self.say(f"needs {name} first")
-            deferred.run()
-            with self._lock:
-                if self._deferred.get(name) is deferred:
-                    del self._deferred[name]
-
-    @property
-    def mutating_calls(self) -> list[Call]:
-        return [call for call in self.calls if call.mutating]
-
-    def say(self, message: str) -> None:
-        """Report progress; in a step running beside others, each line starts with the step's name."""
-        label = getattr(self._local, "label", None)
-        self.progress(f"[{label}] {message.strip()}" if label else message)
-
-    def check_stopping(self) -> None:
-        """Between two changes: stop here when the run was interrupted (Ctrl-C in another thread)."""
-        if self.stopping:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def at_work(self, step: str, label: str | None = None) -> Iterator[None]:
-        """Within: the calling thread does ``step``'s work (:attr:`work_of_step`), its own or deferred work
-        of that step. Its progress lines start with ``label``; without one, a thread whose lines are
-        labelled (steps side by side) labels them with ``step``, and an unlabelled one stays so."""
-        saved = getattr(self._local, "step", None), getattr(self._local, "label", None)
-        self._local.step = step
-        if label is not None or saved[1] is not None:
-            self._local.label = label or step
-        try:
-            yield
-        finally:
-            self._local.step, self._local.label = saved
-
-    def as_this_work(self, work: Callable[[], T]) -> Callable[[], T]:
-        """``work`` made to run, in another thread, as the calling thread's work: the same step
-        (:attr:`work_of_step`) and the same label on its progress lines."""
-        step, label = getattr(self._local, "step", None), getattr(self._local, "label", None)
-
-        def run() -> T:
-            saved = getattr(self._local, "step", None), getattr(self._local, "label", None)
-            self._local.step, self._local.label = step, label
-            try:
-                return work()
-            finally:
-                self._local.step, self._local.label = saved
-
-        return run
-
-    @property
-    def work_of_step(self) -> str | None:
-        """The step whose work the calling thread is doing (None outside ``apply``)."""
-        return getattr(self._local, "step", None)
+    def session(self) -> boto3.Session:
+        return self.clients.session
 
     def wait_delay(self, real_seconds: int) -> float:
         """The delay between waiter polls: real AWS is polled gently (``real_seconds``), an emulator
-        quickly (:data:`EMULATOR_POLL_SECONDS`)."""
+        quickly (:data:`pointapp.emulator.EMULATOR_POLL_SECONDS`)."""
         return real_seconds if self.target.is_real_aws else EMULATOR_POLL_SECONDS
 
     def require_confirmation(self, what: str) -> None:
@@ -383,6 +167,140 @@ class Context:
         if self.target.is_real_aws and not self.assume_yes:
             raise ConfirmationRequired(f"{what} changes real AWS ({self.target.describe()}); "
                                        "confirm with --yes (or yes=True in a notebook)")
+
+    # AWS access (Clients)
+
+    def client(self, service: str) -> Any:
+        """The client for ``service``, made on first use and reused for the rest of the run."""
+        return self.clients.client(service)
+
+    def read_once(self, key: Hashable, load: Callable[[], T]) -> T:
+        """A listing several steps need (every IAM role, every log group), read once until the next change."""
+        return self.clients.read_once(key, load)
+
+    @property
+    def calls(self) -> list[Call]:
+        return self.clients.calls
+
+    @property
+    def mutating_calls(self) -> list[Call]:
+        return self.clients.mutating_calls
+
+    @property
+    def _clients(self) -> dict[str, Any]:
+        return self.clients.made  # tests put stubbed clients here
+
+    @property
+    def in_flight(self) -> InFlight:
+        """The requests in flight at once, over every client and thread of the run."""
+        return self.clients.in_flight
+
+    @property
+    def account(self) -> str:
+        """The AWS account id of the target (asked once)."""
+        return self.clients.account
+
+    @property
+    def partition(self) -> str:
+        return self.clients.partition
+
+    def lacks(self, service: str, operation: str) -> str | None:
+        """Why the target cannot run ``operation`` (the emulator lacks it), or None when it can."""
+        return self.gaps.lacks(self.target, service, operation)
+
+    @property
+    def emulated(self) -> bool | None:
+        return self.gaps.emulated
+
+    # other steps' outputs (Outputs)
+
+    def outputs(self, step: str) -> dict[str, Any]:
+        """The ids a step exposes to the steps that use it, discovered once per run until it changes."""
+        return self.step_outputs.of(step)
+
+    def outputs_lock(self, step: str) -> threading.Lock:
+        """The lock held while ``step``'s outputs are being discovered (see :meth:`pointapp.run.Outputs.lock`)."""
+        return self.step_outputs.lock(step)
+
+    def remember_outputs(self, step: str, outputs: dict[str, Any]) -> None:
+        self.step_outputs.remember(step, outputs)
+
+    def forget_outputs(self, step: str) -> None:
+        self.step_outputs.forget(step)
+
+    # deferred work (DeferredWork)
+
+    def defer(self, key: str, work: Callable[[], None]) -> None:
+        """Leave ``work`` (a slow resource's wait and what must follow it) for later: a step that needs it
+        done calls :meth:`finish_deferred` there, and the end of ``up`` finishes whatever is left."""
+        self.deferred.defer(key, work)
+
+    def finish_deferred(self, key: str | None = None) -> None:
+        """Carry out the deferred work ``key`` (all of it when None), once, whichever thread asks first."""
+        self.deferred.finish(key)
+
+    # progress (Progress)
+
+    def say(self, message: str) -> None:
+        """Report progress; in a step running beside others, each line starts with the step's name."""
+        self.progress_lines.say(message)
+
+    def check_stopping(self) -> None:
+        """Between two changes: stop here when the run was interrupted (Ctrl-C in another thread)."""
+        self.progress_lines.check_stopping()
+
+    def at_work(self, step: str, label: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Within: the calling thread does ``step``'s work (see :meth:`pointapp.run.Progress.at_work`)."""
+        return self.progress_lines.at_work(step, label)
+
+    def as_this_work(self, work: Callable[[], T]) -> Callable[[], T]:
+        """``work`` made to run, in another thread, as the calling thread's work (same step and label)."""
+        return self.progress_lines.as_this_work(work)
+
+    @property
+    def work_of_step(self) -> str | None:
+        """The step whose work the calling thread is doing (None outside ``apply``)."""
+        return self.progress_lines.work_of_step
+
+    @property
+    def progress(self) -> Callable[[str], None]:
+        return self.progress_lines.progress
+
+    @property
+    def stopping(self) -> bool:
+        return self.progress_lines.stopping
+
+    @stopping.setter
+    def stopping(self, stopping: bool) -> None:
+        self.progress_lines.stopping = stopping
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.progress_lines.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self.progress_lines.clock = clock
+
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        return self.progress_lines.sleep
+
+    @sleep.setter
+    def sleep(self, sleep: Callable[[float], None]) -> None:
+        self.progress_lines.sleep = sleep
+
+    # the run's record (Record)
+
+    @property
+    def done(self) -> list[Change]:
+        return self.record.done
+
+    @property
+    def skipped(self) -> list[Change]:
+        return self.record.skipped
+
+    # the emulator's lifecycle
 
     def close(self) -> None:
         """Stop the embedded emulator if this context started one."""
@@ -469,9 +387,9 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
             emulator.stop()
         raise
     ctx = Context(spec=spec, target=target, session=session, assume_yes=yes,
-                  progress=progress or _print_progress, emulator=emulator,
+                  progress=progress or print_progress, emulator=emulator,
                   # An endpoint is asked whether it is an emulator now, before discovery opens many connections.
-                  emulated=True if emulator else (False if target.is_real_aws else _answers_as_moto(target.endpoint_url)))
-    ctx.remember_outputs("account", {"id": account})  # the reachability check already asked STS
+                  emulated=True if emulator else (False if target.is_real_aws else answers_as_moto(target.endpoint_url)))
+    ctx.clients.account = account  # the reachability check already asked STS
     return ctx
 

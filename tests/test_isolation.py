@@ -93,9 +93,9 @@ def test_the_exported_templates_make_the_shared_identity_once() -> None:
 def test_an_environment_that_uses_the_shared_identity_sends_through_its_own_configuration_set() -> None:
     """The shared identity's default configuration set is its owner's, which the task role may not use: the
     API names its own in each send (SES: the configuration set of the request takes precedence)."""
-    from pointapp.steps import service
+    from pointapp import taskdef
 
-    container = service.container_definition(load_spec("staging"), "image", "logs", REGION)
+    container = taskdef.container_definition(load_spec("staging"), "image", "logs", REGION)
     environment = {e["name"]: e["value"] for e in container["environment"]}
     assert environment["MAIL_FROM"] == "example.com"
     assert environment["MAIL_CONFIGURATION_SET"] == "point-app-staging-mail"

@@ -12,7 +12,8 @@ import pytest
 from moto import mock_aws
 
 from pointapp import cli
-from pointapp.target import Call, Context
+from pointapp.clients import Call, Clients
+from pointapp.target import Context
 from tests.conftest import MOTO_CONFIG, make_context
 
 
@@ -80,13 +81,13 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str], calls: list[Call])
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
     """Every AWS call any context makes in this test."""
     seen: list[Call] = []
-    original = Context._record_call
+    original = Clients._record_call
 
-    def record(self: Context, model: Any, **kwargs: Any) -> None:
+    def record(self: Clients, model: Any, **kwargs: Any) -> None:
         original(self, model, **kwargs)
         seen.append(self.calls[-1])
 
-    monkeypatch.setattr(Context, "_record_call", record)
+    monkeypatch.setattr(Clients, "_record_call", record)
     return seen
 
 
@@ -169,7 +170,7 @@ def test_persistent_throttling_ends_with_a_clear_error(monkeypatch: pytest.Monke
         attempts = _throttle(ctx, 100)
         with pytest.raises(botocore.exceptions.ClientError) as caught:
             pointapp.plan(ctx, only="network")
-        assert attempts[0] == 5  # the bounded number of attempts, set once in Context.botocore_config
+        assert attempts[0] == 5  # the bounded number of attempts, set once in Clients.botocore_config
         line = cli._one_line(caught.value)  # noqa: SLF001 - what the command prints
         assert line == "AWS refused DescribeVpcs: Rate exceeded (Throttling)"
 
@@ -177,16 +178,16 @@ def test_persistent_throttling_ends_with_a_clear_error(monkeypatch: pytest.Monke
 def _interrupt_at(monkeypatch: pytest.MonkeyPatch, change: int) -> Any:
     """Ctrl-C as the ``change``-th mutating call is made; returns the hook it replaced."""
     count = {"n": 0}
-    original = Context._record_call
+    original = Clients._record_call
 
-    def interrupt(self: Context, model: Any, **kwargs: Any) -> None:
+    def interrupt(self: Clients, model: Any, **kwargs: Any) -> None:
         original(self, model, **kwargs)
         if self.calls[-1].mutating:
             count["n"] += 1
             if count["n"] == change:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(Context, "_record_call", interrupt)
+    monkeypatch.setattr(Clients, "_record_call", interrupt)
     return original
 
 
@@ -199,7 +200,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_continues(monkeypatch: pytest.Mon
         err = capsys.readouterr().err
         assert err.startswith("pointapp: interrupted after ") and "running the same command again continues" in err
         assert err.count("\n") == 1
-        monkeypatch.setattr(Context, "_record_call", original)
+        monkeypatch.setattr(Clients, "_record_call", original)
         assert cli.main(["up", "--aws", "--yes", "--only", "network"]) == 0
         assert cli.main(["plan", "--aws", "--only", "network"]) == 0
 
@@ -215,7 +216,7 @@ def test_ctrl_c_during_down_stops_cleanly_and_the_next_down_finishes(monkeypatch
         err = capsys.readouterr().err
         assert err.startswith("pointapp: interrupted after ") and "running the same command again continues" in err
         assert err.count("\n") == 1 and "Traceback" not in err
-        monkeypatch.setattr(Context, "_record_call", original)
+        monkeypatch.setattr(Clients, "_record_call", original)
         assert cli.main(["down", "--aws", "--yes", "--only", "network,registry"]) == 0  # deletes the rest
         assert "Still there" not in capsys.readouterr().out
         assert cli.main(["down", "--aws", "--yes", "--only", "network,registry"]) == 0

@@ -81,3 +81,32 @@ def test_real_aws_lacks_nothing() -> None:
 
     with mock_aws(), connect(aws=True) as ctx:
         assert ctx.lacks("amplify", "Amplify") is None
+
+
+def test_the_account_is_asked_once_and_is_no_step_output() -> None:
+    from moto import mock_aws
+
+    from pointapp.errors import SpecError
+
+    with mock_aws(), connect(aws=True) as ctx:
+        before = len(ctx.calls)
+        assert ctx.account == ctx.account == "123456789012"
+        assert ctx.calls[before:] == []  # the reachability check of connect asked STS already
+        with pytest.raises(SpecError, match="unknown step 'account'"):
+            ctx.outputs("account")
+
+
+def test_a_step_asked_for_the_outputs_of_one_not_discovered_yet_has_them_discovered_once() -> None:
+    from moto import mock_aws
+
+    import pointapp
+
+    with mock_aws(), connect(aws=True, yes=True) as ctx:
+        pointapp.up(ctx, only="registry")
+        ctx.forget_outputs("registry")
+        before = len(ctx.calls)
+        outputs = ctx.outputs("registry")
+        assert outputs and ctx.outputs("registry") is outputs
+        assert ctx.calls[before:] and not [c for c in ctx.calls[before:] if c.mutating]
+        reads = len(ctx.calls)
+        assert ctx.outputs("registry") == outputs and len(ctx.calls) == reads  # known now: no read

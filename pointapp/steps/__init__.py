@@ -1,4 +1,4 @@
-"""The step registry: every step of the runbook, in dependency order, in one place.
+"""The step list: every step of the runbook, in dependency order, in one place.
 
 ``up`` walks it forward, ``down`` backward, ``plan`` all of it, and each notebook is one entry.
 A step declared here whose module is not yet part of this version is listed as not available.
@@ -7,25 +7,28 @@ A step declared here whose module is not yet part of this version is listed as n
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pointapp.context import StepContext
 from pointapp.errors import SpecError
+from pointapp.names import built_names_from
 from pointapp.plan import Change, Kept, Table
+from pointapp.resources import ResourceStep
 from pointapp.spec import Spec
 
 
 class Step(Protocol):
     """What every step module provides (see :mod:`pointapp.steps.network`)."""
 
-    def discover(self, ctx: Any) -> Any: ...
+    def discover(self, ctx: StepContext) -> Any: ...
 
     def plan(self, spec: Spec, observed: Any) -> list[Change]: ...
 
     def plan_destroy(self, spec: Spec, observed: Any, kept: Kept | None = None) -> list[Change]: ...
 
-    def apply(self, ctx: Any, changes: Sequence[Change], observed: Any) -> list[str]: ...
+    def apply(self, ctx: StepContext, changes: Sequence[Change], observed: Any) -> list[str]: ...
 
     def resource_count(self, spec: Spec, observed: Any) -> int: ...
 
@@ -74,7 +77,7 @@ STEPS: tuple[StepInfo, ...] = (
 STEP_NAMES = tuple(step.name for step in STEPS)
 
 
-def registry_table() -> Table:
+def steps_table() -> Table:
     """The steps in order, with what each depends on and its notebook."""
     rows = [(i + 1, s.name, s.title, ", ".join(s.depends_on) or "-", s.notebook,
              "yes" if s.available else "not yet") for i, s in enumerate(STEPS)]
@@ -100,7 +103,7 @@ def parse_steps(only: str | Iterable[str] | None) -> list[str]:
 
 
 def select(only: str | Iterable[str] | None) -> tuple[list[StepInfo], list[StepInfo]]:
-    """The steps to run in registry order, and the declared steps skipped as not yet available.
+    """The steps to run in step-list order, and the declared steps skipped as not yet available.
 
     Naming a step that is not available is an error; with no selection every available step runs.
     """
@@ -111,3 +114,24 @@ def select(only: str | Iterable[str] | None) -> tuple[list[StepInfo], list[StepI
             step.load()
         return chosen, []
     return [s for s in STEPS if s.available], [s for s in STEPS if not s.available]
+
+
+def built_names(spec: Spec) -> Iterator[tuple[str, str]]:
+    """Every (kind, name) pointapp would create for ``spec``: the resources of each step, and the network's
+    security groups (what the spec's name check, :func:`pointapp.names.check_names`, checks)."""
+    from pointapp.steps import network
+
+    for info in STEPS:
+        module = info.load() if info.available and info.name != "network" else None
+        if isinstance(module, ResourceStep):
+            for desired in module.desired(spec):
+                yield desired.kind, desired.name
+    for desired in network.FLOW_LOGS.desired(spec):
+        yield desired.kind, desired.name
+    zones = [f"zone-{i}" for i in range(spec.network.zones)]  # the names use the zones only in Name tags
+    for group in network.layout(spec, "region", zones).groups:
+        yield "security-group", group.name
+
+
+built_names_from(built_names)
+

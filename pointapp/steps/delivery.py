@@ -21,6 +21,7 @@ import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
 from pointapp.kinds import Role, document, pointapp_role, policy, role_arn, role_path, tags_of, trust_policy
+from pointapp.names import MOVING_TAG, repository_name
 from pointapp.outputs import PRODUCTION_LISTENER, TEST_LISTENER
 from pointapp.resources import (
     CODEDEPLOY_ROLE,
@@ -37,9 +38,8 @@ from pointapp.resources import (
     retry_new_role,
 )
 from pointapp.spec import Spec
-from pointapp.steps.registry import MOVING_TAG, repository_name
-from pointapp.steps.service import runtime_values as service_runtime
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
+from pointapp.taskdef import runtime_values as service_runtime
 
 NAME = "delivery"
 GITHUB_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"

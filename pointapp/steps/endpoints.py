@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.names import route_table_keys
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep
 from pointapp.spec import Spec
-from pointapp.steps.network import route_table_keys
 from pointapp.tags import KEY, add_tags, from_aws_tags, owner_filters, tag_specifications
 from pointapp.typical import Typical
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.names import configuration_set_name
 from pointapp.outputs import MAIL_DKIM_TOKENS, MAIL_IDENTITY
 from pointapp.plan import Table
 from pointapp.resources import Arn, Desired, Found, Kind, Request, ResourceStep, ignore_codes
@@ -25,17 +26,6 @@ def _owned_tags(ctx: Any, arn: str, raw: Mapping[str, Any]) -> dict[str, str]:
     if "Tags" in raw:
         return from_aws_tags(raw["Tags"])
     return from_aws_tags(ctx.client("sesv2").list_tags_for_resource(ResourceArn=arn).get("Tags"))
-
-
-def configuration_set_name(spec: Spec) -> str:
-    """The environment's configuration set, which its identity sends through."""
-    return spec.name("mail")
-
-
-def sending_configuration_sets(spec: Spec) -> list[str]:
-    """The configuration sets a send from this environment goes through: its own, and the identity's default
-    (the identity owner's own set, when another environment owns the identity)."""
-    return sorted({configuration_set_name(spec), f"{spec.owner_of(spec.mail.identity_owner)}-mail"})
 
 
 class ConfigurationSet(Kind):

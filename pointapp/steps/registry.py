@@ -15,12 +15,12 @@ import botocore.exceptions
 
 from pointapp.concurrency import map_side_by_side
 from pointapp.kinds import tags_of
+from pointapp.names import MOVING_TAG, repository_name
 from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, client_error_code
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
 
 NAME = "registry"
-MOVING_TAG = "latest"
 #: The tags the repository's immutability does not cover: the one CI moves (ECR API reference,
 #: ImageTagMutabilityExclusionFilter: filterType WILDCARD, filter up to 128 characters).
 EXCLUDED = [{"filterType": "WILDCARD", "filter": MOVING_TAG}]
@@ -36,10 +36,6 @@ def lifecycle_policy(keep: int) -> dict[str, Any]:
          "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
          "action": {"type": "expire"}},
     ]}
-
-
-def repository_name(spec: Spec) -> str:
-    return f"{spec.owner}/{spec.registry.repository}"
 
 
 class Repository(Kind):

@@ -17,24 +17,17 @@ from typing import Any
 
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
+from pointapp.names import DEFERRED_NAT, repository_name, sending_configuration_sets
 from pointapp.outputs import (
-    CACHE_ADDRESS,
-    CACHE_PORT,
-    DATA_ENDPOINTS,
-    DATABASE_ADDRESS,
-    DATABASE_PORT,
-    DATABASE_SECRET,
     LOAD_BALANCER,
     LOAD_BALANCER_DNS,
     PRODUCTION_LISTENER,
     TEST_LISTENER,
 )
-from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, arn_service, ignore_codes, wait_for
+from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
-from pointapp.steps.mail import configuration_set_name, sending_configuration_sets
-from pointapp.steps.network import DEFERRED_NAT
-from pointapp.steps.registry import repository_name
-from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned, ownership_tags
+from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned
+from pointapp.taskdef import revision_request, runtime_values
 from pointapp.typical import Typical
 
 NAME = "service"
@@ -80,51 +73,6 @@ class Cluster(Kind):
 
     def describe(self, found: Found) -> str:
         return f"{found.raw.get('status')}, {found.raw.get('activeServicesCount', 0)} service(s)"
-
-
-def container_definition(spec: Spec, image: str, log_group: str, region: str,
-                         data: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The API's container: port, logs to CloudWatch, secrets from Secrets Manager, a health check.
-
-    ``data`` holds what the database, cache and mail steps expose: endpoints become environment
-    variables, and the secret name ``database`` means the secret RDS keeps the master password in. The
-    other secrets' ARNs are ``data["secret/<name>"]`` (:func:`secret_arns`): ECS takes a ``valueFrom``
-    that is not an ARN for an SSM parameter's name, so a task naming a secret by name fails to start.
-    """
-    service = spec.service
-    data = data or {}
-    command = service.health_check_command.format(port=service.port, path=service.health_check_path)
-    # The configuration set the API names in each send: it takes precedence over the identity's default
-    # (SES developer guide, "Override the current default configuration set"), which is another environment's
-    # when the identity is shared (mail.identity_owner), and the task role may use this one only.
-    environment = {"MAIL_FROM": spec.mail.identity, "MAIL_CONFIGURATION_SET": configuration_set_name(spec),
-                   "AWS_REGION": region,
-                   "DB_HOST": data.get(DATABASE_ADDRESS.path), "DB_PORT": data.get(DATABASE_PORT.path),
-                   "DB_NAME": spec.database.database_name, "REDIS_HOST": data.get(CACHE_ADDRESS.path),
-                   # The RDS-managed secret, which the API reads again when a rotation changed the password.
-                   "DB_SECRET_ARN": data.get(DATABASE_SECRET.path),
-                   "REDIS_PORT": data.get(CACHE_PORT.path), "REDIS_TLS": "true"}
-
-    def secret(name: str) -> Any:
-        value = data.get(DATABASE_SECRET.path) if name == "database" else None
-        value = value or data.get(f"secret/{name}")
-        return value if isinstance(value, Mapping) or value is None else str(value)
-
-    return {
-        "name": service.container_name,
-        "image": image,
-        "essential": True,
-        # In awsvpc mode hostPort is blank or the containerPort, and ECS stores and returns it as the containerPort
-        # (ECS API reference, PortMapping; terraform-provider-aws #3401): sent so, the request is what AWS answers.
-        "portMappings": [{"containerPort": service.port, "hostPort": service.port, "protocol": "tcp"}],
-        "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": service.container_name}},
-        "environment": [{"name": k, "value": v if isinstance(v, Mapping) else str(v)}  # a mapping: a template's intrinsic
-                        for k, v in sorted(environment.items()) if v is not None],
-        "secrets": [{"name": variable, "valueFrom": secret(name)} for variable, name in sorted(service.secrets.items())],
-        "healthCheck": {"command": ["CMD-SHELL", command], "interval": 30, "timeout": 5, "retries": 3,
-                        "startPeriod": 60},
-    }
 
 
 def _empty(value: Any) -> bool:
@@ -262,22 +210,6 @@ class TaskDefinition(Kind):
         raw = found.raw
         image = (raw.get("containerDefinitions") or [{}])[0].get("image")
         return f"revision {raw.get('revision')}, {raw.get('cpu')} CPU / {raw.get('memory')} MiB, image {image}"
-
-
-def revision_tags(spec: Spec) -> dict[str, str]:
-    """The ownership tags every revision of the API's family carries, however it is registered."""
-    return ownership_tags(spec, NAME, "taskdef", spec.name("api"))
-
-
-def revision_request(family: str, props: Mapping[str, Any], tags: Mapping[str, str], image: str | None) -> dict[str, Any]:
-    """RegisterTaskDefinition's arguments for a revision of the family; ``image`` replaces the spec's image."""
-    container = dict(props["container"])
-    if image:
-        container["image"] = image
-    return dict(
-        family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu=str(props["cpu"]),
-        memory=str(props["memory"]), executionRoleArn=props["execution_role"], taskRoleArn=props["task_role"],
-        containerDefinitions=[container], tags=aws_tags(tags, lower=True))
 
 
 def register_revision(ctx: Any, family: str, props: Mapping[str, Any], tags: Mapping[str, str],
@@ -605,7 +537,7 @@ def _roles(spec: Spec) -> list[Desired]:
     mail = {"Effect": "Allow", "Action": ["ses:SendEmail", "ses:SendRawEmail"],
             "Resource": [Arn("ses", f"identity/{spec.mail.identity}", None, None),
                          *(Arn("ses", f"configuration-set/{name}", None, None) for name in sending_configuration_sets(spec))]}
-    pull = [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+    pull: list[dict[str, Any]] = [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
             {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
                                            "ecr:BatchGetImage"],
              "Resource": Arn("ecr", f"repository/{repository_name(spec)}")}]
@@ -672,58 +604,6 @@ def desired(spec: Spec) -> list[Desired]:
             "groups": [Ref("network", f"sg/{service.task_group}")], "target_group": groups["blue"]},
             f"{service.desired_count} tasks over {spec.network.zones} zones, no public IP, controller CODE_DEPLOY"),
     ]
-
-
-def data_outputs(ctx: Any) -> dict[str, Any]:
-    """The endpoints and secret the database, cache and mail steps expose (those available)."""
-    from pointapp.steps import get
-
-    return {output.path: output.read(ctx) for output in DATA_ENDPOINTS if get(output.step).available}
-
-
-def secret_arns(ctx: Any, spec: Spec) -> dict[str, str]:
-    """The full ARN of every secret in ``service.secrets``, as ``secret/<name>``.
-
-    A value that is an ARN (of Secrets Manager, or of an SSM parameter) is used as it is; a name is the
-    secret ``<prefix>-<env>/<name>``, whose full ARN (with the six characters Secrets Manager adds)
-    DescribeSecret gives. ECS wants the full ARN of a Secrets Manager secret in ``valueFrom`` (ECS API
-    reference, ``Secret``); a partial ARN also matches, unless the name ends in a hyphen and six
-    characters (Secrets Manager API reference, ``SecretId``). A secret that does not exist yet is named
-    by its partial ARN, still an ARN, so ECS looks for it in Secrets Manager once it exists; the next
-    ``up`` puts in the full ARN. ``database`` is the secret RDS keeps (its ARN is the database step's
-    output); until the database exists it too is a partial ARN, and nothing is asked.
-    """
-    names = sorted(set(spec.service.secrets.values()))
-
-    def load() -> dict[str, str]:
-        arns: dict[str, str] = {}
-        for name in names:
-            secret_id = f"{spec.owner}/{name}"
-            answer = None
-            if arn_service(name):
-                arns[f"secret/{name}"] = name
-                continue
-            if name != "database":
-                answer = ignore_codes(ctx.client("secretsmanager").describe_secret, ["ResourceNotFoundException"],
-                                      SecretId=secret_id)
-            arns[f"secret/{name}"] = answer["ARN"] if answer else Arn("secretsmanager", f"secret:{secret_id}", None, None).on(ctx)
-        return arns
-
-    return dict(ctx.read_once(("secret-arns", spec.owner, tuple(names)), load)) if names else {}
-
-
-def runtime_values(ctx: Any) -> dict[str, Any]:
-    """What depends on the target: the container definition (image, log settings, data endpoints, secrets)."""
-    spec = ctx.spec
-    data = {**secret_arns(ctx, spec), **data_outputs(ctx)}
-    return {"container": container_definition(spec, image_uri(ctx, spec), f"{LogGroup.prefix(spec)}api",
-                                              ctx.target.region, data)}
-
-
-def image_uri(ctx: Any, spec: Spec, tag: str | None = None) -> str:
-    """The image CI pushes: ``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>``."""
-    return (f"{ctx.account}.dkr.ecr.{ctx.target.region}.amazonaws.com/{repository_name(spec)}:"
-            f"{tag or spec.service.image_tag}")
 
 
 #: The load balancer, its target groups and listeners need only the network: on a stand-up they start

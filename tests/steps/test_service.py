@@ -7,6 +7,7 @@ import boto3
 import pytest
 
 import pointapp
+from pointapp import taskdef
 from pointapp.errors import StepError
 from pointapp.resources import Desired, Found
 from pointapp.spec import load_spec
@@ -223,7 +224,7 @@ def test_a_family_another_environment_or_nobody_owns_is_never_adopted(ctx: Conte
     desired = next(d for d in service_step.desired(ctx.spec) if d.key == "taskdef")
     whose = f"environment {owner}" if owner else "no pointapp environment"
     with pytest.raises(StepError, match=f"belong to {whose}; pointapp registers none beside them"):
-        service_step.TaskDefinition().create(ctx, desired, {}, service_step.revision_tags(ctx.spec))
+        service_step.TaskDefinition().create(ctx, desired, {}, taskdef.revision_tags(ctx.spec))
     assert len(_revisions()) == 1
 
 

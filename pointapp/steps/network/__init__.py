@@ -16,12 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pointapp.names import DEFERRED_NAT, route_table_keys
 from pointapp.plan import Change, Kept, Table
 from pointapp.resources import StepState
 
 from .destroy import deletions, plan_destroy
 from .discovery import NAME, NetworkState, available_zones, discover, zones_in_use
-from .executor import DEFERRED_NAT, _Executor
+from .executor import _Executor
 from .flow_logs import FLOW_LOGS, FlowLog, _flow_log_resources, flow_log_group
 from .gateways import address_request, attach_request, igw_request, nat_request
 from .groups import ip_permission, observed_permissions, security_group_request
@@ -34,7 +35,6 @@ from .layout import (
     RouteTableLayout,
     SubnetLayout,
     layout,
-    route_table_keys,
     zone_suffix,
 )
 from .planner import plan, resource_count
@@ -95,6 +95,7 @@ class Observed:
 
     topology: NetworkState
     flow_logs: StepState
+    applied: dict[str, str] | None = None  # the topology's ids after an apply (what was found, made and deleted)
 
     @property
     def zones(self) -> list[str]:
@@ -134,24 +135,20 @@ class NetworkStep:
         first = [c for c in flow if c.action == "delete"]
         last = [c for c in flow if c.action != "delete"]
         executor = _Executor(ctx, observed.topology)
-        try:
-            warnings = FLOW_LOGS.apply(ctx, first, observed.flow_logs) if first else []
-            warnings += executor.run([c for c in changes if not _is_flow_log_change(c)], defer=True)
-            if last:
-                observed._vpc_ref(executor.ids.get("vpc"))
-                warnings += FLOW_LOGS.apply(ctx, last, observed.flow_logs)
-        except BaseException:
-            ctx.forget_outputs(NAME)  # partly applied: the steps that use it discover it afresh
-            raise
-        # The ids as they are now, so the steps that use the network need not discover it again.
-        ctx.remember_outputs(NAME, {**executor.outputs(), **FLOW_LOGS.outputs(observed.flow_logs)})
+        warnings = FLOW_LOGS.apply(ctx, first, observed.flow_logs) if first else []
+        warnings += executor.run([c for c in changes if not _is_flow_log_change(c)], defer=True)
+        if last:
+            observed._vpc_ref(executor.ids.get("vpc"))
+            warnings += FLOW_LOGS.apply(ctx, last, observed.flow_logs)
+        observed.applied = executor.outputs()  # the ids as they are now: what the engine records as the outputs
         return warnings
 
     def resource_count(self, spec: Any, observed: Observed) -> int:
         return resource_count(spec, observed.topology) + FLOW_LOGS.resource_count(spec, observed.flow_logs)
 
     def outputs(self, observed: Observed) -> dict[str, str]:
-        return {**outputs(observed.topology), **FLOW_LOGS.outputs(observed.flow_logs)}
+        topology = outputs(observed.topology) if observed.applied is None else observed.applied
+        return {**topology, **FLOW_LOGS.outputs(observed.flow_logs)}
 
     def inventory(self, observed: Observed) -> Table:
         rows = list(inventory(observed.topology).rows) + list(FLOW_LOGS.inventory(observed.flow_logs).rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pointapp.names import DEFERRED_NAT
 from pointapp.plan import Change
 
 from .discovery import NAME
@@ -13,9 +14,6 @@ from .groups import GroupWork
 from .routes import RouteWork
 from .subnets import SubnetWork
 from .vpc import VpcWork
-
-#: The work ``up`` leaves running after the step: the NAT gateways' wait and the routes that lead to them.
-DEFERRED_NAT = "network: NAT gateways and their routes"
 
 
 class _Executor(VpcWork, GatewayWork, SubnetWork, RouteWork, GroupWork):

@@ -141,13 +141,6 @@ def layout(spec: Spec, region: str, available_zones: Sequence[str]) -> Layout:
                   tuple(route_tables), groups)
 
 
-def route_table_keys(spec: Spec, table: str) -> list[str]:
-    """The keys of the route table(s) built for ``table``: one per zone for NAT tables in per-az mode."""
-    if spec.network.route_tables[table].default_route == "nat_gateway" and spec.network.nat == "per-az":
-        return [f"rtb/{table}/{i}" for i in range(spec.network.zones)]
-    return [f"rtb/{table}"]
-
-
 def _group_permissions(spec: Spec, group: str) -> dict[Permission, str]:
     permissions = {ALL_OUTBOUND: ""}
     for rule in spec.inbound_rules(group):
