@@ -96,11 +96,12 @@ def _examine(observed: Mapping[str, Any], step: str, key: str, result: Result) -
 
 def _groups(network: Observed) -> list[tuple[str, dict[Permission, str]]]:
     """Every owned security group and the VPC's default group, with their permissions."""
-    layout = network.layout
-    keys = layout.key_of_group()
-    groups = [(found.name, observed_permissions(found.raw, keys)) for found in layout.groups.values()]
-    if layout.default_group is not None:
-        groups.append((f"default group {layout.default_group['GroupId']}", observed_permissions(layout.default_group, keys)))
+    topology = network.topology
+    keys = topology.key_of_group()
+    groups = [(found.name, observed_permissions(found.raw, keys)) for found in topology.groups.values()]
+    if topology.default_group is not None:
+        default = topology.default_group
+        groups.append((f"default group {default['GroupId']}", observed_permissions(default, keys)))
     return groups
 
 
@@ -141,7 +142,7 @@ def check_public_ingress(ctx: Context, observed: Mapping[str, Any], result: Resu
 
 
 def check_default_group(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    default = observed["network"].layout.default_group
+    default = observed["network"].topology.default_group
     if default is None:
         return
     name = f"default group {default['GroupId']}"
@@ -228,7 +229,7 @@ def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> No
 
 
 def check_flow_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    vpc = observed["network"].layout.vpc
+    vpc = observed["network"].topology.vpc
     if vpc is None:
         return
     result.examined.append(vpc.name)
@@ -260,7 +261,7 @@ CHECKS: list[tuple[str, str, Check]] = [
 def audit(ctx: Context, checks: Iterable[str] | None = None) -> Report:
     """Check the live environment; raises when there is nothing to audit (no VPC)."""
     observed = engine.discover(ctx)
-    if observed["network"].layout.vpc is None:
+    if observed["network"].topology.vpc is None:
         raise PointappError(f"nothing to audit: {ctx.spec.owner} has no network on {ctx.target.describe()} "
                             "(run `pointapp up` first, or pick the target it was built on)")
     wanted = set(checks) if checks is not None else None

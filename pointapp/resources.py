@@ -591,9 +591,7 @@ class ResourceStep:
                         f"run `pointapp up --only {missing.ref.step}` first")
             raise StepError(self.name, f"{change.kind} {change.name}", need) from None
         except botocore.exceptions.ClientError as error:
-            info = error.response.get("Error", {})
-            raise StepError(self.name, f"{change.kind} {change.name}", info.get("Message", str(error)),
-                            info.get("Code")) from error
+            raise step_error(self.name, change, error) from error
         return warnings
 
     @staticmethod
@@ -629,6 +627,30 @@ def _short(value: Any) -> str:
 
 def client_error_code(error: botocore.exceptions.ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def is_absent(code: str) -> bool:
+    """An AWS error code saying the resource (or its attachment) is not there: for a delete, done already.
+
+    EC2 writes them ``InvalidSubnetID.NotFound``, ``InvalidAssociationID.NotFound``, ``Gateway.NotAttached``
+    (EC2 API reference, error codes)."""
+    return code.endswith(("NotFound", ".NotAttached"))
+
+
+def ignore_absent(call: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call; an error saying the resource is not there (:func:`is_absent`) counts as success (None)."""
+    try:
+        return call(**kwargs)
+    except botocore.exceptions.ClientError as error:
+        if is_absent(client_error_code(error)):
+            return None
+        raise
+
+
+def step_error(step: str, change: Change, error: botocore.exceptions.ClientError) -> StepError:
+    """The one-line error an AWS refusal of ``change`` becomes: the step, the resource, AWS's message and code."""
+    info = error.response.get("Error", {})
+    return StepError(step, f"{change.kind} {change.name}", info.get("Message", str(error)), info.get("Code"))
 
 
 def ignore_codes(call: Callable[..., Any], codes: Iterable[str], **kwargs: Any) -> Any:

@@ -18,17 +18,12 @@ from pointapp.plan import Change, Table
 from pointapp.resources import NEW_ROLE, EarlyPart, Kind
 from pointapp.spec import Spec
 from pointapp.steps import STEPS, StepInfo
+from pointapp.steps.network import NAT_GATEWAY
 from pointapp.typical import Typical
 
 #: One create or update call with its tags: what a resource without a wait costs.
 API = Typical("api", 1, "one create or update call with its tags, no wait",
               "the API's round trip; CloudFormation's own pace for resources without a wait is similar")
-
-#: The network's figures, until its kinds carry them as every other step's do (a kind's figure wins).
-NETWORK_TYPICAL = {"nat-gateway": Typical("nat-gateway", 120, "NAT gateway from pending to available",
-                                          "Amazon VPC User Guide, NAT gateways (states pending/available); "
-                                          "botocore waiter NatGatewayAvailable: 15 s x 40")}
-
 
 def _loaded(step: str) -> Any:
     """The step module or object named ``step``, or None (not available, or an early part's unit)."""
@@ -52,7 +47,7 @@ def _figures(kind: Kind) -> list[Typical]:
 
 
 #: Every typical time pointapp knows, by name: the API round, and each kind's (its waits print the same).
-TYPICAL: dict[str, Typical] = {API.name: API, NEW_ROLE.name: NEW_ROLE, **NETWORK_TYPICAL, **{
+TYPICAL: dict[str, Typical] = {API.name: API, NEW_ROLE.name: NEW_ROLE, NAT_GATEWAY.name: NAT_GATEWAY, **{
     typical.name: typical for info in STEPS if info.available for kind in _kinds(info.name) for typical in _figures(kind)}}
 
 

@@ -26,10 +26,6 @@ def aws_tags(tags: Mapping[str, str], lower: bool = False) -> list[dict[str, str
     return [{key: k, value: v} for k, v in tags.items()]
 
 
-#: The name the network step imports until it moves onto the Kind core.
-as_aws_tags = aws_tags
-
-
 def from_aws_tags(tags: Iterable[Mapping[str, str]] | None, lower: bool = False) -> dict[str, str]:
     """Tags from AWS's list form back to a dict; ``lower`` as :func:`aws_tags`."""
     key, value = ("key", "value") if lower else ("Key", "Value")

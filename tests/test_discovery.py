@@ -97,11 +97,11 @@ def test_a_built_network_keeps_its_zones(ctx: Context, monkeypatch: pytest.Monke
     pointapp.up(ctx, only="network")
     built_zones = network.discover(ctx).zones
     # AWS lists a zone as impaired for a while: the region's list changes, the network does not move.
-    monkeypatch.setattr(network, "available_zones", lambda _: [f"{REGION}d", f"{REGION}c"])
+    monkeypatch.setattr(network.discovery, "available_zones", lambda _: [f"{REGION}d", f"{REGION}c"])
     assert pointapp.plan(ctx, only="network").empty
     assert network.discover(ctx).zones == built_zones
     # Asked for a third zone: the region's list decides where the new subnets go.
-    monkeypatch.setattr(network, "available_zones", lambda _: [f"{REGION}a", f"{REGION}c", f"{REGION}d"])
+    monkeypatch.setattr(network.discovery, "available_zones", lambda _: [f"{REGION}a", f"{REGION}c", f"{REGION}d"])
     spec = load_spec("prod", {"network": {"zones": 3, "tiers": {
         name: {"cidrs": [*tier.cidrs, _third(tier.cidrs)]} for name, tier in ctx.spec.network.tiers.items()}}})
     wider = make_context(spec)

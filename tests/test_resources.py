@@ -24,8 +24,10 @@ from pointapp.resources import (
     Kind,
     Ref,
     ResourceStep,
+    ignore_absent,
     resolve,
     retry_new_role,
+    step_error,
 )
 from pointapp.spec import load_spec
 from pointapp.steps import STEPS, delivery, network
@@ -299,3 +301,30 @@ def test_a_target_without_the_update_still_gets_the_tags() -> None:
     assert [c.args["skip"] for c in changes] == [None, "the emulator lacks it"]
     step.apply(ctx, changes, state)
     assert kind.calls == [("tag", {"team": "web"})]
+
+
+def _refusing(code: str) -> Any:
+    def call(**_: Any) -> None:
+        raise botocore.exceptions.ClientError({"Error": {"Code": code, "Message": "it is not there"}}, "DeleteSubnet")
+
+    return call
+
+
+@pytest.mark.parametrize("code", ["InvalidSubnetID.NotFound", "InvalidAssociationID.NotFound", "Gateway.NotAttached"])
+def test_not_found_is_absent(code: str) -> None:
+    assert ignore_absent(_refusing(code), SubnetId="subnet-1") is None
+
+
+@pytest.mark.parametrize("code", ["DependencyViolation", "UnauthorizedOperation", "InvalidParameterValue"])
+def test_other_refusals_are_not_absent(code: str) -> None:
+    with pytest.raises(botocore.exceptions.ClientError):
+        ignore_absent(_refusing(code), SubnetId="subnet-1")
+
+
+def test_an_aws_refusal_is_one_line_naming_step_resource_and_code() -> None:
+    change = pointapp.Change("network", "delete", "subnet", "subnet/db/0", "point-app-prod-subnet-private-db-1a",
+                             "subnet-1", "delete", {})
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        _refusing("DependencyViolation")()
+    assert str(step_error("network", change, refused.value)) == (
+        "step network: subnet point-app-prod-subnet-private-db-1a: it is not there (DependencyViolation)")

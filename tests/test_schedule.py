@@ -197,7 +197,7 @@ def test_a_nat_gateway_left_pending_is_waited_for_before_its_route(mocked: None)
     table = ctx.outputs("network")["rtb/app"]
     ctx.client("ec2").delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
     planned = pointapp.plan(ctx, only="network")
-    (pending,) = planned.observed["network"].layout.nat_gateways.values()
+    (pending,) = planned.observed["network"].topology.nat_gateways.values()
     pending.raw["State"] = "pending"
     before = len(ctx.lines)  # type: ignore[attr-defined]
     pointapp.apply(ctx, planned)

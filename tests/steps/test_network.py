@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 import pointapp
+from pointapp import engine, schedule
 from pointapp.errors import SpecError, StepError
 from pointapp.spec import load_spec
 from pointapp.steps import network
@@ -173,6 +174,15 @@ def test_nat_wait_shows_progress(ctx: Context) -> None:
     lines = ctx.lines  # type: ignore[attr-defined]
     assert any(line.strip().startswith("waiting for NAT gateway point-app-prod-nat-1a") for line in lines)
     assert any("available after" in line for line in lines)
+
+
+def test_the_nat_wait_says_the_figure_the_schedule_adds_up(ctx: Context) -> None:
+    typical = schedule.TYPICAL["nat-gateway"]
+    planned = pointapp.plan(ctx, only="network")
+    assert engine.estimate(ctx, planned).durations["network: NAT gateway"] == typical.seconds
+    pointapp.apply(ctx, planned)
+    said = [line for line in ctx.lines if "NAT gateway point-app-prod-nat-1a" in line and "(usually" in line]  # type: ignore[attr-defined]
+    assert len(said) == 2 and all(f"(usually {typical.spoken} on AWS)" in line for line in said), said
 
 
 def _look_alikes() -> dict[str, str]:
