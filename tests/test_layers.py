@@ -9,6 +9,7 @@ import pytest
 
 from pointapp.layers import LAYERS, layer_of
 
+ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(__file__).resolve().parents[1] / "pointapp"
 
 
@@ -65,3 +66,20 @@ def test_the_check_finds_an_import_that_reaches_up(tmp_path: Path) -> None:
     source.write_text("def f():\n    from pointapp import engine\n    from pointapp.steps.network import NAME\n")
     assert imported(source) == {"pointapp.engine", "pointapp.steps.network"}
     assert layer_of("pointapp.engine") > layer_of("pointapp.target")
+
+
+def test_the_readme_module_map_names_every_module_and_only_modules_that_exist() -> None:
+    """The README's module map (Development) has one row per module of the package, and no other."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Module map", 1)[1].split("\n### ", 1)[0]
+    listed = {row.split("`")[1] for row in table.splitlines() if row.startswith("| `")}
+    package = ROOT / "pointapp"
+    modules = {str(path.relative_to(package)) for path in package.glob("*.py") if path.name not in ("__init__.py", "__main__.py")}
+    modules |= {str(path.relative_to(package)) for path in (package / "steps").glob("*.py")}
+    modules |= {f"{path.relative_to(package)}/" for path in (package / "steps").iterdir() if (path / "__init__.py").exists()}
+    assert listed == modules, f"missing from the map: {sorted(modules - listed)}; no such module: {sorted(listed - modules)}"
+    layers = readme.split("### Layers", 1)[1].split("\n### ", 1)[0]
+    for name, members in LAYERS:
+        assert f"**{name}**" in layers, f"the README's layers lack {name}"
+        for module in members - {"", "__main__", "layers", "steps"}:
+            assert f"`{module}`" in layers, f"the README's {name} layer lacks {module}"
