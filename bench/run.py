@@ -326,6 +326,20 @@ def replayed(endpoint: str, record: Path) -> float:
     return seconds
 
 
+#: Times one ``pointapp.plan`` in a process that has already imported pointapp and connected.
+_PLAN_TIMER = ("import sys, time, pointapp; ctx = pointapp.connect(endpoint_url=sys.argv[1], progress=lambda _: None); "
+               "started = time.perf_counter(); pointapp.plan(ctx); print(time.perf_counter() - started)")
+
+
+def planned_in_process(endpoint: str) -> float:
+    """The wall time of ``pointapp.plan`` alone (import and connect done first), against ``endpoint``."""
+    answer = subprocess.run([sys.executable, "-c", _PLAN_TIMER, endpoint], capture_output=True, text=True, cwd=ROOT,
+                            check=False)
+    if answer.returncode:
+        raise SystemExit(f"timing pointapp.plan failed: {answer.stderr.strip()}")
+    return float(answer.stdout.strip().splitlines()[-1])
+
+
 def reads_of(calls: Counter[Any]) -> int:
     return sum(n for (_, _, mutating), n in calls.items() if not mutating)
 
@@ -351,6 +365,18 @@ def against_latency(rows: list[tuple[str, str, str, str]], url: str, counter: Co
             "of the serial sum (target at most 0.25)")
         rows.append((f"plan (in sync), {delay * 1000:.0f} ms latency", f"{seconds:.2f} s",
                      f"{sum(calls.values())} ({sum(n for (_, _, m), n in calls.items() if m)} changes)", note))
+    for delay in (0.0, latency):  # the plan itself, in a process already connected: no start, no import
+        counter.delay = delay
+        seconds = planned_in_process(url)
+        calls = counter.take()
+        reads = reads_of(calls) - 1  # the connect's STS check comes before the plan
+        note = "pointapp.plan(ctx) timed inside a connected process"
+        if delay:
+            note += (f"; serial sum {reads} reads x {delay * 1000:.0f} ms = {reads * delay:.2f} s; wall / serial sum "
+                     f"{seconds / (reads * delay):.2f} (target at most 0.25)")
+        rows.append((f"plan() call (in sync), {delay * 1000:.0f} ms latency", f"{seconds:.2f} s",
+                     f"{sum(calls.values())} ({sum(n for (_, _, m), n in calls.items() if m)} changes)", note))
+    counter.delay = 0.0
     record = scratch / "network-calls.json"
     ups: dict[float, tuple[float, Counter[Any], float]] = {}
     for delay in (0.0, latency):
