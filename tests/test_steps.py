@@ -1,4 +1,4 @@
-"""The step registry: every step declared once, in an order that respects what each depends on."""
+"""The step list: every step declared once, in an order that respects what each depends on."""
 
 from __future__ import annotations
 
