@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlparse
 
 import boto3
@@ -33,6 +33,23 @@ from pointapp.spec import Spec, check_region, known_regions, load_spec
 __all__ = ["EMULATOR_POLL_SECONDS", "READ_PREFIXES", "Call", "Context", "Target", "connect", "known_regions", "resolve_target"]
 
 T = TypeVar("T")
+
+
+class _OfPart(Generic[T]):
+    """An attribute of the context that one of its parts holds under the same name, read and set there."""
+
+    def __init__(self, part: str) -> None:
+        self.part = part
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, ctx: Any, owner: type | None = None) -> T:
+        return getattr(getattr(ctx, self.part), self.name)  # type: ignore[no-any-return]  # the part's own attribute
+
+    def __set__(self, ctx: Any, value: T) -> None:
+        setattr(getattr(ctx, self.part), self.name, value)
 
 DEFAULT_REGION = "ap-northeast-1"
 
@@ -145,13 +162,7 @@ class Context:
 
     # the spec and the target
 
-    @property
-    def target(self) -> Target:
-        return self.clients.target
-
-    @target.setter
-    def target(self, target: Target) -> None:
-        self.clients.target = target
+    target: _OfPart[Target] = _OfPart("clients")
 
     @property
     def session(self) -> boto3.Session:
@@ -266,29 +277,9 @@ class Context:
     def progress(self) -> Callable[[str], None]:
         return self.progress_lines.progress
 
-    @property
-    def stopping(self) -> bool:
-        return self.progress_lines.stopping
-
-    @stopping.setter
-    def stopping(self, stopping: bool) -> None:
-        self.progress_lines.stopping = stopping
-
-    @property
-    def clock(self) -> Callable[[], float]:
-        return self.progress_lines.clock
-
-    @clock.setter
-    def clock(self, clock: Callable[[], float]) -> None:
-        self.progress_lines.clock = clock
-
-    @property
-    def sleep(self) -> Callable[[float], None]:
-        return self.progress_lines.sleep
-
-    @sleep.setter
-    def sleep(self, sleep: Callable[[float], None]) -> None:
-        self.progress_lines.sleep = sleep
+    stopping: _OfPart[bool] = _OfPart("progress_lines")
+    clock: _OfPart[Callable[[], float]] = _OfPart("progress_lines")
+    sleep: _OfPart[Callable[[float], None]] = _OfPart("progress_lines")
 
     # the run's record (Record)
 
