@@ -13,7 +13,7 @@ import functools
 import itertools
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
@@ -34,6 +34,9 @@ class Found:
 
     ``owner`` is set on a resource that carries another environment's ownership tags (the one it names):
     it is never changed, adopted or deleted, and a create of the same name stops and names that owner.
+    ``stray`` marks an owned resource that is not the one in use (outside the environment's VPC): it is
+    deleted. ``leaving`` marks one an earlier run deleted that is not gone yet (:attr:`Kind.lingers`).
+    ``parent`` is the key of the resource whose description holds this one (see :attr:`Desired.parent`).
     """
 
     kind: str
@@ -42,6 +45,9 @@ class Found:
     tags: dict[str, str]
     raw: dict[str, Any]
     owner: str = ""
+    stray: bool = False
+    leaving: bool = False
+    parent: str = ""
 
     @property
     def name(self) -> str:
@@ -67,6 +73,10 @@ class Desired:
     ``owner`` names the environment that owns and makes a resource several environments share (one per
     account, such as the SES identity of a domain): this one only uses it as it is, never makes, changes
     or deletes it.
+
+    ``parent`` makes it a part of another resource of the step, by key (a route of its route table, a rule of
+    its security group): untagged, found in the parent's description, it counts as the parent (its changes
+    carry the parent's key; no output, no inventory row of its own) and goes with it on ``down``.
     """
 
     kind: str
@@ -75,6 +85,7 @@ class Desired:
     props: Mapping[str, Any]
     detail: str = ""
     owner: str = ""
+    parent: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,11 @@ def arn_service(value: str) -> str | None:
     """The service of the ARN ``value`` (``secretsmanager``, ``ssm``), or None when it is not an ARN."""
     match = ARN_PATTERN.match(value)
     return match.group("service") if match else None
+
+
+class LeftStanding(Exception):  # noqa: N818 (not an error: the delete is declined, with a warning)
+    """A delete a kind declines to finish: the resource stays, and ``down`` warns with this message (a VPC
+    that still holds resources pointapp does not own)."""
 
 
 class Unresolved(Exception):
@@ -210,6 +226,52 @@ class Kind:
     #: name, not by Ref: an instance its instance profile, a role its OIDC provider). Creates of one kind that
     #: do not Ref each other run side by side.
     creates_after: ClassVar[tuple[str, ...] | None] = None
+
+    #: The props whose resources take one of this kind with them when AWS deletes them (a subnet its route
+    #: table association): when the plan replaces one of those, this one is made anew, not changed.
+    goes_with: ClassVar[tuple[str, ...]] = ()
+    #: The op of an update that empties a resource of this kind before the step deletes any resource
+    #: (:meth:`to_clear`, :meth:`clear`), or "". EC2 refuses to delete a security group another group's rule
+    #: names (DependencyViolation, DeleteSecurityGroup in the EC2 API reference): their rules go first.
+    clears: ClassVar[str] = ""
+    #: The name under which the changes that need a resource of this kind settled wait (``ctx.defer``), or
+    #: "": a change whose props Ref a resource that is :meth:`unsettled` (a NAT gateway still pending) waits
+    #: for :meth:`settle`, left to when a later step needs it or to the end of ``up``, so that the steps
+    #: that do not need it start meanwhile.
+    deferred: ClassVar[str] = ""
+    #: A delete of this kind finishes later (a NAT gateway holds its Elastic IP, its subnet's interface and
+    #: a public address until it is gone): before the step deletes a resource of an earlier kind (what it may
+    #: stand on), and at the end of the apply, :meth:`await_gone` waits for those deleted so far, and for
+    #: those an earlier run left going (:attr:`Found.leaving`).
+    lingers: ClassVar[bool] = False
+
+    def as_made(self, desired: Desired) -> Found | None:
+        """What AWS makes of this part along with its parent (:attr:`Desired.parent`), for a plan made before
+        the parent exists: the VPC's default security group, a new group's all-outbound rule. None: nothing
+        (it is created). Pure."""
+        return None
+
+    def to_clear(self, found: Found) -> str | None:
+        """What :meth:`clear` removes from ``found`` before the step's deletes (the plan's detail), or None. Pure."""
+        return None
+
+    def clear(self, ctx: StepContext, found: Found) -> None:
+        """Empty ``found`` of what :attr:`clears` names."""
+        raise NotImplementedError
+
+    def unsettled(self, found: Found) -> bool:
+        """Made (now or by a run that stopped) but not usable yet: what needs it waits for :meth:`settle`. Pure."""
+        return False
+
+    def settle(self, ctx: StepContext, found: Sequence[Found]) -> None:
+        """Wait (saying for what, and how long it usually takes) until ``found`` are usable."""
+
+    def settling(self, found: Sequence[Found]) -> str:
+        """The line said when the wait for ``found`` is left for later (:attr:`deferred`)."""
+        return f"{self.name} {', '.join(f.name for f in found)} is starting; what needs it follows once it is ready"
+
+    def await_gone(self, ctx: StepContext, found: Sequence[Found]) -> None:
+        """Wait (saying for what) until the deleted ``found`` are gone (:attr:`lingers`)."""
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         """Every resource of this kind that ``step`` owns in this environment (strays included).
@@ -305,9 +367,12 @@ class StepState:
     unavailable: dict[str, str] = field(default_factory=dict)  # kind -> why the target cannot do it
     gaps: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, operation) the target lacks -> why
     foreign: dict[tuple[str, str], Found] = field(default_factory=dict)  # (kind, name): another environment's
+    facts: dict[str, Any] = field(default_factory=dict)  # what the desired list depends on (ResourceStep.facts)
+    leaving: list[Found] = field(default_factory=list)  # deleted by an earlier run, not gone yet
 
     def ids(self) -> dict[str, str]:
-        return {key: found.id for key, found in self.found.items()}
+        """The ids of the resources found, by key (the parts of resources, :attr:`Found.parent`, aside)."""
+        return {key: found.id for key, found in self.found.items() if not found.parent}
 
 
 @dataclass(frozen=True)
@@ -321,17 +386,28 @@ class EarlyPart:
 
 
 class ResourceStep:
-    """The step protocol over a list of :class:`Desired` resources and their :class:`Kind` handlers."""
+    """The step protocol over a list of :class:`Desired` resources and their :class:`Kind` handlers.
 
-    def __init__(self, name: str, kinds: Sequence[Kind], desired: Callable[[Spec], list[Desired]],
+    ``facts``, when given, reads on a target what the desired list depends on (the zones a network is built
+    in): discovery reads them first and keeps them in :attr:`StepState.facts`, and ``desired`` is then called
+    as ``desired(spec, facts)``, so the plan stays a pure function of the spec and what was found.
+    """
+
+    def __init__(self, name: str, kinds: Sequence[Kind], desired: Callable[..., list[Desired]],
                  uses: Sequence[str] = (), runtime: Callable[[StepContext], dict[str, Any]] | None = None,
-                 early: EarlyPart | None = None) -> None:
+                 early: EarlyPart | None = None,
+                 facts: Callable[[StepContext], Mapping[str, Any]] | None = None) -> None:
         self.name = name
         self.kinds = {kind.name: kind for kind in kinds}
         self.desired = desired
         self.uses = tuple(uses)
         self.runtime = runtime  # values known only on a target (account, region): Ref("runtime", key)
         self.early = early  # what of it may start before the rest, on a stand-up
+        self.facts = facts
+
+    def wanted(self, spec: Spec, state: StepState) -> list[Desired]:
+        """The desired resources, in creation order, given the facts discovery read (when the step reads any)."""
+        return self.desired(spec, state.facts) if self.facts else self.desired(spec)
 
     def _collect_refs(self, ctx: StepContext, state: StepState) -> None:
         for step in self.uses:
@@ -342,16 +418,19 @@ class ResourceStep:
         # What an Arn in the props takes from the target: the account only when one names it (one STS call).
         state.refs[("runtime", "partition")] = ctx.partition
         state.refs[("runtime", "region")] = ctx.target.region
-        if any(_names_account(d.props) for d in self.desired(ctx.spec)):
+        if any(_names_account(d.props) for d in self.wanted(ctx.spec, state)):
             state.refs[("runtime", "account")] = ctx.account
 
     # discover
 
     def discover(self, ctx: StepContext) -> StepState:
-        """What the step owns: its kinds read side by side, each after the kinds it :attr:`Kind.finds_after`;
-        what they found is taken in the kinds' order, so the state is the same as read one after another."""
+        """What the step owns: its facts first, then its kinds read side by side, each after the kinds it
+        :attr:`Kind.finds_after`; what they found is taken in the kinds' order, so the state is the same as
+        read one after another."""
         state = StepState()
-        desired = self.desired(ctx.spec)
+        if self.facts:
+            state.facts = dict(self.facts(ctx))
+        desired = self.wanted(ctx.spec, state)
         wanted = {d.key for d in desired}
         shared = {(d.kind, d.name): d for d in desired if d.owner}
         kinds = list(self.kinds.values())
@@ -395,18 +474,22 @@ class ResourceStep:
                 state.gaps[operation] = gap
         for found in finds:
             used = shared.get((kind.name, found.name)) or shared.get((kind.name, found.id))
-            if found.owner and used is not None and used.owner == found.owner:  # theirs, used as it is
+            if found.leaving:
+                state.leaving.append(found)
+            elif found.owner and used is not None and used.owner == found.owner:  # theirs, used as it is
                 state.found[used.key] = replace(found, key=used.key, raw={**found.raw, "borrowed": True})
             elif found.owner:
                 state.foreign[(kind.name, found.name)] = state.foreign[(kind.name, found.id)] = found
-            elif found.key in wanted and found.key not in state.found:
+            elif found.key in wanted and found.key not in state.found and not found.stray:
                 state.found[found.key] = found
             else:
                 state.strays.append(found)
 
-    def _resolver(self, state: StepState, strict: bool) -> Resolver:
+    def _resolver(self, state: StepState, strict: bool, unknown: Collection[str] = ()) -> Resolver:
+        """Refs to values; ``unknown`` keys (of resources the plan replaces) stand as placeholders."""
+
         def lookup(ref: Ref) -> Any:
-            if ref.step == self.name:
+            if ref.step == self.name and ref.key not in unknown:
                 found = state.found.get(ref.key)
                 if found is not None:
                     return found.raw.get(ref.attribute, found.id) if ref.attribute != "id" else found.id
@@ -422,17 +505,24 @@ class ResourceStep:
 
     def plan(self, spec: Spec, state: StepState) -> list[Change]:
         changes: list[Change] = []
-        resolver = self._resolver(state, strict=False)
-        for desired in self.desired(spec):
+        replaced: set[str] = set()  # keys of this step the plan deletes and makes anew: their ids are unknown
+        resolver = self._resolver(state, strict=False, unknown=replaced)
+        for desired in self.wanted(spec, state):
             kind = self.kinds[desired.kind]
             found = state.found.get(desired.key)
             tags = ownership_tags(spec, self.name, desired.key, desired.name)
             props = resolve(desired.props, resolver)
+            if found is not None and any(ref.step == self.name and ref.key in replaced
+                                         for prop in kind.goes_with for ref in _refs(desired.props.get(prop))):
+                found = None  # AWS removed it with the resource it stood on, which is made anew
             if found is not None:
                 reason = kind.replace(desired, props, found)
                 if reason:
                     changes.append(self._delete_change(found, f"replaced: {reason}", state))
+                    replaced.add(desired.key)
                     found = None
+            if found is None and desired.parent and desired.parent not in state.found:
+                found = kind.as_made(desired)  # made by AWS with its parent, which is still to be made
             if found is not None and found.raw.get("borrowed"):
                 continue  # exists, made elsewhere: used as it is, never changed
             if found is None:
@@ -445,23 +535,25 @@ class ResourceStep:
                     detail = f"{desired.detail} (skipped: {skip})"
                 elif taken:
                     detail = f"{desired.detail} (stops: {desired.name} belongs to environment {taken.owner})"
-                changes.append(Change(self.name, "create", kind.name, desired.key, desired.name, detail, "create",
-                                      {"desired": desired, "tags": tags, "skip": skip,
-                                       "taken": taken.owner if taken and not skip else ""}))
+                changes.append(Change(self.name, "create", kind.name, desired.parent or desired.key, desired.name,
+                                      detail, "create", {"desired": desired, "tags": tags, "skip": skip,
+                                                         "taken": taken.owner if taken and not skip else ""}))
                 continue
             differences = kind.differences(desired, props, found)
             absent = missing_tags(found.tags, tags) if kind.tagged else {}
             if absent:
                 differences = {**differences, "tags": absent}
             if differences:
-                changes += self._update_changes(kind, desired, differences, tags, state)
+                changes += self._update_changes(kind, desired, differences, tags, state, found)
         order = list(self.kinds)
-        for stray in sorted(state.strays, key=lambda f: -order.index(f.kind)):
+        strays = sorted(state.strays, key=lambda f: -order.index(f.kind))
+        changes += self._clear_changes(strays)
+        for stray in strays:
             changes.append(self._delete_change(stray, "not in the spec", state))
         return changes
 
     def _update_changes(self, kind: Kind, desired: Desired, differences: Mapping[str, Any], tags: Mapping[str, str],
-                        state: StepState) -> list[Change]:
+                        state: StepState, found: Found) -> list[Change]:
         """The update, marked skipped when it needs a call the target lacks; its tags, which a call of
         their own sets, are then a change apart that the target can make."""
         gap = state.gaps.get(kind.needs("update", differences) or ("", ""))
@@ -472,88 +564,187 @@ class ResourceStep:
         for part in parts:
             skip = gap if kind.needs("update", part) else None
             detail = ", ".join(f"{k} -> {_short(v)}" for k, v in part.items()) + (f" (skipped: {skip})" if skip else "")
-            changes.append(Change(self.name, "update", kind.name, desired.key, desired.name, detail, "update",
-                                  {"desired": desired, "differences": part, "tags": tags, "skip": skip}))
+            changes.append(Change(self.name, "update", kind.name, desired.parent or desired.key, desired.name, detail,
+                                  "update", {"desired": desired, "differences": part, "tags": tags, "skip": skip,
+                                             "found": found}))
         return changes
 
     def _delete_change(self, found: Found, reason: str, state: StepState) -> Change:
         skip = state.gaps.get(self.kinds[found.kind].needs("delete", {}) or ("", ""))
         detail = f"{found.id} ({reason})" if reason else found.id
-        return Change(self.name, "delete", found.kind, found.key, found.name,
+        return Change(self.name, "delete", found.kind, found.parent or found.key, found.name,
                       f"{detail} (skipped: {skip})" if skip else detail, "delete", {"found": found, "skip": skip})
+
+    def _clear_changes(self, deleted: Iterable[Found]) -> list[Change]:
+        """The updates that empty resources to delete first (:attr:`Kind.clears`), before any delete."""
+        changes = []
+        for found in deleted:
+            kind = self.kinds[found.kind]
+            what = kind.to_clear(found) if kind.clears else None
+            if what:
+                changes.append(Change(self.name, "update", found.kind, found.key, found.name, what, kind.clears,
+                                      {"found": found}))
+        return changes
 
     def plan_destroy(self, spec: Spec, state: StepState, kept: Kept | None = None) -> list[Change]:
         """Everything the step owns, dependents first, to delete; but what is kept is kept, and so is what it
         stands on: ``kept`` (from the steps after this one) names resources of this step by key, a kind
         keeps one itself (deletion protection), and each keep says which (step, key) resources it stands on,
-        so that this step and the ones before it keep those too. Pure."""
+        so that this step and the ones before it keep those too. Parts of a resource (:attr:`Desired.parent`)
+        go with it. Pure."""
         order = list(self.kinds)
         keeping = {key: why for (step, key), why in (kept or {}).items() if step == self.name}
         # What an id or a name the kinds report stands for: this step's resources and those it uses.
         named: dict[str, tuple[str, str]] = {value: ref for ref, value in state.refs.items() if isinstance(value, str)}
-        named.update({found.id: (self.name, key) for key, found in state.found.items()})
+        named.update({found.id: (self.name, key) for key, found in state.found.items() if not found.parent})
         # What the spec says each resource uses (its Refs), besides what AWS describes it using.
-        refs = {d.key: [(r.step, r.key) for r in _refs(d.props) if r.step != "runtime"] for d in self.desired(spec)}
-        changes = []
-        everything = [f for f in state.found.values() if not f.raw.get("borrowed")] + state.strays  # borrowed: not ours
+        refs = {d.key: [(r.step, r.key) for r in _refs(d.props) if r.step != "runtime"] for d in self.wanted(spec, state)}
+        changes, deleted = [], []
+        everything = [f for f in state.found.values() if not f.raw.get("borrowed") and not f.parent] + state.strays
         for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key)):
             kind = self.kinds[f.kind]
             why = kind.keeps(spec, f) or (keeping.get(f.key) if state.found.get(f.key) is f else None)
             if not why:
                 changes.append(self._delete_change(f, "", state))
+                deleted.append(f)
                 continue
             spec_refs = refs.get(f.key, []) if state.found.get(f.key) is f else []
             under = list(dict.fromkeys([named[value] for value in kind.stands_on(f) if value in named] + spec_refs))
             for step, key in under:
-                if step == self.name:  # kinds come in creation order: what it stands on comes later here
+                if step == self.name and key != f.key:  # kinds come in creation order: what it stands on comes later here
                     keeping.setdefault(key, f"{f.kind} {f.name} (kept) stands on it")
-            changes.append(keep(self.name, f.kind, f.key, f.name, f.id, why, under, found=f))
-        return changes
+            changes.append(keep(self.name, f.kind, f.key, f.name, f.id, why, [u for u in under if u != (self.name, f.key)],
+                                found=f))
+        return self._clear_changes(deleted) + changes
 
     # apply
 
     def apply(self, ctx: StepContext, changes: Sequence[Change], state: StepState) -> list[str]:
         """Carry out ``changes``; ``state`` follows what is found, made and deleted, so the step's
         :meth:`outputs` of it (which the engine records after the apply) are what exists now."""
-        return self._apply(ctx, changes, state)
+        return _Apply(self, ctx, state).run(changes)
 
-    def _apply(self, ctx: StepContext, changes: Sequence[Change], state: StepState) -> list[str]:
+    def resource_count(self, spec: Spec, state: StepState) -> int:
+        return len([d for d in self.wanted(spec, state) if not d.parent])
+
+    def outputs(self, state: StepState) -> dict[str, Any]:
+        values: dict[str, Any] = dict(state.ids())
+        for found in state.found.values():
+            if not found.parent:
+                values.update({f"{found.key}/{name}": value
+                               for name, value in self.kinds[found.kind].outputs(found).items()})
+        return values
+
+    def inventory(self, state: StepState) -> Table:
+        rows = [(f.kind, f.name, f.id, self.kinds[f.kind].describe(f))
+                for f in list(state.found.values()) + state.strays if not f.parent]
+        return Table(["resource", "name", "id", "detail"], rows, title=f"{self.name}: {len(rows)} resources")
+
+
+class _Apply:
+    """One apply of a :class:`ResourceStep`: the changes in order, what waits for a resource to settle
+    (:attr:`Kind.deferred`), and the deletes that finish later (:attr:`Kind.lingers`)."""
+
+    def __init__(self, step: ResourceStep, ctx: StepContext, state: StepState) -> None:
+        self.step, self.ctx, self.state = step, ctx, state
+        self.order = list(step.kinds)
+        self.settled: set[str] = set()  # keys waited for in this apply
+        self.waiting: list[Change] = []  # changes that need an unsettled resource
+        self.going: list[Found] = list(state.leaving)  # deletes of lingering kinds, not waited for yet
+        self.lock = threading.Lock()
+
+    def run(self, changes: Sequence[Change]) -> list[str]:
         """Carry out ``changes`` in order. Under ``up --parallel N`` (``ctx.parallel`` above 1) a run of
         creates is made side by side, :data:`~pointapp.concurrency.CHANGES_AT_ONCE` at a time: each once the
         resources of this step its props Ref and those of the kinds it :attr:`Kind.creates_after` exist."""
+        ctx, step = self.ctx, self.step
         warnings: list[str] = []
-        self._collect_refs(ctx, state)  # a plan made before a step it uses was applied
-        resolver = self._resolver(state, strict=True)
+        step._collect_refs(ctx, self.state)  # a plan made before a step it uses was applied
+        resolver = step._resolver(self.state, strict=True)
         pending = [c for c in changes if c.action != "keep"]
         while pending:
             batch = [pending[0]]
             if ctx.parallel > 1 and pending[0].op == "create":
                 batch = list(itertools.takewhile(lambda c: c.op == "create" and "desired" in c.args, pending)) or batch
             pending = pending[len(batch):]
-            notes = run_graph([(id(change), ctx.as_this_work(functools.partial(self._carry_out, ctx, change, state, resolver)))
+            notes = run_graph([(id(change), ctx.as_this_work(functools.partial(self.carry_out, change, resolver)))
                                for change in batch], self._create_order(batch) if len(batch) > 1 else {},
                               CHANGES_AT_ONCE)
             warnings += [note for change in batch for note in notes[id(change)]]
+        warnings += self._settle_later(resolver)
+        self._await_going(-1)
         return warnings
 
     def _create_order(self, creates: Sequence[Change]) -> dict[int, list[int]]:
         """What each of ``creates`` waits for: the creates its props Ref, and those of the kinds it creates after."""
-        order = list(self.kinds)
-        by_key = {change.key: id(change) for change in creates}
+        kinds = self.step.kinds
+        by_key = {change.args["desired"].key: id(change) for change in creates}
         after: dict[int, list[int]] = {}
         for change in creates:
-            kinds = self.kinds[change.kind].creates_after
-            earlier = order[:order.index(change.kind)] if kinds is None else kinds
-            refs = {ref.key for ref in _refs(change.args["desired"].props) if ref.step == self.name}
+            named = kinds[change.kind].creates_after
+            earlier = self.order[:self.order.index(change.kind)] if named is None else named
+            refs = {ref.key for ref in _refs(change.args["desired"].props) if ref.step == self.step.name}
             after[id(change)] = [id(c) for c in creates if c.kind in earlier] + [by_key[k] for k in refs if k in by_key]
         return after
 
-    def _carry_out(self, ctx: StepContext, change: Change, state: StepState, resolver: Resolver) -> list[str]:
+    def _unsettled(self, change: Change) -> list[Found]:
+        """The resources of this step that ``change`` Refs and that have not settled yet."""
+        desired = change.args.get("desired")
+        if desired is None or change.action == "delete":
+            return []
+        found = [self.state.found.get(ref.key) for ref in _refs(desired.props) if ref.step == self.step.name]
+        return [f for f in found if f is not None and f.key not in self.settled and self.step.kinds[f.kind].unsettled(f)]
+
+    def _settle_later(self, resolver: Resolver) -> list[str]:
+        """Wait for what is unsettled (made now, or found so), then carry out the changes that waited for it:
+        later, as deferred work, for a kind that says so (the steps that do not need it go on meanwhile)."""
+        by_kind: dict[str, list[Found]] = {}
+        for found in self.state.found.values():
+            if found.key not in self.settled and self.step.kinds[found.kind].unsettled(found):
+                by_kind.setdefault(found.kind, []).append(found)
+        warnings: list[str] = []
+        for name, starting in by_kind.items():
+            kind = self.step.kinds[name]
+            waiting = [c for c in self.waiting if any(f.kind == name for f in self._unsettled(c))]
+            self.waiting = [c for c in self.waiting if c not in waiting]
+
+            def finish(kind: Kind = kind, starting: list[Found] = starting, waiting: list[Change] = waiting) -> None:
+                with self.ctx.at_work(self.step.name):  # the step's work, whichever step's thread runs it
+                    kind.settle(self.ctx, starting)
+                    self.settled.update(f.key for f in starting)
+                    for change in waiting:
+                        warnings.extend(self.carry_out(change, resolver))
+
+            if kind.deferred:
+                self.ctx.say(f"  {kind.settling(starting)}")
+                self.ctx.defer(kind.deferred, finish)
+            else:
+                finish()
+        for change in self.waiting:  # what waited for a resource that settled meanwhile
+            warnings += self.carry_out(change, resolver)
+        return warnings
+
+    def _await_going(self, before: int) -> None:
+        """Wait for the lingering deletes of the kinds after index ``before`` in the step's kinds: what may stand
+        on a resource of the kind at ``before`` (all of them for -1)."""
+        going = [f for f in self.going if self.order.index(f.kind) > before]
+        if not going:
+            return
+        self.going = [f for f in self.going if f not in going]
+        for name in dict.fromkeys(f.kind for f in going):
+            self.step.kinds[name].await_gone(self.ctx, [f for f in going if f.kind == name])
+
+    def carry_out(self, change: Change, resolver: Resolver) -> list[str]:
         """One change; the warnings it gives."""
+        ctx, name = self.ctx, self.step.name
         warnings: list[str] = []
         ctx.check_stopping()
+        if self._unsettled(change):
+            with self.lock:
+                self.waiting.append(change)
+            return warnings
         ctx.say(f"  {change.line()}")
-        kind = self.kinds[change.kind]
+        kind = self.step.kinds[change.kind]
         skip = change.args.get("skip")
         if skip:
             ctx.skipped.append(change)
@@ -562,62 +753,62 @@ class ResourceStep:
                 ctx.say(f"    skipped: {skip}")
             return warnings
         if change.args.get("taken"):
-            raise StepError(self.name, f"{change.kind} {change.name}",
+            raise StepError(name, f"{change.kind} {change.name}",
                             f"exists and belongs to environment {change.args['taken']} (its pointapp:environment "
                             "tag); pointapp never takes over another environment's resource: give this "
                             "environment its own in the spec")
         try:
             if change.op == "create":
                 desired: Desired = change.args["desired"]
-                state.found[desired.key] = kind.create(ctx, desired, resolve(desired.props, resolver),
-                                                       change.args["tags"])
+                self.state.found[desired.key] = kind.create(ctx, desired, resolve(desired.props, resolver),
+                                                            change.args["tags"])
             elif change.op == "update":
-                self._update(ctx, kind, change.args["desired"], change.args["differences"], state, resolver)
-            else:
-                note = kind.delete(ctx, change.args["found"])
-                if note:
-                    warnings.append(f"{change.kind} {change.name}: {note}")
-                    ctx.skipped.append(change)
-                    ctx.say(f"    skipped: {note}")
-                if state.found.get(change.key) is change.args["found"]:
-                    del state.found[change.key]
+                self._update(kind, change, resolver)
+            elif change.op == "delete":
+                warnings += self._delete(kind, change)
+            else:  # the kind's clearing update (Kind.clears)
+                kind.clear(ctx, change.args["found"])
             if change not in ctx.skipped:
                 ctx.done.append(change)
         except Unresolved as missing:
             if missing.ref.step == "runtime":
-                need = f"needs {missing.ref.key}, known once the steps {self.name} depends on are up"
+                need = f"needs {missing.ref.key}, known once the steps {name} depends on are up"
             else:
                 need = (f"needs {missing.ref.key} of step {missing.ref.step}, which does not exist: "
                         f"run `pointapp up --only {missing.ref.step}` first")
-            raise StepError(self.name, f"{change.kind} {change.name}", need) from None
+            raise StepError(name, f"{change.kind} {change.name}", need) from None
         except botocore.exceptions.ClientError as error:
-            raise step_error(self.name, change, error) from error
+            raise step_error(name, change, error) from error
         return warnings
 
-    @staticmethod
-    def _update(ctx: StepContext, kind: Kind, desired: Desired, differences: Mapping[str, Any], state: StepState,
-                resolver: Resolver) -> None:
+    def _delete(self, kind: Kind, change: Change) -> list[str]:
+        found: Found = change.args["found"]
+        self._await_going(self.order.index(found.kind))
+        try:
+            note = kind.delete(self.ctx, found)
+        except LeftStanding as standing:
+            return [str(standing)]
+        if kind.lingers:
+            self.going.append(found)
+        if self.state.found.get(found.key) is found:
+            del self.state.found[found.key]
+        if not note:
+            return []
+        self.ctx.skipped.append(change)
+        self.ctx.say(f"    skipped: {note}")
+        return [f"{change.kind} {change.name}: {note}"]
+
+    def _update(self, kind: Kind, change: Change, resolver: Resolver) -> None:
         """The tags first (their own call), then what else differs: the kind's update never sees tags."""
-        found, props = state.found[desired.key], resolve(desired.props, resolver)
+        desired: Desired = change.args["desired"]
+        differences: Mapping[str, Any] = change.args["differences"]
+        found = self.state.found.get(desired.key) or change.args["found"]  # or as AWS made it with its parent
+        props = resolve(desired.props, resolver)
         if "tags" in differences:
-            kind.tag(ctx, found, differences["tags"])
+            kind.tag(self.ctx, found, differences["tags"])
         settings = {key: value for key, value in differences.items() if key != "tags"}
         if settings:
-            kind.update(ctx, desired, props, found, settings)
-
-    def resource_count(self, spec: Spec, state: StepState) -> int:
-        return len(self.desired(spec))
-
-    def outputs(self, state: StepState) -> dict[str, Any]:
-        values: dict[str, Any] = dict(state.ids())
-        for found in state.found.values():
-            values.update({f"{found.key}/{name}": value for name, value in self.kinds[found.kind].outputs(found).items()})
-        return values
-
-    def inventory(self, state: StepState) -> Table:
-        rows = [(f.kind, f.name, f.id, self.kinds[f.kind].describe(f))
-                for f in list(state.found.values()) + state.strays]
-        return Table(["resource", "name", "id", "detail"], rows, title=f"{self.name}: {len(rows)} resources")
+            kind.update(self.ctx, desired, props, found, settings)
 
 
 def _short(value: Any) -> str:
