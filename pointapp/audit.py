@@ -14,10 +14,10 @@ from pointapp import engine
 from pointapp.errors import PointappError
 from pointapp.outputs import BASTION_INSTANCE, CACHE_GROUP, DATABASE_INSTANCE, PRODUCTION_LISTENER
 from pointapp.plan import Table
-from pointapp.resources import Found
+from pointapp.resources import Found, StepState
 from pointapp.spec import ANYWHERE_V4, ANYWHERE_V6, Spec
 from pointapp.steps.delivery import PRIVATE
-from pointapp.steps.network import Observed, Permission, observed_permissions
+from pointapp.steps.network import Permission, default_group, observed_permissions, security_groups
 from pointapp.target import Context
 
 ANYWHERE = (ANYWHERE_V4, ANYWHERE_V6)
@@ -94,13 +94,13 @@ def _examine(observed: Mapping[str, Any], step: str, key: str, result: Result) -
     return found
 
 
-def _groups(network: Observed) -> list[tuple[str, dict[Permission, str]]]:
+def _groups(network: StepState) -> list[tuple[str, dict[Permission, str]]]:
     """Every owned security group and the VPC's default group, with their permissions."""
-    topology = network.topology
-    keys = topology.key_of_group()
-    groups = [(found.name, observed_permissions(found.raw, keys)) for found in topology.groups.values()]
-    if topology.default_group is not None:
-        default = topology.default_group
+    owned = security_groups(network)
+    keys = {found.id: found.key for found in owned}
+    groups = [(found.name, observed_permissions(found.raw, keys)) for found in owned]
+    default = default_group(network)
+    if default is not None:
         groups.append((f"default group {default['GroupId']}", observed_permissions(default, keys)))
     return groups
 
@@ -142,7 +142,7 @@ def check_public_ingress(ctx: Context, observed: Mapping[str, Any], result: Resu
 
 
 def check_default_group(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    default = observed["network"].topology.default_group
+    default = default_group(observed["network"])
     if default is None:
         return
     name = f"default group {default['GroupId']}"
@@ -229,7 +229,7 @@ def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> No
 
 
 def check_flow_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    vpc = observed["network"].topology.vpc
+    vpc = observed["network"].found.get("vpc")
     if vpc is None:
         return
     result.examined.append(vpc.name)
@@ -261,7 +261,7 @@ CHECKS: list[tuple[str, str, Check]] = [
 def audit(ctx: Context, checks: Iterable[str] | None = None) -> Report:
     """Check the live environment; raises when there is nothing to audit (no VPC)."""
     observed = engine.discover(ctx)
-    if observed["network"].topology.vpc is None:
+    if "vpc" not in observed["network"].found:
         raise PointappError(f"nothing to audit: {ctx.spec.owner} has no network on {ctx.target.describe()} "
                             "(run `pointapp up` first, or pick the target it was built on)")
     wanted = set(checks) if checks is not None else None

@@ -583,8 +583,9 @@ def _exported(spec: Spec, template: _Template, steps: Sequence[str]) -> list[Exp
 
     found = []
     for step in steps:
-        loaded: Any = network.FLOW_LOGS if step == "network" else get(step).load()  # the network's layout aside
-        wanted: list[Desired] = loaded.desired(spec)
+        loaded: Any = get(step).load()
+        # The network's layout is made by network_requests: here, its flow logs only.
+        wanted: list[Desired] = network.flow_log_resources(spec) if step == "network" else loaded.desired(spec)
         made = {d.key: d.kind for d in wanted}
         prefix = "cache/" if step == "cache" else ""  # the database's keys and the cache's overlap
 

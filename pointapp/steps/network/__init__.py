@@ -1,32 +1,35 @@
 """The ``network`` step: VPC, subnets, internet gateway, NAT gateway(s), route tables, security groups,
-and the VPC's flow logs.
+and the VPC's flow logs: a resource step on the core (:class:`pointapp.resources.ResourceStep`).
 
-``discover`` reads what the step owns in a handful of tag-filtered calls; ``plan`` is a pure function
-from (spec, observed) to changes; ``apply`` carries them out and converges from any partial state;
-``plan_destroy`` lists everything the step owns, in the order it must be deleted.
-
-The EC2 topology has its own planner and executor (:mod:`.planner`, :mod:`.executor`, one module per
-resource: :mod:`.vpc`, :mod:`.subnets`, :mod:`.gateways`, :mod:`.routes`, :mod:`.groups`), for the order
-AWS needs (:mod:`.waits`); the flow logs are a resource step on the core (:mod:`.flow_logs`).
+Its desired list is the layout (:mod:`.layout`, pure) in the zones discovery reads first (the step's
+facts, :func:`.discovery.facts`); one module per resource family holds its kinds and request builders
+(:mod:`.vpc`, :mod:`.subnets`, :mod:`.gateways`, :mod:`.routes`, :mod:`.groups`, :mod:`.flow_logs`).
+What the network needs of AWS's order is the core's: the routes, associations and rules are parts of their
+table or group; a NAT gateway settles later and its routes wait for it (deferred, :data:`DEFERRED_NAT`); its
+delete finishes later and what it stood on waits for it; groups lose their rules before any is deleted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from pointapp.context import StepContext
 from pointapp.names import DEFERRED_NAT, route_table_keys
-from pointapp.plan import Change, Kept, Table
-from pointapp.resources import StepState
+from pointapp.resources import Desired, Ref, ResourceStep, StepState
+from pointapp.spec import Spec
 
-from .destroy import deletions, plan_destroy
-from .discovery import NAME, NetworkState, available_zones, discover, zones_in_use
-from .executor import _Executor
-from .flow_logs import FLOW_LOGS, FlowLog, _flow_log_resources, flow_log_group
-from .gateways import address_request, attach_request, igw_request, nat_request
-from .groups import ip_permission, observed_permissions, security_group_request
+from .discovery import NAME, available_zones, facts, zones_in_use
+from .flow_logs import FLOW_LOG_KINDS, FlowLog, flow_log_group, flow_log_resources
+from .gateways import ElasticIp, InternetGateway, NatGateway, address_request, attach_request, igw_request, nat_request
+from .groups import (
+    DefaultSecurityGroup,
+    SecurityGroup,
+    SecurityGroupRule,
+    ip_permission,
+    observed_permissions,
+    rule_key,
+    security_group_request,
+)
 from .layout import (
     ALL_OUTBOUND,
     GroupLayout,
@@ -38,122 +41,85 @@ from .layout import (
     layout,
     zone_suffix,
 )
-from .planner import plan, resource_count
-from .routes import association_request, route_request, route_table_request
-from .subnets import public_request, subnet_request
-from .vpc import DNS_ATTRIBUTES, dns_request, vpc_request
+from .routes import Route, RouteAssociation, RouteTable, association_request, route_request, route_table_request
+from .subnets import Subnet, public_request, subnet_request
+from .vpc import DNS_ATTRIBUTES, Vpc, dns_request, vpc_request
 from .waits import NAT_GATEWAY
 
 __all__ = [
-    "ALL_OUTBOUND", "DEFERRED_NAT", "DNS_ATTRIBUTES", "FLOW_LOGS", "NAME", "NAT_GATEWAY", "STEP", "FlowLog", "GroupLayout", "Layout",
-    "NatLayout", "NetworkState", "NetworkStep", "Observed", "Permission", "RouteTableLayout", "SubnetLayout",
-    "address_request", "association_request", "attach_request", "available_zones", "deletions", "discover",
-    "dns_request", "flow_log_group", "igw_request", "inventory", "ip_permission", "layout", "nat_request",
-    "observed_permissions", "outputs", "plan", "plan_destroy", "public_request", "resource_count",
-    "route_request", "route_table_keys", "route_table_request", "security_group_request", "subnet_request",
-    "vpc_request", "zone_suffix", "zones_in_use", "_Executor", "_flow_log_resources",
+    "ALL_OUTBOUND", "DEFERRED_NAT", "DNS_ATTRIBUTES", "NAME", "NAT_GATEWAY", "STEP", "FlowLog", "GroupLayout", "Layout",
+    "NatGateway", "NatLayout", "Permission", "RouteTableLayout", "SubnetLayout", "address_request",
+    "association_request", "attach_request", "available_zones", "default_group", "desired", "dns_request", "facts",
+    "flow_log_group", "flow_log_resources", "igw_request", "ip_permission", "layout", "nat_request",
+    "observed_permissions", "public_request", "route_request", "route_table_keys", "route_table_request",
+    "security_group_request", "security_groups", "subnet_request", "vpc_request", "zone_suffix", "zones_in_use",
 ]
 
 
-def outputs(observed: NetworkState) -> dict[str, str]:
-    """The ids other steps refer to, by key: ``vpc``, ``subnet/<tier>/<zone>``, ``sg/<group>``, ``rtb/<table>``."""
-    return {key: value for key, value in observed.ids().items() if not key.startswith("id:")}
+def _ref(key: str) -> Ref:
+    return Ref(NAME, key)
 
 
-def _describers(names_of_groups: Mapping[str, str]) -> dict[str, Callable[[dict[str, Any]], str]]:
-    """How the inventory describes each kind, from its description."""
-
-    def routes(raw: dict[str, Any]) -> str:
-        return ", ".join(f"{x.get('DestinationCidrBlock')} -> {x.get('NatGatewayId') or x.get('GatewayId')}"
-                         for x in raw.get("Routes", []) if x.get("DestinationCidrBlock"))
-
-    def inbound(raw: dict[str, Any]) -> str:
-        return "; ".join(p.describe() for p in sorted(observed_permissions(raw, names_of_groups))
-                         if p.direction == "ingress") or "no inbound rule"
-
-    return {
-        "vpc": lambda r: str(r.get("CidrBlock", "")),
-        "subnet": lambda r: f"{r.get('CidrBlock')} {r.get('AvailabilityZone')}"
-                            + (" public" if r.get("MapPublicIpOnLaunch") else " private"),
-        "nat-gateway": lambda r: f"{r.get('State')} in {r.get('SubnetId')}",
-        "elastic-ip": lambda r: str(r.get("PublicIp", "")),
-        "route-table": routes,
-        "security-group": inbound,
-        "internet-gateway": lambda r: ", ".join(a["VpcId"] for a in r.get("Attachments", [])),
-    }
+def _routes(lay: Layout, names: Mapping[str, str]) -> list[Desired]:
+    """Each route table, its default route and its subnets' associations (parts of the table)."""
+    found = []
+    for table in lay.route_tables:
+        found.append(Desired("route-table", table.key, table.name, {"vpc": _ref("vpc")}, f"{len(table.subnets)} subnets"))
+        if table.target:
+            found.append(Desired("route", f"{table.key}/default", table.name,
+                                 {"table": _ref(table.key), "target": _ref(table.target)},
+                                 f"0.0.0.0/0 -> {names[table.target]}", parent=table.key))
+        found += [Desired("route-association", f"{subnet}/association", table.name,
+                          {"table": _ref(table.key), "subnet": _ref(subnet)}, names[subnet], parent=table.key)
+                  for subnet in table.subnets]
+    return found
 
 
-def inventory(observed: NetworkState) -> Table:
-    """What the step owns, as a table: one row per resource."""
-    describe = _describers({f.id: f"sg/{f.name}" for f in observed.groups.values()})
-    rows = [(found.kind, found.name, found.id, describe[found.kind](found.raw)) for found in observed.everything()]
-    return Table(["resource", "name", "id", "detail"], rows, title=f"network: {len(rows)} resources")
+def _groups(lay: Layout) -> list[Desired]:
+    """The security groups, then each group's rules (parts of the group), then the VPC's default group."""
+    found = [Desired("security-group", group.key, group.name, {"vpc": _ref("vpc"), "description": group.description},
+                     group.description) for group in lay.groups]
+    for group in lay.groups:
+        for permission, description in sorted(group.permissions.items()):
+            source = {"source": _ref(permission.source)} if permission.source_kind == "group" else {}
+            text = f"{permission.describe()}: {description}" if description else permission.describe()
+            found.append(Desired("security-group-rule", rule_key(group.key, permission), group.name,
+                                 {"group": _ref(group.key), "permission": permission, "description": description,
+                                  **source}, text, parent=group.key))
+    found.append(Desired("default-security-group", "default-sg", f"default group of {lay.vpc_name}",
+                         {"vpc": _ref("vpc")}, "remove every inbound and outbound rule", parent="vpc"))
+    return found
 
 
-@dataclass
-class Observed:
-    """What the step owns: the EC2 topology and the flow-log resources."""
-
-    topology: NetworkState
-    flow_logs: StepState
-    applied: dict[str, str] | None = None  # the topology's ids after an apply (what was found, made and deleted)
-
-    @property
-    def zones(self) -> list[str]:
-        return self.topology.zones
-
-    def _vpc_ref(self, vpc_id: str | None) -> None:
-        self.flow_logs.refs.pop(("runtime", "vpc"), None)
-        if vpc_id:
-            self.flow_logs.refs[("runtime", "vpc")] = vpc_id
+def desired(spec: Spec, facts: Mapping[str, Any]) -> list[Desired]:
+    """What the spec asks for in the region and zones of ``facts``, in creation order. Pure."""
+    lay = layout(spec, facts["region"], facts["zones"])
+    names = lay.names()
+    found = [Desired("vpc", "vpc", lay.vpc_name, {"cidr": lay.vpc_cidr}, f"{lay.vpc_cidr}, DNS hostnames and support on"),
+             Desired("internet-gateway", "igw", lay.igw_name, {"vpc": _ref("vpc")}, "attached to the VPC")]
+    found += [Desired("subnet", s.key, s.name, {"vpc": _ref("vpc"), "cidr": s.cidr, "zone": s.zone, "public": s.public},
+                      f"{s.cidr} in {s.zone}, {'public' if s.public else 'private'}") for s in lay.subnets]
+    for nat in lay.nats:
+        found += [Desired("elastic-ip", nat.address, nat.address_name, {}, f"for {nat.name}"),
+                  Desired("nat-gateway", nat.key, nat.name, {"subnet": _ref(nat.subnet), "address": _ref(nat.address)},
+                          f"in {names[nat.subnet]} with {nat.address_name}")]
+    return found + _routes(lay, names) + _groups(lay) + flow_log_resources(spec)
 
 
-def _is_flow_log_change(change: Change) -> bool:
-    return change.kind in FLOW_LOGS.kinds
+STEP = ResourceStep(NAME, [Vpc(), Subnet(), InternetGateway(), ElasticIp(), NatGateway(), RouteTable(), Route(),
+                           RouteAssociation(), SecurityGroup(), SecurityGroupRule(), DefaultSecurityGroup(),
+                           *FLOW_LOG_KINDS], desired, facts=facts)
+"""The kinds in the order deletes go backwards: the flow logs first, then the groups, the route tables,
+the NAT gateways and their Elastic IPs, the internet gateway, the subnets, and the VPC last."""
 
 
-class NetworkStep:
-    """The step protocol over the topology and the flow logs: the flow logs hang off the VPC, so they are
-    deleted before the topology and made after it."""
-
-    name = NAME
-
-    def discover(self, ctx: StepContext) -> Observed:
-        observed = Observed(discover(ctx), FLOW_LOGS.discover(ctx))
-        observed._vpc_ref(observed.topology.vpc.id if observed.topology.vpc else None)
-        return observed
-
-    def plan(self, spec: Any, observed: Observed) -> list[Change]:
-        return plan(spec, observed.topology) + FLOW_LOGS.plan(spec, observed.flow_logs)
-
-    def plan_destroy(self, spec: Any, observed: Observed, kept: Kept | None = None) -> list[Change]:
-        return FLOW_LOGS.plan_destroy(spec, observed.flow_logs, kept) + plan_destroy(spec, observed.topology, kept)
-
-    def apply(self, ctx: StepContext, changes: Sequence[Change], observed: Observed) -> list[str]:
-        """Flow-log deletions first (they hang off the VPC), then the topology, then the flow logs it needs."""
-        changes = [c for c in changes if c.action != "keep"]  # kept on purpose: nothing to do
-        flow = [c for c in changes if _is_flow_log_change(c)]
-        first = [c for c in flow if c.action == "delete"]
-        last = [c for c in flow if c.action != "delete"]
-        executor = _Executor(ctx, observed.topology)
-        warnings = FLOW_LOGS.apply(ctx, first, observed.flow_logs) if first else []
-        warnings += executor.run([c for c in changes if not _is_flow_log_change(c)], defer=True)
-        if last:
-            observed._vpc_ref(executor.ids.get("vpc"))
-            warnings += FLOW_LOGS.apply(ctx, last, observed.flow_logs)
-        observed.applied = executor.outputs()  # the ids as they are now: what the engine records as the outputs
-        return warnings
-
-    def resource_count(self, spec: Any, observed: Observed) -> int:
-        return resource_count(spec, observed.topology) + FLOW_LOGS.resource_count(spec, observed.flow_logs)
-
-    def outputs(self, observed: Observed) -> dict[str, str]:
-        topology = outputs(observed.topology) if observed.applied is None else observed.applied
-        return {**topology, **FLOW_LOGS.outputs(observed.flow_logs)}
-
-    def inventory(self, observed: Observed) -> Table:
-        rows = list(inventory(observed.topology).rows) + list(FLOW_LOGS.inventory(observed.flow_logs).rows)
-        return Table(["resource", "name", "id", "detail"], rows, title=f"network: {len(rows)} resources")
+def security_groups(state: StepState) -> list[Any]:
+    """The owned security groups found (what the audit examines)."""
+    return [f for f in state.found.values() if f.kind == "security-group"]
 
 
-STEP = NetworkStep()
+def default_group(state: StepState) -> dict[str, Any] | None:
+    """The description of the VPC's default security group, when the VPC exists."""
+    found = state.found.get("default-sg")
+    return found.raw if found is not None else None
+

@@ -1,4 +1,4 @@
-"""VPC flow logs: an IAM role, a log group and the flow log, as a resource step on the core."""
+"""VPC flow logs: an IAM role, a log group and the flow log of the VPC."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from pointapp.context import StepContext
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, policy, trust_policy
-from pointapp.resources import FLOW_LOGS_ROLE, Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, retry_new_role
+from pointapp.resources import FLOW_LOGS_ROLE, Arn, Desired, Found, Kind, Ref, Request, ignore_codes, retry_new_role
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, from_aws_tags, owner_filters, tag_specifications
 
@@ -72,7 +72,8 @@ def flow_log_group(spec: Spec) -> str:
     return f"{LogGroup.prefix(spec)}vpc-flow-logs"
 
 
-def _flow_log_resources(spec: Spec) -> list[Desired]:
+def flow_log_resources(spec: Spec) -> list[Desired]:
+    """The flow log of the VPC, its log group and the role it delivers with (none when ``network.flow_logs`` is off)."""
     if not spec.network.flow_logs:
         return []
     group = flow_log_group(spec)
@@ -85,9 +86,10 @@ def _flow_log_resources(spec: Spec) -> list[Desired]:
                 {"trust": trust_policy("vpc-flow-logs.amazonaws.com"), "managed": [], "inline": {"deliver": policy(deliver)}},
                 "the VPC flow log service writes to its own log group only"),
         Desired("flow-log", "flow-logs/vpc", spec.name("vpc-flow-log"),
-                {"vpc": Ref("runtime", "vpc"), "traffic": "ALL", "log_group": group,
+                {"vpc": Ref(NAME, "vpc"), "traffic": "ALL", "log_group": group,
                  "role": Ref(NAME, "flow-logs/role", "Arn")}, f"all traffic of the VPC to {group}"),
     ]
 
 
-FLOW_LOGS = ResourceStep(NAME, [LogGroup(), Role(), FlowLog()], _flow_log_resources)
+#: The kinds of the flow logs, in creation order.
+FLOW_LOG_KINDS = (LogGroup(), Role(), FlowLog())

@@ -1,22 +1,26 @@
 """The gateways: the internet gateway, and the NAT gateways with their Elastic IPs.
 
-A NAT gateway is started and waited for later (:mod:`.waits`): the routes to it follow once it is
-available. On ``down`` it is deleted and waited for before its Elastic IP is released and the internet
-gateway detached.
+A NAT gateway is started without waiting: it settles later (:attr:`NatGateway.deferred`), and the routes
+to it follow once it is available, while the steps that do not need it start. On ``down`` its delete
+finishes later (:attr:`NatGateway.lingers`): it is waited for before its Elastic IP is released, its subnet
+deleted and the internet gateway detached.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
-from pointapp.plan import Change
-from pointapp.resources import ignore_absent
+from pointapp.context import StepContext
+from pointapp.names import DEFERRED_NAT
+from pointapp.resources import Desired, Found, Request, ignore_absent
+from pointapp.spec import Spec
 from pointapp.tags import tag_specifications
+from pointapp.typical import Typical
 
-from .base import Id, Planner
-from .destroy import deletions
-from .waits import Waits
+from .discovery import Ec2Kind, collect, listing, primary_vpc
+from .vpc import Id
+from .waits import NAT_GATEWAY, await_interfaces, await_nats
 
 
 def igw_request(tags: Mapping[str, str]) -> dict[str, Any]:
@@ -27,7 +31,6 @@ def igw_request(tags: Mapping[str, str]) -> dict[str, Any]:
 def attach_request(id: Id) -> dict[str, Any]:
     """The AttachInternetGateway request: the internet gateway to the VPC."""
     return dict(InternetGatewayId=id("igw"), VpcId=id("vpc"))
-
 
 
 def address_request(tags: Mapping[str, str]) -> dict[str, Any]:
@@ -41,74 +44,140 @@ def nat_request(id: Id, subnet: str, address: str, tags: Mapping[str, str]) -> d
                 TagSpecifications=tag_specifications("natgateway", tags))
 
 
+class InternetGateway(Ec2Kind):
+    """The internet gateway, attached to the VPC."""
 
-class GatewayPlan(Planner):
-    def internet_gateway(self) -> None:
-        found = self.observed.igw
-        tags = self.tags("internet-gateway", "igw", found)
-        if found is None:
-            self.add("create", "internet-gateway", "igw", "attached to the VPC", "create_igw", tags=tags)
-        elif not any(a.get("VpcId") == getattr(self.observed.vpc, "id", None)
-                     for a in found.raw.get("Attachments", [])):
-            self.add("update", "internet-gateway", "igw", "attach to the VPC", "attach_igw")
+    name = "internet-gateway"
 
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        vpc = primary_vpc(ctx)
+        return collect(spec, self.name, listing(ctx, "internet-gateways"), "InternetGatewayId",
+                       lambda i: not i.get("Attachments") or any(a["VpcId"] == vpc for a in i["Attachments"]))
 
-    def nat_gateways(self) -> None:
-        for nat in self.layout.nats:
-            address = self.observed.addresses.get(nat.address)
-            tags = self.tags("elastic-ip", nat.address, address)
-            if address is None:
-                self.add("create", "elastic-ip", nat.address, f"for {nat.name}", "allocate_address", tags=tags)
-            found = self.observed.nat_gateways.get(nat.key)
-            tags = self.tags("nat-gateway", nat.key, found)
-            if found is not None and found.raw["State"] == "failed":
-                self.changes += deletions([found], reason="failed; replaced")
-                self.replaced.add(nat.key)
-                found = None
-            subnet = self.names[nat.subnet]
-            if found is None:
-                self.add("create", "nat-gateway", nat.key, f"in {subnet} with {nat.address_name}",
-                         "create_nat", subnet=nat.subnet, address=nat.address, tags=tags)
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        if not any(a.get("VpcId") == props["vpc"] for a in found.raw.get("Attachments", [])):
+            return {"attach to": props["vpc"]}
+        return {}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_internet_gateway": igw_request(tags),
+                "attach_internet_gateway": attach_request(lambda key: props["vpc"] if key == "vpc" else props.get("id"))}
 
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ec2 = ctx.client("ec2")
+        igw = ec2.create_internet_gateway(**igw_request(tags))["InternetGateway"]
+        found = Found(self.name, desired.key, igw["InternetGatewayId"], dict(tags), igw)
+        self.update(ctx, desired, props, found, {})
+        return found
 
-class GatewayWork(Waits):
-    def op_create_igw(self, change: Change) -> None:
-        igw = self.ec2.create_internet_gateway(**igw_request(change.args["tags"]))
-        self.ids["igw"] = igw["InternetGateway"]["InternetGatewayId"]
-        self.op_attach_igw(change)
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        request = self.request(ctx.spec, desired, {**props, "id": found.id}, {})["attach_internet_gateway"]
+        ctx.client("ec2").attach_internet_gateway(**request)
+        found.raw["Attachments"] = [{"VpcId": props["vpc"], "State": "available"}]
 
-    def op_attach_igw(self, change: Change) -> None:
-        self.ec2.attach_internet_gateway(**attach_request(self.id))
-
-
-    def op_allocate_address(self, change: Change) -> None:
-        address = self.ec2.allocate_address(**address_request(change.args["tags"]))
-        self.ids[change.key] = address["AllocationId"]
-
-    def op_create_nat(self, change: Change) -> None:
-        nat = self.ec2.create_nat_gateway(**nat_request(self.id, change.args["subnet"], change.args["address"],
-                                                        change.args["tags"]))
-        self.ids[change.key] = nat["NatGateway"]["NatGatewayId"]
-        self.nats_pending.append((change.name, self.ids[change.key]))
-
-    def delete_nat_gateway(self, change: Change, nat_id: str) -> None:
-        self.ec2.delete_nat_gateway(NatGatewayId=nat_id)
-        self.nats_deleting.append((change.name, nat_id))
-
-    def delete_elastic_ip(self, change: Change, allocation_id: str) -> None:
-        self.await_nat_deletions()  # a NAT gateway holds its address until it is deleted
-        self.ec2.release_address(AllocationId=allocation_id)
-
-    def delete_internet_gateway(self, change: Change, igw_id: str) -> None:
-        raw = self.found(igw_id).raw
-        if raw.get("Attachments"):
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        ec2, attached = ctx.client("ec2"), [a["VpcId"] for a in found.raw.get("Attachments", [])]
+        if attached:
             # EC2 refuses to detach an internet gateway while the VPC has public addresses mapped
             # (DependencyViolation, DetachInternetGateway in the EC2 API reference): a NAT gateway's
-            # until it is deleted, a deleted load balancer's until its network interfaces are gone.
-            self.await_nat_deletions()
-            self.await_interfaces(change, [{"Name": "vpc-id", "Values": [a["VpcId"] for a in raw["Attachments"]]}],
-                                  "public addresses", lambda eni: bool(eni.get("Association", {}).get("PublicIp")))
-        for attachment in raw.get("Attachments", []):
-            ignore_absent(self.ec2.detach_internet_gateway, InternetGatewayId=igw_id, VpcId=attachment["VpcId"])
-        self.ec2.delete_internet_gateway(InternetGatewayId=igw_id)
+            # until it is deleted (the core waited for those), a deleted load balancer's until its
+            # network interfaces are gone.
+            await_interfaces(ctx, f"{self.name} {found.name}", [{"Name": "vpc-id", "Values": attached}],
+                             "public addresses", lambda eni: bool(eni.get("Association", {}).get("PublicIp")))
+        for vpc in attached:
+            ignore_absent(ec2.detach_internet_gateway, InternetGatewayId=found.id, VpcId=vpc)
+        ignore_absent(ec2.delete_internet_gateway, InternetGatewayId=found.id)
+        return None
+
+    def stands_on(self, found: Found) -> list[str]:
+        return [a["VpcId"] for a in found.raw.get("Attachments", [])]
+
+    def describe(self, found: Found) -> str:
+        return ", ".join(a["VpcId"] for a in found.raw.get("Attachments", []))
+
+
+class ElasticIp(Ec2Kind):
+    """The Elastic IP of a NAT gateway."""
+
+    name = "elastic-ip"
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        return collect(spec, self.name, listing(ctx, "addresses"), "AllocationId")
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"allocate_address": address_request(tags)}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        address = ctx.client("ec2").allocate_address(**address_request(tags))
+        return Found(self.name, desired.key, address["AllocationId"], dict(tags), dict(address))
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        ignore_absent(ctx.client("ec2").release_address, AllocationId=found.id)  # after its NAT gateway is gone
+        return None
+
+    def describe(self, found: Found) -> str:
+        return str(found.raw.get("PublicIp", ""))
+
+
+class NatGateway(Ec2Kind):
+    """A public NAT gateway in an ingress subnet with its Elastic IP. A failed one is replaced."""
+
+    name = "nat-gateway"
+    typical: ClassVar[Typical | None] = NAT_GATEWAY
+    typical_delete: ClassVar[Typical | None] = NAT_GATEWAY
+    deferred: ClassVar[str] = DEFERRED_NAT
+    lingers: ClassVar[bool] = True
+    # EC2 refuses a public NAT gateway in a VPC without an internet gateway attached (Gateway.NotAttached).
+    creates_after: ClassVar[tuple[str, ...] | None] = ("internet-gateway",)
+
+    def waits(self, spec: Spec) -> tuple[Typical, ...]:
+        """None: the create does not wait; its settling (:attr:`typical`) is deferred, and the schedule counts it
+        apart (``schedule.DEFERRED``)."""
+        return ()
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        vpc, nats = primary_vpc(ctx), listing(ctx, "nat-gateways")
+        found = collect(spec, self.name, [n for n in nats if n["State"] not in ("deleting", "deleted")],
+                        "NatGatewayId", lambda n: n.get("VpcId") == vpc)
+        # One still deleting (an earlier down stopped) holds its Elastic IP and address: waited for on down.
+        going = collect(spec, self.name, [n for n in nats if n["State"] == "deleting"], "NatGatewayId")
+        return found + [Found(f.kind, f.key, f.id, f.tags, f.raw, leaving=True) for f in going]
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        return "failed" if found.raw.get("State") == "failed" else None
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_nat_gateway": nat_request(lambda key: props[key], "subnet", "address", tags)}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        nat = ctx.client("ec2").create_nat_gateway(**self.request(ctx.spec, desired, props, tags)["create_nat_gateway"])
+        # Waited for whatever state the answer gives (AWS answers pending; an emulator may say available).
+        return Found(self.name, desired.key, nat["NatGateway"]["NatGatewayId"], dict(tags),
+                     {**nat["NatGateway"], "Settled": False})
+
+    def unsettled(self, found: Found) -> bool:
+        return not found.raw.get("Settled", found.raw.get("State") != "pending")
+
+    def settling(self, found: Sequence[Found]) -> str:
+        return (f"NAT gateway {', '.join(f.name for f in found)} is starting (usually {NAT_GATEWAY.spoken} on AWS); "
+                "its routes follow once it is available, before the service starts, while the steps that do not "
+                "need it go on")
+
+    def settle(self, ctx: StepContext, found: Sequence[Found]) -> None:
+        await_nats(ctx, "nat_gateway_available", found, "available")
+        for f in found:
+            f.raw.update(State="available", Settled=True)
+
+    def await_gone(self, ctx: StepContext, found: Sequence[Found]) -> None:
+        await_nats(ctx, "nat_gateway_deleted", found, "deleted")
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        ignore_absent(ctx.client("ec2").delete_nat_gateway, NatGatewayId=found.id)
+        return None
+
+    def stands_on(self, found: Found) -> list[str]:
+        return [found.raw.get("SubnetId", "")] + [a.get("AllocationId", "") for a in found.raw.get("NatGatewayAddresses", [])]
+
+    def describe(self, found: Found) -> str:
+        return f"{found.raw.get('State')} in {found.raw.get('SubnetId')}"

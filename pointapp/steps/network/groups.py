@@ -1,19 +1,22 @@
-"""Security groups: the groups, their rules (one permission with one source each), and the VPC's default
-group, which the step keeps empty. Before groups are deleted, their rules that name a group are revoked
-by rule id, so no group is refused for another's reference."""
+"""Security groups: the groups, their rules (one permission with one source each, parts of their group),
+and the VPC's default group, which the step keeps empty. Before groups are deleted, their rules that name
+a group are revoked by rule id (:attr:`SecurityGroup.clears`), so no group is refused for another's
+reference."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from pointapp.plan import Change
+from pointapp.context import StepContext
+from pointapp.resources import Desired, Found, Request, ignore_absent, ignore_codes
+from pointapp.spec import Spec
 from pointapp.tags import tag_specifications
 
-from .base import Id, Planner
-from .discovery import paginate
+from .discovery import Ec2Kind, collect, listing, paginate, primary_vpc
 from .layout import ALL_OUTBOUND, Permission
-from .waits import Waits
+from .vpc import Id
+from .waits import delete_when_free
 
 
 def security_group_request(id: Id, name: str, description: str, tags: Mapping[str, str]) -> dict[str, Any]:
@@ -39,22 +42,26 @@ def ip_permission(id: Id, permission: Permission, description: str = "") -> dict
     return entry
 
 
-
 def observed_permissions(raw: Mapping[str, Any], key_of_group: Mapping[str, str]) -> dict[Permission, str]:
     """The permissions of a described security group, one source each, with their descriptions."""
-    permissions: dict[Permission, str] = {}
+    return {permission: description for permission, (description, _) in _described(raw, key_of_group).items()}
+
+
+def _described(raw: Mapping[str, Any], key_of_group: Mapping[str, str]) -> dict[Permission, tuple[str, str]]:
+    """The permissions of a described group, each with its description and its source as AWS names it."""
+    permissions: dict[Permission, tuple[str, str]] = {}
     for direction, field_name in (("ingress", "IpPermissions"), ("egress", "IpPermissionsEgress")):
         for perm in raw.get(field_name, []):
             protocol = str(perm["IpProtocol"])
             ports = (None, None) if protocol == "-1" else (perm.get("FromPort"), perm.get("ToPort"))
-            sources = [("cidr", r["CidrIp"], r) for r in perm.get("IpRanges", [])]
-            sources += [("cidr6", r["CidrIpv6"], r) for r in perm.get("Ipv6Ranges", [])]
-            sources += [("group", key_of_group.get(r["GroupId"], r["GroupId"]), r)
+            sources = [("cidr", r["CidrIp"], r["CidrIp"], r) for r in perm.get("IpRanges", [])]
+            sources += [("cidr6", r["CidrIpv6"], r["CidrIpv6"], r) for r in perm.get("Ipv6Ranges", [])]
+            sources += [("group", key_of_group.get(r["GroupId"], r["GroupId"]), r["GroupId"], r)
                         for r in perm.get("UserIdGroupPairs", [])]
-            sources += [("prefix", r["PrefixListId"], r) for r in perm.get("PrefixListIds", [])]
-            for kind, source, entry in sources:
+            sources += [("prefix", r["PrefixListId"], r["PrefixListId"], r) for r in perm.get("PrefixListIds", [])]
+            for kind, source, named, entry in sources:
                 permission = Permission(direction, protocol, ports[0], ports[1], kind, source)
-                permissions[permission] = entry.get("Description", "") or ""
+                permissions[permission] = (entry.get("Description", "") or "", named)
     return permissions
 
 
@@ -63,6 +70,11 @@ def group_references(raw: Mapping[str, Any]) -> list[str]:
     return [pair["GroupId"] for field_name in ("IpPermissions", "IpPermissionsEgress")
             for perm in raw.get(field_name, []) for pair in perm.get("UserIdGroupPairs", [])]
 
+
+def rule_key(group: str, permission: Permission) -> str:
+    """The key of one rule of the group ``group`` (a key): its direction, protocol, ports and source."""
+    return f"{group}/{permission.direction} {permission.protocol} {permission.from_port}-{permission.to_port} " \
+           f"{permission.source_kind} {permission.source}"
 
 
 def _clean(permissions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -77,91 +89,156 @@ def _clean(permissions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return cleaned
 
 
-class GroupPlan(Planner):
-    def security_groups(self) -> None:
-        for group in self.layout.groups:
-            found = self.observed.groups.get(group.key)
-            tags = self.tags("security-group", group.key, found)
-            if found is None:
-                self.add("create", "security-group", group.key, group.description, "create_security_group",
-                         description=group.description, tags=tags)
-        key_of_group = self.observed.key_of_group()
-        for group in self.layout.groups:
-            found = self.observed.groups.get(group.key)
-            current = observed_permissions(found.raw, key_of_group) if found else {ALL_OUTBOUND: ""}
-            for permission, description in sorted(group.permissions.items()):
-                text = f"{permission.describe()}: {description}" if description else permission.describe()
-                if permission not in current:
-                    self.add("create", "security-group-rule", group.key, text, "authorize",
-                             permission=permission, description=description)
-                elif description and current[permission] != description:
-                    self.add("update", "security-group-rule", group.key, f"description: {description}",
-                             "describe_rule", permission=permission, description=description)
-            for permission in sorted(set(current) - set(group.permissions)):
-                self.add("delete", "security-group-rule", group.key, f"{permission.describe()} (not in the spec)",
-                         "revoke", permission=permission)
-
-    def default_group(self) -> None:
-        raw = self.observed.default_group
-        rules = len(raw.get("IpPermissions", [])) + len(raw.get("IpPermissionsEgress", [])) if raw else 0
-        if (raw is None and self.observed.vpc is None) or rules:
-            self.add("update", "default-security-group", "default-sg", "remove every inbound and outbound rule",
-                     "strip_default_group", name=f"default group of {self.layout.vpc_name}")
+def group_listing(ctx: StepContext) -> list[dict[str, Any]]:
+    """Every security group of the owned VPCs: the owned groups (tagged) and the default group of each VPC.
+    One call, read once for the kinds that need it."""
+    vpcs = sorted(v["VpcId"] for v in listing(ctx, "vpcs"))
+    return ctx.read_once(("network", "security-groups", tuple(vpcs)), lambda: paginate(
+        ctx.client("ec2"), "describe_security_groups", "SecurityGroups",
+        Filters=[{"Name": "vpc-id", "Values": vpcs}]) if vpcs else [])
 
 
-class GroupWork(Waits):
-    def op_create_security_group(self, change: Change) -> None:
-        group = self.ec2.create_security_group(
-            **security_group_request(self.id, change.name, change.args["description"], change.args["tags"]))
-        self.ids[change.key] = group["GroupId"]
+class SecurityGroup(Ec2Kind):
+    """A security group of the VPC. A new one holds the all-outbound rule only."""
 
-    def _ip_permission(self, permission: Permission, description: str = "") -> dict[str, Any]:
-        return ip_permission(lambda key: self.ids.get(key, key), permission, description)
+    name = "security-group"
+    clears: ClassVar[str] = "revoke_all"
 
-    def _rules_call(self, verb: str, change: Change, description: str = "") -> None:
-        permission: Permission = change.args["permission"]
-        operation = f"{verb}_security_group_{permission.direction}"
-        getattr(self.ec2, operation)(GroupId=self.id(change.key),
-                                     IpPermissions=[self._ip_permission(permission, description)])
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        vpc = primary_vpc(ctx)
+        return collect(spec, self.name, group_listing(ctx), "GroupId", lambda g: g["VpcId"] == vpc)
 
-    def op_authorize(self, change: Change) -> None:
-        self._rules_call("authorize", change, change.args["description"])
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_security_group": security_group_request(lambda _: props["vpc"], desired.name,
+                                                                props["description"], tags)}
 
-    def op_revoke(self, change: Change) -> None:
-        self._rules_call("revoke", change)
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        request = self.request(ctx.spec, desired, props, tags)["create_security_group"]
+        group = ctx.client("ec2").create_security_group(**request)
+        return Found(self.name, desired.key, group["GroupId"], dict(tags),
+                     {"GroupId": group["GroupId"], "GroupName": desired.name, "VpcId": props["vpc"],
+                      "IpPermissions": [], "IpPermissionsEgress": [ip_permission(str, ALL_OUTBOUND)]})
 
-    def op_describe_rule(self, change: Change) -> None:
-        permission: Permission = change.args["permission"]
-        operation = f"update_security_group_rule_descriptions_{permission.direction}"
-        getattr(self.ec2, operation)(GroupId=self.id(change.key),
-                                     IpPermissions=[self._ip_permission(permission, change.args["description"])])
+    def to_clear(self, found: Found) -> str | None:
+        return "revoke its rules before deletion" if found.raw.get("IpPermissions") or group_references(found.raw) else None
 
-    def op_strip_default_group(self, change: Change) -> None:
-        raw = self.observed.default_group
-        if raw is None:  # the VPC was created in this run
-            answer = self.ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [self.id("vpc")]},
-                                                                {"Name": "group-name", "Values": ["default"]}])
-            raw = answer["SecurityGroups"][0]
-        for field_name, verb in (("IpPermissions", "ingress"), ("IpPermissionsEgress", "egress")):
-            if raw.get(field_name):
-                getattr(self.ec2, f"revoke_security_group_{verb}")(GroupId=raw["GroupId"],
-                                                                   IpPermissions=_clean(raw[field_name]))
-
-
-    def op_revoke_all(self, change: Change) -> None:
+    def clear(self, ctx: StepContext, found: Found) -> None:
         """Revoke every inbound rule of a group, and the outbound rules that name a group, by rule id (as they
         are now: a rule that names two groups is two rules, each revoked on its own)."""
-        group_id = change.args["id"]
+        ec2 = ctx.client("ec2")
         # DescribeSecurityGroupRules gives each rule's id, IsEgress and ReferencedGroupInfo; the revoke calls
         # take SecurityGroupRuleId.N (EC2 API reference), so no rule is missed for a detail of how it is written.
-        rules = paginate(self.ec2, "describe_security_group_rules", "SecurityGroupRules",
-                          Filters=[{"Name": "group-id", "Values": [group_id]}])
+        rules = paginate(ec2, "describe_security_group_rules", "SecurityGroupRules",
+                         Filters=[{"Name": "group-id", "Values": [found.id]}])
         inbound = [r["SecurityGroupRuleId"] for r in rules if not r.get("IsEgress")]
         naming = [r["SecurityGroupRuleId"] for r in rules if r.get("IsEgress") and r.get("ReferencedGroupInfo")]
         if inbound:
-            self.ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=inbound)
+            ignore_absent(ec2.revoke_security_group_ingress, GroupId=found.id, SecurityGroupRuleIds=inbound)
         if naming:
-            self.ec2.revoke_security_group_egress(GroupId=group_id, SecurityGroupRuleIds=naming)
+            ignore_absent(ec2.revoke_security_group_egress, GroupId=found.id, SecurityGroupRuleIds=naming)
 
-    def delete_security_group(self, change: Change, group_id: str) -> None:
-        self.delete_when_free(change, "group-id", self.ec2.delete_security_group, GroupId=group_id)
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        delete_when_free(ctx, f"{self.name} {found.name}", "group-id", found.id,
+                         ctx.client("ec2").delete_security_group, GroupId=found.id)
+        return None
+
+    def stands_on(self, found: Found) -> list[str]:
+        return [found.raw.get("VpcId", ""), *group_references(found.raw)]
+
+    def describe(self, found: Found) -> str:
+        return "; ".join(p.describe() for p in sorted(observed_permissions(found.raw, {}))
+                         if p.direction == "ingress") or "no inbound rule"
+
+
+class SecurityGroupRule(Ec2Kind):
+    """One rule of a security group: one permission with one source (a group source by key)."""
+
+    name = "security-group-rule"
+    tagged = False
+    finds_after: ClassVar[tuple[str, ...]] = ("security-group",)
+    goes_with: ClassVar[tuple[str, ...]] = ("group",)
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        groups = [f for f in known.values() if f.kind == "security-group"]
+        key_of_group = {f.id: f.key for f in groups}
+        return [Found(self.name, rule_key(group.key, permission), f"{group.id} {permission.describe()}",
+                      {"Name": group.name}, {"GroupId": group.id, "Permission": permission, "Description": description,
+                                             "SourceId": source}, parent=group.key)
+                for group in groups for permission, (description, source) in _described(group.raw, key_of_group).items()]
+
+    def as_made(self, desired: Desired) -> Found | None:
+        """A new group holds the all-outbound rule (EC2 adds it to every group it creates in a VPC)."""
+        if desired.props["permission"] != ALL_OUTBOUND:
+            return None
+        return Found(self.name, desired.key, "", {}, {"Permission": ALL_OUTBOUND, "Description": ""}, parent=desired.parent)
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        wanted = props["description"]
+        return {"description": wanted} if wanted and found.raw.get("Description") != wanted else {}
+
+    def _call(self, ctx: StepContext, operation: str, group: str, permission: Permission, source: str,
+              description: str = "") -> None:
+        getattr(ctx.client("ec2"), f"{operation}_{permission.direction}")(
+            GroupId=group, IpPermissions=[ip_permission(lambda _: source, permission, description)])
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        permission: Permission = props["permission"]
+        return {f"authorize_security_group_{permission.direction}": {
+            "GroupId": props["group"],
+            "IpPermissions": [ip_permission(lambda _: props.get("source"), permission, props["description"])]}}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        permission: Permission = props["permission"]
+        ignore_codes(lambda: self._call(ctx, "authorize_security_group", props["group"], permission,
+                                        props.get("source", ""), props["description"]),
+                     ["InvalidPermission.Duplicate"])  # a rerun after a lost answer
+        return Found(self.name, desired.key, f"{props['group']} {permission.describe()}", {"Name": desired.name},
+                     {"GroupId": props["group"], "Permission": permission, "Description": props["description"],
+                      "SourceId": props.get("source", permission.source)}, parent=desired.parent)
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        self._call(ctx, "update_security_group_rule_descriptions", props["group"], props["permission"],
+                   props.get("source", ""), changes["description"])
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        ignore_absent(lambda: self._call(ctx, "revoke_security_group", found.raw["GroupId"], found.raw["Permission"],
+                                         found.raw["SourceId"]))
+        return None
+
+
+class DefaultSecurityGroup(Ec2Kind):
+    """The VPC's default group, which EC2 makes with the VPC: the step keeps it without any rule."""
+
+    name = "default-security-group"
+    tagged = False
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        vpc = primary_vpc(ctx)
+        return [Found(self.name, "default-sg", g["GroupId"], {"Name": f"default group of {spec.name('vpc')}"}, g,
+                      parent="vpc")
+                for g in group_listing(ctx) if g["VpcId"] == vpc and g["GroupName"] == "default"]
+
+    def as_made(self, desired: Desired) -> Found | None:
+        """As EC2 makes it with a VPC: all traffic from the group itself in, and all traffic out."""
+        return Found(self.name, desired.key, "", {}, {"IpPermissions": [{"IpProtocol": "-1"}],
+                                                      "IpPermissionsEgress": [{"IpProtocol": "-1"}]}, parent="vpc")
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        if found.raw.get("IpPermissions") or found.raw.get("IpPermissionsEgress"):
+            return {"rules": "remove every inbound and outbound rule"}
+        return {}
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {}  # made by EC2 with the VPC
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        ec2, raw = ctx.client("ec2"), found.raw
+        if not found.id:  # the VPC was created in this run
+            answer = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [props["vpc"]]},
+                                                           {"Name": "group-name", "Values": ["default"]}])
+            raw = answer["SecurityGroups"][0]
+        for field_name, verb in (("IpPermissions", "ingress"), ("IpPermissionsEgress", "egress")):
+            if raw.get(field_name):
+                getattr(ec2, f"revoke_security_group_{verb}")(GroupId=raw["GroupId"], IpPermissions=_clean(raw[field_name]))

@@ -1,19 +1,22 @@
 """Route tables: one per table of the spec (one per zone for a NAT table in per-az mode), the default
-route of each (to the internet gateway, a NAT gateway, or none), and the subnets associated with it."""
+route of each (to the internet gateway, a NAT gateway, or none), and the subnets associated with it.
+
+The route and the associations are parts of their table (:attr:`pointapp.resources.Desired.parent`):
+found in its description, untagged, gone with it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from pointapp.plan import Change
-from pointapp.resources import Found, ignore_absent
-from pointapp.spec import ANYWHERE_V4
+from pointapp.context import StepContext
+from pointapp.resources import Desired, Found, Request, ignore_absent, ignore_codes
+from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import tag_specifications
 
-from .base import Id, Planner
-from .layout import RouteTableLayout
-from .waits import Waits
+from .discovery import Ec2Kind, collect, listing, primary_vpc
+from .vpc import Id
 
 
 def route_table_request(id: Id, tags: Mapping[str, str]) -> dict[str, Any]:
@@ -32,78 +35,125 @@ def association_request(id: Id, table: str, subnet: str) -> dict[str, Any]:
     return dict(RouteTableId=id(table), SubnetId=id(subnet))
 
 
-
-class RoutePlan(Planner):
-    def route_tables(self) -> None:
-        associated = {a["SubnetId"]: (found, a["RouteTableAssociationId"])
-                      for found in self.observed.route_tables.values()
-                      for a in found.raw.get("Associations", []) if a.get("SubnetId")}
-        for table in self.layout.route_tables:
-            found = self.observed.route_tables.get(table.key)
-            tags = self.tags("route-table", table.key, found)
-            if found is None:
-                self.add("create", "route-table", table.key, f"{len(table.subnets)} subnets", "create_route_table",
-                         tags=tags)
-            self.default_route(table, found)
-            for subnet_key in table.subnets:
-                subnet = None if subnet_key in self.replaced else self.observed.subnets.get(subnet_key)
-                current = associated.get(subnet.id) if subnet else None
-                subnet_name = self.names[subnet_key]
-                if current is None:
-                    self.add("create", "route-association", table.key, f"{subnet_name}", "associate",
-                             subnet=subnet_key)
-                elif current[0].key != table.key:
-                    self.add("update", "route-association", table.key, f"{subnet_name} (from {current[0].name})",
-                             "reassociate", subnet=subnet_key, association=current[1])
-
-    def default_route(self, table: RouteTableLayout, found: Found | None) -> None:
-        routes = [] if found is None else [r for r in found.raw.get("Routes", [])
-                                           if r.get("DestinationCidrBlock") == ANYWHERE_V4]
-        current = routes[0] if routes else None
-        wanted = table.target
-        target_name = self.names.get(wanted or "", "")
-        if current is None:
-            if wanted:
-                self.add("create", "route", table.key, f"0.0.0.0/0 -> {target_name}", "create_route", target=wanted)
-            return
-        current_id = current.get("NatGatewayId") or current.get("GatewayId")
-        ids = self.observed.ids()
-        if wanted is None:
-            self.add("delete", "route", table.key, f"0.0.0.0/0 -> {current_id} (no way out wanted)", "delete_route")
-        elif ids.get(wanted) != current_id or wanted in self.replaced or current.get("State") == "blackhole":
-            self.add("update", "route", table.key, f"0.0.0.0/0 -> {target_name} (was {current_id})",
-                     "replace_route", target=wanted)
+def _tables(known: Mapping[str, Found]) -> list[Found]:
+    return [f for f in known.values() if f.kind == "route-table"]
 
 
-class RouteWork(Waits):
-    def op_create_route_table(self, change: Change) -> None:
-        table = self.ec2.create_route_table(**route_table_request(self.id, change.args["tags"]))
-        self.ids[change.key] = table["RouteTable"]["RouteTableId"]
-
-    def _route(self, change: Change) -> dict[str, Any]:
-        if change.args["target"].startswith("nat/"):
-            self.await_nats()
-        return route_request(self.id, change.key, change.args["target"])
-
-    def op_create_route(self, change: Change) -> None:
-        self.ec2.create_route(**self._route(change))
-
-    def op_replace_route(self, change: Change) -> None:
-        self.ec2.replace_route(**self._route(change))
-
-    def op_delete_route(self, change: Change) -> None:
-        self.ec2.delete_route(RouteTableId=self.id(change.key), DestinationCidrBlock=ANYWHERE_V4)
-
-    def op_associate(self, change: Change) -> None:
-        self.ec2.associate_route_table(**association_request(self.id, change.key, change.args["subnet"]))
-
-    def op_reassociate(self, change: Change) -> None:
-        self.ec2.replace_route_table_association(AssociationId=change.args["association"],
-                                                 RouteTableId=self.id(change.key))
+def _keys(desired: Desired) -> dict[str, str]:
+    """The keys the props Ref, by prop (``table``, ``target``, ``subnet``)."""
+    return {prop: value.key for prop, value in desired.props.items() if hasattr(value, "key")}
 
 
-    def delete_route_table(self, change: Change, table_id: str) -> None:
-        for association in self.found(table_id).raw.get("Associations", []):
+class RouteTable(Ec2Kind):
+    """A route table of the VPC. Before it is deleted, its subnets are disassociated."""
+
+    name = "route-table"
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        vpc = primary_vpc(ctx)
+        return collect(spec, self.name, listing(ctx, "route-tables"), "RouteTableId", lambda t: t["VpcId"] == vpc)
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_route_table": route_table_request(lambda _: props["vpc"], tags)}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        table = ctx.client("ec2").create_route_table(**self.request(ctx.spec, desired, props, tags)["create_route_table"])
+        return Found(self.name, desired.key, table["RouteTable"]["RouteTableId"], dict(tags), table["RouteTable"])
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        ec2 = ctx.client("ec2")
+        for association in found.raw.get("Associations", []):
             if not association.get("Main"):
-                ignore_absent(self.ec2.disassociate_route_table, AssociationId=association["RouteTableAssociationId"])
-        self.ec2.delete_route_table(RouteTableId=table_id)
+                ignore_absent(ec2.disassociate_route_table, AssociationId=association["RouteTableAssociationId"])
+        ignore_absent(ec2.delete_route_table, RouteTableId=found.id)
+        return None
+
+    def stands_on(self, found: Found) -> list[str]:
+        return [found.raw.get("VpcId", "")] + [r.get("NatGatewayId") or r.get("GatewayId") or ""
+                                                for r in found.raw.get("Routes", [])]
+
+    def describe(self, found: Found) -> str:
+        return ", ".join(f"{x.get('DestinationCidrBlock')} -> {x.get('NatGatewayId') or x.get('GatewayId')}"
+                         for x in found.raw.get("Routes", []) if x.get("DestinationCidrBlock"))
+
+
+class Route(Ec2Kind):
+    """The default route (0.0.0.0/0) of a route table, to the internet gateway or a NAT gateway."""
+
+    name = "route"
+    tagged = False
+    finds_after: ClassVar[tuple[str, ...]] = ("route-table",)
+    goes_with: ClassVar[tuple[str, ...]] = ("table",)
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        return [Found(self.name, f"{table.key}/default", f"{table.id} {ANYWHERE_V4}", {"Name": table.name},
+                      {**route, "RouteTableId": table.id}, parent=table.key)
+                for table in _tables(known) for route in table.raw.get("Routes", [])
+                if route.get("DestinationCidrBlock") == ANYWHERE_V4]
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        current = found.raw.get("NatGatewayId") or found.raw.get("GatewayId")
+        if current != props["target"] or found.raw.get("State") == "blackhole":
+            return {"target": props["target"]}
+        return {}
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        keys = _keys(desired)
+        ids = {keys["table"]: props["table"], keys["target"]: props["target"]}
+        return {"create_route": route_request(ids.__getitem__, keys["table"], keys["target"])}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        request = self.request(ctx.spec, desired, props, tags)["create_route"]
+        ignore_codes(ctx.client("ec2").create_route, ["RouteAlreadyExists"], **request)  # a rerun after a lost answer
+        return Found(self.name, desired.key, f"{props['table']} {ANYWHERE_V4}", {"Name": desired.name},
+                     {**request, "State": "active"}, parent=desired.parent)
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        ctx.client("ec2").replace_route(**self.request(ctx.spec, desired, props, {})["create_route"])
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        ignore_absent(ctx.client("ec2").delete_route, RouteTableId=found.raw["RouteTableId"],
+                      DestinationCidrBlock=ANYWHERE_V4)
+        return None
+
+
+class RouteAssociation(Ec2Kind):
+    """A subnet's association with its route table."""
+
+    name = "route-association"
+    tagged = False
+    finds_after: ClassVar[tuple[str, ...]] = ("subnet",)
+    goes_with: ClassVar[tuple[str, ...]] = ("subnet", "table")
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        subnets = {f.id: f.key for f in known.values() if f.kind == "subnet"}
+        # Every owned table's, strays' too: a subnet of a table that goes (a NAT table split per zone) moves.
+        vpc = primary_vpc(ctx)
+        tables = collect(spec, "route-table", listing(ctx, "route-tables"), "RouteTableId", lambda t: t["VpcId"] == vpc)
+        return [Found(self.name, f"{subnets[a['SubnetId']]}/association", a["RouteTableAssociationId"],
+                      {"Name": table.name}, dict(a), parent=table.key)
+                for table in tables for a in table.raw.get("Associations", []) if a.get("SubnetId") in subnets]
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        return {"route table": props["table"]} if found.raw.get("RouteTableId") != props["table"] else {}
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        keys = _keys(desired)
+        ids = {keys["table"]: props["table"], keys["subnet"]: props["subnet"]}
+        return {"associate_route_table": association_request(ids.__getitem__, keys["table"], keys["subnet"])}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        request = self.request(ctx.spec, desired, props, tags)["associate_route_table"]
+        answer = ignore_codes(ctx.client("ec2").associate_route_table, ["Resource.AlreadyAssociated"], **request)
+        return Found(self.name, desired.key, (answer or {}).get("AssociationId", ""), {"Name": desired.name},
+                     {**request, "RouteTableAssociationId": (answer or {}).get("AssociationId", "")},
+                     parent=desired.parent)
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        ctx.client("ec2").replace_route_table_association(AssociationId=found.id, RouteTableId=props["table"])
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        ignore_absent(ctx.client("ec2").disassociate_route_table, AssociationId=found.id)
+        return None

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pointapp.plan import Change
+from pointapp.context import StepContext
+from pointapp.resources import Desired, Found, Request
+from pointapp.spec import Spec
 from pointapp.tags import tag_specifications
 
-from .base import Id, Planner
-from .destroy import deletions
-from .waits import Waits
+from .discovery import Ec2Kind, collect, listing, primary_vpc
+from .vpc import Id
+from .waits import delete_when_free
 
 
 def subnet_request(id: Id, cidr: str, zone: str, tags: Mapping[str, str]) -> dict[str, Any]:
@@ -23,37 +25,59 @@ def public_request(id: Id, key: str, public: bool) -> dict[str, Any]:
     return dict(SubnetId=id(key), MapPublicIpOnLaunch={"Value": public})
 
 
-class SubnetPlan(Planner):
-    def subnets(self) -> None:
-        for subnet in self.layout.subnets:
-            found = self.observed.subnets.get(subnet.key)
-            tags = self.tags("subnet", subnet.key, found)
-            visibility = "public" if subnet.public else "private"
-            detail = f"{subnet.cidr} in {subnet.zone}, {visibility}"
-            if found is not None and (found.raw["CidrBlock"], found.raw["AvailabilityZone"]) != (subnet.cidr, subnet.zone):
-                self.changes += deletions([found], reason=f"replaced by {detail}")
-                self.replaced.add(subnet.key)
-                found = None
-            if found is None:
-                self.add("create", "subnet", subnet.key, detail, "create_subnet", cidr=subnet.cidr,
-                         zone=subnet.zone, public=subnet.public, tags=tags)
-            elif bool(found.raw.get("MapPublicIpOnLaunch")) != subnet.public:
-                self.add("update", "subnet", subnet.key, f"public IP on launch {subnet.public}",
-                         "set_subnet_public", public=subnet.public)
+class Subnet(Ec2Kind):
+    """A subnet of one tier in one zone. Another CIDR block or zone replaces it."""
 
+    name = "subnet"
 
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        vpc = primary_vpc(ctx)
+        found = collect(spec, self.name, listing(ctx, "subnets"), "SubnetId", lambda s: s["VpcId"] == vpc)
+        # The owned route tables it is associated with (what a kept subnet keeps), from the tables' listing.
+        tables = listing(ctx, "route-tables")
+        for f in found:
+            f.raw["RouteTableIds"] = [t["RouteTableId"] for t in tables
+                                      if any(a.get("SubnetId") == f.id for a in t.get("Associations", []))]
+        return found
 
-class SubnetWork(Waits):
-    def op_create_subnet(self, change: Change) -> None:
-        subnet = self.ec2.create_subnet(**subnet_request(self.id, change.args["cidr"], change.args["zone"], change.args["tags"]))
-        self.ids[change.key] = subnet["Subnet"]["SubnetId"]
-        if change.args["public"]:
-            self.op_set_subnet_public(change)
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        if (found.raw["CidrBlock"], found.raw["AvailabilityZone"]) != (props["cidr"], props["zone"]):
+            return f"now {desired.detail}"
+        return None
 
-    def op_set_subnet_public(self, change: Change) -> None:
-        self.ec2.modify_subnet_attribute(**public_request(self.id, change.key, change.args["public"]))
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        if bool(found.raw.get("MapPublicIpOnLaunch")) != props["public"]:
+            return {"public IP on launch": props["public"]}
+        return {}
 
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        request: Request = {"create_subnet": subnet_request(lambda _: props["vpc"], props["cidr"], props["zone"], tags)}
+        if props["public"]:
+            request["modify_subnet_attribute"] = public_request(lambda _: props.get("id", f"<{desired.key}>"),
+                                                                desired.key, True)
+        return request
 
-    def delete_subnet(self, change: Change, subnet_id: str) -> None:
-        self.await_nat_deletions()  # a NAT gateway holds an interface in its subnet until it is deleted
-        self.delete_when_free(change, "subnet-id", self.ec2.delete_subnet, SubnetId=subnet_id)
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ec2 = ctx.client("ec2")
+        subnet = ec2.create_subnet(**self.request(ctx.spec, desired, props, tags)["create_subnet"])["Subnet"]
+        if props["public"]:
+            ec2.modify_subnet_attribute(**self.request(ctx.spec, desired, {**props, "id": subnet["SubnetId"]},
+                                                       tags)["modify_subnet_attribute"])
+        return Found(self.name, desired.key, subnet["SubnetId"], dict(tags),
+                     {**subnet, "MapPublicIpOnLaunch": props["public"], "RouteTableIds": []})
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        ctx.client("ec2").modify_subnet_attribute(**public_request(lambda _: found.id, desired.key, props["public"]))
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        delete_when_free(ctx, f"{self.name} {found.name}", "subnet-id", found.id, ctx.client("ec2").delete_subnet,
+                         SubnetId=found.id)
+        return None
+
+    def stands_on(self, found: Found) -> list[str]:
+        return [found.raw.get("VpcId", ""), *found.raw.get("RouteTableIds", [])]
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        return f"{raw.get('CidrBlock')} {raw.get('AvailabilityZone')}" + (" public" if raw.get("MapPublicIpOnLaunch") else " private")
