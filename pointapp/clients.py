@@ -90,6 +90,18 @@ class Clients:
                     self._reads[key] = loaded
             return loaded
 
+    def read_fresh(self, key: Hashable, load: Callable[[], T]) -> T:
+        """``load()`` now, and what :meth:`read_once` gives for ``key`` until the next change: a discovery reads
+        afresh what changed outside this run since an earlier one, and the parts of it that read the same
+        listing share this read."""
+        with self._lock:
+            generation = self._generation
+        loaded = load()
+        with self._lock:
+            if generation == self._generation:
+                self._reads[key] = loaded
+        return loaded
+
     @property
     def botocore_config(self) -> Config:
         """The one botocore configuration of every client: bounded standard retries and timeouts."""

@@ -20,7 +20,7 @@ from typing import Any
 from pointapp.errors import PointappError
 from pointapp.plan import Change, Plan
 from pointapp.spec import Spec
-from pointapp.steps.network import zone_suffix
+from pointapp.steps.network import rule_permission, zone_suffix
 from pointapp.target import Context
 
 FORMATS = ("png", "svg", "dot", "mermaid")
@@ -244,7 +244,7 @@ def _mark(model: Model, element: str, status: str) -> None:
 
 
 def _mark_rule(model: Model, change: Change, status: str) -> bool:
-    permission = change.args.get("permission")
+    permission = rule_permission(change)
     if permission is None:
         return False
     group = change.key.split("/", 1)[1]
@@ -454,7 +454,7 @@ def draw(spec: Spec, directory: str | Path, *, formats: Iterable[str] = ("png", 
         from pointapp import engine
 
         planned = planned if planned is not None else engine.plan(ctx)
-        zones = planned.observed["network"].zones if "network" in planned.observed else None
+        zones = planned.observed["network"].facts["zones"] if "network" in planned.observed else None
         model = apply_plan(build_model(spec, ctx.target.region, zones), planned)
         title = f"{spec.owner}: what exists on {ctx.target.describe()}"
     return render(model, directory, name, formats, title)

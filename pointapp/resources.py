@@ -599,22 +599,33 @@ class ResourceStep:
         named.update({found.id: (self.name, key) for key, found in state.found.items() if not found.parent})
         # What the spec says each resource uses (its Refs), besides what AWS describes it using.
         refs = {d.key: [(r.step, r.key) for r in _refs(d.props) if r.step != "runtime"] for d in self.wanted(spec, state)}
-        changes, deleted = [], []
         everything = [f for f in state.found.values() if not f.raw.get("borrowed") and not f.parent] + state.strays
-        for f in sorted(everything, key=lambda f: (-order.index(f.kind), f.key)):
-            kind = self.kinds[f.kind]
-            why = kind.keeps(spec, f) or (keeping.get(f.key) if state.found.get(f.key) is f else None)
-            if not why:
+        everything.sort(key=lambda f: (-order.index(f.kind), f.key))
+
+        def why(f: Found) -> str | None:
+            return self.kinds[f.kind].keeps(spec, f) or (keeping.get(f.key) if state.found.get(f.key) is f else None)
+
+        def under(f: Found) -> list[tuple[str, str]]:
+            spec_refs = refs.get(f.key, []) if state.found.get(f.key) is f else []
+            return [ref for ref in dict.fromkeys([named[value] for value in self.kinds[f.kind].stands_on(f)
+                                                  if value in named] + spec_refs) if ref != (self.name, f.key)]
+
+        growing = True
+        while growing:  # what a kept resource stands on is kept, and what that stands on, in any kind's order
+            growing = False
+            for f in [f for f in everything if why(f)]:
+                for step, key in under(f):
+                    if step == self.name and key not in keeping:
+                        keeping[key] = f"{f.kind} {f.name} (kept) stands on it"
+                        growing = True
+        changes, deleted = [], []
+        for f in everything:
+            reason = why(f)
+            if reason:
+                changes.append(keep(self.name, f.kind, f.key, f.name, f.id, reason, under(f), found=f))
+            else:
                 changes.append(self._delete_change(f, "", state))
                 deleted.append(f)
-                continue
-            spec_refs = refs.get(f.key, []) if state.found.get(f.key) is f else []
-            under = list(dict.fromkeys([named[value] for value in kind.stands_on(f) if value in named] + spec_refs))
-            for step, key in under:
-                if step == self.name and key != f.key:  # kinds come in creation order: what it stands on comes later here
-                    keeping.setdefault(key, f"{f.kind} {f.name} (kept) stands on it")
-            changes.append(keep(self.name, f.kind, f.key, f.name, f.id, why, [u for u in under if u != (self.name, f.key)],
-                                found=f))
         return self._clear_changes(deleted) + changes
 
     # apply

@@ -189,6 +189,10 @@ class Context:
         """A listing several steps need (every IAM role, every log group), read once until the next change."""
         return self.clients.read_once(key, load)
 
+    def read_fresh(self, key: Hashable, load: Callable[[], T]) -> T:
+        """``load()`` now, what :meth:`read_once` gives for ``key`` until the next change."""
+        return self.clients.read_fresh(key, load)
+
     @property
     def calls(self) -> list[Call]:
         return self.clients.calls

@@ -84,7 +84,7 @@ def test_mermaid() -> None:
 def test_live_after_up_has_no_drift_and_out_of_band_removals_show(ctx: Context, tmp_path: Path) -> None:
     pointapp.up(ctx)
     planned = pointapp.plan(ctx)
-    model = diagram.apply_plan(diagram.build_model(ctx.spec, REGION, planned.observed["network"].zones), planned)
+    model = diagram.apply_plan(diagram.build_model(ctx.spec, REGION, planned.observed["network"].facts["zones"]), planned)
     assert {n.status for n in model.nodes.values()} == {"ok"}
     assert {c.status for c in model.clusters.values()} == {"ok"} and {e.status for e in model.edges} == {"ok"}
     ec2 = boto3.client("ec2", region_name=REGION)
@@ -96,7 +96,7 @@ def test_live_after_up_has_no_drift_and_out_of_band_removals_show(ctx: Context, 
         {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "UserIdGroupPairs": [pair]}])
     ctx.forget_outputs("network")
     planned = pointapp.plan(ctx)
-    model = diagram.apply_plan(diagram.build_model(ctx.spec, REGION, planned.observed["network"].zones), planned)
+    model = diagram.apply_plan(diagram.build_model(ctx.spec, REGION, planned.observed["network"].facts["zones"]), planned)
     assert model.clusters["network:subnet/cache/1"].status == "missing"
     missing_edges = {(e.source, e.target, e.label) for e in model.edges if e.status == "missing"}
     assert missing_edges == {("bastion:instance", "database:instance", "3306")}

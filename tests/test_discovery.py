@@ -95,11 +95,11 @@ def test_a_look_alike_the_listing_leaves_out_is_checked_on_its_own(built: Contex
 
 def test_a_built_network_keeps_its_zones(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
     pointapp.up(ctx, only="network")
-    built_zones = network.discover(ctx).zones
+    built_zones = network.STEP.discover(ctx).facts["zones"]
     # AWS lists a zone as impaired for a while: the region's list changes, the network does not move.
     monkeypatch.setattr(network.discovery, "available_zones", lambda _: [f"{REGION}d", f"{REGION}c"])
     assert pointapp.plan(ctx, only="network").empty
-    assert network.discover(ctx).zones == built_zones
+    assert network.STEP.discover(ctx).facts["zones"] == built_zones
     # Asked for a third zone: the region's list decides where the new subnets go.
     monkeypatch.setattr(network.discovery, "available_zones", lambda _: [f"{REGION}a", f"{REGION}c", f"{REGION}d"])
     spec = load_spec("prod", {"network": {"zones": 3, "tiers": {

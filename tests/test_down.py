@@ -12,6 +12,7 @@ import pytest
 import pointapp
 from pointapp.errors import StepError
 from pointapp.plan import Change
+from pointapp.resources import Found, StepState
 from pointapp.spec import load_spec
 from pointapp.steps import network
 from pointapp.target import READ_PREFIXES, Context
@@ -26,16 +27,21 @@ def ec2() -> Any:
     return boto3.client("ec2", region_name=REGION)
 
 
+def everything(state: StepState) -> list[Found]:
+    """Every resource the network step found (its resources' parts aside), strays included."""
+    return [f for f in [*state.found.values(), *state.strays] if not f.parent]
+
+
 def kept_keys(changes: list[Any]) -> dict[str, str]:
     return {c.key: c.args["why"] for c in changes if c.action == "keep"}
 
 
 def test_the_network_keeps_what_a_kept_resource_stands_on(ctx: Context) -> None:
     pointapp.up(ctx, only="network")
-    observed = network.discover(ctx)
+    observed = network.STEP.discover(ctx)
     kept = {("network", "subnet/db/0"): "the database stands on it", ("network", "subnet/db/1"): "the database",
             ("network", "sg/db"): "the database stands on it", ("elsewhere", "sg/cache"): "not this step's"}
-    changes = network.plan_destroy(ctx.spec, observed, kept)
+    changes = network.STEP.plan_destroy(ctx.spec, observed, kept)
     keeps = kept_keys(changes)
     assert set(keeps) == DATABASE_NEEDS
     assert keeps["sg/db"] == "the database stands on it"
@@ -44,9 +50,9 @@ def test_the_network_keeps_what_a_kept_resource_stands_on(ctx: Context) -> None:
     # Everything else goes; nothing kept is deleted or changed.
     touched = {c.key for c in changes if c.action != "keep"}
     assert touched.isdisjoint(keeps)
-    assert {c.key for c in changes if c.action == "delete"} == {f.key for f in observed.everything()} - DATABASE_NEEDS
-    assert network.plan_destroy(ctx.spec, observed) == network.plan_destroy(ctx.spec, observed, {})  # pure
-    assert not kept_keys(network.plan_destroy(ctx.spec, observed))
+    assert {c.key for c in changes if c.action == "delete"} == {f.key for f in everything(observed)} - DATABASE_NEEDS
+    assert network.STEP.plan_destroy(ctx.spec, observed) == network.STEP.plan_destroy(ctx.spec, observed, {})  # pure
+    assert not kept_keys(network.STEP.plan_destroy(ctx.spec, observed))
 
 
 def test_prod_down_keeps_the_database_and_what_it_stands_on(mocked: None) -> None:
@@ -76,7 +82,7 @@ def test_the_readme_recipe_deletes_a_protected_database_after_a_prod_down(mocked
 
 def test_groups_to_delete_lose_every_reference_to_a_group_first(ctx: Context) -> None:
     pointapp.up(ctx, only="network")
-    groups = {f.key: f.id for f in network.discover(ctx).groups.values()}
+    groups = {f.key: f.id for f in network.security_groups(network.STEP.discover(ctx))}
     # An outbound rule that names another group: EC2 would refuse to delete that group while it stands.
     ec2().authorize_security_group_egress(GroupId=groups["sg/cache"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": groups["sg/egress"]}]}])
@@ -94,9 +100,9 @@ def test_groups_to_delete_lose_every_reference_to_a_group_first(ctx: Context) ->
 
 
 def _interface(ctx: Context, key: str, description: str) -> str:
-    observed = network.discover(ctx)
-    subnet = observed.subnets["subnet/egress/0"].id
-    group = observed.groups[key].id
+    observed = network.STEP.discover(ctx).found
+    subnet = observed["subnet/egress/0"].id
+    group = observed[key].id
     return str(ec2().create_network_interface(SubnetId=subnet, Groups=[group], Description=description)
                ["NetworkInterface"]["NetworkInterfaceId"])
 
@@ -118,7 +124,7 @@ def test_lingering_network_interfaces_are_waited_for(ctx: Context) -> None:
 def test_an_interface_that_stays_is_one_clear_line(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
     pointapp.up(ctx, only="network")
     _interface(ctx, "sg/egress", "someone else's interface")
-    monkeypatch.setattr(network._Executor, "_FREE_POLLS", 2)
+    monkeypatch.setattr(network.waits, "FREE_POLLS", 2)
     with pytest.raises(StepError) as raised:
         pointapp.down(ctx, only="network")
     assert raised.value.code == "DependencyViolation"
@@ -182,7 +188,7 @@ def test_the_readme_recipe_on_the_layer_leaves_nothing_pointapp_owns(aws_like: s
 def test_a_nat_gateway_an_earlier_run_left_deleting_is_waited_for(aws_like: str) -> None:
     ctx = aws_like_context(aws_like)
     pointapp.up(ctx, only="network")
-    nat = network.discover(ctx).nat_gateways["nat/0"].id
+    nat = network.STEP.discover(ctx).found["nat/0"].id
     # A down that stopped right after DeleteNatGateway: the gateway is 'deleting' and holds its address.
     aws_like_session().client("ec2", endpoint_url=aws_like).delete_nat_gateway(NatGatewayId=nat)
     again = aws_like_context(aws_like)
@@ -209,14 +215,20 @@ def _stubbed_network_delete(responses: list[tuple[str, Any]]) -> tuple[Context, 
 
 
 SUBNET = Change("network", "delete", "subnet", "subnet/db/0", "point-app-prod-subnet-private-db-1a", "subnet-1",
-                "delete", {"id": "subnet-1", "kind": "subnet"})
+                "delete", {"found": Found("subnet", "subnet/db/0", "subnet-1",
+                                          {"Name": "point-app-prod-subnet-private-db-1a"}, {})})
+
+
+def nothing_found() -> StepState:
+    """The network step's state when nothing was found (the zones as a region offers them)."""
+    return StepState(facts={"region": REGION, "zones": [f"{REGION}a", f"{REGION}c"]})
 
 
 def test_a_deletion_refused_meanwhile_is_tried_again(mocked: None) -> None:
     free: dict[str, Any] = {"NetworkInterfaces": []}
     ctx, ec2_stub = _stubbed_network_delete([("describe_network_interfaces", free), ("delete_subnet", "DependencyViolation"),
                                              ("describe_network_interfaces", free), ("delete_subnet", {})])
-    network._Executor(ctx, network.NetworkState(REGION, [])).op_delete(SUBNET)
+    network.STEP.apply(ctx, [SUBNET], nothing_found())
     ec2_stub.assert_no_pending_responses()
     assert any("still in use (The subnet 'subnet-1' has dependencies" in line and "trying again (for up to 1200s" in line
                for line in ctx.lines)  # type: ignore[attr-defined]
@@ -226,9 +238,8 @@ def test_a_deletion_refused_past_the_bound_is_one_line(mocked: None) -> None:
     free: dict[str, Any] = {"NetworkInterfaces": []}
     refusals_then = [("describe_network_interfaces", free), ("delete_subnet", "DependencyViolation")] * 81
     ctx, ec2_stub = _stubbed_network_delete(refusals_then)
-    executor = network._Executor(ctx, network.NetworkState(REGION, []))
     with pytest.raises(StepError) as raised:
-        executor._carry_out(SUBNET)
+        network.STEP.apply(ctx, [SUBNET], nothing_found())
     ec2_stub.assert_no_pending_responses()  # 81 tries: every 15 s for 20 minutes
     assert str(raised.value) == ("step network: subnet point-app-prod-subnet-private-db-1a: The subnet 'subnet-1' has "
                                  "dependencies and cannot be deleted. (DependencyViolation)")

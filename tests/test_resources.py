@@ -67,7 +67,7 @@ def test_every_policy_names_the_targets_partition() -> None:
     spec = load_spec("prod", {"delivery": {"github_repository": "example/api"}})
     documents = [d.props for info in STEPS if info.available and info.name != "network" for d in info.load().desired(spec)
                  if d.kind == "iam-role"]
-    documents += [d.props for d in network._flow_log_resources(spec) if d.kind == "iam-role"]  # noqa: SLF001
+    documents += [d.props for d in network.flow_log_resources(spec) if d.kind == "iam-role"]
     arns = [text for props in documents for text in _strings(resolve(props, _china)) if text.startswith("arn:")]
     assert len(arns) > 15 and [a for a in arns if not a.startswith("arn:aws-cn:")] == []
 

@@ -189,15 +189,15 @@ def test_a_nat_gateway_left_pending_is_waited_for_before_its_route(mocked: None)
 
     ctx = make_context()
     pointapp.up(ctx, only="network")
-    observed = network.discover(ctx)
-    (nat,) = observed.nat_gateways.values()
+    observed = network.STEP.discover(ctx)
+    (nat,) = [f for f in observed.found.values() if f.kind == "nat-gateway"]
     nat.raw["State"] = "pending"  # as a run that stopped after creating it would find it
-    assert network._Executor(ctx, observed).nats_pending == [(nat.name, nat.id)]
+    assert [(f.name, f.id) for f in observed.found.values() if network.STEP.kinds[f.kind].unsettled(f)] == [(nat.name, nat.id)]
     # That run stopped before the route to it: the next one waits for the NAT gateway, then adds the route.
     table = ctx.outputs("network")["rtb/app"]
     ctx.client("ec2").delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
     planned = pointapp.plan(ctx, only="network")
-    (pending,) = planned.observed["network"].topology.nat_gateways.values()
+    (pending,) = [f for f in planned.observed["network"].found.values() if f.kind == "nat-gateway"]
     pending.raw["State"] = "pending"
     before = len(ctx.lines)  # type: ignore[attr-defined]
     pointapp.apply(ctx, planned)

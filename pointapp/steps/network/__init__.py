@@ -28,6 +28,7 @@ from .groups import (
     ip_permission,
     observed_permissions,
     rule_key,
+    rule_permission,
     security_group_request,
 )
 from .layout import (
@@ -51,7 +52,7 @@ __all__ = [
     "NatGateway", "NatLayout", "Permission", "RouteTableLayout", "SubnetLayout", "address_request",
     "association_request", "attach_request", "available_zones", "default_group", "desired", "dns_request", "facts",
     "flow_log_group", "flow_log_resources", "igw_request", "ip_permission", "layout", "nat_request",
-    "observed_permissions", "public_request", "route_request", "route_table_keys", "route_table_request",
+    "observed_permissions", "public_request", "rule_permission", "route_request", "route_table_keys", "route_table_request",
     "security_group_request", "security_groups", "subnet_request", "vpc_request", "zone_suffix", "zones_in_use",
 ]
 

@@ -3,8 +3,8 @@ the environment's VPC among the owned ones, and the zones the layout is built in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
@@ -13,6 +13,8 @@ from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, from_aws_tags, is_owned, owner_filters
 
 NAME = "network"
+
+T = TypeVar("T")
 
 #: The tag-filtered listings: the describe operation, the key of its items, and its filter argument.
 LISTINGS = {"vpcs": ("describe_vpcs", "Vpcs", "Filters"), "subnets": ("describe_subnets", "Subnets", "Filters"),
@@ -32,13 +34,23 @@ def paginate(client: Any, operation: str, result_key: str, **kwargs: Any) -> lis
     return list(getattr(client, operation)(**kwargs).get(result_key, []))
 
 
+def discovery(ctx: StepContext) -> object:
+    """What names this discovery's reads, so that each discovery reads what it needs once and afresh (what
+    changed since an earlier one, in this run or outside it, is seen): made anew by :func:`facts`."""
+    return ctx.read_once(("network", "discovery", ctx.spec.owner), object)
+
+
+def read_once(ctx: StepContext, what: Hashable, load: Callable[[], T]) -> T:
+    """``load()``, read once in this discovery for every kind that needs it."""
+    return ctx.read_once(("network", what, ctx.spec.owner, discovery(ctx)), load)
+
+
 def listing(ctx: StepContext, what: str) -> list[dict[str, Any]]:
     """The items of one EC2 type the network owns in this environment: one tag-filtered call, read once for
     every kind that needs it (the VPCs and subnets decide which VPC is the environment's)."""
     operation, result_key, argument = LISTINGS[what]
     filters = owner_filters(ctx.spec, NAME)
-    return ctx.read_once(("network", what, ctx.spec.owner),
-                         lambda: paginate(ctx.client("ec2"), operation, result_key, **{argument: filters}))
+    return read_once(ctx, what, lambda: paginate(ctx.client("ec2"), operation, result_key, **{argument: filters}))
 
 
 def primary_vpc(ctx: StepContext) -> str | None:
@@ -90,6 +102,7 @@ def facts(ctx: StepContext) -> Mapping[str, Any]:
     first subnet exists, or when ``network.zones`` changes), so a zone that AWS marks impaired for a
     while never makes a plan move subnets.
     """
+    ctx.read_fresh(("network", "discovery", ctx.spec.owner), object)  # this discovery reads afresh
     map_side_by_side(lambda what: listing(ctx, what), LISTINGS)  # every listing at once, for the kinds too
     vpc = primary_vpc(ctx)
     subnets = [f for f in collect(ctx.spec, "subnet", listing(ctx, "subnets"), "SubnetId",

@@ -9,11 +9,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pointapp.context import StepContext
+from pointapp.plan import Change
 from pointapp.resources import Desired, Found, Request, ignore_absent, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import tag_specifications
 
-from .discovery import Ec2Kind, collect, listing, paginate, primary_vpc
+from .discovery import Ec2Kind, collect, listing, paginate, primary_vpc, read_once
 from .layout import ALL_OUTBOUND, Permission
 from .vpc import Id
 from .waits import delete_when_free
@@ -77,6 +78,15 @@ def rule_key(group: str, permission: Permission) -> str:
            f"{permission.source_kind} {permission.source}"
 
 
+def rule_permission(change: Change) -> Permission | None:
+    """The permission a change of a security-group rule adds, changes or removes (None for another change)."""
+    if change.kind != "security-group-rule":
+        return None
+    desired, found = change.args.get("desired"), change.args.get("found")
+    permission = desired.props["permission"] if desired is not None else found.raw["Permission"] if found else None
+    return permission if isinstance(permission, Permission) else None
+
+
 def _clean(permissions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Permissions as described, trimmed to what revoke accepts."""
     cleaned = []
@@ -93,7 +103,7 @@ def group_listing(ctx: StepContext) -> list[dict[str, Any]]:
     """Every security group of the owned VPCs: the owned groups (tagged) and the default group of each VPC.
     One call, read once for the kinds that need it."""
     vpcs = sorted(v["VpcId"] for v in listing(ctx, "vpcs"))
-    return ctx.read_once(("network", "security-groups", tuple(vpcs)), lambda: paginate(
+    return read_once(ctx, ("security-groups", tuple(vpcs)), lambda: paginate(
         ctx.client("ec2"), "describe_security_groups", "SecurityGroups",
         Filters=[{"Name": "vpc-id", "Values": vpcs}]) if vpcs else [])
 
