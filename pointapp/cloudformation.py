@@ -4,9 +4,9 @@ For teams that deploy with CloudFormation. One template per step group; later st
 network stack exports (``<prefix>-<env>-<logical id>``). The resources carry the spec's tags and their
 ``Name`` but not pointapp's ownership tags: a stack owns what it creates, and pointapp leaves it alone.
 
-Every resource's properties are the create request pointapp sends for it (:meth:`Kind.request`, and the
-network layout's request builders in :mod:`pointapp.steps.network`), mapped to CloudFormation's names by a
-small table per kind (:data:`SHAPES`, :data:`NETWORK_SHAPES`), so the export and ``apply`` cannot drift apart.
+Every resource's properties are the create request pointapp sends for it (:meth:`Kind.request`, the network's
+kinds' too), mapped to CloudFormation's names by a small table per kind (:data:`SHAPES`, :data:`NETWORK_SHAPES`),
+so the export and ``apply`` cannot drift apart.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from pointapp import outputs
 from pointapp.artifacts import GITHUB_OIDC_HOST
 from pointapp.context import StepContext
 from pointapp.errors import SpecError
-from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service
+from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service, resolve
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.steps import network
-from pointapp.steps.network import ALL_OUTBOUND
 from pointapp.tags import aws_tags, from_aws_tags
 
 #: Step groups, one template each, in deployment order.
@@ -140,11 +139,10 @@ GITHUB_PROVIDER_ARN = template_arn(Arn("iam", f"oidc-provider/{GITHUB_OIDC_HOST}
 
 def network_requests(spec: Spec, region: str, zones: Sequence[str], tags: Callable[[str, str], Mapping[str, str]]
                      ) -> list[tuple[str, str, Request, dict[str, Any]]]:
-    """The network layout's create requests as the template makes them: ``(key, shape, request, attributes)``
-    in creation order, each id a Ref or Fn::GetAtt of the resource made for its key; ``tags(key, name)``."""
-    lay = network.layout(spec, region, zones)
-    names = lay.names()
-    addresses = {nat.address for nat in lay.nats}
+    """The network layout's create requests as the template makes them (each kind's :meth:`Kind.request`):
+    ``(key, shape, request, attributes)`` in creation order, each group followed by its inbound rules, each id
+    a Ref or Fn::GetAtt of the resource made for its key; ``tags(key, name)``."""
+    addresses = {nat.address for nat in network.layout(spec, region, zones).nats}
 
     def id(key: str) -> Any:
         if key.startswith("sg/"):
@@ -154,37 +152,26 @@ def network_requests(spec: Spec, region: str, zones: Sequence[str], tags: Callab
         return {"Ref": logical_id(key)}
 
     after = {"DependsOn": logical_id("igw/attachment")}  # what needs the internet gateway attached
-    found: list[tuple[str, str, Request, dict[str, Any]]] = [
-        ("vpc", "vpc", {"create_vpc": network.vpc_request(lay.vpc_cidr, tags("vpc", lay.vpc_name)),
-                        "modify_vpc_attribute": [network.dns_request(id, a) for a in network.DNS_ATTRIBUTES]}, {}),
-        ("igw", "internet-gateway", {"create_internet_gateway": network.igw_request(tags("igw", lay.igw_name))}, {}),
-        ("igw/attachment", "gateway-attachment", {"attach_internet_gateway": network.attach_request(id)}, {})]
-    for subnet in lay.subnets:
-        request: Request = {"create_subnet": network.subnet_request(id, subnet.cidr, subnet.zone, tags(subnet.key, subnet.name))}
-        if subnet.public:
-            request["modify_subnet_attribute"] = network.public_request(id, subnet.key, subnet.public)
-        found.append((subnet.key, "subnet", request, {}))
-    for nat in lay.nats:
-        found += [(nat.address, "elastic-ip", {"allocate_address": network.address_request(tags(nat.address, nat.address_name))},
-                   after),
-                  (nat.key, "nat-gateway", {"create_nat_gateway": network.nat_request(id, nat.subnet, nat.address,
-                                                                                     tags(nat.key, nat.name))}, {})]
-    for table in lay.route_tables:
-        found.append((table.key, "route-table", {"create_route_table": network.route_table_request(id, tags(table.key, table.name))},
-                      {}))
-        if table.target:
-            found.append((f"{table.key}/default", "route", {"create_route": network.route_request(id, table.key, table.target)},
-                          after))
-        found += [(f"{subnet}/association", "association",
-                   {"associate_route_table": network.association_request(id, table.key, subnet)}, {}) for subnet in table.subnets]
-    for group in lay.groups:
-        found.append((group.key, "security-group", {"create_security_group": network.security_group_request(
-            id, group.name, group.description, tags(group.key, names[group.key]))}, {}))
-        inbound = [(p, d) for p, d in sorted(group.permissions.items()) if p != ALL_OUTBOUND and p.direction == "ingress"]
-        found += [(f"{group.key}/in/{i}", "ingress", {"authorize_security_group_ingress": {
-            "GroupId": id(group.key), "IpPermissions": [network.ip_permission(id, permission, description)]}}, {})
-            for i, (permission, description) in enumerate(inbound)]
-    return found
+    found: list[tuple[str, str, Request, dict[str, Any]]] = []
+    rules: dict[str, list[tuple[str, str, Request, dict[str, Any]]]] = {}
+    shapes = {"route-association": "association", "security-group-rule": "ingress"}  # by kind, where they differ
+    for desired in network.desired(spec, {"region": region, "zones": zones}):
+        shape = shapes.get(desired.kind, desired.kind)
+        if shape not in NETWORK_SHAPES:  # the default group (made with the VPC) and the flow logs
+            continue
+        props = {**resolve(desired.props, lambda ref: id(ref.key)), "id": id(desired.key)}
+        request = network.STEP.kinds[desired.kind].request(spec, desired, props, tags(desired.key, desired.name))
+        if desired.kind == "internet-gateway":  # two template resources: the gateway and its attachment
+            found += [(desired.key, desired.kind, {"create_internet_gateway": request["create_internet_gateway"]}, {}),
+                      ("igw/attachment", "gateway-attachment",
+                       {"attach_internet_gateway": request["attach_internet_gateway"]}, {})]
+        elif desired.kind == "security-group-rule":  # inbound only: a group holds all outbound already
+            if "authorize_security_group_ingress" in request:
+                group = rules.setdefault(desired.parent, [])
+                group.append((f"{desired.parent}/in/{len(group)}", shape, request, {}))
+        else:
+            found.append((desired.key, shape, request, after if shape in ("elastic-ip", "route") else {}))
+    return [item for entry in found for item in [entry, *rules.get(entry[0], [])]]
 
 
 def _flat_rule(permissions: list[dict[str, Any]]) -> dict[str, Any]:

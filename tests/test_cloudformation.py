@@ -352,7 +352,7 @@ def test_each_exported_resource_is_its_create_request() -> None:
                 request = cloudformation.template_request(spec, item.kind, item.desired, item.resolve, owned)
                 found(kind)["inputs"] |= set(shape.inputs(spec, item.desired))
                 _differences(shape, request, exported["Properties"], found(kind))
-        # the network's layout: the requests the network step's executor sends, for the same layout
+        # the network's layout: the requests the network step's kinds send, for the same layout
         for key, what, request, _ in cloudformation.network_requests(
                 spec, REGION, ZONES, lambda key, name, spec=spec: ownership_tags(spec, "network", key, name)):
             shape = cloudformation.NETWORK_SHAPES[what]
