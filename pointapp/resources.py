@@ -521,7 +521,7 @@ class ResourceStep:
                     changes.append(self._delete_change(found, f"replaced: {reason}", state))
                     replaced.add(desired.key)
                     found = None
-            if found is None and desired.parent and desired.parent not in state.found:
+            if found is None and desired.parent and (desired.parent not in state.found or desired.parent in replaced):
                 found = kind.as_made(desired)  # made by AWS with its parent, which is still to be made
             if found is not None and found.raw.get("borrowed"):
                 continue  # exists, made elsewhere: used as it is, never changed

@@ -1,10 +1,12 @@
-"""The core's values and helpers: ARNs in the target's partition, and waiting for a new role to be usable."""
+"""The core: ARNs in the target's partition, waiting for a new role to be usable, tags, and what it offers any step
+(facts discovery reads, parts of a resource, creates that settle later, deletes that finish later, clearing updates)."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +24,7 @@ from pointapp.resources import (
     Desired,
     Found,
     Kind,
+    LeftStanding,
     Ref,
     ResourceStep,
     ignore_absent,
@@ -328,3 +331,228 @@ def test_an_aws_refusal_is_one_line_naming_step_resource_and_code() -> None:
         _refusing("DependencyViolation")()
     assert str(step_error("network", change, refused.value)) == (
         "step network: subnet point-app-prod-subnet-private-db-1a: it is not there (DependencyViolation)")
+
+
+# --- what the network needed, as features of the core any step can use ----------------------------------------
+# A small world kept in memory: shelves (one per zone the facts give), the books a shelf's description holds
+# (parts of the shelf), and a lamp that settles and goes later, with the plug that needs it lit.
+
+
+class World:
+    """What exists, by id, and every call the kinds made, in order."""
+
+    def __init__(self, zones: list[str]) -> None:
+        self.zones = zones
+        self.items: dict[str, dict[str, Any]] = {}
+        self.calls: list[str] = []
+
+    def add(self, kind: str, key: str, spec: Any, **raw: Any) -> Found:
+        self.calls.append(f"create {key}")
+        item_id = f"{kind}-{len(self.items)}"
+        self.items[item_id] = {"kind": kind, "key": key, **raw}
+        return Found(kind, key, item_id, ownership_tags(spec, "world", key, key), dict(raw))
+
+    def owned(self, kind: str, spec: Any) -> list[Found]:
+        return [Found(kind, item["key"], item_id, ownership_tags(spec, "world", item["key"], item["key"]), dict(item))
+                for item_id, item in self.items.items() if item["kind"] == kind]
+
+
+class WorldKind(Kind):
+    service = "world"
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def find(self, ctx: Any, spec: Any, step: str, known: Any) -> list[Found]:
+        return self.world.owned(self.name, spec)
+
+    def create(self, ctx: Any, desired: Desired, props: Any, tags: Any) -> Found:
+        return self.world.add(self.name, desired.key, ctx.spec, **{k: v for k, v in props.items() if k != "shelf"})
+
+    def tag(self, ctx: Any, found: Found, tags: Any) -> None:
+        self.world.calls.append(f"tag {found.key}")
+
+    def delete(self, ctx: Any, found: Found) -> str | None:
+        self.world.calls.append(f"delete {found.key}")
+        self.world.items.pop(found.id, None)
+        return None
+
+
+class Shelf(WorldKind):
+    """A shelf; emptied of its books before any delete (:attr:`Kind.clears`). Another zone replaces it."""
+
+    name = "shelf"
+    clears = "empty"
+
+    def replace(self, desired: Desired, props: Any, found: Found) -> str | None:
+        return "moved" if found.raw["zone"] != props["zone"] else None
+
+    def to_clear(self, found: Found) -> str | None:
+        return "take its books off" if self.world.items.get(found.id, {}).get("books") else None
+
+    def clear(self, ctx: Any, found: Found) -> None:
+        self.world.calls.append(f"empty {found.key}")
+
+
+class Book(WorldKind):
+    """A book on a shelf: found in the shelf's description; a new shelf comes with its first book."""
+
+    name = "book"
+    tagged = False
+    finds_after = ("shelf",)
+    goes_with = ("shelf",)
+
+    def find(self, ctx: Any, spec: Any, step: str, known: Any) -> list[Found]:
+        return [Found(self.name, f"{shelf.key}/{title}", f"{shelf.id}/{title}", {}, {"title": title}, parent=shelf.key)
+                for shelf in known.values() if shelf.kind == "shelf" for title in shelf.raw.get("books", [])]
+
+    def as_made(self, desired: Desired) -> Found | None:
+        return Found(self.name, desired.key, "", {}, {}, parent=desired.parent) if desired.props["first"] else None
+
+    def create(self, ctx: Any, desired: Desired, props: Any, tags: Any) -> Found:
+        self.world.calls.append(f"create {desired.key}")
+        shelf = next(item for item_id, item in self.world.items.items() if item_id == props["shelf"])
+        shelf.setdefault("books", []).append(props["title"])
+        return Found(self.name, desired.key, f"{props['shelf']}/{props['title']}", {}, {}, parent=desired.parent)
+
+
+class Lamp(WorldKind):
+    """A lamp: lit a while after it is made (what needs it waits, deferred), and gone a while after its delete."""
+
+    name = "lamp"
+    deferred = "lamp"
+    lingers = True
+
+    def unsettled(self, found: Found) -> bool:
+        return not self.world.items.get(found.id, {}).get("lit")
+
+    def settle(self, ctx: Any, found: Any) -> None:
+        self.world.calls.append("wait until lit: " + ", ".join(f.key for f in found))
+        for f in found:
+            self.world.items[f.id]["lit"] = True
+
+    def await_gone(self, ctx: Any, found: Any) -> None:
+        self.world.calls.append("wait until gone: " + ", ".join(f.key for f in found))
+
+
+class Plug(WorldKind):
+    """What needs the lamp lit (its props Ref it)."""
+
+    name = "plug"
+
+
+def _world_step(world: World) -> ResourceStep:
+    def desired(spec: Any, facts: Any) -> list[Desired]:
+        found = []
+        for i, zone in enumerate(facts["zones"]):
+            found.append(Desired("shelf", f"shelf/{i}", f"shelf-{i}", {"zone": zone}))
+            found += [Desired("book", f"shelf/{i}/{title}", f"shelf-{i}", {"shelf": Ref("world", f"shelf/{i}"),
+                                                                            "title": title, "first": title == "a"},
+                              parent=f"shelf/{i}") for title in ("a", "b")]
+        return [*found, Desired("lamp", "lamp", "lamp", {}), Desired("plug", "plug", "plug", {"lamp": Ref("world", "lamp")})]
+
+    read: list[str] = []
+
+    def facts(ctx: Any) -> dict[str, Any]:
+        read.append("facts")
+        return {"zones": list(world.zones)}
+
+    step = ResourceStep("world", [Shelf(world), Book(world), Lamp(world), Plug(world)], desired, facts=facts)
+    step.read = read  # type: ignore[attr-defined]
+    return step
+
+
+def test_facts_read_in_discovery_decide_the_desired_list_and_the_plan_stays_pure() -> None:
+    ctx, world = make_context(), World(["1a", "1c"])
+    step = _world_step(world)
+    state = step.discover(ctx)
+    assert state.facts == {"zones": ["1a", "1c"]} and step.read == ["facts"]  # type: ignore[attr-defined]
+    world.zones.append("1d")  # the plan reads no fact itself: what discovery read decides it
+    first = step.plan(ctx.spec, state)
+    assert first == step.plan(ctx.spec, state) and step.read == ["facts"]  # type: ignore[attr-defined]
+    assert [c.key for c in first if c.kind == "shelf"] == ["shelf/0", "shelf/1"]
+
+
+def test_parts_count_as_their_parent_and_a_new_parent_comes_with_what_aws_makes_with_it() -> None:
+    ctx, world = make_context(), World(["1a"])
+    step = _world_step(world)
+    state = step.discover(ctx)
+    planned = step.plan(ctx.spec, state)
+    # the first book comes with its shelf: only the second is made; its change carries the shelf's key
+    assert [(c.action, c.kind, c.key) for c in planned] == [
+        ("create", "shelf", "shelf/0"), ("create", "book", "shelf/0"), ("create", "lamp", "lamp"),
+        ("create", "plug", "plug")]
+    step.apply(ctx, planned, state)
+    ctx.finish_deferred()
+    state = step.discover(ctx)
+    assert set(step.outputs(state)) == {"shelf/0", "lamp", "plug"}  # a part has no output of its own
+    assert step.resource_count(ctx.spec, state) == 3 and len(step.inventory(state)) == 3
+    assert [c.key for c in step.plan(ctx.spec, state) if c.kind == "book"] == ["shelf/0"]  # the first book, missing
+    destroy = step.plan_destroy(ctx.spec, state)
+    assert "book" not in {c.kind for c in destroy}  # a part goes with its parent
+
+
+def test_a_change_that_needs_an_unsettled_resource_waits_for_it_deferred_under_the_kinds_name() -> None:
+    ctx, world = make_context(), World([])
+    step = _world_step(world)
+    state = step.discover(ctx)
+    step.apply(ctx, step.plan(ctx.spec, state), state)
+    assert world.calls == ["create lamp"]  # the plug waits, and the apply goes on without waiting
+    assert any("lamp lamp is starting" in line for line in ctx.lines)  # type: ignore[attr-defined]
+    ctx.finish_deferred("lamp")  # when a later step needs it, or at the end of up
+    assert world.calls == ["create lamp", "wait until lit: lamp", "create plug"]
+    # One found unsettled (made by a run that stopped) is waited for like a new one.
+    world.items[state.found["lamp"].id]["lit"] = False
+    world.items.pop(state.found["plug"].id)
+    state = step.discover(ctx)
+    step.apply(ctx, step.plan(ctx.spec, state), state)
+    ctx.finish_deferred("lamp")
+    assert world.calls[3:] == ["wait until lit: lamp", "create plug"]
+
+
+def test_a_delete_that_finishes_later_is_waited_for_before_what_it_may_stand_on() -> None:
+    ctx, world = make_context(), World(["1a"])
+    step = _world_step(world)
+    state = step.discover(ctx)
+    step.apply(ctx, step.plan(ctx.spec, state), state)
+    ctx.finish_deferred()
+    world.calls.clear()
+    state = step.discover(ctx)
+    destroy = step.plan_destroy(ctx.spec, state)
+    assert [(c.op, c.key) for c in destroy] == [("empty", "shelf/0"), ("delete", "plug"), ("delete", "lamp"),
+                                                ("delete", "shelf/0")]
+    step.apply(ctx, destroy, state)
+    # the shelf (an earlier kind) goes only once the lamp is gone; its books came off before any delete
+    assert world.calls == ["empty shelf/0", "delete plug", "delete lamp", "wait until gone: lamp", "delete shelf/0"]
+    # An earlier run's delete that is not finished yet (found leaving) is waited for too.
+    leaving = Found("lamp", "lamp", "lamp-9", {}, {}, leaving=True)
+    world.calls.clear()
+    step.apply(ctx, [], replace(step.discover(ctx), leaving=[leaving]))
+    assert world.calls == ["wait until gone: lamp"]
+
+
+def test_a_part_goes_with_the_resource_it_stood_on_when_that_is_replaced() -> None:
+    ctx, world = make_context(), World(["1a"])
+    step = _world_step(world)
+    state = step.discover(ctx)
+    step.apply(ctx, step.plan(ctx.spec, state), state)
+    ctx.finish_deferred()
+    world.zones[0] = "1c"
+    planned = step.plan(ctx.spec, step.discover(ctx))
+    assert [(c.action, c.kind) for c in planned if c.kind in ("shelf", "book")] == [
+        ("delete", "shelf"), ("create", "shelf"), ("create", "book")]  # the second book anew; the first comes with it
+    assert [c.key for c in planned if c.kind == "book"] == ["shelf/0"]
+
+
+def test_a_delete_the_kind_declines_leaves_the_resource_with_a_warning(ctx: Context) -> None:
+    world = World([])
+
+    class Kept(Plug):
+        def delete(self, ctx: Any, found: Found) -> str | None:
+            raise LeftStanding(f"kept {found.name}: it holds what others own")
+
+    step = ResourceStep("world", [Kept(world)], lambda spec: [])
+    world.add("plug", "plug", ctx.spec)
+    state = step.discover(ctx)
+    assert step.apply(ctx, step.plan_destroy(ctx.spec, state), state) == ["kept plug: it holds what others own"]
+    assert [item["key"] for item in world.items.values()] == ["plug"]
