@@ -510,12 +510,18 @@ def test_a_change_that_needs_an_unsettled_resource_waits_for_it_deferred_under_t
     assert world.calls[3:] == ["wait until lit: lamp", "create plug"]
 
 
-def test_a_delete_that_finishes_later_is_waited_for_before_what_it_may_stand_on() -> None:
-    ctx, world = make_context(), World(["1a"])
+def _built(zones: list[str]) -> tuple[Context, World, ResourceStep]:
+    """The world with its shelves in ``zones``, its lamp lit and its plug in."""
+    ctx, world = make_context(), World(zones)
     step = _world_step(world)
     state = step.discover(ctx)
     step.apply(ctx, step.plan(ctx.spec, state), state)
     ctx.finish_deferred()
+    return ctx, world, step
+
+
+def test_a_delete_that_finishes_later_is_waited_for_before_what_it_may_stand_on() -> None:
+    ctx, world, step = _built(["1a"])
     world.calls.clear()
     state = step.discover(ctx)
     destroy = step.plan_destroy(ctx.spec, state)
@@ -532,11 +538,7 @@ def test_a_delete_that_finishes_later_is_waited_for_before_what_it_may_stand_on(
 
 
 def test_a_part_goes_with_the_resource_it_stood_on_when_that_is_replaced() -> None:
-    ctx, world = make_context(), World(["1a"])
-    step = _world_step(world)
-    state = step.discover(ctx)
-    step.apply(ctx, step.plan(ctx.spec, state), state)
-    ctx.finish_deferred()
+    ctx, world, step = _built(["1a"])
     world.zones[0] = "1c"
     planned = step.plan(ctx.spec, step.discover(ctx))
     assert [(c.action, c.kind) for c in planned if c.kind in ("shelf", "book")] == [

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pointapp.context import StepContext
-from pointapp.resources import Desired, Found, Request, ignore_absent, ignore_codes
+from pointapp.resources import Desired, Found, Ref, Request, ignore_absent, ignore_codes
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import tag_specifications
 
@@ -39,9 +39,12 @@ def _tables(known: Mapping[str, Found]) -> list[Found]:
     return [f for f in known.values() if f.kind == "route-table"]
 
 
-def _keys(desired: Desired) -> dict[str, str]:
-    """The keys the props Ref, by prop (``table``, ``target``, ``subnet``)."""
-    return {prop: value.key for prop, value in desired.props.items() if hasattr(value, "key")}
+def _ids(desired: Desired, props: Mapping[str, Any], table: str, other: str) -> tuple[Id, str, str]:
+    """What a request builder takes: the id of a key (as ``props`` resolved it), and the keys the props
+    ``table`` and ``other`` Ref."""
+    keys = {prop: value.key for prop, value in desired.props.items() if isinstance(value, Ref)}
+    ids = {keys[table]: props[table], keys[other]: props[other]}
+    return ids.__getitem__, keys[table], keys[other]
 
 
 class RouteTable(Ec2Kind):
@@ -98,9 +101,7 @@ class Route(Ec2Kind):
         return {}
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
-        keys = _keys(desired)
-        ids = {keys["table"]: props["table"], keys["target"]: props["target"]}
-        return {"create_route": route_request(ids.__getitem__, keys["table"], keys["target"])}
+        return {"create_route": route_request(*_ids(desired, props, "table", "target"))}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["create_route"]
@@ -139,9 +140,7 @@ class RouteAssociation(Ec2Kind):
         return {"route table": props["table"]} if found.raw.get("RouteTableId") != props["table"] else {}
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
-        keys = _keys(desired)
-        ids = {keys["table"]: props["table"], keys["subnet"]: props["subnet"]}
-        return {"associate_route_table": association_request(ids.__getitem__, keys["table"], keys["subnet"])}
+        return {"associate_route_table": association_request(*_ids(desired, props, "table", "subnet"))}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["associate_route_table"]
