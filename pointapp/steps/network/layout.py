@@ -1,7 +1,7 @@
 """The layout the spec asks for: subnets, NAT gateways, route tables and security groups as pure data.
 
-Nothing here talks to AWS: the planner compares this with what exists, the CloudFormation export and
-the diagram read it as it is.
+Nothing here talks to AWS: the step's desired list is made of it, the CloudFormation export and the
+diagram read it as it is.
 """
 
 from __future__ import annotations
@@ -82,12 +82,6 @@ class Layout:
     nats: tuple[NatLayout, ...]
     route_tables: tuple[RouteTableLayout, ...]
     groups: tuple[GroupLayout, ...]
-
-    def keys(self) -> set[str]:
-        keys = {"vpc", "igw"}
-        keys |= {s.key for s in self.subnets} | {n.key for n in self.nats} | {n.address for n in self.nats}
-        keys |= {t.key for t in self.route_tables} | {g.key for g in self.groups}
-        return keys
 
     def names(self) -> dict[str, str]:
         names = {"vpc": self.vpc_name, "igw": self.igw_name}
