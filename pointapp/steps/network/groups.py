@@ -6,6 +6,7 @@ reference."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from pointapp.context import StepContext
@@ -116,7 +117,9 @@ class SecurityGroup(Ec2Kind):
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         vpc = primary_vpc(ctx)
-        return collect(spec, self.name, group_listing(ctx), "GroupId", lambda g: g["VpcId"] == vpc)
+        found = collect(spec, self.name, group_listing(ctx), "GroupId", lambda g: g["VpcId"] == vpc)
+        names = {f.id: f"sg/{f.name}" for f in found}  # how the inventory names a rule's source group
+        return [replace(f, raw={**f.raw, "SourceNames": names}) for f in found]
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_security_group": security_group_request(lambda _: props["vpc"], desired.name,
@@ -156,7 +159,7 @@ class SecurityGroup(Ec2Kind):
         return [found.raw.get("VpcId", ""), *group_references(found.raw)]
 
     def describe(self, found: Found) -> str:
-        return "; ".join(p.describe() for p in sorted(observed_permissions(found.raw, {}))
+        return "; ".join(p.describe() for p in sorted(observed_permissions(found.raw, found.raw.get("SourceNames", {})))
                          if p.direction == "ingress") or "no inbound rule"
 
 

@@ -100,7 +100,7 @@ def await_interfaces(ctx: StepContext, what: str, filters: list[dict[str, Any]],
             return
         holders = _holders(ctx, left)
         if ctx.clock() >= deadline:
-            raise StepError(NAME, what, f"still holds {holders} after {ctx.clock() - started:.0f}s; delete them, "
+            raise StepError(ctx.work_of_step or NAME, what, f"still holds {holders} after {ctx.clock() - started:.0f}s; delete them, "
                             "then run down again", "DependencyViolation")
         if holders != told:
             told = holders
