@@ -284,6 +284,11 @@ class Kind:
         """The props (resolved) that differ from what exists and can be changed in place."""
         return {}
 
+    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
+        """The plan's detail of an update that makes ``differences`` (tags aside): each as ``name -> value``,
+        unless the kind says it in its own words. Pure."""
+        return ", ".join(f"{k} -> {_short(v)}" for k, v in differences.items())
+
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         """Why the resource must be replaced (a setting that cannot change in place), or None."""
         return None
@@ -563,7 +568,10 @@ class ResourceStep:
         changes = []
         for part in parts:
             skip = gap if kind.needs("update", part) else None
-            detail = ", ".join(f"{k} -> {_short(v)}" for k, v in part.items()) + (f" (skipped: {skip})" if skip else "")
+            settings = {k: v for k, v in part.items() if k != "tags"}
+            said = [kind.explain(desired, found, settings)] if settings else []
+            said += [f"tags -> {_short(part['tags'])}"] if "tags" in part else []  # the core adds them last
+            detail = ", ".join(said) + (f" (skipped: {skip})" if skip else "")
             changes.append(Change(self.name, "update", kind.name, desired.parent or desired.key, desired.name, detail,
                                   "update", {"desired": desired, "differences": part, "tags": tags, "skip": skip,
                                              "found": found}))

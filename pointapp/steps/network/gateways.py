@@ -59,6 +59,9 @@ class InternetGateway(Ec2Kind):
             return {"attach to": props["vpc"]}
         return {}
 
+    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
+        return "attach to the VPC"
+
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_internet_gateway": igw_request(tags),
                 "attach_internet_gateway": attach_request(lambda key: props["vpc"] if key == "vpc" else props.get("id"))}

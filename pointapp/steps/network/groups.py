@@ -189,6 +189,9 @@ class SecurityGroupRule(Ec2Kind):
         wanted = props["description"]
         return {"description": wanted} if wanted and found.raw.get("Description") != wanted else {}
 
+    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
+        return f"description: {differences['description']}"
+
     def _call(self, ctx: StepContext, operation: str, group: str, permission: Permission, source: str,
               description: str = "") -> None:
         getattr(ctx.client("ec2"), f"{operation}_{permission.direction}")(
@@ -241,6 +244,9 @@ class DefaultSecurityGroup(Ec2Kind):
         if found.raw.get("IpPermissions") or found.raw.get("IpPermissionsEgress"):
             return {"rules": "remove every inbound and outbound rule"}
         return {}
+
+    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
+        return desired.detail
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {}  # made by EC2 with the VPC

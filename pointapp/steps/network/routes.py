@@ -100,6 +100,9 @@ class Route(Ec2Kind):
             return {"target": props["target"]}
         return {}
 
+    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
+        return f"{desired.detail} (was {found.raw.get('NatGatewayId') or found.raw.get('GatewayId')})"
+
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_route": route_request(*_ids(desired, props, "table", "target"))}
 
@@ -138,6 +141,9 @@ class RouteAssociation(Ec2Kind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         return {"route table": props["table"]} if found.raw.get("RouteTableId") != props["table"] else {}
+
+    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
+        return f"{desired.detail} (from {found.name})"
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"associate_route_table": association_request(*_ids(desired, props, "table", "subnet"))}

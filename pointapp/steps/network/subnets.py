@@ -50,6 +50,9 @@ class Subnet(Ec2Kind):
             return {"public IP on launch": props["public"]}
         return {}
 
+    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
+        return f"public IP on launch {differences['public IP on launch']}"
+
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         request: Request = {"create_subnet": subnet_request(lambda _: props["vpc"], props["cidr"], props["zone"], tags)}
         if props["public"]:

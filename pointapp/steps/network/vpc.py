@@ -63,6 +63,9 @@ class Vpc(Ec2Kind):
         off = [a for a in ("enableDnsHostnames", "enableDnsSupport") if not found.raw.get("Dns", {}).get(a)]
         return {"turn on": ", ".join(off)} if off else {}
 
+    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
+        return f"turn on {differences['turn on']}"
+
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_vpc": vpc_request(props["cidr"], tags),
                 "modify_vpc_attribute": [dns_request(lambda _: props.get("id", "<vpc>"), a) for a in DNS_ATTRIBUTES]}
