@@ -117,8 +117,8 @@ def select(only: str | Iterable[str] | None) -> tuple[list[StepInfo], list[StepI
 
 
 def built_names(spec: Spec) -> Iterator[tuple[str, str]]:
-    """Every (kind, name) pointapp would create for ``spec``: the resources of each step, the network's in
-    zones that stand for the region's (what the spec's name check, :func:`pointapp.names.check_names`, checks)."""
+    """Every (kind, name) pointapp would create for ``spec``: the resources of each step, and the network's
+    flow logs and security groups (what the spec's name check, :func:`pointapp.names.check_names`, checks)."""
     from pointapp.steps import network
 
     for info in STEPS:
@@ -126,9 +126,11 @@ def built_names(spec: Spec) -> Iterator[tuple[str, str]]:
         if isinstance(module, ResourceStep):
             for desired in module.desired(spec):
                 yield desired.kind, desired.name
-    zones = [f"zone-{i}" for i in range(spec.network.zones)]  # the names use the zones only in Name tags
-    for desired in network.desired(spec, {"region": "region", "zones": zones}):
+    for desired in network.flow_log_resources(spec):
         yield desired.kind, desired.name
+    zones = [f"zone-{i}" for i in range(spec.network.zones)]  # the names use the zones only in Name tags
+    for group in network.layout(spec, "region", zones).groups:
+        yield "security-group", group.name
 
 
 built_names_from(built_names)

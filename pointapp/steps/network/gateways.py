@@ -131,7 +131,8 @@ class NatGateway(Ec2Kind):
     typical_delete: ClassVar[Typical | None] = NAT_GATEWAY
     deferred: ClassVar[str] = DEFERRED_NAT
     lingers: ClassVar[bool] = True
-    # EC2 refuses a public NAT gateway in a VPC without an internet gateway attached (Gateway.NotAttached).
+    # A public NAT gateway needs the VPC's internet gateway attached (the Terraform AWS provider's aws_nat_gateway
+    # page: "it is recommended to add an explicit dependency on the Internet Gateway"): made after it.
     creates_after: ClassVar[tuple[str, ...] | None] = ("internet-gateway",)
 
     def waits(self, spec: Spec) -> tuple[Typical, ...]:
