@@ -13,16 +13,13 @@ import sys
 import threading
 import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import botocore.exceptions
-
-from pointapp import engine
-from pointapp.emulator import Emulator
 from pointapp.errors import ConfirmationRequired, PointappError, SpecError
-from pointapp.plan import Plan
-from pointapp.steps import parse_steps
-from pointapp.target import Context, connect
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: the emulator command needs no engine
+    from pointapp.plan import Plan
+    from pointapp.target import Context
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FINDINGS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -142,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _connect(args: argparse.Namespace) -> Context:
+    from pointapp.steps import parse_steps
+    from pointapp.target import connect
+
     parse_steps(getattr(args, "only", None))  # an unknown step is refused before anything starts
     ctx = connect(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
                   aws=args.aws, profile=args.profile, yes=getattr(args, "yes", False))
@@ -164,6 +164,8 @@ def _confirm(ctx: Context, verb: str, planned: Plan | None = None) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from pointapp import engine
+
     with _connect(args) as ctx:
         planned = engine.plan(ctx, args.only)
         print(planned)
@@ -183,6 +185,8 @@ class _Interrupted(KeyboardInterrupt):
 
 def _apply(ctx: Context, planned: Plan, parallel: int = 1) -> Any:
     """Apply; on Ctrl-C say how far it got (the next run discovers the rest and converges)."""
+    from pointapp import engine
+
     before = len(ctx.done)
     try:
         return engine.apply(ctx, planned, parallel)
@@ -192,6 +196,8 @@ def _apply(ctx: Context, planned: Plan, parallel: int = 1) -> Any:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from pointapp import engine
+
     with _connect(args) as ctx:
         planned = engine.plan(ctx, args.only)
         print(planned)
@@ -203,6 +209,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from pointapp import engine
+
     with _connect(args) as ctx:
         planned = engine.plan_destroy(ctx, args.only)
         if not planned.changes:
@@ -215,6 +223,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
+    from pointapp.emulator import Emulator
+
     with Emulator(port=args.port) as emulator:
         print(f"Emulator running at {emulator.endpoint_url}", flush=True)
         print(f"  CLI:       pointapp up --endpoint-url {emulator.endpoint_url}")
@@ -235,6 +245,8 @@ def cmd_runbook(args: argparse.Namespace) -> int:
     from pointapp.runbook import run_runbook
 
     if args.steps:
+        from pointapp.steps import parse_steps
+
         parse_steps(args.steps)  # an unknown step is refused before anything starts
     record = run_runbook(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
                          aws=args.aws, profile=args.profile, yes=args.yes, output=args.output, steps=args.steps,
@@ -334,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(error: Exception) -> str:
+    import botocore.exceptions
+
     if isinstance(error, PointappError):
         return str(error)
     if isinstance(error, botocore.exceptions.NoCredentialsError):

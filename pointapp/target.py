@@ -24,13 +24,14 @@ from botocore.config import Config
 from pointapp.clients import READ_PREFIXES, Call, Clients
 from pointapp.concurrency import InFlight
 from pointapp.context import StepContext
-from pointapp.emulator import EMULATOR_CREDENTIALS, EMULATOR_POLL_SECONDS, Emulator, EmulatorGaps, answers_as_moto
+from pointapp.emulator import EMULATOR_CREDENTIALS, EMULATOR_POLL_SECONDS, Emulator, EmulatorGaps
 from pointapp.errors import ConfirmationRequired, TargetError
 from pointapp.plan import Change
 from pointapp.run import DeferredWork, Outputs, Progress, Record, print_progress
-from pointapp.spec import Spec, check_region, known_regions, load_spec
+from pointapp.spec import Spec, check_region, known_regions, load_spec, new_session, share_service_models
 
-__all__ = ["EMULATOR_POLL_SECONDS", "READ_PREFIXES", "Call", "Context", "Target", "connect", "known_regions", "resolve_target"]
+__all__ = ["EMULATOR_POLL_SECONDS", "READ_PREFIXES", "Call", "Context", "Target", "connect", "known_regions",
+           "resolve_target", "share_service_models"]
 
 T = TypeVar("T")
 
@@ -98,7 +99,7 @@ def resolve_target(*, region: str | None = None, endpoint_url: str | None = None
     return Target("emulator", region)
 
 
-#: How a context finds the outputs of a step its run has not discovered yet. The engine sets it (it
+#: How a context finds the outputs of a step its run has not discovered yet. The step list sets it (it
 #: discovers the step): this module sits below the steps and cannot name them.
 _DISCOVER_OUTPUTS: list[Callable[[StepContext, str], dict[str, Any]]] = []
 
@@ -106,24 +107,6 @@ _DISCOVER_OUTPUTS: list[Callable[[StepContext, str], dict[str, Any]]] = []
 def discover_outputs_with(discover: Callable[[StepContext, str], dict[str, Any]]) -> None:
     """Let every context find a step's outputs with ``discover(ctx, step)`` when a step first asks for them."""
     _DISCOVER_OUTPUTS[:] = [discover]
-
-
-_MODELS: list[Any] = []  # the botocore loader of the first session, holding every service model it parsed
-
-
-def share_service_models(session: boto3.Session) -> boto3.Session:
-    """Let ``session`` reuse the service models earlier sessions of this process parsed.
-
-    Every new boto3 session parses each service's JSON model again (about 0.4 s for the services of a
-    run); runs in one process (a notebook, the tests, the benchmark) share them instead. The models are
-    read-only data, so sharing them changes nothing else.
-    """
-    core = session._session  # noqa: SLF001 - boto3 exposes the botocore session only under this name
-    if not _MODELS:
-        _MODELS.append(core.get_component("data_loader"))
-    elif core.get_component("data_loader") is not _MODELS[0]:
-        core.register_component("data_loader", _MODELS[0])
-    return session
 
 
 class Context:
@@ -307,20 +290,16 @@ class Context:
 
 
 def _make_session(target: Target, environ: Mapping[str, str]) -> boto3.Session:
-    return share_service_models(_new_session(target))
-
-
-def _new_session(target: Target) -> boto3.Session:
     if target.kind == "emulator":
-        return boto3.Session(region_name=target.region, **EMULATOR_CREDENTIALS)
+        return new_session(region_name=target.region, **EMULATOR_CREDENTIALS)
     try:
-        session = boto3.Session(profile_name=target.profile, region_name=target.region)
+        session = new_session(profile_name=target.profile, region_name=target.region)
     except botocore.exceptions.ProfileNotFound:
         available = ", ".join(boto3.Session().available_profiles) or "none"
         raise TargetError(f"--profile: AWS profile {target.profile!r} not found; available: {available}") from None
     if session.get_credentials() is None and target.kind == "endpoint" and _is_loopback(target.endpoint_url):
         # An endpoint on this machine is an emulator: it accepts any credentials.
-        return boto3.Session(region_name=target.region, **EMULATOR_CREDENTIALS)
+        return new_session(region_name=target.region, **EMULATOR_CREDENTIALS)
     if session.get_credentials() is None:
         raise TargetError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
                           "AWS_SECRET_ACCESS_KEY, or pass --profile NAME")
@@ -379,8 +358,9 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
         raise
     ctx = Context(spec=spec, target=target, session=session, assume_yes=yes,
                   progress=progress or print_progress, emulator=emulator,
-                  # An endpoint is asked whether it is an emulator now, before discovery opens many connections.
-                  emulated=True if emulator else (False if target.is_real_aws else answers_as_moto(target.endpoint_url)))
+                  # An endpoint is asked whether it is an emulator the first time a step asks about an operation
+                  # the emulator lacks (EMULATOR_GAPS): once, and only where the answer changes anything.
+                  emulated=True if emulator else (False if target.is_real_aws else None))
     ctx.clients.account = account  # the reachability check already asked STS
     return ctx
 
