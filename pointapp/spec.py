@@ -251,6 +251,13 @@ def _sg_rule(port: int | str, description: str, *, cidrs: tuple[str, ...] = (),
             "with_certificate": with_certificate}
 
 
+def _from_tasks_and_bastion(port: int, group: str, rule: str, spoken_port: str | None = None) -> dict[str, Any]:
+    """A security group whose one port is open to the API tasks and the bastion only (a rule each)."""
+    return {"description": f"{group}: {spoken_port or port} from the API tasks and the bastion",
+            "ingress": [_sg_rule(port, f"{rule} from the API tasks", groups=("container",)),
+                        _sg_rule(port, f"{rule} from the bastion", groups=("management",))]}
+
+
 def _tier(public: bool, route_table: str, cidrs: tuple[str, str], holds: str) -> dict[str, Any]:
     return {"public": public, "route_table": route_table, "cidrs": list(cidrs), "holds": holds}
 
@@ -296,27 +303,9 @@ DEFAULTS: dict[str, Any] = {
                 "ingress": [_sg_rule("app", "App port from the load balancer to the API tasks",
                                      groups=("ingress",))],
             },
-            "db": {
-                "description": "RDS MySQL: 3306 from the API tasks and the bastion",
-                "ingress": [
-                    _sg_rule(3306, "MySQL from the API tasks", groups=("container",)),
-                    _sg_rule(3306, "MySQL from the bastion", groups=("management",)),
-                ],
-            },
-            "cache": {
-                "description": "ElastiCache Redis: 6379 from the API tasks and the bastion",
-                "ingress": [
-                    _sg_rule(6379, "Redis from the API tasks", groups=("container",)),
-                    _sg_rule(6379, "Redis from the bastion", groups=("management",)),
-                ],
-            },
-            "egress": {
-                "description": "Interface VPC endpoints: HTTPS from the API tasks and the bastion",
-                "ingress": [
-                    _sg_rule(443, "HTTPS to the VPC endpoints from the API tasks", groups=("container",)),
-                    _sg_rule(443, "HTTPS to the VPC endpoints from the bastion", groups=("management",)),
-                ],
-            },
+            "db": _from_tasks_and_bastion(3306, "RDS MySQL", "MySQL"),
+            "cache": _from_tasks_and_bastion(6379, "ElastiCache Redis", "Redis"),
+            "egress": _from_tasks_and_bastion(443, "Interface VPC endpoints", "HTTPS to the VPC endpoints", "HTTPS"),
             "management": {
                 "description": "Bastion for operators, reached through SSM Session Manager; no inbound rule",
                 "ingress": [],

@@ -37,10 +37,12 @@ T = TypeVar("T")
 
 
 class _OfPart(Generic[T]):
-    """An attribute of the context that one of its parts holds under the same name, read and set there."""
+    """An attribute of the context that one of its parts holds under the same name, read there (and set
+    there, unless ``settable`` is False: the part alone changes it)."""
 
-    def __init__(self, part: str) -> None:
+    def __init__(self, part: str, settable: bool = True) -> None:
         self.part = part
+        self.settable = settable
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -50,6 +52,8 @@ class _OfPart(Generic[T]):
         return getattr(getattr(ctx, self.part), self.name)  # type: ignore[no-any-return]  # the part's own attribute
 
     def __set__(self, ctx: Any, value: T) -> None:
+        if not self.settable:
+            raise AttributeError(f"{self.name} of a context is its {self.part}'s to change")
         setattr(getattr(ctx, self.part), self.name, value)
 
 DEFAULT_REGION = "ap-northeast-1"
@@ -146,10 +150,7 @@ class Context:
     # the spec and the target
 
     target: _OfPart[Target] = _OfPart("clients")
-
-    @property
-    def session(self) -> boto3.Session:
-        return self.clients.session
+    session: _OfPart[boto3.Session] = _OfPart("clients", settable=False)
 
     def wait_delay(self, real_seconds: int) -> float:
         """The delay between waiter polls: real AWS is polled gently (``real_seconds``), an emulator
@@ -172,39 +173,23 @@ class Context:
         """A listing several steps need (every IAM role, every log group), read once until the next change."""
         return self.clients.read_once(key, load)
 
-    @property
-    def calls(self) -> list[Call]:
-        return self.clients.calls
-
-    @property
-    def mutating_calls(self) -> list[Call]:
-        return self.clients.mutating_calls
+    calls: _OfPart[list[Call]] = _OfPart("clients", settable=False)
+    mutating_calls: _OfPart[list[Call]] = _OfPart("clients", settable=False)
+    #: The requests in flight at once, over every client and thread of the run.
+    in_flight: _OfPart[InFlight] = _OfPart("clients", settable=False)
+    #: The AWS account id of the target (asked once), and its partition.
+    account: _OfPart[str] = _OfPart("clients", settable=False)
+    partition: _OfPart[str] = _OfPart("clients", settable=False)
 
     @property
     def _clients(self) -> dict[str, Any]:
         return self.clients.made  # tests put stubbed clients here
 
-    @property
-    def in_flight(self) -> InFlight:
-        """The requests in flight at once, over every client and thread of the run."""
-        return self.clients.in_flight
-
-    @property
-    def account(self) -> str:
-        """The AWS account id of the target (asked once)."""
-        return self.clients.account
-
-    @property
-    def partition(self) -> str:
-        return self.clients.partition
-
     def lacks(self, service: str, operation: str) -> str | None:
         """Why the target cannot run ``operation`` (the emulator lacks it), or None when it can."""
         return self.gaps.lacks(self.target, service, operation)
 
-    @property
-    def emulated(self) -> bool | None:
-        return self.gaps.emulated
+    emulated: _OfPart[bool | None] = _OfPart("gaps", settable=False)
 
     # other steps' outputs (Outputs)
 
@@ -251,28 +236,17 @@ class Context:
         """``work`` made to run, in another thread, as the calling thread's work (same step and label)."""
         return self.progress_lines.as_this_work(work)
 
-    @property
-    def work_of_step(self) -> str | None:
-        """The step whose work the calling thread is doing (None outside ``apply``)."""
-        return self.progress_lines.work_of_step
-
-    @property
-    def progress(self) -> Callable[[str], None]:
-        return self.progress_lines.progress
-
+    #: The step whose work the calling thread is doing (None outside ``apply``).
+    work_of_step: _OfPart[str | None] = _OfPart("progress_lines", settable=False)
+    progress: _OfPart[Callable[[str], None]] = _OfPart("progress_lines", settable=False)
     stopping: _OfPart[bool] = _OfPart("progress_lines")
     clock: _OfPart[Callable[[], float]] = _OfPart("progress_lines")
     sleep: _OfPart[Callable[[float], None]] = _OfPart("progress_lines")
 
     # the run's record (Record)
 
-    @property
-    def done(self) -> list[Change]:
-        return self.record.done
-
-    @property
-    def skipped(self) -> list[Change]:
-        return self.record.skipped
+    done: _OfPart[list[Change]] = _OfPart("record", settable=False)
+    skipped: _OfPart[list[Change]] = _OfPart("record", settable=False)
 
     # the emulator's lifecycle
 
