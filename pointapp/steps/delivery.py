@@ -446,8 +446,7 @@ class Pipeline(Kind):
     service = "codepipeline"
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        codepipeline = ctx.client("codepipeline")
-        name = spec.name("release")
+        codepipeline, name = ctx.client("codepipeline"), spec.name("release")
         answer = ignore_codes(codepipeline.get_pipeline, ["PipelineNotFoundException"], name=name)
         if answer is None:
             return []
@@ -504,14 +503,11 @@ class EventRule(Kind):
     service = "events"
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        events = ctx.client("events")
-        name = spec.name("release-on-push")
-        answer = ignore_codes(events.describe_rule, ["ResourceNotFoundException"], Name=name)
-        if answer is None:
-            return []
-        rule = answer
-        tags = tags_of(ctx, rule["Arn"], lambda: from_aws_tags(events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags")))
-        if not is_owned(tags, spec, step):
+        events, name = ctx.client("events"), spec.name("release-on-push")
+        rule = ignore_codes(events.describe_rule, ["ResourceNotFoundException"], Name=name)
+        tags = {} if rule is None else tags_of(ctx, rule["Arn"], lambda: from_aws_tags(
+            events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags")))
+        if rule is None or not is_owned(tags, spec, step):
             return []
         rule["Targets"] = events.list_targets_by_rule(Rule=name).get("Targets", [])
         rule["EventPattern"] = json.loads(rule.get("EventPattern") or "{}")
