@@ -55,11 +55,11 @@ def bucket_name(ctx: StepContext, spec: Spec) -> str:
 def bucket_tags(ctx: StepContext, spec: Spec) -> dict[str, str]:
     """The artifact bucket's tags ({} when it does not exist or is someone else's), read once for the bucket
     and the object in it: both are found side by side, each knowing from these whether the bucket is ours."""
-    s3, name = ctx.client("s3"), bucket_name(ctx, spec)
+    name = bucket_name(ctx, spec)
 
     def read() -> dict[str, str]:
         # AccessDenied: the name is taken by someone else's bucket; creating it will say so
-        answer = ignore_codes(s3.get_bucket_tagging, ["NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404",
+        answer = ignore_codes(ctx.client("s3").get_bucket_tagging, ["NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404",
                                                       "AccessDenied"], Bucket=name)
         return from_aws_tags(answer["TagSet"]) if answer is not None else {}
 
@@ -71,11 +71,10 @@ class Bucket(Kind):
     service = "s3"
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        s3 = ctx.client("s3")
-        name = bucket_name(ctx, spec)
-        tags = bucket_tags(ctx, spec)
+        name, tags = bucket_name(ctx, spec), bucket_tags(ctx, spec)  # the tags first: the listing many steps wait for
         if not is_owned(tags, spec, step):
             return []
+        s3 = ctx.client("s3")
 
         def public_access_block() -> dict[str, Any]:
             try:
