@@ -8,7 +8,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
-from pointapp.resources import Found, Kind
+from pointapp.resources import Desired, Found, Kind, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, from_aws_tags, is_owned, owner_filters
 
@@ -120,3 +120,10 @@ class Ec2Kind(Kind):
 
     def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "ec2", found.id, tags)
+
+    def send(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], operation: str,
+             done_already: str) -> tuple[dict[str, Any], Any]:
+        """The create request's ``operation``, sent: the request and the answer (None when EC2 answers
+        ``done_already``, as it does to a rerun after a lost answer)."""
+        request = self.request(ctx.spec, desired, props, {})[operation]
+        return request, ignore_codes(getattr(ctx.client("ec2"), operation), [done_already], **request)

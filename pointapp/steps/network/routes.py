@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pointapp.context import StepContext
-from pointapp.resources import Desired, Found, Ref, Request, ignore_absent, ignore_codes
+from pointapp.resources import Desired, Found, Ref, Request, ignore_absent
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.tags import tag_specifications
 
@@ -107,8 +107,7 @@ class Route(Ec2Kind):
         return {"create_route": route_request(*_ids(desired, props, "table", "target"))}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        request = self.request(ctx.spec, desired, props, tags)["create_route"]
-        ignore_codes(ctx.client("ec2").create_route, ["RouteAlreadyExists"], **request)  # a rerun after a lost answer
+        request, _ = self.send(ctx, desired, props, "create_route", "RouteAlreadyExists")
         return Found(self.name, desired.key, f"{props['table']} {ANYWHERE_V4}", {"Name": desired.name},
                      {**request, "State": "active"}, parent=desired.parent)
 
@@ -142,15 +141,11 @@ class RouteAssociation(Ec2Kind):
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         return {"route table": props["table"]} if found.raw.get("RouteTableId") != props["table"] else {}
 
-    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
-        return f"{desired.detail} (from {found.name})"
-
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"associate_route_table": association_request(*_ids(desired, props, "table", "subnet"))}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        request = self.request(ctx.spec, desired, props, tags)["associate_route_table"]
-        answer = ignore_codes(ctx.client("ec2").associate_route_table, ["Resource.AlreadyAssociated"], **request)
+        request, answer = self.send(ctx, desired, props, "associate_route_table", "Resource.AlreadyAssociated")
         return Found(self.name, desired.key, (answer or {}).get("AssociationId", ""), {"Name": desired.name},
                      {**request, "RouteTableAssociationId": (answer or {}).get("AssociationId", "")},
                      parent=desired.parent)
@@ -158,6 +153,9 @@ class RouteAssociation(Ec2Kind):
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         ctx.client("ec2").replace_route_table_association(AssociationId=found.id, RouteTableId=props["table"])
+
+    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
+        return f"{desired.detail} (from {found.name})"
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_absent(ctx.client("ec2").disassociate_route_table, AssociationId=found.id)
