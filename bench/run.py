@@ -420,6 +420,9 @@ def repeated(runs: list[list[tuple[str, str, str, str]]]) -> list[tuple[str, str
             continue
         label, time_, calls, note = seconds[len(seconds) // 2][1]
         spread = f"{len(same)} runs: {', '.join(f'{s:.2f}' for s, _ in seconds)} s"
+        ratios = sorted(float(found[1]) for row in same if (found := re.search(r"pointapp / sequence ([0-9.]+)", row[3])))
+        if ratios:
+            spread += f"; pointapp / sequence in each run: {', '.join(f'{r:.2f}' for r in ratios)}"
         merged.append((label, time_, calls, f"{note}; {spread}" if note else spread))
     return merged
 

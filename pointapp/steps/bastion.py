@@ -12,24 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp import resources
 from pointapp.context import StepContext
 from pointapp.errors import PointappError
 from pointapp.kinds import Role, role_path, trust_policy
 from pointapp.outputs import BASTION_INSTANCE, CACHE_ADDRESS, CACHE_PORT, DATABASE_ADDRESS, DATABASE_PORT
 from pointapp.plan import Table
-from pointapp.resources import (
-    INSTANCE_PROFILE,
-    Arn,
-    Desired,
-    Found,
-    Kind,
-    Ref,
-    Request,
-    ResourceStep,
-    ignore_codes,
-    retry_new_role,
-    wait_for,
-)
+from pointapp.resources import INSTANCE_PROFILE, Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, owner_filters, tag_specifications
 from pointapp.typical import Typical
@@ -147,7 +136,7 @@ class Instance(Kind):
         image = ctx.client("ssm").get_parameter(Name=props["ami_parameter"])["Parameter"]["Value"]
         ctx.say(f"    AMI {image} from {props['ami_parameter']}")
         args = self.request(ctx.spec, desired, {**props, "image": image}, tags)["run_instances"]
-        instance = retry_new_role(ctx, INSTANCE_PROFILE, props["profile"],
+        instance = resources.retry_new_role(ctx, INSTANCE_PROFILE, props["profile"],
                                   lambda: ec2.run_instances(**args)["Instances"][0])
         wait_for(ctx, ec2, "instance_running", f"bastion {desired.name} ({instance['InstanceId']}) to run",
                  self.typical, real_delay=10, InstanceIds=[instance["InstanceId"]])

@@ -19,26 +19,14 @@ from typing import Any
 
 import botocore.exceptions
 
+from pointapp import resources
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
 from pointapp.kinds import Role, document, pointapp_role, policy, role_arn, role_path, tags_of, trust_policy
 from pointapp.names import MOVING_TAG, repository_name
 from pointapp.outputs import PRODUCTION_LISTENER, TEST_LISTENER
-from pointapp.resources import (
-    CODEDEPLOY_ROLE,
-    CODEPIPELINE_ROLE,
-    Arn,
-    Desired,
-    Found,
-    Kind,
-    Ref,
-    Request,
-    ResourceStep,
-    client_error_code,
-    ignore_codes,
-    retry_new_role,
-)
+from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, client_error_code, ignore_codes, retry_new_role
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
 from pointapp.taskdef import runtime_values as service_runtime
@@ -372,7 +360,7 @@ class DeploymentGroup(Kind):
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["create_deployment_group"]
-        retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"],
+        retry_new_role(ctx, resources.CODEDEPLOY_ROLE, props["role"],
                        lambda: ctx.client("codedeploy").create_deployment_group(**request))
         return Found(self.name, desired.key, desired.name, dict(tags), deployment_group_request(props))
 
@@ -383,7 +371,7 @@ class DeploymentGroup(Kind):
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         codedeploy = ctx.client("codedeploy")
-        retry_new_role(ctx, CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
+        retry_new_role(ctx, resources.CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
             applicationName=props["application"], currentDeploymentGroupName=found.id,
             **deployment_group_request(props)))
 
@@ -466,7 +454,7 @@ class Pipeline(Kind):
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["create_pipeline"]
-        answer = retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"],
+        answer = retry_new_role(ctx, resources.CODEPIPELINE_ROLE, props["role"],
                                 lambda: ctx.client("codepipeline").create_pipeline(**request))
         arn = Arn("codepipeline", desired.name, None, None).on(ctx)
         return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
@@ -479,7 +467,7 @@ class Pipeline(Kind):
         codepipeline = ctx.client("codepipeline")
         definition = pipeline_definition(props["spec"], props, desired.name)
         definition["version"] = found.raw.get("version", 1)
-        retry_new_role(ctx, CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
+        retry_new_role(ctx, resources.CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("codepipeline").delete_pipeline, ["PipelineNotFoundException"], name=found.id)
