@@ -15,7 +15,7 @@ _SYMBOL = {"create": "+", "update": "~", "delete": "-", "keep": "="}
 
 @dataclass(frozen=True)
 class Change:
-    """One change to one resource. ``op`` and ``args`` are what the step's executor needs."""
+    """One change to one resource. ``op`` and ``args`` are what the step needs to carry it out."""
 
     step: str
     action: Action
