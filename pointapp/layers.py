@@ -1,7 +1,7 @@
 """The layers of pointapp, lowest first. A module imports modules of its own layer and of lower ones only
 (tests/test_layers.py reads every module's imports and fails on one that reaches up).
 
-1. spec: ``errors``, ``plan``, ``spec``, ``names``, ``typical``, ``layers`` - the validated spec, plans
+1. spec: ``errors``, ``plan``, ``sessions``, ``spec``, ``names``, ``typical``, ``layers`` - the validated spec, plans
    and changes as plain data, AWS's name rules and the names several steps share, how long things
    usually take on AWS.
 2. run: ``concurrency``, ``emulator``, ``clients``, ``run``, ``context``, ``target``, ``outputs`` - work
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 #: The layers, lowest first, and the modules of each (``steps`` stands for the package and every step module).
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("spec", frozenset({"errors", "plan", "spec", "names", "typical", "layers"})),
+    ("spec", frozenset({"errors", "plan", "sessions", "spec", "names", "typical", "layers"})),
     ("run", frozenset({"concurrency", "emulator", "clients", "run", "context", "target", "outputs"})),
     ("core", frozenset({"tags", "resources", "kinds", "taskdef", "artifacts"})),
     ("steps", frozenset({"steps"})),

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pointapp.errors import SpecError
-from pointapp.spec import Spec, known_regions
+from pointapp.sessions import known_regions
+from pointapp.spec import Spec
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,14 @@ import copy
 import functools
 import ipaddress
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pointapp.errors import SpecError
-
-if TYPE_CHECKING:  # boto3 is imported when a session is first made
-    import boto3
+from pointapp.sessions import PARTITIONS, data_session
 
 ANYWHERE_V4 = "0.0.0.0/0"
 ANYWHERE_V6 = "::/0"
@@ -573,58 +570,6 @@ def check_spec(spec: Spec) -> None:
     from pointapp.names import check_names  # the steps build the names, and they read the spec
 
     check_names(spec)
-
-
-# --- botocore's data: the regions, and sessions that parse it once per process -------------------------
-#
-# Every new boto3 session parses again each JSON file botocore ships that it reads: the endpoint data (the
-# regions and partitions), each service's model (0.1 s for EC2). The sessions of one process (the region
-# check, a run, a notebook's runs, the tests) share one loader instead: the data is read-only, so sharing
-# it changes nothing else.
-
-_LOADER: list[Any] = []  # the botocore loader of the first session, holding every file it parsed
-_LOADER_LOCK = threading.Lock()
-
-
-def share_service_models(session: boto3.Session) -> boto3.Session:
-    """Let ``session`` reuse what the earlier sessions of this process parsed; returns it."""
-    core = session._session  # noqa: SLF001 - boto3 exposes the botocore session only under this name
-    with _LOADER_LOCK:
-        if not _LOADER:
-            _LOADER.append(core.get_component("data_loader"))
-        elif core.get_component("data_loader") is not _LOADER[0]:
-            core.register_component("data_loader", _LOADER[0])
-    return session
-
-
-def new_session(**options: Any) -> boto3.Session:
-    """``boto3.Session(**options)`` sharing the process's parsed data (:func:`share_service_models`)."""
-    import boto3
-
-    return share_service_models(boto3.Session(**options))
-
-
-@functools.lru_cache(maxsize=1)
-def data_session() -> boto3.Session:
-    """The one session of this process that only reads botocore's data (the regions and partitions)."""
-    return new_session()
-
-
-#: The partitions pointapp builds ARNs, service principals and endpoints for.
-PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
-
-
-@functools.lru_cache(maxsize=1)
-def known_regions() -> frozenset[str]:
-    """Every region botocore knows for EC2, across the standard partitions.
-
-    Read once per process: botocore's region list is data shipped with it, parsed once per process for
-    every session (:mod:`pointapp.sessions`)."""
-    session = data_session()
-    regions: set[str] = set()
-    for partition in PARTITIONS:
-        regions.update(session.get_available_regions("ec2", partition_name=partition))
-    return frozenset(regions)
 
 
 @functools.lru_cache(maxsize=64)

@@ -28,7 +28,8 @@ from pointapp.emulator import EMULATOR_CREDENTIALS, EMULATOR_POLL_SECONDS, Emula
 from pointapp.errors import ConfirmationRequired, TargetError
 from pointapp.plan import Change
 from pointapp.run import DeferredWork, Outputs, Progress, Record, print_progress
-from pointapp.spec import Spec, check_region, known_regions, load_spec, new_session, share_service_models
+from pointapp.sessions import known_regions, new_session, share_service_models
+from pointapp.spec import Spec, check_region, load_spec
 
 __all__ = ["EMULATOR_POLL_SECONDS", "READ_PREFIXES", "Call", "Context", "Target", "connect", "known_regions",
            "resolve_target", "share_service_models"]

@@ -130,7 +130,7 @@ def test_an_endpoint_is_asked_whether_it_is_the_emulator_once_and_only_where_it_
 
 def test_the_sessions_of_a_process_share_what_botocore_parsed() -> None:
     """The region check's session and the run's session read botocore's data through one loader."""
-    from pointapp.spec import data_session
+    from pointapp.sessions import data_session
 
     with connect() as ctx:
         loader = ctx.session._session.get_component("data_loader")  # noqa: SLF001 - botocore's session
