@@ -22,12 +22,13 @@ from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.spec import Spec, load_spec
 from pointapp.target import Context, Target
 from tests.aws_behaviour import CONTROL_PATH, AwsBehaviour
-from tests.moto_speed import IN_PROCESS, collect_garbage_less_often, lighten_moto
+from tests.moto_speed import IN_PROCESS, collect_garbage_less_often, lighten_moto, share_event_aliases
 
 REGION = "ap-northeast-1"
 
 lighten_moto()  # moto's reset (each mock_aws test starts and ends with one) only drops state
 collect_garbage_less_often()
+share_event_aliases()  # each client of each context works out the same event names again
 
 
 @pytest.fixture(autouse=True)
