@@ -37,8 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pointapp.emulator import Emulator  # noqa: E402
-from pointapp.target import READ_PREFIXES  # noqa: E402
+# pointapp is imported where it is used, not here: the replay (``--replay``) is a plain boto3 script, and a
+# process that imports this module to replay must not import pointapp too.
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 #: Reads of one resource's tags: what the one GetResources listing saves where it lists the type.
@@ -50,6 +50,9 @@ class Counting:
     (seconds) each AWS request waits that long first: an endpoint that far away (AWS from another region)."""
 
     def __init__(self, app: Any, delay: float = 0.0) -> None:
+        from pointapp.clients import READ_PREFIXES
+
+        self.reads = READ_PREFIXES
         self.app = app
         self.delay = delay
         self.calls: Counter[tuple[str, str, bool]] = Counter()
@@ -58,7 +61,7 @@ class Counting:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
             service, operation = self.identify(environ)
-            mutating = not operation.startswith(READ_PREFIXES) if operation else environ["REQUEST_METHOD"] not in ("GET", "HEAD")
+            mutating = not operation.startswith(self.reads) if operation else environ["REQUEST_METHOD"] not in ("GET", "HEAD")
             with self.lock:
                 self.calls[(service, operation or environ["REQUEST_METHOD"], mutating)] += 1
             if self.delay:
@@ -230,7 +233,7 @@ def run_pointapp(options: dict[str, Any], argv: list[str]) -> int:
     if options.get("record"):
         calls: list[dict[str, Any]] = []
         local = threading.local()
-        setup = target.Context.__post_init__
+        setup = target.Context.__init__
 
         def before(model: Any, params: dict[str, Any], **_: Any) -> None:
             local.call = {"service": model.service_model.service_name, "operation": model.name, "params": params}
@@ -239,12 +242,12 @@ def run_pointapp(options: dict[str, Any], argv: list[str]) -> int:
         def after(parsed: dict[str, Any], **_: Any) -> None:
             local.call["answer"] = parsed
 
-        def recording(self: Any) -> None:
-            setup(self)
+        def recording(self: Any, *args: Any, **kwargs: Any) -> None:
+            setup(self, *args, **kwargs)
             self.session.events.register("before-parameter-build.*.*", before)
             self.session.events.register("after-call.*.*", after)
 
-        target.Context.__post_init__ = recording  # type: ignore[method-assign]
+        target.Context.__init__ = recording  # type: ignore[method-assign]
         atexit.register(lambda: Path(options["record"]).write_text(json.dumps(calls, default=str)))
     return cli.main(argv)
 
@@ -407,8 +410,63 @@ def against_latency(rows: list[tuple[str, str, str, str]], url: str, counter: Co
     reset(url)
 
 
+def repeated(runs: list[list[tuple[str, str, str, str]]]) -> list[tuple[str, str, str, str]]:
+    """The rows of several runs of the same measures as one: each measure's median run, with the spread."""
+    merged = []
+    for same in zip(*runs, strict=True):
+        seconds = sorted((float(row[1].split()[0]), row) for row in same if row[1].endswith(" s"))
+        if not seconds:
+            merged.append(same[0])
+            continue
+        label, time_, calls, note = seconds[len(seconds) // 2][1]
+        spread = f"{len(same)} runs: {', '.join(f'{s:.2f}' for s, _ in seconds)} s"
+        merged.append((label, time_, calls, f"{note}; {spread}" if note else spread))
+    return merged
+
+
+def latency_only(latency: float, repeat: int) -> None:
+    """Only the rows measured under latency (``--only latency``), each the median of ``repeat`` runs."""
+    import warnings
+
+    from pointapp.emulator import Emulator
+
+    warnings.filterwarnings("ignore")
+    counter_box: dict[str, Counting] = {}
+
+    def wrap(app: Any) -> Any:
+        counter_box["c"] = Counting(app)
+        return counter_box["c"]
+
+    command([sys.executable, "-c", "pass"], "python")
+    runs: list[list[tuple[str, str, str, str]]] = []
+    with tempfile.TemporaryDirectory() as scratch_dir, Emulator(port=0, wrap=wrap) as emulator:
+        url, counter = emulator.endpoint_url, counter_box["c"]
+        pointapp(url, "plan")  # warm the emulator's backends, as the whole benchmark does first
+        counter.take()
+        for _ in range(repeat):
+            runs.append([])
+            against_latency(runs[-1], url, counter, Path(scratch_dir), latency)
+    write_results(repeated(runs), f" (the latency rows only, the median of {repeat} runs)")
+
+
+def write_results(rows: list[tuple[str, str, str, str]], what: str = "", after: str = "") -> None:
+    """Print the table of ``rows`` and append it, with the date and the machine, to :data:`RESULTS`."""
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+    load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+    text = f"\n## {datetime.datetime.now().isoformat(timespec='minutes')} on {machine}{what}\n\n"
+    text += f"Load average before the run: {LOAD_BEFORE}; after: {load}.\n\n{_table(rows)}\n{after}"
+    print(text)
+    with RESULTS.open("a") as results:
+        results.write(text)
+
+
+LOAD_BEFORE = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+
+
 def main(latency: float) -> None:
     import warnings
+
+    from pointapp.emulator import Emulator
 
     warnings.filterwarnings("ignore")  # the emulator warns about every resource type its CloudFormation lacks
     counter_box: dict[str, Counting] = {}
@@ -500,16 +558,11 @@ def main(latency: float) -> None:
     reads = reads_of(noop_calls)
     one_by_one = sum(n for (_, operation, mutating), n in noop_calls.items()
                      if not mutating and operation in TAG_READS)
-    table = _table(rows)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
-    text = f"\n## {datetime.datetime.now().isoformat(timespec='minutes')} on {machine}\n\n{table}\n"
-    text += (f"\nNo-op up: {reads} reads, {one_by_one} of them tag reads of single resources whose type the "
+    after = (f"\nNo-op up: {reads} reads, {one_by_one} of them tag reads of single resources whose type the "
              "emulator's GetResources does not list (on AWS that listing holds them: "
              f"{reads - one_by_one} reads). Read calls of the no-op up by operation: ")
-    text += json.dumps(sorted(f"{s}:{o} x{n}" for (s, o, m), n in noop_calls.items() if not m)) + "\n"
-    print(text)
-    with RESULTS.open("a") as results:
-        results.write(text)
+    after += json.dumps(sorted(f"{s}:{o} x{n}" for (s, o, m), n in noop_calls.items() if not m)) + "\n"
+    write_results(rows, after=after)
 
 
 def _table(rows: list[tuple[str, str, str, str]]) -> str:
@@ -531,4 +584,12 @@ if __name__ == "__main__":
         parser = argparse.ArgumentParser(description="The benchmark: appends a table to bench/RESULTS.md.")
         parser.add_argument("--latency-ms", type=float, default=100.0,
                             help="the delay in front of the emulator for the latency rows (default 100)")
-        main(parser.parse_args().latency_ms / 1000)
+        parser.add_argument("--only", choices=["latency"],
+                            help="latency: only the rows measured under latency (plan and up --only network)")
+        parser.add_argument("--repeat", type=int, default=3, metavar="N",
+                            help="with --only latency: run those rows N times, report each one's median (default 3)")
+        options = parser.parse_args()
+        if options.only == "latency":
+            latency_only(options.latency_ms / 1000, options.repeat)
+        else:
+            main(options.latency_ms / 1000)

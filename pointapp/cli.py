@@ -13,16 +13,13 @@ import sys
 import threading
 import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import botocore.exceptions
-
-from pointapp import engine
-from pointapp.emulator import Emulator
 from pointapp.errors import ConfirmationRequired, PointappError, SpecError
-from pointapp.plan import Plan
-from pointapp.steps import parse_steps
-from pointapp.target import Context, connect
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: the emulator command needs no engine
+    from pointapp.plan import Plan
+    from pointapp.target import Context
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FINDINGS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -65,60 +62,57 @@ def _add_parallel(parser: argparse.ArgumentParser) -> None:
                         help="steps run at the same time, where the dependencies allow (1 to 16; default 4)")
 
 
+def _with_target(commands: Any, name: str, help: str, only: bool = True) -> argparse.ArgumentParser:
+    """The subcommand ``name`` with the spec's options (``--only`` too when ``only``) and the target's."""
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help)
+    _add_spec(parser, only)
+    _add_target(parser)
+    return parser
+
+
+def _add_follow(parser: argparse.ArgumentParser, wait: str, yes: str) -> None:
+    parser.add_argument("--wait", action="store_true", help=wait)
+    parser.add_argument("--yes", action="store_true", help=yes)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pointapp", description="Stand up the point-app environment on AWS, step by step.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    plan = commands.add_parser("plan", help="show what would change (exit 0: in sync, 2: changes, 1: error)")
-    _add_spec(plan)
-    _add_target(plan)
+    plan = _with_target(commands, "plan", "show what would change (exit 0: in sync, 2: changes, 1: error)")
     plan.add_argument("--estimate", action="store_true",
                       help="also print the expected time on real AWS: sequential, critical path, pointapp's schedule")
     _add_parallel(plan)
 
-    up = commands.add_parser("up", help="create or update the environment")
-    _add_spec(up)
-    _add_target(up)
+    up = _with_target(commands, "up", "create or update the environment")
     _add_parallel(up)
     up.add_argument("--yes", action="store_true", help="apply to real AWS without asking")
 
-    down = commands.add_parser("down", help="delete what pointapp owns in the environment")
-    _add_spec(down)
-    _add_target(down)
+    down = _with_target(commands, "down", "delete what pointapp owns in the environment")
     down.add_argument("--yes", action="store_true", help="delete on real AWS without asking")
 
     emulator = commands.add_parser("emulator", help="run the emulator in the foreground for interactive work")
     emulator.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000; 0: any free)")
 
-    runbook = commands.add_parser("runbook", help="run the notebooks headless and keep the executed copies")
-    _add_spec(runbook, only=False)
-    _add_target(runbook)
+    runbook = _with_target(commands, "runbook", "run the notebooks headless and keep the executed copies", only=False)
     runbook.add_argument("-o", "--output", default="runs", help="where run records go (default: runs/)")
     runbook.add_argument("--yes", action="store_true", help="allow the runbook to change real AWS")
     runbook.add_argument("--steps", help="comma-separated steps to run (default: all, then the walkthroughs)")
     runbook.add_argument("--from", dest="start", help="start at this step (the ones before are not run)")
     runbook.add_argument("--resume", help="a run record whose failed run to continue, with its parameters")
-    deploy = commands.add_parser("deploy", help="release an image with a CodeDeploy blue/green deployment")
-    _add_spec(deploy, only=False)
-    _add_target(deploy)
+    deploy = _with_target(commands, "deploy", "release an image with a CodeDeploy blue/green deployment", only=False)
     what = deploy.add_mutually_exclusive_group(required=True)
     what.add_argument("--image", help="the image to release, with a tag or digest")
     what.add_argument("--status", action="store_true", help="show the latest deployment")
-    deploy.add_argument("--wait", action="store_true", help="follow the deployment to its end")
-    deploy.add_argument("--yes", action="store_true", help="release on real AWS without asking")
+    _add_follow(deploy, "follow the deployment to its end", "release on real AWS without asking")
 
-    rollback = commands.add_parser("rollback", help="stop the running deployment with rollback, "
-                                                    "or redeploy the previous revision")
-    _add_spec(rollback, only=False)
-    _add_target(rollback)
-    rollback.add_argument("--wait", action="store_true", help="follow the rollback deployment to its end")
-    rollback.add_argument("--yes", action="store_true", help="roll back on real AWS without asking")
+    rollback = _with_target(commands, "rollback", "stop the running deployment with rollback, "
+                                                  "or redeploy the previous revision", only=False)
+    _add_follow(rollback, "follow the rollback deployment to its end", "roll back on real AWS without asking")
 
-    audit = commands.add_parser("audit", help="check the live environment against the security baseline "
-                                              "(exit 0: no finding, 3: findings, 1: error)")
-    _add_spec(audit, only=False)
-    _add_target(audit)
+    audit = _with_target(commands, "audit", "check the live environment against the security baseline "
+                                            "(exit 0: no finding, 3: findings, 1: error)", only=False)
 
     export = commands.add_parser("export", help="write generated files")
     export.add_argument("what", choices=["delivery", "cloudformation"],
@@ -128,9 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(export)
     export.add_argument("-o", "--output", help="directory to write into (default: delivery/ or cloudformation/)")
 
-    figure = commands.add_parser("diagram", help="draw the architecture from the spec, or from what exists")
-    _add_spec(figure, only=False)
-    _add_target(figure)
+    figure = _with_target(commands, "diagram", "draw the architecture from the spec, or from what exists", only=False)
     figure.add_argument("--source", choices=["spec", "live"], default="spec",
                         help="spec: from the specification (no AWS call); live: what exists, drift marked")
     figure.add_argument("--format", default="png,svg", help="comma-separated: png, svg, dot, mermaid (default png,svg)")
@@ -142,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _connect(args: argparse.Namespace) -> Context:
+    from pointapp.steps import parse_steps
+    from pointapp.target import connect
+
     parse_steps(getattr(args, "only", None))  # an unknown step is refused before anything starts
     ctx = connect(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
                   aws=args.aws, profile=args.profile, yes=getattr(args, "yes", False))
@@ -164,6 +159,8 @@ def _confirm(ctx: Context, verb: str, planned: Plan | None = None) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from pointapp import engine
+
     with _connect(args) as ctx:
         planned = engine.plan(ctx, args.only)
         print(planned)
@@ -183,6 +180,8 @@ class _Interrupted(KeyboardInterrupt):
 
 def _apply(ctx: Context, planned: Plan, parallel: int = 1) -> Any:
     """Apply; on Ctrl-C say how far it got (the next run discovers the rest and converges)."""
+    from pointapp import engine
+
     before = len(ctx.done)
     try:
         return engine.apply(ctx, planned, parallel)
@@ -192,6 +191,8 @@ def _apply(ctx: Context, planned: Plan, parallel: int = 1) -> Any:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from pointapp import engine
+
     with _connect(args) as ctx:
         planned = engine.plan(ctx, args.only)
         print(planned)
@@ -203,6 +204,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from pointapp import engine
+
     with _connect(args) as ctx:
         planned = engine.plan_destroy(ctx, args.only)
         if not planned.changes:
@@ -215,6 +218,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
+    from pointapp.emulator import Emulator
+
     with Emulator(port=args.port) as emulator:
         print(f"Emulator running at {emulator.endpoint_url}", flush=True)
         print(f"  CLI:       pointapp up --endpoint-url {emulator.endpoint_url}")
@@ -235,6 +240,8 @@ def cmd_runbook(args: argparse.Namespace) -> int:
     from pointapp.runbook import run_runbook
 
     if args.steps:
+        from pointapp.steps import parse_steps
+
         parse_steps(args.steps)  # an unknown step is refused before anything starts
     record = run_runbook(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
                          aws=args.aws, profile=args.profile, yes=args.yes, output=args.output, steps=args.steps,
@@ -334,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(error: Exception) -> str:
+    import botocore.exceptions
+
     if isinstance(error, PointappError):
         return str(error)
     if isinstance(error, botocore.exceptions.NoCredentialsError):

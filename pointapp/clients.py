@@ -50,6 +50,7 @@ class Clients:
         self._read_gates: dict[Hashable, threading.Lock] = {}
         self._generation = 0
         self._lock = threading.RLock()  # steps may run in threads (up --parallel, discovery side by side)
+        self._making = threading.Lock()  # apart from the read cache's: making a client takes a while
         self._account_lock = threading.Lock()
         #: The requests in flight at once, over every client and thread of the run (see :mod:`pointapp.concurrency`).
         self.in_flight = in_flight or InFlight()
@@ -98,7 +99,10 @@ class Clients:
 
     def client(self, service: str) -> Any:
         """The client for ``service``, made on first use and reused for the rest of the run."""
-        with self._lock:  # boto3 makes clients one at a time; once made, a client is safe across threads
+        made = self.made.get(service)
+        if made is not None:
+            return made
+        with self._making:  # a session makes one client at a time; once made, a client is safe across threads
             if service not in self.made:
                 self.made[service] = self.session.client(
                     service, region_name=self.target.region, endpoint_url=self.target.endpoint_url,

@@ -33,30 +33,36 @@ STATUS_STYLE = {  # colour, line style, legend text
 
 
 @dataclass(frozen=True)
-class Cluster:
-    id: str
-    label: str
-    parent: str | None = None
-    status: str = "ok"
+class _Drawn:
+    """What the figure draws, with its status from the plan (a key of :data:`STATUS_STYLE`)."""
+
+    status: str = field(default="ok", kw_only=True)
 
 
 @dataclass(frozen=True)
-class Node:
-    id: str
+class _Named(_Drawn):
+    id: str  # stable: the .dot names it, so the figure can be diffed
     label: str
+
+
+@dataclass(frozen=True)
+class Cluster(_Named):
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Node(_Named):
     icon: str
     cluster: str | None = None
-    status: str = "ok"
 
 
 @dataclass(frozen=True)
-class Edge:
+class Edge(_Drawn):
     source: str
     target: str
     label: str = ""
     id: str = ""
     kind: str = "flow"  # flow (security group), route, release, data
-    status: str = "ok"
 
 
 @dataclass
@@ -77,6 +83,16 @@ class Model:
 
     def edge(self, source: str, target: str, label: str = "", id: str = "", kind: str = "flow") -> None:
         self.edges.append(Edge(source, target, label, id or f"{source}>{target}", kind))
+
+    def contents(self) -> tuple[dict[str | None, list[str]], dict[str | None, list[Node]]]:
+        """The clusters in each cluster and the nodes in each, by the containing cluster's id (None: the top)."""
+        children: dict[str | None, list[str]] = {}
+        for cluster in self.clusters.values():
+            children.setdefault(cluster.parent, []).append(cluster.id)
+        members: dict[str | None, list[Node]] = {}
+        for node in self.nodes.values():
+            members.setdefault(node.cluster, []).append(node)
+        return children, members
 
 
 # --- the model from the spec ---------------------------------------------------------------------
@@ -351,12 +367,7 @@ def _dot_source(model: Model, title: str) -> str:
                           node_attr={"fontsize": "11"}, edge_attr={"fontsize": "10"})
         with diagram:
             made: dict[str, Any] = {}
-            children: dict[str | None, list[str]] = {}
-            for cluster in model.clusters.values():
-                children.setdefault(cluster.parent, []).append(cluster.id)
-            members: dict[str | None, list[Node]] = {}
-            for node in model.nodes.values():
-                members.setdefault(node.cluster, []).append(node)
+            children, members = model.contents()
 
             def emit(cluster_id: str | None) -> None:
                 for node in members.get(cluster_id, []):
@@ -412,12 +423,7 @@ def _legend(model: Model) -> None:
 def to_mermaid(model: Model) -> str:
     """The same model as a Mermaid flowchart, for docs that render it."""
     lines = ["flowchart TB"]
-    children: dict[str | None, list[str]] = {}
-    for cluster in model.clusters.values():
-        children.setdefault(cluster.parent, []).append(cluster.id)
-    members: dict[str | None, list[Node]] = {}
-    for node in model.nodes.values():
-        members.setdefault(node.cluster, []).append(node)
+    children, members = model.contents()
 
     def emit(cluster_id: str | None, indent: str) -> None:
         for node in members.get(cluster_id, []):

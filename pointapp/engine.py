@@ -12,19 +12,8 @@ from typing import Any
 
 from pointapp import steps
 from pointapp.concurrency import READS_AT_ONCE, run_graph
-from pointapp.context import StepContext
 from pointapp.plan import Change, Outcome, Plan, Table, stood_on
-from pointapp.target import Context, discover_outputs_with
-
-
-def discover_outputs(ctx: StepContext, step: str) -> dict[str, Any]:
-    """What ``step`` exposes to the steps that use it, discovered now (a context asks when a step reads
-    the outputs of one its run has not discovered yet)."""
-    module = steps.get(step).load()
-    return module.outputs(module.discover(ctx))
-
-
-discover_outputs_with(discover_outputs)
+from pointapp.target import Context
 
 
 def discover(ctx: Context, only: str | Iterable[str] | None = None) -> dict[str, Any]:

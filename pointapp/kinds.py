@@ -1,4 +1,5 @@
-"""Resource kinds shared by several steps: IAM roles and CloudWatch log groups."""
+"""Resource kinds shared by several steps: IAM roles, CloudWatch log groups, and the subnet groups of RDS and
+ElastiCache."""
 
 from __future__ import annotations
 
@@ -239,3 +240,45 @@ class LogGroup(Kind):
 
     def describe(self, found: Found) -> str:
         return f"retention {found.raw.get('retentionInDays')} days"
+
+
+class SubnetGroup(Kind):
+    """A subnet group of RDS or ElastiCache: the two APIs have the same calls, named after ``noun``
+    (``DBSubnetGroup``: CreateDBSubnetGroup with DBSubnetGroupName, DBSubnetGroupDescription, SubnetIds and
+    Tags; ModifyDBSubnetGroup; DeleteDBSubnetGroup, DBSubnetGroupNotFoundFault once it is gone; RDS API
+    reference and Amazon ElastiCache API reference). A subclass sets ``noun``, its ``call`` (the boto3 name
+    of the noun), the key of the group's ARN in a description (``arn_key``), and finds the group."""
+
+    noun = ""
+    call = ""
+    arn_key = ""
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        current = sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", []))
+        return {} if current == sorted(props["subnets"]) else {"subnets": sorted(props["subnets"])}
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {f"create_{self.call}": {f"{self.noun}Name": desired.name, f"{self.noun}Description": desired.detail,
+                                        "SubnetIds": list(props["subnets"]), "Tags": aws_tags(tags)}}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        create = getattr(ctx.client(self.service), f"create_{self.call}")
+        group = create(**self.request(ctx.spec, desired, props, tags)[f"create_{self.call}"])[self.noun]
+        return Found(self.name, desired.key, desired.name, dict(tags), group)
+
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
+        add_tags(ctx, self.service, found.raw[self.arn_key], tags)
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        if "subnets" in changes:
+            getattr(ctx.client(self.service), f"modify_{self.call}")(
+                **{f"{self.noun}Name": found.id, "SubnetIds": changes["subnets"]})
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        ignore_codes(getattr(ctx.client(self.service), f"delete_{self.call}"), [f"{self.noun}NotFoundFault"],
+                     **{f"{self.noun}Name": found.id})
+        return None
+
+    def describe(self, found: Found) -> str:
+        return ", ".join(sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])))

@@ -12,14 +12,17 @@ import copy
 import functools
 import ipaddress
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pointapp.errors import SpecError
+
+if TYPE_CHECKING:  # boto3 is imported when a session is first made
+    import boto3
 
 ANYWHERE_V4 = "0.0.0.0/0"
 ANYWHERE_V6 = "::/0"
@@ -248,6 +251,13 @@ def _sg_rule(port: int | str, description: str, *, cidrs: tuple[str, ...] = (),
             "with_certificate": with_certificate}
 
 
+def _from_tasks_and_bastion(port: int, group: str, rule: str, spoken_port: str | None = None) -> dict[str, Any]:
+    """A security group whose one port is open to the API tasks and the bastion only (a rule each)."""
+    return {"description": f"{group}: {spoken_port or port} from the API tasks and the bastion",
+            "ingress": [_sg_rule(port, f"{rule} from the API tasks", groups=("container",)),
+                        _sg_rule(port, f"{rule} from the bastion", groups=("management",))]}
+
+
 def _tier(public: bool, route_table: str, cidrs: tuple[str, str], holds: str) -> dict[str, Any]:
     return {"public": public, "route_table": route_table, "cidrs": list(cidrs), "holds": holds}
 
@@ -293,27 +303,9 @@ DEFAULTS: dict[str, Any] = {
                 "ingress": [_sg_rule("app", "App port from the load balancer to the API tasks",
                                      groups=("ingress",))],
             },
-            "db": {
-                "description": "RDS MySQL: 3306 from the API tasks and the bastion",
-                "ingress": [
-                    _sg_rule(3306, "MySQL from the API tasks", groups=("container",)),
-                    _sg_rule(3306, "MySQL from the bastion", groups=("management",)),
-                ],
-            },
-            "cache": {
-                "description": "ElastiCache Redis: 6379 from the API tasks and the bastion",
-                "ingress": [
-                    _sg_rule(6379, "Redis from the API tasks", groups=("container",)),
-                    _sg_rule(6379, "Redis from the bastion", groups=("management",)),
-                ],
-            },
-            "egress": {
-                "description": "Interface VPC endpoints: HTTPS from the API tasks and the bastion",
-                "ingress": [
-                    _sg_rule(443, "HTTPS to the VPC endpoints from the API tasks", groups=("container",)),
-                    _sg_rule(443, "HTTPS to the VPC endpoints from the bastion", groups=("management",)),
-                ],
-            },
+            "db": _from_tasks_and_bastion(3306, "RDS MySQL", "MySQL"),
+            "cache": _from_tasks_and_bastion(6379, "ElastiCache Redis", "Redis"),
+            "egress": _from_tasks_and_bastion(443, "Interface VPC endpoints", "HTTPS to the VPC endpoints", "HTTPS"),
             "management": {
                 "description": "Bastion for operators, reached through SSM Session Manager; no inbound rule",
                 "ingress": [],
@@ -337,33 +329,40 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
 # --- loading -------------------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice in one mapping (a tier defined twice, say)."""
+@functools.lru_cache(maxsize=1)
+def _unique_key_loader() -> Any:
+    """A YAML loader that refuses a key given twice in one mapping (a tier defined twice, say). Made on first
+    use: yaml is imported only when a file is read."""
+    import yaml
 
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
 
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            line = key_node.start_mark.line + 1
-            raise SpecError(f"{key}", f"defined twice in the same mapping (line {line}); give each key once")
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
+    def construct_unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise SpecError(f"{key}", f"defined twice in the same mapping (line {line}); give each key once")
+            seen.add(key)
+        return loader.construct_mapping(node, deep=deep)
 
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_unique_mapping)
+    return UniqueKeyLoader
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML override file; a missing file, bad YAML or a non-mapping is a :class:`SpecError`."""
+    import yaml
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError("--config", f"cannot read {path}: {error.strerror}") from None
     try:
-        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except SpecError as error:
         raise SpecError(f"{path}: {error.field}", str(error).split(": ", 1)[1]) from None
     except yaml.YAMLError as error:
@@ -576,6 +575,41 @@ def check_spec(spec: Spec) -> None:
     check_names(spec)
 
 
+# --- botocore's data: the regions, and sessions that parse it once per process -------------------------
+#
+# Every new boto3 session parses again each JSON file botocore ships that it reads: the endpoint data (the
+# regions and partitions), each service's model (0.1 s for EC2). The sessions of one process (the region
+# check, a run, a notebook's runs, the tests) share one loader instead: the data is read-only, so sharing
+# it changes nothing else.
+
+_LOADER: list[Any] = []  # the botocore loader of the first session, holding every file it parsed
+_LOADER_LOCK = threading.Lock()
+
+
+def share_service_models(session: boto3.Session) -> boto3.Session:
+    """Let ``session`` reuse what the earlier sessions of this process parsed; returns it."""
+    core = session._session  # noqa: SLF001 - boto3 exposes the botocore session only under this name
+    with _LOADER_LOCK:
+        if not _LOADER:
+            _LOADER.append(core.get_component("data_loader"))
+        elif core.get_component("data_loader") is not _LOADER[0]:
+            core.register_component("data_loader", _LOADER[0])
+    return session
+
+
+def new_session(**options: Any) -> boto3.Session:
+    """``boto3.Session(**options)`` sharing the process's parsed data (:func:`share_service_models`)."""
+    import boto3
+
+    return share_service_models(boto3.Session(**options))
+
+
+@functools.lru_cache(maxsize=1)
+def data_session() -> boto3.Session:
+    """The one session of this process that only reads botocore's data (the regions and partitions)."""
+    return new_session()
+
+
 #: The partitions pointapp builds ARNs, service principals and endpoints for.
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 
@@ -584,26 +618,23 @@ PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 def known_regions() -> frozenset[str]:
     """Every region botocore knows for EC2, across the standard partitions.
 
-    Read once per process: botocore's region list is data shipped with it, and reading it needs a new
-    session that parses the endpoint data again (about a third of a second per ``connect``)."""
-    import boto3
-
-    session = boto3.session.Session()
+    Read once per process: botocore's region list is data shipped with it, parsed once per process for
+    every session (:mod:`pointapp.sessions`)."""
+    session = data_session()
     regions: set[str] = set()
     for partition in PARTITIONS:
         regions.update(session.get_available_regions("ec2", partition_name=partition))
     return frozenset(regions)
 
 
-@functools.lru_cache(maxsize=64)  # each answer costs a new session parsing botocore's endpoint data again
+@functools.lru_cache(maxsize=64)
 def check_region(region: str) -> str | None:
     """The partition of ``region`` (None for a name no partition knows); a region of a partition pointapp
     does not support (an isolated one such as ``aws-iso``) is a :class:`SpecError`."""
-    import boto3
     import botocore.exceptions
 
     try:
-        partition = boto3.session.Session().get_partition_for_region(region)
+        partition = data_session().get_partition_for_region(region)
     except botocore.exceptions.UnknownRegionError:
         return None
     if partition not in PARTITIONS:

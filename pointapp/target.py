@@ -24,22 +24,25 @@ from botocore.config import Config
 from pointapp.clients import READ_PREFIXES, Call, Clients
 from pointapp.concurrency import InFlight
 from pointapp.context import StepContext
-from pointapp.emulator import EMULATOR_CREDENTIALS, EMULATOR_POLL_SECONDS, Emulator, EmulatorGaps, answers_as_moto
+from pointapp.emulator import EMULATOR_CREDENTIALS, EMULATOR_POLL_SECONDS, Emulator, EmulatorGaps
 from pointapp.errors import ConfirmationRequired, TargetError
 from pointapp.plan import Change
 from pointapp.run import DeferredWork, Outputs, Progress, Record, print_progress
-from pointapp.spec import Spec, check_region, known_regions, load_spec
+from pointapp.spec import Spec, check_region, known_regions, load_spec, new_session, share_service_models
 
-__all__ = ["EMULATOR_POLL_SECONDS", "READ_PREFIXES", "Call", "Context", "Target", "connect", "known_regions", "resolve_target"]
+__all__ = ["EMULATOR_POLL_SECONDS", "READ_PREFIXES", "Call", "Context", "Target", "connect", "known_regions",
+           "resolve_target", "share_service_models"]
 
 T = TypeVar("T")
 
 
 class _OfPart(Generic[T]):
-    """An attribute of the context that one of its parts holds under the same name, read and set there."""
+    """An attribute of the context that one of its parts holds under the same name, read there (and set
+    there, unless ``settable`` is False: the part alone changes it)."""
 
-    def __init__(self, part: str) -> None:
+    def __init__(self, part: str, settable: bool = True) -> None:
         self.part = part
+        self.settable = settable
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -49,6 +52,8 @@ class _OfPart(Generic[T]):
         return getattr(getattr(ctx, self.part), self.name)  # type: ignore[no-any-return]  # the part's own attribute
 
     def __set__(self, ctx: Any, value: T) -> None:
+        if not self.settable:
+            raise AttributeError(f"{self.name} of a context is its {self.part}'s to change")
         setattr(getattr(ctx, self.part), self.name, value)
 
 DEFAULT_REGION = "ap-northeast-1"
@@ -98,7 +103,7 @@ def resolve_target(*, region: str | None = None, endpoint_url: str | None = None
     return Target("emulator", region)
 
 
-#: How a context finds the outputs of a step its run has not discovered yet. The engine sets it (it
+#: How a context finds the outputs of a step its run has not discovered yet. The step list sets it (it
 #: discovers the step): this module sits below the steps and cannot name them.
 _DISCOVER_OUTPUTS: list[Callable[[StepContext, str], dict[str, Any]]] = []
 
@@ -106,24 +111,6 @@ _DISCOVER_OUTPUTS: list[Callable[[StepContext, str], dict[str, Any]]] = []
 def discover_outputs_with(discover: Callable[[StepContext, str], dict[str, Any]]) -> None:
     """Let every context find a step's outputs with ``discover(ctx, step)`` when a step first asks for them."""
     _DISCOVER_OUTPUTS[:] = [discover]
-
-
-_MODELS: list[Any] = []  # the botocore loader of the first session, holding every service model it parsed
-
-
-def share_service_models(session: boto3.Session) -> boto3.Session:
-    """Let ``session`` reuse the service models earlier sessions of this process parsed.
-
-    Every new boto3 session parses each service's JSON model again (about 0.4 s for the services of a
-    run); runs in one process (a notebook, the tests, the benchmark) share them instead. The models are
-    read-only data, so sharing them changes nothing else.
-    """
-    core = session._session  # noqa: SLF001 - boto3 exposes the botocore session only under this name
-    if not _MODELS:
-        _MODELS.append(core.get_component("data_loader"))
-    elif core.get_component("data_loader") is not _MODELS[0]:
-        core.register_component("data_loader", _MODELS[0])
-    return session
 
 
 class Context:
@@ -163,10 +150,7 @@ class Context:
     # the spec and the target
 
     target: _OfPart[Target] = _OfPart("clients")
-
-    @property
-    def session(self) -> boto3.Session:
-        return self.clients.session
+    session: _OfPart[boto3.Session] = _OfPart("clients", settable=False)
 
     def wait_delay(self, real_seconds: int) -> float:
         """The delay between waiter polls: real AWS is polled gently (``real_seconds``), an emulator
@@ -189,39 +173,23 @@ class Context:
         """A listing several steps need (every IAM role, every log group), read once until the next change."""
         return self.clients.read_once(key, load)
 
-    @property
-    def calls(self) -> list[Call]:
-        return self.clients.calls
-
-    @property
-    def mutating_calls(self) -> list[Call]:
-        return self.clients.mutating_calls
+    calls: _OfPart[list[Call]] = _OfPart("clients", settable=False)
+    mutating_calls: _OfPart[list[Call]] = _OfPart("clients", settable=False)
+    #: The requests in flight at once, over every client and thread of the run.
+    in_flight: _OfPart[InFlight] = _OfPart("clients", settable=False)
+    #: The AWS account id of the target (asked once), and its partition.
+    account: _OfPart[str] = _OfPart("clients", settable=False)
+    partition: _OfPart[str] = _OfPart("clients", settable=False)
 
     @property
     def _clients(self) -> dict[str, Any]:
         return self.clients.made  # tests put stubbed clients here
 
-    @property
-    def in_flight(self) -> InFlight:
-        """The requests in flight at once, over every client and thread of the run."""
-        return self.clients.in_flight
-
-    @property
-    def account(self) -> str:
-        """The AWS account id of the target (asked once)."""
-        return self.clients.account
-
-    @property
-    def partition(self) -> str:
-        return self.clients.partition
-
     def lacks(self, service: str, operation: str) -> str | None:
         """Why the target cannot run ``operation`` (the emulator lacks it), or None when it can."""
         return self.gaps.lacks(self.target, service, operation)
 
-    @property
-    def emulated(self) -> bool | None:
-        return self.gaps.emulated
+    emulated: _OfPart[bool | None] = _OfPart("gaps", settable=False)
 
     # other steps' outputs (Outputs)
 
@@ -268,28 +236,17 @@ class Context:
         """``work`` made to run, in another thread, as the calling thread's work (same step and label)."""
         return self.progress_lines.as_this_work(work)
 
-    @property
-    def work_of_step(self) -> str | None:
-        """The step whose work the calling thread is doing (None outside ``apply``)."""
-        return self.progress_lines.work_of_step
-
-    @property
-    def progress(self) -> Callable[[str], None]:
-        return self.progress_lines.progress
-
+    #: The step whose work the calling thread is doing (None outside ``apply``).
+    work_of_step: _OfPart[str | None] = _OfPart("progress_lines", settable=False)
+    progress: _OfPart[Callable[[str], None]] = _OfPart("progress_lines", settable=False)
     stopping: _OfPart[bool] = _OfPart("progress_lines")
     clock: _OfPart[Callable[[], float]] = _OfPart("progress_lines")
     sleep: _OfPart[Callable[[float], None]] = _OfPart("progress_lines")
 
     # the run's record (Record)
 
-    @property
-    def done(self) -> list[Change]:
-        return self.record.done
-
-    @property
-    def skipped(self) -> list[Change]:
-        return self.record.skipped
+    done: _OfPart[list[Change]] = _OfPart("record", settable=False)
+    skipped: _OfPart[list[Change]] = _OfPart("record", settable=False)
 
     # the emulator's lifecycle
 
@@ -307,20 +264,16 @@ class Context:
 
 
 def _make_session(target: Target, environ: Mapping[str, str]) -> boto3.Session:
-    return share_service_models(_new_session(target))
-
-
-def _new_session(target: Target) -> boto3.Session:
     if target.kind == "emulator":
-        return boto3.Session(region_name=target.region, **EMULATOR_CREDENTIALS)
+        return new_session(region_name=target.region, **EMULATOR_CREDENTIALS)
     try:
-        session = boto3.Session(profile_name=target.profile, region_name=target.region)
+        session = new_session(profile_name=target.profile, region_name=target.region)
     except botocore.exceptions.ProfileNotFound:
         available = ", ".join(boto3.Session().available_profiles) or "none"
         raise TargetError(f"--profile: AWS profile {target.profile!r} not found; available: {available}") from None
     if session.get_credentials() is None and target.kind == "endpoint" and _is_loopback(target.endpoint_url):
         # An endpoint on this machine is an emulator: it accepts any credentials.
-        return boto3.Session(region_name=target.region, **EMULATOR_CREDENTIALS)
+        return new_session(region_name=target.region, **EMULATOR_CREDENTIALS)
     if session.get_credentials() is None:
         raise TargetError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
                           "AWS_SECRET_ACCESS_KEY, or pass --profile NAME")
@@ -379,8 +332,9 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
         raise
     ctx = Context(spec=spec, target=target, session=session, assume_yes=yes,
                   progress=progress or print_progress, emulator=emulator,
-                  # An endpoint is asked whether it is an emulator now, before discovery opens many connections.
-                  emulated=True if emulator else (False if target.is_real_aws else answers_as_moto(target.endpoint_url)))
+                  # An endpoint is asked whether it is an emulator the first time a step asks about an operation
+                  # the emulator lacks (EMULATOR_GAPS): once, and only where the answer changes anything.
+                  emulated=True if emulator else (False if target.is_real_aws else None))
     ctx.clients.account = account  # the reachability check already asked STS
     return ctx
 

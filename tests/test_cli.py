@@ -29,6 +29,21 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def test_a_command_imports_only_what_it_uses(server: str) -> None:
+    """``plan --only network`` imports no audit, diagram, CloudFormation export, runbook, release or YAML."""
+    script = ("import json, sys; from pointapp import cli; code = cli.main(sys.argv[1:]); "
+              "print(json.dumps([code, sorted(sys.modules)]))")
+    result = subprocess.run([sys.executable, "-c", script, "plan", "--only", "network", "--endpoint-url", server],
+                            capture_output=True, text=True, timeout=300)
+    code, modules = json.loads(result.stdout.strip().splitlines()[-1])
+    assert code == 2, result.stderr
+    imported = set(modules)
+    unused = {"pointapp.audit", "pointapp.diagram", "pointapp.cloudformation", "pointapp.runbook", "pointapp.release",
+              "yaml"}
+    assert imported & unused == set()
+    assert "pointapp.engine" in imported
+
+
 def test_plan_up_plan_down_exit_codes(server: str) -> None:
     target = ["--endpoint-url", server]
     first = run("plan", *target)

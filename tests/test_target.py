@@ -110,3 +110,28 @@ def test_a_step_asked_for_the_outputs_of_one_not_discovered_yet_has_them_discove
         assert ctx.calls[before:] and not [c for c in ctx.calls[before:] if c.mutating]
         reads = len(ctx.calls)
         assert ctx.outputs("registry") == outputs and len(ctx.calls) == reads  # known now: no read
+
+
+def test_an_endpoint_is_asked_whether_it_is_the_emulator_once_and_only_where_it_matters(
+        moto_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """connect does not probe the endpoint: the first question about an operation the emulator lacks does, once."""
+    from pointapp import emulator
+
+    asked: list[str | None] = []
+    probe = emulator.answers_as_moto
+    monkeypatch.setattr(emulator, "answers_as_moto", lambda url: asked.append(url) or probe(url))
+    with connect(endpoint_url=moto_server) as ctx:
+        assert asked == []
+        assert ctx.lacks("ec2", "CreateVpc") is None and asked == []  # no operation the emulator lacks: no probe
+        assert ctx.lacks("amplify", "Amplify") is not None
+        assert ctx.lacks("codedeploy", "DeleteApplication") is not None
+        assert asked == [moto_server]
+
+
+def test_the_sessions_of_a_process_share_what_botocore_parsed() -> None:
+    """The region check's session and the run's session read botocore's data through one loader."""
+    from pointapp.spec import data_session
+
+    with connect() as ctx:
+        loader = ctx.session._session.get_component("data_loader")  # noqa: SLF001 - botocore's session
+        assert loader is data_session()._session.get_component("data_loader")  # noqa: SLF001

@@ -17,6 +17,7 @@ from pointapp.names import built_names_from
 from pointapp.plan import Change, Kept, Table
 from pointapp.resources import ResourceStep
 from pointapp.spec import Spec
+from pointapp.target import discover_outputs_with
 
 
 class Step(Protocol):
@@ -134,4 +135,14 @@ def built_names(spec: Spec) -> Iterator[tuple[str, str]]:
 
 
 built_names_from(built_names)
+
+
+def discover_outputs(ctx: StepContext, step: str) -> dict[str, Any]:
+    """What ``step`` exposes to the steps that use it, discovered now (a context asks when a step, or a tool,
+    reads the outputs of one its run has not discovered yet)."""
+    module = get(step).load()
+    return module.outputs(module.discover(ctx))
+
+
+discover_outputs_with(discover_outputs)
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
-from pointapp.kinds import tags_of
+from pointapp.kinds import SubnetGroup, tags_of
 from pointapp.outputs import CACHE_ADDRESS, CACHE_GROUP, CACHE_PORT
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
@@ -26,9 +26,10 @@ def _tags(ctx: StepContext, arn: str) -> dict[str, str]:
         ctx.client("elasticache").list_tags_for_resource(ResourceName=arn).get("TagList")))
 
 
-class CacheSubnetGroup(Kind):
+class CacheSubnetGroup(SubnetGroup):
     name = "cache-subnet-group"
     service = "elasticache"
+    noun, call, arn_key = "CacheSubnetGroup", "cache_subnet_group", "ARN"
     operations = {"update": ("elasticache", "ModifyCacheSubnetGroup"), "delete": ("elasticache", "DeleteCacheSubnetGroup")}
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
@@ -38,36 +39,6 @@ class CacheSubnetGroup(Kind):
             return []
         return self.owned(spec, step, answer["CacheSubnetGroups"], lambda g: g["CacheSubnetGroupName"],
                           lambda g: _tags(ctx, g["ARN"]))
-
-    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
-        current = sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", []))
-        return {} if current == sorted(props["subnets"]) else {"subnets": sorted(props["subnets"])}
-
-    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
-        return {"create_cache_subnet_group": dict(
-            CacheSubnetGroupName=desired.name, CacheSubnetGroupDescription=desired.detail,
-            SubnetIds=list(props["subnets"]), Tags=aws_tags(tags))}
-
-    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        group = ctx.client("elasticache").create_cache_subnet_group(
-            **self.request(ctx.spec, desired, props, tags)["create_cache_subnet_group"])["CacheSubnetGroup"]
-        return Found(self.name, desired.key, desired.name, dict(tags), group)
-
-    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
-        add_tags(ctx, "elasticache", found.raw["ARN"], tags)
-
-    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
-               changes: Mapping[str, Any]) -> None:
-        if "subnets" in changes:
-            ctx.client("elasticache").modify_cache_subnet_group(CacheSubnetGroupName=found.id, SubnetIds=changes["subnets"])
-
-    def delete(self, ctx: StepContext, found: Found) -> str | None:
-        ignore_codes(ctx.client("elasticache").delete_cache_subnet_group, ["CacheSubnetGroupNotFoundFault"],
-                     CacheSubnetGroupName=found.id)
-        return None
-
-    def describe(self, found: Found) -> str:
-        return ", ".join(sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])))
 
 
 class ReplicationGroup(Kind):

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pointapp.context import StepContext
-from pointapp.kinds import tags_of
+from pointapp.kinds import SubnetGroup, tags_of
 from pointapp.outputs import DATABASE_ADDRESS, DATABASE_INSTANCE, DATABASE_PORT, DATABASE_SECRET
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
@@ -34,9 +34,10 @@ def _instances(ctx: StepContext, spec: Spec) -> list[dict[str, Any]]:
     return list(ctx.read_once(("db-instance", spec.owner), load))
 
 
-class DbSubnetGroup(Kind):
+class DbSubnetGroup(SubnetGroup):
     name = "db-subnet-group"
     service = "rds"
+    noun, call, arn_key = "DBSubnetGroup", "db_subnet_group", "DBSubnetGroupArn"
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         rds = ctx.client("rds")
@@ -53,37 +54,8 @@ class DbSubnetGroup(Kind):
                           lambda g: tags_of(ctx, g["DBSubnetGroupArn"], lambda: from_aws_tags(
                               rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"])))
 
-    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
-        current = sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", []))
-        return {} if current == sorted(props["subnets"]) else {"subnets": sorted(props["subnets"])}
-
-    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
-        return {"create_db_subnet_group": dict(
-            DBSubnetGroupName=desired.name, DBSubnetGroupDescription=desired.detail, SubnetIds=list(props["subnets"]),
-            Tags=aws_tags(tags))}
-
-    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        group = ctx.client("rds").create_db_subnet_group(
-            **self.request(ctx.spec, desired, props, tags)["create_db_subnet_group"])["DBSubnetGroup"]
-        return Found(self.name, desired.key, desired.name, dict(tags), group)
-
-    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
-        add_tags(ctx, "rds", found.raw["DBSubnetGroupArn"], tags)
-
-    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
-               changes: Mapping[str, Any]) -> None:
-        if "subnets" in changes:
-            ctx.client("rds").modify_db_subnet_group(DBSubnetGroupName=found.id, SubnetIds=changes["subnets"])
-
     def stands_on(self, found: Found) -> list[str]:
         return [s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])]
-
-    def delete(self, ctx: StepContext, found: Found) -> str | None:
-        ignore_codes(ctx.client("rds").delete_db_subnet_group, ["DBSubnetGroupNotFoundFault"], DBSubnetGroupName=found.id)
-        return None
-
-    def describe(self, found: Found) -> str:
-        return ", ".join(sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])))
 
 
 def _instance_settings(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
+from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
 from pointapp.kinds import Role, document, pointapp_role, policy, role_arn, role_path, tags_of, trust_policy
 from pointapp.names import MOVING_TAG, repository_name
@@ -51,34 +52,47 @@ def bucket_name(ctx: StepContext, spec: Spec) -> str:
     return f"{spec.owner}-artifacts-{ctx.account}-{ctx.target.region}"[:63]
 
 
+def bucket_tags(ctx: StepContext, spec: Spec) -> dict[str, str]:
+    """The artifact bucket's tags ({} when it does not exist or is someone else's), read once for the bucket
+    and the object in it: both are found side by side, each knowing from these whether the bucket is ours."""
+    name = bucket_name(ctx, spec)
+
+    def read() -> dict[str, str]:
+        # AccessDenied: the name is taken by someone else's bucket; creating it will say so
+        answer = ignore_codes(ctx.client("s3").get_bucket_tagging, ["NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404",
+                                                      "AccessDenied"], Bucket=name)
+        return from_aws_tags(answer["TagSet"]) if answer is not None else {}
+
+    return dict(ctx.read_once(("bucket-tags", name), lambda: tags_of(ctx, Arn("s3", name, "", "").on(ctx), read)))
+
+
 class Bucket(Kind):
     name = "s3-bucket"
     service = "s3"
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        s3 = ctx.client("s3")
-        name = bucket_name(ctx, spec)
-
-        def read() -> dict[str, str]:
-            # AccessDenied: the name is taken by someone else's bucket; creating it will say so
-            answer = ignore_codes(s3.get_bucket_tagging, ["NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404",
-                                                          "AccessDenied"], Bucket=name)
-            return from_aws_tags(answer["TagSet"]) if answer is not None else {}
-
-        tags = tags_of(ctx, Arn("s3", name, "", "").on(ctx), read)
+        name, tags = bucket_name(ctx, spec), bucket_tags(ctx, spec)  # the tags first: the listing many steps wait for
         if not is_owned(tags, spec, step):
             return []
-        raw: dict[str, Any] = {"Name": name}
-        raw["Versioning"] = s3.get_bucket_versioning(Bucket=name).get("Status")
-        try:
-            raw["PublicAccessBlock"] = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
-        except botocore.exceptions.ClientError:
-            raw["PublicAccessBlock"] = {}
-        try:
-            rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
-            raw["Encryption"] = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
-        except botocore.exceptions.ClientError:
-            raw["Encryption"] = None
+        s3 = ctx.client("s3")
+
+        def public_access_block() -> dict[str, Any]:
+            try:
+                return dict(s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"])
+            except botocore.exceptions.ClientError:
+                return {}
+
+        def encryption() -> str | None:
+            try:
+                rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+                return str(rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"])
+            except botocore.exceptions.ClientError:
+                return None
+
+        # Its three settings are three reads of their own: side by side.
+        versioning, block, algorithm = map_side_by_side(lambda read: read(), [
+            lambda: s3.get_bucket_versioning(Bucket=name).get("Status"), public_access_block, encryption])
+        raw: dict[str, Any] = {"Name": name, "Versioning": versioning, "PublicAccessBlock": block, "Encryption": algorithm}
         return [Found(self.name, tags[KEY], name, tags, raw)]
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -149,21 +163,19 @@ class ArtifactObject(Kind):
     """``taskdef.json`` and ``appspec.yaml`` zipped in the bucket; the pipeline's second source."""
 
     name = "s3-object"
-    finds_after = ("s3-bucket",)
     service = "s3"
     tagged = False
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        bucket = known.get("bucket")
-        if bucket is None:
+        # Found beside the bucket, not after it: the bucket's tags say whether it is this step's bucket.
+        bucket, tags = bucket_name(ctx, spec), bucket_tags(ctx, spec)
+        if not is_owned(tags, spec, step) or tags[KEY] != "bucket":
             return []
         answer = ignore_codes(ctx.client("s3").head_object, ["404", "NoSuchKey", "NotFound"],
-                              Bucket=bucket.id, Key=ARTIFACTS_KEY)
+                              Bucket=bucket, Key=ARTIFACTS_KEY)
         if answer is None:
             return []
-        head = answer
-        tags = {**bucket.tags, KEY: "artifacts"}
-        return [Found(self.name, "artifacts", f"s3://{bucket.id}/{ARTIFACTS_KEY}", tags, head)]
+        return [Found(self.name, "artifacts", f"s3://{bucket}/{ARTIFACTS_KEY}", {**tags, KEY: "artifacts"}, answer)]
 
     @staticmethod
     def _digest(props: Mapping[str, Any]) -> str:
@@ -433,8 +445,7 @@ class Pipeline(Kind):
     service = "codepipeline"
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        codepipeline = ctx.client("codepipeline")
-        name = spec.name("release")
+        codepipeline, name = ctx.client("codepipeline"), spec.name("release")
         answer = ignore_codes(codepipeline.get_pipeline, ["PipelineNotFoundException"], name=name)
         if answer is None:
             return []
@@ -491,14 +502,11 @@ class EventRule(Kind):
     service = "events"
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        events = ctx.client("events")
-        name = spec.name("release-on-push")
-        answer = ignore_codes(events.describe_rule, ["ResourceNotFoundException"], Name=name)
-        if answer is None:
-            return []
-        rule = answer
-        tags = tags_of(ctx, rule["Arn"], lambda: from_aws_tags(events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags")))
-        if not is_owned(tags, spec, step):
+        events, name = ctx.client("events"), spec.name("release-on-push")
+        rule = ignore_codes(events.describe_rule, ["ResourceNotFoundException"], Name=name)
+        tags = {} if rule is None else tags_of(ctx, rule["Arn"], lambda: from_aws_tags(
+            events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags")))
+        if rule is None or not is_owned(tags, spec, step):
             return []
         rule["Targets"] = events.list_targets_by_rule(Rule=name).get("Targets", [])
         rule["EventPattern"] = json.loads(rule.get("EventPattern") or "{}")

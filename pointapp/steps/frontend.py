@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import botocore.exceptions
-import yaml
 
 from pointapp.context import StepContext
 from pointapp.errors import PointappError
@@ -42,6 +41,8 @@ def build_spec(spec: Spec) -> str:
         "artifacts": {"baseDirectory": spec.frontend.output_directory, "files": ["**/*"]},
         "cache": {"paths": ["node_modules/**/*"]},
     }}
+    import yaml  # on first use: a command that builds no frontend writes no YAML
+
     return yaml.safe_dump(document, sort_keys=False)
 
 

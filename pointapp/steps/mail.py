@@ -29,6 +29,16 @@ def _owned_tags(ctx: StepContext, arn: str, raw: Mapping[str, Any]) -> dict[str,
     return from_aws_tags(ctx.client("sesv2").list_tags_for_resource(ResourceArn=arn).get("Tags"))
 
 
+def _owned(kind: Kind, ctx: StepContext, spec: Spec, step: str, answer: dict[str, Any] | None, name: str,
+           resource: str) -> list[Found]:
+    """The SES resource ``name`` (its ARN's resource part ``resource``) as ``answer`` describes it (None: there
+    is none), when ``step`` owns it."""
+    if answer is None:
+        return []
+    tags = _owned_tags(ctx, Arn("ses", resource, None, None).on(ctx), answer)
+    return kind.owned(spec, step, [answer], lambda _: name, lambda _: tags)
+
+
 class ConfigurationSet(Kind):
     name = "ses-configuration-set"
     service = "sesv2"
@@ -37,11 +47,7 @@ class ConfigurationSet(Kind):
         name = spec.name("mail")
         answer = ignore_codes(ctx.client("sesv2").get_configuration_set, ["NotFoundException"],
                               ConfigurationSetName=name)
-        if answer is None:
-            return []
-        raw = answer
-        tags = _owned_tags(ctx, Arn("ses", f"configuration-set/{name}", None, None).on(ctx), raw)
-        return self.owned(spec, step, [raw], lambda _: name, lambda _: tags)
+        return _owned(self, ctx, spec, step, answer, name, f"configuration-set/{name}")
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         policy = found.raw.get("DeliveryOptions", {}).get("TlsPolicy")
@@ -81,11 +87,7 @@ class EmailIdentity(Kind):
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         identity = spec.mail.identity
         answer = ignore_codes(ctx.client("sesv2").get_email_identity, ["NotFoundException"], EmailIdentity=identity)
-        if answer is None:
-            return []
-        raw = answer
-        tags = _owned_tags(ctx, Arn("ses", f"identity/{identity}", None, None).on(ctx), raw)
-        return self.owned(spec, step, [raw], lambda _: identity, lambda _: tags)
+        return _owned(self, ctx, spec, step, answer, identity, f"identity/{identity}")
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         current = found.raw.get("ConfigurationSetName")

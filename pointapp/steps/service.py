@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
@@ -239,10 +240,17 @@ def _load_balancing(ctx: StepContext, spec: Spec) -> dict[str, Any]:
 
     def load() -> dict[str, Any]:
         elbv2 = ctx.client("elbv2")
-        groups = [g for page in elbv2.get_paginator("describe_target_groups").paginate()
-                  for g in page["TargetGroups"] if g["TargetGroupName"].startswith(f"{spec.owner}-")]
-        answer = ignore_codes(elbv2.describe_load_balancers, ["LoadBalancerNotFound"], Names=[spec.name("alb")])
-        balancers = answer["LoadBalancers"] if answer else []
+
+        def target_groups() -> list[dict[str, Any]]:
+            return [g for page in elbv2.get_paginator("describe_target_groups").paginate()
+                    for g in page["TargetGroups"] if g["TargetGroupName"].startswith(f"{spec.owner}-")]
+
+        def load_balancers() -> list[dict[str, Any]]:
+            answer = ignore_codes(elbv2.describe_load_balancers, ["LoadBalancerNotFound"], Names=[spec.name("alb")])
+            return list(answer["LoadBalancers"]) if answer else []
+
+        # The target groups and the load balancer side by side; the listeners need the load balancer's ARN.
+        groups, balancers = map_side_by_side(lambda read: read(), [target_groups, load_balancers])
         listeners = {b["LoadBalancerArn"]: elbv2.describe_listeners(LoadBalancerArn=b["LoadBalancerArn"])["Listeners"]
                      for b in balancers}
         arns = [g["TargetGroupArn"] for g in groups] + [b["LoadBalancerArn"] for b in balancers]
