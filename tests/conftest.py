@@ -21,13 +21,15 @@ from moto import mock_aws
 from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.spec import Spec, load_spec
 from pointapp.target import Context, Target
+from tests import faults
 from tests.aws_behaviour import CONTROL_PATH, AwsBehaviour
-from tests.moto_speed import IN_PROCESS, collect_garbage_less_often, lighten_moto
+from tests.moto_speed import IN_PROCESS, collect_garbage_less_often, lighten_moto, share_event_aliases
 
 REGION = "ap-northeast-1"
 
 lighten_moto()  # moto's reset (each mock_aws test starts and ends with one) only drops state
 collect_garbage_less_often()
+share_event_aliases()  # each client of each context works out the same event names again
 
 
 @pytest.fixture(autouse=True)
@@ -135,7 +137,7 @@ def aws_like_server() -> Iterator[AwsLikeServer]:
 def quick_aws_like() -> Iterator[str]:
     """An embedded AWS-like emulator whose windows last 0.5 s (as :data:`AWS_LIKE_SERVER`'s), for the fault
     runs: every rule still fires and is waited out; its URL."""
-    for server in embedded_aws_like(window=0.5):
+    for server in embedded_aws_like(window=faults.WINDOW):
         yield server.url
 
 

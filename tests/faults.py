@@ -22,6 +22,12 @@ import pointapp
 from pointapp.target import READ_PREFIXES, Context, share_service_models
 
 REGION = "ap-northeast-1"
+#: How long the quick emulator's "for a while" lasts (tests/conftest.py ``quick_aws_like``), in seconds.
+WINDOW = 0.5
+#: The pause of the runs' waits between attempts: just past a window, so a call refused "for a while" is
+#: refused once and then accepted, whatever the machine's load, as with the product's emulator pause
+#: (:data:`pointapp.emulator.EMULATOR_POLL_SECONDS`), in less time. The calls made stay the same.
+PAUSE = WINDOW + 0.1
 
 
 class InjectedFault(Exception):
@@ -135,7 +141,9 @@ def reset(endpoint: str) -> None:
 
 
 def connect(endpoint: str) -> Context:
-    return pointapp.connect(endpoint_url=endpoint, progress=lambda _: None)
+    ctx = pointapp.connect(endpoint_url=endpoint, progress=lambda _: None)
+    ctx.wait_delay = lambda real_seconds: PAUSE  # type: ignore[method-assign]
+    return ctx
 
 
 def inject(ctx: Context, k: int, lost: bool, operation: str | None = None) -> list[str]:

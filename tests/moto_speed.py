@@ -1,8 +1,10 @@
 """moto, made cheaper for the tests: a reset that only drops state, and boto3 calls to an emulator of this
-process handed to its WSGI app directly, without a socket.
+process handed to its WSGI app directly, without a socket; botocore's clients share what they learn of
+event names.
 
-Neither changes what moto answers: the first drops what moto's own reset re-creates and then drops, the
-second skips HTTP between two ends of one process (the emulator still serves other processes over HTTP).
+None changes what moto answers or what botocore sends: the first drops what moto's own reset re-creates
+and then drops, the second skips HTTP between two ends of one process (the emulator still serves other
+processes over HTTP), the third keeps answers that depend on nothing a client holds.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ _LIGHTENED: list[bool] = []
 
 
 def collect_garbage_less_often() -> None:
-    """Run Python's cycle collector less often (every 50,000 new objects, not 700): moto's state and
-    botocore's parsed answers are many small objects that live long, and scanning them again and again
-    took a fifth of a fault run's time. Memory stays bounded: the collector still runs."""
-    gc.set_threshold(50_000, 20, 20)
+    """Run Python's cycle collector less often (every 100,000 new objects, not 700, and over the objects
+    that outlived those once every 50 times, not 10): moto's state and botocore's parsed answers are many
+    small objects that live long, and scanning them again and again took a fifth of a fault run's time
+    (the second scan, at 20, still took a twelfth). Memory stays bounded: the collector still runs, and a
+    test process holds about 150 MB more between its scans of the older objects."""
+    gc.set_threshold(100_000, 50, 20)
 
 
 def lighten_moto() -> None:
@@ -40,9 +44,9 @@ def lighten_moto() -> None:
     - moto's reset re-creates every backend it ever made (each region's EC2 loads its 4,000 AMIs, each
       partition's IAM parses and makes its 1,300 AWS managed policies), then drops them all, to be made
       again on first use: here it only drops them, after the resets of their own that S3 and Batch have.
-    - IAM parses its managed policies once, and makes them in the ``aws`` partition only: the tests'
-      regions are all there, and moto makes an IAM backend for every partition on each request (to look
-      the caller's access key up), then one per reset, at a third of a second each.
+    - IAM parses and makes its managed policies once, then gives each new backend a copy (a tenth of the
+      time), and only in the ``aws`` partition: the tests' regions are all there, and moto makes an IAM
+      backend for every partition on each request (to look the caller's access key up), then one per reset.
     - KMS makes an RSA key pair for every key it creates (its default keys too, a tenth of a second each),
       used only to sign and verify: here it makes it on first use.
     - The server lists moto's package folders on every request (to tell a service from a host name), and
@@ -76,15 +80,62 @@ def lighten_moto() -> None:
             BackendDict._instances.clear()  # noqa: SLF001
 
     parsed: dict[str, Any] = json.loads(iam.aws_managed_policies_data)
+    made: dict[str, list[iam.AWSManagedPolicy]] = {}  # by account: the policies as first made, never attached
 
     def managed_policies(self: iam.IAMBackend) -> list[iam.ManagedPolicy]:
         if not iam.load_iam_aws_managed_policies() or self.region_name != "aws":
             return []
-        return [iam.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
-                for name, data in parsed.items()]
+        if self.account_id not in made:
+            made[self.account_id] = [iam.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+                                     for name, data in parsed.items()]
+        return [_fresh_copy(policy) for policy in made[self.account_id]]
 
     BackendDict.reset = classmethod(reset)  # type: ignore[method-assign, assignment]
     iam.IAMBackend._init_aws_policies = managed_policies  # type: ignore[method-assign]  # noqa: SLF001
+
+
+def _fresh_copy(policy: Any) -> Any:
+    """An AWS managed policy as it was made, unattached: what a backend may change of it (its attachment
+    count, tags, versions) is its own. Its id stays the one first drawn, as an AWS managed policy's does."""
+    copy = _shallow(policy)
+    copy.tags = {}
+    copy.versions = [_shallow(version) for version in policy.versions]
+    return copy
+
+
+def _shallow(item: Any) -> Any:
+    copy = object.__new__(type(item))
+    copy.__dict__.update(item.__dict__)
+    return copy
+
+
+def share_event_aliases() -> None:
+    """Let every botocore event emitter of this process (once; later calls do nothing) share what it
+    learnt of event names: which ones botocore's alias table renames (``elbv2`` to
+    ``elastic-load-balancing-v2``) and which it leaves.
+
+    Each client copies its session's emitter with an empty memo of that, then works it out again for
+    every event it emits a first time, a search of the whole table; with the contexts a test run makes
+    (each of its own clients), that was a twentieth of a fault run's time. The answer depends on the event
+    name and the table only, so emitters with botocore's own table share one memo.
+    """
+    if _SHARED_ALIASES:
+        return
+    _SHARED_ALIASES.append({})
+    from botocore.hooks import EventAliaser
+    from botocore.utils import EVENT_ALIASES
+
+    made = EventAliaser.__init__
+
+    def __init__(self: EventAliaser, event_emitter: Any, event_aliases: dict[str, str] | None = None) -> None:
+        made(self, event_emitter, event_aliases)
+        if self._event_aliases == EVENT_ALIASES:
+            self._alias_name_cache = _SHARED_ALIASES[0]
+
+    EventAliaser.__init__ = __init__
+
+
+_SHARED_ALIASES: list[dict[str, str]] = []
 
 
 class _LazyPrivateKey:
