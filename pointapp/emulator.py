@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import threading
+import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
@@ -40,15 +41,28 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
 EMULATOR_POLL_SECONDS = 1.0
 
 
+#: How often the probe asks an endpoint that does not answer in time (a busy emulator on a loaded machine).
+_PROBE_ATTEMPTS = 3
+
+
 def answers_as_moto(url: str | None) -> bool:
-    """Whether the endpoint at ``url`` is a moto server (it answers moto's own configuration API)."""
+    """Whether the endpoint at ``url`` is a moto server (it answers moto's own configuration API).
+
+    An answer other than success (say 404 from AWS or another emulator) is a no. No answer at all within the
+    timeout tells nothing: the endpoint is asked again, a few times, before it counts as not moto, so a
+    busy emulator is not taken for one that has every service (its missing ones would then be called).
+    """
     if not url:
         return False
-    try:
-        with urllib.request.urlopen(f"{url}/moto-api/config", timeout=5) as answer:  # noqa: S310 - http(s) only
-            return bool(200 <= answer.status < 300)
-    except (OSError, ValueError):
-        return False
+    for _ in range(_PROBE_ATTEMPTS):
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/config", timeout=10) as answer:  # noqa: S310 - http(s) only
+                return bool(200 <= answer.status < 300)
+        except urllib.error.HTTPError:
+            return False  # it answered: not moto's configuration API
+        except (OSError, ValueError):
+            continue  # no answer in time, or the connection dropped: ask again
+    return False
 
 
 class EmulatorGaps:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pointapp.emulator import Emulator
@@ -126,6 +128,36 @@ def test_an_endpoint_is_asked_whether_it_is_the_emulator_once_and_only_where_it_
         assert ctx.lacks("amplify", "Amplify") is not None
         assert ctx.lacks("codedeploy", "DeleteApplication") is not None
         assert asked == [moto_server]
+
+
+def test_an_endpoint_that_does_not_answer_the_probe_in_time_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy emulator that misses the probe's timeout is not taken for AWS (whose services it lacks would then
+    be called); an endpoint that answers with an error is no moto; one that never answers, after a few tries."""
+    import io
+    import urllib.error
+
+    from pointapp import emulator
+
+    class Answer(io.BytesIO):
+        status = 200
+
+    answers: list[Any] = [TimeoutError("timed out"), Answer(b"{}")]
+    asked: list[str] = []
+
+    def urlopen(url: str, timeout: float) -> Any:
+        asked.append(url)
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(emulator.urllib.request, "urlopen", urlopen)
+    assert emulator.answers_as_moto("http://127.0.0.1:1") is True
+    assert asked == ["http://127.0.0.1:1/moto-api/config"] * 2
+    answers[:] = [urllib.error.HTTPError("http://x/moto-api/config", 404, "Not Found", None, None)]  # type: ignore[arg-type]
+    assert emulator.answers_as_moto("http://x") is False and not answers
+    answers[:] = [ConnectionResetError("reset")] * 3
+    assert emulator.answers_as_moto("http://x") is False and not answers
 
 
 def test_the_sessions_of_a_process_share_what_botocore_parsed() -> None:
