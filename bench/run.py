@@ -242,12 +242,22 @@ def run_pointapp(options: dict[str, Any], argv: list[str]) -> int:
         def after(parsed: dict[str, Any], **_: Any) -> None:
             local.call["answer"] = parsed
 
+        def record_on(session: Any) -> None:  # once per session, whichever of the two hooks sees it first
+            session.events.register("before-parameter-build.*.*", before, unique_id="bench-record-before")
+            session.events.register("after-call.*.*", after, unique_id="bench-record-after")
+
         def recording(self: Any, *args: Any, **kwargs: Any) -> None:
             setup(self, *args, **kwargs)
-            self.session.events.register("before-parameter-build.*.*", before)
-            self.session.events.register("after-call.*.*", after)
+            record_on(self.session)
+
+        reach = target.check_reachable
+
+        def reaching(session: Any, where: Any) -> str:  # the connect's STS call is one of the command's calls too
+            record_on(session)
+            return reach(session, where)
 
         target.Context.__init__ = recording  # type: ignore[method-assign]
+        target.check_reachable = reaching  # type: ignore[assignment]
         atexit.register(lambda: Path(options["record"]).write_text(json.dumps(calls, default=str)))
     return cli.main(argv)
 
