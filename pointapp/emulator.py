@@ -48,9 +48,9 @@ _PROBE_ATTEMPTS = 3
 def answers_as_moto(url: str | None) -> bool:
     """Whether the endpoint at ``url`` is a moto server (it answers moto's own configuration API).
 
-    An answer other than success (say 404 from AWS or another emulator) is a no. No answer at all within the
-    timeout tells nothing: the endpoint is asked again, a few times, before it counts as not moto, so a
-    busy emulator is not taken for one that has every service (its missing ones would then be called).
+    A refusal (say 404 from AWS or another emulator) is a no. No answer within the timeout, or a server
+    error, tells nothing: the endpoint is asked again, a few times, before it counts as not moto, so a busy
+    emulator is not taken for one that has every service (its missing ones would then be called).
     """
     if not url:
         return False
@@ -58,8 +58,10 @@ def answers_as_moto(url: str | None) -> bool:
         try:
             with urllib.request.urlopen(f"{url}/moto-api/config", timeout=10) as answer:  # noqa: S310 - http(s) only
                 return bool(200 <= answer.status < 300)
-        except urllib.error.HTTPError:
-            return False  # it answered: not moto's configuration API
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                return False  # it answered: not moto's configuration API
+            continue  # it failed to answer (a server error): ask again
         except (OSError, ValueError):
             continue  # no answer in time, or the connection dropped: ask again
     return False

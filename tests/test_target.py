@@ -131,8 +131,9 @@ def test_an_endpoint_is_asked_whether_it_is_the_emulator_once_and_only_where_it_
 
 
 def test_an_endpoint_that_does_not_answer_the_probe_in_time_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A busy emulator that misses the probe's timeout is not taken for AWS (whose services it lacks would then
-    be called); an endpoint that answers with an error is no moto; one that never answers, after a few tries."""
+    """A busy emulator that misses the probe's timeout, or fails it with a server error, is not taken for AWS
+    (whose services it lacks would then be called); an endpoint that refuses is no moto; one that never
+    answers, after a few tries."""
     import io
     import urllib.error
 
@@ -156,6 +157,8 @@ def test_an_endpoint_that_does_not_answer_the_probe_in_time_is_asked_again(monke
     assert asked == ["http://127.0.0.1:1/moto-api/config"] * 2
     answers[:] = [urllib.error.HTTPError("http://x/moto-api/config", 404, "Not Found", None, None)]  # type: ignore[arg-type]
     assert emulator.answers_as_moto("http://x") is False and not answers
+    answers[:] = [urllib.error.HTTPError("http://x/moto-api/config", 500, "Internal", None, None), Answer(b"{}")]  # type: ignore[arg-type]
+    assert emulator.answers_as_moto("http://x") is True and not answers
     answers[:] = [ConnectionResetError("reset")] * 3
     assert emulator.answers_as_moto("http://x") is False and not answers
 
