@@ -91,17 +91,12 @@ class Clients:
                     self._reads[key] = loaded
             return loaded
 
-    def read_fresh(self, key: Hashable, load: Callable[[], T]) -> T:
-        """``load()`` now, and what :meth:`read_once` gives for ``key`` until the next change: a discovery reads
-        afresh what changed outside this run since an earlier one, and the parts of it that read the same
-        listing share this read."""
+    def forget_reads(self) -> None:
+        """Drop every listing read so far: the next reads see what changed outside this run meanwhile (a new
+        discovery starts so, and its steps and kinds share its reads again)."""
         with self._lock:
-            generation = self._generation
-        loaded = load()
-        with self._lock:
-            if generation == self._generation:
-                self._reads[key] = loaded
-        return loaded
+            self._generation += 1
+            self._reads.clear()
 
     @property
     def botocore_config(self) -> Config:

@@ -35,10 +35,6 @@ class StepClients(Protocol):
     def read_once(self, key: Hashable, load: Callable[[], T]) -> T:
         """``load()``, or what it returned for ``key`` before the last change of this run."""
 
-    def read_fresh(self, key: Hashable, load: Callable[[], T]) -> T:
-        """``load()`` now, what :meth:`read_once` gives for ``key`` until the next change (a discovery that
-        must see what changed outside this run since an earlier one)."""
-
     def lacks(self, service: str, operation: str) -> str | None:
         """Why the target cannot run ``operation`` (the emulator lacks it), or None when it can."""
 

@@ -24,6 +24,7 @@ def discover(ctx: Context, only: str | Iterable[str] | None = None) -> dict[str,
     each step is read once.
     """
     chosen, _ = steps.select(only)
+    ctx.forget_reads()  # what changed outside this run since an earlier discovery is seen; shared again from here
     held = {step.name: ctx.outputs_lock(step.name) for step in chosen}
     for lock in held.values():
         lock.acquire()  # until the step's outputs are known: its users wait instead of reading it again

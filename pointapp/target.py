@@ -174,9 +174,9 @@ class Context:
         """A listing several steps need (every IAM role, every log group), read once until the next change."""
         return self.clients.read_once(key, load)
 
-    def read_fresh(self, key: Hashable, load: Callable[[], T]) -> T:
-        """``load()`` now, what :meth:`read_once` gives for ``key`` until the next change."""
-        return self.clients.read_fresh(key, load)
+    def forget_reads(self) -> None:
+        """Drop the listings read so far (a new discovery reads afresh)."""
+        self.clients.forget_reads()
 
     calls: _OfPart[list[Call]] = _OfPart("clients", settable=False)
     mutating_calls: _OfPart[list[Call]] = _OfPart("clients", settable=False)

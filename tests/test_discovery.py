@@ -164,3 +164,20 @@ def test_the_tag_listing_request_is_valid_for_aws(mocked: None) -> None:
     assert kinds.tags_of(ctx, group + ":*", not_needed) == tags
     assert kinds.tags_of(ctx, group.replace("/api", "/other"), lambda: {"team": "data"}) == {"team": "data"}
     tagging.assert_no_pending_responses()
+
+
+def test_a_second_plan_in_one_run_sees_what_changed_outside_it(ctx: Context) -> None:
+    """The listings several steps share (every IAM role, the network's listings) are read afresh by each
+    discovery: a change made outside this run between two plans shows in the second."""
+    pointapp.up(ctx, only="network")
+    assert pointapp.plan(ctx, "network").actionable == []
+    iam = boto3.client("iam", region_name=REGION)  # outside the run: no call of the context clears its reads
+    role = ctx.spec.name("vpc-flow-logs")
+    iam.delete_role_policy(RoleName=role, PolicyName="deliver")
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ctx.outputs("network")["vpc"]
+    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                           {"Name": "map-public-ip-on-launch", "Values": ["true"]}])["Subnets"][0]
+    ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": False})
+    drift = {(c.kind, c.action) for c in pointapp.plan(ctx, "network").actionable}
+    assert {("iam-role", "update"), ("subnet", "update")} <= drift

@@ -34,15 +34,9 @@ def paginate(client: Any, operation: str, result_key: str, **kwargs: Any) -> lis
     return list(getattr(client, operation)(**kwargs).get(result_key, []))
 
 
-def discovery(ctx: StepContext) -> object:
-    """What names this discovery's reads, so that each discovery reads what it needs once and afresh (what
-    changed since an earlier one, in this run or outside it, is seen): made anew by :func:`facts`."""
-    return ctx.read_once(("network", "discovery", ctx.spec.owner), object)
-
-
 def read_once(ctx: StepContext, what: Hashable, load: Callable[[], T]) -> T:
-    """``load()``, read once in this discovery for every kind that needs it."""
-    return ctx.read_once(("network", what, ctx.spec.owner, discovery(ctx)), load)
+    """``load()``, read once for every kind that needs it (until the next change, or the next discovery)."""
+    return ctx.read_once(("network", what, ctx.spec.owner), load)
 
 
 def listing(ctx: StepContext, what: str) -> list[dict[str, Any]]:
@@ -102,7 +96,6 @@ def facts(ctx: StepContext) -> Mapping[str, Any]:
     first subnet exists, or when ``network.zones`` changes), so a zone that AWS marks impaired for a
     while never makes a plan move subnets.
     """
-    ctx.read_fresh(("network", "discovery", ctx.spec.owner), object)  # this discovery reads afresh
     map_side_by_side(lambda what: listing(ctx, what), LISTINGS)  # every listing at once, for the kinds too
     vpc = primary_vpc(ctx)
     subnets = [f for f in collect(ctx.spec, "subnet", listing(ctx, "subnets"), "SubnetId",
