@@ -10,12 +10,25 @@ import pytest
 
 import pointapp
 from pointapp.runbook import NOTEBOOKS, runbook_notebooks
+from pointapp.steps import STEPS
 
 STORED = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_every_available_step_has_its_notebook() -> None:
     assert [p.name for p in STORED] == sorted([p.name for p in runbook_notebooks()] + ["99_teardown.ipynb"])
+
+
+def test_file_names_and_titles_follow_the_step_list() -> None:
+    """Opened in file-name order, the step notebooks come in dependency order: no step before one it needs,
+    and each title's step number is its file's number."""
+    step_files = [s.notebook for s in STEPS if s.available]
+    assert sorted(step_files) == step_files
+    position = {s.name: i for i, s in enumerate(STEPS)}
+    for step in STEPS:
+        assert all(position[need] < position[step.name] for need in step.depends_on), step.name
+        title = json.loads((NOTEBOOKS / step.notebook).read_text())["cells"][0]["source"][0]
+        assert title.startswith(f"# Step {int(step.notebook.split('_')[0])}: "), (step.notebook, title)
 
 
 @pytest.mark.parametrize("path", STORED, ids=lambda p: p.name)

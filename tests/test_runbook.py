@@ -16,7 +16,7 @@ def test_selection_of_notebooks() -> None:
     names = [p.name for p in runbook_notebooks(steps=["network", "registry"])]
     assert names == ["00_start_here.ipynb", "01_network.ipynb", "05_registry.ipynb"]
     names = [p.name for p in runbook_notebooks(start="delivery")]
-    assert names[:2] == ["00_start_here.ipynb", "07_delivery.ipynb"] and "01_network.ipynb" not in names
+    assert names[:2] == ["00_start_here.ipynb", "10_delivery.ipynb"] and "01_network.ipynb" not in names
     with pytest.raises(SpecError, match="--from: step 'nowhere' is not in this run"):
         runbook_notebooks(start="nowhere")
 
