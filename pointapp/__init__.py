@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what the names below are, for type checkers; at run time ea
     from pointapp.emulator import Emulator
     from pointapp.engine import apply, discover, down, finish_destroy, inventory, plan, plan_destroy, status, up
     from pointapp.errors import ConfirmationRequired, PointappError, SpecError, StepError, TargetError
+    from pointapp.facts import describe
     from pointapp.plan import Change, Outcome, Plan, Table
     from pointapp.spec import Spec, load_spec
     from pointapp.steps import STEP_NAMES, STEPS, steps_table
@@ -37,6 +38,7 @@ _HOMES = {
     "audit": ("audit",),
     "emulator": ("Emulator",),
     "engine": ("apply", "discover", "down", "finish_destroy", "inventory", "plan", "plan_destroy", "status", "up"),
+    "facts": ("describe",),
     "errors": ("ConfirmationRequired", "PointappError", "SpecError", "StepError", "TargetError"),
     "plan": ("Change", "Outcome", "Plan", "Table"),
     "spec": ("Spec", "load_spec"),
@@ -64,6 +66,7 @@ __all__ = [
     "apply",
     "audit",
     "connect",
+    "describe",
     "discover",
     "down",
     "finish_destroy",

@@ -12,7 +12,7 @@ from typing import Any
 
 from pointapp import steps
 from pointapp.concurrency import READS_AT_ONCE, run_graph
-from pointapp.plan import Change, Outcome, Plan, Table, stood_on
+from pointapp.plan import Change, Link, Outcome, Plan, Table, stood_on
 from pointapp.target import Context
 
 
@@ -253,22 +253,46 @@ def estimate(ctx: Context, planned: Plan | None = None, parallel: int = 4) -> An
     return schedule_estimate(ctx.spec, work, parallel)
 
 
+#: What a step's status says, and whether the steps that need it may go on.
+DONE, DRIFTED, PARTLY_BUILT, NOT_BUILT, NOTHING_TO_BUILD = "done", "drifted", "partly built", "not built", "nothing to build"
+READY = (DONE, NOTHING_TO_BUILD)
+
+
+def step_states(ctx: Context, planned: Plan) -> dict[str, tuple[str, int, int]]:
+    """Each step of ``planned`` (a whole plan, :func:`plan`): its status, how many resources it owns, and how
+    many changes its plan has (what the target cannot do not counted)."""
+    states = {}
+    for name in planned.steps:
+        module = steps.get(name).load()
+        owned = len(module.inventory(planned.observed[name]))
+        changes = [c for c in planned.for_step(name) if not c.args.get("skip")]
+        if not owned:
+            wanted = changes or module.resource_count(ctx.spec, planned.observed[name])
+            state = NOT_BUILT if wanted else NOTHING_TO_BUILD
+        elif not changes:
+            state = DONE
+        else:
+            state = PARTLY_BUILT if all(c.action == "create" for c in changes) else DRIFTED
+        states[name] = (state, owned, len(changes))
+    return states
+
+
 def status(ctx: Context) -> Table:
-    """Each step's state on the target: done, drifted, or not built; with a link to its notebook."""
+    """The checklist: each step in step-list order with its state on the target (done, drifted, partly
+    built, not built, or nothing to build), the steps it needs that are not done yet, and a link to its
+    notebook (relative to the notebooks' folder)."""
     planned = plan(ctx)
+    states = step_states(ctx, planned)
     rows = []
     for step in steps.STEPS:
-        module = step.load()
-        owned = len(module.inventory(planned.observed[step.name]))
-        changes = [c for c in planned.for_step(step.name) if not c.args.get("skip")]
-        state = "not built" if not owned else ("drifted" if changes else "done")
-        if owned and changes and all(c.action == "create" for c in changes):
-            state = "partly built"
-        if not owned and not changes:
-            state = "nothing to build" if not module.resource_count(ctx.spec, planned.observed[step.name]) else "not built"
-        rows.append((step.name, state, f"{owned} owned, {len(changes)} to change",
-                     f"[{step.notebook}]({step.notebook})"))
-    return Table(["step", "status", "resources", "notebook"], rows, title=f"{ctx.spec.owner} on {ctx.target.describe()}")
+        if step.name not in states:
+            continue
+        state, owned, changes = states[step.name]
+        waits = [need for need in step.depends_on if states.get(need, (NOT_BUILT,))[0] not in READY]
+        rows.append((step.name, state, ", ".join(waits), f"{owned} owned, {changes} to change",
+                     Link(step.notebook, step.notebook), step.title))
+    return Table(["step", "status", "waits for", "resources", "notebook", "what it builds"], rows,
+                 title=f"{ctx.spec.owner} on {ctx.target.describe()}")
 
 
 def inventory(ctx: Context, step: str = "network") -> Table:

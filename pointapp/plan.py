@@ -52,12 +52,38 @@ def stood_on(changes: Iterable[Change], kept: Kept | None = None) -> dict[tuple[
     return result
 
 
+class Link(str):
+    """A table cell that links to ``href`` (a path relative to the notebook's folder, or a URL): its text in
+    a terminal, a Markdown link in :meth:`Table.markdown`, an HTML link in Jupyter."""
+
+    href: str
+
+    def __new__(cls, text: str, href: str) -> Link:
+        link = super().__new__(cls, text)
+        link.href = href
+        return link
+
+    def html(self) -> str:
+        return f"<a href='{html.escape(self.href, quote=True)}'>{html.escape(str(self))}</a>"
+
+
+def _cell_html(cell: str) -> str:
+    return cell.html() if isinstance(cell, Link) else html.escape(cell)
+
+
+def _cell_markdown(cell: str) -> str:
+    text = cell.replace("|", "\\|")
+    return f"[{text}]({cell.href})" if isinstance(cell, Link) else text
+
+
 class Table:
-    """Rows with headers; prints as aligned text, renders as HTML in Jupyter."""
+    """Rows with headers; prints as aligned text, renders as HTML in Jupyter. A :class:`Link` cell stays a
+    link in HTML and Markdown."""
 
     def __init__(self, headers: Sequence[str], rows: Iterable[Sequence[Any]], title: str = "") -> None:
         self.headers = list(headers)
-        self.rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+        self.rows = [[cell if isinstance(cell, Link) else "" if cell is None else str(cell) for cell in row]
+                     for row in rows]
         self.title = title
 
     def __len__(self) -> int:
@@ -68,7 +94,7 @@ class Table:
         lines = [f"**{self.title}**", ""] if self.title else []
         lines.append("| " + " | ".join(self.headers) + " |")
         lines.append("|" + "---|" * len(self.headers))
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in self.rows]
+        lines += ["| " + " | ".join(_cell_markdown(cell) for cell in row) + " |" for row in self.rows]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -84,7 +110,7 @@ class Table:
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in self.headers)
-        body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in row)
+        body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{_cell_html(c)}</td>" for c in row)
                        + "</tr>" for row in self.rows)
         title = f"<caption style='text-align:left'><b>{html.escape(self.title)}</b></caption>" if self.title else ""
         return f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
