@@ -152,6 +152,7 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
     import concurrent.futures
     import time
 
+    from pointapp import typical
     from pointapp.schedule import graph_of, pick, remaining_path, run_apart, split, step_seconds
 
     busy = [steps.get(name) for name in planned.steps if planned.for_step(name)]
@@ -178,7 +179,8 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
             started = time.monotonic()
             ctx.say(f"started ({len(changes)} changes)")
             result = apply_step(ctx, step, changes, planned.observed[step])
-            ctx.say(f"done after {time.monotonic() - started:.0f}s")
+            usually = step_seconds(ctx.spec, name, len(changes), without_early=name in apart)
+            ctx.say(typical.finished("done", time.monotonic() - started, usually, ctx.target.is_real_aws))
             return result
 
     waiting_told: set[str] = set()

@@ -8,9 +8,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pointapp.diffs import shorten
+
 #: ``keep`` is a resource ``down`` leaves on purpose (deletion protection, or a kept resource stands on it).
 Action = Literal["create", "update", "delete", "keep"]
 _SYMBOL = {"create": "+", "update": "~", "delete": "-", "keep": "="}
+_DONE = {"create": "created", "update": "updated", "delete": "deleted", "keep": "kept"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,20 @@ class Change:
 
     def line(self) -> str:
         return f"{_SYMBOL[self.action]} {self.kind:<22} {self.name:<44} {self.detail}"
+
+    @property
+    def is_part(self) -> bool:
+        """A change to a part of a resource (a route of its route table, a rule of its security group), which
+        the inventory counts with its resource."""
+        resource = self.args.get("desired") or self.args.get("found")
+        return bool(getattr(resource, "parent", None))
+
+    def outcome_line(self, outcome: str | None = None) -> str:
+        """What was done, in a few words: ``created vpc point-app-prod-vpc`` (``outcome`` says otherwise:
+        ``skipped``). A part is named by its resource and what it is: ``created route point-app-prod-rtb-app
+        (0.0.0.0/0 -> point-app-prod-nat-1a)``."""
+        which = f" ({shorten(self.detail)})" if self.is_part and self.detail else ""
+        return f"{outcome or _DONE[self.action]} {self.kind} {self.name}{which}"
 
 
 #: What ``down`` keeps, by (step, key), with why: a step's ``plan_destroy`` keeps those and says why.
@@ -194,6 +211,13 @@ class Outcome:
         if self.skipped:
             text += f" Skipped {len(self.skipped)}, for the reasons given above."
         lines = [*self.warnings, text]
+        parts = [change for change in self.applied if change.is_part]
+        if parts:  # why the counts exceed the inventory's, which lists resources with their parts inside
+            resources = len({(change.step, change.key) for change in self.applied})
+            kinds = ", ".join(dict.fromkeys(change.kind for change in parts))
+            lines.append(f"{_count(len(self.applied), 'change')} to {_count(resources, 'resource')}: "
+                         f"{len(parts)} of them to parts of a resource ({kinds}), which the inventory lists "
+                         "within their resource.")
         if self.kept:
             lines.append(f"Kept on purpose ({len(self.kept)}):")
             lines += [f"  {c.kind} {c.name}: {c.args.get('why', c.detail)}" for c in self.kept]
@@ -208,3 +232,20 @@ class Outcome:
 
     def __str__(self) -> str:
         return self.summary()
+
+    def table(self) -> Table:
+        """One row per change: what was done (created, updated, deleted, skipped, kept) to which resource."""
+        skipped = {id(change) for change in self.skipped}
+        rows = [(change.step, "skipped" if id(change) in skipped else _DONE[change.action], change.kind, change.name,
+                 change.args.get("skip") or "") for change in [*self.applied, *self.skipped] if change.action != "keep"]
+        rows += [(change.step, "kept", change.kind, change.name, change.args.get("why", change.detail))
+                 for change in self.kept]
+        return Table(["step", "outcome", "resource", "name", "why"], rows)
+
+    def _repr_html_(self) -> str:
+        lines = "".join(f"<p>{html.escape(line)}</p>" for line in self.summary().splitlines())
+        return self.table()._repr_html_() + lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

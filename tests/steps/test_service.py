@@ -48,6 +48,12 @@ def test_ecs_service_is_private_code_deploy_and_spread(built: Context) -> None:
     assert (balancer["containerName"], balancer["containerPort"]) == ("api", 80)
 
 
+def test_the_cluster_counts_the_service_it_holds(built: Context) -> None:
+    """The cluster's row agrees with the service's (moto's DescribeClusters leaves activeServicesCount at 0)."""
+    rows = {row[0]: row[3] for row in pointapp.inventory(built, "service").rows}
+    assert rows["ecs-cluster"] == "ACTIVE, 1 service (point-app-prod-api)"
+
+
 def test_task_definition(built: Context) -> None:
     definition = client("ecs").describe_task_definition(taskDefinition="point-app-prod-api")["taskDefinition"]
     assert definition["networkMode"] == "awsvpc" and definition["requiresCompatibilities"] == ["FARGATE"]
