@@ -2,7 +2,7 @@
 
 One renderer for every plan: a kind's ``differences`` says what to set and, through :func:`changed`, what each
 setting is now; :func:`describe` turns them into ``container.environment.DB_HOST: (none) -> db.example``,
-``retention_days: 90 -> 30``. Nested settings (a container definition, a policy) are walked down to the fields
+``retention_days: 90 -> 30``, separated by ``; ``. Nested settings (a container definition, a policy) are walked down to the fields
 that differ; long values are shortened in the middle (an ARN keeps its name); the value of a field whose name
 says it holds a secret (a password, a token) is never shown.
 """
@@ -20,8 +20,10 @@ SECRET_NAME = re.compile(r"password|passwd|token|secret|credential|private.?key|
 HIDDEN = "(hidden: a secret)"
 NONE = "(none)"
 #: The longest value shown whole, and how many fields one change lists before it counts the rest.
-LONGEST = 60
+LONGEST = 64
 FIELDS_SHOWN = 6
+#: Between two fields of one change (a value may hold commas); a notebook's table breaks the line there.
+SEPARATOR = "; "
 
 
 class Differences(dict[str, Any]):
@@ -104,6 +106,9 @@ def field_changes(was: Any, now: Any, path: str) -> Iterator[tuple[str, Any, Any
         return
     if isinstance(was, str) and isinstance(now, str):  # a JSON document kept as text (a policy): its fields
         was, now = _parsed(was), _parsed(now)
+    if was is None or now is None:  # a setting that appears or goes: its fields, against nothing
+        empty: Any = [] if isinstance(was if now is None else now, list) else {}
+        was, now = (empty, now) if was is None else (was, empty)
     was_named, now_named = _named(was), _named(now)
     if was_named is not None and now_named is not None and (was_named or now_named):
         was, now = was_named, now_named
@@ -145,7 +150,7 @@ def describe(differences: Mapping[str, Any], was: Mapping[str, Any] | None = Non
                      for path, before, after in field_changes(old, new, key)]
     if len(said) > FIELDS_SHOWN:
         said = [*said[:FIELDS_SHOWN], f"and {len(said) - FIELDS_SHOWN} more fields"]
-    return ", ".join(said)
+    return SEPARATOR.join(said)
 
 
 def _leaf(path: str) -> str:

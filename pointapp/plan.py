@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pointapp.diffs import shorten
+from pointapp.diffs import SEPARATOR, shorten
 
 #: ``keep`` is a resource ``down`` leaves on purpose (deletion protection, or a kept resource stands on it).
 Action = Literal["create", "update", "delete", "keep"]
@@ -43,7 +43,7 @@ class Change:
         """What was done, in a few words: ``created vpc point-app-prod-vpc`` (``outcome`` says otherwise:
         ``skipped``). A part is named by its resource and what it is: ``created route point-app-prod-rtb-app
         (0.0.0.0/0 -> point-app-prod-nat-1a)``."""
-        which = f" ({shorten(self.detail)})" if self.is_part and self.detail else ""
+        which = f" ({shorten(self.detail, 48)})" if self.is_part and self.detail else ""
         return f"{outcome or _DONE[self.action]} {self.kind} {self.name}{which}"
 
 
@@ -84,8 +84,18 @@ class Link(str):
         return f"<a href='{html.escape(self.href, quote=True)}'>{html.escape(str(self))}</a>"
 
 
+class Lines(str):
+    """A table cell of several lines (the fields of an update): joined by ``; `` in text, one per line in HTML."""
+
+    def __new__(cls, lines: Iterable[str]) -> Lines:
+        return super().__new__(cls, SEPARATOR.join(lines))
+
+    def html(self) -> str:
+        return "<br>".join(html.escape(line) for line in self.split(SEPARATOR))
+
+
 def _cell_html(cell: str) -> str:
-    return cell.html() if isinstance(cell, Link) else html.escape(cell)
+    return cell.html() if isinstance(cell, Link | Lines) else html.escape(cell)
 
 
 def _cell_markdown(cell: str) -> str:
@@ -99,7 +109,7 @@ class Table:
 
     def __init__(self, headers: Sequence[str], rows: Iterable[Sequence[Any]], title: str = "") -> None:
         self.headers = list(headers)
-        self.rows = [[cell if isinstance(cell, Link) else "" if cell is None else str(cell) for cell in row]
+        self.rows = [[cell if isinstance(cell, Link | Lines) else "" if cell is None else str(cell) for cell in row]
                      for row in rows]
         self.title = title
 
@@ -179,7 +189,8 @@ class Plan:
                 f"{keeping}{extra}")
 
     def table(self) -> Table:
-        rows = [(c.step, c.action, c.kind, c.name, c.detail) for c in self.changes]
+        rows = [(c.step, c.action, c.kind, c.name, Lines(c.detail.split(SEPARATOR)) if c.action == "update" else c.detail)
+                for c in self.changes]
         return Table(["step", "action", "resource", "name", "detail"], rows, title=self.summary())
 
     def __str__(self) -> str:

@@ -28,7 +28,7 @@ def test_nested_settings_name_each_field_that_differs() -> None:
                                           {"name": "DB_HOST", "value": "db.abc.ap-northeast-1.rds.amazonaws.com"}],
            "portMappings": [{"containerPort": 8080, "protocol": "tcp"}]}
     detail = describe(changed({"container": was}, {"container": now}))
-    assert detail == ("container.environment.DB_HOST: (none) -> db.abc.ap-northeast-1.rds.amazonaws.com, "
+    assert detail == ("container.environment.DB_HOST: (none) -> db.abc.ap-northeast-1.rds.amazonaws.com; "
                       "container.portMappings[0].containerPort: 80 -> 8080")
     policy = '{"rules": [{"rulePriority": 2, "selection": {"countNumber": 30}}]}'
     assert describe(changed({"lifecycle_policy": policy}, {"lifecycle_policy": policy.replace("30", "50")})) == \
@@ -45,7 +45,7 @@ def test_secrets_are_never_shown_and_arns_of_secrets_are() -> None:
     assert "container.secrets.DB_CREDENTIALS.valueFrom: arn:aws:secretsmanager:" in detail
     tags = describe(Differences({"tags": {"github-token": "ghp_x1", "Project": "b"}},
                                 {"tags": {"github-token": None, "Project": "a"}}))
-    assert "ghp_x1" not in tags and tags == f"tags.github-token: (none) -> {HIDDEN}, tags.Project: a -> b"
+    assert "ghp_x1" not in tags and tags == f"tags.github-token: (none) -> {HIDDEN}; tags.Project: a -> b"
     whole = describe({"basic_auth": {"username": "admin", "password": "s3cret-value"}})  # nothing read before
     assert "s3cret-value" not in whole and "basic_auth.username -> admin" in whole
 
@@ -53,9 +53,9 @@ def test_secrets_are_never_shown_and_arns_of_secrets_are() -> None:
 def test_long_values_are_shortened_in_the_middle_and_many_fields_counted() -> None:
     name = "point-app-prod-task-execution-role-of-the-api"
     short = shorten(f"arn:aws:iam::123456789012:role/point-app-prod/{name}")
-    assert len(short) <= 60 and short.startswith("arn:aws:iam:") and short.endswith(name) and "..." in short
+    assert len(short) <= 64 and short.startswith("arn:aws:iam:") and short.endswith(name) and "..." in short
     many = describe(changed({f"f{i}": 0 for i in range(9)}, {f"f{i}": 1 for i in range(9)}))
-    assert many.endswith("f5: 0 -> 1, and 3 more fields")
+    assert many.endswith("f5: 0 -> 1; and 3 more fields")
 
 
 def test_the_task_definition_of_a_service_built_before_the_database() -> None:
@@ -86,3 +86,13 @@ def test_the_plan_shows_a_drifted_setting_in_text_and_html(ctx: Context) -> None
     expected = f"retention_days: 30 -> {ctx.spec.network.flow_logs_retention_days}"
     assert [c.detail for c in planned.changes] == [expected]
     assert expected in str(planned) and expected.replace(">", "&gt;") in planned._repr_html_()
+
+
+def test_a_notebook_shows_each_field_of_an_update_on_its_own_line() -> None:
+    from pointapp.plan import Change, Plan
+
+    detail = describe(changed({"a": 1, "b": "x, y"}, {"a": 2, "b": "x, y, z"}))
+    assert detail == "a: 1 -> 2; b: x, y -> x, y, z"
+    plan = Plan([Change("service", "update", "thing", "k", "n", detail, "update")], ["service"])
+    assert "a: 1 -&gt; 2<br>b: x, y -&gt; x, y, z" in plan._repr_html_()
+    assert detail in str(plan)
