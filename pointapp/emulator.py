@@ -65,18 +65,19 @@ EMULATOR_POLL_SECONDS = 1.0
 _PROBE_ATTEMPTS = 3
 
 
-def answers_as_moto(url: str | None) -> bool:
+def answers_as_moto(url: str | None, attempts: int = _PROBE_ATTEMPTS, timeout: float = 10) -> bool:
     """Whether the endpoint at ``url`` is a moto server (it answers moto's own configuration API).
 
     A refusal (say 404 from AWS or another emulator) is a no. No answer within the timeout, or a server
     error, tells nothing: the endpoint is asked again, a few times, before it counts as not moto, so a busy
-    emulator is not taken for one that has every service (its missing ones would then be called).
+    emulator is not taken for one that has every service (its missing ones would then be called):
+    ``attempts`` times, waiting ``timeout`` seconds each.
     """
     if not url:
         return False
-    for _ in range(_PROBE_ATTEMPTS):
+    for _ in range(attempts):
         try:
-            with urllib.request.urlopen(f"{url}/moto-api/config", timeout=10) as answer:  # noqa: S310 - http(s) only
+            with urllib.request.urlopen(f"{url}/moto-api/config", timeout=timeout) as answer:  # noqa: S310 - http(s) only
                 return bool(200 <= answer.status < 300)
         except urllib.error.HTTPError as error:
             if error.code < 500:

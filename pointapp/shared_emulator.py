@@ -173,7 +173,8 @@ def _port_free(port: int) -> bool:
 
 def _port_taken(port: int) -> TargetError:
     url = f"http://{HOST}:{port}"
-    use = f"; to use that emulator instead, pass --endpoint-url {url}" if answers_as_moto(url) else ""
+    # asked once, briefly: a program that holds the port without answering HTTP must not delay the error
+    use = f"; to use that emulator instead, pass --endpoint-url {url}" if answers_as_moto(url, 1, 2) else ""
     return TargetError(f"port {port} on {HOST} is taken by another program, not pointapp's shared emulator: "
                        f"set {PORT_VARIABLE} to a free port (for example {PORT_VARIABLE}=5001){use}")
 

@@ -85,11 +85,12 @@ class Target:
         if self.kind == "aws":
             profile = f" (profile {self.profile})" if self.profile else ""
             return f"real AWS{profile}, region {self.region}"
+        where = f" {self.endpoint_url}" if self.endpoint_url else ""  # none yet: connect starts (or finds) it
         if self.kind == "shared":
-            return (f"shared emulator {self.endpoint_url} (pid {self.pid}; keeps its state until "
-                    f"`pointapp emulator --stop`), region {self.region}")
+            which = f"pid {self.pid}" if self.pid else "started by the first notebook or command that needs it"
+            return f"shared emulator{where} ({which}; keeps its state until `pointapp emulator --stop`), region {self.region}"
         if self.kind == "emulator":
-            return f"embedded emulator {self.endpoint_url} (forgets its state when this process ends), region {self.region}"
+            return f"embedded emulator{where} (forgets its state when this process ends), region {self.region}"
         return f"endpoint {self.endpoint_url}, region {self.region}"
 
 
