@@ -107,8 +107,13 @@ def build_parser() -> _Parser:
     down = _with_target(commands, "down", "delete what pointapp owns in the environment")
     down.add_argument("--yes", action="store_true", help="delete on real AWS without asking")
 
-    emulator = commands.add_parser("emulator", help="the shared emulator (--start, --status, --stop), "
-                                                    "or an emulator in the foreground")
+    emulator = commands.add_parser(
+        "emulator", help="the shared emulator (--start, --status, --stop), or an emulator in the foreground",
+        description="The shared emulator is the one every notebook and command uses when no target is given: the "
+                    "first that needs it starts it in the background, on $POINTAPP_EMULATOR_PORT (default 5000); it "
+                    "keeps its state until --stop. Its state file and log are in $POINTAPP_STATE_DIR (default "
+                    "$XDG_STATE_HOME/pointapp or ~/.local/state/pointapp). With no option: an emulator of its own "
+                    "in the foreground, until Ctrl-C.")
     action = emulator.add_mutually_exclusive_group()
     action.add_argument("--start", action="store_true",
                         help="start the shared emulator in the background (if it is not running) and return")
