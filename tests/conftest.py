@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -42,6 +43,15 @@ share_event_aliases()  # each client of each context works out the same event na
 TEST_STATE_DIR = tempfile.mkdtemp(prefix="pointapp-test-state-")
 os.environ["POINTAPP_STATE_DIR"] = TEST_STATE_DIR
 os.environ["POINTAPP_EMULATOR"] = "ephemeral"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_shared_emulator_left() -> Iterator[None]:
+    """At the end, a shared emulator that some test started in the tests' state folder by mistake is stopped,
+    and the folder removed."""
+    yield
+    shared_emulator.stop({shared_emulator.STATE_DIR_VARIABLE: TEST_STATE_DIR})
+    shutil.rmtree(TEST_STATE_DIR, ignore_errors=True)
 
 
 @contextlib.contextmanager
