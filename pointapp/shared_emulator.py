@@ -184,8 +184,9 @@ def _port_taken(port: int) -> TargetError:
     url = f"http://{HOST}:{port}"
     # asked once, briefly: a program that holds the port without answering HTTP must not delay the error
     use = f"; to use that emulator instead, pass --endpoint-url {url}" if answers_as_moto(url, 1, 2) else ""
+    other = port + 1 if port < 65535 else DEFAULT_PORT + 1
     return TargetError(f"port {port} on {HOST} is taken by another program, not pointapp's shared emulator: "
-                       f"set {PORT_VARIABLE} to a free port (for example {PORT_VARIABLE}=5001){use}")
+                       f"set {PORT_VARIABLE} to a free port (for example {PORT_VARIABLE}={other}){use}")
 
 
 def _start(environ: Mapping[str, str] | None, say: Callable[[str], None]) -> SharedEmulator:

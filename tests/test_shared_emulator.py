@@ -141,7 +141,7 @@ def test_a_port_taken_by_another_program_is_one_line_naming_the_port_and_the_set
     assert result.returncode == 1
     assert one_line_error(result) == (
         f"pointapp: error: port {shared} on 127.0.0.1 is taken by another program, not pointapp's shared emulator: "
-        f"set POINTAPP_EMULATOR_PORT to a free port (for example POINTAPP_EMULATOR_PORT=5001)")
+        f"set POINTAPP_EMULATOR_PORT to a free port (for example POINTAPP_EMULATOR_PORT={shared + 1})")
     assert not shared_emulator.state_file().exists()
     with Emulator(port=shared):  # another emulator there (say a foreground `pointapp emulator`): how to use it
         result = run("emulator", "--start")
