@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +22,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from pointapp import shared_emulator
 from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.spec import Spec, load_spec
 from pointapp.target import Context, Target
@@ -31,6 +36,39 @@ lighten_moto()  # moto's reset (each mock_aws test starts and ends with one) onl
 collect_garbage_less_often()
 share_event_aliases()  # each client of each context works out the same event names again
 
+#: The tests never use (nor leave running) the user's shared emulator: its state lives in a folder of this
+#: test process, and the embedded per-process emulator is the default, as it was before the shared one
+#: (tests of the shared emulator select it, each in a folder of its own). Set here, before any fixture,
+#: so every subprocess and kernel the tests start inherits it.
+TEST_STATE_DIR = tempfile.mkdtemp(prefix="pointapp-test-state-")
+os.environ["POINTAPP_STATE_DIR"] = TEST_STATE_DIR
+os.environ["POINTAPP_EMULATOR"] = "ephemeral"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_shared_emulator_left() -> Iterator[None]:
+    """At the end, a shared emulator that some test started in the tests' state folder by mistake is stopped,
+    and the folder removed."""
+    yield
+    shared_emulator.stop({shared_emulator.STATE_DIR_VARIABLE: TEST_STATE_DIR})
+    shutil.rmtree(TEST_STATE_DIR, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def shared_emulator_environment(folder: Path) -> Iterator[dict[str, str]]:
+    """An environment for processes (commands, kernels, JupyterLab) that selects the shared emulator, as a
+    user's does, with its state in ``folder`` and a free port of its own; at the end, the shared emulator
+    started there (if any) is stopped."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environ = {**os.environ, shared_emulator.STATE_DIR_VARIABLE: str(folder), shared_emulator.PORT_VARIABLE: str(port)}
+    environ.pop(shared_emulator.MODE_VARIABLE, None)
+    try:
+        yield environ
+    finally:
+        shared_emulator.stop(environ)
+
 
 @pytest.fixture(autouse=True)
 def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,6 +80,8 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("POINTAPP_STATE_DIR", TEST_STATE_DIR)
+    monkeypatch.setenv("POINTAPP_EMULATOR", "ephemeral")
 
 
 #: AWS managed policies exist on AWS (the bastion attaches the SSM core policy); load them in moto too.
