@@ -227,8 +227,7 @@ class Outcome:
             resources = len({(change.step, change.key) for change in self.applied})
             kinds = ", ".join(dict.fromkeys(change.kind for change in parts))
             lines.append(f"{_count(len(self.applied), 'change')} to {_count(resources, 'resource')}: "
-                         f"{len(parts)} of them to parts of a resource ({kinds}), which the inventory lists "
-                         "within their resource.")
+                         f"{len(parts)} of them to parts ({kinds}), which the inventory counts with their resource.")
         if self.kept:
             lines.append(f"Kept on purpose ({len(self.kept)}):")
             lines += [f"  {c.kind} {c.name}: {c.args.get('why', c.detail)}" for c in self.kept]

@@ -29,9 +29,9 @@ def test_the_counts_say_why_they_exceed_the_inventory(ctx: Context) -> None:
     assert parts and len(outcome.applied) == resources + len(parts)
     summary = outcome.summary().splitlines()
     assert summary[0].startswith(f"Created {len(outcome.applied) - 1}, changed 1, deleted 0, unchanged 0.")
-    assert summary[1] == (f"{len(outcome.applied)} changes to {resources} resources: {len(parts)} of them to parts of a "
-                          "resource (route, route-association, security-group-rule, default-security-group), which the inventory lists "
-                          "within their resource.")
+    assert summary[1] == (f"{len(outcome.applied)} changes to {resources} resources: {len(parts)} of them to parts "
+                          "(route, route-association, security-group-rule, default-security-group), which the inventory "
+                          "counts with their resource.")
     assert pointapp.up(ctx, only="network").summary() == f"Created 0, changed 0, deleted 0, unchanged {resources}."
 
 
