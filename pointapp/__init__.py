@@ -25,9 +25,10 @@ if TYPE_CHECKING:  # what the names below are, for type checkers; at run time ea
     from pointapp.emulator import Emulator
     from pointapp.engine import apply, discover, down, finish_destroy, inventory, plan, plan_destroy, status, up
     from pointapp.errors import ConfirmationRequired, PointappError, SpecError, StepError, TargetError
+    from pointapp.facts import describe
     from pointapp.plan import Change, Outcome, Plan, Table
     from pointapp.spec import Spec, load_spec
-    from pointapp.steps import STEP_NAMES, STEPS, describe, steps_table
+    from pointapp.steps import STEP_NAMES, STEPS, steps_table
     from pointapp.target import Context, Target, connect, resolve_target
 
 __version__ = "0.1.0"
@@ -37,10 +38,11 @@ _HOMES = {
     "audit": ("audit",),
     "emulator": ("Emulator",),
     "engine": ("apply", "discover", "down", "finish_destroy", "inventory", "plan", "plan_destroy", "status", "up"),
+    "facts": ("describe",),
     "errors": ("ConfirmationRequired", "PointappError", "SpecError", "StepError", "TargetError"),
     "plan": ("Change", "Outcome", "Plan", "Table"),
     "spec": ("Spec", "load_spec"),
-    "steps": ("STEP_NAMES", "STEPS", "describe", "steps_table"),
+    "steps": ("STEP_NAMES", "STEPS", "steps_table"),
     "target": ("Context", "Target", "connect", "resolve_target"),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}

@@ -12,7 +12,7 @@ import botocore.exceptions
 
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
-from pointapp.plan import changed
+from pointapp.diffs import changed
 from pointapp.resources import Arn, Desired, Found, Kind, Request, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, from_aws_tags, is_owned

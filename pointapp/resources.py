@@ -21,8 +21,10 @@ import botocore.exceptions
 
 from pointapp.concurrency import CHANGES_AT_ONCE, READS_AT_ONCE, run_graph
 from pointapp.context import StepContext
+from pointapp.diffs import Differences
+from pointapp.diffs import describe as describe_differences
 from pointapp.errors import StepError
-from pointapp.plan import Change, Differences, Kept, Table, describe_changes, keep
+from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
 from pointapp.tags import KEY, foreign_owner, is_owned, missing_tags, ownership_tags
 from pointapp.typical import Typical, finished
@@ -286,9 +288,9 @@ class Kind:
 
     def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
         """The plan's detail of an update that makes ``differences`` (tags aside): each field that differs, with
-        its value now where the kind read it (:func:`pointapp.plan.changed`), unless the kind says it in its own
+        its value now where the kind read it (:func:`pointapp.diffs.changed`), unless the kind says it in its own
         words. Pure."""
-        return describe_changes(differences)
+        return describe_differences(differences)
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         """Why the resource must be replaced (a setting that cannot change in place), or None."""
@@ -579,7 +581,7 @@ class ResourceStep:
             settings = Differences({k: v for k, v in part.items() if k != "tags"}, was)
             said = [kind.explain(desired, found, settings)] if settings else []
             if "tags" in part:  # the core adds them last
-                said.append(describe_changes({"tags": part["tags"]}, {"tags": was.get("tags", {})}))
+                said.append(describe_differences({"tags": part["tags"]}, {"tags": was.get("tags", {})}))
             detail = ", ".join(said) + (f" (skipped: {skip})" if skip else "")
             changes.append(Change(self.name, "update", kind.name, desired.parent or desired.key, desired.name, detail,
                                   "update", {"desired": desired, "differences": part, "tags": tags, "skip": skip,

@@ -112,7 +112,7 @@ def test_describe_shows_the_values_the_prose_refers_to() -> None:
     assert service["service.log_retention_days"] == f"{spec.service.log_retention_days} days"
     database = {row[2]: row[1] for row in pointapp.describe(spec, "database").rows}
     assert database["database.multi_az"] == "off" and "3306/tcp" in database["network.security_groups.db"]
-    for step in pointapp.STEP_NAMES:  # every step has its settings
+    for step in pointapp.STEP_NAMES:
         assert len(pointapp.describe(spec, step)) >= 2, step
     with pytest.raises(pointapp.SpecError, match="unknown step"):
         pointapp.describe(spec, "nonesuch")

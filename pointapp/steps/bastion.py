@@ -14,10 +14,11 @@ from typing import Any
 
 from pointapp import resources
 from pointapp.context import StepContext
+from pointapp.diffs import Differences, changed
 from pointapp.errors import PointappError
 from pointapp.kinds import Role, role_path, trust_policy
 from pointapp.outputs import BASTION_INSTANCE, CACHE_ADDRESS, CACHE_PORT, DATABASE_ADDRESS, DATABASE_PORT
-from pointapp.plan import Differences, Table, changed
+from pointapp.plan import Table
 from pointapp.resources import INSTANCE_PROFILE, Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, owner_filters, tag_specifications

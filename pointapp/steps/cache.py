@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
+from pointapp.diffs import Differences
 from pointapp.kinds import SubnetGroup, tags_of
 from pointapp.outputs import CACHE_ADDRESS, CACHE_GROUP, CACHE_PORT
-from pointapp.plan import Differences
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned

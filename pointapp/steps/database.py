@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pointapp.context import StepContext
+from pointapp.diffs import changed
 from pointapp.kinds import SubnetGroup, tags_of
 from pointapp.outputs import DATABASE_ADDRESS, DATABASE_INSTANCE, DATABASE_PORT, DATABASE_SECRET
-from pointapp.plan import changed
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, aws_tags, from_aws_tags

@@ -23,10 +23,10 @@ from pointapp import resources
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
+from pointapp.diffs import Differences
 from pointapp.kinds import Role, document, pointapp_role, policy, role_arn, role_path, tags_of, trust_policy
 from pointapp.names import MOVING_TAG, repository_name
 from pointapp.outputs import PRODUCTION_LISTENER, TEST_LISTENER
-from pointapp.plan import Differences
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, client_error_code, ignore_codes, retry_new_role
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
+from pointapp.diffs import changed
 from pointapp.names import route_table_keys
-from pointapp.plan import changed
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, from_aws_tags, owner_filters, tag_specifications

@@ -23,9 +23,9 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.context import StepContext
+from pointapp.diffs import Differences, changed
 from pointapp.errors import PointappError
 from pointapp.outputs import LOAD_BALANCER_DNS
-from pointapp.plan import Differences, changed
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, client_error_code, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned

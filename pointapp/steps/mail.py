@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
+from pointapp.diffs import changed
 from pointapp.names import configuration_set_name
 from pointapp.outputs import MAIL_DKIM_TOKENS, MAIL_IDENTITY
-from pointapp.plan import Table, changed
+from pointapp.plan import Table
 from pointapp.resources import Arn, Desired, Found, Kind, Request, ResourceStep, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, aws_tags, from_aws_tags

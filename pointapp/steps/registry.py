@@ -15,9 +15,9 @@ import botocore.exceptions
 
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
+from pointapp.diffs import changed
 from pointapp.kinds import tags_of
 from pointapp.names import MOVING_TAG, repository_name
-from pointapp.plan import changed
 from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, client_error_code
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned

@@ -17,6 +17,7 @@ from typing import Any
 
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
+from pointapp.diffs import Differences, changed
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
 from pointapp.names import DEFERRED_NAT, repository_name, sending_configuration_sets
@@ -26,7 +27,6 @@ from pointapp.outputs import (
     PRODUCTION_LISTENER,
     TEST_LISTENER,
 )
-from pointapp.plan import Differences, changed
 from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned

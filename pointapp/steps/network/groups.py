@@ -10,7 +10,8 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from pointapp.context import StepContext
-from pointapp.plan import Change, Differences, changed
+from pointapp.diffs import Differences, changed
+from pointapp.plan import Change
 from pointapp.resources import Desired, Found, Request, ignore_absent, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import tag_specifications

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
-from pointapp.plan import changed
+from pointapp.diffs import changed
 from pointapp.resources import Desired, Found, Request
 from pointapp.spec import Spec
 from pointapp.tags import tag_specifications

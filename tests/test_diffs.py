@@ -4,8 +4,7 @@ a secret."""
 from __future__ import annotations
 
 import pointapp
-from pointapp.plan import HIDDEN, Differences, changed, shorten
-from pointapp.plan import describe_changes as describe
+from pointapp.diffs import HIDDEN, Differences, changed, describe, shorten
 from pointapp.resources import Desired, Found
 from pointapp.spec import load_spec
 from pointapp.steps.service import TaskDefinition, compared_container
