@@ -111,3 +111,5 @@ for _shadow in [name for name in ("plan", "audit") if isinstance(globals().get(n
 # The step list sets the hooks lower layers ask it through (pointapp.names.built_names_from,
 # pointapp.target.discover_outputs_with), whatever a user imports first.
 importlib.import_module("pointapp.steps")
+# In a notebook, an expected error (a PointappError) shows as its one line, as the CLI prints it.
+importlib.import_module("pointapp.jupyter").show_errors_in_one_line()
