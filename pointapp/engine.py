@@ -78,10 +78,11 @@ def plan(ctx: Context, only: str | Iterable[str] | None = None, *,
     chosen, skipped = steps.select(only)
     needed = steps.needed_by(chosen) if only and dependencies != "ignore" else []
     observed = discover(ctx, [step.name for step in steps.STEPS if step in chosen or step in needed])
-    unready = dependency_error(ctx.spec, chosen, {step.name: observed[step.name] for step in needed})
+    changes = [change for step in chosen for change in step.load().plan(ctx.spec, observed[step.name])]
+    creates = any(change.action == "create" and not change.args.get("skip") for change in changes)
+    unready = dependency_error(ctx.spec, chosen, {step.name: observed[step.name] for step in needed}, creates)
     if unready is not None and dependencies == "refuse":
         raise unready
-    changes = [change for step in chosen for change in step.load().plan(ctx.spec, observed[step.name])]
     result = Plan(changes, [step.name for step in chosen], observed={step.name: observed[step.name] for step in chosen},
                   unready=str(unready or ""))
     if skipped:
@@ -109,11 +110,17 @@ def step_state(spec: Spec, name: str, observed: Any, changes: Sequence[Change] |
 _NOT_READY = {"not built": "missing", "partly built": "partly built", "drifted": "drifted"}
 
 
-def dependency_error(spec: Spec, chosen: Sequence[StepInfo], needed: Mapping[str, Any]) -> DependencyError | None:
+def dependency_error(spec: Spec, chosen: Sequence[StepInfo], needed: Mapping[str, Any],
+                     creates: bool = True) -> DependencyError | None:
     """The error that says which step ``chosen`` needs is not ready, from the discovery ``needed`` of the steps
-    they depend on (by name, step-list order); None when all of them are ready (nothing pending)."""
+    they depend on (by name, step-list order); None when all of them are ready (nothing pending).
+
+    A step that is partly built (only creates pending: what a ``down`` kept, for instance) stops the
+    ``chosen`` ones only when they have something to create (``creates``): changing what exists on what
+    is left is how a kept database's deletion protection is lifted before the ``down`` that deletes it."""
     waiting = [(name, state, len(pending)) for name, observed in needed.items()
-               for state, _, pending in [step_state(spec, name, observed)] if pending]
+               for state, _, pending in [step_state(spec, name, observed)]
+               if pending and (creates or state != "partly built")]
     if not waiting:
         return None
     (first, state, count), rest = waiting[0], waiting[1:]
