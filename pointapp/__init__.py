@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # what the names below are, for type checkers; at run time ea
     from pointapp.audit import audit
     from pointapp.emulator import Emulator
     from pointapp.engine import apply, discover, down, finish_destroy, inventory, plan, plan_destroy, status, up
-    from pointapp.errors import ConfirmationRequired, PointappError, SpecError, StepError, TargetError
+    from pointapp.errors import ConfirmationRequired, DependencyError, PointappError, SpecError, StepError, TargetError
     from pointapp.plan import Change, Outcome, Plan, Table
     from pointapp.spec import Spec, load_spec
     from pointapp.steps import STEP_NAMES, STEPS, steps_table
@@ -37,7 +37,7 @@ _HOMES = {
     "audit": ("audit",),
     "emulator": ("Emulator",),
     "engine": ("apply", "discover", "down", "finish_destroy", "inventory", "plan", "plan_destroy", "status", "up"),
-    "errors": ("ConfirmationRequired", "PointappError", "SpecError", "StepError", "TargetError"),
+    "errors": ("ConfirmationRequired", "DependencyError", "PointappError", "SpecError", "StepError", "TargetError"),
     "plan": ("Change", "Outcome", "Plan", "Table"),
     "spec": ("Spec", "load_spec"),
     "steps": ("STEP_NAMES", "STEPS", "steps_table"),
@@ -51,6 +51,7 @@ __all__ = [
     "Change",
     "ConfirmationRequired",
     "Context",
+    "DependencyError",
     "Emulator",
     "Outcome",
     "Plan",

@@ -73,7 +73,8 @@ def plan(ctx: Context, only: str | Iterable[str] | None = None, *,
     Those steps are discovered in the same pass as the selected ones, which read their outputs anyway. When
     one is not ready, ``dependencies`` says what happens: ``"refuse"`` raises :class:`DependencyError`
     (one line naming it and its notebook) before anything is changed; ``"warn"`` plans anyway, with that
-    line in :attr:`Plan.unready`; ``"ignore"`` does not look at them.
+    line in :attr:`Plan.unready`; ``"ignore"`` does not look at them. A partly built one (only creates
+    pending) stops only selected steps that have something to create (see :func:`dependency_error`).
     """
     chosen, skipped = steps.select(only)
     needed = steps.needed_by(chosen) if only and dependencies != "ignore" else []
