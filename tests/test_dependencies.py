@@ -116,7 +116,9 @@ def test_a_step_notebook_before_its_dependencies_fails_with_one_line(server: str
     from pointapp.runbook import run_runbook
 
     with pytest.raises(PointappError, match=r"^09_service.ipynb failed in cell \d+: DependencyError: "
-                                            r"the service needs the network: run 01_network.ipynb first "):
+                                            r"the service needs the network: run 01_network.ipynb first "
+                                            r"\(also missing: .*\); run the runbook with the steps it needs "
+                                            r"\(in --steps, or --from an earlier step\)$"):
         run_runbook(endpoint_url=server, steps="service", output=tmp_path, say=lambda _: None)
     (record,) = tmp_path.iterdir()
     summary = json.loads((record / "summary.json").read_text())
