@@ -18,6 +18,7 @@ from pointapp.errors import DependencyError, PointappError
 from pointapp.spec import load_spec
 from pointapp.target import Context
 from tests.conftest import make_context
+from tests.test_discovery import reads
 
 #: What the service needs, in step-list order.
 SERVICE_NEEDS = "network,endpoints,registry,database,cache,mail"
@@ -42,6 +43,13 @@ def test_the_service_waits_for_each_step_it_needs_in_turn(ctx: Context) -> None:
     pointapp.up(ctx, only="endpoints,registry,database,cache,mail")
     outcome = pointapp.up(ctx, only="service")  # all it needs is there: it proceeds
     assert outcome.applied and pointapp.plan(ctx, only="service").empty
+    # The check reads what the service reads anyway: one discovery of each step, as a plan of all of them makes.
+    before = len(ctx.calls)
+    pointapp.plan(ctx, only="service")
+    checked = reads(ctx.calls[before:])
+    before = len(ctx.calls)
+    pointapp.plan(ctx, only=f"{SERVICE_NEEDS},service")
+    assert checked == reads(ctx.calls[before:])
 
     # A setting of a step the service needs changes after the build: that step is drifted, and named.
     fewer = make_context(load_spec("prod", {"registry": {"keep_images": 10}}))
