@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # what the names below are, for type checkers; at run time ea
     from pointapp.audit import audit
     from pointapp.emulator import Emulator
     from pointapp.engine import apply, discover, down, finish_destroy, inventory, plan, plan_destroy, status, up
-    from pointapp.errors import ConfirmationRequired, PointappError, SpecError, StepError, TargetError
+    from pointapp.errors import ConfirmationRequired, DependencyError, PointappError, SpecError, StepError, TargetError
     from pointapp.facts import describe
     from pointapp.plan import Change, Outcome, Plan, Table
     from pointapp.spec import Spec, load_spec
@@ -39,7 +39,7 @@ _HOMES = {
     "emulator": ("Emulator",),
     "engine": ("apply", "discover", "down", "finish_destroy", "inventory", "plan", "plan_destroy", "status", "up"),
     "facts": ("describe",),
-    "errors": ("ConfirmationRequired", "PointappError", "SpecError", "StepError", "TargetError"),
+    "errors": ("ConfirmationRequired", "DependencyError", "PointappError", "SpecError", "StepError", "TargetError"),
     "plan": ("Change", "Outcome", "Plan", "Table"),
     "spec": ("Spec", "load_spec"),
     "steps": ("STEP_NAMES", "STEPS", "steps_table"),
@@ -53,6 +53,7 @@ __all__ = [
     "Change",
     "ConfirmationRequired",
     "Context",
+    "DependencyError",
     "Emulator",
     "Outcome",
     "Plan",
@@ -114,3 +115,5 @@ for _shadow in [name for name in ("plan", "audit") if isinstance(globals().get(n
 # The step list sets the hooks lower layers ask it through (pointapp.names.built_names_from,
 # pointapp.target.discover_outputs_with), whatever a user imports first.
 importlib.import_module("pointapp.steps")
+# In a notebook, an expected error (a PointappError) shows as its one line, as the CLI prints it.
+importlib.import_module("pointapp.jupyter").show_errors_in_one_line()

@@ -152,6 +152,8 @@ class Plan:
     destroy: bool = False
     notes: list[str] = field(default_factory=list)
     observed: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: With ``dependencies="warn"``: the line saying which step the planned ones need is not ready (else "").
+    unready: str = ""
 
     @property
     def actionable(self) -> list[Change]:
