@@ -159,3 +159,15 @@ def test_catalog_is_yaml_with_hashes_and_text() -> None:
     for notebook, cells in catalog.items():
         for cell, entry in cells.items():
             assert set(entry) == {"en", "ja"} and re.fullmatch(r"[0-9a-f]{12}", entry["en"]), (notebook, cell)
+
+
+def test_jupyterlab_saves_a_japanese_notebook_as_generated(tmp_path: Path) -> None:
+    """JupyterLab's server (its contents manager) writes an opened notebook back byte for byte: ids kept."""
+    filemanager = pytest.importorskip("jupyter_server.services.contents.filemanager")  # the `lab` extra
+    for english in ENGLISH:
+        shutil.copy(JAPANESE / english.name, tmp_path / english.name)
+    manager = filemanager.FileContentsManager(root_dir=str(tmp_path))
+    for english in ENGLISH:
+        model = manager.get(english.name, content=True)
+        manager.save({"type": "notebook", "format": "json", "content": model["content"]}, english.name)
+        assert (tmp_path / english.name).read_bytes() == (JAPANESE / english.name).read_bytes(), english.name
