@@ -171,3 +171,9 @@ def test_jupyterlab_saves_a_japanese_notebook_as_generated(tmp_path: Path) -> No
         model = manager.get(english.name, content=True)
         manager.save({"type": "notebook", "format": "json", "content": model["content"]}, english.name)
         assert (tmp_path / english.name).read_bytes() == (JAPANESE / english.name).read_bytes(), english.name
+
+
+def test_the_generator_command_says_when_all_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+    assert translate.main(["--check"]) == 0
+    assert translate.main(["--stale"]) == 0
+    assert capsys.readouterr().out.strip() == "0 cell(s) to translate in notebooks/i18n/ja.yaml"
