@@ -71,19 +71,19 @@ def test_secret_parameters_reach_notebooks_through_the_environment(monkeypatch: 
 def test_the_runbook_runs_the_japanese_notebooks(server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from pointapp import cli
 
-    assert cli.main(["runbook", "--endpoint-url", server, "--steps", "network", "--language", "ja",
+    assert cli.main(["runbook", "--endpoint-url", server, "--steps", "registry", "--language", "ja",
                      "-o", str(tmp_path)]) == 0
     (record,) = tmp_path.iterdir()
     summary = json.loads((record / "summary.json").read_text())
     assert summary["language"] == "ja" and summary["status"] == "succeeded"
     assert [(n["notebook"], n["status"]) for n in summary["notebooks"]] == [
-        ("00_start_here.ipynb", "done"), ("01_network.ipynb", "done")]
-    assert summary["resources"]["network"] == 30
+        ("00_start_here.ipynb", "done"), ("05_registry.ipynb", "done")]
+    assert summary["resources"]["registry"] == 1
     assert "- notebooks' language: ja" in (record / "summary.md").read_text()
-    executed = json.loads((record / "01_network.ipynb").read_text(encoding="utf-8"))
-    assert executed["cells"][0]["source"][0] == "# ステップ 1: ネットワーク\n"
+    executed = json.loads((record / "05_registry.ipynb").read_text(encoding="utf-8"))
+    assert executed["cells"][0]["source"][0] == "# ステップ 5: コンテナレジストリ\n"
     printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
-    assert "network" in printed and "No changes" in printed  # the same code ran; the library's output is English
+    assert "created ecr-repository point-app-prod/api" in printed and "No changes" in printed  # English output
 
 
 def test_the_languages_of_the_notebooks() -> None:
