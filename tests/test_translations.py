@@ -177,3 +177,14 @@ def test_the_generator_command_says_when_all_is_current(capsys: pytest.CaptureFi
     assert translate.main(["--check"]) == 0
     assert translate.main(["--stale"]) == 0
     assert capsys.readouterr().out.strip() == "0 cell(s) to translate in notebooks/i18n/ja.yaml"
+
+
+@pytest.mark.parametrize("english", ENGLISH, ids=lambda p: p.name)
+def test_emphasis_in_japanese_renders(english: Path) -> None:
+    """Markdown's `*` emphasis next to Japanese punctuation can fail to open or close (CommonMark's flanking
+    rules) and show as literal asterisks: rendered, no asterisk is left outside code."""
+    mistune = pytest.importorskip("mistune")  # nbconvert's markdown renderer
+    render = mistune.create_markdown(plugins=["table"])
+    for cell, text in _markdown(JAPANESE / english.name).items():
+        shown = re.sub(r"<code>.*?</code>", "", render(text), flags=re.S)
+        assert "*" not in shown, f"{english.name} {cell}: {[line for line in shown.splitlines() if '*' in line]}"
