@@ -129,6 +129,8 @@ def build_parser() -> _Parser:
     runbook.add_argument("--steps", help="comma-separated steps to run (default: all, then the walkthroughs)")
     runbook.add_argument("--from", dest="start", help="start at this step (the ones before are not run)")
     runbook.add_argument("--resume", help="a run record whose failed run to continue, with its parameters")
+    runbook.add_argument("--language", choices=["en", "ja"], default="en",
+                         help="the notebooks' language: en (notebooks/, default) or ja (notebooks/ja/); the same code")
     deploy = _with_target(commands, "deploy", "release an image with a CodeDeploy blue/green deployment", only=False)
     what = deploy.add_mutually_exclusive_group(required=True)
     what.add_argument("--image", help="the image to release, with a tag or digest")
@@ -299,7 +301,7 @@ def cmd_runbook(args: argparse.Namespace) -> int:
         parse_steps(args.steps)  # an unknown step is refused before anything starts
     record = run_runbook(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
                          aws=args.aws, profile=args.profile, yes=args.yes, output=args.output, steps=args.steps,
-                         start=args.start, resume=args.resume, ephemeral=args.ephemeral)
+                         start=args.start, resume=args.resume, ephemeral=args.ephemeral, language=args.language)
     print(f"Run record: {record} (summary.md, summary.json, the executed notebooks, architecture-live.png)")
     return EXIT_OK
 

@@ -14,7 +14,8 @@
    the other's outputs (``ctx.outputs(step)``), and what they share lives in a lower layer.
 5. engine: ``engine``, ``schedule`` - plan, apply and destroy over the step list; the only writer of outputs.
 6. tools: ``audit``, ``diagram``, ``cloudformation``, ``release``, ``facts`` - what is built on the engine and the steps.
-7. front: ``runbook``, ``cli``, ``jupyter``, the package itself (``pointapp``, ``__main__``) - what people call.
+7. front: ``runbook``, ``translate``, ``cli``, ``jupyter``, the package itself (``pointapp``, ``__main__``) - what
+   people call (``translate`` writes the Japanese notebooks the runbook can run).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("steps", frozenset({"steps"})),
     ("engine", frozenset({"engine", "schedule"})),
     ("tools", frozenset({"audit", "diagram", "cloudformation", "release", "facts"})),
-    ("front", frozenset({"runbook", "cli", "jupyter", "", "__main__"})),
+    ("front", frozenset({"runbook", "translate", "cli", "jupyter", "", "__main__"})),
 )
 
 

@@ -34,6 +34,8 @@ from pointapp.steps import STEPS, get, parse_steps
 from pointapp.target import Target, resolve_target
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+#: The languages of the notebooks: English in notebooks/, the others generated into notebooks/<language>/.
+LANGUAGES = ("en", "ja")
 START_HERE = "00_start_here.ipynb"
 #: Walkthroughs that run after the steps they use.
 WALKTHROUGHS = ("20_release.ipynb", "90_architecture.ipynb", "90_audit.ipynb")
@@ -97,6 +99,13 @@ class _Kernels:
             thread.join(timeout=30)
 
 
+def notebooks_for(language: str = "en") -> Path:
+    """The folder of the notebooks in ``language`` (the same notebooks, the same code; see pointapp.translate)."""
+    if language not in LANGUAGES:
+        raise SpecError("--language", f"{language!r} is not a language of the notebooks; allowed: {', '.join(LANGUAGES)}")
+    return NOTEBOOKS if language == "en" else NOTEBOOKS / language
+
+
 def runbook_notebooks(notebooks: Path = NOTEBOOKS, steps: Iterable[str] | None = None,
                       start: str | None = None) -> list[Path]:
     """The start page, the notebooks of the chosen steps in step-list order, then the walkthroughs.
@@ -146,6 +155,7 @@ class Summary:
     status: str = "running"
     resources: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    language: str = "en"
 
     def write(self, record: Path) -> None:
         (record / "summary.json").write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -153,7 +163,8 @@ class Summary:
 
     def markdown(self) -> str:
         lines = [f"# Run record: {self.env}", "", f"- target: {self.target}", f"- started: {self.started}",
-                 f"- finished: {self.finished or '-'}", f"- status: **{self.status}**", "", "## Parameters", ""]
+                 f"- finished: {self.finished or '-'}", f"- status: **{self.status}**",
+                 f"- notebooks' language: {self.language}", "", "## Parameters", ""]
         lines += [f"- `{k}` = `{v!r}`" for k, v in sorted(self.parameters.items())]
         lines += [f"- `{k}` = (secret, not recorded)" for k in self.secret_parameters]
         lines += ["", "## Notebooks", "", "| notebook | step | status | duration | error |", "|---|---|---|---|---|"]
@@ -216,7 +227,7 @@ def owned_counts(planned: Any) -> dict[str, int]:
 
 def run_runbook(*, env: str = "prod", config: str | None = None, region: str | None = None,
                 endpoint_url: str | None = None, aws: bool = False, profile: str | None = None,
-                yes: bool = False, output: str | Path = "runs", notebooks: Path = NOTEBOOKS,
+                yes: bool = False, output: str | Path = "runs", notebooks: Path | None = None, language: str = "en",
                 steps: str | Iterable[str] | None = None, start: str | None = None, resume: str | Path | None = None,
                 extra: Mapping[str, Any] | None = None, say: Callable[[str], None] = print,
                 ephemeral: bool = False) -> Path:
@@ -224,6 +235,8 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
 
     On the shared emulator (the default) the run leaves what it built there; with ``ephemeral`` an embedded
     emulator holds the run's resources and ends with it. Either way the kernels get the emulator's URL.
+    ``language`` chooses the notebooks' language (``en``, ``ja``: the same code, explanations translated);
+    ``notebooks`` a folder of notebooks instead. A resumed run keeps the language it started with.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -243,18 +256,20 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
             endpoint_url, ephemeral = None, True
         elif summary.target.startswith("shared emulator"):
             endpoint_url, ephemeral = None, False
+        language = summary.language
+    folder = notebooks or notebooks_for(language)
     load_spec(env, config)  # refuse a bad spec before starting anything
     target = resolve_target(region=region, endpoint_url=endpoint_url, aws=aws, profile=profile, ephemeral=ephemeral)
     if target.is_real_aws and not yes:
         raise ConfirmationRequired("the runbook applies changes to real AWS: pass --yes to confirm")
     plain_extra, secret_extra = _split_secrets(extra or {})
     if not resume:
-        chosen = runbook_notebooks(notebooks, parse_steps(steps) if steps else None, start)
+        chosen = runbook_notebooks(folder, parse_steps(steps) if steps else None, start)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         record = Path(output) / f"{stamp}-{env}"
         record.mkdir(parents=True, exist_ok=False)
         summary = Summary(env, "", {}, sorted(secret_extra), datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                          [NotebookRun(p.name, step_of(p.name)) for p in chosen])
+                          [NotebookRun(p.name, step_of(p.name)) for p in chosen], language=language)
     emulator = Emulator() if target.kind == "emulator" else None
     secret_env = {SECRET_ENV_PREFIX + k.upper(): v for k, v in secret_extra.items()}
     saved_env = {k: os.environ.get(k) for k in secret_env}
@@ -277,7 +292,7 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
         summary.status, summary.finished = "running", ""
         summary.write(record)
         say(f"Runbook for {env} on {summary.target}; record {record}")
-        kernels = _Kernels(_local_kernel_manager(Path(sockets)), notebooks)
+        kernels = _Kernels(_local_kernel_manager(Path(sockets)), folder)
         # the emulator of the failed run is gone: an embedded one always, a shared one when it was stopped since
         replay = bool(resume and (emulator or (target.kind == "shared" and summary.target != previous_target)))
         if replay:
@@ -286,7 +301,7 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
                                  "since the previous emulator's state ended with it")
         runs = [run for run in summary.notebooks if run.status != "done" or replay]
         for position, run in enumerate(runs):
-            path = notebooks / run.notebook
+            path = folder / run.notebook
             started = time.monotonic()
             say(f"  {run.notebook:<24} {run.step:<10} running ...")
             kernel = kernels.take(another_follows=position + 1 < len(runs))

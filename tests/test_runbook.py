@@ -66,3 +66,37 @@ def test_secret_parameters_reach_notebooks_through_the_environment(monkeypatch: 
     assert plain == {"env": "prod"} and secret == {"github_token": "t0ken-value", "db_password": "p4ss-value"}
     monkeypatch.setenv(SECRET_ENV_PREFIX + "GITHUB_TOKEN", "t0ken-value")
     assert secret_parameter("github_token") == "t0ken-value" and secret_parameter("absent", "x") == "x"
+
+
+def test_the_runbook_runs_the_japanese_notebooks(server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pointapp import cli
+
+    assert cli.main(["runbook", "--endpoint-url", server, "--steps", "registry", "--language", "ja",
+                     "-o", str(tmp_path)]) == 0
+    (record,) = tmp_path.iterdir()
+    summary = json.loads((record / "summary.json").read_text())
+    assert summary["language"] == "ja" and summary["status"] == "succeeded"
+    assert [(n["notebook"], n["status"]) for n in summary["notebooks"]] == [
+        ("00_start_here.ipynb", "done"), ("05_registry.ipynb", "done")]
+    assert summary["resources"]["registry"] == 1
+    assert "- notebooks' language: ja" in (record / "summary.md").read_text()
+    executed = json.loads((record / "05_registry.ipynb").read_text(encoding="utf-8"))
+    assert executed["cells"][0]["source"][0] == "# ステップ 5: コンテナレジストリ\n"
+    printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert "created ecr-repository point-app-prod/api" in printed and "No changes" in printed  # English output
+
+
+def test_the_languages_of_the_notebooks() -> None:
+    from pointapp import cli
+    from pointapp.runbook import LANGUAGES, NOTEBOOKS, notebooks_for
+
+    assert notebooks_for("en") == NOTEBOOKS and notebooks_for("ja") == NOTEBOOKS / "ja"
+    assert all(p.exists() for p in runbook_notebooks(notebooks_for("ja")))
+    with pytest.raises(SpecError, match="--language: 'fr' is not a language of the notebooks; allowed: en, ja"):
+        notebooks_for("fr")
+    parser = cli.build_parser()
+    assert parser.parse_args(["runbook"]).language == "en"
+    assert all(parser.parse_args(["runbook", "--language", language]).language == language for language in LANGUAGES)
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args(["runbook", "--language", "fr"])
+    assert refused.value.code == cli.EXIT_ERROR
