@@ -1,0 +1,339 @@
+"""The notebooks as a person runs them: JupyterLab in headless Chromium (Debian's package, driven through
+Playwright's Python API), on one emulator shared by every kernel.
+
+The test opens the start page, then each step notebook in file order, runs all its cells from the Run menu
+and checks what shows on the screen: the checklist on the start page, the plan table, no error output, and
+"No changes" at the end of each step. A notebook freshly opened must not show as modified. A screenshot of
+each notebook's final state is written under the test's temporary folder, and kept in the run record
+``runs/<timestamp>-browser/`` with the executed notebooks.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pointapp.runbook import NOTEBOOKS
+from pointapp.steps import STEPS
+
+ROOT = Path(__file__).resolve().parents[1]
+START_PAGE = "00_start_here.ipynb"
+STEP_NOTEBOOKS = [step.notebook for step in STEPS if step.available]  # file order is dependency order
+
+#: Headless Chromium as root on a closed network: no sandbox (it refuses to run as root with one), no GPU,
+#: and nothing that calls out (updates, sync, QUIC probes); every host name but this machine fails at once.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+#: JupyterLab with nothing that reaches the network: no news feed, no update check, no PyPI extension manager.
+LAB_OFFLINE = ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+               "--LabApp.extension_manager=readonly"]
+#: The announcements plugin asks about news in a pop-up over the notebook: off (the page_config of the lab).
+PAGE_CONFIG = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+
+#: How long one notebook may take from Run All to its last cell (each takes a few seconds on the emulator).
+NOTEBOOK_TIMEOUT_S = 180
+#: The viewport: tall enough that a step notebook's last cells and the plan above them show in one screenshot.
+VIEWPORT = {"width": 1400, "height": 1800}
+
+#: The status bar's kernel item once the notebook's kernel is attached and idle.
+KERNEL_IDLE = re.compile(r"^Python 3 \(ipykernel\) \| Idle$")
+#: Every code cell has run (a number in its prompt), none is queued ([*]), the kernel is idle.
+ALL_RUN = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  if (!panel) return false;
+  const status = panel.querySelector('.jp-Notebook-ExecutionIndicator');
+  const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim());
+  const failed = panel.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
+  const idle = !status || status.getAttribute('data-status') === 'idle';
+  return idle && !prompts.includes('[*]:') && (failed !== null || prompts.every(p => /^\\[\\d+\\]:$/.test(p)));
+}"""
+
+
+def _missing_tools() -> str | None:
+    """Why the browser test cannot run here, or None. Missing tools fail the test: a skip would hide them."""
+    if shutil.which("chromium") is None:
+        return ("chromium is not installed: `make test` installs Debian's package (scripts/ensure-chromium.sh), "
+                "or apt-get install chromium")
+    for module in ("playwright", "jupyterlab"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"the Python package {module} is missing: pip install -e '.[test]'"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(url: str, process: subprocess.Popen[Any], log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"JupyterLab exited ({process.returncode}): {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"JupyterLab did not answer in {seconds:.0f} s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The one emulator every kernel of the lab uses: the environment that points JupyterLab's kernels at it."""
+    process = subprocess.Popen([sys.executable, "-m", "pointapp", "emulator", "--port", "0"], stdout=subprocess.PIPE,
+                               text=True, cwd=ROOT)
+    assert process.stdout is not None
+    first = process.stdout.readline().strip()
+    assert first.startswith("Emulator running at "), first
+    yield {"AWS_ENDPOINT_URL": first.rsplit(" ", 1)[1]}
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@dataclass
+class Lab:
+    """A JupyterLab server over a copy of the notebooks, with its token."""
+
+    url: str
+    token: str
+    folder: Path
+
+    def api(self, path: str, method: str = "GET") -> Any:
+        request = urllib.request.Request(f"{self.url}{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            body = answer.read()
+        return json.loads(body) if body else None
+
+
+@pytest.fixture
+def lab(tmp_path: Path, emulator: dict[str, str]) -> Iterator[Lab]:
+    """JupyterLab (as root where the tests run as root) serving a copy of notebooks/, its kernels on the emulator."""
+    missing = _missing_tools()
+    if missing:
+        pytest.fail(missing)
+    folder = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, folder, ignore=shutil.ignore_patterns("conftest.py", ".ipynb_checkpoints"))
+    config = tmp_path / "jupyter-config"
+    (config / "labconfig").mkdir(parents=True)
+    (config / "labconfig" / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
+    env = {**os.environ, **emulator, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        env.pop(name, None)
+    port, token = _free_port(), secrets.token_hex(16)
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
+               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--notebook-dir={folder}",
+               f"--LabApp.user_settings_dir={tmp_path / 'lab-settings'}", f"--LabApp.workspaces_dir={tmp_path / 'lab-workspaces'}",
+               *LAB_OFFLINE, *(["--allow-root"] if os.geteuid() == 0 else [])]
+    log = tmp_path / "jupyterlab.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{url}/api/status?token={token}", process, log, 60)
+        yield Lab(url, token, folder)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@dataclass
+class Seen:
+    """What one notebook showed once all its cells had run."""
+
+    name: str
+    seconds: float
+    code_cells: int
+    prompts: list[str]
+    errors: list[str]
+    tables: list[dict[str, Any]]
+    outputs: list[str]  # the text of each code cell's outputs, in order
+    dirty_on_open: bool
+    screenshot: Path
+    notes: list[str] = field(default_factory=list)
+
+
+#: Every table in the notebook's outputs, as its caption, header cells and rows of cell texts.
+TABLES = """panel => [...panel.querySelectorAll('.jp-OutputArea-output table')].map(t => ({
+  caption: t.caption ? t.caption.textContent.trim() : '',
+  headers: [...t.querySelectorAll('thead th')].map(c => c.textContent.trim()),
+  rows: [...t.querySelectorAll('tbody tr')].map(r => [...r.querySelectorAll('td')].map(c => c.textContent.trim())),
+}))"""
+
+
+#: The text each code cell shows below it, one string per code cell.
+OUTPUTS = """panel => [...panel.querySelectorAll('.jp-CodeCell')].map(cell =>
+  [...cell.querySelectorAll('.jp-OutputArea-output')].map(o => o.textContent.trim()).join('\\n'))"""
+
+
+class Browser:
+    """Chromium on JupyterLab, doing what a person does: open a notebook, Run All, look, save, close."""
+
+    def __init__(self, page: Any, lab: Lab, shots: Path) -> None:
+        self.page = page
+        self.lab = lab
+        self.shots = shots
+
+    def start(self) -> None:
+        self.page.goto(f"{self.lab.url}/lab?token={self.lab.token}")
+        self.page.locator(".jp-DirListing-itemText", has_text=START_PAGE).wait_for(timeout=60_000)
+
+    def _panel(self) -> Any:
+        return self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+
+    def _menu(self, menu: str, item: str) -> None:
+        self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
+        self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}…?$")).click()
+
+    def run(self, name: str) -> Seen:
+        """Open ``name`` from the file browser, run all its cells and read what the page shows."""
+        started = time.monotonic()
+        self.page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$")).dblclick()
+        tab = self.page.locator("li.lm-TabBar-tab.jp-mod-current", has_text=name)
+        tab.wait_for(timeout=30_000)
+        # The status bar names the kernel and says Idle once it is attached to the notebook and has answered:
+        # cells run before that are not sent (JupyterLab clears them).
+        self.page.locator("#jp-main-statusbar .jp-StatusBar-TextItem", has_text=KERNEL_IDLE).wait_for(timeout=60_000)
+        self.page.wait_for_timeout(500)  # the kernel's language_info reaches the notebook with its first answer
+        dirty_on_open = "jp-mod-dirty" in (tab.get_attribute("class") or "")
+        self._menu("Run", "Run All Cells")
+        try:
+            self.page.wait_for_function(ALL_RUN, timeout=NOTEBOOK_TIMEOUT_S * 1000, polling=250)
+        except Exception as error:  # playwright's TimeoutError: say where it stopped, with a picture
+            stuck = self.shots / f"{Path(name).stem}-stuck.png"
+            self.page.screenshot(path=str(stuck))
+            prompts = self._panel().locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
+            pytest.fail(f"{name}: the cells did not all run in {NOTEBOOK_TIMEOUT_S} s (prompts {prompts}, kernels "
+                        f"{self.lab.api('/api/kernels')}; screenshot {stuck}): {error}")
+        seconds = time.monotonic() - started
+        panel = self._panel()
+        screenshot = self.shots / f"{Path(name).stem}.png"
+        cells = panel.locator(".jp-CodeCell")
+        cells.last.scroll_into_view_if_needed()
+        self.page.screenshot(path=str(screenshot))
+        seen = Seen(
+            name=name, seconds=seconds, code_cells=cells.count(),
+            prompts=[p.strip() for p in panel.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()],
+            errors=panel.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all_text_contents(),
+            tables=panel.evaluate(TABLES),
+            outputs=panel.evaluate(OUTPUTS),
+            dirty_on_open=dirty_on_open, screenshot=screenshot)
+        self.page.keyboard.press("Control+s")  # the executed copy (in the temporary folder) becomes the record
+        self.page.locator("li.lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)", has_text=name).wait_for(timeout=30_000)
+        self._menu("File", "Close and Shut Down Notebook")
+        dialog = self.page.locator(".jp-Dialog .jp-mod-accept")
+        if dialog.count():
+            dialog.click()
+        tab.wait_for(state="detached", timeout=30_000)
+        return seen
+
+
+def _stored_code(name: str) -> list[str]:
+    notebook = json.loads((NOTEBOOKS / name).read_text())
+    return ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+
+
+def _applies(name: str) -> bool:
+    """Whether the stored parameters cell of ``name`` sets ``apply = True`` (Run All then builds the step)."""
+    tree = ast.parse(_stored_code(name)[0])
+    return any(isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "apply" for t in node.targets)
+               and isinstance(node.value, ast.Constant) and node.value.value is True for node in tree.body)
+
+
+def _check_common(seen: Seen) -> None:
+    assert not seen.dirty_on_open, (
+        f"{seen.name} shows as modified as soon as it opens: its stored kernelspec or language_info differs from "
+        "what the kernel reports (Python " + ".".join(map(str, sys.version_info[:3])) + ")")
+    assert not seen.errors, f"{seen.name} shows error output: {seen.errors[0][:1500]}"
+    assert seen.code_cells == len(_stored_code(seen.name)), seen.name
+    assert all(re.fullmatch(r"\[\d+\]:", p) for p in seen.prompts), (seen.name, seen.prompts)
+
+
+def _check_start_page(seen: Seen) -> None:
+    _check_common(seen)
+    (checklist,) = [t for t in seen.tables if "step" in t["headers"]]
+    column = checklist["headers"].index("step")
+    assert [row[column] for row in checklist["rows"]] == [step.name for step in STEPS], checklist
+
+
+def _check_step(seen: Seen, step: str) -> None:
+    _check_common(seen)
+    plans = [t for t in seen.tables if t["headers"] == ["step", "action", "resource", "name", "detail"]]
+    assert plans, f"{seen.name}: no plan table on the page"
+    first = plans[0]
+    assert first["caption"].startswith("Plan: ") and first["rows"], (seen.name, first["caption"])
+    assert {row[0] for row in first["rows"]} == {step}, (seen.name, first["rows"][:3])
+    assert "create" in {row[1] for row in first["rows"]}, (seen.name, first["rows"][:3])
+    if step == "frontend":  # stored without a repository: it shows an example plan and applies nothing
+        assert "nothing applied: frontend.repository is not set" in seen.outputs, seen.outputs
+        return
+    assert seen.outputs[-1].startswith("No changes"), (seen.name, seen.outputs[-1])
+
+
+def _record(shots: Path, lab: Lab, seen: list[Seen]) -> Path:
+    """Keep one screenshot of each notebook's final state, the executed notebooks and the timings in
+    ``runs/<timestamp>-browser/`` (the folder of pointapp's run records)."""
+    record = ROOT / "runs" / (datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-browser")
+    record.mkdir(parents=True, exist_ok=True)
+    for one in seen:
+        shutil.copy2(one.screenshot, record / one.screenshot.name)
+        shutil.copy2(lab.folder / one.name, record / one.name)
+    timings = {one.name: round(one.seconds, 1) for one in seen}
+    (record / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
+    return record
+
+
+def test_the_notebooks_in_a_browser(lab: Lab, emulator: dict[str, str], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    assert all(_applies(name) for name in STEP_NOTEBOOKS), "a step notebook's parameters cell does not set apply = True"
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    seen: list[Seen] = []
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        try:
+            browser = Browser(chromium.new_page(viewport=VIEWPORT), lab, shots)
+            browser.start()
+            seen.append(browser.run(START_PAGE))
+            _check_start_page(seen[-1])
+            for step in STEPS:
+                if step.available:
+                    seen.append(browser.run(step.notebook))
+                    _check_step(seen[-1], step.name)
+        finally:
+            chromium.close()
+            if seen:
+                record = _record(shots, lab, seen)
+                print(f"browser run record: {record.relative_to(ROOT)}; "
+                      + ", ".join(f"{one.name} {one.seconds:.1f} s" for one in seen))
+    assert [p.name for p in sorted(shots.iterdir())] == sorted(f"{Path(one.name).stem}.png" for one in seen)
+    # Run in file order on the one emulator, the step notebooks leave nothing to change.
+    plan = subprocess.run([sys.executable, "-m", "pointapp", "plan", "--endpoint-url", emulator["AWS_ENDPOINT_URL"]],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
