@@ -1,4 +1,5 @@
-# `make run`: set up everything and run the runbook on the embedded emulator.
+# `make run`: set up everything and run the runbook on an embedded emulator of its own (a fresh run, whose
+# state ends with it).
 # `make test`: set up everything and run every test (pytest, then nbval over the notebooks). pytest runs four
 # workers on two cores: each waits part of the time (for a subprocess, or a wait's poll interval).
 # `make lint`: ruff, and mypy strict on the package.
@@ -22,7 +23,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: setup
-	$(VENV)/bin/pointapp runbook
+	$(VENV)/bin/pointapp runbook --ephemeral
 
 $(CHECKOV_STAMP):
 	$(PYTHON) -m venv $(CHECKOV)
@@ -50,15 +51,20 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-# Interactive work: an emulator that keeps its state, and JupyterLab pointed at it.
+# Interactive work: the shared emulator (started in the background if it is not running; it keeps its state
+# until `pointapp emulator --stop`), which every notebook and pointapp command on this machine finds by
+# itself, and JupyterLab on the notebooks. JupyterLab refuses to run as root unless told: as root (a
+# container, CI) `make lab` tells it.
+USER_ID  ?= $(shell id -u)
+LAB_ARGS := $(if $(filter 0,$(USER_ID)),--allow-root)
+
 emulator: setup
-	$(VENV)/bin/pointapp emulator --port 5000
+	$(VENV)/bin/pointapp emulator --start
 
 lab: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[lab]'
-	@$(VENV)/bin/pointapp emulator --port 5000 & emulator=$$!; \
-	  trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; sleep 3; \
-	  AWS_ENDPOINT_URL=http://127.0.0.1:5000 $(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/pointapp emulator --start
+	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,7 +1,7 @@
 """The ``pointapp`` command.
 
-Exit codes: 0 success (``plan``: in sync), 2 ``plan`` found changes, 3 ``audit`` found problems,
-1 an error, 130 interrupted.
+Exit codes: 0 success (``plan``: in sync), 2 ``plan`` found changes, 3 ``audit`` found problems (and
+``emulator --status``: no shared emulator is running), 1 an error, 130 interrupted.
 Errors are one line on stderr; ``--debug`` adds the traceback.
 """
 
@@ -27,17 +27,32 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_FINDINGS, EXIT_INTERRUPTED = 0, 1, 2, 3,
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 1 (2 means "changes" for plan)."""
 
+    #: The root parser's subcommands by name (argparse reports a subcommand's unknown options at the root).
+    commands: dict[str, argparse.ArgumentParser]
+
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_ERROR, f"pointapp: error: {message} (see pointapp {self.prog.split()[-1]} --help)\n")
+        self.exit(EXIT_ERROR, f"pointapp: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line parsed; an unknown option is reported with the help of the command it was given to."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("target (default: the embedded emulator)")
+    group = parser.add_argument_group("target (default: the shared emulator; see pointapp emulator --help)")
     group.add_argument("--endpoint-url", help="an AWS-compatible endpoint, for example a running emulator "
                                               "(default: $AWS_ENDPOINT_URL)")
     group.add_argument("--aws", action="store_true", help="real AWS through the standard credential chain")
     group.add_argument("--profile", help="real AWS with this named profile")
     group.add_argument("--region", help="AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, ap-northeast-1)")
+    group.add_argument("--ephemeral", action="store_true",
+                       help="an embedded emulator of this command alone, whose state ends with it "
+                            "(default when $POINTAPP_EMULATOR=ephemeral)")
 
 
 def _add_spec(parser: argparse.ArgumentParser, only: bool = True) -> None:
@@ -75,7 +90,7 @@ def _add_follow(parser: argparse.ArgumentParser, wait: str, yes: str) -> None:
     parser.add_argument("--yes", action="store_true", help=yes)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(prog="pointapp", description="Stand up the point-app environment on AWS, step by step.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -92,8 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     down = _with_target(commands, "down", "delete what pointapp owns in the environment")
     down.add_argument("--yes", action="store_true", help="delete on real AWS without asking")
 
-    emulator = commands.add_parser("emulator", help="run the emulator in the foreground for interactive work")
-    emulator.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000; 0: any free)")
+    emulator = commands.add_parser("emulator", help="the shared emulator (--start, --status, --stop), "
+                                                    "or an emulator in the foreground")
+    action = emulator.add_mutually_exclusive_group()
+    action.add_argument("--start", action="store_true",
+                        help="start the shared emulator in the background (if it is not running) and return")
+    action.add_argument("--status", action="store_true",
+                        help="show the shared emulator (exit 0: running, 3: not running)")
+    action.add_argument("--stop", action="store_true", help="stop the shared emulator; its state is lost")
+    emulator.add_argument("--port", type=int, help="port on 127.0.0.1 (default: $POINTAPP_EMULATOR_PORT or 5000; "
+                                                   "0: any free)")
 
     runbook = _with_target(commands, "runbook", "run the notebooks headless and keep the executed copies", only=False)
     runbook.add_argument("-o", "--output", default="runs", help="where run records go (default: runs/)")
@@ -128,8 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--format", default="png,svg", help="comma-separated: png, svg, dot, mermaid (default png,svg)")
     figure.add_argument("-o", "--output", default="diagrams", help="directory (default: diagrams/)")
 
+    parser.commands = {}
     for sub in (plan, up, down, emulator, runbook, deploy, rollback, audit, export, figure):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        parser.commands[sub.prog.split()[-1]] = sub
     return parser
 
 
@@ -139,9 +164,8 @@ def _connect(args: argparse.Namespace) -> Context:
 
     parse_steps(getattr(args, "only", None))  # an unknown step is refused before anything starts
     ctx = connect(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
-                  aws=args.aws, profile=args.profile, yes=getattr(args, "yes", False))
-    note = " (its state ends with this command)" if ctx.target.kind == "emulator" else ""
-    print(f"Environment {ctx.spec.owner} on {ctx.target.describe()}{note}", flush=True)
+                  aws=args.aws, profile=args.profile, yes=getattr(args, "yes", False), ephemeral=args.ephemeral)
+    print(f"Environment {ctx.spec.owner} on {ctx.target.describe()}", flush=True)
     return ctx
 
 
@@ -218,9 +242,26 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
+    import os
+
+    from pointapp import shared_emulator
     from pointapp.emulator import Emulator
 
-    with Emulator(port=args.port) as emulator:
+    port = args.port
+    if args.status:
+        found, line = shared_emulator.status()
+        print(line)
+        return EXIT_OK if found else EXIT_FINDINGS
+    if args.stop:
+        print(shared_emulator.stop())
+        return EXIT_OK
+    if args.start:
+        environ = dict(os.environ, **({shared_emulator.PORT_VARIABLE: str(port)} if port is not None else {}))
+        found = shared_emulator.ensure(environ)
+        print(f"The shared emulator is running at {found.describe()}; every notebook and pointapp command on "
+              "this machine uses it, and it keeps its state until `pointapp emulator --stop`.")
+        return EXIT_OK
+    with Emulator(port=shared_emulator.configured_port() if port is None else port) as emulator:
         print(f"Emulator running at {emulator.endpoint_url}", flush=True)
         print(f"  CLI:       pointapp up --endpoint-url {emulator.endpoint_url}")
         print(f"  notebooks: export AWS_ENDPOINT_URL={emulator.endpoint_url} before starting Jupyter,")
@@ -245,7 +286,7 @@ def cmd_runbook(args: argparse.Namespace) -> int:
         parse_steps(args.steps)  # an unknown step is refused before anything starts
     record = run_runbook(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
                          aws=args.aws, profile=args.profile, yes=args.yes, output=args.output, steps=args.steps,
-                         start=args.start, resume=args.resume)
+                         start=args.start, resume=args.resume, ephemeral=args.ephemeral)
     print(f"Run record: {record} (summary.md, summary.json, the executed notebooks, architecture-live.png)")
     return EXIT_OK
 
@@ -324,7 +365,7 @@ COMMANDS: dict[str, Any] = {"plan": cmd_plan, "up": cmd_up, "down": cmd_down, "e
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     try:
         return int(COMMANDS[args.command](args))
     except _Interrupted as interrupted:

@@ -1,10 +1,13 @@
-"""The embedded emulator: a moto server on 127.0.0.1 that pointapp starts and stops itself."""
+"""The emulator: a moto server on 127.0.0.1, in a thread of the process that starts it (the embedded,
+per-process emulator; :mod:`pointapp.shared_emulator` runs one in a process of its own for all)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -35,6 +38,23 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
 }
 
 
+#: Where a pointapp emulator tells which process it is (``{"pid": N}``): the shared emulator's state file
+#: names a process and a URL, and this proves they are still the same emulator.
+IDENTITY_PATH = "/pointapp-emulator"
+
+
+def _identified(app: Any) -> Any:
+    """The WSGI app ``app``, answering :data:`IDENTITY_PATH` with this process's id."""
+    def identified(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != IDENTITY_PATH:
+            return app(environ, start_response)
+        body = json.dumps({"pid": os.getpid()}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return identified
+
+
 #: The delay between polls on an emulator. One poll outlasts what the tests' AWS-like emulator keeps
 #: "for a while" (0.5 s), so a retried call is retried once, however busy the machine: the fault runs
 #: compare the order of a run's calls with a clean run's.
@@ -45,18 +65,19 @@ EMULATOR_POLL_SECONDS = 1.0
 _PROBE_ATTEMPTS = 3
 
 
-def answers_as_moto(url: str | None) -> bool:
+def answers_as_moto(url: str | None, attempts: int = _PROBE_ATTEMPTS, timeout: float = 10) -> bool:
     """Whether the endpoint at ``url`` is a moto server (it answers moto's own configuration API).
 
     A refusal (say 404 from AWS or another emulator) is a no. No answer within the timeout, or a server
     error, tells nothing: the endpoint is asked again, a few times, before it counts as not moto, so a busy
-    emulator is not taken for one that has every service (its missing ones would then be called).
+    emulator is not taken for one that has every service (its missing ones would then be called):
+    ``attempts`` times, waiting ``timeout`` seconds each.
     """
     if not url:
         return False
-    for _ in range(_PROBE_ATTEMPTS):
+    for _ in range(attempts):
         try:
-            with urllib.request.urlopen(f"{url}/moto-api/config", timeout=10) as answer:  # noqa: S310 - http(s) only
+            with urllib.request.urlopen(f"{url}/moto-api/config", timeout=timeout) as answer:  # noqa: S310 - http(s) only
                 return bool(200 <= answer.status < 300)
         except urllib.error.HTTPError as error:
             if error.code < 500:
@@ -80,7 +101,7 @@ class EmulatorGaps:
             return None
         with self._lock:  # asked once: the kinds discovered side by side wait for the answer
             if self.emulated is None:
-                self.emulated = target.kind == "emulator" or (
+                self.emulated = target.kind in ("emulator", "shared") or (
                     target.kind == "endpoint" and answers_as_moto(target.endpoint_url))
         if not self.emulated:
             return None
@@ -115,7 +136,7 @@ class Emulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # AWS managed policies (the SSM core policy of the bastion) exist on AWS; make them exist here too
         default_user_config.setdefault("iam", {})["load_aws_managed_policies"] = True
-        app = DomainDispatcherApplication(create_backend_app)
+        app = _identified(DomainDispatcherApplication(create_backend_app))
         if self.wrap is not None:
             app = self.wrap(app)
 

@@ -4,8 +4,8 @@
 1. spec: ``errors``, ``plan``, ``sessions``, ``spec``, ``names``, ``typical``, ``layers`` - the validated spec, plans
    and changes as plain data, AWS's name rules and the names several steps share, how long things
    usually take on AWS.
-2. run: ``concurrency``, ``emulator``, ``clients``, ``run``, ``context``, ``target``, ``outputs`` - work
-   side by side, where pointapp works and one run's context, made of small parts (clients and the call
+2. run: ``concurrency``, ``emulator``, ``shared_emulator``, ``clients``, ``run``, ``context``, ``target``,
+   ``outputs`` - work side by side, the emulators, where pointapp works and one run's context, made of small parts (clients and the call
    log, progress, the record, deferred work, the outputs steps hand to one another, and their keys).
 3. core: ``tags``, ``resources``, ``kinds``, ``taskdef``, ``artifacts`` - the ownership tags, the
    Desired/Kind/ResourceStep core, the kinds several steps use, and the pure builders steps and exports
@@ -22,7 +22,7 @@ from __future__ import annotations
 #: The layers, lowest first, and the modules of each (``steps`` stands for the package and every step module).
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("spec", frozenset({"errors", "plan", "sessions", "spec", "names", "typical", "layers"})),
-    ("run", frozenset({"concurrency", "emulator", "clients", "run", "context", "target", "outputs"})),
+    ("run", frozenset({"concurrency", "emulator", "shared_emulator", "clients", "run", "context", "target", "outputs"})),
     ("core", frozenset({"tags", "resources", "kinds", "taskdef", "artifacts"})),
     ("steps", frozenset({"steps"})),
     ("engine", frozenset({"engine", "schedule"})),

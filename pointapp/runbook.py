@@ -25,12 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pointapp import shared_emulator
 from pointapp.context import StepContext
 from pointapp.emulator import Emulator
 from pointapp.errors import ConfirmationRequired, PointappError, SpecError
 from pointapp.spec import load_spec
 from pointapp.steps import STEPS, get, parse_steps
-from pointapp.target import resolve_target
+from pointapp.target import Target, resolve_target
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 START_HERE = "00_start_here.ipynb"
@@ -217,25 +218,33 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
                 endpoint_url: str | None = None, aws: bool = False, profile: str | None = None,
                 yes: bool = False, output: str | Path = "runs", notebooks: Path = NOTEBOOKS,
                 steps: str | Iterable[str] | None = None, start: str | None = None, resume: str | Path | None = None,
-                extra: Mapping[str, Any] | None = None, say: Callable[[str], None] = print) -> Path:
-    """Execute the runbook's notebooks against one target and return the run record's directory."""
+                extra: Mapping[str, Any] | None = None, say: Callable[[str], None] = print,
+                ephemeral: bool = False) -> Path:
+    """Execute the runbook's notebooks against one target and return the run record's directory.
+
+    On the shared emulator (the default) the run leaves what it built there; with ``ephemeral`` an embedded
+    emulator holds the run's resources and ends with it. Either way the kernels get the emulator's URL.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     from pointapp import diagram, engine
     from pointapp.target import connect
 
+    previous_target = ""
     if resume:
         record = Path(resume)
         summary = Summary.read(record)
-        previous = summary.parameters
+        previous, previous_target = summary.parameters, summary.target
         env, config, region = previous["env"], previous.get("config") or None, previous["region"]
         endpoint_url = previous.get("endpoint_url") or None
         aws, profile, yes = previous.get("aws", False), previous.get("profile") or None, yes or previous.get("yes", False)
         if summary.target.startswith("embedded emulator"):
-            endpoint_url = None
+            endpoint_url, ephemeral = None, True
+        elif summary.target.startswith("shared emulator"):
+            endpoint_url, ephemeral = None, False
     load_spec(env, config)  # refuse a bad spec before starting anything
-    target = resolve_target(region=region, endpoint_url=endpoint_url, aws=aws, profile=profile)
+    target = resolve_target(region=region, endpoint_url=endpoint_url, aws=aws, profile=profile, ephemeral=ephemeral)
     if target.is_real_aws and not yes:
         raise ConfirmationRequired("the runbook applies changes to real AWS: pass --yes to confirm")
     plain_extra, secret_extra = _split_secrets(extra or {})
@@ -253,6 +262,9 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
     sockets = tempfile.mkdtemp(prefix="pointapp-kernels-")
     kernels: _Kernels | None = None
     try:
+        if target.kind == "shared":
+            shared = shared_emulator.ensure(say=say)
+            target = Target("shared", target.region, shared.url, pid=shared.pid)
         url = emulator.start() if emulator else target.endpoint_url
         summary.target = f"embedded emulator ({url}, ended with the run)" if emulator else target.describe()
         parameters: dict[str, Any] = {
@@ -260,15 +272,18 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
             "endpoint_url": url or "", "aws": target.is_real_aws, "profile": profile or "", "apply": True, "yes": yes,
             **plain_extra,
         }
-        summary.parameters = {**parameters, "endpoint_url": "" if emulator else parameters["endpoint_url"]}
+        local = emulator is not None or target.kind == "shared"  # found again by its kind on --resume, not its URL
+        summary.parameters = {**parameters, "endpoint_url": "" if local else parameters["endpoint_url"]}
         summary.status, summary.finished = "running", ""
         summary.write(record)
         say(f"Runbook for {env} on {summary.target}; record {record}")
         kernels = _Kernels(_local_kernel_manager(Path(sockets)), notebooks)
-        replay = bool(resume and emulator)
+        # the emulator of the failed run is gone: an embedded one always, a shared one when it was stopped since
+        replay = bool(resume and (emulator or (target.kind == "shared" and summary.target != previous_target)))
         if replay:
-            summary.notes.append("resumed on a new embedded emulator: the steps already done were replayed first, "
-                                 "since the previous emulator's state ended with the previous run")
+            which = "embedded" if emulator else "shared"
+            summary.notes.append(f"resumed on a new {which} emulator: the steps already done were replayed first, "
+                                 "since the previous emulator's state ended with it")
         runs = [run for run in summary.notebooks if run.status != "done" or replay]
         for position, run in enumerate(runs):
             path = notebooks / run.notebook

@@ -1,7 +1,9 @@
-"""Where pointapp works: the embedded emulator, an endpoint, or real AWS; and the run context.
+"""Where pointapp works: the shared emulator, the embedded one, an endpoint, or real AWS; and the run context.
 
-Resolution, in order: an explicit endpoint (``endpoint_url`` or ``AWS_ENDPOINT_URL``); real AWS when
-asked for (``aws=True`` or a profile); otherwise the embedded emulator. Real AWS is never the default.
+Resolution, in order: the embedded per-process emulator when asked for (``ephemeral=True``, ``--ephemeral``);
+an explicit endpoint (``endpoint_url`` or ``AWS_ENDPOINT_URL``); real AWS when asked for (``aws=True`` or a
+profile); otherwise the shared emulator (:mod:`pointapp.shared_emulator`), or the embedded one when
+``$POINTAPP_EMULATOR`` is ``ephemeral``. Real AWS is never the default.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from pointapp import shared_emulator
 from pointapp.clients import READ_PREFIXES, Call, Clients
 from pointapp.concurrency import InFlight
 from pointapp.context import StepContext
@@ -59,17 +62,20 @@ class _OfPart(Generic[T]):
 
 DEFAULT_REGION = "ap-northeast-1"
 
-TargetKind = Literal["emulator", "endpoint", "aws"]
+#: ``emulator``: the embedded one, in this process; ``shared``: the shared one, in a process of its own.
+TargetKind = Literal["emulator", "shared", "endpoint", "aws"]
 
 
 @dataclass(frozen=True)
 class Target:
-    """What to talk to. ``endpoint_url`` is set for the emulator and endpoint kinds."""
+    """What to talk to. ``endpoint_url`` is set for the emulator kinds (once started) and the endpoint;
+    ``pid`` is the shared emulator's process."""
 
     kind: TargetKind
     region: str
     endpoint_url: str | None = None
     profile: str | None = None
+    pid: int | None = None
 
     @property
     def is_real_aws(self) -> bool:
@@ -79,13 +85,22 @@ class Target:
         if self.kind == "aws":
             profile = f" (profile {self.profile})" if self.profile else ""
             return f"real AWS{profile}, region {self.region}"
-        what = "embedded emulator" if self.kind == "emulator" else "endpoint"
-        return f"{what} {self.endpoint_url}, region {self.region}"
+        where = f" {self.endpoint_url}" if self.endpoint_url else ""  # none yet: connect starts (or finds) it
+        if self.kind == "shared":
+            which = f"pid {self.pid}" if self.pid else "started by the first notebook or command that needs it"
+            return f"shared emulator{where} ({which}; keeps its state until `pointapp emulator --stop`), region {self.region}"
+        if self.kind == "emulator":
+            return f"embedded emulator{where} (forgets its state when this process ends), region {self.region}"
+        return f"endpoint {self.endpoint_url}, region {self.region}"
 
 
 def resolve_target(*, region: str | None = None, endpoint_url: str | None = None, aws: bool = False,
-                   profile: str | None = None, environ: Mapping[str, str] | None = None) -> Target:
-    """Decide the target from the options and the environment; raises :class:`TargetError`."""
+                   profile: str | None = None, ephemeral: bool = False,
+                   environ: Mapping[str, str] | None = None) -> Target:
+    """Decide the target from the options and the environment; raises :class:`TargetError`.
+
+    The emulator kinds come back without an endpoint: :func:`connect` starts (or finds) the emulator.
+    """
     environ = os.environ if environ is None else environ
     region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     check_region(region)  # a region of an isolated partition: pointapp cannot build its ARNs and principals
@@ -93,6 +108,10 @@ def resolve_target(*, region: str | None = None, endpoint_url: str | None = None
         raise TargetError(f"--region: unknown region {region!r}; use an AWS region name such as {DEFAULT_REGION}")
     if endpoint_url and (aws or profile):
         raise TargetError("--endpoint-url cannot be combined with --aws or --profile; choose one target")
+    if ephemeral and (endpoint_url or aws or profile):
+        raise TargetError("--ephemeral cannot be combined with --endpoint-url, --aws or --profile; choose one target")
+    if ephemeral:
+        return Target("emulator", region)
     if aws or profile:
         return Target("aws", region, None, profile or None)
     endpoint_url = endpoint_url or environ.get("AWS_ENDPOINT_URL") or None
@@ -101,7 +120,10 @@ def resolve_target(*, region: str | None = None, endpoint_url: str | None = None
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise TargetError(f"--endpoint-url: {endpoint_url!r} is not a URL such as http://127.0.0.1:5000")
         return Target("endpoint", region, endpoint_url.rstrip("/"))
-    return Target("emulator", region)
+    if shared_emulator.ephemeral_by_default(environ):
+        return Target("emulator", region)
+    shared_emulator.configured_port(environ)  # a bad port setting is refused before anything starts
+    return Target("shared", region)
 
 
 #: How a context finds the outputs of a step its run has not discovered yet. The step list sets it (it
@@ -269,7 +291,7 @@ class Context:
 
 
 def _make_session(target: Target, environ: Mapping[str, str]) -> boto3.Session:
-    if target.kind == "emulator":
+    if target.kind in ("emulator", "shared"):
         return new_session(region_name=target.region, **EMULATOR_CREDENTIALS)
     try:
         session = new_session(profile_name=target.profile, region_name=target.region)
@@ -312,22 +334,30 @@ def check_reachable(session: boto3.Session, target: Target) -> str:
 def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = None, *,
             overrides: Mapping[str, Any] | None = None, region: str | None = None,
             endpoint_url: str | None = None, aws: bool = False, profile: str | None = None, yes: bool = False,
-            progress: Callable[[str], None] | None = None, environ: Mapping[str, str] | None = None) -> Context:
+            ephemeral: bool = False, progress: Callable[[str], None] | None = None,
+            environ: Mapping[str, str] | None = None) -> Context:
     """Load and validate the spec, resolve the target, start the emulator if needed, and check access.
 
     ``overrides`` (a mapping) is merged over the config file. The spec is validated before anything
-    else, so a bad spec never causes an AWS call. With neither an endpoint nor real AWS asked for, an
-    embedded emulator starts and stops when the context is closed (or at interpreter exit).
+    else, so a bad spec never causes an AWS call. With neither an endpoint nor real AWS asked for, the
+    shared emulator is used: found running, or started now in the background, and left running (it keeps
+    its state until ``pointapp emulator --stop``). With ``ephemeral`` (or ``$POINTAPP_EMULATOR=ephemeral``)
+    an embedded emulator starts instead and stops when the context is closed (or at interpreter exit).
     """
     spec = load_spec(env, config or None, overrides)
     environ = os.environ if environ is None else environ
     target = resolve_target(region=region or None, endpoint_url=endpoint_url or None, aws=aws,
-                            profile=profile or None, environ=environ)
+                            profile=profile or None, ephemeral=ephemeral, environ=environ)
     emulator = None
     if target.kind == "emulator":
         emulator = Emulator()
         target = Target("emulator", target.region, emulator.start())
         atexit.register(emulator.stop)
+    elif target.kind == "shared":
+        shared = shared_emulator.ensure(environ, say=progress or print_progress)
+        target = Target("shared", target.region, shared.url, pid=shared.pid)
+    elif target.kind == "endpoint":
+        target = _as_shared(target, environ)
     try:
         session = _make_session(target, environ)
         account = check_reachable(session, target)
@@ -339,7 +369,14 @@ def connect(env: str = "prod", config: str | Path | Mapping[str, Any] | None = N
                   progress=progress or print_progress, emulator=emulator,
                   # An endpoint is asked whether it is an emulator the first time a step asks about an operation
                   # the emulator lacks (EMULATOR_GAPS): once, and only where the answer changes anything.
-                  emulated=True if emulator else (False if target.is_real_aws else None))
+                  emulated=True if target.kind in ("emulator", "shared") else (False if target.is_real_aws else None))
     ctx.clients.account = account  # the reachability check already asked STS
     return ctx
 
+
+def _as_shared(target: Target, environ: Mapping[str, str]) -> Target:
+    """An endpoint that is the running shared emulator (the runbook hands its URL to the kernels) is named so."""
+    found = shared_emulator.running(environ) if _is_loopback(target.endpoint_url) else None
+    if found is None or found.url != target.endpoint_url:
+        return target
+    return Target("shared", target.region, found.url, pid=found.pid)

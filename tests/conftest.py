@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -31,6 +32,14 @@ lighten_moto()  # moto's reset (each mock_aws test starts and ends with one) onl
 collect_garbage_less_often()
 share_event_aliases()  # each client of each context works out the same event names again
 
+#: The tests never use (nor leave running) the user's shared emulator: its state lives in a folder of this
+#: test process, and the embedded per-process emulator is the default, as it was before the shared one
+#: (tests of the shared emulator select it, each in a folder of its own). Set here, before any fixture,
+#: so every subprocess and kernel the tests start inherits it.
+TEST_STATE_DIR = tempfile.mkdtemp(prefix="pointapp-test-state-")
+os.environ["POINTAPP_STATE_DIR"] = TEST_STATE_DIR
+os.environ["POINTAPP_EMULATOR"] = "ephemeral"
+
 
 @pytest.fixture(autouse=True)
 def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,6 +51,8 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("POINTAPP_STATE_DIR", TEST_STATE_DIR)
+    monkeypatch.setenv("POINTAPP_EMULATOR", "ephemeral")
 
 
 #: AWS managed policies exist on AWS (the bastion attaches the SSM core policy); load them in moto too.

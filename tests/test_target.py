@@ -9,9 +9,19 @@ from pointapp.errors import TargetError
 from pointapp.target import DEFAULT_REGION, connect, resolve_target
 
 
-def test_default_is_the_embedded_emulator_in_tokyo() -> None:
+def test_default_is_the_shared_emulator_in_tokyo() -> None:
     target = resolve_target(environ={})
-    assert (target.kind, target.region, target.endpoint_url) == ("emulator", DEFAULT_REGION, None)
+    assert (target.kind, target.region, target.endpoint_url) == ("shared", DEFAULT_REGION, None)
+
+
+def test_the_embedded_emulator_when_asked_for() -> None:
+    assert resolve_target(ephemeral=True, environ={}).kind == "emulator"
+    assert resolve_target(environ={"POINTAPP_EMULATOR": "ephemeral"}).kind == "emulator"
+    assert resolve_target(environ={"POINTAPP_EMULATOR": "shared"}).kind == "shared"
+    # asked for on the command line, it wins over a configured endpoint; the environment's choice does not
+    assert resolve_target(ephemeral=True, environ={"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}).kind == "emulator"
+    assert resolve_target(environ={"POINTAPP_EMULATOR": "ephemeral", "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}
+                          ).kind == "endpoint"
 
 
 def test_region_order() -> None:
@@ -37,10 +47,14 @@ def test_real_aws_only_when_asked_and_ignores_a_configured_endpoint() -> None:
     ({"region": "ap-northeast-9"}, "--region: unknown region 'ap-northeast-9'"),
     ({"endpoint_url": "ftp://x"}, "is not a URL"),
     ({"endpoint_url": "http://127.0.0.1:1", "aws": True}, "cannot be combined"),
+    ({"endpoint_url": "http://127.0.0.1:1", "ephemeral": True}, "--ephemeral cannot be combined with --endpoint-url"),
+    ({"profile": "ops", "ephemeral": True}, "--ephemeral cannot be combined"),
+    ({"environ": {"POINTAPP_EMULATOR": "shraed"}}, "POINTAPP_EMULATOR: unknown mode 'shraed'; allowed: shared, ephemeral"),
+    ({"environ": {"POINTAPP_EMULATOR_PORT": "50000000"}}, "POINTAPP_EMULATOR_PORT: '50000000' is not a port number"),
 ])
 def test_bad_targets(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(TargetError, match=message):
-        resolve_target(environ={}, **kwargs)  # type: ignore[arg-type]
+        resolve_target(**{"environ": {}, **kwargs})  # type: ignore[arg-type]
 
 
 def test_connect_to_a_loopback_endpoint_needs_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
