@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from pointapp import shared_emulator
 from pointapp.runbook import NOTEBOOKS
 from pointapp.steps import STEPS
 
@@ -99,16 +100,17 @@ def _wait_for(url: str, process: subprocess.Popen[Any], log: Path, seconds: floa
 
 
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The one emulator every kernel of the lab uses: the environment that points JupyterLab's kernels at it."""
-    process = subprocess.Popen([sys.executable, "-m", "pointapp", "emulator", "--port", "0"], stdout=subprocess.PIPE,
-                               text=True, cwd=ROOT)
-    assert process.stdout is not None
-    first = process.stdout.readline().strip()
-    assert first.startswith("Emulator running at "), first
-    yield {"AWS_ENDPOINT_URL": first.rsplit(" ", 1)[1]}
-    process.terminate()
-    process.wait(timeout=20)
+def shared(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a person's machine with nothing configured (the shared emulator, started by the first
+    notebook that needs it), its state in this test's folder and on a free port; stopped at the end."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in (shared_emulator.MODE_VARIABLE, "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
+    env.update({shared_emulator.STATE_DIR_VARIABLE: str(tmp_path / "state"), shared_emulator.PORT_VARIABLE: str(_free_port()),
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    try:
+        yield env
+    finally:
+        shared_emulator.stop(env)
 
 
 @dataclass
@@ -128,8 +130,9 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, emulator: dict[str, str]) -> Iterator[Lab]:
-    """JupyterLab (as root where the tests run as root) serving a copy of notebooks/, its kernels on the emulator."""
+def lab(tmp_path: Path, shared: dict[str, str]) -> Iterator[Lab]:
+    """JupyterLab (as root where the tests run as root) serving a copy of notebooks/; its kernels find the
+    shared emulator by themselves."""
     missing = _missing_tools()
     if missing:
         pytest.fail(missing)
@@ -138,10 +141,7 @@ def lab(tmp_path: Path, emulator: dict[str, str]) -> Iterator[Lab]:
     config = tmp_path / "jupyter-config"
     (config / "labconfig").mkdir(parents=True)
     (config / "labconfig" / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
-    env = {**os.environ, **emulator, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        env.pop(name, None)
+    env = {**shared, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
     port, token = _free_port(), secrets.token_hex(16)
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
                "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--notebook-dir={folder}",
@@ -308,7 +308,7 @@ def _record(shots: Path, lab: Lab, seen: list[Seen]) -> Path:
     return record
 
 
-def test_the_notebooks_in_a_browser(lab: Lab, emulator: dict[str, str], tmp_path: Path) -> None:
+def test_the_notebooks_in_a_browser(lab: Lab, shared: dict[str, str], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     assert all(_applies(name) for name in STEP_NOTEBOOKS), "a step notebook's parameters cell does not set apply = True"
@@ -333,7 +333,12 @@ def test_the_notebooks_in_a_browser(lab: Lab, emulator: dict[str, str], tmp_path
                 print(f"browser run record: {record.relative_to(ROOT)}; "
                       + ", ".join(f"{one.name} {one.seconds:.1f} s" for one in seen))
     assert [p.name for p in sorted(shots.iterdir())] == sorted(f"{Path(one.name).stem}.png" for one in seen)
+    # One emulator throughout: the first step notebook started it, every later one found it.
+    found = shared_emulator.running(shared)
+    assert found is not None, "no shared emulator runs after the notebooks"
+    for one in seen[1:]:
+        assert any(f"on shared emulator {found.url} (pid {found.pid};" in text for text in one.outputs), one.outputs[:3]
     # Run in file order on the one emulator, the step notebooks leave nothing to change.
-    plan = subprocess.run([sys.executable, "-m", "pointapp", "plan", "--endpoint-url", emulator["AWS_ENDPOINT_URL"]],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    plan = subprocess.run([sys.executable, "-m", "pointapp", "plan"], env=shared, capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
     assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
