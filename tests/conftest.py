@@ -200,16 +200,21 @@ def stub(ctx: Context, service: str) -> Stubber:
 
 #: Tests that take a minute or more (a whole runbook, ``make run``): run first, so that with the tests
 #: spread over workers none of them is left running alone at the end.
-LONG_TESTS = ("tests/test_browser.py::", "tests/test_make.py::", "tests/test_notebooks.py::test_the_runbook",
-              "tests/test_cli.py::test_runbook",
+LONG_TESTS = ("tests/test_make.py::", "tests/test_notebooks.py::test_the_runbook", "tests/test_cli.py::test_runbook",
               "tests/test_runbook.py::test_a_failure", "tests/test_cli.py::test_plan_up_plan_down",
               "tests/test_cli.py::test_what_the_emulator_cannot_do", "tests/test_cli.py::test_embedded_emulator",
               "tests/test_cli.py::test_deploy_status", "tests/test_audit.py::", "tests/test_cloudformation.py::",
               "tests/test_isolation.py::test_prod_up", "tests/test_diagram.py::test_live")
 
 
+#: The longest test (every notebook in a browser, one to two minutes): first of all, so the first worker
+#: starts it at once and the others share out the rest meanwhile.
+FIRST_TEST = "tests/test_browser.py::"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(LONG_TESTS))  # stable: the rest keep their order
+    # stable: the rest keep their order
+    items.sort(key=lambda item: (not item.nodeid.startswith(FIRST_TEST), not item.nodeid.startswith(LONG_TESTS)))
 
 
 _SESSION_STARTED: list[float] = []
