@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,8 @@ import pytest
 from pointapp import shared_emulator
 from pointapp.runbook import NOTEBOOKS
 from pointapp.steps import STEPS
+from tests.test_cli import free_port
+from tests.test_notebooks import _secret_values
 
 ROOT = Path(__file__).resolve().parents[1]
 START_PAGE = "00_start_here.ipynb"
@@ -80,12 +81,6 @@ def _missing_tools() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait_for(url: str, process: subprocess.Popen[Any], log: Path, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -105,7 +100,7 @@ def shared(tmp_path: Path) -> Iterator[dict[str, str]]:
     notebook that needs it), its state in this test's folder and on a free port; stopped at the end."""
     env = {key: value for key, value in os.environ.items()
            if key not in (shared_emulator.MODE_VARIABLE, "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
-    env.update({shared_emulator.STATE_DIR_VARIABLE: str(tmp_path / "state"), shared_emulator.PORT_VARIABLE: str(_free_port()),
+    env.update({shared_emulator.STATE_DIR_VARIABLE: str(tmp_path / "state"), shared_emulator.PORT_VARIABLE: str(free_port()),
                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
     try:
         yield env
@@ -142,7 +137,7 @@ def lab(tmp_path: Path, shared: dict[str, str]) -> Iterator[Lab]:
     (config / "labconfig").mkdir(parents=True)
     (config / "labconfig" / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
     env = {**shared, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
                "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--notebook-dir={folder}",
                f"--LabApp.user_settings_dir={tmp_path / 'lab-settings'}", f"--LabApp.workspaces_dir={tmp_path / 'lab-workspaces'}",
@@ -246,9 +241,7 @@ class Browser:
         self.page.keyboard.press("Control+s")  # the executed copy (in the temporary folder) becomes the record
         self.page.locator("li.lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)", has_text=name).wait_for(timeout=30_000)
         self._menu("File", "Close and Shut Down Notebook")
-        dialog = self.page.locator(".jp-Dialog .jp-mod-accept")
-        if dialog.count():
-            dialog.click()
+        self.page.locator(".jp-Dialog", has_text="Shut down the notebook?").locator(".jp-mod-accept").click()
         tab.wait_for(state="detached", timeout=30_000)
         return seen
 
@@ -338,6 +331,10 @@ def test_the_notebooks_in_a_browser(lab: Lab, shared: dict[str, str], tmp_path: 
     assert found is not None, "no shared emulator runs after the notebooks"
     for one in seen[1:]:
         assert any(f"on shared emulator {found.url} (pid {found.pid};" in text for text in one.outputs), one.outputs[:3]
+    # What the page showed and the saved notebooks hold names no secret the emulator keeps.
+    record_text = "".join((lab.folder / one.name).read_text() for one in seen)
+    kept = _secret_values(found.url)
+    assert kept and not [value for value in kept if value in record_text]  # the database's password, at least
     # Run in file order on the one emulator, the step notebooks leave nothing to change.
     plan = subprocess.run([sys.executable, "-m", "pointapp", "plan"], env=shared, capture_output=True, text=True,
                           timeout=300, cwd=ROOT)
