@@ -11,6 +11,7 @@ each notebook's final state is written under the test's temporary folder, and ke
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -124,13 +125,10 @@ class Lab:
         return json.loads(body) if body else None
 
 
-@pytest.fixture
-def lab(tmp_path: Path, shared: dict[str, str]) -> Iterator[Lab]:
+@contextlib.contextmanager
+def running_lab(tmp_path: Path, shared: dict[str, str]) -> Iterator[Lab]:
     """JupyterLab (as root where the tests run as root) serving a copy of notebooks/; its kernels find the
     shared emulator by themselves."""
-    missing = _missing_tools()
-    if missing:
-        pytest.fail(missing)
     folder = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, folder, ignore=shutil.ignore_patterns("conftest.py", ".ipynb_checkpoints"))
     config = tmp_path / "jupyter-config"
@@ -301,11 +299,36 @@ def _record(shots: Path, lab: Lab, seen: list[Seen]) -> Path:
     return record
 
 
-def test_the_notebooks_in_a_browser(lab: Lab, shared: dict[str, str], tmp_path: Path) -> None:
+def test_the_notebooks_in_a_browser(shared: dict[str, str], tmp_path: Path) -> None:
+    """A person's first session: nothing configured, the notebooks opened in order in JupyterLab and run."""
+    missing = _missing_tools()
+    if missing:
+        pytest.fail(missing)
+    assert all(_applies(name) for name in STEP_NOTEBOOKS), "a step notebook's parameters cell does not set apply = True"
+    with running_lab(tmp_path, shared) as lab:
+        seen = _run_in_chromium(lab, tmp_path / "screenshots")
+    assert [p.name for p in sorted((tmp_path / "screenshots").iterdir())] == sorted(
+        f"{Path(one.name).stem}.png" for one in seen)
+    # One emulator throughout: the first notebook that needed it started it, every later one found it.
+    found = shared_emulator.running(shared)
+    assert found is not None, "no shared emulator runs after the notebooks"
+    for one in seen[1:]:
+        assert any(f"on shared emulator {found.url} (pid {found.pid};" in text for text in one.outputs), one.outputs[:3]
+    # The saved notebooks (what the page showed) hold no secret the emulator keeps.
+    shown = "".join((lab.folder / one.name).read_text() for one in seen)
+    kept = _secret_values(found.url)
+    assert kept and not [value for value in kept if value in shown]  # the database's password, at least
+    # Run in file order on the one emulator, the step notebooks leave nothing to change.
+    plan = subprocess.run([sys.executable, "-m", "pointapp", "plan"], env=shared, capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
+
+
+def _run_in_chromium(lab: Lab, shots: Path) -> list[Seen]:
+    """The start page, then each step notebook in file order, each checked as it ends; the record is kept
+    whatever happens."""
     from playwright.sync_api import sync_playwright
 
-    assert all(_applies(name) for name in STEP_NOTEBOOKS), "a step notebook's parameters cell does not set apply = True"
-    shots = tmp_path / "screenshots"
     shots.mkdir()
     seen: list[Seen] = []
     with sync_playwright() as playwright:
@@ -325,17 +348,4 @@ def test_the_notebooks_in_a_browser(lab: Lab, shared: dict[str, str], tmp_path: 
                 record = _record(shots, lab, seen)
                 print(f"browser run record: {record.relative_to(ROOT)}; "
                       + ", ".join(f"{one.name} {one.seconds:.1f} s" for one in seen))
-    assert [p.name for p in sorted(shots.iterdir())] == sorted(f"{Path(one.name).stem}.png" for one in seen)
-    # One emulator throughout: the first step notebook started it, every later one found it.
-    found = shared_emulator.running(shared)
-    assert found is not None, "no shared emulator runs after the notebooks"
-    for one in seen[1:]:
-        assert any(f"on shared emulator {found.url} (pid {found.pid};" in text for text in one.outputs), one.outputs[:3]
-    # What the page showed and the saved notebooks hold names no secret the emulator keeps.
-    record_text = "".join((lab.folder / one.name).read_text() for one in seen)
-    kept = _secret_values(found.url)
-    assert kept and not [value for value in kept if value in record_text]  # the database's password, at least
-    # Run in file order on the one emulator, the step notebooks leave nothing to change.
-    plan = subprocess.run([sys.executable, "-m", "pointapp", "plan"], env=shared, capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
-    assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
+    return seen
