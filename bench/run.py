@@ -2,7 +2,7 @@
 
 It runs the ``pointapp`` command as a user would, each command its own process, two ways:
 
-- as a user runs it: no endpoint, so the command starts the embedded emulator inside itself (its state
+- as a user runs it with `--ephemeral`: the command starts the embedded emulator inside itself (its state
   ends with the command, so these are stand-ups from nothing); the emulator sits behind a counting layer
   (a WSGI middleware that sees every request, so the API counts come from the emulator's side, not from
   pointapp's own report);
@@ -317,7 +317,8 @@ def as_user(scratch: Path, label: str, *args: str, latency: float = 0.0) -> tupl
     its wall time and the requests its emulator counted."""
     counts = scratch / "counts.json"
     seconds, code, errors = command([sys.executable, str(Path(__file__).resolve()), "--pointapp",
-                                     json.dumps({"counts": str(counts), "latency": latency}), *args], label)
+                                     json.dumps({"counts": str(counts), "latency": latency}), *args, "--ephemeral"],
+                                    label)
     if code not in (0, 2):
         raise SystemExit(f"pointapp {' '.join(args)} failed: {errors.strip()}")
     return seconds, Counter({(service, operation, mutating): n

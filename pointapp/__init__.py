@@ -3,7 +3,7 @@
 The public API, used by the CLI and the notebooks::
 
     import pointapp
-    with pointapp.connect(env="prod") as ctx:      # the embedded emulator unless told otherwise
+    with pointapp.connect(env="prod") as ctx:      # the shared emulator unless told otherwise
         planned = pointapp.plan(ctx, only="network")
         print(planned)
         pointapp.apply(ctx, planned)

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pointapp.errors import ConfirmationRequired, PointappError, SpecError
+from pointapp.errors import ConfirmationRequired, PointappError, SpecError, TargetError
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: the emulator command needs no engine
     from pointapp.plan import Plan
@@ -107,8 +107,13 @@ def build_parser() -> _Parser:
     down = _with_target(commands, "down", "delete what pointapp owns in the environment")
     down.add_argument("--yes", action="store_true", help="delete on real AWS without asking")
 
-    emulator = commands.add_parser("emulator", help="the shared emulator (--start, --status, --stop), "
-                                                    "or an emulator in the foreground")
+    emulator = commands.add_parser(
+        "emulator", help="the shared emulator (--start, --status, --stop), or an emulator in the foreground",
+        description="The shared emulator is the one every notebook and command uses when no target is given: the "
+                    "first that needs it starts it in the background, on $POINTAPP_EMULATOR_PORT (default 5000); it "
+                    "keeps its state until --stop. Its state file and log are in $POINTAPP_STATE_DIR (default "
+                    "$XDG_STATE_HOME/pointapp or ~/.local/state/pointapp). With no option: an emulator of its own "
+                    "in the foreground, until Ctrl-C.")
     action = emulator.add_mutually_exclusive_group()
     action.add_argument("--start", action="store_true",
                         help="start the shared emulator in the background (if it is not running) and return")
@@ -258,10 +263,16 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     if args.start:
         environ = dict(os.environ, **({shared_emulator.PORT_VARIABLE: str(port)} if port is not None else {}))
         found = shared_emulator.ensure(environ)
-        print(f"The shared emulator is running at {found.describe()}; every notebook and pointapp command on "
-              "this machine uses it, and it keeps its state until `pointapp emulator --stop`.")
+        moved = f" (not on port {port}: stop it first to move it)" if port not in (None, 0, found.port) else ""
+        print(f"The shared emulator is running at {found.describe()}{moved}; every notebook and pointapp command "
+              "on this machine uses it, and it keeps its state until `pointapp emulator --stop`.")
         return EXIT_OK
-    with Emulator(port=shared_emulator.configured_port() if port is None else port) as emulator:
+    port = shared_emulator.configured_port() if port is None else port
+    found = shared_emulator.running()
+    if found is not None and found.port == port:
+        raise TargetError(f"the shared emulator already runs on port {port} (pid {found.pid}): use it as it is, "
+                          "or stop it first with `pointapp emulator --stop`")
+    with Emulator(port=port) as emulator:
         print(f"Emulator running at {emulator.endpoint_url}", flush=True)
         print(f"  CLI:       pointapp up --endpoint-url {emulator.endpoint_url}")
         print(f"  notebooks: export AWS_ENDPOINT_URL={emulator.endpoint_url} before starting Jupyter,")

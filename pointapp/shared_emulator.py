@@ -136,21 +136,30 @@ def recorded(environ: Mapping[str, str] | None = None) -> SharedEmulator | None:
         return None
 
 
+def _is_live(found: SharedEmulator) -> bool:
+    """Whether the recorded process is alive and answers as that emulator (asked a few times: a busy machine
+    can make it miss one answer's timeout, and it must not then be taken for stale and started again)."""
+    return any(_alive(found.pid) and _answers_as(found.url, found.pid) for _ in range(3))
+
+
 def running(environ: Mapping[str, str] | None = None) -> SharedEmulator | None:
     """The shared emulator, when the state file names one that is alive and answers; else None."""
     found = recorded(environ)
-    if found is not None and _alive(found.pid) and _answers_as(found.url, found.pid):
-        return found
-    return None
+    return found if found is not None and _is_live(found) else None
 
 
 @contextlib.contextmanager
-def _locked(environ: Mapping[str, str] | None) -> Iterator[None]:
+def _locked(environ: Mapping[str, str] | None, say: Callable[[str], None] = print) -> Iterator[None]:
     """Hold the state directory's lock: one process at a time starts, stops or replaces the emulator."""
     directory = state_dir(environ)
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "emulator.lock", "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes, or the process ends
+    with open(directory / "emulator.lock", "a+b") as lock:  # the lock ends when the file closes, or the process
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("Waiting for another process that is starting or stopping the shared emulator "
+                "(usually 1 to 3 s) ...")
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         yield
 
 
@@ -175,8 +184,9 @@ def _port_taken(port: int) -> TargetError:
     url = f"http://{HOST}:{port}"
     # asked once, briefly: a program that holds the port without answering HTTP must not delay the error
     use = f"; to use that emulator instead, pass --endpoint-url {url}" if answers_as_moto(url, 1, 2) else ""
+    other = port + 1 if port < 65535 else DEFAULT_PORT + 1
     return TargetError(f"port {port} on {HOST} is taken by another program, not pointapp's shared emulator: "
-                       f"set {PORT_VARIABLE} to a free port (for example {PORT_VARIABLE}=5001){use}")
+                       f"set {PORT_VARIABLE} to a free port (for example {PORT_VARIABLE}={other}){use}")
 
 
 def _start(environ: Mapping[str, str] | None, say: Callable[[str], None]) -> SharedEmulator:
@@ -227,7 +237,7 @@ def ensure(environ: Mapping[str, str] | None = None, say: Callable[[str], None] 
     found = running(environ)  # the common case, without the lock
     if found is not None:
         return found
-    with _locked(environ):
+    with _locked(environ, say):
         found = running(environ)  # another process may have started it while this one waited for the lock
         if found is not None:
             return found
@@ -253,7 +263,7 @@ def stop(environ: Mapping[str, str] | None = None) -> str:
         if found is None:
             return "No shared emulator was running: nothing to stop."
         path = state_file(environ)
-        if not (_alive(found.pid) and _answers_as(found.url, found.pid)):
+        if not _is_live(found):
             path.unlink(missing_ok=True)
             return (f"No shared emulator was running: removed the stale state file of {found.url} (pid {found.pid}, "
                     "which is no longer the emulator).")

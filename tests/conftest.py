@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +22,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from pointapp import shared_emulator
 from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.spec import Spec, load_spec
 from pointapp.target import Context, Target
@@ -39,6 +43,31 @@ share_event_aliases()  # each client of each context works out the same event na
 TEST_STATE_DIR = tempfile.mkdtemp(prefix="pointapp-test-state-")
 os.environ["POINTAPP_STATE_DIR"] = TEST_STATE_DIR
 os.environ["POINTAPP_EMULATOR"] = "ephemeral"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_shared_emulator_left() -> Iterator[None]:
+    """At the end, a shared emulator that some test started in the tests' state folder by mistake is stopped,
+    and the folder removed."""
+    yield
+    shared_emulator.stop({shared_emulator.STATE_DIR_VARIABLE: TEST_STATE_DIR})
+    shutil.rmtree(TEST_STATE_DIR, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def shared_emulator_environment(folder: Path) -> Iterator[dict[str, str]]:
+    """An environment for processes (commands, kernels, JupyterLab) that selects the shared emulator, as a
+    user's does, with its state in ``folder`` and a free port of its own; at the end, the shared emulator
+    started there (if any) is stopped."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environ = {**os.environ, shared_emulator.STATE_DIR_VARIABLE: str(folder), shared_emulator.PORT_VARIABLE: str(port)}
+    environ.pop(shared_emulator.MODE_VARIABLE, None)
+    try:
+        yield environ
+    finally:
+        shared_emulator.stop(environ)
 
 
 @pytest.fixture(autouse=True)

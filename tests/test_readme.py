@@ -10,7 +10,7 @@ import pytest
 from pointapp.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_OPTIONS = ("--endpoint-url", "--aws", "--profile", "--region")
+TARGET_OPTIONS = ("--endpoint-url", "--aws", "--profile", "--region", "--ephemeral")
 
 
 def command_table() -> list[tuple[str, list[str]]]:
@@ -54,7 +54,7 @@ def test_every_command_but_the_emulator_takes_the_target_options(command: str) -
     """The sentence under the table: 'All of them but `emulator` (which is a target) take the target options'."""
     readme = " ".join(ROOT.joinpath("README.md").read_text().split())
     assert "All of them but `emulator` (which is a target) take the target options (`--endpoint-url`, `--aws`, " \
-           "`--profile`, `--region`)" in readme
+           "`--profile`, `--region`, `--ephemeral`)" in readme
     shown = help_of(command)
     for option in TARGET_OPTIONS:
         assert option in shown, f"pointapp {command} --help lacks {option}"

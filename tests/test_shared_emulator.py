@@ -20,7 +20,8 @@ import pytest
 from pointapp import cli, shared_emulator
 from pointapp.emulator import Emulator
 from pointapp.errors import TargetError
-from tests.test_cli import free_port, one_line_error, run
+from tests.conftest import shared_emulator_environment
+from tests.test_cli import one_line_error, run
 
 pytestmark = pytest.mark.usefixtures("shared")
 
@@ -29,12 +30,11 @@ pytestmark = pytest.mark.usefixtures("shared")
 def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """The shared emulator selected (as with no setting), in a state folder of this test, on a free port; the port.
     Whatever shared emulator the test started is stopped at the end."""
-    monkeypatch.delenv(shared_emulator.MODE_VARIABLE)
-    monkeypatch.setenv(shared_emulator.STATE_DIR_VARIABLE, str(tmp_path / "state"))
-    port = free_port()
-    monkeypatch.setenv(shared_emulator.PORT_VARIABLE, str(port))
-    yield port
-    shared_emulator.stop()
+    with shared_emulator_environment(tmp_path / "state") as environ:
+        monkeypatch.delenv(shared_emulator.MODE_VARIABLE)
+        for name in (shared_emulator.STATE_DIR_VARIABLE, shared_emulator.PORT_VARIABLE):
+            monkeypatch.setenv(name, environ[name])
+        yield int(environ[shared_emulator.PORT_VARIABLE])
 
 
 def state() -> dict[str, object]:
@@ -98,6 +98,9 @@ def test_status_and_stop_say_what_runs_and_exit_as_systemctl_does() -> None:
     again = run("emulator", "--start")  # running: reused, not started again
     assert again.returncode == 0 and f"(pid {pid}," in again.stdout and "Starting" not in again.stdout
     assert run("emulator", "--status").returncode == 0
+    foreground = run("emulator")  # on the shared emulator's port: said so, nothing started
+    assert foreground.returncode == 1
+    assert f"the shared emulator already runs on port {state()['port']} (pid {pid})" in one_line_error(foreground)
     stopped = run("emulator", "--stop")
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stdout.startswith(f"Stopped the shared emulator at {url} (pid {pid}, running since ")
@@ -138,7 +141,7 @@ def test_a_port_taken_by_another_program_is_one_line_naming_the_port_and_the_set
     assert result.returncode == 1
     assert one_line_error(result) == (
         f"pointapp: error: port {shared} on 127.0.0.1 is taken by another program, not pointapp's shared emulator: "
-        f"set POINTAPP_EMULATOR_PORT to a free port (for example POINTAPP_EMULATOR_PORT=5001)")
+        f"set POINTAPP_EMULATOR_PORT to a free port (for example POINTAPP_EMULATOR_PORT={shared + 1})")
     assert not shared_emulator.state_file().exists()
     with Emulator(port=shared):  # another emulator there (say a foreground `pointapp emulator`): how to use it
         result = run("emulator", "--start")
@@ -222,3 +225,32 @@ def test_two_notebooks_in_their_own_kernels_share_one_emulator_with_no_setting(s
     second = run_as_in_jupyter(NOTEBOOKS / "05_registry.ipynb")
     assert said in second and "Starting" not in second
     assert "No changes: the environment matches the spec." in second, second  # the first kernel's repository
+
+
+def test_a_failed_runbook_resumes_on_the_shared_emulator_and_replays_only_when_it_was_stopped(tmp_path: Path) -> None:
+    import boto3
+
+    from pointapp.errors import PointappError
+    from pointapp.runbook import Summary, run_runbook
+
+    def fail() -> Path:  # a repository pointapp does not own stands where the registry step makes its own
+        ecr = boto3.client("ecr", region_name="ap-northeast-1", endpoint_url=shared_emulator.ensure(say=lambda _: None).url)
+        ecr.create_repository(repositoryName="point-app-prod/api")
+        with pytest.raises(PointappError, match="05_registry.ipynb failed"):
+            run_runbook(steps="registry", output=tmp_path / "runs", say=lambda _: None)
+        return max((tmp_path / "runs").iterdir())
+
+    record = fail()
+    boto3.client("ecr", region_name="ap-northeast-1", endpoint_url=shared_emulator.ensure().url).delete_repository(
+        repositoryName="point-app-prod/api")
+    run_runbook(resume=record, say=lambda _: None)
+    summary = Summary.read(record)
+    assert (summary.status, [n.status for n in summary.notebooks], summary.notes) == ("succeeded", ["done", "done"], [])
+    time.sleep(1)  # the next record's name has the next second
+    shared_emulator.stop()
+    again = fail()
+    shared_emulator.stop()  # what the failed run built is gone with it (the repository in the way too)
+    run_runbook(resume=again, say=lambda _: None)
+    summary = Summary.read(again)
+    assert summary.status == "succeeded" and [n.status for n in summary.notebooks] == ["replayed", "done"]
+    assert summary.notes[0].startswith("resumed on a new shared emulator: the steps already done were replayed first")
