@@ -32,6 +32,7 @@ import pytest
 from pointapp import shared_emulator
 from pointapp.runbook import NOTEBOOKS
 from pointapp.steps import STEPS
+from tests.conftest import shared_emulator_environment
 from tests.test_cli import free_port
 from tests.test_notebooks import _secret_values
 
@@ -99,14 +100,8 @@ def _wait_for(url: str, process: subprocess.Popen[Any], log: Path, seconds: floa
 def shared(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The environment of a person's machine with nothing configured (the shared emulator, started by the first
     notebook that needs it), its state in this test's folder and on a free port; stopped at the end."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in (shared_emulator.MODE_VARIABLE, "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
-    env.update({shared_emulator.STATE_DIR_VARIABLE: str(tmp_path / "state"), shared_emulator.PORT_VARIABLE: str(free_port()),
-                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    try:
-        yield env
-    finally:
-        shared_emulator.stop(env)
+    with shared_emulator_environment(tmp_path / "state") as environ:
+        yield environ
 
 
 @dataclass
