@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,8 @@ VIEWPORT = {"width": 1400, "height": 1800}
 
 #: The status bar's kernel item once the notebook's kernel is attached and idle.
 KERNEL_IDLE = re.compile(r"^Python 3 \(ipykernel\) \| Idle$")
-#: Every code cell has run (a number in its prompt), none is queued ([*]), the kernel is idle.
+#: Every code cell has run (a number in its prompt) or one failed and Run All stopped there; none is queued
+#: ([*]) and the notebook's execution indicator says idle.
 ALL_RUN = """() => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
   if (!panel) return false;
@@ -112,12 +113,11 @@ class Lab:
     token: str
     folder: Path
 
-    def api(self, path: str, method: str = "GET") -> Any:
-        request = urllib.request.Request(f"{self.url}{path}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
+    def api(self, path: str) -> Any:
+        """GET a path of the server's REST API (the kernels, when a notebook is stuck)."""
+        request = urllib.request.Request(f"{self.url}{path}", headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(request, timeout=30) as answer:
-            body = answer.read()
-        return json.loads(body) if body else None
+            return json.loads(answer.read())
 
 
 @contextlib.contextmanager
@@ -163,7 +163,6 @@ class Seen:
     outputs: list[str]  # the text of each code cell's outputs, in order
     dirty_on_open: bool
     screenshot: Path
-    notes: list[str] = field(default_factory=list)
 
 
 #: Every table in the notebook's outputs, as its caption, header cells and rows of cell texts.
