@@ -221,7 +221,10 @@ class Browser:
         panel = self._panel()
         screenshot = self.shots / f"{Path(name).stem}.png"
         cells = panel.locator(".jp-CodeCell")
-        cells.last.scroll_into_view_if_needed()
+        if name == START_PAGE:  # the checklist at the top of the screenshot
+            panel.locator(".jp-OutputArea-output table").first.evaluate("table => table.scrollIntoView({block: 'start'})")
+        else:  # the plan and the last cells, "No changes" at the bottom
+            cells.last.scroll_into_view_if_needed()
         self.page.screenshot(path=str(screenshot))
         seen = Seen(
             name=name, seconds=seconds, code_cells=cells.count(),
