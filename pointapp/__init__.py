@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # what the names below are, for type checkers; at run time ea
     from pointapp.audit import audit
     from pointapp.emulator import Emulator
     from pointapp.engine import apply, discover, down, finish_destroy, inventory, plan, plan_destroy, status, up
-    from pointapp.errors import ConfirmationRequired, PointappError, SpecError, StepError, TargetError
+    from pointapp.errors import ConfirmationRequired, DependencyError, PointappError, SpecError, StepError, TargetError
+    from pointapp.facts import describe
     from pointapp.plan import Change, Outcome, Plan, Table
     from pointapp.spec import Spec, load_spec
     from pointapp.steps import STEP_NAMES, STEPS, steps_table
@@ -37,7 +38,8 @@ _HOMES = {
     "audit": ("audit",),
     "emulator": ("Emulator",),
     "engine": ("apply", "discover", "down", "finish_destroy", "inventory", "plan", "plan_destroy", "status", "up"),
-    "errors": ("ConfirmationRequired", "PointappError", "SpecError", "StepError", "TargetError"),
+    "facts": ("describe",),
+    "errors": ("ConfirmationRequired", "DependencyError", "PointappError", "SpecError", "StepError", "TargetError"),
     "plan": ("Change", "Outcome", "Plan", "Table"),
     "spec": ("Spec", "load_spec"),
     "steps": ("STEP_NAMES", "STEPS", "steps_table"),
@@ -51,6 +53,7 @@ __all__ = [
     "Change",
     "ConfirmationRequired",
     "Context",
+    "DependencyError",
     "Emulator",
     "Outcome",
     "Plan",
@@ -64,6 +67,7 @@ __all__ = [
     "apply",
     "audit",
     "connect",
+    "describe",
     "discover",
     "down",
     "finish_destroy",
@@ -111,3 +115,5 @@ for _shadow in [name for name in ("plan", "audit") if isinstance(globals().get(n
 # The step list sets the hooks lower layers ask it through (pointapp.names.built_names_from,
 # pointapp.target.discover_outputs_with), whatever a user imports first.
 importlib.import_module("pointapp.steps")
+# In a notebook, an expected error (a PointappError) shows as its one line, as the CLI prints it.
+importlib.import_module("pointapp.jupyter").show_errors_in_one_line()

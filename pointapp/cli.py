@@ -191,7 +191,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from pointapp import engine
 
     with _connect(args) as ctx:
-        planned = engine.plan(ctx, args.only)
+        planned = engine.plan(ctx, args.only, dependencies="warn")  # a plan changes nothing: shown all the same
+        if planned.unready:
+            print(f"pointapp: warning: {planned.unready}", file=sys.stderr, flush=True)
         print(planned)
         if args.estimate:
             print(engine.estimate(ctx, planned, args.parallel))

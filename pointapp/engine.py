@@ -7,12 +7,15 @@ apply of a step, it records what the step exposes now on the context (and forget
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 from pointapp import steps
 from pointapp.concurrency import READS_AT_ONCE, run_graph
-from pointapp.plan import Change, Outcome, Plan, Table, stood_on
+from pointapp.errors import DependencyError
+from pointapp.plan import Change, Link, Outcome, Plan, Table, stood_on
+from pointapp.spec import Spec
+from pointapp.steps import StepInfo
 from pointapp.target import Context
 
 
@@ -61,15 +64,82 @@ def apply_step(ctx: Context, name: str, changes: list[Change], observed: Any) ->
     return warnings
 
 
-def plan(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
-    """Discover, then plan every selected step (step-list order). Makes no change."""
+def plan(ctx: Context, only: str | Iterable[str] | None = None, *,
+         dependencies: Literal["refuse", "warn", "ignore"] = "refuse") -> Plan:
+    """Discover, then plan every selected step (step-list order). Makes no change.
+
+    With ``only``, each step the selected ones depend on (directly or through another) and that is not
+    selected must be ready: nothing pending for it but what the target cannot do (done, or nothing to build).
+    Those steps are discovered in the same pass as the selected ones, which read their outputs anyway. When
+    one is not ready, ``dependencies`` says what happens: ``"refuse"`` raises :class:`DependencyError`
+    (one line naming it and its notebook) before anything is changed; ``"warn"`` plans anyway, with that
+    line in :attr:`Plan.unready`; ``"ignore"`` does not look at them. A partly built one (only creates
+    pending) stops only selected steps that have something to create (see :func:`dependency_error`).
+    """
     chosen, skipped = steps.select(only)
-    observed = discover(ctx, [step.name for step in chosen])
+    needed = steps.needed_by(chosen) if only and dependencies != "ignore" else []
+    observed = discover(ctx, [step.name for step in steps.STEPS if step in chosen or step in needed])
     changes = [change for step in chosen for change in step.load().plan(ctx.spec, observed[step.name])]
-    result = Plan(changes, [step.name for step in chosen], observed=observed)
+    creates = any(change.action == "create" and not change.args.get("skip") for change in changes)
+    unready = dependency_error(ctx.spec, chosen, {step.name: observed[step.name] for step in needed}, creates)
+    if unready is not None and dependencies == "refuse":
+        raise unready
+    result = Plan(changes, [step.name for step in chosen], observed={step.name: observed[step.name] for step in chosen},
+                  unready=str(unready or ""))
     if skipped:
         result.notes.append("Not available in this version yet: " + ", ".join(s.name for s in skipped) + ".")
     return result
+
+
+#: What a step's status says, and whether the steps that need it may go on.
+DONE, DRIFTED, PARTLY_BUILT, NOT_BUILT, NOTHING_TO_BUILD = "done", "drifted", "partly built", "not built", "nothing to build"
+READY = (DONE, NOTHING_TO_BUILD)
+
+
+def step_state(spec: Spec, name: str, observed: Any, changes: Sequence[Change] | None = None) -> tuple[str, int, list[Change]]:
+    """A step's state on the target from its discovery: done, drifted, partly built, not built, or nothing to
+    build; with how many resources it owns and its pending changes (its plan, ``changes`` when already made,
+    without what the target cannot do)."""
+    module = steps.get(name).load()
+    owned = len(module.inventory(observed))
+    planned = module.plan(spec, observed) if changes is None else changes
+    pending = [change for change in planned if not change.args.get("skip")]
+    state = NOT_BUILT if not owned else (DRIFTED if pending else DONE)
+    if owned and pending and all(change.action == "create" for change in pending):
+        state = PARTLY_BUILT
+    if not owned and not pending:
+        state = NOTHING_TO_BUILD if not module.resource_count(spec, observed) else NOT_BUILT
+    return state, owned, pending
+
+
+#: How the one line names a dependency that is not ready, by its state ("not built" says no more).
+_NOT_READY = {NOT_BUILT: "missing", PARTLY_BUILT: "partly built", DRIFTED: "drifted"}
+
+
+def dependency_error(spec: Spec, chosen: Sequence[StepInfo], needed: Mapping[str, Any],
+                     creates: bool = True) -> DependencyError | None:
+    """The error that says which step ``chosen`` needs is not ready, from the discovery ``needed`` of the steps
+    they depend on (by name, step-list order); None when all of them are ready (nothing pending).
+
+    A step that is partly built (only creates pending: what a ``down`` kept, for instance) stops the
+    ``chosen`` ones only when they have something to create (``creates``): changing what exists on what
+    is left is how a kept database's deletion protection is lifted before the ``down`` that deletes it."""
+    waiting = [(name, state, len(pending)) for name, observed in needed.items()
+               for state, _, pending in [step_state(spec, name, observed)]
+               if pending and (creates or state != PARTLY_BUILT)]
+    if not waiting:
+        return None
+    (first, state, count), rest = waiting[0], waiting[1:]
+    user = next(step.name for step in chosen if first in {s.name for s in steps.needed_by([step])})
+    notebook = steps.get(first).notebook
+    changes = f"{count} change{'' if count == 1 else 's'} pending"
+    how = {NOT_BUILT: "", PARTLY_BUILT: f", which is partly built ({changes})"}.get(state, f", which has {changes}")
+    message = f"the {user} {'need' if user.endswith('s') else 'needs'} the {first}{how}: run {notebook} first"
+    groups = [f"{word}: {', '.join(name for name, state, _ in rest if state == kind)}"
+              for kind, word in _NOT_READY.items() if any(state == kind for _, state, _ in rest)]
+    if groups:
+        message += f" (also {'; '.join(groups)})"
+    return DependencyError(user, [name for name, _, _ in waiting], notebook, message)
 
 
 def plan_destroy(ctx: Context, only: str | Iterable[str] | None = None) -> Plan:
@@ -152,6 +222,7 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
     import concurrent.futures
     import time
 
+    from pointapp import typical
     from pointapp.schedule import graph_of, pick, remaining_path, run_apart, split, step_seconds
 
     busy = [steps.get(name) for name in planned.steps if planned.for_step(name)]
@@ -178,7 +249,8 @@ def apply_concurrently(ctx: Context, planned: Plan, parallel: int) -> list[str]:
             started = time.monotonic()
             ctx.say(f"started ({len(changes)} changes)")
             result = apply_step(ctx, step, changes, planned.observed[step])
-            ctx.say(f"done after {time.monotonic() - started:.0f}s")
+            usually = step_seconds(ctx.spec, name, len(changes), without_early=name in apart)
+            ctx.say(typical.finished("done", time.monotonic() - started, usually, ctx.target.is_real_aws))
             return result
 
     waiting_told: set[str] = set()
@@ -253,22 +325,32 @@ def estimate(ctx: Context, planned: Plan | None = None, parallel: int = 4) -> An
     return schedule_estimate(ctx.spec, work, parallel)
 
 
+def step_states(ctx: Context, planned: Plan) -> dict[str, tuple[str, int, int]]:
+    """Each step of ``planned`` (a whole plan, :func:`plan`): its status (:func:`step_state`), how many
+    resources it owns, and how many changes its plan has (what the target cannot do not counted)."""
+    states = {}
+    for name in planned.steps:
+        state, owned, pending = step_state(ctx.spec, name, planned.observed[name], planned.for_step(name))
+        states[name] = (state, owned, len(pending))
+    return states
+
+
 def status(ctx: Context) -> Table:
-    """Each step's state on the target: done, drifted, or not built; with a link to its notebook."""
+    """The checklist: each step in step-list order with its state on the target (done, drifted, partly
+    built, not built, or nothing to build), the steps it needs that are not done yet, and a link to its
+    notebook (relative to the notebooks' folder)."""
     planned = plan(ctx)
+    states = step_states(ctx, planned)
     rows = []
     for step in steps.STEPS:
-        module = step.load()
-        owned = len(module.inventory(planned.observed[step.name]))
-        changes = [c for c in planned.for_step(step.name) if not c.args.get("skip")]
-        state = "not built" if not owned else ("drifted" if changes else "done")
-        if owned and changes and all(c.action == "create" for c in changes):
-            state = "partly built"
-        if not owned and not changes:
-            state = "nothing to build" if not module.resource_count(ctx.spec, planned.observed[step.name]) else "not built"
-        rows.append((step.name, state, f"{owned} owned, {len(changes)} to change",
-                     f"[{step.notebook}]({step.notebook})"))
-    return Table(["step", "status", "resources", "notebook"], rows, title=f"{ctx.spec.owner} on {ctx.target.describe()}")
+        if step.name not in states:
+            continue
+        state, owned, changes = states[step.name]
+        waits = [need for need in step.depends_on if states.get(need, (NOT_BUILT,))[0] not in READY]
+        rows.append((step.name, state, ", ".join(waits), f"{owned} owned, {changes} to change",
+                     Link(step.notebook, step.notebook), step.title))
+    return Table(["step", "status", "waits for", "resources", "notebook", "what it builds"], rows,
+                 title=f"{ctx.spec.owner} on {ctx.target.describe()}")
 
 
 def inventory(ctx: Context, step: str = "network") -> Table:

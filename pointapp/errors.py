@@ -36,5 +36,16 @@ class StepError(PointappError):
         super().__init__(f"step {step}: {resource}: {message}{detail}")
 
 
+class DependencyError(PointappError):
+    """A selected step needs another that is not ready (not built, partly built or drifted) and is not
+    selected with it: nothing was changed. Carries the step, the steps it waits for, and the notebook to run."""
+
+    def __init__(self, step: str, missing: list[str], notebook: str, message: str) -> None:
+        self.step = step
+        self.missing = missing
+        self.notebook = notebook
+        super().__init__(message)
+
+
 class ConfirmationRequired(TargetError):
     """A change to real AWS was not confirmed."""

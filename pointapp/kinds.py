@@ -12,6 +12,7 @@ import botocore.exceptions
 
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
+from pointapp.diffs import changed
 from pointapp.resources import Arn, Desired, Found, Kind, Request, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, from_aws_tags, is_owned
@@ -123,7 +124,7 @@ class Role(Kind):
         raw = found.raw
         current = {"trust": raw["AssumeRolePolicyDocument"], "managed": raw["Managed"], "inline": raw["Inline"]}
         wanted = {"trust": props["trust"], "managed": sorted(props.get("managed", [])), "inline": props.get("inline", {})}
-        return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
+        return changed(current, wanted)
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         managed = sorted(props.get("managed", []), key=str)  # ARNs, or a template's expressions of them
@@ -210,9 +211,7 @@ class LogGroup(Kind):
                           lambda g: next(tags for group, tags in groups if group is g))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
-        if found.raw.get("retentionInDays") != props["retention_days"]:
-            return {"retention_days": props["retention_days"]}
-        return {}
+        return changed({"retention_days": found.raw.get("retentionInDays")}, {"retention_days": props["retention_days"]})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_log_group": dict(logGroupName=desired.name, tags=dict(tags)),
@@ -255,7 +254,7 @@ class SubnetGroup(Kind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         current = sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", []))
-        return {} if current == sorted(props["subnets"]) else {"subnets": sorted(props["subnets"])}
+        return changed({"subnets": current}, {"subnets": sorted(props["subnets"])})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {f"create_{self.call}": {f"{self.noun}Name": desired.name, f"{self.noun}Description": desired.detail,

@@ -1,7 +1,7 @@
 """The layers of pointapp, lowest first. A module imports modules of its own layer and of lower ones only
 (tests/test_layers.py reads every module's imports and fails on one that reaches up).
 
-1. spec: ``errors``, ``plan``, ``sessions``, ``spec``, ``names``, ``typical``, ``layers`` - the validated spec, plans
+1. spec: ``errors``, ``plan``, ``diffs``, ``sessions``, ``spec``, ``names``, ``typical``, ``layers`` - the validated spec, plans
    and changes as plain data, AWS's name rules and the names several steps share, how long things
    usually take on AWS.
 2. run: ``concurrency``, ``emulator``, ``shared_emulator``, ``clients``, ``run``, ``context``, ``target``,
@@ -13,21 +13,21 @@
 4. steps: ``steps`` (the step list) and each step module. A step does not import another step: it reads
    the other's outputs (``ctx.outputs(step)``), and what they share lives in a lower layer.
 5. engine: ``engine``, ``schedule`` - plan, apply and destroy over the step list; the only writer of outputs.
-6. tools: ``audit``, ``diagram``, ``cloudformation``, ``release`` - what is built on the engine and the steps.
-7. front: ``runbook``, ``cli``, the package itself (``pointapp``, ``__main__``) - what people call.
+6. tools: ``audit``, ``diagram``, ``cloudformation``, ``release``, ``facts`` - what is built on the engine and the steps.
+7. front: ``runbook``, ``cli``, ``jupyter``, the package itself (``pointapp``, ``__main__``) - what people call.
 """
 
 from __future__ import annotations
 
 #: The layers, lowest first, and the modules of each (``steps`` stands for the package and every step module).
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("spec", frozenset({"errors", "plan", "sessions", "spec", "names", "typical", "layers"})),
+    ("spec", frozenset({"errors", "plan", "diffs", "sessions", "spec", "names", "typical", "layers"})),
     ("run", frozenset({"concurrency", "emulator", "shared_emulator", "clients", "run", "context", "target", "outputs"})),
     ("core", frozenset({"tags", "resources", "kinds", "taskdef", "artifacts"})),
     ("steps", frozenset({"steps"})),
     ("engine", frozenset({"engine", "schedule"})),
-    ("tools", frozenset({"audit", "diagram", "cloudformation", "release"})),
-    ("front", frozenset({"runbook", "cli", "", "__main__"})),
+    ("tools", frozenset({"audit", "diagram", "cloudformation", "release", "facts"})),
+    ("front", frozenset({"runbook", "cli", "jupyter", "", "__main__"})),
 )
 
 

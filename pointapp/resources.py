@@ -21,11 +21,13 @@ import botocore.exceptions
 
 from pointapp.concurrency import CHANGES_AT_ONCE, READS_AT_ONCE, run_graph
 from pointapp.context import StepContext
+from pointapp.diffs import Differences
+from pointapp.diffs import describe as describe_differences
 from pointapp.errors import StepError
 from pointapp.plan import Change, Kept, Table, keep
 from pointapp.spec import Spec
 from pointapp.tags import KEY, foreign_owner, is_owned, missing_tags, ownership_tags
-from pointapp.typical import Typical
+from pointapp.typical import Typical, finished
 
 
 @dataclass
@@ -285,9 +287,10 @@ class Kind:
         return {}
 
     def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
-        """The plan's detail of an update that makes ``differences`` (tags aside): each as ``name -> value``,
-        unless the kind says it in its own words. Pure."""
-        return ", ".join(f"{k} -> {_short(v)}" for k, v in differences.items())
+        """The plan's detail of an update that makes ``differences`` (tags aside): each field that differs, with
+        its value now where the kind read it (:func:`pointapp.diffs.changed`), unless the kind says it in its own
+        words. Pure."""
+        return describe_differences(differences)
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         """Why the resource must be replaced (a setting that cannot change in place), or None."""
@@ -331,6 +334,11 @@ class Kind:
 
     def describe(self, found: Found) -> str:
         return ""
+
+    def describe_among(self, found: Found, step_found: Iterable[Found]) -> str:
+        """The inventory's detail of ``found``, which may read what else the step found (``step_found``): a
+        cluster counts the services found in it. Pure."""
+        return self.describe(found)
 
     def outputs(self, found: Found) -> dict[str, Any]:
         """Values other steps need besides the id (an endpoint, a secret's ARN), by name."""
@@ -547,7 +555,8 @@ class ResourceStep:
             differences = kind.differences(desired, props, found)
             absent = missing_tags(found.tags, tags) if kind.tagged else {}
             if absent:
-                differences = {**differences, "tags": absent}
+                was = {**getattr(differences, "was", {}), "tags": {key: found.tags.get(key) for key in absent}}
+                differences = Differences({**differences, "tags": absent}, was)
             if differences:
                 changes += self._update_changes(kind, desired, differences, tags, state, found)
         order = list(self.kinds)
@@ -562,15 +571,17 @@ class ResourceStep:
         """The update, marked skipped when it needs a call the target lacks; its tags, which a call of
         their own sets, are then a change apart that the target can make."""
         gap = state.gaps.get(kind.needs("update", differences) or ("", ""))
+        was: Mapping[str, Any] = getattr(differences, "was", {})
         parts = [dict(differences)]
         if gap and "tags" in differences:
             parts = [{"tags": differences["tags"]}, {k: v for k, v in differences.items() if k != "tags"}]
         changes = []
         for part in parts:
             skip = gap if kind.needs("update", part) else None
-            settings = {k: v for k, v in part.items() if k != "tags"}
+            settings = Differences({k: v for k, v in part.items() if k != "tags"}, was)
             said = [kind.explain(desired, found, settings)] if settings else []
-            said += [f"tags -> {_short(part['tags'])}"] if "tags" in part else []  # the core adds them last
+            if "tags" in part:  # the core adds them last
+                said.append(describe_differences({"tags": part["tags"]}, {"tags": was.get("tags", {})}))
             detail = ", ".join(said) + (f" (skipped: {skip})" if skip else "")
             changes.append(Change(self.name, "update", kind.name, desired.parent or desired.key, desired.name, detail,
                                   "update", {"desired": desired, "differences": part, "tags": tags, "skip": skip,
@@ -655,8 +666,9 @@ class ResourceStep:
         return values
 
     def inventory(self, state: StepState) -> Table:
-        rows = [(f.kind, f.name, f.id, self.kinds[f.kind].describe(f))
-                for f in list(state.found.values()) + state.strays if not f.parent]
+        everything = list(state.found.values()) + state.strays
+        rows = [(f.kind, f.name, f.id, self.kinds[f.kind].describe_among(f, everything))
+                for f in everything if not f.parent]
         return Table(["resource", "name", "id", "detail"], rows, title=f"{self.name}: {len(rows)} resources")
 
 
@@ -762,14 +774,13 @@ class _Apply:
             with self.lock:
                 self.waiting.append(change)
             return warnings
-        ctx.say(f"  {change.line()}")
         kind = self.step.kinds[change.kind]
         skip = change.args.get("skip")
         if skip:
             ctx.skipped.append(change)
+            ctx.say(f"  {change.outcome_line('skipped')}: {skip}")
             if change.action != "create":  # a create the target lacks the service for is told in the plan
                 warnings.append(f"{change.kind} {change.name}: {skip}")
-                ctx.say(f"    skipped: {skip}")
             return warnings
         if change.args.get("taken"):
             raise StepError(name, f"{change.kind} {change.name}",
@@ -789,6 +800,7 @@ class _Apply:
                 kind.clear(ctx, change.args["found"])
             if change not in ctx.skipped:
                 ctx.done.append(change)
+                ctx.say(f"  {change.outcome_line()}")  # one line per change, once done: not the plan again
         except Unresolved as missing:
             if missing.ref.step == "runtime":
                 need = f"needs {missing.ref.key}, known once the steps {name} depends on are up"
@@ -814,7 +826,7 @@ class _Apply:
         if not note:
             return []
         self.ctx.skipped.append(change)
-        self.ctx.say(f"    skipped: {note}")
+        self.ctx.say(f"  {change.outcome_line('skipped')}: {note}")
         return [f"{change.kind} {change.name}: {note}"]
 
     def _update(self, kind: Kind, change: Change, resolver: Resolver) -> None:
@@ -828,11 +840,6 @@ class _Apply:
         settings = {key: value for key, value in differences.items() if key != "tags"}
         if settings:
             kind.update(self.ctx, desired, props, found, settings)
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def client_error_code(error: botocore.exceptions.ClientError) -> str:
@@ -904,7 +911,7 @@ def wait_for(ctx: StepContext, client: Any, waiter: str, what: str, typical: Typ
         raise StepError(ctx.work_of_step or "wait", what, f"gave up after {time.monotonic() - started:.0f}s: {reason}") from None
     finally:
         client.meta.events.unregister(event, keep)
-    ctx.say(f"    {what}: done after {time.monotonic() - started:.0f}s")
+    ctx.say(f"    {finished(f'{what}: done', time.monotonic() - started, typical, ctx.target.is_real_aws)}")
     return last.get("answer", {})
 
 

@@ -300,8 +300,11 @@ def run_runbook(*, env: str = "prod", config: str | None = None, region: str | N
                 summary.status = "failed"
                 summary.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 summary.write(record)
+                # A step whose dependencies are not built fails again on resume unless they are in the run.
+                advice = ("run the runbook with the steps it needs (in --steps, or --from an earlier step)"
+                          if error.ename == "DependencyError" else f"fix it and run `pointapp runbook --resume {record}`")
                 raise PointappError(f"{run.notebook} failed in cell {error.exec_count}: {error.ename}: {evalue}; "
-                                    f"fix it and run `pointapp runbook --resume {record}`") from None
+                                    f"{advice}") from None
             finally:
                 kernels.release(kernel)
             run.status = "replayed" if (run.status == "done" and replay) else "done"

@@ -205,7 +205,7 @@ def test_delivery_converges_while_new_roles_are_refused_for_a_while(ctx: Context
 
     for service in ("codedeploy", "codepipeline"):
         ctx.client(service).meta.events.register(f"before-call.{service}.*", refuse)
-    steps = "network,endpoints,registry,service,delivery"
+    steps = "network,endpoints,registry,database,cache,mail,service,delivery"
     pointapp.up(ctx, only=steps)
     assert refusals == {"CreateDeploymentGroup": 0, "CreatePipeline": 0}
     assert fake.sleeps == [EMULATOR_POLL_SECONDS] * 4  # the emulator is polled quickly

@@ -75,7 +75,7 @@ def _order(lines: list[str]) -> dict[str, tuple[int, int]]:
     """Where each step started and finished in the progress lines."""
     found: dict[str, list[int]] = {}
     for i, line in enumerate(lines):
-        if line.startswith("[") and (line.endswith("changes)") or " done after " in line):
+        if line.startswith("[") and (line.endswith("changes)") or " done after " in line or " done at once " in line):
             found.setdefault(line[1:line.index("]")], []).append(i)
     return {step: (marks[0], marks[-1]) for step, marks in found.items()}
 
@@ -169,10 +169,10 @@ def test_an_up_starts_the_database_before_the_nat_gateway_is_available(mocked: N
     ctx = make_context()
     pointapp.up(ctx, parallel=4)
     lines: list[str] = ctx.lines  # type: ignore[attr-defined]
-    nat_route = next(i for i, line in enumerate(lines) if line.startswith("[network] + route") and "nat" in line)
+    nat_route = next(i for i, line in enumerate(lines) if line.startswith("[network] created route") and "nat" in line)
     assert lines.index("[database] started (2 changes)") < nat_route
     needs = lines.index("[service] needs network: NAT gateways and their routes first")
-    assert needs < nat_route < next(i for i, line in enumerate(lines) if line.startswith("[service] done after"))
+    assert needs < nat_route < next(i for i, line in enumerate(lines) if line.startswith("[service] done "))
     assert pointapp.plan(make_context()).empty
 
 
@@ -203,7 +203,7 @@ def test_a_nat_gateway_left_pending_is_waited_for_before_its_route(mocked: None)
     pointapp.apply(ctx, planned)
     lines = [line.strip() for line in ctx.lines[before:]]  # type: ignore[attr-defined]
     waited = next(i for i, line in enumerate(lines) if line.startswith(f"waiting for NAT gateway {nat.name}"))
-    routed = next(i for i, line in enumerate(lines) if line.startswith("+ route") and nat.name in line)
+    routed = next(i for i, line in enumerate(lines) if line.startswith("created route") and nat.name in line)
     assert waited < routed
     assert pointapp.plan(ctx, only="network").empty
 
@@ -217,9 +217,9 @@ def test_the_load_balancer_provisions_while_the_database_does(mocked: None) -> N
         return next(i for i, line in enumerate(lines) if line.startswith(prefix))
 
     early = first("[service: load balancer] started (5 changes)")
-    assert first("[network] done after") < early < first("[database] done after")
-    assert early < first("[service: load balancer] + load-balancer") < first("[service] started (6 changes)")
-    assert all(not line.startswith("[service] + load-balancer") for line in lines)
+    assert first("[network] done ") < early < first("[database] done ")
+    assert early < first("[service: load balancer] created load-balancer") < first("[service] started (6 changes)")
+    assert all(not line.startswith("[service] created load-balancer") for line in lines)
     assert pointapp.plan(make_context()).empty
 
 

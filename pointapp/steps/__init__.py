@@ -117,6 +117,20 @@ def select(only: str | Iterable[str] | None) -> tuple[list[StepInfo], list[StepI
     return [s for s in STEPS if s.available], [s for s in STEPS if not s.available]
 
 
+def needed_by(chosen: Iterable[StepInfo]) -> list[StepInfo]:
+    """The steps the ``chosen`` ones depend on, directly or through another, that are not among them
+    (step-list order)."""
+    chosen = list(chosen)
+    needed: set[str] = set()
+    waiting = [name for step in chosen for name in step.depends_on]
+    while waiting:
+        name = waiting.pop()
+        if name not in needed:
+            needed.add(name)
+            waiting += get(name).depends_on
+    return [step for step in STEPS if step.name in needed and step not in chosen]
+
+
 def built_names(spec: Spec) -> Iterator[tuple[str, str]]:
     """Every (kind, name) pointapp would create for ``spec``: the resources of each step, and the network's
     flow logs and security groups (what the spec's name check, :func:`pointapp.names.check_names`, checks)."""

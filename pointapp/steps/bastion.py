@@ -14,6 +14,7 @@ from typing import Any
 
 from pointapp import resources
 from pointapp.context import StepContext
+from pointapp.diffs import Differences, changed
 from pointapp.errors import PointappError
 from pointapp.kinds import Role, role_path, trust_policy
 from pointapp.outputs import BASTION_INSTANCE, CACHE_ADDRESS, CACHE_PORT, DATABASE_ADDRESS, DATABASE_PORT
@@ -44,7 +45,7 @@ class InstanceProfile(Kind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         roles = [r["RoleName"] for r in found.raw.get("Roles", [])]
-        return {} if roles == [props["role"]] else {"role": props["role"]}
+        return changed({"role": roles[0] if len(roles) == 1 else roles}, {"role": props["role"]})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_instance_profile": dict(InstanceProfileName=desired.name, Path=role_path(spec), Tags=aws_tags(tags)),
@@ -108,15 +109,16 @@ class Instance(Kind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         raw = found.raw
-        changes: dict[str, Any] = {}
-        if raw.get("MetadataOptions", {}).get("HttpTokens") != "required":
-            changes["imdsv2"] = "required"
+        changes = Differences()
+        tokens = raw.get("MetadataOptions", {}).get("HttpTokens")
+        if tokens != "required":
+            changes.add("imdsv2", tokens, "required")
         groups = sorted(g["GroupId"] for g in raw.get("SecurityGroups", []))
         if groups != sorted(props["groups"]):
-            changes["groups"] = sorted(props["groups"])
+            changes.add("groups", groups, sorted(props["groups"]))
         profile = raw.get("IamInstanceProfile", {}).get("Arn", "")
         if not profile.endswith(f"/{props['profile']}"):
-            changes["profile"] = props["profile"]
+            changes.add("profile", profile.rsplit("/", 1)[-1], props["profile"])
         return changes
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
+from pointapp.diffs import Differences
 from pointapp.kinds import SubnetGroup, tags_of
 from pointapp.outputs import CACHE_ADDRESS, CACHE_GROUP, CACHE_PORT
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
@@ -72,15 +73,15 @@ class ReplicationGroup(Kind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         raw = found.raw
-        changes: dict[str, Any] = {}
+        changes = Differences()
         if raw.get("CacheNodeType") != props["node_type"]:
-            changes["node_type"] = props["node_type"]
+            changes.add("node_type", raw.get("CacheNodeType"), props["node_type"])
         failover = raw.get("AutomaticFailover") in ("enabled", "enabling")
         if failover != props["automatic_failover"]:
-            changes["automatic_failover"] = props["automatic_failover"]
+            changes.add("automatic_failover", failover, props["automatic_failover"])
         nodes = len(raw.get("MemberClusters", []))
         if nodes and not raw.get("ReplicaCountUnknown") and nodes != props["replicas"] + 1:
-            changes["replicas"] = props["replicas"]
+            changes.add("replicas", nodes - 1, props["replicas"])
         return changes
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pointapp.context import StepContext
+from pointapp.diffs import changed
 from pointapp.kinds import SubnetGroup, tags_of
 from pointapp.outputs import DATABASE_ADDRESS, DATABASE_INSTANCE, DATABASE_PORT, DATABASE_SECRET
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
@@ -101,7 +102,7 @@ class DbInstance(Kind):
         current = _instance_settings(found.raw)
         wanted = {key: props[key] for key in current}
         wanted["groups"] = sorted(props["groups"])
-        changes = {key: wanted[key] for key in current if current[key] != wanted[key]}
+        changes = changed(current, wanted)
         if changes.get("allocated_storage", 1 << 30) < (current["allocated_storage"] or 0):
             del changes["allocated_storage"]  # storage only grows; a smaller figure is not a change to make
         return changes

@@ -23,6 +23,7 @@ from pointapp import resources
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
+from pointapp.diffs import Differences
 from pointapp.kinds import Role, document, pointapp_role, policy, role_arn, role_path, tags_of, trust_policy
 from pointapp.names import MOVING_TAG, repository_name
 from pointapp.outputs import PRODUCTION_LISTENER, TEST_LISTENER
@@ -85,13 +86,13 @@ class Bucket(Kind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         raw = found.raw
-        changes: dict[str, Any] = {}
+        changes = Differences()
         if raw.get("Versioning") != "Enabled":
-            changes["versioning"] = "Enabled"
+            changes.add("versioning", raw.get("Versioning"), "Enabled")
         if not raw.get("Encryption"):
-            changes["encryption"] = "AES256"
+            changes.add("encryption", None, "AES256")
         if raw.get("PublicAccessBlock") != PRIVATE:
-            changes["public_access_block"] = "all blocked"
+            changes.add("public_access_block", "not all blocked", "all blocked")
         return changes
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
@@ -352,7 +353,8 @@ class DeploymentGroup(Kind):
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         wanted = deployment_group_request(props)
         current = {k: found.raw.get(k) for k in _GROUP_FIELDS}
-        return {k: wanted[k] for k in _GROUP_FIELDS if _normal(current[k]) != _normal(wanted[k])}
+        keys = [k for k in _GROUP_FIELDS if _normal(current[k]) != _normal(wanted[k])]
+        return Differences({k: wanted[k] for k in keys}, {k: current[k] for k in keys})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_deployment_group": dict(applicationName=props["application"], deploymentGroupName=desired.name,

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
+from pointapp.diffs import changed
 from pointapp.names import route_table_keys
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep
 from pointapp.spec import Spec
@@ -53,7 +54,7 @@ class VpcEndpoint(Kind):
                   "route_tables": sorted(props.get("route_tables", [])), "private_dns": props["type"] == "Interface"}
         if props["type"] != "Interface":  # private DNS is a property of interface endpoints only
             del current["private_dns"], wanted["private_dns"]
-        return {key: value for key, value in wanted.items() if current[key] != value}
+        return changed(current, wanted)
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         """``props["region"]`` is the target's region, which names the service."""

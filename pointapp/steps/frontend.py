@@ -23,6 +23,7 @@ from typing import Any
 import botocore.exceptions
 
 from pointapp.context import StepContext
+from pointapp.diffs import Differences, changed
 from pointapp.errors import PointappError
 from pointapp.outputs import LOAD_BALANCER_DNS
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, client_error_code, ignore_codes
@@ -127,16 +128,16 @@ class App(AmplifyKind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         raw = found.raw
-        changes: dict[str, Any] = {}
+        changes = Differences()
         if raw.get("buildSpec") != props["build_spec"]:
             changes["build_spec"] = "amplify.yml"
         if raw.get("environmentVariables", {}) != props["environment"]:
-            changes["environment"] = props["environment"]
+            changes.add("environment", raw.get("environmentVariables", {}), props["environment"])
         current = [{k: rule.get(k) for k in ("source", "target", "status")} for rule in raw.get("customRules") or []]
         if current != custom_rules(props["api_origin"]):
             changes["rewrites"] = f"/api/<*> -> {props['api_origin']}/api/<*>, then the single-page app"
         if raw.get("repository") != props["repository"]:
-            changes["repository"] = props["repository"]
+            changes.add("repository", raw.get("repository"), props["repository"])
         return changes
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
@@ -213,7 +214,7 @@ class Branch(AmplifyKind):
         current = {"stage": raw.get("stage"), "previews": bool(raw.get("enablePullRequestPreview")),
                    "basic_auth": bool(raw.get("enableBasicAuth"))}
         wanted = {"stage": props["stage"], "previews": props["previews"], "basic_auth": bool(props.get("basic_auth"))}
-        return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
+        return changed(current, wanted)
 
     @staticmethod
     def _settings(props: Mapping[str, Any]) -> dict[str, Any]:

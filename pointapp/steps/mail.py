@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
+from pointapp.diffs import changed
 from pointapp.names import configuration_set_name
 from pointapp.outputs import MAIL_DKIM_TOKENS, MAIL_IDENTITY
 from pointapp.plan import Table
@@ -51,7 +52,7 @@ class ConfigurationSet(Kind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         policy = found.raw.get("DeliveryOptions", {}).get("TlsPolicy")
-        return {} if policy == props["tls"] else {"tls": props["tls"]}
+        return changed({"tls": policy}, {"tls": props["tls"]})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_configuration_set": dict(
@@ -91,7 +92,7 @@ class EmailIdentity(Kind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         current = found.raw.get("ConfigurationSetName")
-        return {} if current == props["configuration_set"] else {"configuration_set": props["configuration_set"]}
+        return changed({"configuration_set": current}, {"configuration_set": props["configuration_set"]})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_email_identity": dict(EmailIdentity=desired.name, ConfigurationSetName=props["configuration_set"],

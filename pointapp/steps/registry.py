@@ -15,6 +15,7 @@ import botocore.exceptions
 
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
+from pointapp.diffs import changed
 from pointapp.kinds import tags_of
 from pointapp.names import MOVING_TAG, repository_name
 from pointapp.resources import Desired, Found, Kind, Request, ResourceStep, client_error_code
@@ -72,7 +73,7 @@ class Repository(Kind):
             "tag_mutability": raw.get("imageTagMutability"),
             "lifecycle_policy": raw.get("lifecyclePolicy"),
         }
-        return {key: props[key] for key in current if current[key] != props[key]}
+        return changed(current, {key: props[key] for key in current})
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         return None  # a repository is never replaced: that would delete its images

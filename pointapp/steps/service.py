@@ -12,11 +12,12 @@ accepted, so ``up`` never fights a release.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
+from pointapp.diffs import Differences, changed
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
 from pointapp.names import DEFERRED_NAT, repository_name, sending_configuration_sets
@@ -49,8 +50,9 @@ class Cluster(Kind):
         return self.owned(spec, step, active, lambda c: c["clusterArn"], _ecs_tags)
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
-        settings = {s["name"]: s["value"] for s in found.raw.get("settings", [])}
-        return {} if settings.get("containerInsights") in ("enabled", "enhanced") else {"container_insights": "enabled"}
+        insights = {s["name"]: s["value"] for s in found.raw.get("settings", [])}.get("containerInsights")
+        return Differences() if insights in ("enabled", "enhanced") else changed({"container_insights": insights or "disabled"},
+                                                                                 {"container_insights": "enabled"})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_cluster": dict(
@@ -73,8 +75,12 @@ class Cluster(Kind):
         ignore_codes(ctx.client("ecs").delete_cluster, ["ClusterNotFoundException"], cluster=found.id)
         return None
 
-    def describe(self, found: Found) -> str:
-        return f"{found.raw.get('status')}, {found.raw.get('activeServicesCount', 0)} service(s)"
+    def describe_among(self, found: Found, step_found: Iterable[Found]) -> str:
+        # The services this step found in the cluster, not DescribeClusters' activeServicesCount: an emulator
+        # may leave that at 0 beside a running service, and the row then agrees with the service's own row.
+        services = [f.name for f in step_found if f.kind == EcsService.name and f.raw.get("clusterArn") == found.id]
+        return f"{found.raw.get('status')}, {len(services)} service{'' if len(services) == 1 else 's'}" + (
+            f" ({', '.join(services)})" if services else "")
 
 
 def _empty(value: Any) -> bool:
@@ -176,7 +182,7 @@ class TaskDefinition(Kind):
                    "container": compared_container((raw.get("containerDefinitions") or [{}])[0], wanted_container)}
         wanted = {"cpu": str(props["cpu"]), "memory": str(props["memory"]), "execution_role": props["execution_role"],
                   "task_role": props["task_role"], "container": compared_container(wanted_container, wanted_container)}
-        return {key: wanted[key] for key in wanted if current[key] != wanted[key]}
+        return changed(current, wanted)
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"register_task_definition": revision_request(desired.name, props, tags, image=None)}
@@ -286,9 +292,7 @@ class TargetGroup(_LoadBalancingKind):
         return None
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
-        if found.raw.get("HealthCheckPath") != props["health_check_path"]:
-            return {"health_check_path": props["health_check_path"]}
-        return {}
+        return changed({"health_check_path": found.raw.get("HealthCheckPath")}, {"health_check_path": props["health_check_path"]})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_target_group": dict(
@@ -336,12 +340,9 @@ class LoadBalancer(_LoadBalancingKind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         raw = found.raw
-        changes: dict[str, Any] = {}
-        if sorted(z["SubnetId"] for z in raw.get("AvailabilityZones", [])) != sorted(props["subnets"]):
-            changes["subnets"] = sorted(props["subnets"])
-        if sorted(raw.get("SecurityGroups", [])) != sorted(props["groups"]):
-            changes["groups"] = sorted(props["groups"])
-        return changes
+        return changed({"subnets": sorted(z["SubnetId"] for z in raw.get("AvailabilityZones", [])),
+                        "groups": sorted(raw.get("SecurityGroups", []))},
+                       {"subnets": sorted(props["subnets"]), "groups": sorted(props["groups"])})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_load_balancer": dict(
@@ -404,17 +405,18 @@ class Listener(_LoadBalancingKind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         raw = found.raw
-        changes: dict[str, Any] = {}
+        changes = Differences()
         if raw.get("Protocol") != props["protocol"]:
-            changes["protocol"] = props["protocol"]
+            changes.add("protocol", raw.get("Protocol"), props["protocol"])
         certificates = [c["CertificateArn"] for c in raw.get("Certificates", [])]
         if props.get("certificate") and certificates != [props["certificate"]]:
-            changes["certificate"] = props["certificate"]
+            changes.add("certificate", certificates, props["certificate"])
         action = (raw.get("DefaultActions") or [{}])[0]
         if action.get("Type") != props["action"]:
-            changes["action"] = props["action"]
+            changes.add("action", action.get("Type"), props["action"])
         elif props["action"] == "forward" and not (forwarded_groups(action) or {""}) <= set(props["target_groups"]):
-            changes["action"] = "forward"  # blue, green, or weighted over both (mid-release) are all in sync
+            # blue, green, or weighted over both (mid-release) are all in sync
+            changes.add("action", "forward to another target group", "forward")
         return changes
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
@@ -483,9 +485,7 @@ class EcsService(Kind):
         return None if controller == "CODE_DEPLOY" else f"deployment controller {controller}"
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
-        if found.raw.get("desiredCount") != props["desired_count"]:
-            return {"desired_count": props["desired_count"]}
-        return {}
+        return changed({"desired_count": found.raw.get("desiredCount")}, {"desired_count": props["desired_count"]})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_service": dict(

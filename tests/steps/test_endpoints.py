@@ -75,8 +75,8 @@ def test_drifted_endpoint_is_repaired(ctx: Context) -> None:
 def test_endpoints_without_the_network_is_a_clear_error(ctx: Context) -> None:
     import pytest
 
-    from pointapp.errors import StepError
+    from pointapp.errors import DependencyError
 
-    with pytest.raises(StepError, match=r"needs vpc of step network, which does not exist: run `pointapp up --only network` first"):
+    with pytest.raises(DependencyError, match=r"^the endpoints need the network: run 01_network.ipynb first$"):
         pointapp.up(ctx, only="endpoints")
     assert ctx.mutating_calls == []

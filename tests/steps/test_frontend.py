@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, Final
 
 import boto3
 import pytest
@@ -18,6 +18,8 @@ from pointapp.spec import load_spec
 from pointapp.steps import frontend
 from tests.conftest import REGION, aws_context, make_context, stub
 
+#: The frontend planned alone: the service it depends on is not built here (its outputs, where needed, given).
+ALONE: Final = "ignore"
 SETTINGS = {"frontend": {"repository": "https://github.com/acme/web", "access_token_parameter": "/acme/github-token"}}
 TOKEN = "ghp_not-a-real-token-0123456789"
 CERTIFICATE = "arn:aws:acm:ap-northeast-1:123456789012:certificate/x"
@@ -31,18 +33,18 @@ def test_build_spec_is_a_react_build() -> None:
 
 def test_on_the_emulator_amplify_is_planned_and_skipped(mocked: None) -> None:
     ctx = make_context(load_spec("prod", SETTINGS))
-    planned = pointapp.plan(ctx, only="frontend")
+    planned = pointapp.plan(ctx, only="frontend", dependencies=ALONE)
     skipped = [c for c in planned.changes if c.args.get("skip")]
     assert [c.kind for c in skipped] == ["amplify-app", "amplify-branch", "amplify-branch", "amplify-build"]
     assert all("the emulator has no Amplify" in c.detail for c in skipped)
     outcome = pointapp.apply(ctx, planned)
     assert len(outcome.skipped) == 4 and [c.kind for c in outcome.applied] == ["secret"]
     assert not [c for c in ctx.calls if c.service == "amplify"]  # nothing pretends an Amplify call ran
-    assert pointapp.plan(ctx, only="frontend").empty
+    assert pointapp.plan(ctx, only="frontend", dependencies=ALONE).empty
 
 
 def test_without_a_repository_there_is_nothing_to_do(ctx: Any) -> None:
-    assert pointapp.plan(ctx, only="frontend").changes == []
+    assert pointapp.plan(ctx, only="frontend", dependencies=ALONE).changes == []
 
 
 def test_amplify_requests_on_aws(mocked: None) -> None:
@@ -51,7 +53,7 @@ def test_amplify_requests_on_aws(mocked: None) -> None:
     amplify = stub(ctx, "amplify")
     amplify.add_response("list_apps", {"apps": []}, {})
     ctx.remember_outputs("service", {"alb/dns": "point-app-prod-alb-1.ap-northeast-1.elb.amazonaws.com"})
-    planned = pointapp.plan(ctx, only="frontend")
+    planned = pointapp.plan(ctx, only="frontend", dependencies=ALONE)
     assert [c.kind for c in planned.changes] == ["secret", "amplify-app", "amplify-branch", "amplify-branch", "amplify-build"]
     alb = "http://point-app-prod-alb-1.ap-northeast-1.elb.amazonaws.com"
     app = {"appId": "d1", "appArn": "arn:aws:amplify:ap-northeast-1:123456789012:apps/d1", "name": "point-app-prod-frontend",
@@ -158,7 +160,7 @@ def test_an_app_made_before_the_rewrite_is_updated_on_aws(mocked: None) -> None:
     amplify.add_response("list_apps", {"apps": [app]}, {})
     amplify.add_response("list_branches", {"branches": []}, {"appId": "d1"})
     amplify.add_response("list_jobs", {"jobSummaries": []}, {"appId": "d1", "branchName": "main", "maxResults": 1})
-    planned = pointapp.plan(ctx, only="frontend")
+    planned = pointapp.plan(ctx, only="frontend", dependencies=ALONE)
     (update,) = [c for c in planned.changes if c.action == "update"]
     assert update.kind == "amplify-app" and set(update.args["differences"]) == {"environment", "rewrites"}
     rules = [{"source": "/api/<*>", "target": "http://alb-1.elb.amazonaws.com/api/<*>", "status": "200"},

@@ -49,7 +49,7 @@ def test_idempotent_drift_and_down(ctx: Context) -> None:
     up_is_idempotent(ctx, "registry")
     ecr().put_image_scanning_configuration(repositoryName=NAME, imageScanningConfiguration={"scanOnPush": False})
     planned = pointapp.plan(ctx, only="registry")
-    assert [c.detail for c in planned.changes] == ["scan_on_push -> True"]
+    assert [c.detail for c in planned.changes] == ["scan_on_push: false -> true"]  # what it is now, and will be
     pointapp.apply(ctx, planned)
     up_is_idempotent(ctx, "registry")
     assert down_leaves_nothing(ctx, "registry") == []

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from pointapp.context import StepContext
+from pointapp.diffs import Differences, changed
 from pointapp.plan import Change
 from pointapp.resources import Desired, Found, Request, ignore_absent, ignore_codes
 from pointapp.spec import Spec
@@ -187,10 +188,7 @@ class SecurityGroupRule(Ec2Kind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         wanted = props["description"]
-        return {"description": wanted} if wanted and found.raw.get("Description") != wanted else {}
-
-    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
-        return f"description: {differences['description']}"
+        return changed({"description": found.raw.get("Description")}, {"description": wanted}) if wanted else Differences()
 
     def _call(self, ctx: StepContext, operation: str, group: str, permission: Permission, source: str,
               description: str = "") -> None:

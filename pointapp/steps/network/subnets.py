@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
+from pointapp.diffs import changed
 from pointapp.resources import Desired, Found, Request
 from pointapp.spec import Spec
 from pointapp.tags import tag_specifications
@@ -46,12 +47,8 @@ class Subnet(Ec2Kind):
         return None
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
-        if bool(found.raw.get("MapPublicIpOnLaunch")) != props["public"]:
-            return {"public IP on launch": props["public"]}
-        return {}
-
-    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
-        return f"public IP on launch {differences['public IP on launch']}"
+        return changed({"public IP on launch": bool(found.raw.get("MapPublicIpOnLaunch"))},
+                       {"public IP on launch": props["public"]})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         request: Request = {"create_subnet": subnet_request(lambda _: props["vpc"], props["cidr"], props["zone"], tags)}

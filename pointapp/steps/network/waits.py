@@ -17,7 +17,7 @@ import botocore.exceptions
 from pointapp.context import StepContext
 from pointapp.errors import StepError
 from pointapp.resources import Found, client_error_code, ignore_codes, is_absent
-from pointapp.typical import Typical
+from pointapp.typical import Typical, finished
 
 from .discovery import NAME, paginate
 
@@ -41,7 +41,7 @@ def await_nats(ctx: StepContext, waiter: str, nats: Sequence[Found], state: str)
     except botocore.exceptions.WaiterError as error:
         raise StepError(ctx.work_of_step or NAME, f"NAT gateway {names}",
                         f"did not become {state}: {error.last_response.get('Error', error)}") from None
-    ctx.say(f"  NAT gateway {names} {state} after {time.monotonic() - started:.0f}s")
+    ctx.say(f"  {finished(f'NAT gateway {names} {state}', time.monotonic() - started, NAT_GATEWAY, ctx.target.is_real_aws)}")
 
 
 # Interface endpoints, load balancers, NAT gateways, databases and tasks hold network interfaces in
