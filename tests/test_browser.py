@@ -1,9 +1,10 @@
 """The notebooks as a person runs them: JupyterLab in headless Chromium (Debian's package, driven through
 Playwright's Python API), on one emulator shared by every kernel.
 
-The test opens the start page, then each step notebook in file order, runs all its cells from the Run menu
-and checks what shows on the screen: the checklist on the start page, the plan table, no error output, and
-"No changes" at the end of each step. A notebook freshly opened must not show as modified. A screenshot of
+The test opens the start page, then each step notebook in file order, then the start page again, runs all
+the cells of each from the Run menu and checks what shows on the screen: the start page's checklist (every
+step not built, then every step done), the plan table, no error output, and "No changes" at the end of
+each step. A notebook freshly opened must not show as modified. A screenshot of
 each notebook's final state is written under the test's temporary folder, and kept in the run record
 ``runs/<timestamp>-browser/`` with the executed notebooks.
 """
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -39,6 +41,8 @@ from tests.test_notebooks import _secret_values
 ROOT = Path(__file__).resolve().parents[1]
 START_PAGE = "00_start_here.ipynb"
 STEP_NOTEBOOKS = [step.notebook for step in STEPS if step.available]  # file order is dependency order
+#: The step its notebook does not build as stored: the frontend needs a repository, which the defaults leave unset.
+UNCONFIGURED = "frontend"
 
 #: Headless Chromium as root on a closed network: no sandbox (it refuses to run as root with one), no GPU,
 #: and nothing that calls out (updates, sync, QUIC probes); every host name but this machine fails at once.
@@ -165,11 +169,12 @@ class Seen:
     screenshot: Path
 
 
-#: Every table in the notebook's outputs, as its caption, header cells and rows of cell texts.
+#: Every table in the notebook's outputs, as its caption, header cells, rows of cell texts and links.
 TABLES = """panel => [...panel.querySelectorAll('.jp-OutputArea-output table')].map(t => ({
   caption: t.caption ? t.caption.textContent.trim() : '',
   headers: [...t.querySelectorAll('thead th')].map(c => c.textContent.trim()),
   rows: [...t.querySelectorAll('tbody tr')].map(r => [...r.querySelectorAll('td')].map(c => c.textContent.trim())),
+  links: [...t.querySelectorAll('tbody a')].map(a => a.getAttribute('href')),
 }))"""
 
 
@@ -197,8 +202,9 @@ class Browser:
         self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
         self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}…?$")).click()
 
-    def run(self, name: str) -> Seen:
-        """Open ``name`` from the file browser, run all its cells and read what the page shows."""
+    def run(self, name: str, shot: str = "") -> Seen:
+        """Open ``name`` from the file browser, run all its cells and read what the page shows (a screenshot
+        named after the notebook, or ``shot``)."""
         started = time.monotonic()
         self.page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$")).dblclick()
         tab = self.page.locator("li.lm-TabBar-tab.jp-mod-current", has_text=name)
@@ -219,7 +225,7 @@ class Browser:
                         f"{self.lab.api('/api/kernels')}; screenshot {stuck}): {error}")
         seconds = time.monotonic() - started
         panel = self._panel()
-        screenshot = self.shots / f"{Path(name).stem}.png"
+        screenshot = self.shots / f"{shot or Path(name).stem}.png"
         cells = panel.locator(".jp-CodeCell")
         if name == START_PAGE:  # the checklist at the top of the screenshot
             panel.locator(".jp-OutputArea-output table").first.evaluate("table => table.scrollIntoView({block: 'start'})")
@@ -262,11 +268,25 @@ def _check_common(seen: Seen) -> None:
     assert all(re.fullmatch(r"\[\d+\]:", p) for p in seen.prompts), (seen.name, seen.prompts)
 
 
-def _check_start_page(seen: Seen) -> None:
+def _checklist(seen: Seen) -> list[dict[str, str]]:
+    """The start page's checklist: one row per step, each as {column: text}; its links."""
+    (table,) = [t for t in seen.tables if t["headers"][:2] == ["step", "status"]]
+    # JupyterLab points a link to a notebook beside this one at the server's copy, and opens it on a click.
+    assert [urlparse(href).path for href in table["links"]] == [f"/files/{step.notebook}" for step in STEPS], table["links"]
+    return [dict(zip(table["headers"], row, strict=True)) for row in table["rows"]]
+
+
+def _check_start_page(seen: Seen, before: bool) -> None:
+    """The checklist lists every step in order with its notebook: before the steps, none is built (the
+    frontend, with no repository configured, has nothing to build); after them, each is done."""
     _check_common(seen)
-    (checklist,) = [t for t in seen.tables if "step" in t["headers"]]
-    column = checklist["headers"].index("step")
-    assert [row[column] for row in checklist["rows"]] == [step.name for step in STEPS], checklist
+    rows = _checklist(seen)
+    assert [(row["step"], row["notebook"]) for row in rows] == [(step.name, step.notebook) for step in STEPS]
+    states = {row["step"]: row["status"] for row in rows}
+    expected = "not built" if before else "done"
+    assert states == {step.name: "nothing to build" if step.name == UNCONFIGURED else expected for step in STEPS}, states
+    if not before:
+        assert all(not row["waits for"] for row in rows), rows
 
 
 def _check_step(seen: Seen, step: str) -> None:
@@ -277,7 +297,7 @@ def _check_step(seen: Seen, step: str) -> None:
     assert first["caption"].startswith("Plan: ") and first["rows"], (seen.name, first["caption"])
     assert {row[0] for row in first["rows"]} == {step}, (seen.name, first["rows"][:3])
     assert "create" in {row[1] for row in first["rows"]}, (seen.name, first["rows"][:3])
-    if step == "frontend":  # stored without a repository: it shows an example plan and applies nothing
+    if step == UNCONFIGURED:  # it shows an example plan and applies nothing
         assert "nothing applied: frontend.repository is not set" in seen.outputs, seen.outputs
         return
     assert seen.outputs[-1].startswith("No changes"), (seen.name, seen.outputs[-1])
@@ -291,7 +311,7 @@ def _record(shots: Path, lab: Lab, seen: list[Seen]) -> Path:
     for one in seen:
         shutil.copy2(one.screenshot, record / one.screenshot.name)
         shutil.copy2(lab.folder / one.name, record / one.name)
-    timings = {one.name: round(one.seconds, 1) for one in seen}
+    timings = {one.screenshot.stem: round(one.seconds, 1) for one in seen}
     (record / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     return record
 
@@ -304,8 +324,7 @@ def test_the_notebooks_in_a_browser(shared: dict[str, str], tmp_path: Path) -> N
     assert all(_applies(name) for name in STEP_NOTEBOOKS), "a step notebook's parameters cell does not set apply = True"
     with running_lab(tmp_path, shared) as lab:
         seen = _run_in_chromium(lab, tmp_path / "screenshots")
-    assert [p.name for p in sorted((tmp_path / "screenshots").iterdir())] == sorted(
-        f"{Path(one.name).stem}.png" for one in seen)
+    assert sorted(p.name for p in (tmp_path / "screenshots").iterdir()) == sorted(one.screenshot.name for one in seen)
     # One emulator throughout: the first notebook that needed it started it, every later one found it.
     found = shared_emulator.running(shared)
     assert found is not None, "no shared emulator runs after the notebooks"
@@ -334,11 +353,13 @@ def _run_in_chromium(lab: Lab, shots: Path) -> list[Seen]:
             browser = Browser(chromium.new_page(viewport=VIEWPORT), lab, shots)
             browser.start()
             seen.append(browser.run(START_PAGE))
-            _check_start_page(seen[-1])
+            _check_start_page(seen[-1], before=True)
             for step in STEPS:
                 if step.available:
                     seen.append(browser.run(step.notebook))
                     _check_step(seen[-1], step.name)
+            seen.append(browser.run(START_PAGE, shot=f"{Path(START_PAGE).stem}-after"))
+            _check_start_page(seen[-1], before=False)
         finally:
             chromium.close()
             if seen:
