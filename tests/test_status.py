@@ -54,3 +54,18 @@ def test_the_notebook_is_a_link_in_html_and_markdown_and_its_name_in_text(ctx: C
         assert f"[{step.notebook}]({step.notebook})" in table.markdown()
     text = str(table)
     assert "01_network.ipynb" in text and "](" not in text and "<a " not in text
+
+
+def test_the_start_page_shows_the_checklist_first() -> None:
+    """The first cell after the parameters connects and shows the checklist; no static table of steps."""
+    import json
+
+    from pointapp.runbook import NOTEBOOKS
+
+    cells = json.loads((NOTEBOOKS / "00_start_here.ipynb").read_text())["cells"]
+    tagged = [i for i, cell in enumerate(cells) if "parameters" in cell["metadata"].get("tags", [])]
+    first = cells[tagged[0] + 1]
+    source = "".join(first["source"])
+    assert first["cell_type"] == "code" and "pointapp.connect(" in source
+    assert source.rstrip().endswith("pointapp.status(ctx)")
+    assert not any("steps_table" in "".join(cell["source"]) for cell in cells)
