@@ -341,8 +341,8 @@ def test_the_notebooks_in_a_browser(shared: dict[str, str], tmp_path: Path) -> N
 
 
 def _run_in_chromium(lab: Lab, shots: Path) -> list[Seen]:
-    """The start page, then each step notebook in file order, each checked as it ends; the record is kept
-    whatever happens."""
+    """The start page, each step notebook in file order, the start page again, each checked as it ends; the
+    record is kept whatever happens."""
     from playwright.sync_api import sync_playwright
 
     shots.mkdir()
