@@ -1,10 +1,11 @@
 """The notebooks as a person runs them: JupyterLab in headless Chromium (Debian's package, driven through
 Playwright's Python API), on one emulator shared by every kernel.
 
-The test opens the start page, then each step notebook in file order, then the start page again, runs all
-the cells of each from the Run menu and checks what shows on the screen: the start page's checklist (every
-step not built, then every step done), the plan table, no error output, and "No changes" at the end of
-each step. A notebook freshly opened must not show as modified. A screenshot of
+The test opens the start page, then each step notebook in file order (the first through its link in the
+checklist, the others from the file browser), then the start page again, runs all the cells of each from
+the Run menu and checks what shows on the screen: the start page's checklist (every step not built, then
+every step done), the plan table, no error output, and "No changes" at the end of each step. A notebook
+freshly opened must not show as modified. A screenshot of
 each notebook's final state is written under the test's temporary folder, and kept in the run record
 ``runs/<timestamp>-browser/`` with the executed notebooks.
 """
@@ -202,11 +203,15 @@ class Browser:
         self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
         self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}…?$")).click()
 
-    def run(self, name: str, shot: str = "") -> Seen:
-        """Open ``name`` from the file browser, run all its cells and read what the page shows (a screenshot
-        named after the notebook, or ``shot``)."""
+    def run(self, name: str, shot: str = "", from_link: bool = False, keep_open: bool = False) -> Seen:
+        """Open ``name`` from the file browser (or, ``from_link``, from its link in the current notebook's
+        outputs), run all its cells, read what the page shows (a screenshot named after the notebook, or
+        ``shot``), save it and, unless ``keep_open``, close it."""
         started = time.monotonic()
-        self.page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$")).dblclick()
+        if from_link:
+            self._panel().locator(".jp-OutputArea-output a", has_text=re.compile(f"^{re.escape(name)}$")).click()
+        else:
+            self.page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$")).dblclick()
         tab = self.page.locator("li.lm-TabBar-tab.jp-mod-current", has_text=name)
         tab.wait_for(timeout=30_000)
         # The status bar names the kernel and says Idle once it is attached to the notebook and has answered:
@@ -241,10 +246,17 @@ class Browser:
             dirty_on_open=dirty_on_open, screenshot=screenshot)
         self.page.keyboard.press("Control+s")  # the executed copy (in the temporary folder) becomes the record
         self.page.locator("li.lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)", has_text=name).wait_for(timeout=30_000)
+        if not keep_open:
+            self.close(name)
+        return seen
+
+    def close(self, name: str) -> None:
+        """Bring ``name``'s tab to the front, close it and shut its kernel down, as the File menu does."""
+        tab = self.page.locator("#jp-main-dock-panel li.lm-TabBar-tab", has_text=name)
+        tab.click()
         self._menu("File", "Close and Shut Down Notebook")
         self.page.locator(".jp-Dialog", has_text="Shut down the notebook?").locator(".jp-mod-accept").click()
         tab.wait_for(state="detached", timeout=30_000)
-        return seen
 
 
 def _stored_code(name: str) -> list[str]:
@@ -352,12 +364,15 @@ def _run_in_chromium(lab: Lab, shots: Path) -> list[Seen]:
         try:
             browser = Browser(chromium.new_page(viewport=VIEWPORT), lab, shots)
             browser.start()
-            seen.append(browser.run(START_PAGE))
+            seen.append(browser.run(START_PAGE, keep_open=True))
             _check_start_page(seen[-1], before=True)
-            for step in STEPS:
-                if step.available:
-                    seen.append(browser.run(step.notebook))
-                    _check_step(seen[-1], step.name)
+            first, *others = [step for step in STEPS if step.available]
+            seen.append(browser.run(first.notebook, from_link=True))  # the checklist's link opens it
+            _check_step(seen[-1], first.name)
+            browser.close(START_PAGE)
+            for step in others:
+                seen.append(browser.run(step.notebook))
+                _check_step(seen[-1], step.name)
             seen.append(browser.run(START_PAGE, shot=f"{Path(START_PAGE).stem}-after"))
             _check_start_page(seen[-1], before=False)
         finally:
