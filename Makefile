@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 CHECKOV       := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
 
-.PHONY: setup run test lint lab emulator diagrams notebooks-ja clean
+.PHONY: setup chromium run test lint lab emulator diagrams notebooks-ja clean
 
 setup: $(STAMP)
 	@scripts/ensure-graphviz.sh
@@ -30,11 +30,15 @@ $(CHECKOV_STAMP):
 	$(CHECKOV)/bin/pip install --quiet --disable-pip-version-check 'checkov==3.3.30'
 	@touch $@
 
-# The two environments install side by side (each waits on downloads much of the time), then the tests run.
-# The product's folder is made first: checkov's environment lives in it.
+# Chromium, a system package like graphviz, for the browser test (tests/test_browser.py) only.
+chromium:
+	@scripts/ensure-chromium.sh
+
+# The two environments and Chromium install side by side (each waits on downloads much of the time), then the
+# tests run. The product's folder is made first: checkov's environment lives in it.
 test:
 	@mkdir -p $(VENV)
-	@$(MAKE) --no-print-directory -j2 setup $(CHECKOV_STAMP)
+	@$(MAKE) --no-print-directory -j2 setup $(CHECKOV_STAMP) chromium
 	POINTAPP_CHECKOV=$(CHECKOV)/bin/checkov $(PY) -m pytest -n 4 --dist load tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env --ignore=notebooks/ja notebooks
 

@@ -236,8 +236,20 @@ LONG_TESTS = ("tests/test_make.py::", "tests/test_notebooks.py::test_the_runbook
               "tests/test_isolation.py::test_prod_up", "tests/test_diagram.py::test_live")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+#: The longest test (every notebook in a browser, one to two minutes): it starts at once on a worker of its
+#: own, not behind the long tests above.
+OWN_WORKER_TEST = "tests/test_browser.py::"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not item.nodeid.startswith(LONG_TESTS))  # stable: the rest keep their order
+    # xdist's --dist load first hands each worker a block of consecutive tests, a quarter of its share
+    # (xdist/scheduler/load.py): the long tests above fill the first block; the browser test leads the next.
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    block = max(len(items) // workers // 4, 2) if workers > 1 else 0
+    for item in [item for item in items if item.nodeid.startswith(OWN_WORKER_TEST)]:
+        items.remove(item)
+        items.insert(min(block, len(items)), item)
 
 
 _SESSION_STARTED: list[float] = []

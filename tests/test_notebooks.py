@@ -45,6 +45,22 @@ def test_stored_without_outputs_and_with_parameters(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", STORED, ids=lambda p: p.name)
+def test_stored_with_the_kernel_metadata_jupyterlab_writes_on_open(path: Path) -> None:
+    """JupyterLab writes the kernel's spec and language_info into a notebook as its kernel starts: stored as the
+    kernel reports them, a freshly opened notebook is not marked modified (tests/test_browser.py opens them).
+    The language_info's version is the Python the notebooks were stored with; another Python rewrites it."""
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    metadata = json.loads(path.read_text())["metadata"]
+    assert metadata["kernelspec"] == {"name": "python3", "display_name": spec.display_name, "language": spec.language}
+    reported = {key: value for key, value in IPythonKernel.language_info.items() if key != "version"}
+    assert {key: value for key, value in metadata["language_info"].items() if key != "version"} == reported
+    assert metadata["language_info"]["version"].count(".") == 2
+
+
+@pytest.mark.parametrize("path", STORED, ids=lambda p: p.name)
 def test_notebooks_use_only_the_public_api(path: Path) -> None:
     notebook = json.loads(path.read_text())
     for cell in notebook["cells"]:
