@@ -44,7 +44,7 @@ def test_stored_without_outputs_and_with_parameters(path: Path) -> None:
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
 
 
-@pytest.mark.parametrize("path", STORED, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.rglob("*.ipynb")), ids=lambda p: str(p.relative_to(NOTEBOOKS)))
 def test_stored_with_the_kernel_metadata_jupyterlab_writes_on_open(path: Path) -> None:
     """JupyterLab writes the kernel's spec and language_info into a notebook as its kernel starts: stored as the
     kernel reports them, a freshly opened notebook is not marked modified (tests/test_browser.py opens them).
