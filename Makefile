@@ -1,8 +1,7 @@
 # `make run`: set up everything and run the runbook on an embedded emulator of its own (a fresh run, whose
 # state ends with it).
-# `make test`: set up everything and run every test (pytest, then nbval over the notebooks). pytest runs six
-# workers on two cores: each waits much of the time (for a subprocess, a kernel, the browser, or a wait's
-# poll interval); with four, the two cores were busy three quarters of the time.
+# `make test`: set up everything and run every test (pytest, then nbval over the notebooks). pytest runs four
+# workers on two cores: each waits part of the time (for a subprocess, or a wait's poll interval).
 # `make lint`: ruff, and mypy strict on the package.
 PYTHON ?= python3
 VENV   := .venv
@@ -40,7 +39,7 @@ chromium:
 test:
 	@mkdir -p $(VENV)
 	@$(MAKE) --no-print-directory -j2 setup $(CHECKOV_STAMP) chromium
-	POINTAPP_CHECKOV=$(CHECKOV)/bin/checkov $(PY) -m pytest -n 6 --dist load tests
+	POINTAPP_CHECKOV=$(CHECKOV)/bin/checkov $(PY) -m pytest -n 4 --dist load tests
 	$(PY) -m pytest --nbval-lax --nbval-current-env --ignore=notebooks/ja notebooks
 
 # The Japanese notebooks, notebooks/ja/, from the English ones and the catalog notebooks/i18n/ja.yaml. Their
