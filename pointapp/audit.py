@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pointapp import engine
+from pointapp.baseline import Choice, choice
 from pointapp.errors import PointappError
 from pointapp.outputs import BASTION_INSTANCE, CACHE_GROUP, DATABASE_INSTANCE, PRODUCTION_LISTENER
 from pointapp.plan import Table
@@ -21,7 +22,8 @@ from pointapp.steps.network import Permission, default_group, observed_permissio
 from pointapp.target import Context
 
 ANYWHERE = (ANYWHERE_V4, ANYWHERE_V6)
-REMOTE_LOGIN = {22: "SSH", 3389: "RDP"}
+#: Remote-login ports, their protocol and the FSBP control that forbids them open (EC2.13 SSH, EC2.14 RDP).
+REMOTE_LOGIN = {22: ("SSH", "EC2.13"), 3389: ("RDP", "EC2.14")}
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,23 @@ class Finding:
     check: str
     resource: str
     problem: str
+    control: str = ""  #: the FSBP control the check follows (pointapp.baseline), e.g. "EC2.18"
 
     def __str__(self) -> str:
-        return f"{self.check}: {self.resource}: {self.problem}"
+        return f"{self.check}: {self.resource}: {self.problem}" + (f" [{self.control}]" if self.control else "")
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A control a resource does not meet because the environment's spec chose so (pointapp.baseline)."""
+
+    check: str
+    resource: str
+    choice: Choice
+
+    def __str__(self) -> str:
+        c = self.choice
+        return f"{self.check}: {self.resource}: {c.what} ({c.setting}; {c.reason}; meeting it: {c.cost}) [{c.control}]"
 
 
 @dataclass
@@ -42,17 +58,26 @@ class Result:
 
     check: str
     rule: str
+    control: str = ""
     examined: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    chosen: list[Chosen] = field(default_factory=list)
     note: str = ""
 
-    def flag(self, resource: str, problem: str) -> None:
-        self.findings.append(Finding(self.check, resource, problem))
+    def flag(self, resource: str, problem: str, control: str | None = None) -> None:
+        """One finding; ``control`` names the one control it misses when the check follows several."""
+        self.findings.append(Finding(self.check, resource, problem, control or self.control))
+
+    def choose(self, resource: str, setting: str) -> None:
+        """Record that ``resource`` misses the control by the documented choice behind ``setting``."""
+        self.chosen.append(Chosen(self.check, resource, choice(setting)))
 
     @property
     def status(self) -> str:
         if self.findings:
             return "FAIL"
+        if self.chosen:
+            return "choice"
         return "pass" if self.examined else "not built"
 
 
@@ -65,18 +90,28 @@ class Report:
     def findings(self) -> list[Finding]:
         return [finding for result in self.results for finding in result.findings]
 
+    @property
+    def chosen(self) -> list[Chosen]:
+        """The documented choices the environment makes (not findings: the audit still passes)."""
+        return [chosen for result in self.results for chosen in result.chosen]
+
     def table(self) -> Table:
-        rows = [(r.check, r.status, r.rule, "; ".join(f.problem for f in r.findings) or r.note
+        rows = [(r.check, r.control, r.status, r.rule,
+                 "; ".join([*(f.problem for f in r.findings), *(c.choice.what for c in r.chosen)]) or r.note
                  or ", ".join(r.examined)) for r in self.results]
-        return Table(["check", "status", "baseline", "detail"], rows, title=self.title)
+        return Table(["check", "control", "status", "baseline", "detail"], rows, title=self.title)
 
     def summary(self) -> str:
         built = sum(1 for r in self.results if r.examined)
-        return (f"{len(self.results)} checks ({built} on built resources): "
+        text = (f"{len(self.results)} checks ({built} on built resources): "
                 f"{len(self.findings)} finding{'s' if len(self.findings) != 1 else ''}")
+        if self.chosen:
+            text += f", {len(self.chosen)} documented choice{'s' if len(self.chosen) != 1 else ''}"
+        return text
 
     def __str__(self) -> str:
-        return "\n".join([str(self.table()), "", *(f"FINDING {f}" for f in self.findings), self.summary()])
+        return "\n".join([str(self.table()), "", *(f"FINDING {f}" for f in self.findings),
+                          *(f"CHOICE {c}" for c in self.chosen), self.summary()])
 
     def _repr_html_(self) -> str:
         return self.table()._repr_html_() + f"<p>{self.summary()}</p>"
@@ -158,10 +193,11 @@ def check_remote_login(ctx: Context, observed: Mapping[str, Any], result: Result
         for permission in sorted(permissions):
             if permission.direction != "ingress":
                 continue
-            for port, protocol in REMOTE_LOGIN.items():
+            for port, (protocol, control) in REMOTE_LOGIN.items():
                 if _covers(permission, port):
                     source = permission.source.split("/", 1)[1] if permission.source.startswith("sg/") else permission.source
-                    result.flag(name, f"{protocol} ({port}) open from {source}; operators use SSM Session Manager")
+                    result.flag(name, f"{protocol} ({port}) open from {source}; operators use SSM Session Manager",
+                                control)
 
 
 def check_database(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
@@ -169,9 +205,9 @@ def check_database(ctx: Context, observed: Mapping[str, Any], result: Result) ->
     if found is None:
         return
     if found.raw.get("PubliclyAccessible"):
-        result.flag(found.name, "publicly accessible; it must be reachable from inside the VPC only")
+        result.flag(found.name, "publicly accessible; it must be reachable from inside the VPC only", "RDS.2")
     if not found.raw.get("StorageEncrypted"):
-        result.flag(found.name, "storage not encrypted")
+        result.flag(found.name, "storage not encrypted", "RDS.3")
 
 
 def check_cache(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
@@ -179,9 +215,9 @@ def check_cache(ctx: Context, observed: Mapping[str, Any], result: Result) -> No
     if found is None:
         return
     if not found.raw.get("TransitEncryptionEnabled"):
-        result.flag(found.name, "not encrypted in transit (TLS off)")
+        result.flag(found.name, "not encrypted in transit (TLS off)", "ElastiCache.5")
     if not found.raw.get("AtRestEncryptionEnabled"):
-        result.flag(found.name, "not encrypted at rest")
+        result.flag(found.name, "not encrypted at rest", "ElastiCache.4")
 
 
 def check_registry(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
@@ -197,11 +233,11 @@ def check_artifact_bucket(ctx: Context, observed: Mapping[str, Any], result: Res
     if found is None:
         return
     if found.raw.get("PublicAccessBlock") != PRIVATE:
-        result.flag(found.id, "public access is not blocked in all four settings")
+        result.flag(found.id, "public access is not blocked in all four settings", "S3.8")
     if not found.raw.get("Encryption"):
-        result.flag(found.id, "no default encryption")
+        result.flag(found.id, "no default encryption", "S3.4")
     if found.raw.get("Versioning") != "Enabled":
-        result.flag(found.id, f"versioning {found.raw.get('Versioning') or 'never enabled'}, not Enabled")
+        result.flag(found.id, f"versioning {found.raw.get('Versioning') or 'never enabled'}, not Enabled", "S3.14")
 
 
 def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
@@ -244,17 +280,19 @@ def check_flow_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -
 
 Check = Callable[[Context, Mapping[str, Any], Result], None]
 
-CHECKS: list[tuple[str, str, Check]] = [
-    ("public-ingress", "0.0.0.0/0 and ::/0 only on the load balancer's listener ports", check_public_ingress),
-    ("default-group", "the VPC's default security group allows nothing", check_default_group),
-    ("remote-login", "no SSH (22) or RDP (3389) open anywhere", check_remote_login),
-    ("database", "RDS private and encrypted at rest", check_database),
-    ("cache", "Redis encrypted in transit and at rest", check_cache),
-    ("registry", "ECR scans images on push", check_registry),
-    ("artifact-bucket", "artifact bucket private, encrypted and versioned", check_artifact_bucket),
-    ("bastion", "IMDSv2 required on the bastion", check_bastion),
-    ("https", "HTTPS on the production listener when a certificate is configured", check_https),
-    ("flow-logs", "VPC flow logs on, all traffic", check_flow_logs),
+#: (name, FSBP control ids, baseline, check). The control ids are the AWS Security Hub FSBP controls the
+#: check follows (AWS Security Hub User Guide, "Security Hub controls reference").
+CHECKS: list[tuple[str, str, str, Check]] = [
+    ("public-ingress", "EC2.18", "0.0.0.0/0 and ::/0 only on the load balancer's listener ports", check_public_ingress),
+    ("default-group", "EC2.2", "the VPC's default security group allows nothing", check_default_group),
+    ("remote-login", "EC2.13, EC2.14", "no SSH (22) or RDP (3389) open anywhere", check_remote_login),
+    ("database", "RDS.2, RDS.3", "RDS private and encrypted at rest", check_database),
+    ("cache", "ElastiCache.4, ElastiCache.5", "Redis encrypted in transit and at rest", check_cache),
+    ("registry", "ECR.1", "ECR scans images on push", check_registry),
+    ("artifact-bucket", "S3.4, S3.8, S3.14", "artifact bucket private, encrypted and versioned", check_artifact_bucket),
+    ("bastion", "EC2.8", "IMDSv2 required on the bastion", check_bastion),
+    ("https", "ELB.1", "HTTPS on the production listener when a certificate is configured", check_https),
+    ("flow-logs", "EC2.6", "VPC flow logs on, all traffic", check_flow_logs),
 ]
 
 
@@ -266,10 +304,10 @@ def audit(ctx: Context, checks: Iterable[str] | None = None) -> Report:
                             "(run `pointapp up` first, or pick the target it was built on)")
     wanted = set(checks) if checks is not None else None
     results = []
-    for name, rule, check in CHECKS:
+    for name, control, rule, check in CHECKS:
         if wanted is not None and name not in wanted:
             continue
-        result = Result(name, rule)
+        result = Result(name, rule, control)
         check(ctx, observed, result)
         results.append(result)
     return Report(f"security audit of {ctx.spec.owner} on {ctx.target.describe()}", results)

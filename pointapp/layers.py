@@ -1,7 +1,7 @@
 """The layers of pointapp, lowest first. A module imports modules of its own layer and of lower ones only
 (tests/test_layers.py reads every module's imports and fails on one that reaches up).
 
-1. spec: ``errors``, ``plan``, ``diffs``, ``sessions``, ``spec``, ``names``, ``typical``, ``layers`` - the validated spec, plans
+1. spec: ``errors``, ``plan``, ``diffs``, ``sessions``, ``spec``, ``names``, ``typical``, ``layers``, ``baseline`` - the validated spec, plans
    and changes as plain data, AWS's name rules and the names several steps share, how long things
    usually take on AWS.
 2. run: ``concurrency``, ``emulator``, ``shared_emulator``, ``clients``, ``run``, ``context``, ``target``,
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 #: The layers, lowest first, and the modules of each (``steps`` stands for the package and every step module).
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("spec", frozenset({"errors", "plan", "diffs", "sessions", "spec", "names", "typical", "layers"})),
+    ("spec", frozenset({"errors", "plan", "diffs", "sessions", "spec", "names", "typical", "layers", "baseline"})),
     ("run", frozenset({"concurrency", "emulator", "shared_emulator", "clients", "run", "context", "target", "outputs"})),
     ("core", frozenset({"tags", "resources", "kinds", "taskdef", "artifacts"})),
     ("steps", frozenset({"steps"})),

@@ -38,7 +38,7 @@ def test_a_fresh_environment_passes_every_check(built: Context) -> None:
     report = pointapp.audit(built)
     assert report.findings == []
     statuses = {r.check: r.status for r in report.results}
-    assert statuses == {name: "pass" for name, _, _ in CHECKS}
+    assert statuses == {name: "pass" for name, _, _, _ in CHECKS}
     assert "HTTP only" in next(r.note for r in report.results if r.check == "https")
     assert report.summary() == "10 checks (10 on built resources): 0 findings"
 
@@ -83,10 +83,10 @@ def test_each_weakening_is_a_finding(built: Context) -> None:
         ("remote-login", "point-app-prod-sg-container"), ("remote-login", "point-app-prod-sg-db"),  # 3389 in 3000-3400
     ]
     lines = str(report).splitlines()
-    assert "FINDING remote-login: point-app-prod-sg-db: SSH (22) open from 0.0.0.0/0; operators use SSM Session Manager" in lines
+    assert "FINDING remote-login: point-app-prod-sg-db: SSH (22) open from 0.0.0.0/0; operators use SSM Session Manager [EC2.13]" in lines
     assert "FINDING public-ingress: point-app-prod-sg-container: ports 3000-3400/tcp open to ::/0 " \
-           "(only the load balancer group may take 80 from anywhere)" in lines
-    assert f"FINDING artifact-bucket: {bucket}: versioning Suspended, not Enabled" in lines
+           "(only the load balancer group may take 80 from anywhere) [EC2.18]" in lines
+    assert f"FINDING artifact-bucket: {bucket}: versioning Suspended, not Enabled [S3.14]" in lines
 
 
 def _observed(step: str, key: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -140,5 +140,27 @@ def test_the_cli_exits_3_with_one_line_per_finding(server: str, capsys: pytest.C
     out = capsys.readouterr().out.splitlines()
     assert [line for line in out if line.startswith("FINDING")] == [
         "FINDING remote-login: point-app-prod-sg-management: RDP (3389) open from 203.0.113.0/24; "
-        "operators use SSM Session Manager"]
+        "operators use SSM Session Manager [EC2.14]"]
     assert out[-1] == "10 checks (4 on built resources): 1 finding"  # the network checks
+
+
+def test_a_documented_choice_is_reported_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pointapp import baseline
+    from pointapp.audit import Report
+
+    chosen = baseline.Choice("WAF.2", "service.port", "no web ACL", "about 10 USD a month", "staging takes no traffic")
+    monkeypatch.setitem(baseline.CHOICES, "service.port", chosen)
+    result = Result("waf", "a web ACL on the load balancer", "WAF.2")
+    result.examined.append("point-app-staging-alb")
+    result.choose("point-app-staging-alb", "service.port")
+    report = Report("audit", [result])
+    assert result.status == "choice" and report.findings == []
+    assert report.summary() == "1 checks (1 on built resources): 0 findings, 1 documented choice"
+    assert "CHOICE waf: point-app-staging-alb: no web ACL (service.port; staging takes no traffic; " \
+           "meeting it: about 10 USD a month) [WAF.2]" in str(report)
+    assert chosen.off(load_spec("staging").model_copy(update={"service": load_spec("staging").service.model_copy(
+        update={"port": 0})}))
+    with pytest.raises(KeyError):
+        result.choose("x", "service.nothing-documented")
+    result.flag("point-app-staging-alb", "no web ACL")
+    assert result.status == "FAIL" and str(report.findings[0]).endswith("[WAF.2]")
