@@ -1,7 +1,8 @@
 """The layers of pointapp, lowest first. A module imports modules of its own layer and of lower ones only
 (tests/test_layers.py reads every module's imports and fails on one that reaches up).
 
-1. spec: ``errors``, ``plan``, ``diffs``, ``sessions``, ``spec``, ``names``, ``typical``, ``layers``, ``baseline`` - the validated spec, plans
+1. spec: ``errors``, ``plan``, ``diffs``, ``sessions``, ``spec``, ``names``, ``typical``, ``layers``,
+   ``baseline`` - the validated spec, plans
    and changes as plain data, AWS's name rules and the names several steps share, how long things
    usually take on AWS.
 2. run: ``concurrency``, ``emulator``, ``shared_emulator``, ``clients``, ``run``, ``context``, ``target``,

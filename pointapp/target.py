@@ -320,7 +320,9 @@ def check_reachable(session: boto3.Session, target: Target) -> str:
     try:
         return str(probe.get_caller_identity()["Account"])
     except botocore.exceptions.EndpointConnectionError:
-        raise TargetError(f"cannot reach {where}: is the endpoint running? (--endpoint-url / AWS_ENDPOINT_URL)") from None
+        hint = ("has the shared emulator stopped? `pointapp emulator --status` says; the next command starts a "
+                "new one" if target.kind == "shared" else "is the endpoint running? (--endpoint-url / AWS_ENDPOINT_URL)")
+        raise TargetError(f"cannot reach {where}: {hint}") from None
     except (botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError):
         raise TargetError(f"no answer from {where} within the timeout") from None
     except botocore.exceptions.NoCredentialsError:

@@ -4,9 +4,10 @@ from typing import Any
 
 import pytest
 
-from pointapp.emulator import Emulator
+from pointapp.emulator import EMULATOR_CREDENTIALS, Emulator
 from pointapp.errors import TargetError
-from pointapp.target import DEFAULT_REGION, connect, resolve_target
+from pointapp.sessions import new_session
+from pointapp.target import DEFAULT_REGION, Target, check_reachable, connect, resolve_target
 
 
 def test_default_is_the_shared_emulator_in_tokyo() -> None:
@@ -72,8 +73,11 @@ def test_embedded_emulator_starts_and_stops() -> None:
     ctx.client("ec2").describe_vpcs()
     ctx.close()
     assert ctx.emulator is None
-    with pytest.raises(TargetError, match=f"cannot reach {url}"):
+    with pytest.raises(TargetError, match=f"cannot reach {url}: is the endpoint running"):
         connect(endpoint_url=url)
+    # A shared emulator that stopped after it was found is named as such, with what to do.
+    with pytest.raises(TargetError, match="has the shared emulator stopped. `pointapp emulator --status`"):
+        check_reachable(new_session(region_name=DEFAULT_REGION, **EMULATOR_CREDENTIALS), Target("shared", DEFAULT_REGION, url, pid=1))
 
 
 def test_one_botocore_config_for_every_client() -> None:
