@@ -1,7 +1,8 @@
 # `make run`: set up everything and run the runbook on an embedded emulator of its own (a fresh run, whose
 # state ends with it).
-# `make test`: set up everything and run every test (pytest, then nbval over the notebooks). pytest runs four
-# workers on two cores: each waits part of the time (for a subprocess, or a wait's poll interval).
+# `make test`: set up everything and run every test: pytest over tests/ and, in the same session, nbval over the
+# notebooks (all of them on one worker, in order: notebooks/conftest.py). pytest runs four workers on two cores:
+# each waits part of the time (for a subprocess, a kernel, or a wait's poll interval).
 # `make lint`: ruff, and mypy strict on the package.
 PYTHON ?= python3
 VENV   := .venv
@@ -39,8 +40,8 @@ chromium:
 test:
 	@mkdir -p $(VENV)
 	@$(MAKE) --no-print-directory -j2 setup $(CHECKOV_STAMP) chromium
-	POINTAPP_CHECKOV=$(CHECKOV)/bin/checkov $(PY) -m pytest -n 4 --dist load tests
-	$(PY) -m pytest --nbval-lax --nbval-current-env --ignore=notebooks/ja notebooks
+	POINTAPP_CHECKOV=$(CHECKOV)/bin/checkov $(PY) -m pytest -n 4 --dist loadgroup --nbval-lax --nbval-current-env \
+		--ignore=notebooks/ja tests notebooks
 
 # The Japanese notebooks, notebooks/ja/, from the English ones and the catalog notebooks/i18n/ja.yaml. Their
 # code is the English notebooks' (tests/test_translations.py checks it), so nbval runs only the English ones.

@@ -39,7 +39,7 @@ FARGATE_MEMORY: dict[int, list[int]] = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Rule(_Model):

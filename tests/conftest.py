@@ -242,9 +242,21 @@ OWN_WORKER_TEST = "tests/test_browser.py::"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(LONG_TESTS))  # stable: the rest keep their order
+    """The longest tests first: the browser test, then the notebooks (nbval's cells, one worker's run of a
+    minute or more, when they share the session), then :data:`LONG_TESTS`; the rest keep their order."""
+    def rank(item: pytest.Item) -> int:
+        if item.nodeid.startswith(OWN_WORKER_TEST):
+            return 0
+        if item.path.suffix == ".ipynb":
+            return 1
+        return 2 if item.nodeid.startswith(LONG_TESTS) else 3
+
+    items.sort(key=rank)  # stable: each notebook's cells, and the rest, keep their order
+    if config.getoption("dist", "no") != "load":
+        return
     # xdist's --dist load first hands each worker a block of consecutive tests, a quarter of its share
     # (xdist/scheduler/load.py): the long tests above fill the first block; the browser test leads the next.
+    # (--dist loadgroup hands out one test, or one group, at a time, in this order.)
     workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
     block = max(len(items) // workers // 4, 2) if workers > 1 else 0
     for item in [item for item in items if item.nodeid.startswith(OWN_WORKER_TEST)]:

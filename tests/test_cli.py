@@ -1,13 +1,22 @@
-"""The ``pointapp`` command as a user types it, against a moto server (and in-process for real-AWS paths)."""
+"""The ``pointapp`` command as a user types it, against a moto server (and in-process for real-AWS paths).
+
+Most commands run in this process (:func:`run`: ``cli.main`` with its output captured, as a subprocess would
+give it, without a Python start and pointapp's imports for each); the tests about the process itself (what
+it imports, its embedded emulator, the exit code and the one-line error the shell sees, the runbook's kernels)
+start ``python -m pointapp`` (:func:`shell`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,12 +26,35 @@ from pointapp import cli
 from pointapp.runbook import runbook_notebooks
 
 
-def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def shell(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m pointapp args`` in a process of its own, as typed in a shell."""
     return subprocess.run([sys.executable, "-m", "pointapp", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, input=stdin)
+                          env={**os.environ, **(env or {})})
 
 
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+@dataclass
+class Ran:
+    """What a command run in this process returned and printed (as :class:`subprocess.CompletedProcess`)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Ran:
+    """``pointapp args`` in this process (``cli.main``), with ``env`` set for it: its exit code and output."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exited:  # argparse's refusals exit, as the process would
+            code = exited.code if isinstance(exited.code, int) else int(exited.code is not None)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def one_line_error(result: Ran | subprocess.CompletedProcess[str]) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
@@ -80,7 +112,7 @@ def test_endpoint_from_the_environment(server: str) -> None:
 
 
 def test_embedded_emulator_is_the_default() -> None:
-    result = run("up", "--env", "staging")
+    result = shell("up", "--env", "staging")
     assert result.returncode == 0, result.stderr
     assert "embedded emulator http://127.0.0.1:" in result.stdout
     assert "point-app-staging-vpc" in result.stdout
@@ -121,7 +153,7 @@ def test_bad_input_is_one_line_and_exit_1(args: list[str], message: str) -> None
 def test_missing_credentials_on_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    result = run("plan", "--aws")
+    result = shell("plan", "--aws")
     assert result.returncode == 1
     assert one_line_error(result).startswith("pointapp: error: no AWS credentials found")
 
@@ -136,7 +168,7 @@ def test_bad_config_makes_no_aws_call(tmp_path: Path, server: str) -> None:
 
 
 def test_debug_shows_the_traceback() -> None:
-    result = run("--debug", "plan", "--env", "dev")
+    result = shell("--debug", "plan", "--env", "dev")
     assert result.returncode == 1 and "Traceback" in result.stderr and "SpecError" in result.stderr
 
 
@@ -166,7 +198,7 @@ def test_interactive_confirmation(capsys: pytest.CaptureFixture[str], monkeypatc
 
 
 def test_runbook_writes_a_record(tmp_path: Path, server: str) -> None:
-    result = run("runbook", "--endpoint-url", server, "-o", str(tmp_path))
+    result = shell("runbook", "--endpoint-url", server, "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
     records = list(tmp_path.iterdir())
     assert len(records) == 1 and records[0].name.endswith("-prod")
