@@ -308,14 +308,14 @@ def owner_record_name(name: str, record_type: str) -> str:
     return fqdn(f"{OWNER_PREFIX}{record_type.lower()}.{name.rstrip('.')}")
 
 
-def owner_value(owner: str, step: str, key: str) -> str:
-    """The ownership TXT record's value (quoted, as a TXT value is written): the environment, step and key."""
-    return f'"pointapp-owner={owner},step={step},key={key}"'
+def owner_value(owner: str, step: str, key: str, kind: str) -> str:
+    """The ownership TXT record's value (quoted, as a TXT value is written): the environment, step, key and kind."""
+    return f'"pointapp-owner={owner},step={step},key={key},kind={kind}"'
 
 
-def _owner_tags(value: str) -> dict[str, str]:
+def _owner_tags(value: str, kind: str) -> dict[str, str]:
     fields = dict(part.split("=", 1) for part in value.strip('"').split(",") if "=" in part)
-    if "pointapp-owner" not in fields:
+    if "pointapp-owner" not in fields or fields.get("kind") != kind:
         return {}
     return {ENVIRONMENT: fields["pointapp-owner"], STEP: fields.get("step", ""), KEY: fields.get("key", "")}
 
@@ -390,7 +390,7 @@ class DnsRecord(Kind):
         for marker in records:
             if marker["Type"] != "TXT" or not marker["Name"].lower().startswith(OWNER_PREFIX):
                 continue
-            tags = _owner_tags(" ".join(_values(marker)))
+            tags = _owner_tags(" ".join(_values(marker)), self.name)
             if not tags:
                 continue
             kind_of, name = marker["Name"].lower()[len(OWNER_PREFIX):].split(".", 1)
@@ -420,7 +420,7 @@ class DnsRecord(Kind):
 
     def _marker(self, tags: Mapping[str, str], record: Mapping[str, Any]) -> dict[str, Any]:
         return {"Name": owner_record_name(record["Name"], record["Type"]), "Type": "TXT", "TTL": 300,
-                "ResourceRecords": [{"Value": owner_value(tags[ENVIRONMENT], tags[STEP], tags[KEY])}]}
+                "ResourceRecords": [{"Value": owner_value(tags[ENVIRONMENT], tags[STEP], tags[KEY], self.name)}]}
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         record = record_set(props)

@@ -95,6 +95,7 @@ def _with_dkim(raw: Mapping[str, Any]) -> dict[str, Any]:
 class EmailIdentity(Kind):
     name = "ses-identity"
     service = "sesv2"
+    operations = {"mail-from": MAIL_FROM_CALL}  # the call an update of the MAIL FROM domain makes
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         identity = spec.mail.identity
@@ -105,7 +106,7 @@ class EmailIdentity(Kind):
         return found
 
     def needs(self, action: str, changes: Mapping[str, Any]) -> tuple[str, str] | None:
-        return MAIL_FROM_CALL if action == "update" and "mail_from" in changes else super().needs(action, changes)
+        return MAIL_FROM_CALL if action == "update" and "mail_from" in changes else None
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         current = {"configuration_set": found.raw.get("ConfigurationSetName")}
@@ -201,11 +202,11 @@ def _records(spec: Spec) -> list[Desired]:
         "values": [Template("{}.dkim.amazonses.com", Ref(NAME, MAIL_IDENTITY.key, f"dkim/{i}"))]},
         f"Easy DKIM signing key {i + 1} of {domain}") for i in range(DKIM_TOKENS)]
     return [*dkim,
-            Desired("dns-record", "record/mail-from-mx", mail_from, {
+            Desired("dns-record", "record/mail-from-mx", f"{mail_from} (MX)", {
                 "zone": zone, "type": "MX", "ttl": 1800, "name": mail_from,
                 "values": [Template("10 feedback-smtp.{}.amazonses.com", Ref("runtime", "region"))]},
                 f"MAIL FROM {mail_from}: bounces and complaints reach SES"),
-            Desired("dns-record", "record/mail-from-spf", mail_from, {
+            Desired("dns-record", "record/mail-from-spf", f"{mail_from} (SPF TXT)", {
                 "zone": zone, "type": "TXT", "ttl": 1800, "name": mail_from,
                 "values": ['"v=spf1 include:amazonses.com ~all"']},
                 f"MAIL FROM {mail_from}: SPF lets SES send for it")]
@@ -227,7 +228,9 @@ class DkimRecord(DnsRecord):
     (:data:`pointapp.emulator.EMULATOR_GAPS`): there the records are skipped, with that said."""
 
     name = "dkim-record"
-    operations = {"create": ("sesv2", "DkimTokens"), "update": ("sesv2", "DkimTokens")}
+
+    def unavailable(self, ctx: StepContext) -> str | None:
+        return ctx.lacks("sesv2", "DkimTokens")
 
 
 STEP = ResourceStep(NAME, [ConfigurationSet(), EmailIdentity(), DnsRecord(), DkimRecord()], desired, uses=("domain",))
