@@ -383,10 +383,10 @@ class LoadBalancer(_LoadBalancingKind):
         return {LOAD_BALANCER_DNS.name: found.raw.get("DNSName")}
 
 
-#: The HTTPS listener's security policy: TLS 1.3 and 1.2 with forward-secret ciphers only, the one Elastic Load
-#: Balancing recommends (Application Load Balancers guide, "Security policies for your Application Load Balancer",
-#: read 1 December 2026); Security Hub's ELB.17 passes it.
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+#: The HTTPS listener's security policy: TLS 1.3, and TLS 1.2 with forward-secret AES-GCM ciphers only, with hybrid
+#: post-quantum key exchange (ML-KEM) for clients that offer it: the one AWS recommends and the console's default
+#: (Application Load Balancers guide, "Security policies for your Application Load Balancer", read 1 December 2026).
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
 
 
 class Listener(_LoadBalancingKind):

@@ -89,7 +89,7 @@ def test_domain_up_serves_https_writes_its_records_and_down_removes_exactly_them
     balancer = client("elbv2").describe_load_balancers(Names=["point-app-prod-alb"])["LoadBalancers"][0]
     listeners = {item["Port"]: item for item in
                  client("elbv2").describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]}
-    assert listeners[443]["Protocol"] == "HTTPS" and listeners[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert listeners[443]["Protocol"] == "HTTPS" and listeners[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
     assert listeners[443]["Certificates"] == [{"CertificateArn": certificate["CertificateArn"]}]
     assert listeners[80]["DefaultActions"][0]["RedirectConfig"]["Protocol"] == "HTTPS"
 
