@@ -357,9 +357,12 @@ def _values(record: Mapping[str, Any]) -> list[str]:
 
 def record_set(props: Mapping[str, Any]) -> dict[str, Any]:
     """The ResourceRecordSet the props describe: values with a TTL, or an alias to an AWS resource."""
-    record: dict[str, Any] = {"Name": fqdn(props["name"]), "Type": props["type"]}
+    def name(value: Any) -> Any:
+        return fqdn(value) if isinstance(value, str) else value  # a template's expression stays as it is
+
+    record: dict[str, Any] = {"Name": name(props["name"]), "Type": props["type"]}
     if props.get("alias"):
-        record["AliasTarget"] = {"HostedZoneId": props["alias"]["zone"], "DNSName": fqdn(props["alias"]["name"]),
+        record["AliasTarget"] = {"HostedZoneId": props["alias"]["zone"], "DNSName": name(props["alias"]["name"]),
                                  "EvaluateTargetHealth": True}
     else:
         record.update(TTL=props.get("ttl", 300), ResourceRecords=[{"Value": v} for v in props["values"]])
@@ -424,10 +427,11 @@ class DnsRecord(Kind):
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         record = record_set(props)
+        changes = [{"Action": "CREATE", "ResourceRecordSet": record}]
+        if ENVIRONMENT in tags:  # a template's stack owns its records: no ownership record there
+            changes.append({"Action": "CREATE", "ResourceRecordSet": self._marker(tags, record)})
         return {"change_resource_record_sets": dict(HostedZoneId=props["zone"], ChangeBatch={
-            "Comment": f"pointapp {tags[ENVIRONMENT]}: {desired.detail}"[:256],
-            "Changes": [{"Action": "CREATE", "ResourceRecordSet": record},
-                        {"Action": "CREATE", "ResourceRecordSet": self._marker(tags, record)}]})}
+            "Comment": f"pointapp {spec.owner}: {desired.detail}"[:256], "Changes": changes})}
 
     def _change(self, ctx: StepContext, zone: str, batch: Mapping[str, Any], what: str) -> None:
         route53 = ctx.client("route53")
