@@ -383,6 +383,9 @@ class DnsRecord(Kind):
     tagged = False
     typical = DNS_CHANGE
 
+    def waits(self, spec: Spec) -> tuple[Typical, ...]:
+        return (self.typical,) if spec.domain else ()  # no domain: no record, nothing to wait for
+
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         if spec.domain is None:
             return []

@@ -843,7 +843,7 @@ class Route53CreateExisting(Rule):
 
     def before(self, call: Call) -> AwsError | None:
         zone_id = call.operation.split("/hostedzone/", 1)[1].split("/", 1)[0]
-        zone = next((z for z in _route53_zones() if z.id == zone_id), None)
+        zone = next((z for z in _route53_zones() if z.id.rsplit("/", 1)[-1] == zone_id), None)
         if zone is None:
             return None
         root = ElementTree.fromstring(call.body)

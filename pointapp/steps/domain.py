@@ -119,6 +119,9 @@ class CertificateValidation(Kind):
     finds_after = ("acm-certificate",)
     typical = ISSUANCE
 
+    def waits(self, spec: Spec) -> tuple[Typical, ...]:
+        return (self.typical,) if spec.domain else ()
+
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         certificate = known.get("certificate")
         if certificate is None or certificate.raw.get("Status") != "ISSUED":

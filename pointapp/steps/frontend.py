@@ -297,7 +297,8 @@ class DomainAssociation(AmplifyKind):
 
     name = "amplify-domain"
     finds_after = ("amplify-app",)
-    typical = Typical("amplify-domain", 900, "Amplify verifying the custom domain and issuing its certificate",
+    # Amplify goes on by itself; nothing waits for it (so it is no wait of the schedule either).
+    activation = Typical("amplify-domain", 900, "Amplify verifying the custom domain and issuing its certificate",
                       "AWS Amplify Hosting User Guide, custom domains (SSL/TLS creation, then domain activation: "
                       "usually minutes, up to 24 hours for DNS); no botocore waiter")
 
@@ -331,7 +332,7 @@ class DomainAssociation(AmplifyKind):
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         association = ctx.client("amplify").create_domain_association(
             **self.request(ctx.spec, desired, props, tags)["create_domain_association"])["domainAssociation"]
-        ctx.say(f"    Amplify verifies {desired.name} and issues its certificate by itself (usually {self.typical.spoken}); "
+        ctx.say(f"    Amplify verifies {desired.name} and issues its certificate by itself (usually {self.activation.spoken}); "
                 "pointapp does not wait")
         return Found(self.name, desired.key, desired.name, dict(tags), {**association, "appId": props["app"]})
 
