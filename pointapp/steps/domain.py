@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pointapp.context import StepContext
-from pointapp.kinds import DnsRecord, hosted_zone, tags_of
+from pointapp.kinds import DNS_CHANGE, DnsRecord, hosted_zone, tags_of
 from pointapp.names import api_host
 from pointapp.outputs import CERTIFICATE, DOMAIN_ZONE
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, StepState, ignore_codes, wait_for
@@ -164,7 +164,8 @@ def desired(spec: Spec, facts: Mapping[str, Any] | None = None) -> list[Desired]
             "zone": zone, "type": "CNAME", "ttl": 300,
             "name": Ref(NAME, "certificate", f"validation-name/{host}"),
             "values": [Ref(NAME, "certificate", f"validation-value/{host}")]},
-            f"ACM's DNS validation record of {host}, in {spec.domain.name if spec.domain else ''}"),
+            f"ACM's DNS validation record of {host}, in {spec.domain.name if spec.domain else ''} (Route 53 applies it "
+            f"in {DNS_CHANGE.spoken})"),
         Desired("certificate-validation", CERTIFICATE.key, f"issuance of {host}", {"certificate": certificate, "host": host},
                 f"wait for ACM to issue the certificate of {host} (usually {ISSUANCE.spoken}, up to 30 minutes)"),
     ]

@@ -219,6 +219,13 @@ def dns_records(ctx: StepContext) -> Table:
         return Table(["type", "name", "value"], [], title=f"{identity} is an e-mail address: no DNS record to add")
     tokens = MAIL_DKIM_TOKENS.read(ctx) or []
     rows = [("CNAME", f"{token}._domainkey.{identity}", f"{token}.dkim.amazonses.com") for token in tokens]
+    if mail_records_written(ctx.spec):
+        mail_from = mail_from_domain(ctx.spec)
+        rows += [("MX", mail_from, f"10 feedback-smtp.{ctx.target.region}.amazonses.com"),
+                 ("TXT", mail_from, '"v=spf1 include:amazonses.com ~all"')]
+        rows.append(("TXT", f"_dmarc.{identity}", "v=DMARC1; p=none; (a policy of your own: add it yourself)"))
+        return Table(["type", "name", "value"], rows, title=f"DNS records of {identity}: pointapp wrote all but DMARC "
+                     f"into the hosted zone {ctx.spec.domain.name if ctx.spec.domain else ''}")
     rows.append(("TXT", f"_dmarc.{identity}", "v=DMARC1; p=none;"))
     return Table(["type", "name", "value"], rows, title=f"DNS records to add for {identity}")
 

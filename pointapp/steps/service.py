@@ -19,7 +19,7 @@ from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
 from pointapp.diffs import Differences, changed
 from pointapp.errors import StepError
-from pointapp.kinds import DnsRecord, LogGroup, Role, listed_tags, policy, trust_policy
+from pointapp.kinds import DNS_CHANGE, DnsRecord, LogGroup, Role, listed_tags, policy, trust_policy
 from pointapp.names import DEFERRED_NAT, api_host, repository_name, sending_configuration_sets
 from pointapp.outputs import (
     CERTIFICATE,
@@ -605,7 +605,7 @@ def desired(spec: Spec) -> list[Desired]:
     alias = [Desired("dns-record", "record/api", host, {
         "zone": Ref("domain", DOMAIN_ZONE.key), "name": host, "type": "A",
         "alias": {"name": Ref(NAME, LOAD_BALANCER.key, "DNSName"), "zone": Ref(NAME, LOAD_BALANCER.key, "CanonicalHostedZoneId")}},
-        f"alias A {host} -> the load balancer")] if host else []
+        f"alias A {host} -> the load balancer (Route 53 applies it in {DNS_CHANGE.spoken})")] if host else []
     return [
         Desired("log-group", "logs", log_group, {"retention_days": service.log_retention_days},
                 f"retention {service.log_retention_days} days"),

@@ -173,3 +173,24 @@ def test_mail_from_and_the_custom_domain_on_aws(monkeypatch: pytest.MonkeyPatch)
     app = next(d for d in frontend.desired(spec) if d.kind == "amplify-app")
     assert app.props["api_origin"] == "https://api.example.com"  # the browser stays on HTTPS
     assert isinstance(association, Desired)
+
+
+def test_the_figure_and_the_templates_show_the_domain() -> None:
+    from pointapp.cloudformation import templates
+    from pointapp.diagram import build_model
+
+    spec = load_spec("prod", {**DOMAIN, "frontend": {"repository": "https://github.com/owner/web",
+                                                      "access_token_parameter": "secretsmanager:web-token"}})
+    model = build_model(spec)
+    assert {"domain:zone", "domain:certificate"} <= set(model.nodes)
+    assert not {"domain:zone", "domain:certificate"} & set(build_model(load_spec("prod")).nodes)
+    made = templates(spec, REGION, [f"{REGION}a", f"{REGION}c"])
+    types = {group: sorted({r["Type"] for r in body["Resources"].values()}) for group, body in made.items()}
+    certificate = made["domain"]["Resources"]["Certificate"]["Properties"]
+    assert certificate["DomainValidationOptions"] == [{"DomainName": "api.example.com", "HostedZoneId": {"Ref": "HostedZoneId"}}]
+    assert types["domain"] == ["AWS::CertificateManager::Certificate"]  # it writes its validation records itself
+    assert "AWS::Route53::RecordSet" in types["service"] and "AWS::Amplify::Domain" in types["frontend"]
+    assert sum(t == "AWS::Route53::RecordSet" for t in (r["Type"] for r in made["mail"]["Resources"].values())) == 5
+    https = made["service"]["Resources"]["ListenerProduction"]["Properties"]
+    assert https["Certificates"] == [{"CertificateArn": {"Fn::ImportValue": "point-app-prod-Validation"}}]
+    assert "domain" not in templates(load_spec("prod"), REGION, [f"{REGION}a", f"{REGION}c"])
