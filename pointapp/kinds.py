@@ -431,7 +431,7 @@ class DnsRecord(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         record = record_set(props)
         changes = [{"Action": "CREATE", "ResourceRecordSet": record}]
-        if ENVIRONMENT in tags:  # a template's stack owns its records: no ownership record there
+        if ENVIRONMENT in tags and isinstance(record["Name"], str):  # a stack owns its records: no ownership record
             changes.append({"Action": "CREATE", "ResourceRecordSet": self._marker(tags, record)})
         return {"change_resource_record_sets": dict(HostedZoneId=props["zone"], ChangeBatch={
             "Comment": f"pointapp {spec.owner}: {desired.detail}"[:256], "Changes": changes})}
