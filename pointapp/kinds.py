@@ -451,10 +451,14 @@ class DnsRecord(Kind):
         taken = [r for r in records if r["Name"].lower() == record["Name"]
                  and (r["Type"] == record["Type"] or "CNAME" in (r["Type"], record["Type"]))]
         if taken:
+            marker_name = owner_record_name(record["Name"], taken[0]["Type"])
+            owners = [_owner_tags(" ".join(_values(r)), kind).get(ENVIRONMENT) for r in records
+                      if r["Name"].lower() == marker_name and r["Type"] == "TXT" for kind in ("dns-record", "dkim-record")]
+            whose = next((f"pointapp environment {owner}'s (its ownership record {marker_name})" for owner in owners if owner),
+                         f"not pointapp's (no ownership record {marker_name})")
             raise StepError(ctx.work_of_step or "dns", f"{self.name} {record['Name']}",
-                            f"a {taken[0]['Type']} record of that name exists in the zone without pointapp's ownership "
-                            f"record ({owner_record_name(record['Name'], record['Type'])}): pointapp never overwrites a "
-                            "record it did not write; remove it, or use another domain.name")
+                            f"a {taken[0]['Type']} record of that name exists in the zone and is {whose}: pointapp never "
+                            "overwrites a record it did not write; remove it, or use another domain.name")
         marker = self._marker(tags, record)
         if any(r["Name"].lower() == marker["Name"] and r["Type"] == "TXT" for r in records):
             request["ChangeBatch"]["Changes"][1]["Action"] = "UPSERT"  # left by a run that stopped halfway: ours

@@ -135,7 +135,7 @@ def test_a_record_pointapp_did_not_write_is_never_overwritten(mocked: None) -> N
         "ResourceRecord"]
     client("acm").delete_certificate(CertificateArn=arn)
     add_record(zone_id, record["Name"], "CNAME", "someone-else.example.net")
-    with pytest.raises(StepError, match="without pointapp's ownership record") as raised:
+    with pytest.raises(StepError, match=r"is not pointapp's \(no ownership record _pointapp-cname\.") as raised:
         pointapp.up(ctx, only="domain")
     assert "\n" not in str(raised.value)
     assert records(zone_id)[(record["Name"], "CNAME")]["ResourceRecords"] == [{"Value": "someone-else.example.net"}]
