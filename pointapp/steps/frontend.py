@@ -292,8 +292,9 @@ class FirstBuild(AmplifyKind):
 class DomainAssociation(AmplifyKind):
     """The frontend on the user's domain: an Amplify custom domain over the app's branches. With the zone in Route 53
     in this account, Amplify writes its own verification and subdomain records into it and issues its own (Amplify
-    managed) certificate (Amplify Hosting User Guide, "Adding a custom domain managed by Amazon Route 53"); they
-    are Amplify's, removed with the association."""
+    managed) certificate (Amplify Hosting User Guide, "Adding a custom domain managed by Amazon Route 53"). Those
+    records are Amplify's, not pointapp's (they carry no ownership record): ``down`` deletes the association and
+    says which names to look at, since the API reference does not say that Amplify removes them with it."""
 
     name = "amplify-domain"
     finds_after = ("amplify-app",)
@@ -344,6 +345,7 @@ class DomainAssociation(AmplifyKind):
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("amplify").delete_domain_association, ["NotFoundException"], appId=found.raw["appId"],
                      domainName=found.id)
+        ctx.say(f"    Amplify wrote the records of {found.id} into your zone itself: check that they went with it")
         return None
 
     def describe(self, found: Found) -> str:

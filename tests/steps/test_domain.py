@@ -107,6 +107,8 @@ def test_domain_up_serves_https_writes_its_records_and_down_removes_exactly_them
         assert marker.startswith('"pointapp-owner=point-app-prod,'), marker
 
     up_is_idempotent(ctx, BACKEND)
+    (https,) = pointapp.audit(ctx, checks=["https"]).results  # ELB.1 and ELB.17 met, no choice left
+    assert (https.status, https.findings, https.chosen) == ("pass", [], [])
 
     pointapp.down(aws_like_context(aws_like, load_spec("prod", DOMAIN)), only="service,mail,domain")
     left = records(zone_id)
