@@ -30,6 +30,7 @@ Rules (``RULES`` lists them with their sources; each can be turned off: ``layer.
 - ``codepipeline-role-propagation``: CodePipeline refuses a role created moments before.
 - ``acm-issues-once-validated``: a DNS-validated certificate stays pending until its validation CNAMEs resolve.
 - ``route53-create-existing``: a CREATE of a record set whose name and type exist is refused.
+- ``route53-changes-pending``: a record change is PENDING until Route 53 applied it (GetChange).
 - ``ses-dkim-tokens``: a domain identity answers with its three Easy DKIM tokens.
 
 The network interfaces the EC2 rules count (EC2 user guide, "Requester-managed network interfaces": AWS
@@ -827,6 +828,11 @@ class AcmIssuesOnceValidated(Rule):
         answer.body = json.dumps(document).encode()
 
 
+def _changes_records(call: Call) -> bool:
+    """Whether ``call`` is ChangeResourceRecordSets (REST: POST /2013-04-01/hostedzone/<id>/rrset/)."""
+    return call.service == "route53" and call.operation.startswith("POST ") and call.operation.endswith(("/rrset", "/rrset/"))
+
+
 class Route53CreateExisting(Rule):
     """A CREATE of a record set whose name and type exist is refused (moto refuses only a repeat of the same change)."""
 
@@ -838,8 +844,7 @@ class Route53CreateExisting(Rule):
     operations = frozenset({("route53", "ChangeResourceRecordSets")})
 
     def sees(self, call: Call) -> bool:
-        return call.service == "route53" and call.operation.startswith("POST ") and call.operation.endswith(
-            ("/rrset", "/rrset/"))
+        return _changes_records(call)
 
     def before(self, call: Call) -> AwsError | None:
         zone_id = call.operation.split("/hostedzone/", 1)[1].split("/", 1)[0]
@@ -857,6 +862,40 @@ class Route53CreateExisting(Rule):
                 return AwsError("InvalidChangeBatch", f"[Tried to create resource record set [name='{name}', "
                                 f"type='{fields.get('Type')}'] but it already exists]")
         return None
+
+
+class Route53ChangesPending(Rule):
+    """A change is PENDING when ChangeResourceRecordSets answers, and INSYNC only once Route 53 applied it."""
+
+    # Route 53 API reference, ChangeResourceRecordSets: "the initial response ... has a status of PENDING";
+    # GetChange: INSYNC once "the changes have propagated to all Route 53 DNS servers". moto answers INSYNC at once.
+    # The window is 0 by default (the first GetChange answers INSYNC): the wait runs, at no cost to the tests.
+    name = "route53-changes-pending"
+    behaviour = "ChangeResourceRecordSets answers PENDING; GetChange answers PENDING for the window, then INSYNC"
+    source = "Route 53 API reference, ChangeResourceRecordSets and GetChange (ChangeInfo.Status)"
+    operations = frozenset({("route53", "ChangeResourceRecordSets"), ("route53", "GetChange")})
+
+    def __init__(self, layer: AwsBehaviour) -> None:
+        super().__init__(layer)
+        self.changed: dict[str, float] = {}  # change id -> time.monotonic() of its ChangeResourceRecordSets
+
+    def sees(self, call: Call) -> bool:
+        return _changes_records(call) or (call.service == "route53" and call.operation.startswith("GET /2013-04-01/change/"))
+
+    def after(self, call: Call, answer: Answer) -> None:
+        if not answer.ok:
+            return
+        if call.operation.startswith("POST"):
+            change = (answer.xml_text("Id") or "").rsplit("/", 1)[-1]
+            self.changed[change] = time.monotonic()
+        else:
+            change = call.operation.rsplit("/", 1)[-1]
+            if time.monotonic() - self.changed.get(change, 0.0) >= self.window:
+                return
+        answer.body = answer.body.replace(b"<Status>INSYNC</Status>", b"<Status>PENDING</Status>")
+
+    def reset(self) -> None:
+        self.changed.clear()
 
 
 class SesDkimTokens(Rule):
@@ -891,7 +930,7 @@ RULE_CLASSES: tuple[type[Rule], ...] = (
     EcsAwsvpcHostPort, RdsSubnetGroupInUse, ElastiCacheSubnetGroupInUse, Ec2SubnetInUse, Ec2SecurityGroupInUse,
     Ec2SecurityGroupReferenced, Ec2IgwMappedPublicAddress, Ec2NatGatewayDeletesSlowly, Ec2EipHeldByNatGateway,
     Ec2EndpointInterfacesLinger, Elbv2InterfacesLinger, CodeDeployRolePropagation, CodePipelineRolePropagation,
-    AcmIssuesOnceValidated, Route53CreateExisting, SesDkimTokens,
+    AcmIssuesOnceValidated, Route53CreateExisting, Route53ChangesPending, SesDkimTokens,
 )
 
 #: name -> (behaviour, source): the table the README lists.

@@ -450,3 +450,15 @@ def test_ses_gives_a_domain_identity_three_dkim_tokens(aws_like: str) -> None:
     assert len(created) == 3 and sesv2.get_email_identity(EmailIdentity="example.com")["DkimAttributes"]["Tokens"] == created
     sesv2.create_email_identity(EmailIdentity="someone@example.org")
     assert "Tokens" not in sesv2.get_email_identity(EmailIdentity="someone@example.org").get("DkimAttributes", {})
+
+
+def test_a_route53_change_is_pending_until_route53_applied_it(aws_like: str, aws_like_server: AwsLikeServer) -> None:
+    aws_like_server.layer.rule("route53-changes-pending").window = 30.0
+    route53 = client(aws_like, "route53")
+    zone = route53.create_hosted_zone(Name="example.com", CallerReference="pending")["HostedZone"]["Id"]
+    change = route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE",
+        "ResourceRecordSet": {"Name": "a.example.com", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}}]})
+    assert change["ChangeInfo"]["Status"] == "PENDING"
+    assert route53.get_change(Id=change["ChangeInfo"]["Id"])["ChangeInfo"]["Status"] == "PENDING"
+    aws_like_server.layer.rule("route53-changes-pending").window = 0.0
+    assert route53.get_change(Id=change["ChangeInfo"]["Id"])["ChangeInfo"]["Status"] == "INSYNC"

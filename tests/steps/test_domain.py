@@ -106,6 +106,7 @@ def test_domain_up_serves_https_writes_its_records_and_down_removes_exactly_them
         marker = written[(owner_record_name(name, record_type), "TXT")]["ResourceRecords"][0]["Value"]
         assert marker.startswith('"pointapp-owner=point-app-prod,'), marker
 
+    assert any("waiting for Route 53 to apply A api.example.com." in line for line in ctx.lines)  # type: ignore[attr-defined]
     up_is_idempotent(ctx, BACKEND)
     (https,) = pointapp.audit(ctx, checks=["https"]).results  # ELB.1 and ELB.17 met, no choice left
     assert (https.status, https.findings, https.chosen) == ("pass", [], [])
