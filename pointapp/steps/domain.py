@@ -75,7 +75,12 @@ class Certificate(Kind):
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         names = sorted(found.raw.get("SubjectAlternativeNames") or [found.raw.get("DomainName")])
-        return None if names == sorted(props["names"]) else f"for {', '.join(names)}"
+        if names != sorted(props["names"]):
+            return f"for {', '.join(names)}"
+        # A certificate ACM gave up on (validation timed out after 72 hours, failed) or that ended is never issued
+        # again: a new one is requested (ACM API reference, CertificateDetail, Status).
+        status = found.raw.get("Status")
+        return f"status {status}" if status in ("VALIDATION_TIMED_OUT", "FAILED", "EXPIRED", "REVOKED") else None
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         # The same token within an hour returns the same certificate (ACM API reference, RequestCertificate,

@@ -197,3 +197,15 @@ def test_the_figure_and_the_templates_show_the_domain() -> None:
     https = made["service"]["Resources"]["ListenerProduction"]["Properties"]
     assert https["Certificates"] == [{"CertificateArn": {"Fn::ImportValue": "point-app-prod-Validation"}}]
     assert "domain" not in templates(load_spec("prod"), REGION, [f"{REGION}a", f"{REGION}c"])
+
+
+def test_a_certificate_acm_gave_up_on_is_requested_anew() -> None:
+    from pointapp.resources import Found
+    from pointapp.steps.domain import Certificate
+
+    desired = Desired("acm-certificate", "certificate", "api.example.com", {"names": ["api.example.com"]})
+    raw = {"DomainName": "api.example.com", "SubjectAlternativeNames": ["api.example.com"]}
+    assert Certificate().replace(desired, desired.props, Found("acm-certificate", "certificate", "arn", {}, {
+        **raw, "Status": "PENDING_VALIDATION"})) is None
+    assert Certificate().replace(desired, desired.props, Found("acm-certificate", "certificate", "arn", {}, {
+        **raw, "Status": "VALIDATION_TIMED_OUT"})) == "status VALIDATION_TIMED_OUT"
