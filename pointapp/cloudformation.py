@@ -351,7 +351,7 @@ SHAPES: dict[str, Shape] = {
         "clusterName": "ClusterName", "settings": PASCAL("ClusterSettings"), "tags": TAGS}}),
     "task-definition": Shape("AWS::ECS::TaskDefinition", {"register_task_definition": {
         **_camel("family", "networkMode", "requiresCompatibilities", "cpu", "memory", "executionRoleArn", "taskRoleArn",
-                 "containerDefinitions"), "tags": TAGS}}),
+                 "containerDefinitions", "volumes"), "tags": TAGS}}),
     "target-group": Shape("AWS::ElasticLoadBalancingV2::TargetGroup", {"create_target_group": _same(
         "Name", "Protocol", "Port", "VpcId", "TargetType", "HealthCheckPath", "HealthCheckProtocol", "Matcher", "Tags")}),
     "load-balancer": Shape("AWS::ElasticLoadBalancingV2::LoadBalancer", {"create_load_balancer": _same(
