@@ -35,6 +35,12 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
     ("elasticache", "DeleteCacheSubnetGroup"): "",
     ("elasticache", "ModifyCacheSubnetGroup"): "",
     ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
+    ("backup", "CreateBackupSelection"): "the emulator has no backup selections (CreateBackupSelection, "
+                                         "ListBackupSelections); on AWS pointapp selects the database here, and nothing "
+                                         "was changed now",
+    ("backup", "UpdateBackupPlan"): "",
+    ("rds", "CreateOptionGroup"): "the emulator makes MySQL option groups up to 8.0 only: the instance keeps the "
+                                  "default option group, without the audit log plugin",
 }
 
 
