@@ -21,12 +21,17 @@ from pointapp.diffs import changed
 from pointapp.diffs import describe as describe_differences
 from pointapp.kinds import Role, SubnetGroup, tags_of, trust_policy
 from pointapp.outputs import DATABASE_ADDRESS, DATABASE_INSTANCE, DATABASE_PORT, DATABASE_SECRET
-from pointapp.resources import (Arn, Desired, Found, Kind, NewRoleRefusal, Ref, Request, ResourceStep, ignore_codes,
-                                retry_new_role, wait_for)
-from pointapp.steps.database.backup import BackupPlan, BackupSelection, BackupVault, backup_resources
-from pointapp.steps.database.groups import (DbOptionGroup, DbParameterGroup, group_resources, log_exports,
-                                            option_group_name, parameter_group_name)
+from pointapp.resources import Arn, Desired, Found, Kind, NewRoleRefusal, Ref, Request, ResourceStep, ignore_codes, retry_new_role, wait_for
 from pointapp.spec import Spec
+from pointapp.steps.database.backup import BackupPlan, BackupSelection, BackupVault, backup_resources
+from pointapp.steps.database.groups import (
+    DbOptionGroup,
+    DbParameterGroup,
+    group_resources,
+    log_exports,
+    option_group_name,
+    parameter_group_name,
+)
 from pointapp.tags import add_tags, aws_tags, from_aws_tags
 from pointapp.typical import Typical
 
@@ -110,7 +115,7 @@ _MODIFY = {"instance_class": "DBInstanceClass", "allocated_storage": "AllocatedS
 
 def pending_reboot(raw: Mapping[str, Any]) -> bool:
     """Whether the instance's parameter group waits for a reboot to apply (a group it was moved to)."""
-    return _first(raw, "DBParameterGroups", "ParameterApplyStatus") == "pending-reboot"
+    return bool(_first(raw, "DBParameterGroups", "ParameterApplyStatus") == "pending-reboot")
 
 
 def reboot_advice(name: str, multi_az: bool) -> str:
