@@ -66,16 +66,18 @@ def test_prod_database_keeps_its_deletion_protection(prod: Context) -> None:
     assert "deletion protection is on" in warning and "database.deletion_protection: false" in warning
     # What the instance uses stays with it: its subnet group, parameter group and monitoring role (RDS refuses to
     # delete the groups of an instance; the role is what its enhanced monitoring runs as).
-    assert kept == {f"{kind} {name}": "db-instance point-app-prod-mysql (kept) stands on it" for kind, name in [
-        ("db-subnet-group", "point-app-prod-db-subnets"), ("db-parameter-group", "point-app-prod-mysql-parameters"),
-        ("iam-role", "point-app-prod-rds-monitoring")]}
-    assert outcome.warnings == [] and outcome.remaining == []
-    # The backup plan goes (its vault holds no recovery points on the emulator); nothing the database uses does.
-    assert sorted(f"{c.kind} {c.name}" for c in outcome.applied) == [
-        "backup-plan point-app-prod-database", "backup-vault point-app-prod-backups", "iam-role point-app-prod-backup"]
+    # And its backups go on: the plan, with its vault and the role its selection runs as.
+    plan = kept.pop("backup-plan point-app-prod-database")
+    assert plan == "the database it backs up has deletion protection and stays: so do its backups"
+    assert kept == {f"{kind} {name}": f"{by} (kept) stands on it" for kind, name, by in [
+        ("db-subnet-group", "point-app-prod-db-subnets", "db-instance point-app-prod-mysql"),
+        ("db-parameter-group", "point-app-prod-mysql-parameters", "db-instance point-app-prod-mysql"),
+        ("iam-role", "point-app-prod-rds-monitoring", "db-instance point-app-prod-mysql"),
+        ("backup-vault", "point-app-prod-backups", "backup-plan point-app-prod-database"),
+        ("iam-role", "point-app-prod-backup", "backup-plan point-app-prod-database")]}
+    assert outcome.warnings == [] and outcome.remaining == [] and outcome.applied == []
     assert client("rds").describe_db_instances(DBInstanceIdentifier="point-app-prod-mysql")["DBInstances"]
-    # (moto refuses a backup plan named like one deleted before: its name check counts deleted plans)
-    lifted = make_context(load_spec("prod", {"database": {"deletion_protection": False, "backup_plan": False}}))
+    lifted = make_context(load_spec("prod", {"database": {"deletion_protection": False}}))
     pointapp.up(lifted, only="database")
     assert pointapp.down(lifted, only="database").warnings == []
     snapshots = client("rds").describe_db_snapshots()["DBSnapshots"]

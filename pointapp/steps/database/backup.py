@@ -29,6 +29,14 @@ START_WINDOW_MINUTES = 60
 COMPLETION_WINDOW_MINUTES = 480
 
 
+def protected_database(spec: Spec) -> str | None:
+    """Why ``down`` keeps the backup plan: the database it protects is kept (deletion protection), so its backups
+    go on, and lifting the protection (``up --only database``) has nothing to make anew."""
+    if not spec.database.deletion_protection:
+        return None
+    return "the database it backs up has deletion protection and stays: so do its backups"
+
+
 def _backup_tags(ctx: StepContext, arn: str) -> dict[str, str]:
     return tags_of(ctx, arn, lambda: ctx.client("backup").list_tags(ResourceArn=arn).get("Tags", {}))
 
@@ -118,6 +126,9 @@ class BackupPlan(Kind):
     def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "backup", found.raw["BackupPlanArn"], tags)
 
+    def keeps(self, spec: Spec, found: Found) -> str | None:
+        return protected_database(spec)
+
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         ctx.client("backup").update_backup_plan(BackupPlanId=found.id, BackupPlan=self._plan(desired, props))
@@ -174,6 +185,9 @@ class BackupSelection(Kind):
         answer = ctx.client("backup").create_backup_selection(**request)
         return Found(self.name, desired.key, answer["SelectionId"], dict(tags), {**request, "SelectionId": answer["SelectionId"]})
 
+    def keeps(self, spec: Spec, found: Found) -> str | None:
+        return protected_database(spec)
+
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("backup").delete_backup_selection, ["ResourceNotFoundException"],
                      BackupPlanId=found.raw["BackupPlanId"], SelectionId=found.id)
@@ -195,7 +209,9 @@ def backup_resources(spec: Spec, step: str) -> list[Desired]:
             "trust": trust_policy("backup.amazonaws.com", spec=spec), "managed": [BACKUP_POLICY], "inline": {}},
             "AWS Backup takes the database's backups"),
         Desired("backup-vault", "backup/vault", vault, {}, "encrypted with AWS Backup's key; kept while it holds backups"),
-        Desired("backup-plan", "backup/plan", spec.name("database"), {"vault": vault, "retention_days": days},
+        # the plan's vault and the role its selection runs as stay with the plan when down keeps it
+        Desired("backup-plan", "backup/plan", spec.name("database"), {
+            "vault": vault, "retention_days": days, "stays_with": [Ref(step, "backup/vault"), Ref(step, "role/backup")]},
                 f"daily ({SCHEDULE} UTC) into {vault}, each backup kept {days} days"),
         Desired("backup-selection", "backup/selection", spec.name("database"), {
             "plan": Ref(step, "backup/plan"), "role": Ref(step, "role/backup", "Arn"),
