@@ -19,7 +19,7 @@ from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, from_aws_tags, i
 
 #: The services whose resources pointapp finds by name and whose tags one Resource Groups Tagging API
 #: listing gives (their describe calls return no tags). EC2, ECS, IAM and SES return tags themselves.
-LISTED_SERVICES = ("codedeploy", "codepipeline", "ecr", "elasticache", "elasticloadbalancing", "events", "logs",
+LISTED_SERVICES = ("backup", "codedeploy", "codepipeline", "ecr", "elasticache", "elasticloadbalancing", "events", "logs",
                    "rds", "s3")
 
 
@@ -78,7 +78,7 @@ ACCOUNT = Ref("runtime", "account")
 #: ARN they set (``ArnLike``) and the AWS documentation that says so. A guard on a key the service does not
 #: set would refuse the service itself, so only these get one (IAM User Guide, "The confused deputy problem").
 SOURCE_ARNS: dict[str, Callable[[Spec], Arn]] = {
-    # ECS Developer Guide, "Amazon ECS task IAM role": ArnLike aws:SourceArn arn:aws:ecs:<region>:<account>:*
+    # ECS Developer Guide, "Amazon ECS task IAM role": ArnLike aws:SourceArn arn:<partition>:ecs:<region>:<account>:*
     # and StringEquals aws:SourceAccount in the trust relationship; ECS assumes the execution role the same way.
     "ecs-tasks.amazonaws.com": lambda spec: Arn("ecs", "*", None, None),
     # Amazon VPC User Guide, "IAM role for publishing flow logs to CloudWatch Logs": the source ARN is the flow log's.
