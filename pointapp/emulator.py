@@ -61,6 +61,26 @@ def _identified(app: Any) -> Any:
     return identified
 
 
+#: The services whose moto backends iterate their dictionaries while another thread may add to them (moto's
+#: IAM lists every role on each CreateRole: "dictionary changed size during iteration" when two roles are made
+#: at once): their requests are answered one at a time.
+SERIALIZED_SERVICES = ("iam",)
+
+
+def _serialized(app: Any) -> Any:
+    """The WSGI app ``app``, answering the requests to :data:`SERIALIZED_SERVICES` one at a time."""
+    lock = threading.Lock()
+    scopes = tuple(f"/{service}/aws4_request" for service in SERIALIZED_SERVICES)
+
+    def serialized(environ: dict[str, Any], start_response: Any) -> Any:
+        if not any(scope in environ.get("HTTP_AUTHORIZATION", "") for scope in scopes):
+            return app(environ, start_response)
+        with lock:
+            return list(app(environ, start_response))  # the whole answer, inside the lock
+
+    return serialized
+
+
 #: The delay between polls on an emulator. One poll outlasts what the tests' AWS-like emulator keeps
 #: "for a while" (0.5 s), so a retried call is retried once, however busy the machine: the fault runs
 #: compare the order of a run's calls with a clean run's.
@@ -142,7 +162,7 @@ class Emulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # AWS managed policies (the SSM core policy of the bastion) exist on AWS; make them exist here too
         default_user_config.setdefault("iam", {})["load_aws_managed_policies"] = True
-        app = _identified(DomainDispatcherApplication(create_backend_app))
+        app = _serialized(_identified(DomainDispatcherApplication(create_backend_app)))
         if self.wrap is not None:
             app = self.wrap(app)
 
