@@ -13,10 +13,13 @@ from typing import Any
 from pointapp import engine
 from pointapp.baseline import Choice, choice
 from pointapp.errors import PointappError
+from pointapp.kinds import UNGUARDED, guarded, service_principals
 from pointapp.outputs import BASTION_INSTANCE, CACHE_GROUP, CERTIFICATE, DATABASE_INSTANCE, PRODUCTION_LISTENER
 from pointapp.plan import Table
 from pointapp.resources import Found, StepState
 from pointapp.spec import ANYWHERE_V4, ANYWHERE_V6, Spec
+from pointapp.steps.database import pending_reboot
+from pointapp.steps.database.groups import parameters
 from pointapp.steps.delivery import PRIVATE
 from pointapp.steps.network import Permission, default_group, observed_permissions, security_groups
 from pointapp.steps.service import TLS_POLICY
@@ -301,6 +304,129 @@ def check_flow_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -
         result.flag(vpc.name, "flow logs record only part of the traffic; the baseline is ALL")
 
 
+def check_trust_guards(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    unguarded: set[str] = set()
+    for state in observed.values():
+        for found in getattr(state, "found", {}).values():
+            if found.kind != "iam-role" or found.raw.get("borrowed"):
+                continue
+            trust = found.raw.get("AssumeRolePolicyDocument", {})
+            principals = service_principals(trust)
+            if not principals:
+                continue  # a federated role (GitHub's): its conditions name the repository
+            result.examined.append(found.name)
+            if set(principals) <= set(UNGUARDED):
+                unguarded.update(principals)
+            elif not guarded(trust):
+                result.flag(found.name, f"{', '.join(principals)} may assume it for any account's resource: the trust "
+                                        "policy names no aws:SourceAccount or aws:SourceArn (confused deputy)")
+    if unguarded:
+        result.note = "; ".join(f"no guard for {p}: {UNGUARDED[p]}" for p in sorted(unguarded))
+
+
+def _database(observed: Mapping[str, Any], result: Result) -> Found | None:
+    return _examine(observed, DATABASE_INSTANCE.step, DATABASE_INSTANCE.key, result)
+
+
+def check_database_tls(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _database(observed, result)
+    if found is None:
+        return
+    used = (found.raw.get("DBParameterGroups") or [{}])[0].get("DBParameterGroupName", "")
+    group = observed[DATABASE_INSTANCE.step].found.get("parameter-group")
+    if group is None or group.id != used:
+        result.flag(found.name, f"uses the parameter group {used or '(none)'}, not its own with require_secure_transport = 1")
+    elif group.raw.get("Values", {}).get("require_secure_transport") != parameters(ctx.spec)["require_secure_transport"]:
+        result.flag(found.name, f"its parameter group {group.name} lets clients connect without TLS "
+                                "(require_secure_transport is not 1)")
+    elif pending_reboot(found.raw):
+        result.flag(found.name, "its parameter group applies at the next reboot (pending-reboot): TLS is not required yet")
+
+
+def check_database_iam_authentication(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _database(observed, result)
+    if found is None or found.raw.get("IAMDatabaseAuthenticationEnabled"):
+        return
+    if not ctx.spec.database.iam_authentication:
+        result.choose(found.name, "database.iam_authentication")
+    else:
+        result.flag(found.name, "IAM database authentication is off")
+
+
+#: What Security Hub RDS.9 wants an RDS for MySQL instance to export (Security Hub controls reference, RDS.9:
+#: audit, error, general and slowquery for MySQL).
+MYSQL_LOGS = frozenset({"audit", "error", "general", "slowquery"})
+
+
+def check_database_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _database(observed, result)
+    if found is None:
+        return
+    missing = set(MYSQL_LOGS) - set(found.raw.get("EnabledCloudwatchLogsExports") or [])
+    gap = ctx.lacks("rds", "CreateOptionGroup")
+    if "audit" in missing and gap:
+        missing.discard("audit")
+        result.note = f"audit log not checked: {gap}"
+    if missing and missing <= {"audit", "general"} and not ctx.spec.database.activity_logs:
+        result.choose(found.name, "database.activity_logs")
+    elif missing:
+        result.flag(found.name, f"does not export the {', '.join(sorted(missing))} log{'s' if len(missing) > 1 else ''} "
+                                "to CloudWatch Logs")
+
+
+def check_database_monitoring(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _database(observed, result)
+    if found is None or found.raw.get("MonitoringInterval"):
+        return
+    if not ctx.spec.database.monitoring_interval:
+        result.choose(found.name, "database.monitoring_interval")
+    else:
+        result.flag(found.name, "enhanced monitoring is off")
+
+
+def check_database_backup_plan(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _database(observed, result)
+    if found is None:
+        return
+    state = observed[DATABASE_INSTANCE.step]
+    plan, selection = state.found.get("backup/plan"), state.found.get("backup/selection")
+    if plan is None:
+        if ctx.spec.database.backup_plan:
+            result.flag(found.name, "is in no AWS Backup plan")
+        else:
+            result.choose(found.name, "database.backup_plan")
+        return
+    if "backup-selection" in state.unavailable:
+        result.note = f"plan {plan.name} found; its selection not checked: {state.unavailable['backup-selection']}"
+        return
+    resources = (selection.raw.get("BackupSelection", {}).get("Resources", []) if selection else [])
+    if found.raw.get("DBInstanceArn") not in resources:
+        result.flag(found.name, f"the backup plan {plan.name} does not select it")
+
+
+def _containers(observed: Mapping[str, Any], result: Result) -> tuple[Found | None, list[dict[str, Any]]]:
+    found = _examine(observed, "service", "taskdef", result)
+    return found, list((found.raw.get("containerDefinitions") or []) if found else [])
+
+
+def check_read_only_root(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found, containers = _containers(observed, result)
+    for container in containers:
+        if not container.get("readonlyRootFilesystem"):
+            result.flag(f"{found.name if found else ''} {container.get('name')}".strip(),
+                        "the container's root file system is writable")
+
+
+def check_non_blocking_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found, containers = _containers(observed, result)
+    for container in containers:
+        options = (container.get("logConfiguration") or {}).get("options") or {}
+        if options.get("mode") != "non-blocking":
+            result.flag(f"{found.name if found else ''} {container.get('name')}".strip(),
+                        f"logs in {options.get('mode') or 'the default (blocking)'} mode: a CloudWatch Logs outage "
+                        "stops the API's writes to stdout")
+
+
 Check = Callable[[Context, Mapping[str, Any], Result], None]
 
 #: (name, FSBP control ids, baseline, check). The control ids are the AWS Security Hub FSBP controls the
@@ -317,6 +443,17 @@ CHECKS: list[tuple[str, str, str, Check]] = [
     ("https", "ELB.1, ELB.17", "HTTPS 443 with a current TLS policy and 80 redirecting, with a domain or a certificate",
      check_https),
     ("flow-logs", "EC2.6", "VPC flow logs on, all traffic", check_flow_logs),
+    # No FSBP control; Prowler's iam_role_cross_service_confused_deputy_prevention (IAM User Guide, "The confused
+    # deputy problem").
+    ("trust-guards", "", "service roles trust their service only for this account's resources", check_trust_guards),
+    ("database-tls", "RDS.39", "MySQL refuses connections without TLS", check_database_tls),
+    ("database-iam-auth", "RDS.10", "IAM database authentication on", check_database_iam_authentication),
+    ("database-logs", "RDS.9", "MySQL exports its audit, error, general and slow-query logs", check_database_logs),
+    ("database-monitoring", "RDS.6", "RDS enhanced monitoring on", check_database_monitoring),
+    ("database-backup", "RDS.26", "the database is in an AWS Backup plan", check_database_backup_plan),
+    ("read-only-root", "ECS.5", "the API container's root file system is read-only", check_read_only_root),
+    # No FSBP control; Prowler's ecs_task_definitions_logging_block_mode (ECS Developer Guide, awslogs mode).
+    ("non-blocking-logs", "", "the API container logs in non-blocking mode", check_non_blocking_logs),
 ]
 
 

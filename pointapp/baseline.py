@@ -42,6 +42,22 @@ CHOICES: dict[str, Choice] = {
         "HTTPS on; until then the API is reached over plain HTTP at the load balancer's DNS name"),
 }
 
+# The database's (staging's defaults, ENVIRONMENT_DEFAULTS in pointapp.spec).
+CHOICES.update({choice.setting: choice for choice in (
+    Choice("RDS.9", "database.activity_logs", "the audit and general logs are not exported to CloudWatch Logs",
+           "CloudWatch Logs ingestion and storage of every statement and connection, and some MySQL throughput",
+           "staging's traffic is tests; its error and slow-query logs are exported"),
+    Choice("RDS.6", "database.monitoring_interval", "no RDS enhanced monitoring",
+           "the RDSOSMetrics log group's ingestion, one sample per interval per instance",
+           "staging is not watched at the operating-system level; RDS's CloudWatch metrics remain"),
+    Choice("RDS.26", "database.backup_plan", "the database is in no AWS Backup plan",
+           "AWS Backup storage of a daily snapshot for database.backup_plan_retention_days",
+           "staging data is disposable; RDS's automated backups (database.backup_retention_days) remain"),
+    Choice("RDS.10", "database.iam_authentication", "IAM database authentication is off",
+           "nothing (it is free); database users signing in with IAM tokens need rds-db:connect permissions",
+           "the API signs in with the password RDS keeps in Secrets Manager"),
+)})
+
 
 def choice(setting: str) -> Choice:
     """The documented choice behind ``setting``; a KeyError names a setting nobody documented."""

@@ -47,10 +47,10 @@ WAIVERS: dict[str, str] = {
     "CKV_AWS_158": "log groups are encrypted by CloudWatch Logs' own key, not a customer-managed KMS key",
     "CKV_AWS_51": "image tags are immutable except `latest`, which CI moves on every build and CodePipeline "
                   "watches (IMMUTABLE_WITH_EXCLUSION, as the registry step makes the repository)",
+    "CKV_AWS_166": "the backup vault is encrypted with AWS Backup's own KMS key, not a customer-managed one",
     "CKV_AWS_136": "ECR images are encrypted with AES256, the AWS-managed default, not a customer-managed KMS key",
-    "CKV_AWS_118": "RDS enhanced monitoring is not part of the baseline; CloudWatch metrics and the error and "
-                   "slow-query logs are",
-    "CKV_AWS_161": "the API signs in to MySQL with the password RDS keeps in Secrets Manager, not IAM authentication",
+    "CKV_AWS_118": "staging turns RDS enhanced monitoring off by choice (database.monitoring_interval: 0); prod "
+                   "samples every 60 s",
     "CKV_AWS_31": "Redis encrypts in transit and at rest; clients are admitted by network (only the container and "
                   "management groups reach it), without an AUTH token",
     "CKV_AWS_157": "staging runs MySQL in one zone by choice (database.multi_az); prod is Multi-AZ",
@@ -330,12 +330,37 @@ SHAPES: dict[str, Shape] = {
         **_same("DBInstanceIdentifier", "Engine", "EngineVersion", "DBInstanceClass", "StorageType", "StorageEncrypted",
                 "MultiAZ", "PubliclyAccessible", "DBSubnetGroupName", "BackupRetentionPeriod", "DeletionProtection",
                 "DBName", "MasterUsername", "ManageMasterUserPassword", "CopyTagsToSnapshot", "AutoMinorVersionUpgrade",
-                "EngineLifecycleSupport", "Tags"),
+                "EngineLifecycleSupport", "Tags", "DBParameterGroupName", "OptionGroupName",
+                "EnableIAMDatabaseAuthentication", "EnableCloudwatchLogsExports", "MonitoringInterval",
+                "MonitoringRoleArn"),
         "AllocatedStorage": ("AllocatedStorage", str), "VpcSecurityGroupIds": "VPCSecurityGroups"}},
         # RDS takes a major version ("8.4": its latest minor); the template's parameter defaults to the spec's
         inputs=lambda spec, d: {"engine_version": {"Ref": "MysqlEngineVersion"}},
-        template=lambda spec, d, r: {"EnableCloudwatchLogsExports": ["error", "slowquery"]},
-        attributes=lambda spec, d, here: {"DependsOn": [here("subnet-group")], **_kept(spec.database.final_snapshot)}),
+        # the groups are named, not Ref'd, in the request: the instance waits for them
+        attributes=lambda spec, d, here: {"DependsOn": [here("subnet-group"), here("parameter-group"),
+                                                        *([here("option-group")] if d.props.get("option_group") else [])],
+                                          **_kept(spec.database.final_snapshot)}),
+    "db-parameter-group": Shape("AWS::RDS::DBParameterGroup", {
+        "create_db_parameter_group": {"DBParameterGroupName": "DBParameterGroupName", "DBParameterGroupFamily": "Family",
+                                      "Description": "Description", "Tags": "Tags"},
+        "modify_db_parameter_group": {"DBParameterGroupName": "DBParameterGroupName", "Parameters": (
+            "Parameters", lambda parameters: {p["ParameterName"]: p["ParameterValue"] for p in parameters})}}),
+    "db-option-group": Shape("AWS::RDS::OptionGroup", {
+        "create_option_group": _same("OptionGroupName", "EngineName", "MajorEngineVersion", "OptionGroupDescription", "Tags"),
+        "modify_option_group": ("OptionConfigurations", lambda calls: [
+            {"OptionName": o["OptionName"], "OptionSettings": o["OptionSettings"]} for c in calls for o in c["OptionsToInclude"]])}),
+    # a vault that holds recovery points cannot be deleted (DeleteBackupVault): the stack keeps it, as down does
+    "backup-vault": Shape("AWS::Backup::BackupVault", {"create_backup_vault": _same("BackupVaultName", "BackupVaultTags")},
+                          attributes=lambda spec, d, here: {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}),
+    # AWS::Backup::BackupPlan names a rule's list BackupPlanRule and its vault TargetBackupVault
+    "backup-plan": Shape("AWS::Backup::BackupPlan", {"create_backup_plan": {
+        "BackupPlan": ("BackupPlan", lambda plan: {"BackupPlanName": plan["BackupPlanName"], "BackupPlanRule": [
+            {**{k: v for k, v in rule.items() if k != "TargetBackupVaultName"}, "TargetBackupVault": rule["TargetBackupVaultName"]}
+            for rule in plan["Rules"]]}),
+        "BackupPlanTags": "BackupPlanTags"}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("backup/vault")]}),
+    "backup-selection": Shape("AWS::Backup::BackupSelection", {"create_backup_selection": _same("BackupPlanId", "BackupSelection")},
+                              attributes=lambda spec, d, here: {"DependsOn": [here(outputs.DATABASE_INSTANCE.key)]}),
     "cache-subnet-group": Shape("AWS::ElastiCache::SubnetGroup", {"create_cache_subnet_group": {
         "CacheSubnetGroupName": "CacheSubnetGroupName", "CacheSubnetGroupDescription": "Description",
         "SubnetIds": "SubnetIds", "Tags": "Tags"}}),
@@ -357,7 +382,7 @@ SHAPES: dict[str, Shape] = {
         "clusterName": "ClusterName", "settings": PASCAL("ClusterSettings"), "tags": TAGS}}),
     "task-definition": Shape("AWS::ECS::TaskDefinition", {"register_task_definition": {
         **_camel("family", "networkMode", "requiresCompatibilities", "cpu", "memory", "executionRoleArn", "taskRoleArn",
-                 "containerDefinitions"), "tags": TAGS}}),
+                 "containerDefinitions", "volumes"), "tags": TAGS}}),
     "target-group": Shape("AWS::ElasticLoadBalancingV2::TargetGroup", {"create_target_group": _same(
         "Name", "Protocol", "Port", "VpcId", "TargetType", "HealthCheckPath", "HealthCheckProtocol", "Matcher", "Tags")}),
     "load-balancer": Shape("AWS::ElasticLoadBalancingV2::LoadBalancer", {"create_load_balancer": _same(

@@ -183,6 +183,10 @@ def build_model(spec: Spec, region: str = "ap-northeast-1", zones: Sequence[str]
     model.node("mail:identity", f"SES\n{spec.mail.identity}", "ses", "regional")
     model.node("service:logs", "CloudWatch Logs", "logs", "regional")
     model.node("database:secret", "Secrets Manager", "secrets", "regional")
+    if spec.database.backup_plan:
+        model.node("database:backup/plan", f"AWS Backup\ndaily, {spec.database.backup_plan_retention_days} days",
+                   "backup", "regional")
+        model.edge(database[0], "database:backup/plan", "backup", kind="data")
     model.edge("github", "registry:repository", "push", kind="release")
     model.edge("registry:repository", "delivery:pipeline", ":latest pushed", kind="release")
     model.edge("delivery:pipeline", "delivery:deployment-group", "CodeDeployToECS", kind="release")
@@ -230,6 +234,10 @@ def _node_for(change: Change, model: Model) -> str | None:
         candidates += [n for n in model.nodes if n.startswith("endpoints:zone/")] if change.key != "endpoint/s3" else []
     if change.step == "service" and change.key in ("ecs-service", "taskdef", "cluster", "role/task", "role/execution"):
         candidates += [n for n in model.nodes if n.startswith("service:tasks/")]
+    if change.step == "database" and change.key in ("parameter-group", "option-group", "role/monitoring"):
+        candidates.append("database:instance")  # what the instance uses is drawn as the instance
+    if change.step == "database" and change.key.startswith(("backup/", "role/backup")):
+        candidates.append("database:backup/plan")
     if change.step == "service" and change.key.startswith(("listener/", "tg/")):
         candidates.append("service:alb")
     if change.kind in ("dns-record", "dkim-record"):
@@ -301,7 +309,7 @@ def _mark_rule(model: Model, change: Change, status: str) -> bool:
 
 
 def _icon_classes() -> dict[str, Any]:
-    from diagrams.aws import compute, database, devtools, engagement, general, management, mobile, network, security
+    from diagrams.aws import compute, database, devtools, engagement, general, management, mobile, network, security, storage
     from diagrams.onprem.ci import GithubActions
 
     return {
@@ -310,8 +318,8 @@ def _icon_classes() -> dict[str, Any]:
         "rds": database.RDS, "redis": database.ElasticacheForRedis, "bastion": compute.EC2, "endpoint": network.Endpoint,
         "ecr": compute.ECR, "codepipeline": devtools.Codepipeline, "codedeploy": devtools.Codedeploy,
         "amplify": mobile.Amplify, "ses": engagement.SimpleEmailServiceSes, "logs": management.Cloudwatch,
-        "secrets": security.SecretsManager, "extra": general.General, "note": _Note, "route53": network.Route53,
-        "acm": security.CertificateManager,
+        "secrets": security.SecretsManager, "backup": storage.Backup, "extra": general.General, "note": _Note,
+        "route53": network.Route53, "acm": security.CertificateManager,
     }
 
 

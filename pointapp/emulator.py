@@ -38,6 +38,12 @@ EMULATOR_GAPS: dict[tuple[str, str], str] = {
                              "three DKIM CNAMEs into the zone here, and nothing was changed now",
     ("sesv2", "PutEmailIdentityMailFromAttributes"): "",
     ("amplify", "Amplify"): "the emulator has no Amplify; on AWS pointapp calls it here, and nothing was changed now",
+    ("backup", "CreateBackupSelection"): "the emulator has no backup selections (CreateBackupSelection, "
+                                         "ListBackupSelections); on AWS pointapp selects the database here, and nothing "
+                                         "was changed now",
+    ("backup", "UpdateBackupPlan"): "",
+    ("rds", "CreateOptionGroup"): "the emulator makes MySQL option groups up to 8.0 only: the instance keeps the "
+                                  "default option group, without the audit log plugin",
 }
 
 
@@ -56,6 +62,26 @@ def _identified(app: Any) -> Any:
         return [body]
 
     return identified
+
+
+#: The services whose moto backends iterate their dictionaries while another thread may add to them (moto's
+#: IAM lists every role on each CreateRole: "dictionary changed size during iteration" when two roles are made
+#: at once): their requests are answered one at a time.
+SERIALIZED_SERVICES = ("iam",)
+
+
+def _serialized(app: Any) -> Any:
+    """The WSGI app ``app``, answering the requests to :data:`SERIALIZED_SERVICES` one at a time."""
+    lock = threading.Lock()
+    scopes = tuple(f"/{service}/aws4_request" for service in SERIALIZED_SERVICES)
+
+    def serialized(environ: dict[str, Any], start_response: Any) -> Any:
+        if not any(scope in environ.get("HTTP_AUTHORIZATION", "") for scope in scopes):
+            return app(environ, start_response)
+        with lock:
+            return list(app(environ, start_response))  # the whole answer, inside the lock
+
+    return serialized
 
 
 #: The delay between polls on an emulator. One poll outlasts what the tests' AWS-like emulator keeps
@@ -144,7 +170,7 @@ class Emulator:
         import moto.settings
 
         moto.settings.ACM_VALIDATION_WAIT = 0
-        app = _identified(DomainDispatcherApplication(create_backend_app))
+        app = _serialized(_identified(DomainDispatcherApplication(create_backend_app)))
         if self.wrap is not None:
             app = self.wrap(app)
 

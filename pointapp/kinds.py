@@ -14,14 +14,14 @@ from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
 from pointapp.diffs import changed
 from pointapp.errors import SpecError, StepError
-from pointapp.resources import Arn, Desired, Found, Kind, Request, client_error_code, ignore_codes, wait_for
+from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, client_error_code, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, STEP, add_tags, aws_tags, from_aws_tags, is_owned
 from pointapp.typical import Typical
 
 #: The services whose resources pointapp finds by name and whose tags one Resource Groups Tagging API
 #: listing gives (their describe calls return no tags). EC2, ECS, IAM and SES return tags themselves.
-LISTED_SERVICES = ("codedeploy", "codepipeline", "ecr", "elasticache", "elasticloadbalancing", "events", "logs",
+LISTED_SERVICES = ("backup", "codedeploy", "codepipeline", "ecr", "elasticache", "elasticloadbalancing", "events", "logs",
                    "rds", "s3")
 
 
@@ -72,13 +72,78 @@ def pointapp_role(spec: Spec, name: str, account: str | None = "*") -> Arn:
     return Arn("iam", f"role{role_path(spec)}{spec.name(name)}", "", account)
 
 
-def trust_policy(*services: str, statement: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A trust policy for AWS service principals, or one explicit statement."""
+#: The account pointapp works in, as a value inside props: resolved like an :class:`Arn`'s own account (the
+#: target's, asked once; ``AWS::AccountId`` in a template).
+ACCOUNT = Ref("runtime", "account")
+
+#: Service principals that set ``aws:SourceAccount`` and ``aws:SourceArn`` when they assume a role, with the
+#: ARN they set (``ArnLike``) and the AWS documentation that says so. A guard on a key the service does not
+#: set would refuse the service itself, so only these get one (IAM User Guide, "The confused deputy problem").
+SOURCE_ARNS: dict[str, Callable[[Spec], Arn]] = {
+    # ECS Developer Guide, "Amazon ECS task IAM role": ArnLike aws:SourceArn arn:<partition>:ecs:<region>:<account>:*
+    # and StringEquals aws:SourceAccount in the trust relationship; ECS assumes the execution role the same way.
+    "ecs-tasks.amazonaws.com": lambda spec: Arn("ecs", "*", None, None),
+    # Amazon VPC User Guide, "IAM role for publishing flow logs to CloudWatch Logs": the source ARN is the flow log's.
+    "vpc-flow-logs.amazonaws.com": lambda spec: Arn("ec2", "vpc-flow-log/*", None, None),
+    # CodeDeploy User Guide, "Cross-service confused deputy prevention": the deployment group's ARN.
+    "codedeploy.amazonaws.com": lambda spec: Arn("codedeploy", f"deploymentgroup:{spec.name('api')}/*", None, None),
+    # CodePipeline User Guide, "Cross-service confused deputy prevention": the pipeline's ARN.
+    "codepipeline.amazonaws.com": lambda spec: Arn("codepipeline", spec.name("release"), None, None),
+    # EventBridge User Guide, "Cross-service confused deputy prevention": the rule's ARN.
+    "events.amazonaws.com": lambda spec: Arn("events", f"rule/{spec.name('release-on-push')}", None, None),
+    # RDS User Guide, "Setting up and enabling Enhanced Monitoring", "Protecting against the confused deputy
+    # problem": the DB instance's ARN.
+    "monitoring.rds.amazonaws.com": lambda spec: Arn("rds", f"db:{spec.name('mysql')}", None, None),
+}
+
+#: Service principals that set neither key when they assume a role, so their roles carry no guard, and why.
+UNGUARDED: dict[str, str] = {
+    # Prowler's own tracker lists EC2 among the false positives of this check (prowler-cloud/prowler #2810).
+    "ec2.amazonaws.com": "EC2 assumes an instance profile's role with no aws:SourceAccount or aws:SourceArn "
+                         "(IAM User Guide, \"The confused deputy problem\", lists no instance-profile key); the "
+                         "role can only be passed within the account (iam:PassRole)",
+    "backup.amazonaws.com": "AWS Backup documents the keys for its resource policies (SNS topics, KMS keys) only, "
+                            "not for the service role it assumes (AWS Backup Developer Guide, \"Cross-service "
+                            "confused deputy prevention\"); the role can only be passed within the account",
+}
+
+
+def trust_policy(*services: str, statement: Mapping[str, Any] | None = None, spec: Spec | None = None) -> dict[str, Any]:
+    """A trust policy for AWS service principals, or one explicit statement.
+
+    With ``spec``, a principal of :data:`SOURCE_ARNS` may assume the role only for this account's own resource
+    (the confused-deputy guard: ``aws:SourceAccount`` and ``aws:SourceArn``); one of :data:`UNGUARDED` gets none.
+    """
     if statement is not None:
         return {"Version": "2012-10-17", "Statement": [dict(statement)]}
-    return {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": sorted(services) if len(services) > 1 else services[0]},
-         "Action": "sts:AssumeRole"}]}
+    trust: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": sorted(services) if len(services) > 1 else services[0]},
+                             "Action": "sts:AssumeRole"}
+    sources = [SOURCE_ARNS[s](spec) for s in sorted(services) if s in SOURCE_ARNS] if spec is not None else []
+    if sources:
+        trust["Condition"] = {"StringEquals": {"aws:SourceAccount": ACCOUNT},
+                              "ArnLike": {"aws:SourceArn": sources[0] if len(sources) == 1 else sources}}
+    return {"Version": "2012-10-17", "Statement": [trust]}
+
+
+def guarded(trust: Mapping[str, Any]) -> bool:
+    """Whether every statement of ``trust`` that lets an AWS service assume the role names the source account."""
+    for statement in trust.get("Statement", []):
+        if statement.get("Effect") != "Allow" or "Service" not in statement.get("Principal", {}):
+            continue
+        conditions = statement.get("Condition", {})
+        keys = {key.lower() for condition in conditions.values() for key in condition}
+        if not keys & {"aws:sourceaccount", "aws:sourcearn", "aws:sourceorgid"}:
+            return False
+    return True
+
+
+def service_principals(trust: Mapping[str, Any]) -> list[str]:
+    """The AWS service principals ``trust`` lets assume the role."""
+    found: list[str] = []
+    for statement in trust.get("Statement", []):
+        principal = statement.get("Principal", {}).get("Service", []) if isinstance(statement.get("Principal"), Mapping) else []
+        found += [principal] if isinstance(principal, str) else list(principal)
+    return sorted(set(found))
 
 
 def policy(*statements: Mapping[str, Any]) -> dict[str, Any]:

@@ -190,6 +190,8 @@ def resolve(value: Any, resolver: Resolver) -> Any:
 def _names_account(value: Any) -> bool:
     if isinstance(value, Arn):
         return value.needs_account
+    if isinstance(value, Ref):
+        return (value.step, value.key) == ("runtime", "account")
     if isinstance(value, Mapping):
         return any(_names_account(v) for v in value.values())
     if isinstance(value, (list, tuple)):

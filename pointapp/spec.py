@@ -161,6 +161,16 @@ class Database(_Model):
     final_snapshot: bool
     database_name: str = Field("app", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
     username: str = Field("app", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+    iam_authentication: bool = Field(True, description=(
+        "IAM database authentication: database users may sign in with a token of their IAM identity (the master "
+        "user keeps the password RDS holds in Secrets Manager)"))
+    activity_logs: bool = Field(description=(
+        "export the audit log (connections, schema and privilege changes) and the general log (every statement) "
+        "to CloudWatch Logs, besides the error and slow-query logs"))
+    monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = Field(description=(
+        "seconds between RDS enhanced monitoring samples of the operating system; 0: off"))
+    backup_plan: bool = Field(description="protect the database with an AWS Backup plan: a daily backup into a vault")
+    backup_plan_retention_days: int = Field(35, ge=1, le=36500, description="how long the plan's daily backups are kept")
 
 
 class Cache(_Model):
@@ -331,7 +341,8 @@ DEFAULTS: dict[str, Any] = {
             },
         },
     },
-    "database": {"multi_az": True, "deletion_protection": True, "final_snapshot": True},
+    "database": {"multi_az": True, "deletion_protection": True, "final_snapshot": True, "activity_logs": True,
+                 "monitoring_interval": 60, "backup_plan": True},
     "cache": {"replicas": 1, "automatic_failover": True},
 }
 
@@ -339,7 +350,8 @@ DEFAULTS: dict[str, Any] = {
 ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
     "prod": {},
     "staging": {
-        "database": {"multi_az": False, "deletion_protection": False, "final_snapshot": False},
+        "database": {"multi_az": False, "deletion_protection": False, "final_snapshot": False, "activity_logs": False,
+                     "monitoring_interval": 0, "backup_plan": False},
         "cache": {"replicas": 0, "automatic_failover": False},
     },
 }

@@ -58,6 +58,7 @@ TAGGING: dict[str, Tagging] = {
     **dict.fromkeys(("ecs", "codepipeline"), Tagging("tag_resource", "resourceArn", "tags", "lower")),
     "ecr": Tagging("tag_resource", "resourceArn", "tags"),
     "amplify": Tagging("tag_resource", "resourceArn", "tags", "map"),
+    "backup": Tagging("tag_resource", "ResourceArn", "Tags", "map"),
     "logs": Tagging("tag_log_group", "logGroupName", "tags", "map"),
 }
 

@@ -20,6 +20,19 @@ from pointapp.tags import aws_tags, ownership_tags
 #: The step that registers the task definition (its revisions carry its ownership tags).
 STEP_NAME = "service"
 
+#: The writable scratch space of a container whose root file system is read-only (ECS.5): a task-level volume
+#: with no host path, which Fargate backs with the task's ephemeral storage (ECS Developer Guide, "Fargate task
+#: ephemeral storage" and "Bind mounts"), mounted where programs write temporary files.
+SCRATCH_VOLUME = "tmp"
+SCRATCH_PATH = "/tmp"
+
+#: awslogs in non-blocking mode: a CloudWatch Logs outage fills an in-memory buffer (logs beyond it are lost)
+#: instead of blocking the API's writes to stdout and stopping it. ECS's default is ``blocking`` unless the
+#: account sets ``defaultLogDriverMode``; ``max-buffer-size`` defaults to 1m (ECS Developer Guide, "Send
+#: Amazon ECS logs to CloudWatch", mode and max-buffer-size; What's New, 17 April 2025), read 1 December 2026.
+LOG_MODE = "non-blocking"
+LOG_BUFFER = "25m"
+
 
 def container_definition(spec: Spec, image: str, log_group: str, region: str,
                          data: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -56,8 +69,11 @@ def container_definition(spec: Spec, image: str, log_group: str, region: str,
         # In awsvpc mode hostPort is blank or the containerPort, and ECS stores and returns it as the containerPort
         # (ECS API reference, PortMapping; terraform-provider-aws #3401): sent so, the request is what AWS answers.
         "portMappings": [{"containerPort": service.port, "hostPort": service.port, "protocol": "tcp"}],
+        "readonlyRootFilesystem": True,
+        "mountPoints": [{"sourceVolume": SCRATCH_VOLUME, "containerPath": SCRATCH_PATH, "readOnly": False}],
         "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": service.container_name}},
+            "awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": service.container_name,
+            "mode": LOG_MODE, "max-buffer-size": LOG_BUFFER}},
         "environment": [{"name": k, "value": v if isinstance(v, Mapping) else str(v)}  # a mapping: a template's intrinsic
                         for k, v in sorted(environment.items()) if v is not None],
         "secrets": [{"name": variable, "valueFrom": secret(name)} for variable, name in sorted(service.secrets.items())],
@@ -79,7 +95,7 @@ def revision_request(family: str, props: Mapping[str, Any], tags: Mapping[str, s
     return dict(
         family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu=str(props["cpu"]),
         memory=str(props["memory"]), executionRoleArn=props["execution_role"], taskRoleArn=props["task_role"],
-        containerDefinitions=[container], tags=aws_tags(tags, lower=True))
+        containerDefinitions=[container], volumes=[{"name": SCRATCH_VOLUME}], tags=aws_tags(tags, lower=True))
 
 
 def data_outputs(ctx: StepContext) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Rules (``RULES`` lists them with their sources; each can be turned off: ``layer.
 - ``ecs-awsvpc-host-port``: in ``awsvpc`` mode ECS stores ``hostPort = containerPort``; another host port
   is refused.
 - ``rds-subnet-group-in-use``: a DB subnet group a DB instance uses cannot be deleted.
+- ``rds-parameter-group-in-use``: a DB parameter group a DB instance uses cannot be deleted.
 - ``elasticache-subnet-group-in-use``: a cache subnet group a cache cluster or replication group uses
   cannot be deleted.
 - ``ec2-subnet-in-use``: a subnet that holds network interfaces cannot be deleted.
@@ -384,6 +385,26 @@ class RdsSubnetGroupInUse(Rule):
                 return AwsError("InvalidDBSubnetGroupStateFault",
                                 f"Cannot delete the subnet group '{call.param('DBSubnetGroupName')}' because at "
                                 f"least one database instance: {database.db_instance_identifier} is still using it.")
+        return None
+
+
+class RdsParameterGroupInUse(Rule):
+    """DeleteDBParameterGroup is refused while a DB instance uses the group."""
+
+    # RDS API reference, DeleteDBParameterGroup: "The DB parameter group to be deleted can't be associated with
+    # any DB instances."; InvalidDBParameterGroupState, HTTP 400.
+    name = "rds-parameter-group-in-use"
+    behaviour = "DeleteDBParameterGroup is refused (InvalidDBParameterGroupState) while a DB instance uses the group"
+    source = "RDS API reference, DeleteDBParameterGroup (Errors)"
+    operations = frozenset({("rds", "DeleteDBParameterGroup")})
+
+    def before(self, call: Call) -> AwsError | None:
+        name = (call.param("DBParameterGroupName") or "").lower()
+        for database in list(backend("rds", call.region).databases.values()):
+            if (database.db_parameter_group_name or "").lower() == name and database.status != "deleted":
+                return AwsError("InvalidDBParameterGroupState",
+                                f"One or more database instances are still members of this parameter group "
+                                f"{call.param('DBParameterGroupName')}, so the group cannot be deleted")
         return None
 
 
@@ -927,7 +948,7 @@ class SesDkimTokens(Rule):
 
 #: Every rule, in the order they apply.
 RULE_CLASSES: tuple[type[Rule], ...] = (
-    EcsAwsvpcHostPort, RdsSubnetGroupInUse, ElastiCacheSubnetGroupInUse, Ec2SubnetInUse, Ec2SecurityGroupInUse,
+    EcsAwsvpcHostPort, RdsSubnetGroupInUse, RdsParameterGroupInUse, ElastiCacheSubnetGroupInUse, Ec2SubnetInUse, Ec2SecurityGroupInUse,
     Ec2SecurityGroupReferenced, Ec2IgwMappedPublicAddress, Ec2NatGatewayDeletesSlowly, Ec2EipHeldByNatGateway,
     Ec2EndpointInterfacesLinger, Elbv2InterfacesLinger, CodeDeployRolePropagation, CodePipelineRolePropagation,
     AcmIssuesOnceValidated, Route53CreateExisting, Route53ChangesPending, SesDkimTokens,

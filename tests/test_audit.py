@@ -9,7 +9,20 @@ import pytest
 
 import pointapp
 from pointapp import cli
-from pointapp.audit import CHECKS, Result, check_cache, check_https
+from pointapp.audit import (
+    CHECKS,
+    Result,
+    check_cache,
+    check_database_backup_plan,
+    check_database_iam_authentication,
+    check_database_logs,
+    check_database_monitoring,
+    check_database_tls,
+    check_https,
+    check_non_blocking_logs,
+    check_read_only_root,
+    check_trust_guards,
+)
 from pointapp.errors import PointappError
 from pointapp.resources import Found, StepState
 from pointapp.spec import load_spec
@@ -41,7 +54,7 @@ def test_a_fresh_environment_passes_every_check(built: Context) -> None:
     # Without a domain or a certificate, plain HTTP on the load balancer is the documented choice serves_https.
     assert statuses == {name: "choice" if name == "https" else "pass" for name, _, _, _ in CHECKS}
     assert [c.choice.setting for c in report.chosen] == ["serves_https"]
-    assert report.summary() == "10 checks (10 on built resources): 0 findings, 1 documented choice"
+    assert report.summary() == f"{len(CHECKS)} checks ({len(CHECKS)} on built resources): 0 findings, 1 documented choice"
 
 
 def test_each_weakening_is_a_finding(built: Context) -> None:
@@ -160,7 +173,7 @@ def test_the_cli_exits_3_with_one_line_per_finding(server: str, capsys: pytest.C
     assert [line for line in out if line.startswith("FINDING")] == [
         "FINDING remote-login: point-app-prod-sg-management: RDP (3389) open from 203.0.113.0/24; "
         "operators use SSM Session Manager [EC2.14]"]
-    assert out[-1] == "10 checks (4 on built resources): 1 finding"  # the network checks
+    assert out[-1] == f"{len(CHECKS)} checks (5 on built resources): 1 finding"  # the network's, its flow log role's
 
 
 def test_a_documented_choice_is_reported_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,3 +196,130 @@ def test_a_documented_choice_is_reported_not_found(monkeypatch: pytest.MonkeyPat
         result.choose("x", "service.nothing-documented")
     result.flag("point-app-staging-alb", "no web ACL")
     assert result.status == "FAIL" and str(report.findings[0]).endswith("[WAF.2]")
+
+
+# --- the data part of the baseline: trust guards, the database, the task definition ------------------------
+
+GUARD = {"StringEquals": {"aws:SourceAccount": "123456789012"},
+         "ArnLike": {"aws:SourceArn": "arn:aws:ecs:ap-northeast-1:123456789012:*"}}
+
+
+def _role(name: str, service: str, condition: dict[str, Any] | None = None) -> Found:
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    return Found("iam-role", name, name, {"Name": name}, {"AssumeRolePolicyDocument": {"Statement": [statement]}})
+
+
+def test_a_service_role_without_a_guard_is_a_finding_but_one_for_ec2_is_not() -> None:
+    roles = [_role("task", "ecs-tasks.amazonaws.com", GUARD), _role("pipeline", "codepipeline.amazonaws.com"),
+             _role("bastion", "ec2.amazonaws.com")]
+    result = Result("trust-guards", "")
+    check_trust_guards(make_context(), {"service": StepState(found={r.key: r for r in roles})}, result)
+    assert result.examined == ["task", "pipeline", "bastion"]
+    assert [(f.resource, f.problem.split(":")[0]) for f in result.findings] == [
+        ("pipeline", "codepipeline.amazonaws.com may assume it for any account's resource")]
+    assert result.note.startswith("no guard for ec2.amazonaws.com: EC2 assumes an instance profile's role")
+
+
+def test_every_role_of_a_fresh_environment_is_guarded_where_its_service_allows(built: Context) -> None:
+    trusts = {role["RoleName"]: role["AssumeRolePolicyDocument"]
+              for role in client("iam").get_account_authorization_details(Filter=["Role"])["RoleDetailList"]
+              if role["Path"].startswith("/pointapp/")}
+    conditions = {name: trust["Statement"][0].get("Condition") for name, trust in trusts.items()}
+    assert conditions.pop("point-app-prod-bastion") is None and conditions.pop("point-app-prod-backup") is None
+    assert sorted(conditions) == ["point-app-prod-codedeploy", "point-app-prod-events", "point-app-prod-pipeline",
+                                  "point-app-prod-rds-monitoring", "point-app-prod-task", "point-app-prod-task-execution",
+                                  "point-app-prod-vpc-flow-logs"]
+    account = built.account
+    assert all(c["StringEquals"] == {"aws:SourceAccount": account} for c in conditions.values())
+    assert conditions["point-app-prod-pipeline"]["ArnLike"] == {
+        "aws:SourceArn": f"arn:aws:codepipeline:{REGION}:{account}:point-app-prod-release"}
+    assert conditions["point-app-prod-rds-monitoring"]["ArnLike"] == {
+        "aws:SourceArn": f"arn:aws:rds:{REGION}:{account}:db:point-app-prod-mysql"}
+
+
+DATABASE = {"DBParameterGroups": [{"DBParameterGroupName": "point-app-prod-mysql-parameters",
+                                   "ParameterApplyStatus": "in-sync"}],
+            "IAMDatabaseAuthenticationEnabled": True, "MonitoringInterval": 60,
+            "EnabledCloudwatchLogsExports": ["audit", "error", "general", "slowquery"],
+            "DBInstanceArn": "arn:aws:rds:ap-northeast-1:123456789012:db:point-app-prod-mysql"}
+
+
+def _database_state(raw: dict[str, Any], tls: str = "1", backup: bool = True) -> dict[str, Any]:
+    found = {"instance": Found("db-instance", "instance", "point-app-prod-mysql", {"Name": "db"}, raw),
+             "parameter-group": Found("db-parameter-group", "parameter-group", "point-app-prod-mysql-parameters",
+                                      {"Name": "params"}, {"Values": {"require_secure_transport": tls}})}
+    if backup:
+        found["backup/plan"] = Found("backup-plan", "backup/plan", "plan-1", {"Name": "plan"}, {})
+        found["backup/selection"] = Found("backup-selection", "backup/selection", "s-1", {}, {"BackupSelection": {
+            "Resources": [DATABASE["DBInstanceArn"]]}})
+    return {"database": StepState(found=found)}
+
+
+DATA_CHECKS = [check_database_tls, check_database_iam_authentication, check_database_logs, check_database_monitoring,
+               check_database_backup_plan]
+
+
+@pytest.mark.parametrize(("raw", "tls", "backup", "problems"), [
+    ({}, "1", True, []),
+    ({"DBParameterGroups": [{"DBParameterGroupName": "default.mysql8.4"}]}, "1", True,
+     ["uses the parameter group default.mysql8.4, not its own with require_secure_transport = 1"]),
+    ({}, "0", True, ["its parameter group params lets clients connect without TLS (require_secure_transport is not 1)"]),
+    ({"DBParameterGroups": [{"DBParameterGroupName": "point-app-prod-mysql-parameters",
+                             "ParameterApplyStatus": "pending-reboot"}]}, "1", True,
+     ["its parameter group applies at the next reboot (pending-reboot): TLS is not required yet"]),
+    ({"IAMDatabaseAuthenticationEnabled": False}, "1", True, ["IAM database authentication is off"]),
+    ({"EnabledCloudwatchLogsExports": ["error"]}, "1", True,
+     ["does not export the audit, general, slowquery logs to CloudWatch Logs"]),
+    ({"MonitoringInterval": 0}, "1", True, ["enhanced monitoring is off"]),
+    ({}, "1", False, ["is in no AWS Backup plan"]),
+])
+def test_each_weakening_of_the_database_is_a_finding(raw: dict[str, Any], tls: str, backup: bool,
+                                                      problems: list[str]) -> None:
+    ctx = make_context(emulated=False)  # AWS: option groups, backup selections
+    found = []
+    for check in DATA_CHECKS:
+        result = Result(check.__name__, "")
+        check(ctx, _database_state({**DATABASE, **raw}, tls, backup), result)
+        found += [f.problem for f in result.findings]
+    assert found == problems
+
+
+def test_staging_database_choices_are_reported_as_choices() -> None:
+    ctx = make_context(load_spec("staging"), emulated=False)
+    raw = {**DATABASE, "MonitoringInterval": 0, "EnabledCloudwatchLogsExports": ["error", "slowquery"]}
+    chosen = []
+    for check in DATA_CHECKS:
+        result = Result(check.__name__, "")
+        check(ctx, _database_state(raw, backup=False), result)
+        assert result.findings == []
+        chosen += [(c.choice.control, c.choice.setting) for c in result.chosen]
+    assert chosen == [("RDS.9", "database.activity_logs"), ("RDS.6", "database.monitoring_interval"),
+                      ("RDS.26", "database.backup_plan")]
+
+
+def test_the_emulator_gaps_are_notes_not_findings() -> None:
+    ctx = make_context()  # the emulator: no MySQL 8.4 option groups, no backup selections
+    state = _database_state({**DATABASE, "EnabledCloudwatchLogsExports": ["error", "general", "slowquery"]})
+    state["database"].unavailable["backup-selection"] = "the emulator has no backup selections"
+    for check, note in [(check_database_logs, "audit log not checked"), (check_database_backup_plan, "its selection not checked")]:
+        result = Result(check.__name__, "")
+        check(ctx, state, result)
+        assert result.findings == [] and note in result.note
+
+
+@pytest.mark.parametrize(("container", "problems"), [
+    ({"readonlyRootFilesystem": True, "logConfiguration": {"options": {"mode": "non-blocking"}}}, []),
+    ({"logConfiguration": {"options": {}}},
+     ["the container's root file system is writable",
+      "logs in the default (blocking) mode: a CloudWatch Logs outage stops the API's writes to stdout"]),
+])
+def test_the_task_definition_checks(container: dict[str, Any], problems: list[str]) -> None:
+    state = _observed("service", "taskdef", {"containerDefinitions": [{"name": "api", **container}]})
+    found = []
+    for check in (check_read_only_root, check_non_blocking_logs):
+        result = Result(check.__name__, "")
+        check(make_context(), state, result)
+        found += [f.problem for f in result.findings]
+    assert found == problems

@@ -106,6 +106,18 @@ def test_rds_refuses_to_delete_a_subnet_group_in_use(aws_like: str) -> None:
     rds.delete_db_subnet_group(DBSubnetGroupName="db")
 
 
+def test_rds_refuses_to_delete_a_parameter_group_in_use(aws_like: str) -> None:
+    net = network(aws_like)
+    rds = client(aws_like, "rds")
+    rds.create_db_parameter_group(DBParameterGroupName="tls", DBParameterGroupFamily="mysql8.4", Description="tls")
+    rds.create_db_instance(DBInstanceIdentifier="main", DBInstanceClass="db.t4g.micro", Engine="mysql",
+                           MasterUsername="admin", MasterUserPassword="password123", AllocatedStorage=20,
+                           DBParameterGroupName="tls", VpcSecurityGroupIds=[net["groups"][0]])
+    refused(rds.delete_db_parameter_group, "InvalidDBParameterGroupState", DBParameterGroupName="tls")
+    rds.delete_db_instance(DBInstanceIdentifier="main", SkipFinalSnapshot=True)
+    rds.delete_db_parameter_group(DBParameterGroupName="tls")
+
+
 def cache(url: str, net: dict[str, Any]) -> Any:
     elasticache = client(url, "elasticache")
     elasticache.create_cache_subnet_group(CacheSubnetGroupName="cache", CacheSubnetGroupDescription="cache",

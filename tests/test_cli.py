@@ -96,11 +96,11 @@ def test_plan_up_plan_down_exit_codes(server: str) -> None:
     # emulator cannot delete
     assert re.search(r"Created 0, changed \d+, deleted \d+, unchanged 0. Skipped 3, for the reasons given above.",
                      down.stdout)
-    assert "Kept on purpose (10):" in down.stdout and "deletion protection is on" in down.stdout
+    assert "Kept on purpose (15):" in down.stdout and "deletion protection is on" in down.stdout
     assert "db-subnet-group point-app-prod-db-subnets: db-instance point-app-prod-mysql (kept) stands on it" in down.stdout
     assert run("plan", *target).returncode == 2
     again = run("down", *target)  # nothing it can delete: what is kept and what the emulator cannot delete, listed
-    assert again.returncode == 0 and "Nothing to delete. 10 kept on purpose (=), for the reasons given." in again.stdout
+    assert again.returncode == 0 and "Nothing to delete. 15 kept on purpose (=), for the reasons given." in again.stdout
     assert "(3 change(s) the target cannot do are listed as skipped.)" in again.stdout
     assert "(kept: deletion protection is on." in again.stdout
     assert "the emulator does not implement codedeploy DeleteApplication" in again.stdout

@@ -271,7 +271,10 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     "db-subnet-group": {},
     # the MySQL version is the template's parameter MysqlEngineVersion, which defaults to the spec's;
     # the template also exports the error and slow-query logs to CloudWatch Logs, which the create does not ask
-    "db-instance": {"inputs": {"engine_version"}, "template": {"EnableCloudwatchLogsExports"}},
+    "db-instance": {"inputs": {"engine_version"}},
+    "db-parameter-group": {}, "db-option-group": {},
+    # AWS Backup's tags are a map, which the comparison does not strip of pointapp's ownership tags
+    "backup-vault": {"template": {"BackupVaultTags"}}, "backup-plan": {"template": {"BackupPlanTags"}}, "backup-selection": {},
     "cache-subnet-group": {},
     "replication-group": {},
     "log-group": {},

@@ -55,18 +55,24 @@ def test_the_network_keeps_what_a_kept_resource_stands_on(ctx: Context) -> None:
     assert not kept_keys(network.STEP.plan_destroy(ctx.spec, observed))
 
 
+#: What a prod down keeps of the database step: the instance, what it uses (its groups, its monitoring role) and
+#: its backup plan (with the vault and the role its selection runs as).
+DATABASE_KEPT = {f"database {key}" for key in ("instance", "subnet-group", "parameter-group", "role/monitoring",
+                                               "backup/plan", "backup/vault", "role/backup")}
+
+
 def test_prod_down_keeps_the_database_and_what_it_stands_on(mocked: None) -> None:
     ctx = make_context()
     pointapp.up(ctx, only="network,database")
     outcome = pointapp.down(ctx, only="network,database")
     kept = {f"{c.step} {c.key}" for c in outcome.kept}
-    assert kept == {"database instance", "database subnet-group"} | {f"network {key}" for key in DATABASE_NEEDS}
+    assert kept == DATABASE_KEPT | {f"network {key}" for key in DATABASE_NEEDS}
     assert outcome.remaining == [] and outcome.warnings == []
-    assert "Kept on purpose (10):" in str(outcome) and "Final check: nothing else owned by pointapp" in str(outcome)
+    assert "Kept on purpose (15):" in str(outcome) and "Final check: nothing else owned by pointapp" in str(outcome)
     # RDS was never asked to delete the subnet group in use, nor EC2 the subnets and groups under it.
     assert not [c for c in ctx.calls if c.operation in ("DeleteDBSubnetGroup", "DeleteDBInstance", "DeleteVpc")]
     again = pointapp.plan_destroy(ctx, only="network,database")
-    assert again.empty and len(again.kept) == 10 and again.summary().startswith("Nothing to delete. 10 kept")
+    assert again.empty and len(again.kept) == 15 and again.summary().startswith("Nothing to delete. 15 kept")
 
 
 def test_the_readme_recipe_deletes_a_protected_database_after_a_prod_down(mocked: None) -> None:
@@ -161,8 +167,7 @@ def test_prod_down_on_the_layer_keeps_the_database_and_asks_nothing_aws_refuses(
     refused = refusals(ctx)
     outcome = pointapp.down(ctx)
     assert refused == []
-    assert {f"{c.step} {c.key}" for c in outcome.kept} == (
-        {"database instance", "database subnet-group"} | {f"network {key}" for key in DATABASE_NEEDS})
+    assert {f"{c.step} {c.key}" for c in outcome.kept} == DATABASE_KEPT | {f"network {key}" for key in DATABASE_NEEDS}
     # What is left besides: only what the emulator cannot delete (said so, and skipped).
     assert [f"{c.kind} {c.name}" for c in outcome.remaining] == ["cache-subnet-group point-app-prod-cache-subnets"]
     lines = ctx.lines  # type: ignore[attr-defined]

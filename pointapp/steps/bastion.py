@@ -181,7 +181,7 @@ def desired(spec: Spec) -> list[Desired]:
     bastion = spec.bastion
     role = spec.name("bastion")
     return [
-        Desired("iam-role", "role", role, {"trust": trust_policy("ec2.amazonaws.com"), "managed": [SSM_CORE_POLICY],
+        Desired("iam-role", "role", role, {"trust": trust_policy("ec2.amazonaws.com", spec=spec), "managed": [SSM_CORE_POLICY],
                                            "inline": {}}, "the SSM agent on the bastion registers with Session Manager"),
         Desired("instance-profile", "profile", spec.name("bastion"), {"role": role}, f"carries the role {role}"),
         Desired("ec2-instance", BASTION_INSTANCE.key, spec.name("bastion"), {

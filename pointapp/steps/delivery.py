@@ -577,13 +577,13 @@ def _roles(spec: Spec) -> list[Desired]:
                     "Resource": Arn("codepipeline", spec.name("release"))})
     roles = [
         Desired("iam-role", "role/codedeploy", spec.name("codedeploy"),
-                {"trust": trust_policy("codedeploy.amazonaws.com"), "inline": {"blue-green-ecs": codedeploy}},
+                {"trust": trust_policy("codedeploy.amazonaws.com", spec=spec), "inline": {"blue-green-ecs": codedeploy}},
                 "CodeDeploy switches the load balancer between blue and green task sets"),
         Desired("iam-role", "role/pipeline", spec.name("pipeline"),
-                {"trust": trust_policy("codepipeline.amazonaws.com"), "inline": {"release": pipeline}},
+                {"trust": trust_policy("codepipeline.amazonaws.com", spec=spec), "inline": {"release": pipeline}},
                 "CodePipeline reads the sources and starts CodeDeploy"),
         Desired("iam-role", "role/events", spec.name("events"),
-                {"trust": trust_policy("events.amazonaws.com"), "inline": {"start-release": start}},
+                {"trust": trust_policy("events.amazonaws.com", spec=spec), "inline": {"start-release": start}},
                 "EventBridge starts the pipeline on a push of latest"),
     ]
     repository = spec.delivery.github_repository

@@ -32,7 +32,7 @@ from pointapp.outputs import (
 from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned
-from pointapp.taskdef import revision_request, runtime_values
+from pointapp.taskdef import SCRATCH_VOLUME, revision_request, runtime_values
 from pointapp.typical import Typical
 
 NAME = "service"
@@ -181,9 +181,11 @@ class TaskDefinition(Kind):
         wanted_container = props["container"]
         current = {"cpu": str(raw.get("cpu")), "memory": str(raw.get("memory")),
                    "execution_role": raw.get("executionRoleArn"), "task_role": raw.get("taskRoleArn"),
-                   "container": compared_container((raw.get("containerDefinitions") or [{}])[0], wanted_container)}
+                   "container": compared_container((raw.get("containerDefinitions") or [{}])[0], wanted_container),
+                   "volumes": sorted(v.get("name", "") for v in raw.get("volumes") or [])}
         wanted = {"cpu": str(props["cpu"]), "memory": str(props["memory"]), "execution_role": props["execution_role"],
-                  "task_role": props["task_role"], "container": compared_container(wanted_container, wanted_container)}
+                  "task_role": props["task_role"], "container": compared_container(wanted_container, wanted_container),
+                  "volumes": [SCRATCH_VOLUME]}
         return changed(current, wanted)
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
@@ -564,11 +566,11 @@ def _roles(spec: Spec) -> list[Desired]:
             "Resource": Arn("logs", f"log-group:{LogGroup.prefix(spec)}api:*")}
     return [
         Desired("iam-role", "role/execution", spec.name("task-execution"), {
-            "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
+            "trust": trust_policy("ecs-tasks.amazonaws.com", spec=spec), "managed": [],
             "inline": {"pull-image-write-logs-inject-secrets": policy(*pull, logs, secrets, database_secret)}},
             "ECS pulls the image, writes logs and injects the secrets"),
         Desired("iam-role", "role/task", spec.name("task"), {
-            "trust": trust_policy("ecs-tasks.amazonaws.com"), "managed": [],
+            "trust": trust_policy("ecs-tasks.amazonaws.com", spec=spec), "managed": [],
             "inline": {"send-mail-and-read-own-secrets": policy(mail, secrets, database_secret)}},
             f"the API runs as this role: mail only from {spec.mail.identity}, only its own secrets and the "
             "database's (re-read after RDS rotates the password)"),

@@ -53,7 +53,7 @@ def as_ecs_describes(container: Mapping[str, Any]) -> dict[str, Any]:
     adds (cpu 0, empty mountPoints, volumesFrom, systemControls: hashicorp/terraform-aws-consul-ecs #318,
     techservicesillinois/terraform-aws-ecs-service #33),
     and environment variables in an order of its own (terraform-provider-aws #3035)."""
-    described = {**container, "cpu": 0, "mountPoints": [], "volumesFrom": [], "systemControls": []}
+    described = {"cpu": 0, "mountPoints": [], "volumesFrom": [], "systemControls": [], **container}
     described["portMappings"] = [{**m, "hostPort": m["containerPort"]} for m in container.get("portMappings", [])]
     described["environment"] = list(reversed(container.get("environment", [])))
     if "logConfiguration" in container:
@@ -67,7 +67,7 @@ def register_as_a_release(family: str, image: str, tags: list[dict[str, str]] | 
     ecs = boto3.client("ecs", region_name=REGION)
     latest = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
     request = {key: latest[key] for key in ("family", "networkMode", "requiresCompatibilities", "cpu", "memory",
-                                            "executionRoleArn", "taskRoleArn")}
+                                            "executionRoleArn", "taskRoleArn", "volumes")}
     container = as_ecs_describes({**latest["containerDefinitions"][0], "image": image})
     answer = ecs.register_task_definition(**request, containerDefinitions=[container], **({"tags": tags} if tags else {}))
     return dict(answer["taskDefinition"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -389,3 +390,19 @@ def test_flow_logs_follow_the_spec(ctx: Context) -> None:
     pointapp.apply(shorter, planned)
     assert pointapp.plan(shorter, only="network").empty
     assert len(flow_logs()) == 1
+
+
+def test_a_role_made_before_the_guard_gets_it_by_update(ctx: Context) -> None:
+    pointapp.up(ctx, only="network")
+    iam = boto3.client("iam", region_name=REGION)  # the flow log role as an earlier pointapp made it
+    iam.update_assume_role_policy(RoleName="point-app-prod-vpc-flow-logs", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                                               "Action": "sts:AssumeRole"}]}))
+    (change,) = pointapp.plan(make_context(), only="network").changes
+    assert (change.action, change.kind, change.name) == ("update", "iam-role", "point-app-prod-vpc-flow-logs")
+    assert "trust" in change.detail and "aws:SourceAccount" in change.detail
+    pointapp.up(make_context(), only="network")
+    trust = iam.get_role(RoleName="point-app-prod-vpc-flow-logs")["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ctx.account}, "ArnLike": {
+        "aws:SourceArn": f"arn:aws:ec2:{REGION}:{ctx.account}:vpc-flow-log/*"}}
+    assert pointapp.plan(make_context(), only="network").empty

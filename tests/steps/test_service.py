@@ -68,6 +68,26 @@ def test_task_definition(built: Context) -> None:
     assert "http://localhost:80/health" in container["healthCheck"]["command"][1]
     assert definition["executionRoleArn"].endswith("/point-app-prod-task-execution")
     assert definition["taskRoleArn"].endswith("/point-app-prod-task")
+    # ECS.5: a read-only root file system, /tmp on a task volume; logs that never block the API
+    assert container["readonlyRootFilesystem"] and definition["volumes"] == [{"name": "tmp"}]
+    assert container["mountPoints"] == [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}]
+    assert {k: container["logConfiguration"]["options"][k] for k in ("mode", "max-buffer-size")} == {
+        "mode": "non-blocking", "max-buffer-size": "25m"}
+
+
+def test_the_exported_task_definition_is_read_only_and_non_blocking() -> None:
+    from pointapp import cloudformation
+
+    resources = cloudformation.templates(load_spec("prod"), REGION, ["ap-northeast-1a", "ap-northeast-1c"])["service"]
+    properties = next(r["Properties"] for r in resources["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition")
+    (container,) = properties["ContainerDefinitions"]
+    assert properties["Volumes"] == [{"Name": "tmp"}] and container["ReadonlyRootFilesystem"] is True
+    assert container["LogConfiguration"]["Options"]["mode"] == "non-blocking"
+    roles = {r["Properties"]["RoleName"]: r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+             for r in resources["Resources"].values() if r["Type"] == "AWS::IAM::Role"}
+    assert roles["point-app-prod-task"]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*"}}}
 
 
 def test_roles_are_least_privilege(built: Context) -> None:

@@ -83,7 +83,7 @@ def flow_log_resources(spec: Spec) -> list[Desired]:
     return [
         Desired("log-group", "flow-logs/log-group", group, {"retention_days": days}, f"retention {days} days"),
         Desired("iam-role", "flow-logs/role", spec.name("vpc-flow-logs"),
-                {"trust": trust_policy("vpc-flow-logs.amazonaws.com"), "managed": [], "inline": {"deliver": policy(deliver)}},
+                {"trust": trust_policy("vpc-flow-logs.amazonaws.com", spec=spec), "managed": [], "inline": {"deliver": policy(deliver)}},
                 "the VPC flow log service writes to its own log group only"),
         Desired("flow-log", "flow-logs/vpc", spec.name("vpc-flow-log"),
                 {"vpc": Ref(NAME, "vpc"), "traffic": "ALL", "log_group": group,

@@ -4,6 +4,10 @@ A DB subnet group over the db subnets; a MySQL instance (8.4 by default) that is
 behind the db security group, with automated backups, Multi-AZ and deletion protection as the spec
 says (on in prod, off in staging). RDS keeps the master password in Secrets Manager: pointapp asks for
 that (``ManageMasterUserPassword``) and never sees, prints or stores the password itself.
+
+The instance uses its own parameter group (connections only over TLS) and option group (the audit log), exports
+its logs to CloudWatch Logs, accepts IAM database authentication, and, as the spec says, sends enhanced
+monitoring through its monitoring role and is in an AWS Backup plan (:mod:`.groups`, :mod:`.backup`).
 """
 
 from __future__ import annotations
@@ -14,10 +18,20 @@ from typing import Any
 
 from pointapp.context import StepContext
 from pointapp.diffs import changed
-from pointapp.kinds import SubnetGroup, tags_of
+from pointapp.diffs import describe as describe_differences
+from pointapp.kinds import Role, SubnetGroup, tags_of, trust_policy
 from pointapp.outputs import DATABASE_ADDRESS, DATABASE_INSTANCE, DATABASE_PORT, DATABASE_SECRET
-from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
+from pointapp.resources import Arn, Desired, Found, Kind, NewRoleRefusal, Ref, Request, ResourceStep, ignore_codes, retry_new_role, wait_for
 from pointapp.spec import Spec
+from pointapp.steps.database.backup import BackupPlan, BackupSelection, BackupVault, backup_resources
+from pointapp.steps.database.groups import (
+    DbOptionGroup,
+    DbParameterGroup,
+    group_resources,
+    log_exports,
+    option_group_name,
+    parameter_group_name,
+)
 from pointapp.tags import add_tags, aws_tags, from_aws_tags
 from pointapp.typical import Typical
 
@@ -59,6 +73,20 @@ class DbSubnetGroup(SubnetGroup):
         return [s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])]
 
 
+#: AWS's managed policy for the enhanced monitoring role (Amazon RDS User Guide, "Setting up and enabling
+#: Enhanced Monitoring").
+MONITORING_POLICY = Arn("iam", "policy/service-role/AmazonRDSEnhancedMonitoringRole", "", "aws")
+# CreateDBInstance/ModifyDBInstance naming a monitoring role IAM has not propagated yet (the refusal
+# terraform-provider-aws retries on for aws_db_instance: InvalidParameterValue, "ENHANCED_MONITORING").
+MONITORING_ROLE = NewRoleRefusal("RDS", "InvalidParameterValue",
+                                 r"IAM role ARN value is invalid or (?:does not|doesn't) include the required permissions "
+                                 r"for: ENHANCED_MONITORING")
+
+
+def _first(raw: Mapping[str, Any], field: str, name: str) -> Any:
+    return (raw.get(field) or [{}])[0].get(name)
+
+
 def _instance_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "instance_class": raw.get("DBInstanceClass"),
@@ -68,12 +96,34 @@ def _instance_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
         "deletion_protection": bool(raw.get("DeletionProtection")),
         "publicly_accessible": bool(raw.get("PubliclyAccessible")),
         "groups": sorted(g["VpcSecurityGroupId"] for g in raw.get("VpcSecurityGroups", [])),
+        "parameter_group": _first(raw, "DBParameterGroups", "DBParameterGroupName"),
+        "option_group": _first(raw, "OptionGroupMemberships", "OptionGroupName"),
+        "iam_authentication": bool(raw.get("IAMDatabaseAuthenticationEnabled")),
+        "log_exports": sorted(raw.get("EnabledCloudwatchLogsExports") or []),
+        "monitoring_interval": raw.get("MonitoringInterval") or 0,
+        "monitoring_role": raw.get("MonitoringRoleArn") or None,
     }
 
 
 _MODIFY = {"instance_class": "DBInstanceClass", "allocated_storage": "AllocatedStorage", "multi_az": "MultiAZ",
            "backup_retention": "BackupRetentionPeriod", "deletion_protection": "DeletionProtection",
-           "publicly_accessible": "PubliclyAccessible", "groups": "VpcSecurityGroupIds"}
+           "publicly_accessible": "PubliclyAccessible", "groups": "VpcSecurityGroupIds",
+           "parameter_group": "DBParameterGroupName", "option_group": "OptionGroupName",
+           "iam_authentication": "EnableIAMDatabaseAuthentication", "monitoring_interval": "MonitoringInterval",
+           "monitoring_role": "MonitoringRoleArn"}
+
+
+def pending_reboot(raw: Mapping[str, Any]) -> bool:
+    """Whether the instance's parameter group waits for a reboot to apply (a group it was moved to)."""
+    return bool(_first(raw, "DBParameterGroups", "ParameterApplyStatus") == "pending-reboot")
+
+
+def reboot_advice(name: str, multi_az: bool) -> str:
+    """How to apply a parameter group RDS left ``pending-reboot``: pointapp never reboots a database itself."""
+    failover = " --force-failover (Multi-AZ: a failover of about a minute)" if multi_az else ""
+    return (f"RDS applies a new parameter group at the instance's next reboot (pending-reboot; Amazon RDS User Guide, "
+            f"\"Associating a DB parameter group with a DB instance\"): reboot it in a quiet hour with "
+            f"`aws rds reboot-db-instance --db-instance-identifier {name}{failover}`")
 
 
 class DbInstance(Kind):
@@ -100,6 +150,8 @@ class DbInstance(Kind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         current = _instance_settings(found.raw)
+        if not props["option_group"]:
+            del current["option_group"]  # the target makes none: the default one stays
         wanted = {key: props[key] for key in current}
         wanted["groups"] = sorted(props["groups"])
         changes = changed(current, wanted)
@@ -116,11 +168,24 @@ class DbInstance(Kind):
             BackupRetentionPeriod=props["backup_retention"], DeletionProtection=props["deletion_protection"],
             DBName=props["database_name"], MasterUsername=props["username"], ManageMasterUserPassword=True,
             CopyTagsToSnapshot=True, AutoMinorVersionUpgrade=True,
-            EngineLifecycleSupport=props["lifecycle_support"], Tags=aws_tags(tags))}
+            EngineLifecycleSupport=props["lifecycle_support"], DBParameterGroupName=props["parameter_group"],
+            **({"OptionGroupName": props["option_group"]} if props["option_group"] else {}),
+            EnableIAMDatabaseAuthentication=props["iam_authentication"],
+            EnableCloudwatchLogsExports=list(props["log_exports"]), MonitoringInterval=props["monitoring_interval"],
+            **({"MonitoringRoleArn": props["monitoring_role"]} if props["monitoring_role"] else {}),
+            Tags=aws_tags(tags))}
+
+    def explain(self, desired: Desired, found: Found, differences: Mapping[str, Any]) -> str:
+        said = describe_differences(differences)
+        if "parameter_group" in differences:
+            said += f"; {reboot_advice(found.id, bool(found.raw.get('MultiAZ')))}"
+        return said
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         rds = ctx.client("rds")
-        instance = rds.create_db_instance(**self.request(ctx.spec, desired, props, tags)["create_db_instance"])["DBInstance"]
+        request = self.request(ctx.spec, desired, props, tags)["create_db_instance"]
+        instance = retry_new_role(ctx, MONITORING_ROLE, props["monitoring_role"] or desired.name,
+                                  lambda: rds.create_db_instance(**request))["DBInstance"]
         kind = "Multi-AZ " if props["multi_az"] else ""
         answer = wait_for(ctx, rds, "db_instance_available", f"{kind}MySQL instance {desired.name} to be available",
                           self.typical_multi_az if props["multi_az"] else self.typical, real_delay=30,
@@ -135,8 +200,22 @@ class DbInstance(Kind):
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         settings = {_MODIFY[key]: value for key, value in changes.items() if key in _MODIFY}
+        if "monitoring_interval" in changes or "monitoring_role" in changes:  # RDS takes the two together
+            settings["MonitoringInterval"] = props["monitoring_interval"]
+            settings.pop("MonitoringRoleArn", None)
+            if props["monitoring_role"]:
+                settings["MonitoringRoleArn"] = props["monitoring_role"]
+        if "log_exports" in changes:
+            current = set(found.raw.get("EnabledCloudwatchLogsExports") or [])
+            settings["CloudwatchLogsExportConfiguration"] = {
+                "EnableLogTypes": sorted(set(changes["log_exports"]) - current),
+                "DisableLogTypes": sorted(current - set(changes["log_exports"]))}
         if settings:
-            ctx.client("rds").modify_db_instance(DBInstanceIdentifier=found.id, ApplyImmediately=True, **settings)
+            rds = ctx.client("rds")
+            retry_new_role(ctx, MONITORING_ROLE, props["monitoring_role"] or found.id, lambda: rds.modify_db_instance(
+                DBInstanceIdentifier=found.id, ApplyImmediately=True, **settings))
+        if "parameter_group" in changes:
+            ctx.say(f"    {reboot_advice(found.id, bool(found.raw.get('MultiAZ')))}")
 
     def keeps(self, spec: Spec, found: Found) -> str | None:
         if not found.raw.get("DeletionProtection"):
@@ -148,9 +227,14 @@ class DbInstance(Kind):
     def stands_on(self, found: Found) -> list[str]:
         # RDS refuses to delete a DB subnet group an instance is in (InvalidDBSubnetGroupStateFault,
         # DeleteDBSubnetGroup), and EC2 the subnets and security groups that hold its network interfaces.
+        # The same of its parameter and option groups (DeleteDBParameterGroup: "can't be associated with any DB
+        # instances"; DeleteOptionGroup, InvalidOptionGroupStateFault), and its monitoring role.
         group = found.raw.get("DBSubnetGroup", {})
+        raw = found.raw
+        groups = [_first(raw, "DBParameterGroups", "DBParameterGroupName"), _first(raw, "OptionGroupMemberships", "OptionGroupName"),
+                  (raw.get("MonitoringRoleArn") or "").rsplit("/", 1)[-1]]
         return ([group.get("DBSubnetGroupName", "")] + [s["SubnetIdentifier"] for s in group.get("Subnets", [])]
-                + [g["VpcSecurityGroupId"] for g in found.raw.get("VpcSecurityGroups", [])])
+                + [g["VpcSecurityGroupId"] for g in found.raw.get("VpcSecurityGroups", [])] + [g for g in groups if g])
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         rds = ctx.client("rds")
@@ -173,7 +257,12 @@ class DbInstance(Kind):
                  "encrypted" if raw.get("StorageEncrypted") else "NOT encrypted",
                  "public" if raw.get("PubliclyAccessible") else "private",
                  f"backups {raw.get('BackupRetentionPeriod')} d",
-                 "deletion protection" if raw.get("DeletionProtection") else "no deletion protection"]
+                 "deletion protection" if raw.get("DeletionProtection") else "no deletion protection",
+                 "IAM authentication" if raw.get("IAMDatabaseAuthenticationEnabled") else "no IAM authentication",
+                 f"logs {', '.join(raw.get('EnabledCloudwatchLogsExports') or []) or 'none'} to CloudWatch",
+                 f"enhanced monitoring {raw.get('MonitoringInterval')} s" if raw.get("MonitoringInterval") else "no enhanced monitoring"]
+        if pending_reboot(raw):
+            flags.append("parameter group pending reboot")
         return f"{endpoint.get('Address')}:{endpoint.get('Port')} ({', '.join(flags)})"
 
     def outputs(self, found: Found) -> dict[str, Any]:
@@ -188,23 +277,53 @@ def lifecycle_support(spec: Spec) -> str:
     return "open-source-rds-extended-support" if spec.database.extended_support else "open-source-rds-extended-support-disabled"
 
 
-def desired(spec: Spec) -> list[Desired]:
+def monitoring_resources(spec: Spec) -> list[Desired]:
+    """The enhanced monitoring role (none when ``database.monitoring_interval`` is 0)."""
+    if not spec.database.monitoring_interval:
+        return []
+    return [Desired("iam-role", "role/monitoring", spec.name("rds-monitoring"), {
+        "trust": trust_policy("monitoring.rds.amazonaws.com", spec=spec), "managed": [MONITORING_POLICY], "inline": {}},
+        "RDS sends the operating system's metrics to CloudWatch Logs (enhanced monitoring)")]
+
+
+def facts(ctx: StepContext) -> dict[str, Any]:
+    """What the desired list depends on besides the spec: whether the target makes MySQL option groups (the
+    emulator does not for 8.4: :data:`pointapp.emulator.EMULATOR_GAPS`)."""
+    return {"option_groups": ctx.lacks("rds", "CreateOptionGroup") is None}
+
+
+def desired(spec: Spec, facts: Mapping[str, Any] | None = None) -> list[Desired]:
+    """The step's resources, in creation order; on a target without option groups (``facts``), none, and the
+    instance keeps the default option group (so no audit log). Pure."""
     database = spec.database
+    monitoring = bool(database.monitoring_interval)
+    options = (facts or {}).get("option_groups", True)
+    groups = group_resources(spec, options)
     return [
         Desired("db-subnet-group", "subnet-group", spec.name("db-subnets"),
                 {"subnets": [Ref("network", f"subnet/db/{i}") for i in range(spec.network.zones)]},
                 "MySQL in the isolated db subnets"),
+        *groups,
+        *monitoring_resources(spec),
         Desired("db-instance", DATABASE_INSTANCE.key, spec.name("mysql"), {
             "engine_version": database.engine_version, "instance_class": database.instance_class,
             "allocated_storage": database.allocated_storage_gb, "multi_az": database.multi_az,
             "backup_retention": database.backup_retention_days, "deletion_protection": database.deletion_protection,
             "publicly_accessible": False, "groups": [Ref("network", "sg/db")], "subnet_group": spec.name("db-subnets"),
             "database_name": database.database_name, "username": database.username,
-            "lifecycle_support": lifecycle_support(spec)},
+            "lifecycle_support": lifecycle_support(spec), "parameter_group": parameter_group_name(spec),
+            "option_group": option_group_name(spec) if options else None, "iam_authentication": database.iam_authentication,
+            "log_exports": log_exports(spec, options), "monitoring_interval": database.monitoring_interval,
+            "monitoring_role": Ref(NAME, "role/monitoring", "Arn") if monitoring else None},
             f"MySQL {database.engine_version} {database.instance_class}, {database.allocated_storage_gb} GiB encrypted, "
             f"{'Multi-AZ' if database.multi_az else 'single-AZ'}, private, backups {database.backup_retention_days} days, "
-            f"deletion protection {'on' if database.deletion_protection else 'off'}, password kept by RDS in Secrets Manager"),
+            f"deletion protection {'on' if database.deletion_protection else 'off'}, password kept by RDS in Secrets Manager, "
+            f"TLS only, IAM authentication {'on' if database.iam_authentication else 'off'}, logs "
+            f"{', '.join(log_exports(spec, options))} to CloudWatch, enhanced monitoring "
+            f"{f'every {database.monitoring_interval} s' if monitoring else 'off'}"),
+        *backup_resources(spec, NAME),
     ]
 
 
-STEP = ResourceStep(NAME, [DbSubnetGroup(), DbInstance()], desired, uses=("network",))
+STEP = ResourceStep(NAME, [DbSubnetGroup(), DbParameterGroup(), DbOptionGroup(), Role(), DbInstance(), BackupVault(),
+                           BackupPlan(), BackupSelection()], desired, uses=("network",), facts=facts)
