@@ -13,11 +13,11 @@ from typing import Any
 from pointapp import engine
 from pointapp.baseline import Choice, choice
 from pointapp.errors import PointappError
+from pointapp.kinds import PRIVATE
 from pointapp.outputs import BASTION_INSTANCE, CACHE_GROUP, DATABASE_INSTANCE, PRODUCTION_LISTENER
 from pointapp.plan import Table
 from pointapp.resources import Found, StepState
 from pointapp.spec import ANYWHERE_V4, ANYWHERE_V6, Spec
-from pointapp.steps.delivery import PRIVATE
 from pointapp.steps.network import Permission, default_group, observed_permissions, security_groups
 from pointapp.target import Context
 

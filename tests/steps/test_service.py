@@ -179,7 +179,17 @@ def test_changes_converge(built: Context) -> None:
 
 def test_idempotent_and_down(built: Context) -> None:
     up_is_idempotent(built, STEPS)
-    assert down_leaves_nothing(built, "service") == []
+    # prod's load balancer has deletion protection: down keeps it (and the bucket its logs go to), naming the setting
+    outcome = pointapp.down(built, only="service")
+    kept = {f"{c.kind} {c.key}": c.args["why"] for c in outcome.kept}
+    assert set(kept) == {"load-balancer alb", "s3-bucket access-logs/bucket"}
+    assert "service.deletion_protection: false" in kept["load-balancer alb"]
+    assert client("elbv2").describe_load_balancers()["LoadBalancers"]
+    # the recipe it names: lift the protection with up, then down deletes everything
+    lifted = make_context(load_spec("prod", {"service": {"deletion_protection": False}}))
+    pointapp.up(lifted, only="service")
+    assert down_leaves_nothing(lifted, "service") == []
+    assert client("elbv2").describe_load_balancers()["LoadBalancers"] == []
     clusters = client("ecs").describe_clusters(clusters=["point-app-prod-cluster"])["clusters"]
     assert all(c["status"] == "INACTIVE" for c in clusters)
     assert client("elbv2").describe_target_groups()["TargetGroups"] == []

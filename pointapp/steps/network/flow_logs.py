@@ -13,6 +13,7 @@ from pointapp.spec import Spec
 from pointapp.tags import add_tags, from_aws_tags, owner_filters, tag_specifications
 
 from .discovery import NAME, paginate
+from .keys import customer_key
 
 
 class FlowLog(Kind):
@@ -81,7 +82,8 @@ def flow_log_resources(spec: Spec) -> list[Desired]:
     deliver = {"Effect": "Allow", "Resource": Arn("logs", f"log-group:{group}:*"),
                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]}
     return [
-        Desired("log-group", "flow-logs/log-group", group, {"retention_days": days}, f"retention {days} days"),
+        Desired("log-group", "flow-logs/log-group", group, {"retention_days": days, "kms_key": customer_key(spec)},
+                f"retention {days} days"),
         Desired("iam-role", "flow-logs/role", spec.name("vpc-flow-logs"),
                 {"trust": trust_policy("vpc-flow-logs.amazonaws.com"), "managed": [], "inline": {"deliver": policy(deliver)}},
                 "the VPC flow log service writes to its own log group only"),
