@@ -192,8 +192,8 @@ class Mail(_Model):
 
 
 class Security(_Model):
-    kms: Literal["aws-managed", "customer-managed"] = Field(
-        "aws-managed", description="who holds the keys of the log groups and the artifact bucket")
+    kms_key: bool = Field(False, description="a customer-managed KMS key of the environment for the log groups and "
+                                             "the artifact bucket (off: the services' own keys)")
     key_deletion_days: int = Field(30, ge=7, le=30, description="the waiting period of a scheduled key deletion")
 
 

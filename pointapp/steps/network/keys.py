@@ -1,4 +1,4 @@
-"""The environment's customer-managed KMS key (``security.kms: customer-managed``) and its alias.
+"""The environment's customer-managed KMS key (``security.kms_key: true``) and its alias.
 
 Made with the network, the first step, because the VPC flow log group is encrypted with it; the service's log
 group and the artifact bucket use it too. Without it (``aws-managed``, the default) CloudWatch Logs encrypts the
@@ -26,7 +26,7 @@ KEY_ARN = Ref(NAME, "kms/key")
 
 def customer_key(spec: Spec) -> Ref | None:
     """The customer-managed key's ARN, when the spec asks for one (else the services' own keys are used)."""
-    return KEY_ARN if spec.security.kms == "customer-managed" else None
+    return KEY_ARN if spec.security.kms_key else None
 
 
 def alias_name(spec: Spec) -> str:
@@ -167,7 +167,7 @@ class KmsAlias(Kind):
 
 
 def key_resources(spec: Spec, region: str) -> list[Desired]:
-    """The key and its alias, when ``security.kms`` is ``customer-managed``."""
+    """The key and its alias, when ``security.kms_key`` is on."""
     if customer_key(spec) is None:
         return []
     return [
