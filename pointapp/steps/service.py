@@ -862,11 +862,13 @@ def _access_log_bucket(spec: Spec) -> list[Desired]:
                "Action": "s3:PutObject", "Resource": Ref("runtime", "access_log_objects")}
     return [
         Desired("s3-bucket", ACCESS_LOG_BUCKET, f"{spec.owner}-access-logs", {
-            "bucket": Ref("runtime", "access_log_bucket"), "region": Ref("runtime", "region"), "versioning": False,
+            # versioned: a log deleted or overwritten stays a noncurrent version for a week
+            "bucket": Ref("runtime", "access_log_bucket"), "region": Ref("runtime", "region"), "versioning": True,
             "kms_key": None, "lifecycle": [
                 {"ID": "expire-access-logs", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": days},
+                 "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
                  "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]},
-            f"load balancer access logs: private, SSE-S3, kept {days} days"),
+            f"load balancer access logs: private, versioned, SSE-S3, kept {days} days"),
         Desired("s3-bucket-policy", f"{ACCESS_LOG_BUCKET}/policy", f"{spec.owner}-access-logs",
                 bucket_policy_props(Ref("runtime", "access_log_bucket"), Ref(NAME, ACCESS_LOG_BUCKET, "Arn"), [deliver]),
                 "TLS only; Elastic Load Balancing writes the logs", parent=ACCESS_LOG_BUCKET),
@@ -879,7 +881,8 @@ def _web_acl(spec: Spec) -> list[Desired]:
         return []
     return [
         Desired("waf-web-acl", WEB_ACL, spec.name("waf"), {"rules": waf_rules()},
-                f"allow by default; AWS managed rules: {', '.join(g.removeprefix('AWSManagedRules') for g in WAF_RULE_GROUPS)}"),
+                # AWS WAF's descriptions take letters, digits, spaces and +=:#@/-,. (CreateWebACL, Description)
+                f"allow by default, AWS managed rules: {', '.join(g.removeprefix('AWSManagedRules') for g in WAF_RULE_GROUPS)}"),
         Desired("waf-association", WEB_ACL_ASSOCIATION, spec.name("waf", "alb"),
                 {"web_acl": Ref(NAME, WEB_ACL), "load_balancer": Ref(NAME, LOAD_BALANCER.key)},
                 f"{spec.name('waf')} in front of {spec.name('alb')}"),
