@@ -334,6 +334,7 @@ class TargetGroup(_LoadBalancingKind):
 
 class LoadBalancer(_LoadBalancingKind):
     name = "load-balancer"
+    clears = "lift-deletion-protection"
     typical = Typical("load-balancer", 180, "Application Load Balancer from provisioning to active",
                       "Elastic Load Balancing User Guide, load balancer state; botocore waiter "
                       "LoadBalancerAvailable: 15 s x 40")
@@ -396,13 +397,19 @@ class LoadBalancer(_LoadBalancingKind):
             elbv2.modify_load_balancer_attributes(
                 LoadBalancerArn=found.id, **self.request(ctx.spec, desired, props, {})["modify_load_balancer_attributes"])
 
-    def keeps(self, spec: Spec, found: Found) -> str | None:
+    def to_clear(self, found: Found) -> str | None:
         if found.raw.get("Attributes", {}).get(DELETION_PROTECTION) != "true":
             return None
         # ELB refuses to delete a load balancer with deletion protection on (OperationNotPermitted, DeleteLoadBalancer
-        # in the ELB API reference). Like the database's, the protection is lifted by the spec, not by down.
-        return ("deletion protection is on. To delete it, set service.deletion_protection: false in the config, "
-                "run `pointapp up --only service`, then `pointapp down` again")
+        # in the ELB API reference). The protection guards it against deletions outside pointapp; a down that lists
+        # this line in its plan, and is confirmed, is the deliberate deletion it asks for.
+        return "turn deletion protection off first (service.deletion_protection), as this down deletes it"
+
+    def clear(self, ctx: StepContext, found: Found) -> None:
+        ctx.client("elbv2").modify_load_balancer_attributes(
+            LoadBalancerArn=found.id, Attributes=[{"Key": DELETION_PROTECTION, "Value": "false"}])
+        found.raw.setdefault("Attributes", {})[DELETION_PROTECTION] = "false"
+        ctx.say(f"    deletion protection of load balancer {found.name} turned off: this down deletes it")
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         elbv2 = ctx.client("elbv2")
@@ -478,7 +485,8 @@ def access_log_bucket_name(ctx: StepContext, spec: Spec) -> str:
 class AccessLogBucket(Bucket):
     """The load balancer's access logs: private, SSE-S3 (the only encryption ELB access logs support: Elastic Load
     Balancing User Guide, "Enable access logs", bucket requirements), TLS only, the logs expiring. ``down`` keeps it
-    while it holds logs unless ``service.delete_access_logs`` lets it empty the bucket."""
+    while it holds logs (they are a record of who called the API) unless ``service.delete_access_logs`` lets it empty
+    the bucket; staging's default does."""
 
     def bucket_name(self, ctx: StepContext, spec: Spec) -> str:
         return access_log_bucket_name(ctx, spec)

@@ -179,17 +179,11 @@ def test_changes_converge(built: Context) -> None:
 
 def test_idempotent_and_down(built: Context) -> None:
     up_is_idempotent(built, STEPS)
-    # prod's load balancer has deletion protection: down keeps it (and the bucket its logs go to), naming the setting
-    outcome = pointapp.down(built, only="service")
-    kept = {f"{c.kind} {c.key}": c.args["why"] for c in outcome.kept}
-    assert set(kept) == {"load-balancer alb", "s3-bucket access-logs/bucket"}
-    assert "service.deletion_protection: false" in kept["load-balancer alb"]
-    assert client("elbv2").describe_load_balancers()["LoadBalancers"]
-    # the recipe it names: lift the protection with up, then down deletes everything
-    lifted = make_context(load_spec("prod", {"service": {"deletion_protection": False}}))
-    pointapp.up(lifted, only="service")
-    assert down_leaves_nothing(lifted, "service") == []
-    assert client("elbv2").describe_load_balancers()["LoadBalancers"] == []
+    # prod's load balancer has deletion protection: the down plan lifts it first, and says so
+    lift = [c for c in pointapp.plan_destroy(built, only="service").changes if c.kind == "load-balancer" and c.action == "update"]
+    assert [c.detail for c in lift] == ["turn deletion protection off first (service.deletion_protection), as this down deletes it"]
+    assert down_leaves_nothing(built, "service") == []
+    assert "    deletion protection of load balancer point-app-prod-alb turned off: this down deletes it" in built.lines  # type: ignore[attr-defined]
     clusters = client("ecs").describe_clusters(clusters=["point-app-prod-cluster"])["clusters"]
     assert all(c["status"] == "INACTIVE" for c in clusters)
     assert client("elbv2").describe_target_groups()["TargetGroups"] == []
