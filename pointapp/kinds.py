@@ -154,18 +154,22 @@ class Role(Kind):
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         iam = ctx.client("iam")
+        # The props, resolved now: a plan made before a resource its policies name existed (a key made in the
+        # same up) holds a placeholder for it in ``changes``.
         if "trust" in changes:
-            iam.update_assume_role_policy(RoleName=found.id, PolicyDocument=json.dumps(changes["trust"]))
+            iam.update_assume_role_policy(RoleName=found.id, PolicyDocument=json.dumps(props["trust"]))
         if "managed" in changes:
-            for arn in sorted(set(changes["managed"]) - set(found.raw["Managed"])):
+            managed = props.get("managed", [])
+            for arn in sorted(set(managed) - set(found.raw["Managed"])):
                 iam.attach_role_policy(RoleName=found.id, PolicyArn=arn)
-            for arn in sorted(set(found.raw["Managed"]) - set(changes["managed"])):
+            for arn in sorted(set(found.raw["Managed"]) - set(managed)):
                 iam.detach_role_policy(RoleName=found.id, PolicyArn=arn)
         if "inline" in changes:
-            for name, document in changes["inline"].items():
+            inline = props.get("inline", {})
+            for name, document in inline.items():
                 if found.raw["Inline"].get(name) != document:
                     iam.put_role_policy(RoleName=found.id, PolicyName=name, PolicyDocument=json.dumps(document))
-            for name in set(found.raw["Inline"]) - set(changes["inline"]):
+            for name in set(found.raw["Inline"]) - set(inline):
                 iam.delete_role_policy(RoleName=found.id, PolicyName=name)
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
@@ -247,8 +251,8 @@ class LogGroup(Kind):
         if "retention_days" in changes:
             logs.put_retention_policy(logGroupName=found.id, retentionInDays=changes["retention_days"])
         if "kms_key" in changes:  # data written before stays readable: CloudWatch Logs keeps what encrypted it
-            if changes["kms_key"]:
-                logs.associate_kms_key(logGroupName=found.id, kmsKeyId=changes["kms_key"])
+            if props.get("kms_key"):
+                logs.associate_kms_key(logGroupName=found.id, kmsKeyId=props["kms_key"])
             else:
                 logs.disassociate_kms_key(logGroupName=found.id)
 

@@ -33,6 +33,11 @@ def alias_name(spec: Spec) -> str:
     return f"alias/pointapp/{spec.owner}"
 
 
+def _key_id(found: Found) -> str:
+    """The key's id: KMS takes it or the ARN (AWS KMS API reference, KeyId); the emulator only the id."""
+    return str(found.raw.get("KeyId") or found.id)
+
+
 def _kms_tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"TagKey": key, "TagValue": value} for key, value in tags.items()]
 
@@ -108,21 +113,21 @@ class KmsKey(Kind):
         return Found(self.name, desired.key, metadata["Arn"], dict(tags), {**metadata, "Rotation": True})
 
     def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
-        ctx.client("kms").tag_resource(KeyId=found.id, Tags=_kms_tags(tags))
+        ctx.client("kms").tag_resource(KeyId=_key_id(found), Tags=_kms_tags(tags))
 
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         kms = ctx.client("kms")
         if "rotation" in changes:
-            kms.enable_key_rotation(KeyId=found.id)
+            kms.enable_key_rotation(KeyId=_key_id(found))
         if "policy" in changes:
-            kms.put_key_policy(KeyId=found.id, PolicyName="default", Policy=json.dumps(props["policy"]))
+            kms.put_key_policy(KeyId=_key_id(found), PolicyName="default", Policy=json.dumps(props["policy"]))
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         kms, days = ctx.client("kms"), ctx.spec.security.key_deletion_days
         if found.raw.get("Alias"):
             ignore_codes(kms.delete_alias, ["NotFoundException"], AliasName=found.raw["Alias"])
-        ignore_codes(kms.schedule_key_deletion, ["NotFoundException", "KMSInvalidStateException"], KeyId=found.id,
+        ignore_codes(kms.schedule_key_deletion, ["NotFoundException", "KMSInvalidStateException"], KeyId=_key_id(found),
                      PendingWindowInDays=days)
         ctx.say(f"    KMS key {found.id.rsplit('/', 1)[-1]}: deletion scheduled in {days} days (security.key_deletion_days); "
                 "until then `aws kms cancel-key-deletion` brings it back, and what it encrypted stays readable")
