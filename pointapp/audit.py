@@ -309,7 +309,7 @@ def check_load_balancer(ctx: Context, observed: Mapping[str, Any], result: Resul
             result.flag(found.name, f"{what} off although the spec turns them on ({setting})", control)
     bucket = _attribute(found, ACCESS_LOGS_BUCKET)
     if service.access_logs and _attribute(found, ACCESS_LOGS) == "true" and not str(bucket or "").startswith(
-            f"{ctx.spec.owner}-access-logs-"):
+            f"{ctx.spec.owner}-alb-logs-"):
         result.flag(found.name, f"access logs go to {bucket or 'no bucket'}, not the environment's access-log bucket", "ELB.5")
 
 

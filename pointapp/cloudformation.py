@@ -125,8 +125,8 @@ def _runtime(spec: Spec, key: str, region: str = "") -> Any:
         "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}, "vpc": {"Ref": logical_id("vpc")},
         "bucket": {"Ref": logical_id("bucket")}, "access_log_bucket": {"Ref": logs_bucket},
         "access_log_objects": {"Fn::Sub": f"${{{logs_bucket}.Arn}}/AWSLogs/${{AWS::AccountId}}/*"},
-        "elb_log_principal": {kind: {"Fn::Sub": who.replace("arn:aws:", "arn:${AWS::Partition}:")} if kind == "AWS" else who
-                              for kind, who in elb_log_principal("aws", region).items()},
+        "elb_log_principal": {kind: {"Fn::Sub": who} if "${" in who else who
+                              for kind, who in elb_log_principal("${AWS::Partition}", region).items()},
         "tls_only": True, "tls_only_gap": "",
         "pipeline_arn": template_arn(Arn("codepipeline", spec.name("release"), None, None)),
         "production_listener": {"Fn::ImportValue": export_name(spec, outputs.PRODUCTION_LISTENER.path)},
@@ -379,7 +379,7 @@ SHAPES: dict[str, Shape] = {
         "Name", "Protocol", "Port", "VpcId", "TargetType", "HealthCheckPath", "HealthCheckProtocol", "Matcher", "Tags")}),
     "load-balancer": Shape("AWS::ElasticLoadBalancingV2::LoadBalancer", {
         "create_load_balancer": _same("Name", "Subnets", "SecurityGroups", "Scheme", "Type", "IpAddressType", "Tags"),
-        "modify_load_balancer_attributes": {"Attributes": "LoadBalancerAttributes"}},
+        "modify_load_balancer_attributes": {"LoadBalancerArn": None, "Attributes": "LoadBalancerAttributes"}},
         # ELB checks the access-log bucket's policy when the attribute is set: the policy comes first
         attributes=lambda spec, d, here: {"DependsOn": [here("access-logs/bucket/policy")]} if spec.service.access_logs else {}),
     "waf-web-acl": Shape("AWS::WAFv2::WebACL", {"create_web_acl": _same(
@@ -388,7 +388,7 @@ SHAPES: dict[str, Shape] = {
     "kms-key": Shape("AWS::KMS::Key", {
         "create_key": {**_same("Description", "KeyUsage", "KeySpec"), "Policy": ("KeyPolicy", json.loads),
                        "Tags": ("Tags", lambda tags: [{"Key": t["TagKey"], "Value": t["TagValue"]} for t in tags])},
-        "enable_key_rotation": {}},
+        "enable_key_rotation": {"KeyId": None}},
         # the rotation the create turns on with its own call, and the waiting period down schedules the deletion with
         template=lambda spec, d, r: {"EnableKeyRotation": True, "PendingWindowInDays": spec.security.key_deletion_days},
         attributes=lambda spec, d, here: {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Retain"}),

@@ -13,6 +13,7 @@ import botocore.exceptions
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
 from pointapp.diffs import Differences, changed
+from pointapp.outputs import KMS_KEY
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, from_aws_tags, is_owned
@@ -308,6 +309,12 @@ class SubnetGroup(Kind):
         return ", ".join(sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])))
 
 
+def customer_key(spec: Spec) -> Ref | None:
+    """The ARN of the environment's customer-managed KMS key (made with the network), when the spec asks for one;
+    None: the services' own keys are used."""
+    return Ref(KMS_KEY.step, KMS_KEY.key) if spec.security.kms_key else None
+
+
 #: All four settings of S3 Block Public Access on (FSBP S3.8).
 PRIVATE = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 
@@ -353,6 +360,8 @@ class Bucket(Kind):
 
     name = "s3-bucket"
     service = "s3"
+    #: Whether discovery reads if the bucket holds anything (what :meth:`keeps` of a subclass may need).
+    counts_objects = False
 
     def bucket_name(self, ctx: StepContext, spec: Spec) -> str:
         raise NotImplementedError
@@ -385,7 +394,7 @@ class Bucket(Kind):
             lambda: _read(s3.get_public_access_block, "PublicAccessBlockConfiguration", Bucket=name) or {},
             lambda: _read(s3.get_bucket_encryption, "ServerSideEncryptionConfiguration", "Rules", Bucket=name) or [],
             lambda: _read(s3.get_bucket_lifecycle_configuration, "Rules", Bucket=name) or [],
-            policy, lambda: s3.list_objects_v2(Bucket=name, MaxKeys=1).get("KeyCount", 0)]
+            policy, lambda: s3.list_objects_v2(Bucket=name, MaxKeys=1).get("KeyCount", 0) if self.counts_objects else 0]
         versioning, block, encryption, lifecycle, bucket_policy, objects = map_side_by_side(lambda read: read(), reads)
         default = (encryption or [{}])[0].get("ApplyServerSideEncryptionByDefault", {})
         raw: dict[str, Any] = {"Name": name, "Arn": Arn("s3", name, "", "").on(ctx), "Versioning": versioning,
@@ -508,13 +517,16 @@ class BucketPolicy(Kind):
         return {"policy": "as specified"} if current != wanted else {}
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        if not self.document(props)["Statement"]:  # S3 refuses a policy without statements (MalformedPolicy)
+            return {}
         return {"put_bucket_policy": dict(Bucket=props["bucket"], Policy=json.dumps(self.document(props)))}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         if not props["tls_only"]:
             ctx.say(f"    {desired.name}: no statement refusing plain HTTP here: {props['tls_only_gap']}")
-        if self.document(props)["Statement"]:  # S3 refuses a policy without statements (MalformedPolicy)
-            ctx.client("s3").put_bucket_policy(**self.request(ctx.spec, desired, props, tags)["put_bucket_policy"])
+        request = self.request(ctx.spec, desired, props, tags)
+        if request:
+            ctx.client("s3").put_bucket_policy(**request["put_bucket_policy"])
         else:
             ignore_codes(ctx.client("s3").delete_bucket_policy, ["NoSuchBucketPolicy", "NoSuchBucket"], Bucket=props["bucket"])
         return Found(self.name, desired.key, props["bucket"], dict(tags), {"Policy": self.document(props)},

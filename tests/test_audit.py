@@ -97,7 +97,7 @@ def test_each_weakening_is_a_finding(built: Context) -> None:
     client("rds").modify_db_instance(DBInstanceIdentifier="point-app-prod-mysql", PubliclyAccessible=True,
                                      ApplyImmediately=True)
     client("s3").delete_bucket_lifecycle(Bucket=bucket)
-    logs = next(b["Name"] for b in client("s3").list_buckets()["Buckets"] if "access-logs" in b["Name"])
+    logs = next(b["Name"] for b in client("s3").list_buckets()["Buckets"] if "alb-logs" in b["Name"])
     client("s3").delete_bucket_lifecycle(Bucket=logs)
     elbv2 = client("elbv2")
     alb = elbv2.describe_load_balancers(Names=["point-app-prod-alb"])["LoadBalancers"][0]["LoadBalancerArn"]

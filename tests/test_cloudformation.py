@@ -276,12 +276,13 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     "ecs-cluster": {},
     "task-definition": {},
     "target-group": {},
-    "load-balancer": {},
+    # the load balancer is the resource itself: its attributes' call names it by the ARN its create learns
+    "load-balancer": {"dropped": {"modify_load_balancer_attributes.LoadBalancerArn"}},
     "waf-web-acl": {},
     "waf-association": {},
     # the rotation the create turns on with EnableKeyRotation (no field of its own), and the waiting period
     # down schedules a deletion with
-    "kms-key": {"template": {"EnableKeyRotation", "PendingWindowInDays"}},
+    "kms-key": {"dropped": {"enable_key_rotation.KeyId"}, "template": {"EnableKeyRotation", "PendingWindowInDays"}},
     "kms-alias": {},
     "s3-bucket-policy": {},
     "listener": {},

@@ -29,6 +29,7 @@ from pointapp.kinds import (
     Role,
     bucket_policy_props,
     bucket_policy_runtime,
+    customer_key,
     document,
     pointapp_role,
     policy,
@@ -41,7 +42,6 @@ from pointapp.names import MOVING_TAG, repository_name
 from pointapp.outputs import PRODUCTION_LISTENER, TEST_LISTENER
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, client_error_code, ignore_codes, retry_new_role
 from pointapp.spec import Spec
-from pointapp.steps.network.keys import KEY_ARN, customer_key
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
 from pointapp.taskdef import runtime_values as service_runtime
 
@@ -511,7 +511,7 @@ def _roles(spec: Spec) -> list[Desired]:
         {"Effect": "Allow", "Action": ["ecs:RegisterTaskDefinition", "ecs:TagResource"], "Resource": "*"},
         pass_roles,
         # S3 and CodePipeline use the environment's key with the pipeline role's own permissions
-        *([{"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": KEY_ARN}]
+        *([{"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": customer_key(spec)}]
           if customer_key(spec) else []))
     start = policy({"Effect": "Allow", "Action": "codepipeline:StartPipelineExecution",
                     "Resource": Arn("codepipeline", spec.name("release"))})

@@ -27,6 +27,7 @@ from pointapp.kinds import (
     Role,
     bucket_policy_props,
     bucket_policy_runtime,
+    customer_key,
     listed_tags,
     policy,
     trust_policy,
@@ -40,7 +41,6 @@ from pointapp.outputs import (
 )
 from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
-from pointapp.steps.network.keys import customer_key
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned
 from pointapp.taskdef import revision_request
 from pointapp.taskdef import runtime_values as task_runtime
@@ -371,16 +371,18 @@ class LoadBalancer(_LoadBalancingKind):
         return {"create_load_balancer": dict(
             Name=desired.name, Subnets=list(props["subnets"]), SecurityGroups=list(props["groups"]),
             Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=aws_tags(tags)),
+                # the ARN, which the create learns from CreateLoadBalancer, it adds to the props first
                 "modify_load_balancer_attributes": dict(
+                    LoadBalancerArn=props.get("arn"),
                     Attributes=[{"Key": key, "Value": value} for key, value in props["attributes"].items()])}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         elbv2 = ctx.client("elbv2")
-        request = self.request(ctx.spec, desired, props, tags)
-        balancer = elbv2.create_load_balancer(**request["create_load_balancer"])["LoadBalancers"][0]
+        balancer = elbv2.create_load_balancer(
+            **self.request(ctx.spec, desired, props, tags)["create_load_balancer"])["LoadBalancers"][0]
         # ELB checks the access-log bucket's policy when the attribute is set (the bucket and its policy come first)
-        elbv2.modify_load_balancer_attributes(LoadBalancerArn=balancer["LoadBalancerArn"],
-                                              **request["modify_load_balancer_attributes"])
+        elbv2.modify_load_balancer_attributes(**self.request(ctx.spec, desired, {**props, "arn": balancer["LoadBalancerArn"]},
+                                                             tags)["modify_load_balancer_attributes"])
         wait_for(ctx, elbv2, "load_balancer_available", f"load balancer {desired.name} to be active", self.typical,
                  max_attempts=60, LoadBalancerArns=[balancer["LoadBalancerArn"]])
         return Found(self.name, desired.key, balancer["LoadBalancerArn"], dict(tags),
@@ -395,7 +397,7 @@ class LoadBalancer(_LoadBalancingKind):
             elbv2.set_security_groups(LoadBalancerArn=found.id, SecurityGroups=changes["groups"])
         if "attributes" in changes:
             elbv2.modify_load_balancer_attributes(
-                LoadBalancerArn=found.id, **self.request(ctx.spec, desired, props, {})["modify_load_balancer_attributes"])
+                **self.request(ctx.spec, desired, {**props, "arn": found.id}, {})["modify_load_balancer_attributes"])
 
     def to_clear(self, found: Found) -> str | None:
         if found.raw.get("Attributes", {}).get(DELETION_PROTECTION) != "true":
@@ -478,8 +480,9 @@ def elb_log_principal(partition: str, region: str) -> dict[str, str]:
 
 
 def access_log_bucket_name(ctx: StepContext, spec: Spec) -> str:
-    """Bucket names are global: the account and region make this one unique."""
-    return f"{spec.owner}-access-logs-{ctx.account}-{ctx.target.region}"[:63]
+    """Bucket names are global: the account and region make this one unique (shorter than the artifact bucket's name,
+    so the prefix and environment names that fit it fit this one too)."""
+    return f"{spec.owner}-alb-logs-{ctx.account}-{ctx.target.region}"[:63]
 
 
 class AccessLogBucket(Bucket):
@@ -487,6 +490,8 @@ class AccessLogBucket(Bucket):
     Balancing User Guide, "Enable access logs", bucket requirements), TLS only, the logs expiring. ``down`` keeps it
     while it holds logs (they are a record of who called the API) unless ``service.delete_access_logs`` lets it empty
     the bucket; staging's default does."""
+
+    counts_objects = True
 
     def bucket_name(self, ctx: StepContext, spec: Spec) -> str:
         return access_log_bucket_name(ctx, spec)
@@ -832,7 +837,6 @@ def desired(spec: Spec) -> list[Desired]:
     return [
         Desired("log-group", "logs", log_group, {"retention_days": service.log_retention_days, "kms_key": customer_key(spec)},
                 f"retention {service.log_retention_days} days"),
-        *_access_log_bucket(spec),
         *_roles(spec),
         Desired("ecs-cluster", "cluster", spec.name("cluster"), {}, "Fargate, Container Insights on"),
         Desired("task-definition", "taskdef", spec.name("api"), {
@@ -843,6 +847,7 @@ def desired(spec: Spec) -> list[Desired]:
             "port": service.port, "vpc": Ref("network", "vpc"), "health_check_path": service.health_check_path},
             f"{color}: target type ip, HTTP {service.port}, health check {service.health_check_path}")
           for color in ("blue", "green")],
+        *_access_log_bucket(spec),  # before the load balancer, whose access logs go there
         Desired("load-balancer", LOAD_BALANCER.key, spec.name("alb"), {
             "subnets": [Ref("network", f"subnet/{service.load_balancer_tier}/{i}") for i in zones],
             "groups": [Ref("network", f"sg/{service.load_balancer_group}")], "attributes": load_balancer_attributes(spec)},
@@ -869,7 +874,7 @@ def _access_log_bucket(spec: Spec) -> list[Desired]:
     deliver = {"Sid": "ElbAccessLogDelivery", "Effect": "Allow", "Principal": Ref("runtime", "elb_log_principal"),
                "Action": "s3:PutObject", "Resource": Ref("runtime", "access_log_objects")}
     return [
-        Desired("s3-bucket", ACCESS_LOG_BUCKET, f"{spec.owner}-access-logs", {
+        Desired("s3-bucket", ACCESS_LOG_BUCKET, f"{spec.owner}-alb-logs", {
             # versioned: a log deleted or overwritten stays a noncurrent version for a week
             "bucket": Ref("runtime", "access_log_bucket"), "region": Ref("runtime", "region"), "versioning": True,
             "kms_key": None, "lifecycle": [
@@ -877,7 +882,7 @@ def _access_log_bucket(spec: Spec) -> list[Desired]:
                  "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
                  "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]},
             f"load balancer access logs: private, versioned, SSE-S3, kept {days} days"),
-        Desired("s3-bucket-policy", f"{ACCESS_LOG_BUCKET}/policy", f"{spec.owner}-access-logs",
+        Desired("s3-bucket-policy", f"{ACCESS_LOG_BUCKET}/policy", f"{spec.owner}-alb-logs",
                 bucket_policy_props(Ref("runtime", "access_log_bucket"), Ref(NAME, ACCESS_LOG_BUCKET, "Arn"), [deliver]),
                 "TLS only; Elastic Load Balancing writes the logs", parent=ACCESS_LOG_BUCKET),
     ]

@@ -319,7 +319,7 @@ def _attributes() -> dict[str, str]:
 
 def test_the_load_balancer_is_hardened_logged_and_guarded(built: Context) -> None:
     attributes = _attributes()
-    bucket = "point-app-prod-access-logs-123456789012-ap-northeast-1"
+    bucket = "point-app-prod-alb-logs-123456789012-ap-northeast-1"
     assert {key: attributes[key] for key in ("routing.http.drop_invalid_header_fields.enabled",
                                              "routing.http.desync_mitigation_mode", "deletion_protection.enabled",
                                              "access_logs.s3.enabled", "access_logs.s3.bucket")} == {

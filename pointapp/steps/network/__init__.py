@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.kinds import customer_key
 from pointapp.names import DEFERRED_NAT, route_table_keys
 from pointapp.resources import Desired, Ref, ResourceStep, StepState
 from pointapp.spec import Spec
@@ -31,7 +32,7 @@ from .groups import (
     rule_permission,
     security_group_request,
 )
-from .keys import KEY_KINDS, customer_key, key_resources
+from .keys import KEY_KINDS, key_resources
 from .layout import (
     ALL_OUTBOUND,
     GroupLayout,

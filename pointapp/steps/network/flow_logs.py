@@ -7,13 +7,12 @@ from typing import Any
 
 from pointapp.context import StepContext
 from pointapp.errors import StepError
-from pointapp.kinds import LogGroup, Role, policy, trust_policy
+from pointapp.kinds import LogGroup, Role, customer_key, policy, trust_policy
 from pointapp.resources import FLOW_LOGS_ROLE, Arn, Desired, Found, Kind, Ref, Request, ignore_codes, retry_new_role
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, from_aws_tags, owner_filters, tag_specifications
 
 from .discovery import NAME, paginate
-from .keys import customer_key
 
 
 class FlowLog(Kind):

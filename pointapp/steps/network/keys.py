@@ -13,20 +13,12 @@ from typing import Any
 
 from pointapp.context import StepContext
 from pointapp.diffs import Differences
-from pointapp.kinds import LogGroup, policy
+from pointapp.kinds import LogGroup, customer_key, policy
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ignore_codes
 from pointapp.spec import Spec
 from pointapp.tags import KEY, is_owned
 
 from .discovery import NAME
-
-#: The key this environment's log groups and buckets use: its ARN, an output of the network step.
-KEY_ARN = Ref(NAME, "kms/key")
-
-
-def customer_key(spec: Spec) -> Ref | None:
-    """The customer-managed key's ARN, when the spec asks for one (else the services' own keys are used)."""
-    return KEY_ARN if spec.security.kms_key else None
 
 
 def alias_name(spec: Spec) -> str:
@@ -104,12 +96,13 @@ class KmsKey(Kind):
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_key": dict(Description=desired.detail, KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT",
                                    Policy=json.dumps(props["policy"]), Tags=_kms_tags(tags)),
-                "enable_key_rotation": {}}
+                "enable_key_rotation": dict(KeyId=props.get("key_id"))}  # the id the create learns, in the props
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         kms = ctx.client("kms")
         metadata = kms.create_key(**self.request(ctx.spec, desired, props, tags)["create_key"])["KeyMetadata"]
-        kms.enable_key_rotation(KeyId=metadata["KeyId"])
+        kms.enable_key_rotation(**self.request(ctx.spec, desired, {**props, "key_id": metadata["KeyId"]}, tags)[
+            "enable_key_rotation"])
         return Found(self.name, desired.key, metadata["Arn"], dict(tags), {**metadata, "Rotation": True})
 
     def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
