@@ -5,7 +5,8 @@ from __future__ import annotations
 import pointapp
 from pointapp import outputs
 from pointapp.outputs import Output
-from pointapp.target import Context
+from pointapp.spec import load_spec
+from tests.conftest import make_context
 
 NAMED = [value for value in vars(outputs).values() if isinstance(value, Output)]
 
@@ -17,7 +18,8 @@ def test_each_output_names_step_resource_and_value() -> None:
     assert len({output.path for output in NAMED}) == len(NAMED)  # one definition each
 
 
-def test_every_named_output_is_written_by_its_step(ctx: Context) -> None:
+def test_every_named_output_is_written_by_its_step(mocked: None) -> None:
+    ctx = make_context(load_spec("prod", {"security": {"kms_key": True}}))  # the key is an option: on here
     steps = sorted({output.step for output in NAMED})
     pointapp.up(ctx, only=",".join(["network", "endpoints", "registry", *steps]))
     missing = [output.path for output in NAMED if output.key not in ctx.outputs(output.step)]
