@@ -379,3 +379,12 @@ def test_on_aws_a_log_group_takes_the_environment_key(mocked: None) -> None:
     assert LogGroup().differences(desired, {"retention_days": 30, "kms_key": key}, found) == {"kms_key": key}
     LogGroup().update(ctx, desired, {"retention_days": 30, "kms_key": key}, found, {"kms_key": key})
     logs.assert_no_pending_responses()
+
+
+def test_down_keeps_access_logs_unless_told_to_delete_them(built: Context) -> None:
+    bucket = "point-app-prod-alb-logs-123456789012-ap-northeast-1"
+    client("s3").put_object(Bucket=bucket, Key="AWSLogs/123456789012/elasticloadbalancing/log.gz", Body=b"x")
+    kept = {c.key: c.args["why"] for c in pointapp.plan_destroy(built, only="service").kept}
+    assert list(kept) == ["access-logs/bucket"] and "service.delete_access_logs: true" in kept["access-logs/bucket"]
+    told = make_context(load_spec("prod", {"service": {"delete_access_logs": True}}))
+    assert pointapp.plan_destroy(told, only="service").kept == []
