@@ -620,7 +620,8 @@ class WebAclAssociation(Kind):
         return None
 
     def describe(self, found: Found) -> str:
-        return f"{found.raw.get('WebACLArn', '').split('/')[-2:-1] or ''} on {found.raw.get('ResourceArn', '').split('/')[-2]}"
+        acl, balancer = str(found.raw.get("WebACLArn", "")).split("/"), str(found.raw.get("ResourceArn", "")).split("/")
+        return f"{acl[-2] if len(acl) > 2 else '?'} on {balancer[-2] if len(balancer) > 2 else '?'}"
 
 
 WEB_ACL = "waf/web-acl"
