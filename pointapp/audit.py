@@ -13,16 +13,33 @@ from typing import Any
 from pointapp import engine
 from pointapp.baseline import Choice, choice
 from pointapp.errors import PointappError
-from pointapp.kinds import UNGUARDED, guarded, service_principals
-from pointapp.outputs import BASTION_INSTANCE, CACHE_GROUP, CERTIFICATE, DATABASE_INSTANCE, PRODUCTION_LISTENER
+from pointapp.kinds import PRIVATE, UNGUARDED, guarded, service_principals
+from pointapp.outputs import (
+    BASTION_INSTANCE,
+    CACHE_GROUP,
+    CERTIFICATE,
+    DATABASE_INSTANCE,
+    LOAD_BALANCER,
+    PRODUCTION_LISTENER,
+)
 from pointapp.plan import Table
 from pointapp.resources import Found, StepState
 from pointapp.spec import ANYWHERE_V4, ANYWHERE_V6, Spec
 from pointapp.steps.database import pending_reboot
 from pointapp.steps.database.groups import parameters
-from pointapp.steps.delivery import PRIVATE
 from pointapp.steps.network import Permission, default_group, observed_permissions, security_groups
-from pointapp.steps.service import TLS_POLICY
+from pointapp.steps.service import (
+    ACCESS_LOG_BUCKET,
+    ACCESS_LOGS,
+    ACCESS_LOGS_BUCKET,
+    DELETION_PROTECTION,
+    DESYNC_MITIGATION,
+    DROP_INVALID_HEADERS,
+    TLS_POLICY,
+    WAF_RULE_GROUPS,
+    WEB_ACL,
+    WEB_ACL_ASSOCIATION,
+)
 from pointapp.target import Context
 
 #: The TLS policies the https check accepts: pointapp's own and the other TLS 1.3 + 1.2 (or 1.3 only) policies of
@@ -242,16 +259,127 @@ def check_registry(ctx: Context, observed: Mapping[str, Any], result: Result) ->
         result.flag(found.name, "images are not scanned on push (registry.scan_on_push)")
 
 
+def _tls_only(policy: Mapping[str, Any] | None) -> bool:
+    """Whether the bucket policy refuses every request that does not come over TLS (FSBP S3.5)."""
+    return any(s.get("Effect") == "Deny" and s.get("Action") in ("s3:*", ["s3:*"])
+               and str((s.get("Condition") or {}).get("Bool", {}).get("aws:SecureTransport")).lower() == "false"
+               for s in (policy or {}).get("Statement", []))
+
+
+def _check_bucket(ctx: Context, observed: Mapping[str, Any], step: str, key: str, result: Result) -> Found | None:
+    """What every bucket pointapp makes meets: private (S3.8), encrypted (S3.4), TLS only (S3.5), a lifecycle (S3.13)."""
+    found = _examine(observed, step, key, result)
+    if found is None:
+        return None
+    raw = found.raw
+    if raw.get("PublicAccessBlock") != PRIVATE:
+        result.flag(found.id, "public access is not blocked in all four settings", "S3.8")
+    if not raw.get("Encryption"):
+        result.flag(found.id, "no default encryption", "S3.4")
+    gap = ctx.lacks("s3", "PolicyConditions")
+    if gap:
+        result.note = f"plain-HTTP refusal (S3.5) not checked: {gap}"
+    elif not _tls_only(raw.get("Policy")):
+        result.flag(found.id, "its policy does not refuse requests without TLS (aws:SecureTransport false)", "S3.5")
+    if not any(rule.get("Status") == "Enabled" for rule in raw.get("Lifecycle") or []):
+        result.flag(found.id, "no enabled lifecycle rule: what it holds never expires", "S3.13")
+    return found
+
+
 def check_artifact_bucket(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _examine(observed, "delivery", "bucket", result)
+    found = _check_bucket(ctx, observed, "delivery", "bucket", result)
     if found is None:
         return
-    if found.raw.get("PublicAccessBlock") != PRIVATE:
-        result.flag(found.id, "public access is not blocked in all four settings", "S3.8")
-    if not found.raw.get("Encryption"):
-        result.flag(found.id, "no default encryption", "S3.4")
     if found.raw.get("Versioning") != "Enabled":
         result.flag(found.id, f"versioning {found.raw.get('Versioning') or 'never enabled'}, not Enabled", "S3.14")
+    key = observed["network"].found.get("kms/key")
+    if not ctx.spec.security.kms_key:
+        result.choose(found.id, "security.kms_key")
+    elif key is None or found.raw.get("KmsKey") != key.id:
+        result.flag(found.id, f"not encrypted with the environment's KMS key (default encryption "
+                              f"{found.raw.get('KmsKey') or found.raw.get('Encryption')})", "S3.17")
+
+
+def check_access_log_bucket(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    _check_bucket(ctx, observed, "service", ACCESS_LOG_BUCKET, result)
+
+
+def _attribute(found: Found, key: str) -> Any:
+    return found.raw.get("Attributes", {}).get(key)
+
+
+def check_load_balancer(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    found = _examine(observed, LOAD_BALANCER.step, LOAD_BALANCER.key, result)
+    if found is None:
+        return
+    service = ctx.spec.service
+    if _attribute(found, DROP_INVALID_HEADERS) != "true":
+        result.flag(found.name, "keeps HTTP headers with invalid fields (routing.http.drop_invalid_header_fields)", "ELB.4")
+    if _attribute(found, DESYNC_MITIGATION) not in ("defensive", "strictest"):
+        result.flag(found.name, f"desync mitigation {_attribute(found, DESYNC_MITIGATION) or 'unset'}, "
+                                "not defensive or strictest", "ELB.12")
+    for setting, attribute, what, control in (
+            ("service.deletion_protection", DELETION_PROTECTION, "deletion protection", "ELB.6"),
+            ("service.access_logs", ACCESS_LOGS, "access logs", "ELB.5")):
+        if _attribute(found, attribute) == "true":
+            continue
+        if choice(setting).off(ctx.spec):
+            result.choose(found.name, setting)
+        else:
+            result.flag(found.name, f"{what} off although the spec turns them on ({setting})", control)
+    bucket = _attribute(found, ACCESS_LOGS_BUCKET)
+    if service.access_logs and _attribute(found, ACCESS_LOGS) == "true" and not str(bucket or "").startswith(
+            f"{ctx.spec.owner}-alb-logs-"):
+        result.flag(found.name, f"access logs go to {bucket or 'no bucket'}, not the environment's access-log bucket", "ELB.5")
+
+
+def check_waf(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    balancer = _examine(observed, LOAD_BALANCER.step, LOAD_BALANCER.key, result)
+    if balancer is None:
+        return
+    if not ctx.spec.service.waf:
+        result.choose(balancer.name, "service.waf")
+        return
+    service = observed["service"]
+    acl, association = service.found.get(WEB_ACL), service.found.get(WEB_ACL_ASSOCIATION)
+    if acl is None:
+        result.flag(balancer.name, "no WAF web ACL (service.waf)", "ELB.16")
+        return
+    result.examined.append(acl.name)
+    if association is None or association.raw.get("WebACLArn") != acl.id:
+        result.flag(balancer.name, f"not associated with the web ACL {acl.name}", "ELB.16")
+    rules = acl.raw.get("Rules") or []
+    if not rules:
+        result.flag(acl.name, "has no rule or rule group", "WAF.10")
+    groups = {((r.get("Statement") or {}).get("ManagedRuleGroupStatement") or {}).get("Name") for r in rules}
+    for group in WAF_RULE_GROUPS:
+        if group not in groups:
+            result.flag(acl.name, f"lacks AWS's managed rule group {group}", "ELB.16")
+    for rule in rules:
+        if not (rule.get("VisibilityConfig") or {}).get("CloudWatchMetricsEnabled"):
+            result.flag(acl.name, f"rule {rule.get('Name')} sends no CloudWatch metrics", "WAF.12")
+
+
+def check_keys(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    network = observed["network"]
+    groups = [found for state in (network, observed.get("service")) if state is not None
+              for found in state.found.values() if found.kind == "log-group"]
+    result.examined += [found.name for found in groups]
+    if not ctx.spec.security.kms_key:
+        for found in groups:
+            result.choose(found.name, "security.kms_key")
+        return
+    key = network.found.get("kms/key")
+    if key is None:
+        result.flag(ctx.spec.name("key"), "no customer-managed KMS key although security.kms_key is on", "KMS.4")
+        return
+    result.examined.append(key.name)
+    if not key.raw.get("Rotation"):
+        result.flag(key.name, "automatic key rotation is off", "KMS.4")
+    for found in groups:
+        if found.raw.get("kmsKeyId") != key.id:
+            result.flag(found.name, "not encrypted with the environment's KMS key "
+                                    "(Prowler cloudwatch_log_group_kms_encryption_enabled)", "S3.17")
 
 
 def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
@@ -438,7 +566,15 @@ CHECKS: list[tuple[str, str, str, Check]] = [
     ("database", "RDS.2, RDS.3", "RDS private and encrypted at rest", check_database),
     ("cache", "ElastiCache.4, ElastiCache.5", "Redis encrypted in transit and at rest", check_cache),
     ("registry", "ECR.1", "ECR scans images on push", check_registry),
-    ("artifact-bucket", "S3.4, S3.8, S3.14", "artifact bucket private, encrypted and versioned", check_artifact_bucket),
+    ("artifact-bucket", "S3.4, S3.5, S3.8, S3.13, S3.14, S3.17",
+     "artifact bucket private, encrypted, TLS only, versioned, with a lifecycle", check_artifact_bucket),
+    ("access-log-bucket", "S3.4, S3.5, S3.8, S3.13", "access-log bucket private, encrypted, TLS only, with a lifecycle",
+     check_access_log_bucket),
+    ("load-balancer", "ELB.4, ELB.5, ELB.6, ELB.12",
+     "load balancer drops invalid headers, mitigates desync, has access logs and deletion protection", check_load_balancer),
+    ("waf", "ELB.16, WAF.10, WAF.12", "a WAF web ACL with AWS's managed rule groups, metrics on, guards the load balancer",
+     check_waf),
+    ("keys", "KMS.4, S3.17", "with security.kms_key: the log groups use the environment's rotated KMS key", check_keys),
     ("bastion", "EC2.8", "IMDSv2 required on the bastion", check_bastion),
     ("https", "ELB.1, ELB.17", "HTTPS 443 with a current TLS policy and 80 redirecting, with a domain or a certificate",
      check_https),

@@ -62,3 +62,30 @@ CHOICES.update({choice.setting: choice for choice in (
 def choice(setting: str) -> Choice:
     """The documented choice behind ``setting``; a KeyError names a setting nobody documented."""
     return CHOICES[setting]
+
+
+def _add(*choices: Choice) -> None:
+    for item in choices:
+        CHOICES[item.setting] = item
+
+
+# The load balancer, its logs and the keys (prices read 1 December 2026; each names its pricing page).
+_add(
+    Choice("ELB.16", "service.waf", "no WAF web ACL in front of the load balancer",
+           "AWS WAF: $5 per web ACL and $1 per rule group a month (the three managed groups: $8 a month), plus $0.60 "
+           "per million requests (AWS WAF pricing); AWS's baseline and IP reputation rule groups cost nothing more",
+           "staging is not where the public's traffic goes (basic auth on its frontend, no real users); prod has it"),
+    Choice("ELB.5", "service.access_logs", "no load balancer access logs",
+           "ELB delivers them at no charge; S3 storage at $0.025 per GB-month in Tokyo for the days they are kept "
+           "(Elastic Load Balancing User Guide, access logs; Amazon S3 pricing)",
+           "staging's requests are test traffic; the API's own logs in CloudWatch Logs are kept in every environment"),
+    Choice("ELB.6", "service.deletion_protection", "the load balancer has no deletion protection",
+           "nothing in money; `down` keeps a protected load balancer until `up` with the protection off has run",
+           "staging is torn down and rebuilt often; prod's protection stops a `down` by mistake"),
+    Choice("S3.17", "security.kms_key", "log groups and the artifact bucket use the services' own keys, not a "
+           "customer-managed KMS key",
+           "$1 a month per key plus $0.03 per 10,000 requests (AWS KMS pricing; the bucket uses an S3 Bucket Key, "
+           "so few requests); a key policy to look after, and deleting the key makes what it encrypted unreadable",
+           "CloudWatch Logs and S3 encrypt everything at rest with keys AWS manages and rotates; a key of your own "
+           "adds control over who may decrypt, which this environment's data does not need by default"),
+)

@@ -44,7 +44,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
 WAIVERS: dict[str, str] = {
     "CKV_AWS_260": "the load balancer group takes HTTP 80 from the internet: it is the service's front door "
                    "(with service.certificate_arn set, 80 only redirects to HTTPS 443)",
-    "CKV_AWS_158": "log groups are encrypted by CloudWatch Logs' own key, not a customer-managed KMS key",
+    "CKV_AWS_158": "log groups are encrypted by CloudWatch Logs' own key unless security.kms_key gives the environment "
+                   "a customer-managed KMS key (a documented choice, pointapp.baseline)",
     "CKV_AWS_51": "image tags are immutable except `latest`, which CI moves on every build and CodePipeline "
                   "watches (IMMUTABLE_WITH_EXCLUSION, as the registry step makes the repository)",
     "CKV_AWS_166": "the backup vault is encrypted with AWS Backup's own KMS key, not a customer-managed one",
@@ -57,8 +58,9 @@ WAIVERS: dict[str, str] = {
     "CKV_AWS_2": "two listeners speak HTTP: the test listener (only the bastion reaches it) and, until "
                  "service.certificate_arn is set, the production one",
     "CKV_AWS_103": "a TLS policy applies to HTTPS listeners only (the HTTPS one uses TLS 1.2 and 1.3); see CKV_AWS_2",
-    "CKV_AWS_91": "load balancer access logs are not part of the baseline (VPC flow logs and the API's logs are)",
-    "CKV_AWS_18": "the artifact bucket holds build artifacts only; its access is in CloudTrail, no server access log",
+    "CKV_AWS_91": "staging's load balancer keeps no access logs by choice (service.access_logs); prod's do",
+    "CKV_AWS_18": "the artifact and access-log buckets hold build artifacts and logs; their access is in CloudTrail, "
+                  "no server access log (the access-log bucket logging to itself would log its own writes)",
     "CKV_AWS_149": "the staging branch's basic-auth secret uses Secrets Manager's AWS-managed key",
     "CKV_AWS_111": "CodeDeploy's ECS blue/green and the pipeline write task sets, listeners and task definitions "
                    "named only at deployment time (AWS's own AWSCodeDeployRoleForECS grants the same on *)",
@@ -75,9 +77,10 @@ def export_name(spec: Spec, key: str) -> str:
 
 
 class _Template:
-    def __init__(self, spec: Spec, group: str, description: str) -> None:
+    def __init__(self, spec: Spec, group: str, description: str, region: str = "") -> None:
         self.spec = spec
         self.group = group
+        self.region = region  # the region the templates are written for ("": any)
         self.body: dict[str, Any] = {"AWSTemplateFormatVersion": "2010-09-09", "Description": description,
                                      "Resources": {}, "Outputs": {}}
 
@@ -93,7 +96,7 @@ class _Template:
         """Refs inside ``value`` as CloudFormation: local Ref/GetAtt, or an import from an earlier stack."""
         if isinstance(value, Ref):
             if value.step == "runtime":
-                return _runtime(self.spec, value.key)
+                return _runtime(self.spec, value.key, self.region)
             made_here = local(value)
             if made_here is not None:
                 return made_here
@@ -118,11 +121,19 @@ def template_arn(arn: Arn) -> dict[str, str]:
                                 "${AWS::AccountId}" if arn.account is None else arn.account)}
 
 
-def _runtime(spec: Spec, key: str) -> Any:
-    """What pointapp learns from the target at apply time, as the template's own expressions."""
+def _runtime(spec: Spec, key: str, region: str = "") -> Any:
+    """What pointapp learns from the target at apply time, as the template's own expressions (``region``: the one
+    the templates are written for, which names who writes the load balancer's access logs)."""
+    from pointapp.steps.service import ACCESS_LOG_BUCKET, elb_log_principal
+
+    logs_bucket = logical_id(ACCESS_LOG_BUCKET)
     values: dict[str, Any] = {
         "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}, "vpc": {"Ref": logical_id("vpc")},
-        "bucket": {"Ref": logical_id("bucket")},
+        "bucket": {"Ref": logical_id("bucket")}, "access_log_bucket": {"Ref": logs_bucket},
+        "access_log_objects": {"Fn::Sub": f"${{{logs_bucket}.Arn}}/AWSLogs/${{AWS::AccountId}}/*"},
+        "elb_log_principal": {kind: {"Fn::Sub": who} if "${" in who else who
+                              for kind, who in elb_log_principal("${AWS::Partition}", region).items()},
+        "tls_only": True, "tls_only_gap": "",
         "pipeline_arn": template_arn(Arn("codepipeline", spec.name("release"), None, None)),
         "production_listener": {"Fn::ImportValue": export_name(spec, outputs.PRODUCTION_LISTENER.path)},
         "api_origin": {"Fn::Sub": ["http://${Dns}", {"Dns": {"Fn::ImportValue": export_name(spec, outputs.LOAD_BALANCER_DNS.path)}}]},
@@ -306,6 +317,18 @@ def _camel(*names: str) -> dict[str, Field]:
     return {name: PASCAL(name[:1].upper() + name[1:]) for name in names}
 
 
+def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """An S3 lifecycle rule of PutBucketLifecycleConfiguration as AWS::S3::Bucket Rule spells it."""
+    spelled: dict[str, Any] = {"Id": rule["ID"], "Status": rule["Status"], "Prefix": rule.get("Filter", {}).get("Prefix", "")}
+    if "Expiration" in rule:
+        spelled["ExpirationInDays"] = rule["Expiration"]["Days"]
+    if "NoncurrentVersionExpiration" in rule:
+        spelled["NoncurrentVersionExpiration"] = {"NoncurrentDays": rule["NoncurrentVersionExpiration"]["NoncurrentDays"]}
+    if "AbortIncompleteMultipartUpload" in rule:
+        spelled["AbortIncompleteMultipartUpload"] = dict(rule["AbortIncompleteMultipartUpload"])
+    return spelled
+
+
 def _kept(snapshot: bool) -> dict[str, str]:
     """A database's deletion policy: a final snapshot when the spec asks for one."""
     policy = "Snapshot" if snapshot else "Delete"
@@ -370,7 +393,7 @@ SHAPES: dict[str, Shape] = {
         "AtRestEncryptionEnabled", "TransitEncryptionEnabled", "Port", "Tags")},
         attributes=lambda spec, d, here: {"DependsOn": [here("subnet-group")]}),
     "log-group": Shape("AWS::Logs::LogGroup", {
-        "create_log_group": {"logGroupName": "LogGroupName", "tags": TAGS},
+        "create_log_group": {"logGroupName": "LogGroupName", "tags": TAGS, "kmsKeyId": "KmsKeyId"},
         "put_retention_policy": {"logGroupName": "LogGroupName", "retentionInDays": "RetentionInDays"}}),
     "iam-role": Shape("AWS::IAM::Role", {
         "create_role": {**_same("RoleName", "Path", "Description", "Tags"),
@@ -385,10 +408,24 @@ SHAPES: dict[str, Shape] = {
                  "containerDefinitions", "volumes"), "tags": TAGS}}),
     "target-group": Shape("AWS::ElasticLoadBalancingV2::TargetGroup", {"create_target_group": _same(
         "Name", "Protocol", "Port", "VpcId", "TargetType", "HealthCheckPath", "HealthCheckProtocol", "Matcher", "Tags")}),
-    "load-balancer": Shape("AWS::ElasticLoadBalancingV2::LoadBalancer", {"create_load_balancer": _same(
-        "Name", "Subnets", "SecurityGroups", "Scheme", "Type", "IpAddressType", "Tags")},
-        template=lambda spec, d, r: {"LoadBalancerAttributes": [
-            {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"}]}),
+    "load-balancer": Shape("AWS::ElasticLoadBalancingV2::LoadBalancer", {
+        "create_load_balancer": _same("Name", "Subnets", "SecurityGroups", "Scheme", "Type", "IpAddressType", "Tags"),
+        "modify_load_balancer_attributes": {"LoadBalancerArn": None, "Attributes": "LoadBalancerAttributes"}},
+        # ELB checks the access-log bucket's policy when the attribute is set: the policy comes first
+        attributes=lambda spec, d, here: {"DependsOn": [here("access-logs/bucket/policy")]} if spec.service.access_logs else {}),
+    "waf-web-acl": Shape("AWS::WAFv2::WebACL", {"create_web_acl": _same(
+        "Name", "Scope", "DefaultAction", "Description", "Rules", "VisibilityConfig", "Tags")}),
+    "waf-association": Shape("AWS::WAFv2::WebACLAssociation", {"associate_web_acl": _same("WebACLArn", "ResourceArn")}),
+    "kms-key": Shape("AWS::KMS::Key", {
+        "create_key": {**_same("Description", "KeyUsage", "KeySpec"), "Policy": ("KeyPolicy", json.loads),
+                       "Tags": ("Tags", lambda tags: [{"Key": t["TagKey"], "Value": t["TagValue"]} for t in tags])},
+        "enable_key_rotation": {"KeyId": None}},
+        # the rotation the create turns on with its own call, and the waiting period down schedules the deletion with
+        template=lambda spec, d, r: {"EnableKeyRotation": True, "PendingWindowInDays": spec.security.key_deletion_days},
+        attributes=lambda spec, d, here: {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Retain"}),
+    "kms-alias": Shape("AWS::KMS::Alias", {"create_alias": _same("AliasName", "TargetKeyId")}),
+    "s3-bucket-policy": Shape("AWS::S3::BucketPolicy", {"put_bucket_policy": {
+        "Bucket": "Bucket", "Policy": ("PolicyDocument", json.loads)}}),
     "listener": Shape("AWS::ElasticLoadBalancingV2::Listener", {"create_listener": _same(
         "LoadBalancerArn", "Protocol", "Port", "DefaultActions", "Tags", "Certificates", "SslPolicy")}),
     "ecs-service": Shape("AWS::ECS::Service", {"create_service": {
@@ -406,9 +443,11 @@ SHAPES: dict[str, Shape] = {
         "put_bucket_encryption": {"Bucket": "BucketName", "ServerSideEncryptionConfiguration": ("BucketEncryption", lambda c: {
             "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": rule["ApplyServerSideEncryptionByDefault"],
                                                    "BucketKeyEnabled": rule["BucketKeyEnabled"]} for rule in c["Rules"]]})},
-        "put_bucket_versioning": {"Bucket": "BucketName", "VersioningConfiguration": "VersioningConfiguration"}},
-        # bucket names are global: the account and region make this one unique, as bucket_name does
-        inputs=lambda spec, d: {"bucket": {"Fn::Sub": f"{spec.owner}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}"}},
+        "put_bucket_versioning": {"Bucket": "BucketName", "VersioningConfiguration": "VersioningConfiguration"},
+        "put_bucket_lifecycle_configuration": {"Bucket": "BucketName", "LifecycleConfiguration": (
+            "LifecycleConfiguration", lambda c: {"Rules": [_lifecycle_rule(rule) for rule in c["Rules"]]})}},
+        # bucket names are global: the account and region make each unique, as the steps name them
+        inputs=lambda spec, d: {"bucket": {"Fn::Sub": f"{d.name}-${{AWS::AccountId}}-${{AWS::Region}}"}},
         attributes=lambda spec, d, here: {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}),
     "oidc-provider": Shape("AWS::IAM::OIDCProvider", {"create_open_id_connect_provider": {
         **_same("Url", "ThumbprintList", "Tags"), "ClientIDList": "ClientIdList"}},
@@ -637,8 +676,8 @@ class Exported:
 
 
 #: The kinds whose pointapp id is a resource's attribute other than what Ref gives (Ref of an Amplify
-#: app gives its ARN; pointapp knows the app by its AppId).
-_ID_ATTRIBUTE = {"amplify-app": "AppId"}
+#: app gives its ARN; pointapp knows the app by its AppId; a key and a web ACL by their ARN).
+_ID_ATTRIBUTE = {"amplify-app": "AppId", "kms-key": "Arn", "waf-web-acl": "Arn"}
 
 
 def _exported(spec: Spec, template: _Template, steps: Sequence[str]) -> list[Exported]:
@@ -647,8 +686,9 @@ def _exported(spec: Spec, template: _Template, steps: Sequence[str]) -> list[Exp
     found = []
     for step in steps:
         loaded: Any = get(step).load()
-        # The network's layout is made by network_requests: here, its flow logs only.
-        wanted: list[Desired] = network.flow_log_resources(spec) if step == "network" else loaded.desired(spec)
+        # The network's layout is made by network_requests: here, its key and flow logs only.
+        wanted: list[Desired] = (network.key_resources(spec, "${AWS::Region}") + network.flow_log_resources(spec)
+                                 if step == "network" else loaded.desired(spec))
         made = {d.key: d.kind for d in wanted}
         prefix = "cache/" if step == "cache" else ""  # the database's keys and the cache's overlap
 
@@ -677,9 +717,9 @@ def _exported(spec: Spec, template: _Template, steps: Sequence[str]) -> list[Exp
     return found
 
 
-def exported_resources(spec: Spec, group: str) -> list[Exported]:
+def exported_resources(spec: Spec, group: str, region: str = "") -> list[Exported]:
     """The resources of the steps of ``group`` that its template holds (the network's layout aside)."""
-    return _exported(spec, _Template(spec, group, ""), GROUPS[group])
+    return _exported(spec, _Template(spec, group, "", region), GROUPS[group])
 
 
 def _resource_steps(spec: Spec, template: _Template, steps: Sequence[str]) -> None:
@@ -699,12 +739,14 @@ def _data_exports(spec: Spec, template: _Template) -> None:
 
 
 DESCRIPTIONS = {
-    "network": "VPC, subnets, internet and NAT gateways, route tables, security groups, flow logs, VPC endpoints",
+    "network": "VPC, subnets, internet and NAT gateways, route tables, security groups, flow logs, VPC endpoints, "
+               "and the environment's KMS key when security.kms_key is on",
     "registry": "ECR repository for the API image",
     "data": "RDS MySQL and ElastiCache Redis in the isolated subnets",
     "domain": "ACM certificate of the API's name, validated by DNS in your Route 53 hosted zone",
     "mail": "SES configuration set and sender identity (and its DKIM and MAIL FROM records in your zone)",
-    "service": "ECS Fargate service behind an Application Load Balancer, blue and green target groups",
+    "service": "ECS Fargate service behind an Application Load Balancer, blue and green target groups, the load "
+               "balancer's access-log bucket and WAF web ACL",
     "delivery": "artifact bucket, CodeDeploy blue/green, CodePipeline from ECR, the release-on-push rule; "
                 "upload the artifacts of `pointapp export delivery` (artifacts.zip) to the bucket",
     "bastion": "SSM-only bastion host",
@@ -721,9 +763,12 @@ def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[s
     """
     result = {}
     for group, steps in GROUPS.items():
-        template = _Template(spec, group, f"{spec.owner} {group} in {region}: {DESCRIPTIONS[group]} (generated by pointapp)")
+        template = _Template(spec, group, f"{spec.owner} {group} in {region}: {DESCRIPTIONS[group]} (generated by pointapp)",
+                             region)
         if "network" in steps:
             _network(spec, template, region, zones)
+            if spec.security.kms_key:  # the later stacks' log group and bucket use the key
+                template.export("kms/key", {"Fn::GetAtt": [logical_id("kms/key"), "Arn"]})
         if "database" in steps:  # RDS takes a major version ("8.4": its latest minor); a parameter says so
             template.body["Parameters"] = {"MysqlEngineVersion": {
                 "Type": "String", "Default": spec.database.engine_version,

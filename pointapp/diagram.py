@@ -197,9 +197,25 @@ def build_model(spec: Spec, region: str = "ap-northeast-1", zones: Sequence[str]
     model.edge(endpoints[0], "service:logs", "logs", kind="data")
     model.edge(endpoints[0], "database:secret", "secrets", kind="data")
     model.edge(endpoints[0], "registry:repository", "image pulls", kind="data")
+    _edge(spec, model)
     if spec.domain is not None:
         _domain(model, spec)
     return model
+
+
+def _edge(spec: Spec, model: Model) -> None:
+    """What guards and records the load balancer (web ACL, access-log bucket) and the key of the logs."""
+    service = spec.service
+    if service.waf:
+        model.node("service:waf/web-acl", "AWS WAF web ACL\n(AWS managed rule groups)", "waf", "regional")
+        model.edge("service:waf/web-acl", "service:alb", "inspects every request", kind="flow")
+    if service.access_logs:
+        model.node("service:access-logs/bucket", f"S3 access logs\n(private, TLS only, {service.access_logs_retention_days} days)",
+                   "s3", "regional")
+        model.edge("service:alb", "service:access-logs/bucket", "access logs", kind="data")
+    if spec.security.kms_key:
+        model.node("network:kms/key", "KMS key\n(rotated yearly)", "kms", "regional")
+        model.edge("network:kms/key", "service:logs", "encrypts", kind="data")
 
 
 def _domain(model: Model, spec: Spec) -> None:
@@ -228,8 +244,12 @@ def _near(source: str, targets: list[str]) -> list[str]:
 # --- statuses from a plan ------------------------------------------------------------------------
 
 
+#: The parts drawn with the resource they belong to.
+_DRAWN_WITH = {"waf/association": "waf/web-acl", "kms/alias": "kms/key", "access-logs/bucket/policy": "access-logs/bucket"}
+
+
 def _node_for(change: Change, model: Model) -> str | None:
-    candidates = [f"{change.step}:{change.key}"]
+    candidates = [f"{change.step}:{_DRAWN_WITH.get(change.key, change.key)}"]
     if change.step == "endpoints":
         candidates += [n for n in model.nodes if n.startswith("endpoints:zone/")] if change.key != "endpoint/s3" else []
     if change.step == "service" and change.key in ("ecs-service", "taskdef", "cluster", "role/task", "role/execution"):
@@ -319,6 +339,7 @@ def _icon_classes() -> dict[str, Any]:
         "ecr": compute.ECR, "codepipeline": devtools.Codepipeline, "codedeploy": devtools.Codedeploy,
         "amplify": mobile.Amplify, "ses": engagement.SimpleEmailServiceSes, "logs": management.Cloudwatch,
         "secrets": security.SecretsManager, "backup": storage.Backup, "extra": general.General, "note": _Note,
+        "waf": security.WAF, "kms": security.KeyManagementService, "s3": storage.SimpleStorageServiceS3,
         "route53": network.Route53, "acm": security.CertificateManager,
     }
 

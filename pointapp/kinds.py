@@ -12,8 +12,9 @@ import botocore.exceptions
 
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
-from pointapp.diffs import changed
+from pointapp.diffs import Differences, changed
 from pointapp.errors import SpecError, StepError
+from pointapp.outputs import KMS_KEY
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, client_error_code, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, STEP, add_tags, aws_tags, from_aws_tags, is_owned
@@ -221,18 +222,22 @@ class Role(Kind):
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         iam = ctx.client("iam")
+        # The props, resolved now: a plan made before a resource its policies name existed (a key made in the
+        # same up) holds a placeholder for it in ``changes``.
         if "trust" in changes:
-            iam.update_assume_role_policy(RoleName=found.id, PolicyDocument=json.dumps(changes["trust"]))
+            iam.update_assume_role_policy(RoleName=found.id, PolicyDocument=json.dumps(props["trust"]))
         if "managed" in changes:
-            for arn in sorted(set(changes["managed"]) - set(found.raw["Managed"])):
+            managed = props.get("managed", [])
+            for arn in sorted(set(managed) - set(found.raw["Managed"])):
                 iam.attach_role_policy(RoleName=found.id, PolicyArn=arn)
-            for arn in sorted(set(found.raw["Managed"]) - set(changes["managed"])):
+            for arn in sorted(set(found.raw["Managed"]) - set(managed)):
                 iam.detach_role_policy(RoleName=found.id, PolicyArn=arn)
         if "inline" in changes:
-            for name, document in changes["inline"].items():
+            inline = props.get("inline", {})
+            for name, document in inline.items():
                 if found.raw["Inline"].get(name) != document:
                     iam.put_role_policy(RoleName=found.id, PolicyName=name, PolicyDocument=json.dumps(document))
-            for name in set(found.raw["Inline"]) - set(changes["inline"]):
+            for name in set(found.raw["Inline"]) - set(inline):
                 iam.delete_role_policy(RoleName=found.id, PolicyName=name)
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
@@ -259,6 +264,7 @@ class LogGroup(Kind):
 
     name = "log-group"
     service = "logs"
+    operations = {"associate": ("logs", "AssociateKmsKey"), "disassociate": ("logs", "DisassociateKmsKey")}
 
     @staticmethod
     def prefix(spec: Spec) -> str:
@@ -278,10 +284,21 @@ class LogGroup(Kind):
                           lambda g: next(tags for group, tags in groups if group is g))
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
-        return changed({"retention_days": found.raw.get("retentionInDays")}, {"retention_days": props["retention_days"]})
+        return changed({"retention_days": found.raw.get("retentionInDays"), "kms_key": found.raw.get("kmsKeyId")},
+                       {"retention_days": props["retention_days"], "kms_key": props.get("kms_key")})
+
+    def needs(self, action: str, changes: Mapping[str, Any]) -> tuple[str, str] | None:
+        # A log group takes its key with AssociateKmsKey and gives it back with DisassociateKmsKey
+        # (Amazon CloudWatch Logs API reference), which an emulator may lack; retention changes do not need them.
+        if action == "update" and "kms_key" in changes:
+            return ("logs", "AssociateKmsKey" if changes["kms_key"] else "DisassociateKmsKey")
+        return None
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
-        return {"create_log_group": dict(logGroupName=desired.name, tags=dict(tags)),
+        create: dict[str, Any] = dict(logGroupName=desired.name, tags=dict(tags))
+        if props.get("kms_key"):  # without one, CloudWatch Logs encrypts the group with its own key
+            create["kmsKeyId"] = props["kms_key"]
+        return {"create_log_group": create,
                 "put_retention_policy": dict(logGroupName=desired.name, retentionInDays=props["retention_days"])}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
@@ -290,22 +307,31 @@ class LogGroup(Kind):
         logs.create_log_group(**request["create_log_group"])
         logs.put_retention_policy(**request["put_retention_policy"])
         return Found(self.name, desired.key, desired.name, dict(tags),
-                     {"logGroupName": desired.name, "retentionInDays": props["retention_days"]})
+                     {"logGroupName": desired.name, "retentionInDays": props["retention_days"],
+                      "kmsKeyId": props.get("kms_key")})
 
     def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
         add_tags(ctx, "logs", found.id, tags)
 
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
+        logs = ctx.client("logs")
         if "retention_days" in changes:
-            ctx.client("logs").put_retention_policy(logGroupName=found.id, retentionInDays=changes["retention_days"])
+            logs.put_retention_policy(logGroupName=found.id, retentionInDays=changes["retention_days"])
+        if "kms_key" in changes:  # data written before stays readable: CloudWatch Logs keeps what encrypted it
+            if props.get("kms_key"):
+                logs.associate_kms_key(logGroupName=found.id, kmsKeyId=props["kms_key"])
+            else:
+                logs.disassociate_kms_key(logGroupName=found.id)
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("logs").delete_log_group, ["ResourceNotFoundException"], logGroupName=found.id)
         return None
 
     def describe(self, found: Found) -> str:
-        return f"retention {found.raw.get('retentionInDays')} days"
+        key = found.raw.get("kmsKeyId")
+        return f"retention {found.raw.get('retentionInDays')} days, " + (
+            f"KMS key {key.rsplit('/', 1)[-1]}" if key else "CloudWatch Logs' own key")
 
 
 class SubnetGroup(Kind):
@@ -350,6 +376,239 @@ class SubnetGroup(Kind):
         return ", ".join(sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])))
 
 
+def customer_key(spec: Spec) -> Ref | None:
+    """The ARN of the environment's customer-managed KMS key (made with the network), when the spec asks for one;
+    None: the services' own keys are used."""
+    return Ref(KMS_KEY.step, KMS_KEY.key) if spec.security.kms_key else None
+
+
+#: All four settings of S3 Block Public Access on (FSBP S3.8).
+PRIVATE = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+
+
+def bucket_encryption(key: str | None) -> dict[str, Any]:
+    """A bucket's default encryption: SSE-KMS with ``key`` and an S3 Bucket Key (one KMS request per bucket key
+    period, not per object: Amazon S3 User Guide, "Reducing the cost of SSE-KMS with Amazon S3 Bucket Keys"),
+    or SSE-S3 without one."""
+    default: dict[str, Any] = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key} if key else {"SSEAlgorithm": "AES256"}
+    return {"Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": True}]}
+
+
+def tls_only(bucket_arn: Any) -> dict[str, Any]:
+    """The statement refusing every request to the bucket ``bucket_arn`` that does not come over TLS (FSBP S3.5:
+    ``aws:SecureTransport`` false; Amazon S3 User Guide, "Security best practices for Amazon S3").
+
+    Everyone is ``{"AWS": "*"}``, the form the AWS CDK's ``enforceSSL`` writes (aws-cdk-lib aws_s3 Bucket,
+    AnyPrincipal); moto takes a bare ``"*"`` Deny as refusing every request, whatever its condition."""
+    return {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:*",
+            "Resource": [bucket_arn, objects_of(bucket_arn)], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+def objects_of(bucket_arn: Any) -> Any:
+    """The ARN of every object of the bucket ``bucket_arn`` (an ARN, or a template's expression of one)."""
+    return f"{bucket_arn}/*" if isinstance(bucket_arn, str) else {"Fn::Join": ["", [bucket_arn, "/*"]]}
+
+
+def _read(call: Callable[..., Any], *path: str, **kwargs: Any) -> Any:
+    """``call(**kwargs)`` followed down ``path``, or None when S3 answers that the bucket has no such setting."""
+    try:
+        answer = call(**kwargs)
+    except botocore.exceptions.ClientError:
+        return None
+    for step in path:
+        answer = answer[step]
+    return answer
+
+
+class Bucket(Kind):
+    """A private S3 bucket pointapp names after the account and region (bucket names are global): versioned or
+    not, encrypted by default (SSE-S3, or SSE-KMS with a key), with a lifecycle. A subclass names its bucket
+    (:meth:`bucket_name`); its policy is a part of it (:class:`BucketPolicy`)."""
+
+    name = "s3-bucket"
+    service = "s3"
+    #: Whether discovery reads if the bucket holds anything (what :meth:`keeps` of a subclass may need).
+    counts_objects = False
+
+    def bucket_name(self, ctx: StepContext, spec: Spec) -> str:
+        raise NotImplementedError
+
+    def bucket_tags(self, ctx: StepContext, spec: Spec) -> dict[str, str]:
+        """The bucket's tags ({} when it does not exist or is someone else's), read once."""
+        name = self.bucket_name(ctx, spec)
+
+        def read() -> dict[str, str]:
+            # AccessDenied: the name is taken by someone else's bucket; creating it will say so
+            answer = ignore_codes(ctx.client("s3").get_bucket_tagging, [
+                "NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404", "AccessDenied"], Bucket=name)
+            return from_aws_tags(answer["TagSet"]) if answer is not None else {}
+
+        return dict(ctx.read_once(("bucket-tags", name), lambda: tags_of(ctx, Arn("s3", name, "", "").on(ctx), read)))
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        name, tags = self.bucket_name(ctx, spec), self.bucket_tags(ctx, spec)  # the tags first: the listing many steps wait for
+        if not is_owned(tags, spec, step):
+            return []
+        s3 = ctx.client("s3")
+
+        def policy() -> Any:
+            text = _read(s3.get_bucket_policy, "Policy", Bucket=name)
+            return json.loads(text) if text else None
+
+        # Its settings are reads of their own: side by side.
+        reads: list[Callable[[], Any]] = [
+            lambda: s3.get_bucket_versioning(Bucket=name).get("Status"),
+            lambda: _read(s3.get_public_access_block, "PublicAccessBlockConfiguration", Bucket=name) or {},
+            lambda: _read(s3.get_bucket_encryption, "ServerSideEncryptionConfiguration", "Rules", Bucket=name) or [],
+            lambda: _read(s3.get_bucket_lifecycle_configuration, "Rules", Bucket=name) or [],
+            policy, lambda: s3.list_objects_v2(Bucket=name, MaxKeys=1).get("KeyCount", 0) if self.counts_objects else 0]
+        versioning, block, encryption, lifecycle, bucket_policy, objects = map_side_by_side(lambda read: read(), reads)
+        default = (encryption or [{}])[0].get("ApplyServerSideEncryptionByDefault", {})
+        raw: dict[str, Any] = {"Name": name, "Arn": Arn("s3", name, "", "").on(ctx), "Versioning": versioning,
+                               "PublicAccessBlock": dict(block), "Encryption": default.get("SSEAlgorithm"),
+                               "KmsKey": default.get("KMSMasterKeyID"), "Lifecycle": list(lifecycle),
+                               "Policy": bucket_policy, "HoldsObjects": bool(objects)}
+        return [Found(self.name, tags[KEY], name, tags, raw)]
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        raw = found.raw
+        changes = Differences()
+        if props["versioning"] and raw.get("Versioning") != "Enabled":
+            changes.add("versioning", raw.get("Versioning"), "Enabled")
+        algorithm = "aws:kms" if props.get("kms_key") else "AES256"
+        if raw.get("Encryption") != algorithm or (props.get("kms_key") and raw.get("KmsKey") != props["kms_key"]):
+            changes.add("encryption", raw.get("KmsKey") or raw.get("Encryption"), props.get("kms_key") or algorithm)
+        if raw.get("PublicAccessBlock") != PRIVATE:
+            changes.add("public_access_block", "not all blocked", "all blocked")
+        rules = {rule.get("ID"): rule for rule in raw.get("Lifecycle", [])}
+        if any({k: rules.get(rule["ID"], {}).get(k) for k in rule} != rule for rule in props["lifecycle"]):
+            changes.add("lifecycle", sorted(str(rule_id) for rule_id in rules), [rule["ID"] for rule in props["lifecycle"]])
+        return changes
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        name = props["bucket"]
+        args: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
+        if props["region"] != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": props["region"]}
+        request: Request = {
+            "create_bucket": args, "put_bucket_tagging": dict(Bucket=name, Tagging={"TagSet": aws_tags(tags)}),
+            "put_public_access_block": dict(Bucket=name, PublicAccessBlockConfiguration=PRIVATE),
+            "put_bucket_encryption": dict(Bucket=name, ServerSideEncryptionConfiguration=bucket_encryption(props.get("kms_key")))}
+        if props["versioning"]:
+            request["put_bucket_versioning"] = dict(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        request["put_bucket_lifecycle_configuration"] = dict(
+            Bucket=name, LifecycleConfiguration={"Rules": [dict(rule) for rule in props["lifecycle"]]})
+        return request
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        s3 = ctx.client("s3")
+        request = self.request(ctx.spec, desired, props, tags)
+        ignore_codes(s3.create_bucket, ["BucketAlreadyOwnedByYou"], **request.pop("create_bucket"))
+        for operation, args in request.items():  # tags, public access block, encryption, versioning, lifecycle
+            getattr(s3, operation)(**args)
+        name = props["bucket"]
+        return Found(self.name, desired.key, name, dict(tags), {"Name": name, "Arn": Arn("s3", name, "", "").on(ctx)})
+
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
+        # PutBucketTagging replaces the bucket's whole tag set: the tags it has stay in it.
+        ctx.client("s3").put_bucket_tagging(Bucket=found.id, Tagging={"TagSet": aws_tags({**found.tags, **tags})})
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        request = self.request(ctx.spec, desired, props, found.tags)
+        s3 = ctx.client("s3")
+        for change, operation in (("public_access_block", "put_public_access_block"), ("encryption", "put_bucket_encryption"),
+                                  ("versioning", "put_bucket_versioning"), ("lifecycle", "put_bucket_lifecycle_configuration")):
+            if change in changes:
+                getattr(s3, operation)(**request[operation])
+
+    def empty(self, ctx: StepContext, found: Found) -> None:
+        """Delete every object version and delete marker in the bucket."""
+        s3 = ctx.client("s3")
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=found.id):
+            doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                      for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            if doomed:
+                s3.delete_objects(Bucket=found.id, Delete={"Objects": doomed, "Quiet": True})
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        """Empty the bucket and delete it."""
+        self.empty(ctx, found)
+        ignore_codes(ctx.client("s3").delete_bucket, ["NoSuchBucket"], Bucket=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        raw = found.raw
+        private = "private" if raw.get("PublicAccessBlock") == PRIVATE else "NOT private"
+        encryption = f"SSE-KMS {str(raw['KmsKey']).rsplit('/', 1)[-1]}" if raw.get("KmsKey") else raw.get("Encryption")
+        return (f"versioning {raw.get('Versioning')}, encryption {encryption}, {private}, "
+                f"{len(raw.get('Lifecycle') or [])} lifecycle rule(s)")
+
+
+def bucket_policy_runtime(ctx: StepContext) -> dict[str, Any]:
+    """What a bucket policy takes from the target: whether it evaluates conditions (the emulator does not, and
+    the TLS-only statement would then refuse everything: it is left out there, and the step says so)."""
+    gap = ctx.lacks("s3", "PolicyConditions")
+    return {"tls_only": gap is None, "tls_only_gap": gap or ""}
+
+
+def bucket_policy_props(bucket: Ref, bucket_arn: Ref, statements: list[dict[str, Any]]) -> dict[str, Any]:
+    """The props of a :class:`BucketPolicy`: the bucket, its ARN, its own statements, and the target's runtime values."""
+    return {"bucket": bucket, "bucket_arn": bucket_arn, "statements": statements,
+            "tls_only": Ref("runtime", "tls_only"), "tls_only_gap": Ref("runtime", "tls_only_gap")}
+
+
+class BucketPolicy(Kind):
+    """The policy of a bucket this step makes: a part of the bucket (``parent``), the key ``<bucket key>/policy``.
+    Its statements are the props' ``statements``; the one refusing plain HTTP (:func:`tls_only`) comes first
+    (``tls_only`` in the props, a runtime value: see :func:`bucket_policy_runtime`)."""
+
+    name = "s3-bucket-policy"
+    service = "s3"
+    tagged = False
+    finds_after = ("s3-bucket",)
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        # Found with every bucket, a policy or none: one removed by hand is put back by an update
+        return [Found(self.name, f"{bucket.key}/policy", bucket.id, {"Name": bucket.name}, {"Policy": bucket.raw["Policy"]},
+                      parent=bucket.key)
+                for bucket in known.values() if bucket.kind == Bucket.name and not bucket.owner]
+
+    @staticmethod
+    def document(props: Mapping[str, Any]) -> dict[str, Any]:
+        return policy(*([tls_only(props["bucket_arn"])] if props["tls_only"] else []), *props["statements"])
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        wanted = json.loads(json.dumps(self.document(props)))
+        current = found.raw.get("Policy") or policy()
+        return {"policy": "as specified"} if current != wanted else {}
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        if not self.document(props)["Statement"]:  # S3 refuses a policy without statements (MalformedPolicy)
+            return {}
+        return {"put_bucket_policy": dict(Bucket=props["bucket"], Policy=json.dumps(self.document(props)))}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        if not props["tls_only"]:
+            ctx.say(f"    {desired.name}: no statement refusing plain HTTP here: {props['tls_only_gap']}")
+        request = self.request(ctx.spec, desired, props, tags)
+        if request:
+            ctx.client("s3").put_bucket_policy(**request["put_bucket_policy"])
+        else:
+            ignore_codes(ctx.client("s3").delete_bucket_policy, ["NoSuchBucketPolicy", "NoSuchBucket"], Bucket=props["bucket"])
+        return Found(self.name, desired.key, props["bucket"], dict(tags), {"Policy": self.document(props)},
+                     parent=desired.parent)
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        self.create(ctx, desired, props, found.tags)
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        return None  # goes with its bucket
+
+    def describe(self, found: Found) -> str:
+        statements = (found.raw.get("Policy") or {}).get("Statement", [])
+        return ", ".join(str(s.get("Sid", s.get("Effect"))) for s in statements)
 # --- Route 53 records: the user's hosted zone, and the records pointapp writes into it ---------------------
 
 #: Route 53 records carry no tags: beside each record pointapp writes, a TXT record proves that it wrote it (as

@@ -100,6 +100,10 @@ NAME_RULES: dict[str, NameRule] = {
                        "AWS Secrets Manager API reference, CreateSecret, Name"),
     "security-group": NameRule("security group", 255, r"(?!sg-).+", "up to 255 characters, not starting with sg-",
                                "Amazon EC2 API reference, CreateSecurityGroup, GroupName"),
+    "waf-web-acl": NameRule("WAF web ACL", 128, r"[\w-]+", "letters, digits, underscores and hyphens",
+                            "AWS WAF API reference, CreateWebACL, Name"),
+    "kms-alias": NameRule("KMS alias", 256, r"alias/(?!aws/)[A-Za-z0-9/_-]+", "alias/ then letters, digits and /_-",
+                          "AWS KMS API reference, CreateAlias, AliasName"),
 }
 
 #: What the artifact bucket's name adds to its spec name: "-", a 12-digit account id, "-", the region.

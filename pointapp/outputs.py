@@ -54,6 +54,8 @@ CACHE_PORT = CACHE_GROUP.value("port")
 MAIL_IDENTITY = Output("mail", "identity")
 MAIL_DKIM_TOKENS = MAIL_IDENTITY.value("tokens")
 
+KMS_KEY = Output("network", "kms/key")  # the environment's customer-managed key, by ARN (security.kms_key)
+
 LOAD_BALANCER = Output("service", "alb")
 LOAD_BALANCER_DNS = LOAD_BALANCER.value("dns")
 PRODUCTION_LISTENER = Output("service", "listener/production")

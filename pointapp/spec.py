@@ -129,6 +129,11 @@ class Service(_Model):
     task_group: str = "container"
     load_balancer_tier: str = "ingress"
     task_tier: str = "container"
+    waf: bool = Field(True, description="a WAF web ACL with AWS's managed rule groups in front of the load balancer")
+    deletion_protection: bool = Field(True, description="the load balancer refuses deletion until this is turned off")
+    access_logs: bool = Field(True, description="the load balancer's access logs to a private, encrypted bucket")
+    access_logs_retention_days: int = Field(90, ge=1, le=3650, description="days before an access log expires")
+    delete_access_logs: bool = Field(False, description="let down empty and delete the access-log bucket")
 
 
 class Delivery(_Model):
@@ -137,6 +142,8 @@ class Delivery(_Model):
     github_repository: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$",
                                           description="owner/name of the application's repository on GitHub")
     github_branch: str = Field("main", pattern=r"^[\w./-]+$")
+    artifact_retention_days: int = Field(30, ge=1, le=3650,
+                                         description="days the pipeline's artifacts and old artifact versions are kept")
 
 
 #: The MySQL major version a new database gets: the LTS line in RDS standard support. RDS for MySQL 8.0 left
@@ -210,6 +217,12 @@ class Mail(_Model):
         "and makes it; the others send through it and never change or delete it"))
 
 
+class Security(_Model):
+    kms_key: bool = Field(False, description="a customer-managed KMS key of the environment for the log groups and "
+                                             "the artifact bucket (off: the services' own keys)")
+    key_deletion_days: int = Field(30, ge=7, le=30, description="the waiting period of a scheduled key deletion")
+
+
 class Frontend(_Model):
     repository: str | None = Field(None, pattern=r"^https://[\w.-]+/[\w.-]+/[\w.-]+$",
                                    description="the frontend's Git repository, https://github.com/OWNER/NAME")
@@ -238,6 +251,7 @@ class Spec(_Model):
     bastion: Bastion = Bastion()
     mail: Mail = Mail()
     frontend: Frontend = Frontend()
+    security: Security = Security()
     domain: Domain | None = None
 
     @property
@@ -353,6 +367,8 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
         "database": {"multi_az": False, "deletion_protection": False, "final_snapshot": False, "activity_logs": False,
                      "monitoring_interval": 0, "backup_plan": False},
         "cache": {"replicas": 0, "automatic_failover": False},
+        # documented choices (pointapp.baseline): no WAF, no access logs, no deletion protection
+        "service": {"waf": False, "deletion_protection": False, "access_logs": False, "delete_access_logs": True},
     },
 }
 

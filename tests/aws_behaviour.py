@@ -29,6 +29,9 @@ Rules (``RULES`` lists them with their sources; each can be turned off: ``layer.
 - ``elbv2-interfaces-linger``: a load balancer's network interfaces stay for a while after it is deleted.
 - ``codedeploy-role-propagation``: CodeDeploy refuses a service role created moments before.
 - ``codepipeline-role-propagation``: CodePipeline refuses a role created moments before.
+- ``elbv2-access-log-bucket-policy``: access logs are turned on only into a bucket whose policy lets ELB write.
+- ``elbv2-deletion-protection``: a load balancer with deletion protection on cannot be deleted.
+- ``wafv2-web-acl-associated``: a web ACL still associated with a resource cannot be deleted.
 - ``acm-issues-once-validated``: a DNS-validated certificate stays pending until its validation CNAMEs resolve.
 - ``route53-create-existing``: a CREATE of a record set whose name and type exist is refused.
 - ``route53-changes-pending``: a record change is PENDING until Route 53 applied it (GetChange).
@@ -803,6 +806,82 @@ class CodePipelineRolePropagation(_RolePropagation):
         return [role for role in roles if isinstance(role, str)]
 
 
+def _attributes(call: Call) -> dict[str, str]:
+    """The ``Attributes.member.N.Key`` / ``.Value`` pairs of a ModifyLoadBalancerAttributes call."""
+    keys = {name.split(".")[2]: value for name, value in call.params.items()
+            if name.startswith("Attributes.member.") and name.endswith(".Key")}
+    return {key: call.params.get(f"Attributes.member.{n}.Value", "") for n, key in keys.items()}
+
+
+class Elbv2AccessLogBucketPolicy(Rule):
+    """Turning access logs on is refused unless the bucket exists and its policy lets Elastic Load Balancing
+    write the logs (the region's ELB account, or the log delivery service principal)."""
+
+    # Elastic Load Balancing User Guide for Application Load Balancers, "Enable access logs" (the bucket policy;
+    # "Access Denied for bucket: <bucket>. Please check S3bucket permission" when it is missing), and
+    # "Troubleshoot access logs"; the error is InvalidConfigurationRequest (ELB API reference,
+    # ModifyLoadBalancerAttributes, Errors).
+    name = "elbv2-access-log-bucket-policy"
+    behaviour = ("ModifyLoadBalancerAttributes with access_logs.s3.enabled true is refused "
+                 "(InvalidConfigurationRequest) unless the bucket's policy lets ELB put the logs")
+    source = "Elastic Load Balancing User Guide, Enable access logs; ELB API reference, ModifyLoadBalancerAttributes"
+    operations = frozenset({("elasticloadbalancing", "ModifyLoadBalancerAttributes")})
+
+    def before(self, call: Call) -> AwsError | None:
+        attributes = _attributes(call)
+        if attributes.get("access_logs.s3.enabled") != "true":
+            return None
+        bucket = attributes.get("access_logs.s3.bucket", "")
+        denied = AwsError("InvalidConfigurationRequest", f"Access Denied for bucket: {bucket}. Please check S3bucket permission")
+        stored = backend("s3", "aws").buckets.get(bucket) if bucket else None  # S3 keeps buckets per partition
+        if stored is None or not stored.policy:
+            return denied
+        writers = ("logdelivery.elasticloadbalancing.amazonaws.com", ":root")
+        for statement in json.loads(stored.policy).get("Statement", []):
+            principal = json.dumps(statement.get("Principal"))
+            actions = statement.get("Action")
+            if statement.get("Effect") == "Allow" and any(w in principal for w in writers) \
+                    and "s3:PutObject" in (actions if isinstance(actions, list) else [actions]):
+                return None
+        return denied
+
+
+class Elbv2DeletionProtection(Rule):
+    """DeleteLoadBalancer is refused while the load balancer's deletion protection is on."""
+
+    # ELB API reference, DeleteLoadBalancer: "If deletion protection is enabled, the load balancer cannot be
+    # deleted"; OperationNotPermitted (Errors); Elastic Load Balancing User Guide, "Deletion protection".
+    name = "elbv2-deletion-protection"
+    behaviour = "DeleteLoadBalancer is refused (OperationNotPermitted) while deletion_protection.enabled is true"
+    source = "ELB API reference, DeleteLoadBalancer (Errors); Elastic Load Balancing User Guide, Deletion protection"
+    operations = frozenset({("elasticloadbalancing", "DeleteLoadBalancer")})
+
+    def before(self, call: Call) -> AwsError | None:
+        arn = call.param("LoadBalancerArn") or ""
+        balancer = backend("elbv2", call.region).load_balancers.get(arn)
+        if balancer is not None and str(balancer.attrs.get("deletion_protection.enabled")).lower() == "true":
+            return AwsError("OperationNotPermitted", f"Load balancer '{arn}' cannot be deleted because deletion "
+                                                     "protection is enabled")
+        return None
+
+
+class Wafv2WebAclAssociated(Rule):
+    """DeleteWebACL is refused while the web ACL is associated with a resource."""
+
+    # AWS WAF API reference, DeleteWebACL: "Before deleting any web ACL, first disassociate it from all
+    # resources"; WAFAssociatedItemException (Errors).
+    name = "wafv2-web-acl-associated"
+    behaviour = "DeleteWebACL is refused (WAFAssociatedItemException) while the web ACL is associated with a resource"
+    source = "AWS WAF API reference, DeleteWebACL (Errors)"
+    operations = frozenset({("wafv2", "DeleteWebACL")})
+
+    def before(self, call: Call) -> AwsError | None:
+        for acl in backend("wafv2", call.region).wacls.values():
+            if acl.name == call.params.get("Name") and acl.associated_resources:
+                return AwsError("WAFAssociatedItemException", "AWS WAF couldn\u2019t perform the operation because your "
+                                                              "resource is being used by another resource or it\u2019s "
+                                                              "associated with another resource.")
+        return None
 def _route53_zones() -> list[Any]:
     from moto.backends import get_backend
 
@@ -951,6 +1030,7 @@ RULE_CLASSES: tuple[type[Rule], ...] = (
     EcsAwsvpcHostPort, RdsSubnetGroupInUse, RdsParameterGroupInUse, ElastiCacheSubnetGroupInUse, Ec2SubnetInUse, Ec2SecurityGroupInUse,
     Ec2SecurityGroupReferenced, Ec2IgwMappedPublicAddress, Ec2NatGatewayDeletesSlowly, Ec2EipHeldByNatGateway,
     Ec2EndpointInterfacesLinger, Elbv2InterfacesLinger, CodeDeployRolePropagation, CodePipelineRolePropagation,
+    Elbv2AccessLogBucketPolicy, Elbv2DeletionProtection, Wafv2WebAclAssociated,
     AcmIssuesOnceValidated, Route53CreateExisting, Route53ChangesPending, SesDkimTokens,
 )
 

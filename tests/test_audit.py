@@ -19,9 +19,11 @@ from pointapp.audit import (
     check_database_monitoring,
     check_database_tls,
     check_https,
+    check_load_balancer,
     check_non_blocking_logs,
     check_read_only_root,
     check_trust_guards,
+    check_waf,
 )
 from pointapp.errors import PointappError
 from pointapp.resources import Found, StepState
@@ -51,10 +53,38 @@ def test_a_fresh_environment_passes_every_check(built: Context) -> None:
     report = pointapp.audit(built)
     assert report.findings == []
     statuses = {r.check: r.status for r in report.results}
-    # Without a domain or a certificate, plain HTTP on the load balancer is the documented choice serves_https.
-    assert statuses == {name: "choice" if name == "https" else "pass" for name, _, _, _ in CHECKS}
-    assert [c.choice.setting for c in report.chosen] == ["serves_https"]
-    assert report.summary() == f"{len(CHECKS)} checks ({len(CHECKS)} on built resources): 0 findings, 1 documented choice"
+    # Documented choices of the default prod spec: plain HTTP without a domain or a certificate (serves_https), and
+    # the services' own keys (security.kms_key) on the artifact bucket and the log groups.
+    assert statuses == {name: "choice" if name in ("https", "artifact-bucket", "keys") else "pass"
+                        for name, _, _, _ in CHECKS}
+    assert sorted((c.check, c.resource, c.choice.setting) for c in report.chosen if c.check != "https") == [
+        ("artifact-bucket", "point-app-prod-artifacts-123456789012-ap-northeast-1", "security.kms_key"),
+        ("keys", "/pointapp/point-app-prod/api", "security.kms_key"),
+        ("keys", "/pointapp/point-app-prod/vpc-flow-logs", "security.kms_key")]
+    assert [c.choice.setting for c in report.chosen if c.check == "https"] == ["serves_https"]
+    assert report.summary() == f"{len(CHECKS)} checks ({len(CHECKS)} on built resources): 0 findings, 4 documented choices"
+
+
+STAGING_ALB = {"Attributes": {"routing.http.drop_invalid_header_fields.enabled": "true",
+                              "routing.http.desync_mitigation_mode": "defensive", "deletion_protection.enabled": "false",
+                              "access_logs.s3.enabled": "false"}}
+
+
+def test_staging_reports_its_cheaper_settings_as_choices(mocked: None) -> None:
+    staging = make_context(load_spec("staging"))
+    observed = _observed("service", "alb", STAGING_ALB)
+    balancer, waf = Result("load-balancer", ""), Result("waf", "")
+    check_load_balancer(staging, observed, balancer)
+    check_waf(staging, observed, waf)
+    assert balancer.findings == waf.findings == []
+    assert sorted(c.choice.setting for c in balancer.chosen + waf.chosen) == [
+        "service.access_logs", "service.deletion_protection", "service.waf"]
+    # the same load balancer in prod, whose spec turns them on, is a finding for each
+    prod = Result("load-balancer", "")
+    check_load_balancer(make_context(load_spec("prod")), observed, prod)
+    assert [f.control for f in prod.findings] == ["ELB.6", "ELB.5"] and prod.chosen == []
+    check_waf(make_context(load_spec("prod")), observed, prod)
+    assert prod.findings[-1].problem == "no WAF web ACL (service.waf)" and prod.findings[-1].control == "ELB.16"
 
 
 def test_each_weakening_is_a_finding(built: Context) -> None:
@@ -83,24 +113,40 @@ def test_each_weakening_is_a_finding(built: Context) -> None:
     client("s3").delete_public_access_block(Bucket=bucket)
     client("rds").modify_db_instance(DBInstanceIdentifier="point-app-prod-mysql", PubliclyAccessible=True,
                                      ApplyImmediately=True)
+    client("s3").delete_bucket_lifecycle(Bucket=bucket)
+    logs = next(b["Name"] for b in client("s3").list_buckets()["Buckets"] if "alb-logs" in b["Name"])
+    client("s3").delete_bucket_lifecycle(Bucket=logs)
+    elbv2 = client("elbv2")
+    alb = elbv2.describe_load_balancers(Names=["point-app-prod-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=alb, Attributes=[
+        {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "false"},
+        {"Key": "routing.http.desync_mitigation_mode", "Value": "monitor"},
+        {"Key": "deletion_protection.enabled", "Value": "false"}, {"Key": "access_logs.s3.enabled", "Value": "false"}])
+    client("wafv2").disassociate_web_acl(ResourceArn=alb)
 
     report = pointapp.audit(make_context())
     found = sorted((f.check, f.resource) for f in report.findings)
     assert found == [
-        ("artifact-bucket", bucket), ("artifact-bucket", bucket),
+        ("access-log-bucket", logs),
+        ("artifact-bucket", bucket), ("artifact-bucket", bucket), ("artifact-bucket", bucket),
         ("bastion", "point-app-prod-bastion"),
         ("database", "point-app-prod-mysql"),
         ("default-group", f"default group {default['GroupId']}"),
         ("flow-logs", "point-app-prod-vpc"),
+        *[("load-balancer", "point-app-prod-alb")] * 4,
         ("public-ingress", "point-app-prod-sg-container"), ("public-ingress", "point-app-prod-sg-db"),
         ("registry", "point-app-prod/api"),
         ("remote-login", "point-app-prod-sg-container"), ("remote-login", "point-app-prod-sg-db"),  # 3389 in 3000-3400
+        ("waf", "point-app-prod-alb"),
     ]
     lines = str(report).splitlines()
     assert "FINDING remote-login: point-app-prod-sg-db: SSH (22) open from 0.0.0.0/0; operators use SSM Session Manager [EC2.13]" in lines
     assert "FINDING public-ingress: point-app-prod-sg-container: ports 3000-3400/tcp open to ::/0 " \
            "(only the load balancer group may take 80 from anywhere) [EC2.18]" in lines
     assert f"FINDING artifact-bucket: {bucket}: versioning Suspended, not Enabled [S3.14]" in lines
+    assert f"FINDING artifact-bucket: {bucket}: no enabled lifecycle rule: what it holds never expires [S3.13]" in lines
+    assert {f.control for f in report.findings if f.check == "load-balancer"} == {"ELB.4", "ELB.5", "ELB.6", "ELB.12"}
+    assert "FINDING waf: point-app-prod-alb: not associated with the web ACL point-app-prod-waf [ELB.16]" in lines
 
 
 def _observed(step: str, key: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +219,7 @@ def test_the_cli_exits_3_with_one_line_per_finding(server: str, capsys: pytest.C
     assert [line for line in out if line.startswith("FINDING")] == [
         "FINDING remote-login: point-app-prod-sg-management: RDP (3389) open from 203.0.113.0/24; "
         "operators use SSM Session Manager [EC2.14]"]
-    assert out[-1] == f"{len(CHECKS)} checks (5 on built resources): 1 finding"  # the network's, its flow log role's
+    assert out[-1] == f"{len(CHECKS)} checks (5 on built resources): 1 finding, 1 documented choice"  # the network checks, keys
 
 
 def test_a_documented_choice_is_reported_not_found(monkeypatch: pytest.MonkeyPatch) -> None:

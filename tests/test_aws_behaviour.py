@@ -339,6 +339,41 @@ def test_internet_gateway_cannot_be_detached_while_a_load_balancer_maps_an_addre
     ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])
 
 
+def test_access_logs_go_only_to_a_bucket_whose_policy_lets_elb_write(aws_like: str) -> None:
+    elbv2, arn = load_balancer(aws_like, network(aws_like))
+    s3 = client(aws_like, "s3")
+    s3.create_bucket(Bucket="logs", CreateBucketConfiguration={"LocationConstraint": REGION})
+    on = [{"Key": "access_logs.s3.enabled", "Value": "true"}, {"Key": "access_logs.s3.bucket", "Value": "logs"}]
+    assert "Access Denied for bucket: logs" in refused(elbv2.modify_load_balancer_attributes, "InvalidConfigurationRequest",
+                                                       LoadBalancerArn=arn, Attributes=on)
+    s3.put_bucket_policy(Bucket="logs", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::582318560864:root"}, "Action": "s3:PutObject",
+         "Resource": "arn:aws:s3:::logs/AWSLogs/123456789012/*"}]}))
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=on)
+
+
+def test_a_protected_load_balancer_cannot_be_deleted(aws_like: str) -> None:
+    elbv2, arn = load_balancer(aws_like, network(aws_like))
+    protection = {"Key": "deletion_protection.enabled", "Value": "true"}
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[protection])
+    refused(elbv2.delete_load_balancer, "OperationNotPermitted", LoadBalancerArn=arn)
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[{**protection, "Value": "false"}])
+    elbv2.delete_load_balancer(LoadBalancerArn=arn)
+
+
+def test_an_associated_web_acl_cannot_be_deleted(aws_like: str) -> None:
+    _, arn = load_balancer(aws_like, network(aws_like))
+    wafv2 = client(aws_like, "wafv2")
+    visibility = {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": "acl"}
+    summary = wafv2.create_web_acl(Name="acl", Scope="REGIONAL", DefaultAction={"Allow": {}},
+                                   VisibilityConfig=visibility)["Summary"]
+    wafv2.associate_web_acl(WebACLArn=summary["ARN"], ResourceArn=arn)
+    refused(wafv2.delete_web_acl, "WAFAssociatedItemException", Name="acl", Scope="REGIONAL", Id=summary["Id"],
+            LockToken=summary["LockToken"])
+    wafv2.disassociate_web_acl(ResourceArn=arn)
+    wafv2.delete_web_acl(Name="acl", Scope="REGIONAL", Id=summary["Id"], LockToken=summary["LockToken"])
+
+
 # --- New roles ----------------------------------------------------------------------------------------------
 
 

@@ -38,17 +38,21 @@ def test_a_no_op_up_reads_each_thing_once(built: Context) -> None:
     calls = built.calls[before:]
     assert outcome.applied == [] and [c for c in calls if c.mutating] == []
     counted = reads(calls)
-    # Two VPC attributes (DNS support, DNS hostnames) are two calls by the API's design, and the tags of the DB
-    # parameter group and the backup plan's (which moto's tagging listing lacks) one call each; nothing else repeats.
+    # Two VPC attributes (DNS support, DNS hostnames) are two calls by the API's design, each setting of the two
+    # buckets (artifacts, access logs) one call per bucket, and the tags of the DB parameter group and the backup
+    # plan's (which moto's tagging listing lacks) one call each; nothing else repeats.
+    per_bucket = ("GetBucketVersioning", "GetPublicAccessBlock", "GetBucketEncryption", "GetBucketLifecycleConfiguration",
+                  "GetBucketPolicy")
     assert {op: n for op, n in counted.items() if n > 1} == {("ec2", "DescribeVpcAttribute"): 2,
-                                                             ("rds", "ListTagsForResource"): 2}
+                                                             ("rds", "ListTagsForResource"): 2,
+                                                             **{("s3", op): 2 for op in per_bucket}}
     assert counted[("resourcegroupstaggingapi", "GetResources")] == 1
     assert not set(counted) & LISTED_TAG_READS, "tags the listing holds were read again one by one"
     # Found by name, with the roles and tags in one answer; the group's call tells the application exists.
     assert ("iam", "ListInstanceProfiles") not in counted and ("codedeploy", "GetApplication") not in counted
     # The database's description carries its subnet group; the built subnets give the zones.
     assert ("rds", "DescribeDBSubnetGroups") not in counted and ("ec2", "DescribeAvailabilityZones") not in counted
-    assert sum(counted.values()) <= 52, sorted(counted.items())  # 8 of them the parameter group and backup plan
+    assert sum(counted.values()) <= 66, sorted(counted.items())  # 8 of them the parameter group and backup plan
 
 
 def test_a_full_up_discovers_each_step_once_and_hands_on_what_it_built(ctx: Context) -> None:
@@ -62,7 +66,8 @@ def test_a_full_up_discovers_each_step_once_and_hands_on_what_it_built(ctx: Cont
     # emulator), whose last answer is kept: no describe after the wait.
     polled = {("ec2", "DescribeVpcs"), ("ec2", "DescribeNatGateways"), ("ec2", "DescribeInstances"),
               ("rds", "DescribeDBInstances"), ("elasticache", "DescribeReplicationGroups"),
-              ("elbv2", "DescribeLoadBalancers")}
+              ("elbv2", "DescribeLoadBalancers"),
+              ("s3", "GetBucketTagging")}  # not polled: the two buckets, each read once (the listing holds neither yet)
     assert {op for op, n in counted.items() if n > 1} == polled and max(counted.values()) == 2
     fresh = make_context()
     for step in registry.STEPS:

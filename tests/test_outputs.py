@@ -24,9 +24,10 @@ def test_each_output_names_step_resource_and_value() -> None:
 
 def test_every_named_output_is_written_by_its_step(mocked: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # On the user's domain (a hosted zone of theirs): the domain step's outputs too. moto's ACM issues at once.
+    # The environment's key is an option: on here, so the network writes its ARN.
     monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", 0)
     boto3.client("route53", region_name=REGION).create_hosted_zone(Name="example.com", CallerReference="outputs")
-    ctx = make_context(load_spec("prod", {"domain": {"name": "example.com"}}))
+    ctx = make_context(load_spec("prod", {"domain": {"name": "example.com"}, "security": {"kms_key": True}}))
     steps = sorted({output.step for output in NAMED})
     pointapp.up(ctx, only=",".join(["network", "endpoints", "registry", *steps]))
     missing = [output.path for output in NAMED if output.key not in ctx.outputs(output.step)]

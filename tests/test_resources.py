@@ -237,6 +237,8 @@ def test_every_create_sends_its_kinds_request(ctx: Context) -> None:
             kind, props = step.kinds[desired.kind], resolve(desired.props, resolver)
             if desired.kind == "ec2-instance":  # what the create reads when it runs: the AMI the parameter names
                 props["image"] = ctx.client("ssm").get_parameter(Name=props["ami_parameter"])["Parameter"]["Value"]
+            if desired.kind == "load-balancer":  # and the ARN CreateLoadBalancer answers, which its attributes name
+                props["arn"] = state.found[desired.key].id
             request = kind.request(ctx.spec, desired, props, ownership_tags(ctx.spec, name, desired.key, desired.name))
             for operation, args in request.items():
                 for call in args if isinstance(args, list) else [args]:

@@ -216,7 +216,7 @@ def test_the_load_balancer_provisions_while_the_database_does(mocked: None) -> N
     def first(prefix: str) -> int:
         return next(i for i, line in enumerate(lines) if line.startswith(prefix))
 
-    early = first("[service: load balancer] started (5 changes)")
+    early = first("[service: load balancer] started (9 changes)")  # with the access-log bucket and the web ACL
     assert first("[network] done ") < early < first("[database] done ")
     assert early < first("[service: load balancer] created load-balancer") < first("[service] started (6 changes)")
     assert all(not line.startswith("[service] created load-balancer") for line in lines)

@@ -21,10 +21,23 @@ import botocore.exceptions
 
 from pointapp import resources
 from pointapp.artifacts import ARTIFACTS_KEY, GITHUB_OIDC_HOST, appspec_text, artifacts_zip, task_definition
-from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
 from pointapp.diffs import Differences
-from pointapp.kinds import Role, document, pointapp_role, policy, role_arn, role_path, tags_of, trust_policy
+from pointapp.kinds import (
+    Bucket,
+    BucketPolicy,
+    Role,
+    bucket_policy_props,
+    bucket_policy_runtime,
+    customer_key,
+    document,
+    pointapp_role,
+    policy,
+    role_arn,
+    role_path,
+    tags_of,
+    trust_policy,
+)
 from pointapp.names import MOVING_TAG, repository_name
 from pointapp.outputs import PRODUCTION_LISTENER, TEST_LISTENER
 from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, client_error_code, ignore_codes, retry_new_role
@@ -41,111 +54,32 @@ def bucket_name(ctx: StepContext, spec: Spec) -> str:
     return f"{spec.owner}-artifacts-{ctx.account}-{ctx.target.region}"[:63]
 
 
+class ArtifactBucket(Bucket):
+    """The pipeline's artifact bucket: versioned, private, encrypted, TLS only, with a lifecycle."""
+
+    def bucket_name(self, ctx: StepContext, spec: Spec) -> str:
+        return bucket_name(ctx, spec)
+
+
 def bucket_tags(ctx: StepContext, spec: Spec) -> dict[str, str]:
     """The artifact bucket's tags ({} when it does not exist or is someone else's), read once for the bucket
     and the object in it: both are found side by side, each knowing from these whether the bucket is ours."""
-    name = bucket_name(ctx, spec)
-
-    def read() -> dict[str, str]:
-        # AccessDenied: the name is taken by someone else's bucket; creating it will say so
-        answer = ignore_codes(ctx.client("s3").get_bucket_tagging, ["NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError", "404",
-                                                      "AccessDenied"], Bucket=name)
-        return from_aws_tags(answer["TagSet"]) if answer is not None else {}
-
-    return dict(ctx.read_once(("bucket-tags", name), lambda: tags_of(ctx, Arn("s3", name, "", "").on(ctx), read)))
+    return ArtifactBucket().bucket_tags(ctx, spec)
 
 
-class Bucket(Kind):
-    name = "s3-bucket"
-    service = "s3"
-
-    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        name, tags = bucket_name(ctx, spec), bucket_tags(ctx, spec)  # the tags first: the listing many steps wait for
-        if not is_owned(tags, spec, step):
-            return []
-        s3 = ctx.client("s3")
-
-        def public_access_block() -> dict[str, Any]:
-            try:
-                return dict(s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"])
-            except botocore.exceptions.ClientError:
-                return {}
-
-        def encryption() -> str | None:
-            try:
-                rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
-                return str(rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"])
-            except botocore.exceptions.ClientError:
-                return None
-
-        # Its three settings are three reads of their own: side by side.
-        versioning, block, algorithm = map_side_by_side(lambda read: read(), [
-            lambda: s3.get_bucket_versioning(Bucket=name).get("Status"), public_access_block, encryption])
-        raw: dict[str, Any] = {"Name": name, "Versioning": versioning, "PublicAccessBlock": block, "Encryption": algorithm}
-        return [Found(self.name, tags[KEY], name, tags, raw)]
-
-    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
-        raw = found.raw
-        changes = Differences()
-        if raw.get("Versioning") != "Enabled":
-            changes.add("versioning", raw.get("Versioning"), "Enabled")
-        if not raw.get("Encryption"):
-            changes.add("encryption", None, "AES256")
-        if raw.get("PublicAccessBlock") != PRIVATE:
-            changes.add("public_access_block", "not all blocked", "all blocked")
-        return changes
-
-    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
-        name = props["bucket"]
-        args: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
-        if props["region"] != "us-east-1":
-            args["CreateBucketConfiguration"] = {"LocationConstraint": props["region"]}
-        return {"create_bucket": args, "put_bucket_tagging": dict(Bucket=name, Tagging={"TagSet": aws_tags(tags)}),
-                "put_public_access_block": dict(Bucket=name, PublicAccessBlockConfiguration=PRIVATE),
-                "put_bucket_encryption": dict(Bucket=name, ServerSideEncryptionConfiguration=ENCRYPTION),
-                "put_bucket_versioning": dict(Bucket=name, VersioningConfiguration={"Status": "Enabled"})}
-
-    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        s3 = ctx.client("s3")
-        request = self.request(ctx.spec, desired, props, tags)
-        ignore_codes(s3.create_bucket, ["BucketAlreadyOwnedByYou"], **request.pop("create_bucket"))
-        for operation, args in request.items():  # tags, public access block, encryption, versioning
-            getattr(s3, operation)(**args)
-        return Found(self.name, desired.key, props["bucket"], dict(tags), {"Name": props["bucket"]})
-
-    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
-        # PutBucketTagging replaces the bucket's whole tag set: the tags it has stay in it.
-        ctx.client("s3").put_bucket_tagging(Bucket=found.id, Tagging={"TagSet": aws_tags({**found.tags, **tags})})
-
-    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
-               changes: Mapping[str, Any]) -> None:
-        s3 = ctx.client("s3")
-        if "public_access_block" in changes:
-            s3.put_public_access_block(Bucket=found.id, PublicAccessBlockConfiguration=PRIVATE)
-        if "encryption" in changes:
-            s3.put_bucket_encryption(Bucket=found.id, ServerSideEncryptionConfiguration=ENCRYPTION)
-        if "versioning" in changes:
-            s3.put_bucket_versioning(Bucket=found.id, VersioningConfiguration={"Status": "Enabled"})
-
-    def delete(self, ctx: StepContext, found: Found) -> str | None:
-        """Empty the bucket (pipeline artifacts only: regenerated by the step) and delete it."""
-        s3 = ctx.client("s3")
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=found.id):
-            doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                      for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-            if doomed:
-                s3.delete_objects(Bucket=found.id, Delete={"Objects": doomed, "Quiet": True})
-        ignore_codes(s3.delete_bucket, ["NoSuchBucket"], Bucket=found.id)
-        return None
-
-    def describe(self, found: Found) -> str:
-        raw = found.raw
-        private = "private" if raw.get("PublicAccessBlock") == PRIVATE else "NOT private"
-        return f"versioning {raw.get('Versioning')}, encryption {raw.get('Encryption')}, {private}"
-
-
-PRIVATE = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
-ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]}
+def artifact_lifecycle(spec: Spec) -> list[dict[str, Any]]:
+    """The artifact bucket's lifecycle (FSBP S3.13): CodePipeline's artifacts are needed for recent runs only, and
+    so are the old versions of ``artifacts.zip``; the current one (the pipeline's source) never expires.
+    CodePipeline writes a run's artifacts under the first 20 characters of the pipeline's name (AWS CodePipeline
+    User Guide, "Input and output artifacts")."""
+    days = spec.delivery.artifact_retention_days
+    return [
+        {"ID": "expire-run-artifacts", "Status": "Enabled", "Filter": {"Prefix": f"{spec.name('release')[:20]}/"},
+         "Expiration": {"Days": days}},
+        {"ID": "expire-old-versions", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": days},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+    ]
 
 
 class ArtifactObject(Kind):
@@ -404,7 +338,10 @@ def pipeline_definition(spec: Spec, props: Mapping[str, Any], name: str) -> dict
     return {
         "name": name,
         "roleArn": props["role"],
-        "artifactStore": {"type": "S3", "location": props["bucket"]},
+        # With the environment's own key, CodePipeline encrypts the artifacts with it, not S3's aws/s3 key
+        # (CodePipeline API reference, ArtifactStore encryptionKey).
+        "artifactStore": {"type": "S3", "location": props["bucket"],
+                          **({"encryptionKey": {"id": props["kms_key"], "type": "KMS"}} if props.get("kms_key") else {})},
         "stages": [
             {"name": "Source", "actions": [
                 {"name": "Image", "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "ECR", "version": "1"},
@@ -572,7 +509,10 @@ def _roles(spec: Spec) -> list[Desired]:
                                        "codedeploy:GetDeploymentConfig", "codedeploy:RegisterApplicationRevision"],
          "Resource": "*"},
         {"Effect": "Allow", "Action": ["ecs:RegisterTaskDefinition", "ecs:TagResource"], "Resource": "*"},
-        pass_roles)
+        pass_roles,
+        # S3 and CodePipeline use the environment's key with the pipeline role's own permissions
+        *([{"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": customer_key(spec)}]
+          if customer_key(spec) else []))
     start = policy({"Effect": "Allow", "Action": "codepipeline:StartPipelineExecution",
                     "Resource": Arn("codepipeline", spec.name("release"))})
     roles = [
@@ -626,6 +566,7 @@ def runtime_values(ctx: StepContext) -> dict[str, Any]:
     """What depends on the account and region, and the artifacts built from the service's roles."""
     spec = ctx.spec
     values: dict[str, Any] = {
+        **bucket_policy_runtime(ctx),
         "bucket": bucket_name(ctx, spec),
         "artifacts": artifacts_zip(release_task_definition(ctx), appspec_text(spec)),
         "pipeline_arn": Arn("codepipeline", spec.name("release"), None, None).on(ctx),
@@ -641,9 +582,15 @@ def desired(spec: Spec) -> list[Desired]:
     """The delivery step's resources, in creation order."""
     delivery = spec.delivery
     application, group = spec.name("api"), spec.name("api", "blue-green")
+    key = customer_key(spec)
     wanted = [Desired("s3-bucket", "bucket", f"{spec.owner}-artifacts",
-                      {"bucket": Ref("runtime", "bucket"), "region": Ref("runtime", "region")},
-                      "pipeline artifacts: versioned, encrypted, private")]
+                      {"bucket": Ref("runtime", "bucket"), "region": Ref("runtime", "region"), "versioning": True,
+                       "kms_key": key, "lifecycle": artifact_lifecycle(spec)},
+                      f"pipeline artifacts: versioned, {'SSE-KMS (own key)' if key else 'SSE-S3'}, private, "
+                      f"kept {delivery.artifact_retention_days} days"),
+              Desired("s3-bucket-policy", "bucket/policy", f"{spec.owner}-artifacts",
+                      bucket_policy_props(Ref("runtime", "bucket"), Ref(NAME, "bucket", "Arn"), []),
+                      "refuses requests without TLS", parent="bucket")]
     wanted.append(Desired("s3-object", "artifacts", ARTIFACTS_KEY,
                           {"bucket": Ref("runtime", "bucket"), "content": Ref("runtime", "artifacts")},
                           "taskdef.json and appspec.yaml for the CodeDeployToECS action"))
@@ -661,7 +608,7 @@ def desired(spec: Spec) -> list[Desired]:
             f"{delivery.termination_wait_minutes} min"),
         Desired("pipeline", "pipeline", spec.name("release"), {
             "spec": spec, "role": Ref(NAME, "role/pipeline", "Arn"), "bucket": Ref("runtime", "bucket"),
-            "application": application, "deployment_group": group},
+            "application": application, "deployment_group": group, "kms_key": key},
             f"ECR {repository_name(spec)}:{MOVING_TAG} + S3 artifacts -> CodeDeployToECS"),
         Desired("event-rule", "rule", spec.name("release-on-push"), {
             "pattern": push_event_pattern(spec), "pipeline": Ref("runtime", "pipeline_arn"),
@@ -670,5 +617,5 @@ def desired(spec: Spec) -> list[Desired]:
     return wanted
 
 
-STEP = ResourceStep(NAME, [Bucket(), ArtifactObject(), OidcProvider(), Role(), Application(), DeploymentGroup(),
-                           Pipeline(), EventRule()], desired, uses=("service",), runtime=runtime_values)
+STEP = ResourceStep(NAME, [ArtifactBucket(), BucketPolicy(), ArtifactObject(), OidcProvider(), Role(), Application(), DeploymentGroup(),
+                           Pipeline(), EventRule()], desired, uses=("network", "service"), runtime=runtime_values)

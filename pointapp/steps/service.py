@@ -12,6 +12,7 @@ accepted, so ``up`` never fights a release.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,7 +20,20 @@ from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
 from pointapp.diffs import Differences, changed
 from pointapp.errors import StepError
-from pointapp.kinds import DNS_CHANGE, DnsRecord, LogGroup, Role, listed_tags, policy, trust_policy
+from pointapp.kinds import (
+    DNS_CHANGE,
+    Bucket,
+    BucketPolicy,
+    DnsRecord,
+    LogGroup,
+    Role,
+    bucket_policy_props,
+    bucket_policy_runtime,
+    customer_key,
+    listed_tags,
+    policy,
+    trust_policy,
+)
 from pointapp.names import DEFERRED_NAT, api_host, repository_name, sending_configuration_sets
 from pointapp.outputs import (
     CERTIFICATE,
@@ -32,7 +46,8 @@ from pointapp.outputs import (
 from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned
-from pointapp.taskdef import SCRATCH_VOLUME, revision_request, runtime_values
+from pointapp.taskdef import SCRATCH_VOLUME, revision_request
+from pointapp.taskdef import runtime_values as task_runtime
 from pointapp.typical import Typical
 
 NAME = "service"
@@ -325,6 +340,7 @@ class TargetGroup(_LoadBalancingKind):
 
 class LoadBalancer(_LoadBalancingKind):
     name = "load-balancer"
+    clears = "lift-deletion-protection"
     typical = Typical("load-balancer", 180, "Application Load Balancer from provisioning to active",
                       "Elastic Load Balancing User Guide, load balancer state; botocore waiter "
                       "LoadBalancerAvailable: 15 s x 40")
@@ -334,8 +350,14 @@ class LoadBalancer(_LoadBalancingKind):
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         view = _load_balancing(ctx, spec)
-        return self.owned(spec, step, view["balancers"], lambda b: b["LoadBalancerArn"],
-                          lambda b: view["tags"].get(b["LoadBalancerArn"], {}))
+        found = self.owned(spec, step, view["balancers"], lambda b: b["LoadBalancerArn"],
+                           lambda b: view["tags"].get(b["LoadBalancerArn"], {}))
+        elbv2 = ctx.client("elbv2")
+        for balancer in found:
+            if not balancer.owner:
+                balancer.raw["Attributes"] = {a["Key"]: a["Value"] for a in elbv2.describe_load_balancer_attributes(
+                    LoadBalancerArn=balancer.id)["Attributes"]}
+        return found
 
     def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
         if found.raw.get("Scheme") != "internet-facing" or found.raw.get("Type") != "application":
@@ -344,22 +366,33 @@ class LoadBalancer(_LoadBalancingKind):
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
         raw = found.raw
+        attributes = raw.get("Attributes", {})
         return changed({"subnets": sorted(z["SubnetId"] for z in raw.get("AvailabilityZones", [])),
-                        "groups": sorted(raw.get("SecurityGroups", []))},
-                       {"subnets": sorted(props["subnets"]), "groups": sorted(props["groups"])})
+                        "groups": sorted(raw.get("SecurityGroups", [])),
+                        "attributes": {key: attributes.get(key) for key in props["attributes"]}},
+                       {"subnets": sorted(props["subnets"]), "groups": sorted(props["groups"]),
+                        "attributes": dict(props["attributes"])})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
         return {"create_load_balancer": dict(
             Name=desired.name, Subnets=list(props["subnets"]), SecurityGroups=list(props["groups"]),
-            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=aws_tags(tags))}
+            Scheme="internet-facing", Type="application", IpAddressType="ipv4", Tags=aws_tags(tags)),
+                # the ARN, which the create learns from CreateLoadBalancer, it adds to the props first
+                "modify_load_balancer_attributes": dict(
+                    LoadBalancerArn=props.get("arn"),
+                    Attributes=[{"Key": key, "Value": value} for key, value in props["attributes"].items()])}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         elbv2 = ctx.client("elbv2")
         balancer = elbv2.create_load_balancer(
             **self.request(ctx.spec, desired, props, tags)["create_load_balancer"])["LoadBalancers"][0]
+        # ELB checks the access-log bucket's policy when the attribute is set (the bucket and its policy come first)
+        elbv2.modify_load_balancer_attributes(**self.request(ctx.spec, desired, {**props, "arn": balancer["LoadBalancerArn"]},
+                                                             tags)["modify_load_balancer_attributes"])
         wait_for(ctx, elbv2, "load_balancer_available", f"load balancer {desired.name} to be active", self.typical,
                  max_attempts=60, LoadBalancerArns=[balancer["LoadBalancerArn"]])
-        return Found(self.name, desired.key, balancer["LoadBalancerArn"], dict(tags), balancer)
+        return Found(self.name, desired.key, balancer["LoadBalancerArn"], dict(tags),
+                     {**balancer, "Attributes": dict(props["attributes"])})
 
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
@@ -368,6 +401,23 @@ class LoadBalancer(_LoadBalancingKind):
             elbv2.set_subnets(LoadBalancerArn=found.id, Subnets=changes["subnets"])
         if "groups" in changes:
             elbv2.set_security_groups(LoadBalancerArn=found.id, SecurityGroups=changes["groups"])
+        if "attributes" in changes:
+            elbv2.modify_load_balancer_attributes(
+                **self.request(ctx.spec, desired, {**props, "arn": found.id}, {})["modify_load_balancer_attributes"])
+
+    def to_clear(self, found: Found) -> str | None:
+        if found.raw.get("Attributes", {}).get(DELETION_PROTECTION) != "true":
+            return None
+        # ELB refuses to delete a load balancer with deletion protection on (OperationNotPermitted, DeleteLoadBalancer
+        # in the ELB API reference). The protection guards it against deletions outside pointapp; a down that lists
+        # this line in its plan, and is confirmed, is the deliberate deletion it asks for.
+        return "turn deletion protection off first (service.deletion_protection), as this down deletes it"
+
+    def clear(self, ctx: StepContext, found: Found) -> None:
+        ctx.client("elbv2").modify_load_balancer_attributes(
+            LoadBalancerArn=found.id, Attributes=[{"Key": DELETION_PROTECTION, "Value": "false"}])
+        found.raw.setdefault("Attributes", {})[DELETION_PROTECTION] = "false"
+        ctx.say(f"    deletion protection of load balancer {found.name} turned off: this down deletes it")
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         elbv2 = ctx.client("elbv2")
@@ -379,7 +429,11 @@ class LoadBalancer(_LoadBalancingKind):
         return None
 
     def describe(self, found: Found) -> str:
-        return f"{found.raw.get('DNSName')} ({found.raw.get('State', {}).get('Code', '')})"
+        attributes = found.raw.get("Attributes", {})
+        settings = [name for key, name in ((DELETION_PROTECTION, "deletion protection"), (ACCESS_LOGS, "access logs"),
+                                           (DROP_INVALID_HEADERS, "drops invalid headers")) if attributes.get(key) == "true"]
+        return f"{found.raw.get('DNSName')} ({found.raw.get('State', {}).get('Code', '')}" + (
+            f"; {', '.join(settings)})" if settings else ")")
 
     def outputs(self, found: Found) -> dict[str, Any]:
         return {LOAD_BALANCER_DNS.name: found.raw.get("DNSName")}
@@ -389,6 +443,201 @@ class LoadBalancer(_LoadBalancingKind):
 #: post-quantum key exchange (ML-KEM) for clients that offer it: the one AWS recommends and the console's default
 #: (Application Load Balancers guide, "Security policies for your Application Load Balancer", read 1 December 2026).
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
+
+
+#: The load balancer attributes pointapp sets (ELB API reference, LoadBalancerAttribute).
+DROP_INVALID_HEADERS = "routing.http.drop_invalid_header_fields.enabled"  # FSBP ELB.4
+DESYNC_MITIGATION = "routing.http.desync_mitigation_mode"  # FSBP ELB.12: defensive or strictest
+DELETION_PROTECTION = "deletion_protection.enabled"  # FSBP ELB.6
+ACCESS_LOGS = "access_logs.s3.enabled"  # FSBP ELB.5
+ACCESS_LOGS_BUCKET = "access_logs.s3.bucket"
+#: defensive, the ELB default, passes FSBP ELB.12 and keeps requests that are merely unusual (strictest refuses
+#: every request that is not RFC 7230 compliant: Elastic Load Balancing User Guide, "Desync mitigation mode").
+DESYNC_MODE = "defensive"
+
+
+def load_balancer_attributes(spec: Spec) -> dict[str, Any]:
+    """The attributes the spec gives the load balancer (values are strings, as ELB takes and returns them)."""
+    service = spec.service
+    attributes: dict[str, Any] = {DROP_INVALID_HEADERS: "true", DESYNC_MITIGATION: DESYNC_MODE,
+                                  DELETION_PROTECTION: str(service.deletion_protection).lower(),
+                                  ACCESS_LOGS: str(service.access_logs).lower()}
+    if service.access_logs:
+        attributes[ACCESS_LOGS_BUCKET] = Ref(NAME, ACCESS_LOG_BUCKET)
+    return attributes
+
+
+ACCESS_LOG_BUCKET = "access-logs/bucket"
+
+#: The accounts of Elastic Load Balancing that write access logs in the regions AWS opened before August 2022;
+#: in the regions opened since, the service principal logdelivery.elasticloadbalancing.amazonaws.com writes them
+#: (Elastic Load Balancing User Guide for Application Load Balancers, "Enable access logs", step 2: attach a
+#: policy to the bucket), read 1 December 2026.
+ELB_LOG_ACCOUNTS = {
+    "us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980", "us-west-2": "797873946194",
+    "af-south-1": "098369216593", "ap-east-1": "754344448648", "ap-southeast-3": "589379963580",
+    "ap-south-1": "718504428378", "ap-northeast-3": "383597477331", "ap-northeast-2": "600734575887",
+    "ap-southeast-1": "114774131450", "ap-southeast-2": "783225319266", "ap-northeast-1": "582318560864",
+    "ca-central-1": "985666609251", "eu-central-1": "054676820928", "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416", "eu-south-1": "635631232127", "eu-west-3": "009996457667", "eu-north-1": "897822967062",
+    "me-south-1": "076674570225", "sa-east-1": "507241528517",
+}
+ELB_LOG_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
+
+
+def elb_log_principal(partition: str, region: str) -> dict[str, str]:
+    """Who writes the access logs in ``region``: the regional ELB account, or the log delivery service."""
+    account = ELB_LOG_ACCOUNTS.get(region)
+    return {"AWS": f"arn:{partition}:iam::{account}:root"} if account else {"Service": ELB_LOG_SERVICE}
+
+
+def access_log_bucket_name(ctx: StepContext, spec: Spec) -> str:
+    """Bucket names are global: the account and region make this one unique (shorter than the artifact bucket's name,
+    so the prefix and environment names that fit it fit this one too)."""
+    return f"{spec.owner}-alb-logs-{ctx.account}-{ctx.target.region}"[:63]
+
+
+class AccessLogBucket(Bucket):
+    """The load balancer's access logs: private, SSE-S3 (the only encryption ELB access logs support: Elastic Load
+    Balancing User Guide, "Enable access logs", bucket requirements), TLS only, the logs expiring. ``down`` keeps it
+    while it holds logs (they are a record of who called the API) unless ``service.delete_access_logs`` lets it empty
+    the bucket; staging's default does."""
+
+    counts_objects = True
+
+    def bucket_name(self, ctx: StepContext, spec: Spec) -> str:
+        return access_log_bucket_name(ctx, spec)
+
+    def keeps(self, spec: Spec, found: Found) -> str | None:
+        if spec.service.delete_access_logs or not found.raw.get("HoldsObjects"):
+            return None
+        return (f"it holds access logs (they expire after {spec.service.access_logs_retention_days} days). To delete "
+                "them with it, set service.delete_access_logs: true in the config, then run `pointapp down` again")
+
+
+WAF_SCOPE = "REGIONAL"  # a load balancer's web ACL is regional (AWS WAF API reference, CreateWebACL Scope)
+#: AWS's managed rule groups the web ACL runs, in priority order (AWS WAF Developer Guide, "Baseline rule groups"
+#: and "IP reputation rule groups"): common attacks (OWASP Top 10), known bad inputs (Log4j and the like),
+#: addresses Amazon's threat intelligence lists.
+WAF_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
+                   "AWSManagedRulesAmazonIpReputationList")
+
+
+def _visibility(metric: str) -> dict[str, Any]:
+    # Metrics and sampled requests on (FSBP WAF.12 asks for CloudWatch metrics on every rule)
+    return {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": metric}
+
+
+def waf_rules(groups: Iterable[str] = WAF_RULE_GROUPS) -> list[dict[str, Any]]:
+    """The web ACL's rules: each managed rule group with its own actions (override action none)."""
+    return [{"Name": group, "Priority": i, "OverrideAction": {"None": {}}, "VisibilityConfig": _visibility(group),
+             "Statement": {"ManagedRuleGroupStatement": {"VendorName": "AWS", "Name": group}}}
+            for i, group in enumerate(groups)]
+
+
+class WebAcl(Kind):
+    """A regional AWS WAF web ACL: allow by default, AWS's managed rule groups block what they match."""
+
+    name = "waf-web-acl"
+    service = "wafv2"
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        wafv2 = ctx.client("wafv2")
+        found = []
+        for summary in wafv2.list_web_acls(Scope=WAF_SCOPE).get("WebACLs", []):
+            if summary["Name"] != spec.name("waf"):
+                continue
+            tags = from_aws_tags(wafv2.list_tags_for_resource(ResourceARN=summary["ARN"])
+                                 .get("TagInfoForResource", {}).get("TagList"))
+            answer = wafv2.get_web_acl(Name=summary["Name"], Scope=WAF_SCOPE, Id=summary["Id"])
+            found += self.owned(spec, step, [{**answer["WebACL"], "LockToken": answer["LockToken"]}],
+                                lambda acl: str(acl["ARN"]), lambda _, tags=tags: tags)  # type: ignore[misc]
+        return found
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        def rules(acl: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+            return [(r.get("Name"), r.get("Priority"), json.dumps(r.get("Statement"), sort_keys=True),
+                     json.dumps(r.get("OverrideAction"), sort_keys=True),
+                     bool(r.get("VisibilityConfig", {}).get("CloudWatchMetricsEnabled"))) for r in acl]
+        changes = Differences()
+        if rules(found.raw.get("Rules", [])) != rules(props["rules"]):
+            changes.add("rules", [r.get("Name") for r in found.raw.get("Rules", [])], [r["Name"] for r in props["rules"]])
+        if found.raw.get("DefaultAction") != {"Allow": {}}:
+            changes.add("default_action", found.raw.get("DefaultAction"), {"Allow": {}})
+        return changes
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_web_acl": dict(Name=desired.name, Scope=WAF_SCOPE, DefaultAction={"Allow": {}},
+                                       Description=desired.detail[:256], Rules=list(props["rules"]),
+                                       VisibilityConfig=_visibility(desired.name), Tags=aws_tags(tags))}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        wafv2 = ctx.client("wafv2")
+        summary = wafv2.create_web_acl(**self.request(ctx.spec, desired, props, tags)["create_web_acl"])["Summary"]
+        answer = wafv2.get_web_acl(Name=desired.name, Scope=WAF_SCOPE, Id=summary["Id"])
+        return Found(self.name, desired.key, summary["ARN"], dict(tags), {**answer["WebACL"], "LockToken": answer["LockToken"]})
+
+    def tag(self, ctx: StepContext, found: Found, tags: Mapping[str, str]) -> None:
+        ctx.client("wafv2").tag_resource(ResourceARN=found.id, Tags=aws_tags(tags))
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        ctx.client("wafv2").update_web_acl(Name=found.raw["Name"], Scope=WAF_SCOPE, Id=found.raw["Id"],
+                                           DefaultAction={"Allow": {}}, Rules=list(props["rules"]),
+                                           Description=desired.detail[:256], VisibilityConfig=_visibility(desired.name),
+                                           LockToken=found.raw["LockToken"])
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        # AWS WAF refuses to delete a web ACL still associated (WAFAssociatedItemException): the association
+        # goes first (a kind after this one, deleted before it).
+        ignore_codes(ctx.client("wafv2").delete_web_acl, ["WAFNonexistentItemException"], Name=found.raw["Name"],
+                     Scope=WAF_SCOPE, Id=found.raw["Id"], LockToken=found.raw["LockToken"])
+        return None
+
+    def describe(self, found: Found) -> str:
+        return f"allow by default; {', '.join(r['Name'] for r in found.raw.get('Rules', []))}"
+
+
+class WebAclAssociation(Kind):
+    """The web ACL's association with the load balancer (FSBP ELB.16). It carries no tags: it is this environment's
+    when it joins this environment's web ACL and load balancer."""
+
+    name = "waf-association"
+    service = "wafv2"
+    tagged = False
+    finds_after = ("load-balancer", "waf-web-acl")
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        balancer, acl = known.get(LOAD_BALANCER.key), known.get(WEB_ACL)
+        if balancer is None or acl is None:
+            return []
+        answer = ignore_codes(ctx.client("wafv2").get_web_acl_for_resource, ["WAFNonexistentItemException"],
+                              ResourceArn=balancer.id)
+        joined = ((answer or {}).get("WebACL") or {}).get("ARN")
+        if joined != acl.id:
+            return []
+        return [Found(self.name, WEB_ACL_ASSOCIATION, balancer.id, {**acl.tags, KEY: WEB_ACL_ASSOCIATION},
+                      {"ResourceArn": balancer.id, "WebACLArn": joined})]
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"associate_web_acl": dict(WebACLArn=props["web_acl"], ResourceArn=props["load_balancer"])}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        ctx.client("wafv2").associate_web_acl(**self.request(ctx.spec, desired, props, tags)["associate_web_acl"])
+        return Found(self.name, desired.key, props["load_balancer"], dict(tags),
+                     {"ResourceArn": props["load_balancer"], "WebACLArn": props["web_acl"]})
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        ignore_codes(ctx.client("wafv2").disassociate_web_acl, ["WAFNonexistentItemException"], ResourceArn=found.id)
+        return None
+
+    def describe(self, found: Found) -> str:
+        acl, balancer = str(found.raw.get("WebACLArn", "")).split("/"), str(found.raw.get("ResourceArn", "")).split("/")
+        return f"{acl[-2] if len(acl) > 2 else '?'} on {balancer[-2] if len(balancer) > 2 else '?'}"
+
+
+WEB_ACL = "waf/web-acl"
+WEB_ACL_ASSOCIATION = "waf/association"
 
 
 class Listener(_LoadBalancingKind):
@@ -609,7 +858,7 @@ def desired(spec: Spec) -> list[Desired]:
         "alias": {"name": Ref(NAME, LOAD_BALANCER.key, "DNSName"), "zone": Ref(NAME, LOAD_BALANCER.key, "CanonicalHostedZoneId")}},
         f"alias A {host} -> the load balancer (Route 53 applies it in {DNS_CHANGE.spoken})")] if host else []
     return [
-        Desired("log-group", "logs", log_group, {"retention_days": service.log_retention_days},
+        Desired("log-group", "logs", log_group, {"retention_days": service.log_retention_days, "kms_key": customer_key(spec)},
                 f"retention {service.log_retention_days} days"),
         *_roles(spec),
         Desired("ecs-cluster", "cluster", spec.name("cluster"), {}, "Fargate, Container Insights on"),
@@ -621,11 +870,15 @@ def desired(spec: Spec) -> list[Desired]:
             "port": service.port, "vpc": Ref("network", "vpc"), "health_check_path": service.health_check_path},
             f"{color}: target type ip, HTTP {service.port}, health check {service.health_check_path}")
           for color in ("blue", "green")],
+        *_access_log_bucket(spec),  # before the load balancer, whose access logs go there
         Desired("load-balancer", LOAD_BALANCER.key, spec.name("alb"), {
             "subnets": [Ref("network", f"subnet/{service.load_balancer_tier}/{i}") for i in zones],
-            "groups": [Ref("network", f"sg/{service.load_balancer_group}")]},
-            f"internet-facing, in the {service.load_balancer_tier} subnets"),
+            "groups": [Ref("network", f"sg/{service.load_balancer_group}")], "attributes": load_balancer_attributes(spec)},
+            f"internet-facing, in the {service.load_balancer_tier} subnets; drops invalid headers, desync mitigation "
+            f"{DESYNC_MODE}, deletion protection {'on' if service.deletion_protection else 'off'}, access logs "
+            f"{'on' if service.access_logs else 'off'}"),
         *listeners,
+        *_web_acl(spec),
         *alias,
         Desired("ecs-service", "ecs-service", spec.name("api"), {
             "cluster": Ref(NAME, "cluster"), "task_definition": Ref(NAME, "taskdef"),
@@ -636,13 +889,59 @@ def desired(spec: Spec) -> list[Desired]:
     ]
 
 
-#: The load balancer, its target groups and listeners need only the network: on a stand-up they start
-#: right after it, so the load balancer provisions while the database does; the task definition and
-#: the ECS service wait for the data steps. The HTTPS listener uses the domain step's certificate, the API's
-#: alias record its hosted zone.
-EARLY = EarlyPart("service: load balancer", frozenset({"target-group", "load-balancer", "listener", "dns-record"}),
+def _access_log_bucket(spec: Spec) -> list[Desired]:
+    """The access-log bucket and its policy, when ``service.access_logs`` is on."""
+    if not spec.service.access_logs:
+        return []
+    days = spec.service.access_logs_retention_days
+    # ELB writes the logs under AWSLogs/<account>/ with the principal of the region (see elb_log_principal)
+    deliver = {"Sid": "ElbAccessLogDelivery", "Effect": "Allow", "Principal": Ref("runtime", "elb_log_principal"),
+               "Action": "s3:PutObject", "Resource": Ref("runtime", "access_log_objects")}
+    return [
+        Desired("s3-bucket", ACCESS_LOG_BUCKET, f"{spec.owner}-alb-logs", {
+            # versioned: a log deleted or overwritten stays a noncurrent version for a week
+            "bucket": Ref("runtime", "access_log_bucket"), "region": Ref("runtime", "region"), "versioning": True,
+            "kms_key": None, "lifecycle": [
+                {"ID": "expire-access-logs", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": days},
+                 "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
+                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]},
+            f"load balancer access logs: private, versioned, SSE-S3, kept {days} days"),
+        Desired("s3-bucket-policy", f"{ACCESS_LOG_BUCKET}/policy", f"{spec.owner}-alb-logs",
+                bucket_policy_props(Ref("runtime", "access_log_bucket"), Ref(NAME, ACCESS_LOG_BUCKET, "Arn"), [deliver]),
+                "TLS only; Elastic Load Balancing writes the logs", parent=ACCESS_LOG_BUCKET),
+    ]
+
+
+def _web_acl(spec: Spec) -> list[Desired]:
+    """The web ACL and its association with the load balancer, when ``service.waf`` is on."""
+    if not spec.service.waf:
+        return []
+    return [
+        Desired("waf-web-acl", WEB_ACL, spec.name("waf"), {"rules": waf_rules()},
+                # AWS WAF's descriptions take letters, digits, spaces and +=:#@/-,. (CreateWebACL, Description)
+                f"allow by default, AWS managed rules: {', '.join(g.removeprefix('AWSManagedRules') for g in WAF_RULE_GROUPS)}"),
+        Desired("waf-association", WEB_ACL_ASSOCIATION, spec.name("waf", "alb"),
+                {"web_acl": Ref(NAME, WEB_ACL), "load_balancer": Ref(NAME, LOAD_BALANCER.key)},
+                f"{spec.name('waf')} in front of {spec.name('alb')}"),
+    ]
+
+
+def runtime_values(ctx: StepContext) -> dict[str, Any]:
+    """What depends on the target: the container definition, and the access-log bucket's name and writer."""
+    bucket = access_log_bucket_name(ctx, ctx.spec)
+    return {**task_runtime(ctx), **bucket_policy_runtime(ctx), "access_log_bucket": bucket,
+            "access_log_objects": f"arn:{ctx.partition}:s3:::{bucket}/AWSLogs/{ctx.account}/*",
+            "elb_log_principal": elb_log_principal(ctx.partition, ctx.target.region)}
+
+
+#: The load balancer, its target groups, listeners, access-log bucket and web ACL need only the network: on a
+#: stand-up they start right after it, so the load balancer provisions while the database does; the task
+#: definition and the ECS service wait for the data steps. The HTTPS listener uses the domain step's certificate,
+#: the API's alias record its hosted zone.
+EARLY = EarlyPart("service: load balancer", frozenset({"s3-bucket", "s3-bucket-policy", "target-group", "load-balancer",
+                                                       "listener", "waf-web-acl", "waf-association", "dns-record"}),
                   ("network", "domain"))
 
-STEP = ResourceStep(NAME, [LogGroup(), Role(), Cluster(), TaskDefinition(), TargetGroup(), LoadBalancer(), Listener(),
-                            DnsRecord(), EcsService()], desired, uses=("network", "domain"), runtime=runtime_values,
-                    early=EARLY)
+STEP = ResourceStep(NAME, [LogGroup(), AccessLogBucket(), BucketPolicy(), Role(), Cluster(), TaskDefinition(), TargetGroup(),
+                            LoadBalancer(), Listener(), WebAcl(), WebAclAssociation(), DnsRecord(), EcsService()], desired,
+                    uses=("network", "domain"), runtime=runtime_values, early=EARLY)

@@ -9,11 +9,12 @@ import pytest
 import pointapp
 from pointapp import taskdef
 from pointapp.errors import StepError
+from pointapp.kinds import LogGroup
 from pointapp.resources import Desired, Found
 from pointapp.spec import load_spec
 from pointapp.steps import service as service_step
 from pointapp.target import Context
-from tests.conftest import REGION, make_context
+from tests.conftest import REGION, aws_context, make_context, stub
 from tests.steps.helpers import down_leaves_nothing, register_as_a_release, up_is_idempotent
 
 STEPS = "network,endpoints,registry,database,cache,mail,service"
@@ -199,7 +200,11 @@ def test_changes_converge(built: Context) -> None:
 
 def test_idempotent_and_down(built: Context) -> None:
     up_is_idempotent(built, STEPS)
+    # prod's load balancer has deletion protection: the down plan lifts it first, and says so
+    lift = [c for c in pointapp.plan_destroy(built, only="service").changes if c.kind == "load-balancer" and c.action == "update"]
+    assert [c.detail for c in lift] == ["turn deletion protection off first (service.deletion_protection), as this down deletes it"]
     assert down_leaves_nothing(built, "service") == []
+    assert "    deletion protection of load balancer point-app-prod-alb turned off: this down deletes it" in built.lines  # type: ignore[attr-defined]
     clusters = client("ecs").describe_clusters(clusters=["point-app-prod-cluster"])["clusters"]
     assert all(c["status"] == "INACTIVE" for c in clusters)
     assert client("elbv2").describe_target_groups()["TargetGroups"] == []
@@ -324,3 +329,82 @@ def test_service_gets_the_data_endpoints_and_the_managed_secret(mocked: None) ->
     policy = json.dumps(client("iam").get_role_policy(RoleName="point-app-prod-task-execution",
                                                       PolicyName="pull-image-write-logs-inject-secrets")["PolicyDocument"])
     assert "secret:rds!db-*" in policy and "db:point-app-prod-mysql" in policy
+
+
+def _attributes() -> dict[str, str]:
+    elbv2 = client("elbv2")
+    arn = elbv2.describe_load_balancers(Names=["point-app-prod-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
+    return {a["Key"]: a["Value"] for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
+
+
+def test_the_load_balancer_is_hardened_logged_and_guarded(built: Context) -> None:
+    attributes = _attributes()
+    bucket = "point-app-prod-alb-logs-123456789012-ap-northeast-1"
+    assert {key: attributes[key] for key in ("routing.http.drop_invalid_header_fields.enabled",
+                                             "routing.http.desync_mitigation_mode", "deletion_protection.enabled",
+                                             "access_logs.s3.enabled", "access_logs.s3.bucket")} == {
+        "routing.http.drop_invalid_header_fields.enabled": "true", "routing.http.desync_mitigation_mode": "defensive",
+        "deletion_protection.enabled": "true", "access_logs.s3.enabled": "true", "access_logs.s3.bucket": bucket}
+    s3 = client("s3")
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0][
+        "ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}  # ELB access logs take SSE-S3 only
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rule["Expiration"] == {"Days": 90} and rule["Status"] == "Enabled"
+    (writer,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]  # the TLS statement: not on the emulator
+    assert writer["Principal"] == {"AWS": "arn:aws:iam::582318560864:root"}  # Tokyo's ELB account
+    assert writer["Resource"] == f"arn:aws:s3:::{bucket}/AWSLogs/123456789012/*"
+    wafv2 = client("wafv2")
+    arn = client("elbv2").describe_load_balancers(Names=["point-app-prod-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
+    acl = wafv2.get_web_acl_for_resource(ResourceArn=arn)["WebACL"]
+    assert acl["Name"] == "point-app-prod-waf" and acl["DefaultAction"] == {"Allow": {}}
+    assert [(r["Name"], r["OverrideAction"], r["VisibilityConfig"]["CloudWatchMetricsEnabled"]) for r in acl["Rules"]] == [
+        (group, {"None": {}}, True) for group in ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
+                                                  "AWSManagedRulesAmazonIpReputationList")]
+
+
+def test_a_weakened_load_balancer_converges_back(built: Context) -> None:
+    elbv2 = client("elbv2")
+    arn = elbv2.describe_load_balancers(Names=["point-app-prod-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "false"},
+        {"Key": "deletion_protection.enabled", "Value": "false"}])
+    client("wafv2").disassociate_web_acl(ResourceArn=arn)
+    planned = pointapp.plan(built, only="service")
+    assert sorted((c.kind, c.action) for c in planned.changes) == [("load-balancer", "update"), ("waf-association", "create")]
+    assert "routing.http.drop_invalid_header_fields.enabled" in next(c.detail for c in planned.changes if c.kind == "load-balancer")
+    pointapp.apply(built, planned)
+    assert _attributes()["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert _attributes()["deletion_protection.enabled"] == "true"
+    assert client("wafv2").get_web_acl_for_resource(ResourceArn=arn)["WebACL"]["Name"] == "point-app-prod-waf"
+    up_is_idempotent(built, STEPS)
+
+
+def test_staging_chooses_no_waf_no_access_logs_no_deletion_protection() -> None:
+    kinds = {d.kind for d in service_step.desired(load_spec("staging"))}
+    assert not kinds & {"waf-web-acl", "waf-association", "s3-bucket", "s3-bucket-policy"}
+    balancer = next(d for d in service_step.desired(load_spec("staging")) if d.kind == "load-balancer")
+    assert balancer.props["attributes"]["deletion_protection.enabled"] == "false"
+    assert balancer.props["attributes"]["access_logs.s3.enabled"] == "false"
+
+
+def test_on_aws_a_log_group_takes_the_environment_key(mocked: None) -> None:
+    ctx = aws_context()
+    key = "arn:aws:kms:ap-northeast-1:123456789012:key/k"
+    logs = stub(ctx, "logs")
+    logs.add_response("associate_kms_key", {}, {"logGroupName": "/pointapp/point-app-prod/api", "kmsKeyId": key})
+    desired = Desired("log-group", "logs", "/pointapp/point-app-prod/api", {})
+    found = Found("log-group", "logs", "/pointapp/point-app-prod/api", {}, {"retentionInDays": 30})
+    assert LogGroup().differences(desired, {"retention_days": 30, "kms_key": key}, found) == {"kms_key": key}
+    LogGroup().update(ctx, desired, {"retention_days": 30, "kms_key": key}, found, {"kms_key": key})
+    logs.assert_no_pending_responses()
+
+
+def test_down_keeps_access_logs_unless_told_to_delete_them(built: Context) -> None:
+    bucket = "point-app-prod-alb-logs-123456789012-ap-northeast-1"
+    client("s3").put_object(Bucket=bucket, Key="AWSLogs/123456789012/elasticloadbalancing/log.gz", Body=b"x")
+    kept = {c.key: c.args["why"] for c in pointapp.plan_destroy(built, only="service").kept}
+    assert list(kept) == ["access-logs/bucket"] and "service.delete_access_logs: true" in kept["access-logs/bucket"]
+    told = make_context(load_spec("prod", {"service": {"delete_access_logs": True}}))
+    assert pointapp.plan_destroy(told, only="service").kept == []

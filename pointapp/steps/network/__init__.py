@@ -3,7 +3,7 @@ and the VPC's flow logs: a resource step on the core (:class:`pointapp.resources
 
 Its desired list is the layout (:mod:`.layout`, pure) in the zones discovery reads first (the step's
 facts, :func:`.discovery.facts`); one module per resource family holds its kinds and request builders
-(:mod:`.vpc`, :mod:`.subnets`, :mod:`.gateways`, :mod:`.routes`, :mod:`.groups`, :mod:`.flow_logs`).
+(:mod:`.vpc`, :mod:`.subnets`, :mod:`.gateways`, :mod:`.routes`, :mod:`.groups`, :mod:`.flow_logs`, :mod:`.keys`).
 What the network needs of AWS's order is the core's: the routes, associations and rules are parts of their
 table or group; a NAT gateway settles later and its routes wait for it (deferred, :data:`DEFERRED_NAT`); its
 delete finishes later and what it stood on waits for it; groups lose their rules before any is deleted.
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pointapp.kinds import customer_key
 from pointapp.names import DEFERRED_NAT, route_table_keys
 from pointapp.resources import Desired, Ref, ResourceStep, StepState
 from pointapp.spec import Spec
@@ -31,6 +32,7 @@ from .groups import (
     rule_permission,
     security_group_request,
 )
+from .keys import KEY_KINDS, key_resources
 from .layout import (
     ALL_OUTBOUND,
     GroupLayout,
@@ -50,8 +52,9 @@ from .waits import NAT_GATEWAY
 __all__ = [
     "ALL_OUTBOUND", "DEFERRED_NAT", "DNS_ATTRIBUTES", "NAME", "NAT_GATEWAY", "STEP", "FlowLog", "GroupLayout", "Layout",
     "NatGateway", "NatLayout", "Permission", "RouteTableLayout", "SubnetLayout", "address_request",
-    "association_request", "attach_request", "available_zones", "default_group", "desired", "dns_request", "facts",
-    "flow_log_group", "flow_log_resources", "igw_request", "ip_permission", "layout", "nat_request",
+    "association_request", "attach_request", "available_zones", "customer_key", "default_group", "desired",
+    "dns_request", "facts", "flow_log_group", "flow_log_resources", "igw_request", "key_resources", "ip_permission", "layout",
+    "nat_request",
     "observed_permissions", "public_request", "rule_permission", "route_request", "route_table_keys", "route_table_request",
     "security_group_request", "security_groups", "subnet_request", "vpc_request", "zone_suffix", "zones_in_use",
 ]
@@ -104,14 +107,16 @@ def desired(spec: Spec, facts: Mapping[str, Any]) -> list[Desired]:
         found += [Desired("elastic-ip", nat.address, nat.address_name, {}, f"for {nat.name}"),
                   Desired("nat-gateway", nat.key, nat.name, {"subnet": _ref(nat.subnet), "address": _ref(nat.address)},
                           f"in {names[nat.subnet]} with {nat.address_name}")]
-    return found + _routes(lay, names) + _groups(lay) + flow_log_resources(spec)
+    # the key first: the flow log group is encrypted with it
+    return key_resources(spec, facts["region"]) + found + _routes(lay, names) + _groups(lay) + flow_log_resources(spec)
 
 
-STEP = ResourceStep(NAME, [Vpc(), Subnet(), InternetGateway(), ElasticIp(), NatGateway(), RouteTable(), Route(),
+STEP = ResourceStep(NAME, [*KEY_KINDS, Vpc(), Subnet(), InternetGateway(), ElasticIp(), NatGateway(), RouteTable(), Route(),
                            RouteAssociation(), SecurityGroup(), SecurityGroupRule(), DefaultSecurityGroup(),
                            *FLOW_LOG_KINDS], desired, facts=facts)
 """The kinds in the order deletes go backwards: the flow logs first, then the groups, the route tables,
-the NAT gateways and their Elastic IPs, the internet gateway, the subnets, and the VPC last."""
+the NAT gateways and their Elastic IPs, the internet gateway, the subnets, the VPC, and the key last (what
+the steps before made with it is gone by then)."""
 
 
 def security_groups(state: StepState) -> list[Any]:

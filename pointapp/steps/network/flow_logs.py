@@ -7,7 +7,7 @@ from typing import Any
 
 from pointapp.context import StepContext
 from pointapp.errors import StepError
-from pointapp.kinds import LogGroup, Role, policy, trust_policy
+from pointapp.kinds import LogGroup, Role, customer_key, policy, trust_policy
 from pointapp.resources import FLOW_LOGS_ROLE, Arn, Desired, Found, Kind, Ref, Request, ignore_codes, retry_new_role
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, from_aws_tags, owner_filters, tag_specifications
@@ -81,7 +81,8 @@ def flow_log_resources(spec: Spec) -> list[Desired]:
     deliver = {"Effect": "Allow", "Resource": Arn("logs", f"log-group:{group}:*"),
                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]}
     return [
-        Desired("log-group", "flow-logs/log-group", group, {"retention_days": days}, f"retention {days} days"),
+        Desired("log-group", "flow-logs/log-group", group, {"retention_days": days, "kms_key": customer_key(spec)},
+                f"retention {days} days"),
         Desired("iam-role", "flow-logs/role", spec.name("vpc-flow-logs"),
                 {"trust": trust_policy("vpc-flow-logs.amazonaws.com", spec=spec), "managed": [], "inline": {"deliver": policy(deliver)}},
                 "the VPC flow log service writes to its own log group only"),
