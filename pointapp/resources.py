@@ -124,6 +124,9 @@ class Arn:
 
 
 
+#: The target's account id, for props that name it bare (a policy's aws:PrincipalAccount condition).
+ACCOUNT = Ref("runtime", "account")
+
 #: Any ARN, in any partition (``aws``, ``aws-cn``, ``aws-us-gov``, ...): its service is the third field.
 ARN_PATTERN = re.compile(r"^arn:aws(?:-[a-z]+)*:(?P<service>[a-z0-9-]+):")
 
@@ -172,6 +175,8 @@ def resolve(value: Any, resolver: Resolver) -> Any:
 def _names_account(value: Any) -> bool:
     if isinstance(value, Arn):
         return value.needs_account
+    if isinstance(value, Ref):
+        return value == ACCOUNT
     if isinstance(value, Mapping):
         return any(_names_account(v) for v in value.values())
     if isinstance(value, (list, tuple)):
