@@ -293,7 +293,7 @@ def check_endpoint_policies(ctx: Context, observed: Mapping[str, Any], result: R
 
 def check_ec2_endpoint(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     state, vpc = observed.get("endpoints"), observed["network"].found.get("vpc")
-    if state is None or vpc is None:
+    if state is None or not state.found or vpc is None:  # the endpoints step is not built
         return
     result.examined.append(vpc.name)
     if "endpoint/ec2" in state.found:

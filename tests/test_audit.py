@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -9,7 +10,7 @@ import pytest
 
 import pointapp
 from pointapp import cli
-from pointapp.audit import CHECKS, Result, check_cache, check_https
+from pointapp.audit import CHECKS, Result, check_bastion, check_cache, check_ec2_endpoint, check_https
 from pointapp.errors import PointappError
 from pointapp.resources import Found, StepState
 from pointapp.spec import load_spec
@@ -38,9 +39,12 @@ def test_a_fresh_environment_passes_every_check(built: Context) -> None:
     report = pointapp.audit(built)
     assert report.findings == []
     statuses = {r.check: r.status for r in report.results}
-    assert statuses == {name: "pass" for name, _, _, _ in CHECKS}
+    # no EC2 API endpoint: a documented choice (nothing in the VPC calls the EC2 API)
+    assert statuses == {name: "choice" if name == "ec2-endpoint" else "pass" for name, _, _, _ in CHECKS}
+    assert [str(c).split(" (")[0] for c in report.chosen] == [
+        "ec2-endpoint: point-app-prod-vpc: no interface endpoint for the EC2 API"]
     assert "HTTP only" in next(r.note for r in report.results if r.check == "https")
-    assert report.summary() == "10 checks (10 on built resources): 0 findings"
+    assert report.summary() == "13 checks (13 on built resources): 0 findings, 1 documented choice"
 
 
 def test_each_weakening_is_a_finding(built: Context) -> None:
@@ -69,6 +73,11 @@ def test_each_weakening_is_a_finding(built: Context) -> None:
     client("s3").delete_public_access_block(Bucket=bucket)
     client("rds").modify_db_instance(DBInstanceIdentifier="point-app-prod-mysql", PubliclyAccessible=True,
                                      ApplyImmediately=True)
+    subnet = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": ["point-app-prod-subnet-public-ingress-1a"]}])
+    ec2.modify_subnet_attribute(SubnetId=subnet["Subnets"][0]["SubnetId"], MapPublicIpOnLaunch={"Value": True})
+    logs = ec2.describe_vpc_endpoints(Filters=[{"Name": "tag:Name", "Values": ["point-app-prod-vpce-logs"]}])
+    ec2.modify_vpc_endpoint(VpcEndpointId=logs["VpcEndpoints"][0]["VpcEndpointId"], PolicyDocument=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]}))
 
     report = pointapp.audit(make_context())
     found = sorted((f.check, f.resource) for f in report.findings)
@@ -77,16 +86,40 @@ def test_each_weakening_is_a_finding(built: Context) -> None:
         ("bastion", "point-app-prod-bastion"),
         ("database", "point-app-prod-mysql"),
         ("default-group", f"default group {default['GroupId']}"),
+        ("endpoint-policies", "point-app-prod-vpce-logs"),
         ("flow-logs", "point-app-prod-vpc"),
         ("public-ingress", "point-app-prod-sg-container"), ("public-ingress", "point-app-prod-sg-db"),
         ("registry", "point-app-prod/api"),
         ("remote-login", "point-app-prod-sg-container"), ("remote-login", "point-app-prod-sg-db"),  # 3389 in 3000-3400
+        ("subnet-public-ip", "point-app-prod-subnet-public-ingress-1a"),
     ]
     lines = str(report).splitlines()
     assert "FINDING remote-login: point-app-prod-sg-db: SSH (22) open from 0.0.0.0/0; operators use SSM Session Manager [EC2.13]" in lines
     assert "FINDING public-ingress: point-app-prod-sg-container: ports 3000-3400/tcp open to ::/0 " \
            "(only the load balancer group may take 80 from anywhere) [EC2.18]" in lines
     assert f"FINDING artifact-bucket: {bucket}: versioning Suspended, not Enabled [S3.14]" in lines
+    assert ("FINDING endpoint-policies: point-app-prod-vpce-logs: its policy lets any principal of any account "
+            "through (statement 1)") in lines
+    assert ("FINDING subnet-public-ip: point-app-prod-subnet-public-ingress-1a: maps a public IP on launch; the load "
+            "balancer and NAT gateway have their own addresses [EC2.15]") in lines
+
+
+def test_a_bastion_with_a_public_ip_is_a_finding(mocked: None) -> None:
+    result = Result("bastion", "", "EC2.8, EC2.9")
+    raw = {"MetadataOptions": {"HttpTokens": "required"}, "PublicIpAddress": "198.51.100.7"}
+    check_bastion(make_context(), _observed("bastion", "instance", raw), result)
+    assert [str(f) for f in result.findings] == [
+        "bastion: thing: has the public IP 198.51.100.7 (and an instance profile); it is reached through SSM only "
+        "(`pointapp up` replaces it) [EC2.9]"]
+
+
+@pytest.mark.parametrize(("interface", "status"), [(["ecr.api"], "choice"), (["ecr.api", "ec2"], "FAIL")])
+def test_no_ec2_endpoint_is_a_choice_unless_the_spec_asks_for_one(mocked: None, interface: list[str], status: str) -> None:
+    ctx = make_context(load_spec("prod", {"endpoints": {"interface": interface}}))
+    observed = {**_observed("endpoints", "endpoint/ecr.api", {}), **_observed("network", "vpc", {})}
+    result = Result("ec2-endpoint", "", "EC2.10")
+    check_ec2_endpoint(ctx, observed, result)
+    assert result.status == status
 
 
 def _observed(step: str, key: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +174,7 @@ def test_the_cli_exits_3_with_one_line_per_finding(server: str, capsys: pytest.C
     assert [line for line in out if line.startswith("FINDING")] == [
         "FINDING remote-login: point-app-prod-sg-management: RDP (3389) open from 203.0.113.0/24; "
         "operators use SSM Session Manager [EC2.14]"]
-    assert out[-1] == "10 checks (4 on built resources): 1 finding"  # the network checks
+    assert out[-1] == "13 checks (5 on built resources): 1 finding"  # the network checks
 
 
 def test_a_documented_choice_is_reported_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
