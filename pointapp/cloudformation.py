@@ -127,7 +127,8 @@ def template_arn(arn: Arn) -> dict[str, str]:
 def _runtime(spec: Spec, key: str) -> Any:
     """What pointapp learns from the target at apply time, as the template's own expressions."""
     values: dict[str, Any] = {
-        "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}, "vpc": {"Ref": logical_id("vpc")},
+        "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}, "partition": {"Ref": "AWS::Partition"},
+        "vpc": {"Ref": logical_id("vpc")},
         "bucket": {"Ref": logical_id("bucket")},
         "pipeline_arn": template_arn(Arn("codepipeline", spec.name("release"), None, None)),
         "production_listener": {"Fn::ImportValue": export_name(spec, outputs.PRODUCTION_LISTENER.path)},
