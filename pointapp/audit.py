@@ -27,6 +27,7 @@ from pointapp.resources import Found, StepState
 from pointapp.spec import ANYWHERE_V4, ANYWHERE_V6, Spec
 from pointapp.steps.database import pending_reboot
 from pointapp.steps.database.groups import parameters
+from pointapp.steps.endpoints import found_policy
 from pointapp.steps.network import Permission, default_group, observed_permissions, security_groups
 from pointapp.steps.service import (
     ACCESS_LOG_BUCKET,
@@ -388,7 +389,61 @@ def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> 
         return
     tokens = found.raw.get("MetadataOptions", {}).get("HttpTokens")
     if tokens != "required":
-        result.flag(found.name, f"instance metadata accepts IMDSv1 (HttpTokens {tokens or 'unset'}); IMDSv2 must be required")
+        result.flag(found.name, f"instance metadata accepts IMDSv1 (HttpTokens {tokens or 'unset'}); IMDSv2 must be required",
+                    "EC2.8")
+    address = found.raw.get("PublicIpAddress")
+    if address:
+        result.flag(found.name, f"has the public IP {address} (and an instance profile); it is reached through SSM "
+                                "only (`pointapp up` replaces it)", "EC2.9")
+
+
+def check_subnets(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    for found in observed["network"].found.values():
+        if found.kind != "subnet":
+            continue
+        result.examined.append(found.name)
+        if found.raw.get("MapPublicIpOnLaunch"):
+            result.flag(found.name, "maps a public IP on launch; the load balancer and NAT gateway have their own addresses")
+
+
+def _open_statements(policy: Mapping[str, Any] | None, account: str, vpc: str) -> list[str]:
+    """The Sids (or positions) of the Allow statements any principal may use without this account's or this
+    VPC's condition; a missing policy is AWS's default, which allows any principal."""
+    if policy is None:
+        return ["the default policy"]
+    found = []
+    for index, statement in enumerate(policy.get("Statement", [])):
+        principal = statement.get("Principal")
+        anyone = principal == "*" or (isinstance(principal, Mapping) and "*" in (
+            [principal.get("AWS")] if isinstance(principal.get("AWS"), str) else principal.get("AWS") or []))
+        equals = {key.lower(): value for key, value in (statement.get("Condition") or {}).get("StringEquals", {}).items()}
+        limited = equals.get("aws:principalaccount") in (account, [account]) or equals.get("aws:sourcevpc") in (vpc, [vpc])
+        if statement.get("Effect") == "Allow" and anyone and not limited:
+            found.append(str(statement.get("Sid") or f"statement {index + 1}"))
+    return found
+
+
+def check_endpoint_policies(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    state, vpc = observed.get("endpoints"), observed["network"].found.get("vpc")
+    endpoints = [found for found in state.found.values() if found.kind == "vpc-endpoint"] if state is not None else []
+    for found in endpoints:
+        result.examined.append(found.name)
+        open_to_all = _open_statements(found_policy(found.raw), ctx.account, vpc.id if vpc is not None else "")
+        if open_to_all:
+            result.flag(found.name, f"its policy lets any principal of any account through ({', '.join(open_to_all)})")
+
+
+def check_ec2_endpoint(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+    state, vpc = observed.get("endpoints"), observed["network"].found.get("vpc")
+    if state is None or not state.found or vpc is None:  # the endpoints step is not built
+        return
+    result.examined.append(vpc.name)
+    if "endpoint/ec2" in state.found:
+        return
+    if choice("endpoints.interface").off(ctx.spec):
+        result.choose(vpc.name, "endpoints.interface")
+    else:
+        result.flag(vpc.name, "no interface endpoint for the EC2 API (endpoints.interface)")
 
 
 def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
@@ -575,7 +630,11 @@ CHECKS: list[tuple[str, str, str, Check]] = [
     ("waf", "ELB.16, WAF.10, WAF.12", "a WAF web ACL with AWS's managed rule groups, metrics on, guards the load balancer",
      check_waf),
     ("keys", "KMS.4, S3.17", "with security.kms_key: the log groups use the environment's rotated KMS key", check_keys),
-    ("bastion", "EC2.8", "IMDSv2 required on the bastion", check_bastion),
+    ("bastion", "EC2.8, EC2.9", "IMDSv2 required and no public IP on the bastion", check_bastion),
+    ("subnet-public-ip", "EC2.15", "no subnet maps a public IP on launch", check_subnets),
+    ("endpoint-policies", "", "VPC endpoint policies allow this account's principals only "
+     "(Prowler vpc_endpoint_connections_trust_boundaries)", check_endpoint_policies),
+    ("ec2-endpoint", "EC2.10", "an interface endpoint for the EC2 API", check_ec2_endpoint),
     ("https", "ELB.1, ELB.17", "HTTPS 443 with a current TLS policy and 80 redirecting, with a domain or a certificate",
      check_https),
     ("flow-logs", "EC2.6", "VPC flow logs on, all traffic", check_flow_logs),

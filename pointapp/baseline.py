@@ -23,10 +23,12 @@ class Choice:
     what: str  #: what is off, in a few words
     cost: str  #: what meeting the control would cost (money, time, operations)
     reason: str  #: why an environment may choose not to
+    lacks: str = ""  #: when set, the choice is made by a setting (a list) that does not hold this value
 
     def off(self, spec: Any) -> bool:
-        """Whether ``spec`` makes this choice (the setting is false, empty or none)."""
-        return not operator.attrgetter(self.setting)(spec)
+        """Whether ``spec`` makes this choice: the setting is false, empty or none, or it lacks ``lacks``."""
+        value = operator.attrgetter(self.setting)(spec)
+        return self.lacks not in value if self.lacks else not value
 
 
 #: Every documented choice, keyed by its spec setting. Each part of the baseline adds its own.
@@ -57,6 +59,14 @@ CHOICES.update({choice.setting: choice for choice in (
            "nothing (it is free); database users signing in with IAM tokens need rds-db:connect permissions",
            "the API signs in with the password RDS keeps in Secrets Manager"),
 )})
+
+# The network (the interface endpoint's price: AWS PrivateLink pricing, Asia Pacific (Tokyo), 1 December 2026).
+CHOICES["endpoints.interface"] = Choice(
+    "EC2.10", "endpoints.interface", "no interface endpoint for the EC2 API",
+    "$0.014 an hour per zone: about $20 a month for two zones, plus $0.01 per GB (AWS PrivateLink pricing)",
+    "nothing in the VPC calls the EC2 API: the tasks call ECR, CloudWatch Logs and Secrets Manager (their "
+    "endpoints are there) and the bastion's agent calls SSM; add \"ec2\" to endpoints.interface if something will",
+    lacks="ec2")
 
 
 def choice(setting: str) -> Choice:

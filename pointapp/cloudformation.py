@@ -115,6 +115,18 @@ class _Template:
         return value
 
 
+def _substituted(value: Any) -> Any:
+    """``value`` with each string that names a pseudo parameter (``${AWS::Region}``) as an Fn::Sub."""
+    if isinstance(value, str):
+        return {"Fn::Sub": value} if "${AWS::" in value else value
+    if isinstance(value, Mapping):
+        return value if set(value) <= {"Ref", "Fn::GetAtt", "Fn::ImportValue", "Fn::Sub"} else \
+            {k: _substituted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substituted(v) for v in value]
+    return value
+
+
 def template_arn(arn: Arn) -> dict[str, str]:
     """``arn`` in the stack's own partition, and its region and account where it names the target's own."""
     return {"Fn::Sub": arn.text("${AWS::Partition}", "${AWS::Region}" if arn.region is None else arn.region,
@@ -128,7 +140,8 @@ def _runtime(spec: Spec, key: str, region: str = "") -> Any:
 
     logs_bucket = logical_id(ACCESS_LOG_BUCKET)
     values: dict[str, Any] = {
-        "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"}, "vpc": {"Ref": logical_id("vpc")},
+        "account": {"Ref": "AWS::AccountId"}, "region": {"Ref": "AWS::Region"},
+        "partition": {"Ref": "AWS::Partition"}, "vpc": {"Ref": logical_id("vpc")},
         "bucket": {"Ref": logical_id("bucket")}, "access_log_bucket": {"Ref": logs_bucket},
         "access_log_objects": {"Fn::Sub": f"${{{logs_bucket}.Arn}}/AWSLogs/${{AWS::AccountId}}/*"},
         "elb_log_principal": {kind: {"Fn::Sub": who} if "${" in who else who
@@ -527,8 +540,10 @@ SHAPES: dict[str, Shape] = {
     "vpc-endpoint": Shape("AWS::EC2::VPCEndpoint", {"create_vpc_endpoint": {
         **_same("VpcEndpointType", "VpcId", "SubnetIds", "SecurityGroupIds", "PrivateDnsEnabled", "RouteTableIds"),
         "ServiceName": ("ServiceName", lambda name: {"Fn::Sub": name}),
+        "PolicyDocument": ("PolicyDocument", lambda text: _substituted(json.loads(text))),
         "TagSpecifications": ("Tags", lambda specs: specs[0]["Tags"])}},
-        inputs=lambda spec, d: {"region": "${AWS::Region}"}),  # the stack's region, which names the service
+        # the stack's region (which names the service), partition and account (which the policy names)
+        inputs=lambda spec, d: {"region": "${AWS::Region}", "partition": "${AWS::Partition}", "account": "${AWS::AccountId}"}),
     "flow-log": Shape("AWS::EC2::FlowLog", {"create_flow_logs": {
         **_same("ResourceType", "TrafficType", "LogDestinationType", "LogGroupName", "DeliverLogsPermissionArn"),
         "ResourceIds": ("ResourceId", lambda ids: ids[0]), "TagSpecifications": ("Tags", lambda specs: specs[0]["Tags"])}},
@@ -547,10 +562,9 @@ NETWORK_SHAPES: dict[str, Shape] = {
     "internet-gateway": Shape("AWS::EC2::InternetGateway", {"create_internet_gateway": {"TagSpecifications": TAG_SPECIFICATIONS}}),
     "gateway-attachment": Shape("AWS::EC2::VPCGatewayAttachment", {"attach_internet_gateway": _same("InternetGatewayId", "VpcId")}),
     "subnet": Shape("AWS::EC2::Subnet", {
-        "create_subnet": {**_same("VpcId", "CidrBlock", "AvailabilityZone"), "TagSpecifications": TAG_SPECIFICATIONS},
-        "modify_subnet_attribute": {"SubnetId": None, "MapPublicIpOnLaunch": ("MapPublicIpOnLaunch", lambda value: value["Value"])}},
-        # the step leaves a private subnet's MapPublicIpOnLaunch at its default, false; the template says so
-        template=lambda spec, request, r: {} if "modify_subnet_attribute" in request else {"MapPublicIpOnLaunch": False}),
+        "create_subnet": {**_same("VpcId", "CidrBlock", "AvailabilityZone"), "TagSpecifications": TAG_SPECIFICATIONS}},
+        # the step leaves every subnet's MapPublicIpOnLaunch at its default, false (FSBP EC2.15); the template says so
+        template=lambda spec, request, r: {"MapPublicIpOnLaunch": False}),
     "elastic-ip": Shape("AWS::EC2::EIP", {"allocate_address": {"Domain": "Domain", "TagSpecifications": TAG_SPECIFICATIONS}}),
     "nat-gateway": Shape("AWS::EC2::NatGateway", {"create_nat_gateway": {
         **_same("SubnetId", "AllocationId", "ConnectivityType"), "TagSpecifications": TAG_SPECIFICATIONS}}),

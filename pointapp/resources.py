@@ -140,6 +140,9 @@ class Arn:
 
 
 
+#: The target's account id, for props that name it bare (a policy's aws:PrincipalAccount condition).
+ACCOUNT = Ref("runtime", "account")
+
 #: Any ARN, in any partition (``aws``, ``aws-cn``, ``aws-us-gov``, ...): its service is the third field.
 ARN_PATTERN = re.compile(r"^arn:aws(?:-[a-z]+)*:(?P<service>[a-z0-9-]+):")
 

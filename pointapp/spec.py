@@ -62,6 +62,8 @@ class SecurityGroup(_Model):
 class Tier(_Model):
     """A subnet tier: one subnet per zone, in zone order."""
 
+    #: Where the load balancer and NAT gateway stand (named public). No subnet maps a public IP on launch
+    #: (FSBP EC2.15): those two have addresses of their own, and nothing else is reached from the internet.
     public: bool
     route_table: str
     cidrs: tuple[str, ...]
@@ -320,12 +322,15 @@ DEFAULTS: dict[str, Any] = {
             "container": _tier(False, "app", ("10.0.8.0/24", "10.0.9.0/24"), "API tasks on Fargate"),
             "db": _tier(False, "db", ("10.0.16.0/24", "10.0.17.0/24"), "RDS MySQL"),
             "cache": _tier(False, "cache", ("10.0.24.0/24", "10.0.25.0/24"), "ElastiCache Redis"),
-            "management": _tier(True, "ingress", ("10.0.240.0/24", "10.0.241.0/24"), "bastion host"),
+            "management": _tier(False, "management", ("10.0.240.0/24", "10.0.241.0/24"), "bastion host"),
             "egress": _tier(False, "egress", ("10.0.248.0/24", "10.0.249.0/24"), "interface VPC endpoints"),
         },
         "route_tables": {
             "ingress": {"default_route": "internet_gateway"},
             "app": {"default_route": "nat_gateway"},
+            # The bastion's own way out (to SSM) through the NAT gateway, without the S3 gateway endpoint
+            # of the app table: its agent and package manager read AWS-owned buckets the endpoint's policy refuses.
+            "management": {"default_route": "nat_gateway"},
             "db": {"default_route": "none"},
             "cache": {"default_route": "none"},
             "egress": {"default_route": "none"},

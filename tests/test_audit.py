@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -12,12 +13,14 @@ from pointapp import cli
 from pointapp.audit import (
     CHECKS,
     Result,
+    check_bastion,
     check_cache,
     check_database_backup_plan,
     check_database_iam_authentication,
     check_database_logs,
     check_database_monitoring,
     check_database_tls,
+    check_ec2_endpoint,
     check_https,
     check_load_balancer,
     check_non_blocking_logs,
@@ -53,16 +56,19 @@ def test_a_fresh_environment_passes_every_check(built: Context) -> None:
     report = pointapp.audit(built)
     assert report.findings == []
     statuses = {r.check: r.status for r in report.results}
-    # Documented choices of the default prod spec: plain HTTP without a domain or a certificate (serves_https), and
-    # the services' own keys (security.kms_key) on the artifact bucket and the log groups.
-    assert statuses == {name: "choice" if name in ("https", "artifact-bucket", "keys") else "pass"
+    # Documented choices of the default prod spec: plain HTTP without a domain or a certificate (serves_https), the
+    # services' own keys (security.kms_key) on the artifact bucket and the log groups, and no EC2 API endpoint
+    # (nothing in the VPC calls the EC2 API).
+    assert statuses == {name: "choice" if name in ("https", "artifact-bucket", "keys", "ec2-endpoint") else "pass"
                         for name, _, _, _ in CHECKS}
     assert sorted((c.check, c.resource, c.choice.setting) for c in report.chosen if c.check != "https") == [
         ("artifact-bucket", "point-app-prod-artifacts-123456789012-ap-northeast-1", "security.kms_key"),
+        ("ec2-endpoint", "point-app-prod-vpc", "endpoints.interface"),
         ("keys", "/pointapp/point-app-prod/api", "security.kms_key"),
         ("keys", "/pointapp/point-app-prod/vpc-flow-logs", "security.kms_key")]
     assert [c.choice.setting for c in report.chosen if c.check == "https"] == ["serves_https"]
-    assert report.summary() == f"{len(CHECKS)} checks ({len(CHECKS)} on built resources): 0 findings, 4 documented choices"
+    assert "ec2-endpoint: point-app-prod-vpc: no interface endpoint for the EC2 API (" in str(report)
+    assert report.summary() == f"{len(CHECKS)} checks ({len(CHECKS)} on built resources): 0 findings, 5 documented choices"
 
 
 STAGING_ALB = {"Attributes": {"routing.http.drop_invalid_header_fields.enabled": "true",
@@ -123,6 +129,11 @@ def test_each_weakening_is_a_finding(built: Context) -> None:
         {"Key": "routing.http.desync_mitigation_mode", "Value": "monitor"},
         {"Key": "deletion_protection.enabled", "Value": "false"}, {"Key": "access_logs.s3.enabled", "Value": "false"}])
     client("wafv2").disassociate_web_acl(ResourceArn=alb)
+    subnet = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": ["point-app-prod-subnet-public-ingress-1a"]}])
+    ec2.modify_subnet_attribute(SubnetId=subnet["Subnets"][0]["SubnetId"], MapPublicIpOnLaunch={"Value": True})
+    endpoint = ec2.describe_vpc_endpoints(Filters=[{"Name": "tag:Name", "Values": ["point-app-prod-vpce-logs"]}])
+    ec2.modify_vpc_endpoint(VpcEndpointId=endpoint["VpcEndpoints"][0]["VpcEndpointId"], PolicyDocument=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]}))
 
     report = pointapp.audit(make_context())
     found = sorted((f.check, f.resource) for f in report.findings)
@@ -132,11 +143,13 @@ def test_each_weakening_is_a_finding(built: Context) -> None:
         ("bastion", "point-app-prod-bastion"),
         ("database", "point-app-prod-mysql"),
         ("default-group", f"default group {default['GroupId']}"),
+        ("endpoint-policies", "point-app-prod-vpce-logs"),
         ("flow-logs", "point-app-prod-vpc"),
         *[("load-balancer", "point-app-prod-alb")] * 4,
         ("public-ingress", "point-app-prod-sg-container"), ("public-ingress", "point-app-prod-sg-db"),
         ("registry", "point-app-prod/api"),
         ("remote-login", "point-app-prod-sg-container"), ("remote-login", "point-app-prod-sg-db"),  # 3389 in 3000-3400
+        ("subnet-public-ip", "point-app-prod-subnet-public-ingress-1a"),
         ("waf", "point-app-prod-alb"),
     ]
     lines = str(report).splitlines()
@@ -147,6 +160,28 @@ def test_each_weakening_is_a_finding(built: Context) -> None:
     assert f"FINDING artifact-bucket: {bucket}: no enabled lifecycle rule: what it holds never expires [S3.13]" in lines
     assert {f.control for f in report.findings if f.check == "load-balancer"} == {"ELB.4", "ELB.5", "ELB.6", "ELB.12"}
     assert "FINDING waf: point-app-prod-alb: not associated with the web ACL point-app-prod-waf [ELB.16]" in lines
+    assert ("FINDING endpoint-policies: point-app-prod-vpce-logs: its policy lets any principal of any account "
+            "through (statement 1)") in lines
+    assert ("FINDING subnet-public-ip: point-app-prod-subnet-public-ingress-1a: maps a public IP on launch; the load "
+            "balancer and NAT gateway have their own addresses [EC2.15]") in lines
+
+
+def test_a_bastion_with_a_public_ip_is_a_finding(mocked: None) -> None:
+    result = Result("bastion", "", "EC2.8, EC2.9")
+    raw = {"MetadataOptions": {"HttpTokens": "required"}, "PublicIpAddress": "198.51.100.7"}
+    check_bastion(make_context(), _observed("bastion", "instance", raw), result)
+    assert [str(f) for f in result.findings] == [
+        "bastion: thing: has the public IP 198.51.100.7 (and an instance profile); it is reached through SSM only "
+        "(`pointapp up` replaces it) [EC2.9]"]
+
+
+@pytest.mark.parametrize(("interface", "status"), [(["ecr.api"], "choice"), (["ecr.api", "ec2"], "FAIL")])
+def test_no_ec2_endpoint_is_a_choice_unless_the_spec_asks_for_one(mocked: None, interface: list[str], status: str) -> None:
+    ctx = make_context(load_spec("prod", {"endpoints": {"interface": interface}}))
+    observed = {**_observed("endpoints", "endpoint/ecr.api", {}), **_observed("network", "vpc", {})}
+    result = Result("ec2-endpoint", "", "EC2.10")
+    check_ec2_endpoint(ctx, observed, result)
+    assert result.status == status
 
 
 def _observed(step: str, key: str, raw: dict[str, Any]) -> dict[str, Any]:

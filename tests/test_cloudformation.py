@@ -256,9 +256,8 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     "vpc": {},
     "internet-gateway": {},
     "gateway-attachment": {},
-    # ModifySubnetAttribute names the subnet, which is the resource itself; a private subnet's
-    # MapPublicIpOnLaunch is left at its default (false) by the step, and said by the template
-    "subnet": {"dropped": {"modify_subnet_attribute.SubnetId"}, "template": {"MapPublicIpOnLaunch"}},
+    # every subnet's MapPublicIpOnLaunch is left at its default (false) by the step, and said by the template
+    "subnet": {"template": {"MapPublicIpOnLaunch"}},
     "elastic-ip": {},
     "nat-gateway": {},
     "route-table": {},
@@ -314,7 +313,7 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     "ec2-instance": {"inputs": {"image"}, "dropped": {"run_instances.MinCount", "run_instances.MaxCount"},
                      "template": {"Monitoring"}},
     # the service is named with the stack's region (Fn::Sub)
-    "vpc-endpoint": {"inputs": {"region"}},
+    "vpc-endpoint": {"inputs": {"region", "partition", "account"}},
     # Secrets Manager generates the basic-auth credentials in the stack; the value never is in the template
     "secret": {"inputs": {"value"}, "dropped": {"create_secret.SecretString"}, "template": {"GenerateSecretString"}},
     # the repository token: a dynamic reference or a NoEcho parameter; the rewrite's target is the imported DNS

@@ -183,8 +183,7 @@ def test_a_second_plan_in_one_run_sees_what_changed_outside_it(ctx: Context) -> 
     iam.delete_role_policy(RoleName=role, PolicyName="deliver")
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc = ctx.outputs("network")["vpc"]
-    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
-                                           {"Name": "map-public-ip-on-launch", "Values": ["true"]}])["Subnets"][0]
-    ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": False})
+    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"][0]
+    ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True})
     drift = {(c.kind, c.action) for c in pointapp.plan(ctx, "network").actionable}
     assert {("iam-role", "update"), ("subnet", "update")} <= drift

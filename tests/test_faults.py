@@ -12,9 +12,9 @@ import pytest
 from tests import faults
 
 #: Mutating calls the network step makes in a clean ``up`` of the default prod spec (checked below).
-NETWORK_CALLS = 64
+NETWORK_CALLS = 62
 #: Fault points spread evenly over the mutating calls of the other steps.
-REST_SAMPLES = 14
+REST_SAMPLES = 16
 MODES = {"error": False, "lost-response": True}
 
 

@@ -47,7 +47,7 @@ def test_a_failure_stops_the_run_and_resume_completes_it(server: str, tmp_path: 
     summary = json.loads((record / "summary.json").read_text())
     assert summary["status"] == "succeeded"
     assert [n["status"] for n in summary["notebooks"]] == ["done", "done", "done"]
-    assert summary["resources"]["network"] == 30 and summary["resources"]["registry"] == 1
+    assert summary["resources"]["network"] == 31 and summary["resources"]["registry"] == 1
     assert (record / "architecture-live.png").exists() and (record / "summary.md").exists()
     for path in record.iterdir():
         if path.suffix in (".ipynb", ".json", ".md"):

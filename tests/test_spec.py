@@ -13,7 +13,7 @@ EXPECTED_SUBNETS = {  # tier: (public, route table, zone a, zone c)
     "container": (False, "app", "10.0.8.0/24", "10.0.9.0/24"),
     "db": (False, "db", "10.0.16.0/24", "10.0.17.0/24"),
     "cache": (False, "cache", "10.0.24.0/24", "10.0.25.0/24"),
-    "management": (True, "ingress", "10.0.240.0/24", "10.0.241.0/24"),
+    "management": (False, "management", "10.0.240.0/24", "10.0.241.0/24"),
     "egress": (False, "egress", "10.0.248.0/24", "10.0.249.0/24"),
 }
 
@@ -32,8 +32,8 @@ def test_default_spec_reproduces_the_architecture() -> None:
     tiers = {name: (t.public, t.route_table, *t.cidrs) for name, t in spec.network.tiers.items()}
     assert tiers == EXPECTED_SUBNETS
     routes = {name: t.default_route for name, t in spec.network.route_tables.items()}
-    assert routes == {"ingress": "internet_gateway", "app": "nat_gateway", "db": "none", "cache": "none",
-                      "egress": "none"}
+    assert routes == {"ingress": "internet_gateway", "app": "nat_gateway", "management": "nat_gateway", "db": "none",
+                      "cache": "none", "egress": "none"}
     assert set(spec.network.security_groups) == {"ingress", "container", "db", "cache", "egress", "management"}
 
 

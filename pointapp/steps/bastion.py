@@ -1,5 +1,6 @@
-"""The ``bastion`` step: a small EC2 instance in a management subnet for operators, reached only through
-SSM Session Manager.
+"""The ``bastion`` step: a small EC2 instance in a private management subnet for operators, reached only
+through SSM Session Manager: no public IP; its agent reaches SSM through the NAT gateway (or the SSM
+endpoints when there is none).
 
 No key pair and no inbound rule: the management security group lets nothing in. The instance profile's
 role has the SSM core policy, so the SSM agent can open sessions and port forwarding (to MySQL and
@@ -105,6 +106,10 @@ class Instance(Kind):
             return f"in another subnet ({raw.get('SubnetId')})"
         if raw.get("KeyName"):
             return f"has the key pair {raw['KeyName']}; the bastion has none"
+        if raw.get("PublicIpAddress"):
+            # An address given at launch stays with the instance (Amazon EC2 User Guide, "Public IPv4
+            # addresses": it is released when the instance stops or terminates); a new one is made without.
+            return f"has the public IP {raw['PublicIpAddress']}; the bastion has none (SSM only, FSBP EC2.9)"
         return None
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
@@ -188,7 +193,8 @@ def desired(spec: Spec) -> list[Desired]:
             "instance_type": bastion.instance_type, "ami_parameter": bastion.ami_parameter,
             "subnet": Ref("network", f"subnet/{bastion.tier}/0"), "groups": [Ref("network", f"sg/{bastion.security_group}")],
             "profile": spec.name("bastion")},
-            f"{bastion.instance_type} in the {bastion.tier} subnet, SSM only: no key pair, no inbound rule, IMDSv2 required"),
+            f"{bastion.instance_type} in the {bastion.tier} subnet, SSM only: no public IP, no key pair, no inbound rule, "
+            "IMDSv2 required"),
     ]
 
 

@@ -115,3 +115,35 @@ def test_down_removes_the_bastion_its_profile_and_role(prod: Context) -> None:
     lines: list[str] = [line.strip() for line in prod.lines]  # type: ignore[attr-defined]
     assert (f"waiting for bastion point-app-prod-bastion ({instance}) to terminate (usually about a minute on AWS) ..."
             in lines)
+
+
+def test_a_public_bastion_of_an_earlier_layout_is_made_private(ctx: Context) -> None:
+    """Before EC2.9/EC2.15, the management subnets were public (the ingress table, a public IP on launch): the
+    plan turns the subnets private and replaces the bastion, whose launch-time address cannot be taken off."""
+    pointapp.up(ctx, only="network")
+    network = ctx.outputs("network")
+    ec2 = client("ec2")
+    ec2.modify_subnet_attribute(SubnetId=network["subnet/management/0"], MapPublicIpOnLaunch={"Value": True})
+    tables = ec2.describe_route_tables(RouteTableIds=[network["rtb/management"]])["RouteTables"]
+    (association,) = [a for a in tables[0]["Associations"] if a.get("SubnetId") == network["subnet/management/0"]]
+    ec2.replace_route_table_association(AssociationId=association["RouteTableAssociationId"],
+                                        RouteTableId=network["rtb/ingress"])
+    pointapp.apply(ctx, pointapp.plan(ctx, only="bastion", dependencies="ignore"))
+    old = _instance()
+    assert old.get("PublicIpAddress")
+    planned = pointapp.plan(ctx, only=STEPS)
+    lines = [c.line() for c in planned.changes]
+    assert [(c.action, c.kind, c.name) for c in planned.changes] == [
+        ("update", "subnet", "point-app-prod-subnet-private-management-1a"),
+        ("update", "route-association", "point-app-prod-rtb-management"),
+        ("delete", "ec2-instance", "point-app-prod-bastion"), ("create", "ec2-instance", "point-app-prod-bastion")]
+    assert lines[0].endswith("public IP on launch: true -> false")
+    assert lines[1].endswith("point-app-prod-subnet-private-management-1a (from point-app-prod-rtb-ingress)")
+    assert lines[2].endswith(f"(replaced: has the public IP {old['PublicIpAddress']}; the bastion has none "
+                             "(SSM only, FSBP EC2.9))")
+    pointapp.apply(ctx, planned)
+    new = _instance()
+    assert new["InstanceId"] != old["InstanceId"] and "PublicIpAddress" not in new
+    subnet = ec2.describe_subnets(SubnetIds=[network["subnet/management/0"]])["Subnets"][0]
+    assert subnet["MapPublicIpOnLaunch"] is False
+    assert pointapp.plan(ctx, only=STEPS).empty

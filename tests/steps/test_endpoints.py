@@ -80,3 +80,41 @@ def test_endpoints_without_the_network_is_a_clear_error(ctx: Context) -> None:
     with pytest.raises(DependencyError, match=r"^the endpoints need the network: run 01_network.ipynb first$"):
         pointapp.up(ctx, only="endpoints")
     assert ctx.mutating_calls == []
+
+
+def test_each_endpoint_allows_this_account_only_and_an_open_policy_converges(ctx: Context) -> None:
+    import json
+
+    pointapp.up(ctx, only="network,endpoints")
+    account, vpc = ctx.account, network_ids(ctx)["vpc"]
+    found = endpoints()
+    for service, endpoint in found.items():
+        statements = json.loads(endpoint["PolicyDocument"])["Statement"]
+        assert statements[0] == {"Sid": "ThisAccountOnly", "Effect": "Allow", "Principal": "*", "Action": "*",
+                                 "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalAccount": account}}}
+        assert len(statements) == (2 if service == "s3" else 1), service
+    # ECR's layers, fetched by URLs ECR signs itself: the layer bucket, read only, from this VPC
+    assert json.loads(found["s3"]["PolicyDocument"])["Statement"][1] == {
+        "Sid": "EcrImageLayers", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::prod-{REGION}-starport-layer-bucket/*",
+        "Condition": {"StringEquals": {"aws:SourceVpc": vpc}}}
+    # an endpoint of an earlier pointapp, with AWS's default policy (any principal): ModifyVpcEndpoint puts it right
+    open_policy = {"Statement": [{"Action": "*", "Effect": "Allow", "Principal": "*", "Resource": "*"}]}
+    boto3.client("ec2", region_name=REGION).modify_vpc_endpoint(
+        VpcEndpointId=found["logs"]["VpcEndpointId"], PolicyDocument=json.dumps(open_policy))
+    planned = pointapp.plan(ctx, only="endpoints")
+    (change,) = planned.changes
+    assert (change.action, change.name, list(change.args["differences"])) == ("update", "point-app-prod-vpce-logs", ["policy"])
+    before = len(ctx.calls)
+    pointapp.apply(ctx, planned)
+    assert [c.operation for c in ctx.calls[before:] if c.mutating] == ["ModifyVpcEndpoint"]
+    assert json.loads(endpoints()["logs"]["PolicyDocument"]) == json.loads(found["logs"]["PolicyDocument"])
+
+
+def test_without_a_nat_gateway_the_bastion_gets_the_ssm_endpoints() -> None:
+    from pointapp.steps.endpoints import desired
+
+    names = [d.name for d in desired(load_spec("prod", {"network": {"nat": "none"}}))]
+    assert names[-4:] == ["point-app-prod-vpce-ssm", "point-app-prod-vpce-ssmmessages",
+                          "point-app-prod-vpce-ec2messages", "point-app-prod-vpce-s3"]
+    assert not any("ssm" in d.name for d in desired(load_spec("prod")))  # the NAT gateway takes the agent out

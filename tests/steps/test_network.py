@@ -77,8 +77,9 @@ def test_up_builds_the_reference_topology(ctx: Context) -> None:
     expected = {}
     for tier, (public, _, cidr_a, cidr_c) in EXPECTED_SUBNETS.items():
         kind = "public" if public else "private"
-        expected[f"point-app-prod-subnet-{kind}-{tier}-1a"] = (cidr_a, "ap-northeast-1a", public)
-        expected[f"point-app-prod-subnet-{kind}-{tier}-1c"] = (cidr_c, "ap-northeast-1c", public)
+        # no subnet maps a public IP on launch (FSBP EC2.15), public ones neither
+        expected[f"point-app-prod-subnet-{kind}-{tier}-1a"] = (cidr_a, "ap-northeast-1a", False)
+        expected[f"point-app-prod-subnet-{kind}-{tier}-1c"] = (cidr_c, "ap-northeast-1c", False)
     assert subnets == expected
     assert found["igws"] == ["point-app-prod-igw"]
     assert found["nats"] == [("point-app-prod-nat-1a", "point-app-prod-subnet-public-ingress-1a")]
@@ -87,15 +88,18 @@ def test_up_builds_the_reference_topology(ctx: Context) -> None:
     local = ("10.0.0.0/16", "local")
     assert tables["point-app-prod-rtb-ingress"] == (
         (("0.0.0.0/0", "point-app-prod-igw"), local),
-        ("point-app-prod-subnet-public-ingress-1a", "point-app-prod-subnet-public-ingress-1c",
-         "point-app-prod-subnet-public-management-1a", "point-app-prod-subnet-public-management-1c"))
+        ("point-app-prod-subnet-public-ingress-1a", "point-app-prod-subnet-public-ingress-1c"))
     assert tables["point-app-prod-rtb-app"] == (
         (("0.0.0.0/0", "point-app-prod-nat-1a"), local),
         ("point-app-prod-subnet-private-container-1a", "point-app-prod-subnet-private-container-1c"))
+    # the bastion's subnets: private, out through the NAT gateway (to SSM), without the S3 gateway endpoint
+    assert tables["point-app-prod-rtb-management"] == (
+        (("0.0.0.0/0", "point-app-prod-nat-1a"), local),
+        ("point-app-prod-subnet-private-management-1a", "point-app-prod-subnet-private-management-1c"))
     for isolated in ("db", "cache", "egress"):
         assert tables[f"point-app-prod-rtb-{isolated}"] == (
             (local,), (f"point-app-prod-subnet-private-{isolated}-1a", f"point-app-prod-subnet-private-{isolated}-1c"))
-    assert len(tables) == 5
+    assert len(tables) == 6
 
 
 def test_up_sets_exactly_the_reference_rules(ctx: Context) -> None:
@@ -149,14 +153,14 @@ def test_every_resource_is_tagged_in_its_create_call(ctx: Context) -> None:
 
 def test_second_up_makes_no_mutating_call_and_plan_is_empty(ctx: Context) -> None:
     first = up(ctx)
-    assert first.summary().startswith("Created 54, changed 1")
+    assert first.summary().startswith("Created 56, changed 1")
     before = len(ctx.calls)
     second = up(ctx)
     calls = ctx.calls[before:]
     assert [c for c in calls if c.mutating] == []
     # discovery is a handful of filtered calls, not one per resource: 12 for the EC2 layout, 4 for the flow logs
     assert len(calls) <= 16, calls
-    assert second.applied == [] and second.unchanged == 30
+    assert second.applied == [] and second.unchanged == 31
     assert pointapp.plan(ctx, only="network").empty
 
 

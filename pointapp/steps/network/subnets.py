@@ -1,4 +1,5 @@
-"""Subnets: one per tier per zone; a public tier maps a public IP on launch."""
+"""Subnets: one per tier per zone. None maps a public IP on launch (FSBP EC2.15), public tiers' neither: the
+load balancer and the NAT gateway have addresses of their own, and the bastion is reached through SSM."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def subnet_request(id: Id, cidr: str, zone: str, tags: Mapping[str, str]) -> dic
 
 
 def public_request(id: Id, key: str, public: bool) -> dict[str, Any]:
-    """The ModifySubnetAttribute request that maps (or stops mapping) a public IP on launch."""
+    """The ModifySubnetAttribute request that maps (or stops mapping) a public IP on launch: the repair of a
+    subnet that maps one (made so by an earlier pointapp, or by hand)."""
     return dict(SubnetId=id(key), MapPublicIpOnLaunch={"Value": public})
 
 
@@ -47,28 +49,20 @@ class Subnet(Ec2Kind):
         return None
 
     def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
-        return changed({"public IP on launch": bool(found.raw.get("MapPublicIpOnLaunch"))},
-                       {"public IP on launch": props["public"]})
+        return changed({"public IP on launch": bool(found.raw.get("MapPublicIpOnLaunch"))}, {"public IP on launch": False})
 
     def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
-        request: Request = {"create_subnet": subnet_request(lambda _: props["vpc"], props["cidr"], props["zone"], tags)}
-        if props["public"]:
-            request["modify_subnet_attribute"] = public_request(lambda _: props.get("id", f"<{desired.key}>"),
-                                                                desired.key, True)
-        return request
+        # A new subnet maps no public IP (its MapPublicIpOnLaunch is false): Amazon VPC User Guide, "Subnet
+        # settings", public IPv4 addressing is off unless it is turned on.
+        return {"create_subnet": subnet_request(lambda _: props["vpc"], props["cidr"], props["zone"], tags)}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        ec2 = ctx.client("ec2")
-        subnet = ec2.create_subnet(**self.request(ctx.spec, desired, props, tags)["create_subnet"])["Subnet"]
-        if props["public"]:
-            ec2.modify_subnet_attribute(**self.request(ctx.spec, desired, {**props, "id": subnet["SubnetId"]},
-                                                       tags)["modify_subnet_attribute"])
-        return Found(self.name, desired.key, subnet["SubnetId"], dict(tags),
-                     {**subnet, "MapPublicIpOnLaunch": props["public"], "RouteTableIds": []})
+        subnet = ctx.client("ec2").create_subnet(**self.request(ctx.spec, desired, props, tags)["create_subnet"])["Subnet"]
+        return Found(self.name, desired.key, subnet["SubnetId"], dict(tags), {**subnet, "RouteTableIds": []})
 
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
-        ctx.client("ec2").modify_subnet_attribute(**public_request(lambda _: found.id, desired.key, props["public"]))
+        ctx.client("ec2").modify_subnet_attribute(**public_request(lambda _: found.id, desired.key, False))
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         delete_when_free(ctx, f"{self.name} {found.name}", "subnet-id", found.id, ctx.client("ec2").delete_subnet,
