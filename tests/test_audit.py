@@ -254,7 +254,7 @@ def test_the_cli_exits_3_with_one_line_per_finding(server: str, capsys: pytest.C
     assert [line for line in out if line.startswith("FINDING")] == [
         "FINDING remote-login: point-app-prod-sg-management: RDP (3389) open from 203.0.113.0/24; "
         "operators use SSM Session Manager [EC2.14]"]
-    assert out[-1] == f"{len(CHECKS)} checks (6 on built resources): 1 finding, 1 documented choice"  # network, flow log role, keys
+    assert out[-1] == f"{len(CHECKS)} checks (7 on built resources): 1 finding, 1 documented choice"  # network, flow log role, keys
 
 
 def test_a_documented_choice_is_reported_not_found(monkeypatch: pytest.MonkeyPatch) -> None:

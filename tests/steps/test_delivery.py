@@ -158,6 +158,7 @@ def test_a_key_of_the_environment_converges_in_and_down_schedules_its_deletion(b
     planned = pointapp.plan(keyed, only=STEPS)
     changes = sorted((c.kind, c.key, c.action, bool(c.args.get("skip"))) for c in planned.changes)
     assert changes == [
+        ("backup-selection", "backup/selection", "create", True),  # the emulator has no backup selections: skipped
         ("iam-role", "role/pipeline", "update", False),  # the pipeline role may use the key
         ("kms-alias", "kms/key", "create", False), ("kms-key", "kms/key", "create", False),  # the alias: a part of the key
         # CloudWatch Logs takes a key with AssociateKmsKey, which the emulator lacks: said, and skipped here
