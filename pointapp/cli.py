@@ -143,6 +143,8 @@ def build_parser() -> _Parser:
 
     audit = _with_target(commands, "audit", "check the live environment against the security baseline "
                                             "(exit 0: no finding, 3: findings, 1: error)", only=False)
+    audit.add_argument("--format", choices=["text", "json"], default="text",
+                       help="text: the table and one line per finding or choice (default); json: the same, for machines")
 
     export = commands.add_parser("export", help="write generated files")
     export.add_argument("what", choices=["delivery", "cloudformation"],
@@ -336,7 +338,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     with _connect(args) as ctx:
         report = audit(ctx)
-        print(report)
+        print(report.json() if args.format == "json" else report)
         return EXIT_FINDINGS if report.findings else EXIT_OK
 
 
