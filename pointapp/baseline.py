@@ -18,7 +18,9 @@ from typing import Any
 class Choice:
     """A control an environment does not meet on purpose: the setting that decides it, its cost and reason."""
 
-    control: str  #: the FSBP control id, e.g. "WAF.2"
+    #: The FSBP control id, e.g. "ELB.16" (a WAF web ACL on the load balancer); for a scanner check that follows
+    #: no FSBP control, the Prowler check id, e.g. "s3_bucket_no_mfa_delete" (``make scan`` matches either).
+    control: str
     setting: str  #: the spec path whose value turns the control off, e.g. "service.waf"
     what: str  #: what is off, in a few words
     cost: str  #: what meeting the control would cost (money, time, operations)

@@ -5,6 +5,7 @@ environments that make it; ``pointapp audit --format json`` gives the same repor
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,12 @@ from pointapp.baseline import CHOICES
 from pointapp.spec import ENVIRONMENTS, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Every FSBP control id of the Security Hub controls reference, with its title (tests/data/fsbp-controls.tsv).
+FSBP = dict(line.split("\t", 1) for line in (ROOT / "tests" / "data" / "fsbp-controls.tsv").read_text().splitlines()
+            if line and not line.startswith("#"))
+#: Control ids Security Hub retired, still named by a check, and why they still are.
+RETIRED = {"S3.4": "S3 applies SSE-S3 to every bucket since 2023-01-05 (AWS Prescriptive Guidance, encryption best "
+                   "practices for S3), so Security Hub retired S3.4; the artifact bucket still states its encryption"}
 
 
 def _rows() -> list[list[str]]:
@@ -62,3 +69,10 @@ def test_the_json_report_gives_each_check_its_status_and_each_finding_and_choice
                                   "control": "EC2.14"}]
     assert cli.parse_arguments(["audit", "--format", "json"]).format == "json"
     assert cli.parse_arguments(["audit"]).format == "text"
+
+
+def test_every_control_a_check_or_a_choice_names_is_in_the_security_hub_controls_reference() -> None:
+    named = {c.strip() for _, controls, _, _ in CHECKS for c in controls.split(",")}
+    assert named - set(FSBP) <= set(RETIRED), sorted(named - set(FSBP) - set(RETIRED))
+    for choice in CHOICES.values():  # an FSBP id, or the Prowler check id of a check no FSBP control has
+        assert choice.control in FSBP or re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)+", choice.control), choice.control
