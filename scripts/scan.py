@@ -50,8 +50,6 @@ SERVICES = ("ec2", "vpc", "elbv2", "ecs", "ecr", "rds", "elasticache", "s3", "ia
 FSBP = "AWS-Foundational-Security-Best-Practices"
 SEVERITIES = ("critical", "high", "medium", "low", "informational")
 BLOCKING = ("critical", "high")
-#: The ownership tag (pointapp.tags.ENVIRONMENT); its value is the environment's owner, e.g. pointapp-prod.
-OWNER_TAG = "pointapp:environment"
 
 
 @dataclass(frozen=True)
@@ -194,9 +192,11 @@ def load_allowlist(path: Path = ALLOWLIST) -> list[Artifact]:
 
 
 def owned(failure: Failure, owner: str) -> bool:
-    """Whether the failure is on one of pointapp's resources: its ownership tag, or its name or ARN (every
-    name pointapp gives starts with the owner, pointapp.spec.Spec.name)."""
-    return failure.tags.get(OWNER_TAG) == owner or owner in failure.resource or owner in failure.name
+    """Whether the failure is on one of pointapp's resources: its name or ARN (every name pointapp gives starts
+    with the owner, pointapp.spec.Spec.name), or a tag naming the owner: pointapp's ownership tag, or the tag an
+    AWS service puts on what it makes for one of them (RDS's master-user secret carries
+    ``aws:rds:primaryDBInstanceArn``, the database's ARN)."""
+    return owner in failure.resource or owner in failure.name or any(owner in v for v in failure.tags.values())
 
 
 def classify(failures: Iterable[Failure], owner: str, choices: Iterable[Chosen], artifacts: Sequence[Artifact],
