@@ -1,14 +1,16 @@
 """``make scan``: Prowler, the open-source AWS security assessment, against the embedded emulator after a full
 prod ``pointapp up``, and the verdict on what it finds.
 
-The run: an emulator of this process alone (its state ends with the scan) on a free port; ``pointapp up``
-(prod, the built-in specification) against it; Prowler on the services pointapp uses, in one region, with
-the emulator's fake credentials (boto3 honours ``AWS_ENDPOINT_URL``); JSON (OCSF) output.
+The run: an emulator of the scan alone (its state ends with the scan) on a free port; ``pointapp up``
+(prod, the built-in specification) against it; ``pointapp audit`` (it must agree: no finding); Prowler on
+the services pointapp uses, in one region, with the emulator's fake credentials (boto3 honours
+``AWS_ENDPOINT_URL``); JSON (OCSF) output.
 
 The verdict on each failed Prowler check (:func:`classify`):
 
 - not on pointapp's resources (moto's own defaults, account-level checks): listed apart, never failing;
-- an emulator artifact listed in ``scripts/scan-allowlist.toml`` (each with why): listed, not failing;
+- an emulator artifact listed in ``scripts/scan-allowlist.toml`` (each with why; one that names an audit check
+  counts only when that check passed): listed, not failing;
 - Critical or High: failing;
 - Medium: failing unless its FSBP control is a documented choice the environment makes (pointapp.baseline);
 - Low and informational: listed.
@@ -76,8 +78,14 @@ class Artifact:
     check: str
     reason: str
     resource: str = "*"  #: a glob on the resource's ARN or name
+    #: The ``pointapp audit`` check that verifies, on the emulator too, what Prowler cannot see there: the
+    #: artifact is accepted only when that check passed (or is a documented choice) in the same environment.
+    audit: str = ""
 
-    def matches(self, failure: Failure) -> bool:
+    def matches(self, failure: Failure, audit: Mapping[str, str] | None = None) -> bool:
+        """Whether this entry explains ``failure``; ``audit``: the audit's status by check, when it ran."""
+        if audit is not None and self.audit and audit.get(self.audit) not in ("pass", "choice"):
+            return False
         return failure.check == self.check and (fnmatch.fnmatch(failure.resource, self.resource)
                                                 or fnmatch.fnmatch(failure.name, self.resource))
 
@@ -106,10 +114,12 @@ class Verdict:
     minor: list[Failure] = field(default_factory=list)
     outside: list[Failure] = field(default_factory=list)
     passed: int = 0
+    #: ``pointapp audit``'s own findings in the scanned environment (the audit must agree: it has none).
+    audit_findings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.blocking
+        return not self.blocking and not self.audit_findings
 
     def counts(self) -> dict[str, int]:
         """Failures on pointapp's resources by severity (the blocking, chosen, artifact and minor ones)."""
@@ -127,11 +137,13 @@ class Verdict:
             (f"emulator artifacts ({ALLOWLIST.name})", [f"{f}  [why: {a.reason}]" for f, a in self.artifacts]),
             ("low and informational", [str(f) for f in self.minor]),
             ("not pointapp's resources (the emulator's defaults, account-level checks), by check", _grouped(self.outside)),
+            ("pointapp audit's findings (FAILING)", self.audit_findings),
         ]
         for title, items in sections:
             lines += [f"\n{title}: {len(items)}", *(f"  {item}" for item in sorted(items))]
         lines.append("\n" + ("PASS: nothing on pointapp's resources fails the scan" if self.ok else
-                             f"FAIL: {len(self.blocking)} failure(s) on pointapp's resources"))
+                             f"FAIL: {len(self.blocking)} failure(s) on pointapp's resources"
+                             + (f", {len(self.audit_findings)} audit finding(s)" if self.audit_findings else "")))
         return "\n".join(lines)
 
 
@@ -184,7 +196,7 @@ def load_allowlist(path: Path = ALLOWLIST) -> list[Artifact]:
     for entry in entries:
         if not str(entry.get("reason", "")).strip():
             raise ValueError(f"{path.name}: the entry for {entry.get('check')} gives no reason")
-        artifacts.append(Artifact(entry["check"], entry["reason"], entry.get("resource", "*")))
+        artifacts.append(Artifact(entry["check"], entry["reason"], entry.get("resource", "*"), entry.get("audit", "")))
     return artifacts
 
 
@@ -200,15 +212,20 @@ def owned(failure: Failure, owner: str) -> bool:
 
 
 def classify(failures: Iterable[Failure], owner: str, choices: Iterable[Chosen], artifacts: Sequence[Artifact],
-             passed: int = 0) -> Verdict:
-    """Sort the failures (see the module's docstring); ``choices`` are those the environment makes."""
+             passed: int = 0, audit: Mapping[str, Any] | None = None) -> Verdict:
+    """Sort the failures (see the module's docstring); ``choices`` are those the environment makes; ``audit``:
+    ``pointapp audit --format json`` of the same environment, when it ran."""
     chosen = {c.control: c for c in choices}
+    statuses = {c["check"]: c["status"] for c in audit["checks"]} if audit is not None else None
     verdict = Verdict(owner, passed=passed)
+    if audit is not None:
+        verdict.audit_findings = [f"{c['check']}: {f['resource']}: {f['problem']} [{f['control']}]"
+                                  for c in audit["checks"] for f in c["findings"]]
     for failure in failures:
         if not owned(failure, owner):
             verdict.outside.append(failure)
             continue
-        artifact = next((a for a in artifacts if a.matches(failure)), None)
+        artifact = next((a for a in artifacts if a.matches(failure, statuses)), None)
         if artifact is not None:
             verdict.artifacts.append((failure, artifact))
             continue
@@ -262,8 +279,9 @@ def emulator(log: Path) -> Iterator[str]:
             process.wait(timeout=10)
 
 
-def run(prowler: Path, output: Path) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Emulator, ``pointapp up``, Prowler: Prowler's findings and how long each part took (seconds)."""
+def run(prowler: Path, output: Path) -> dict[str, float]:
+    """Emulator, ``pointapp up``, ``pointapp audit``, Prowler: ``prowler.ocsf.json`` and ``audit.json`` in
+    ``output``, and how long each part took (seconds)."""
     from pointapp.emulator import EMULATOR_CREDENTIALS
 
     times: dict[str, float] = {}
@@ -278,6 +296,12 @@ def run(prowler: Path, output: Path) -> tuple[list[dict[str, Any]], dict[str, fl
         subprocess.run([sys.executable, "-m", "pointapp", "up", "--endpoint-url", url, "--region", REGION],
                        env=environ, check=True)
         times["up"] = time.monotonic() - start
+        # Exit code 3 means "findings": the verdict counts them.
+        audit = subprocess.run([sys.executable, "-m", "pointapp", "audit", "--endpoint-url", url, "--region", REGION,
+                                "--format", "json"], env=environ, capture_output=True, text=True)
+        if audit.returncode not in (0, 3):
+            raise SystemExit(f"scan: pointapp audit failed (exit {audit.returncode}): {audit.stderr.strip()}")
+        (output / "audit.json").write_text(audit.stdout)
         start = time.monotonic()
         # Exit code 3 means "some checks failed": the verdict below decides what that means.
         result = subprocess.run([str(prowler), "aws", "--region", REGION, "--services", *SERVICES,
@@ -286,8 +310,7 @@ def run(prowler: Path, output: Path) -> tuple[list[dict[str, Any]], dict[str, fl
         times["prowler"] = time.monotonic() - start
         if result.returncode not in (0, 3):
             raise SystemExit(f"scan: Prowler failed (exit {result.returncode}); see its output above")
-    findings: list[dict[str, Any]] = json.loads((output / "prowler.ocsf.json").read_text())
-    return findings, times
+    return times
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -296,20 +319,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="folder for Prowler's output and the emulator's log "
                                                     "(default: runs/<time>-scan)")
     parser.add_argument("--from", dest="recorded", type=Path, help="judge this recorded Prowler OCSF JSON output")
+    parser.add_argument("--audit", type=Path, help="with --from: the recorded `pointapp audit --format json` of the "
+                                                   "same environment")
     args = parser.parse_args(argv)
     if args.recorded is None and args.prowler is None:
         parser.error("give --prowler (run a scan) or --from (judge a recorded one)")
     owner, choices = environment_choices()
     if args.recorded is not None:
-        findings = json.loads(args.recorded.read_text())
+        recorded, audited = args.recorded, args.audit
     else:
         output = args.output or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-scan"
         output.mkdir(parents=True, exist_ok=True)
-        findings, times = run(args.prowler, output)
+        times = run(args.prowler, output)
+        recorded, audited = output / "prowler.ocsf.json", output / "audit.json"
         print("Times: " + ", ".join(f"{part} {seconds:.0f} s" for part, seconds in times.items())
-              + f"; Prowler's output: {output / 'prowler.ocsf.json'}")
-    failures, passed = read_findings(findings)
-    verdict = classify(failures, owner, choices, load_allowlist(), passed)
+              + f"; Prowler's output: {recorded}")
+    failures, passed = read_findings(json.loads(recorded.read_text()))
+    audit = json.loads(audited.read_text()) if audited is not None else None
+    verdict = classify(failures, owner, choices, load_allowlist(), passed, audit)
     print(verdict.report())
     return 0 if verdict.ok else 1
 

@@ -108,3 +108,19 @@ def test_make_scan_runs_the_pinned_prowler_in_its_own_environment_and_ci_runs_it
     assert "scripts/scan.py --prowler" in commands
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.index("make test || status=$?") < ci.index("make scan || status=$?")
+
+
+def test_an_artifact_naming_an_audit_check_counts_only_when_that_check_passed_and_audit_findings_fail() -> None:
+    import json
+
+    failures, _ = scan.read_findings(json.loads(SAMPLE.read_text()))
+    hidden = scan.Artifact("elbv2_waf_acl_attached", "the emulator cannot list a web ACL's resources", audit="waf")
+    passed = {"checks": [{"check": "waf", "status": "pass", "findings": []}]}
+    verdict = scan.classify(failures, OWNER, [], [hidden], 0, passed)
+    assert [f.check for f, _ in verdict.artifacts] == ["elbv2_waf_acl_attached"] and not verdict.audit_findings
+    failed = {"checks": [{"check": "waf", "status": "FAIL", "findings": [
+        {"resource": "point-app-prod-alb", "problem": "no web ACL", "control": "ELB.16"}]}]}
+    verdict = scan.classify(failures, OWNER, [], [hidden], 0, failed)
+    assert not verdict.artifacts and "elbv2_waf_acl_attached" in _checks(verdict.blocking)
+    assert verdict.audit_findings == ["waf: point-app-prod-alb: no web ACL [ELB.16]"] and not verdict.ok
+    assert "FAIL: 6 failure(s) on pointapp's resources, 1 audit finding(s)" in verdict.report()
