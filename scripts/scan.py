@@ -83,8 +83,9 @@ class Artifact:
     audit: str = ""
 
     def matches(self, failure: Failure, audit: Mapping[str, str] | None = None) -> bool:
-        """Whether this entry explains ``failure``; ``audit``: the audit's status by check, when it ran."""
-        if audit is not None and self.audit and audit.get(self.audit) not in ("pass", "choice"):
+        """Whether this entry explains ``failure``; ``audit``: the audit's status by check (None: it did not run,
+        so an entry that needs the audit's word does not count)."""
+        if self.audit and (audit is None or audit.get(self.audit) not in ("pass", "choice")):
             return False
         return failure.check == self.check and (fnmatch.fnmatch(failure.resource, self.resource)
                                                 or fnmatch.fnmatch(failure.name, self.resource))
@@ -248,7 +249,8 @@ def environment_choices(env: str = "prod") -> tuple[str, list[Chosen]]:
     from pointapp.spec import load_spec
 
     spec = load_spec(env=env)
-    return spec.owner, [Chosen(c.control, c.setting, c.reason) for c in CHOICES.values() if c.off(spec)]
+    return spec.owner, [Chosen(control, c.setting, c.reason) for c in CHOICES.values() if c.off(spec)
+                        for control in c.controls]
 
 
 # --- the run ------------------------------------------------------------------------------------------

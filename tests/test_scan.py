@@ -124,3 +124,15 @@ def test_an_artifact_naming_an_audit_check_counts_only_when_that_check_passed_an
     assert not verdict.artifacts and "elbv2_waf_acl_attached" in _checks(verdict.blocking)
     assert verdict.audit_findings == ["waf: point-app-prod-alb: no web ACL [ELB.16]"] and not verdict.ok
     assert "FAIL: 6 failure(s) on pointapp's resources, 1 audit finding(s)" in verdict.report()
+
+
+def test_a_choice_that_turns_off_several_controls_answers_for_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pointapp import baseline
+
+    keys = baseline.Choice("S3.17, cloudwatch_log_group_kms_encryption_enabled", "database.multi_az",
+                           "the services' own keys", "a key: 1 USD a month", "the services' keys are rotated by AWS")
+    monkeypatch.setitem(baseline.CHOICES, "database.multi_az", keys)
+    monkeypatch.setattr(baseline.Choice, "off", lambda self, spec: self is keys)
+    _, choices = scan.environment_choices()
+    assert [(c.control, c.setting) for c in choices] == [
+        ("S3.17", "database.multi_az"), ("cloudwatch_log_group_kms_encryption_enabled", "database.multi_az")]
