@@ -174,7 +174,9 @@ def _connect(args: argparse.Namespace) -> Context:
     parse_steps(getattr(args, "only", None))  # an unknown step is refused before anything starts
     ctx = connect(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
                   aws=args.aws, profile=args.profile, yes=getattr(args, "yes", False), ephemeral=args.ephemeral)
-    print(f"Environment {ctx.spec.owner} on {ctx.target.describe()}", flush=True)
+    machine = getattr(args, "format", "text") == "json"  # stdout is the JSON document alone
+    print(f"Environment {ctx.spec.owner} on {ctx.target.describe()}", file=sys.stderr if machine else sys.stdout,
+          flush=True)
     return ctx
 
 

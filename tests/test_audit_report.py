@@ -67,8 +67,13 @@ def test_the_json_report_gives_each_check_its_status_and_each_finding_and_choice
                                      "reason": "staging takes no traffic"}]
     assert login["findings"] == [{"resource": "point-app-staging-sg-management", "problem": "RDP (3389) open",
                                   "control": "EC2.14"}]
-    assert cli.parse_arguments(["audit", "--format", "json"]).format == "json"
     assert cli.parse_arguments(["audit"]).format == "text"
+
+
+def test_audit_as_json_keeps_stdout_for_the_document(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["audit", "--ephemeral", "--format", "json"]) == 1  # an empty emulator: nothing to audit
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("Environment point-app-prod on ") and "nothing to audit" in err
 
 
 def test_every_control_a_check_or_a_choice_names_is_in_the_security_hub_controls_reference() -> None:
