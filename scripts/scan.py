@@ -12,12 +12,13 @@ The verdict on each failed Prowler check (:func:`classify`):
 - an emulator artifact listed in ``scripts/scan-allowlist.toml`` (each with why; one that names an audit check
   counts only when that check passed): listed, not failing;
 - Critical or High: failing;
-- Medium: failing unless its FSBP control is a documented choice the environment makes (pointapp.baseline);
+- Medium: failing unless it is a documented choice the environment makes (pointapp.baseline): the choice names
+  one of the check's FSBP controls, or the Prowler check id for a check no FSBP control covers;
 - Low and informational: listed.
 
-Exit 0 when nothing fails, 1 otherwise (2: the scan itself could not run).
-Usage: ``python scripts/scan.py --prowler .venv/prowler/bin/prowler`` (``--from FILE``: judge a recorded
-Prowler output instead of running one).
+Exit 0 when nothing fails, 1 otherwise, 2 when the scan itself could not run (the emulator, ``up``, the audit
+or Prowler failed). Usage: ``python scripts/scan.py --prowler .venv/prowler/bin/prowler`` (``--from FILE
+[--audit FILE]``: judge a recorded run instead).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ SERVICES = ("ec2", "vpc", "elbv2", "ecs", "ecr", "rds", "elasticache", "s3", "ia
 FSBP = "AWS-Foundational-Security-Best-Practices"
 SEVERITIES = ("critical", "high", "medium", "low", "informational")
 BLOCKING = ("critical", "high")
+
+
+class ScanError(Exception):
+    """The scan could not run (exit 2): one line saying which part failed."""
 
 
 @dataclass(frozen=True)
@@ -273,7 +278,7 @@ def emulator(log: Path) -> Iterator[str]:
             deadline = time.monotonic() + 60  # it usually answers within 1 to 3 s (importing moto)
             while not answers_as_moto(url, attempts=1, timeout=2):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"scan: the emulator did not start; see {log}")
+                    raise ScanError(f"the emulator did not start; see {log}")
                 time.sleep(0.2)
             yield url
         finally:
@@ -295,14 +300,15 @@ def run(prowler: Path, output: Path) -> dict[str, float]:
         for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             environ.pop(variable, None)
         start = time.monotonic()
-        subprocess.run([sys.executable, "-m", "pointapp", "up", "--endpoint-url", url, "--region", REGION],
-                       env=environ, check=True)
+        if subprocess.run([sys.executable, "-m", "pointapp", "up", "--endpoint-url", url, "--region", REGION],
+                          env=environ).returncode != 0:
+            raise ScanError("pointapp up failed; see its output above")
         times["up"] = time.monotonic() - start
         # Exit code 3 means "findings": the verdict counts them.
         audit = subprocess.run([sys.executable, "-m", "pointapp", "audit", "--endpoint-url", url, "--region", REGION,
                                 "--format", "json"], env=environ, capture_output=True, text=True)
         if audit.returncode not in (0, 3):
-            raise SystemExit(f"scan: pointapp audit failed (exit {audit.returncode}): {audit.stderr.strip()}")
+            raise ScanError(f"pointapp audit failed (exit {audit.returncode}): {audit.stderr.strip()}")
         (output / "audit.json").write_text(audit.stdout)
         start = time.monotonic()
         # Exit code 3 means "some checks failed": the verdict below decides what that means.
@@ -311,7 +317,7 @@ def run(prowler: Path, output: Path) -> dict[str, float]:
                                  "--output-filename", "prowler", "--no-banner"], env=environ)
         times["prowler"] = time.monotonic() - start
         if result.returncode not in (0, 3):
-            raise SystemExit(f"scan: Prowler failed (exit {result.returncode}); see its output above")
+            raise ScanError(f"Prowler failed (exit {result.returncode}); see its output above")
     return times
 
 
@@ -326,13 +332,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.recorded is None and args.prowler is None:
         parser.error("give --prowler (run a scan) or --from (judge a recorded one)")
+    if args.recorded is None and not args.prowler.is_file():
+        print(f"scan: no Prowler at {args.prowler} (make scan installs it in .venv/prowler)", file=sys.stderr)
+        return 2
     owner, choices = environment_choices()
     if args.recorded is not None:
         recorded, audited = args.recorded, args.audit
     else:
         output = args.output or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-scan"
         output.mkdir(parents=True, exist_ok=True)
-        times = run(args.prowler, output)
+        try:
+            times = run(args.prowler, output)
+        except ScanError as error:
+            print(f"scan: {error}", file=sys.stderr)
+            return 2
         recorded, audited = output / "prowler.ocsf.json", output / "audit.json"
         print("Times: " + ", ".join(f"{part} {seconds:.0f} s" for part, seconds in times.items())
               + f"; Prowler's output: {recorded}")

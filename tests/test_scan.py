@@ -136,3 +136,8 @@ def test_a_choice_that_turns_off_several_controls_answers_for_each(monkeypatch: 
     _, choices = scan.environment_choices()
     assert [(c.control, c.setting) for c in choices] == [
         ("S3.17", "database.multi_az"), ("cloudwatch_log_group_kms_encryption_enabled", "database.multi_az")]
+
+
+def test_a_scan_that_cannot_run_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert scan.main(["--prowler", str(tmp_path / "prowler"), "--output", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"scan: no Prowler at {tmp_path / 'prowler'} (make scan installs it in .venv/prowler)\n"
