@@ -10,7 +10,8 @@ The verdict on each failed Prowler check (:func:`classify`):
 
 - not on pointapp's resources (moto's own defaults, account-level checks): listed apart, never failing;
 - an emulator artifact listed in ``scripts/scan-allowlist.toml`` (each with why; one that names an audit check
-  counts only when that check passed): listed, not failing;
+  counts only when that check passed, one that names an emulator gap only when pointapp declares that gap):
+  listed, not failing;
 - Critical or High: failing;
 - Medium: failing unless it is a documented choice the environment makes (pointapp.baseline): the choice names
   one of the check's FSBP controls, or the Prowler check id for a check no FSBP control covers;
@@ -86,11 +87,17 @@ class Artifact:
     #: The ``pointapp audit`` check that verifies, on the emulator too, what Prowler cannot see there: the
     #: artifact is accepted only when that check passed (or is a documented choice) in the same environment.
     audit: str = ""
+    #: An operation pointapp skips on the emulator alone ("service Operation", a key of
+    #: pointapp.emulator.EMULATOR_GAPS): the artifact counts only when the product declares that gap.
+    gap: str = ""
 
-    def matches(self, failure: Failure, audit: Mapping[str, str] | None = None) -> bool:
+    def matches(self, failure: Failure, audit: Mapping[str, str] | None = None,
+                gaps: Iterable[str] = ()) -> bool:
         """Whether this entry explains ``failure``; ``audit``: the audit's status by check (None: it did not run,
-        so an entry that needs the audit's word does not count)."""
+        so an entry that needs the audit's word does not count); ``gaps``: the product's emulator gaps."""
         if self.audit and (audit is None or audit.get(self.audit) not in ("pass", "choice")):
+            return False
+        if self.gap and self.gap not in gaps:
             return False
         return failure.check == self.check and (fnmatch.fnmatch(failure.resource, self.resource)
                                                 or fnmatch.fnmatch(failure.name, self.resource))
@@ -202,7 +209,8 @@ def load_allowlist(path: Path = ALLOWLIST) -> list[Artifact]:
     for entry in entries:
         if not str(entry.get("reason", "")).strip():
             raise ValueError(f"{path.name}: the entry for {entry.get('check')} gives no reason")
-        artifacts.append(Artifact(entry["check"], entry["reason"], entry.get("resource", "*"), entry.get("audit", "")))
+        artifacts.append(Artifact(entry["check"], entry["reason"], entry.get("resource", "*"), entry.get("audit", ""),
+                                  entry.get("gap", "")))
     return artifacts
 
 
@@ -218,9 +226,11 @@ def owned(failure: Failure, owner: str) -> bool:
 
 
 def classify(failures: Iterable[Failure], owner: str, choices: Iterable[Chosen], artifacts: Sequence[Artifact],
-             passed: int = 0, audit: Mapping[str, Any] | None = None) -> Verdict:
+             passed: int = 0, audit: Mapping[str, Any] | None = None, gaps: Iterable[str] = ()) -> Verdict:
     """Sort the failures (see the module's docstring); ``choices`` are those the environment makes; ``audit``:
-    ``pointapp audit --format json`` of the same environment, when it ran."""
+    ``pointapp audit --format json`` of the same environment, when it ran; ``gaps``: the operations the product
+    skips on the emulator (:func:`emulator_gaps`)."""
+    gaps = set(gaps)
     chosen = {c.control: c for c in choices}
     statuses = {c["check"]: c["status"] for c in audit["checks"]} if audit is not None else None
     verdict = Verdict(owner, passed=passed)
@@ -231,7 +241,7 @@ def classify(failures: Iterable[Failure], owner: str, choices: Iterable[Chosen],
         if not owned(failure, owner):
             verdict.outside.append(failure)
             continue
-        artifact = next((a for a in artifacts if a.matches(failure, statuses)), None)
+        artifact = next((a for a in artifacts if a.matches(failure, statuses, gaps)), None)
         if artifact is not None:
             verdict.artifacts.append((failure, artifact))
             continue
@@ -256,6 +266,13 @@ def environment_choices(env: str = "prod") -> tuple[str, list[Chosen]]:
     spec = load_spec(env=env)
     return spec.owner, [Chosen(control, c.setting, c.reason) for c in CHOICES.values() if c.off(spec)
                         for control in c.controls]
+
+
+def emulator_gaps() -> set[str]:
+    """The operations pointapp skips on the emulator and runs on AWS, as "service Operation"."""
+    from pointapp.emulator import EMULATOR_GAPS
+
+    return {f"{service} {operation}" for service, operation in EMULATOR_GAPS}
 
 
 # --- the run ------------------------------------------------------------------------------------------
@@ -351,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               + f"; Prowler's output: {recorded}")
     failures, passed = read_findings(json.loads(recorded.read_text()))
     audit = json.loads(audited.read_text()) if audited is not None else None
-    verdict = classify(failures, owner, choices, load_allowlist(), passed, audit)
+    verdict = classify(failures, owner, choices, load_allowlist(), passed, audit, emulator_gaps())
     print(verdict.report())
     return 0 if verdict.ok else 1
 

@@ -141,3 +141,11 @@ def test_a_choice_that_turns_off_several_controls_answers_for_each(monkeypatch: 
 def test_a_scan_that_cannot_run_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert scan.main(["--prowler", str(tmp_path / "prowler"), "--output", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == f"scan: no Prowler at {tmp_path / 'prowler'} (make scan installs it in .venv/prowler)\n"
+
+
+def test_an_artifact_naming_an_emulator_gap_counts_only_when_pointapp_declares_it() -> None:
+    tls = scan.Artifact("s3_bucket_no_mfa_delete", "left out on the emulator", gap="s3 PolicyConditions")
+    failure = scan.Failure("s3_bucket_no_mfa_delete", "medium", "arn:aws:s3:::point-app-prod-artifacts", "", "")
+    assert not scan.classify([failure], OWNER, [], [tls]).artifacts
+    assert scan.classify([failure], OWNER, [], [tls], gaps={"s3 PolicyConditions"}).artifacts == [(failure, tls)]
+    assert scan.emulator_gaps() >= {"codedeploy RunDeployment", "amplify Amplify"}  # pointapp's own list
