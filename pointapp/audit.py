@@ -13,13 +13,24 @@ from typing import Any
 from pointapp import engine
 from pointapp.baseline import Choice, choice
 from pointapp.errors import PointappError
-from pointapp.outputs import BASTION_INSTANCE, CACHE_GROUP, DATABASE_INSTANCE, PRODUCTION_LISTENER
+from pointapp.outputs import BASTION_INSTANCE, CACHE_GROUP, CERTIFICATE, DATABASE_INSTANCE, PRODUCTION_LISTENER
 from pointapp.plan import Table
 from pointapp.resources import Found, StepState
 from pointapp.spec import ANYWHERE_V4, ANYWHERE_V6, Spec
 from pointapp.steps.delivery import PRIVATE
 from pointapp.steps.network import Permission, default_group, observed_permissions, security_groups
+from pointapp.steps.service import TLS_POLICY
 from pointapp.target import Context
+
+#: The TLS policies the https check accepts: pointapp's own and the other TLS 1.3 + 1.2 (or 1.3 only) policies of
+#: 2021 and later, plain, restricted, FIPS or post-quantum (Application Load Balancers guide, "Security policies for
+#: your Application Load Balancer"; Security Hub ELB.17, recommended security policies), read 1 December 2026.
+CURRENT_TLS_POLICIES = frozenset({
+    TLS_POLICY, "ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-PQ-2025-09", "ELBSecurityPolicy-TLS13-1-3-2021-06", "ELBSecurityPolicy-TLS13-1-3-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04", "ELBSecurityPolicy-TLS13-1-2-Res-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-3-FIPS-2023-04", "ELBSecurityPolicy-TLS13-1-2-FIPS-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-2-Res-FIPS-PQ-2025-09", "ELBSecurityPolicy-TLS13-1-3-FIPS-PQ-2025-09"})
 
 ANYWHERE = (ANYWHERE_V4, ANYWHERE_V6)
 #: Remote-login ports, their protocol and the FSBP control that forbids them open (EC2.13 SSH, EC2.14 RDP).
@@ -155,7 +166,7 @@ def _groups(network: StepState) -> list[tuple[str, dict[Permission, str]]]:
 
 def listener_ports(spec: Spec) -> set[int]:
     """The ports the load balancer's production listeners take from the internet."""
-    return {80, 443} if spec.service.certificate_arn else {80}
+    return {80, 443} if spec.serves_https else {80}
 
 
 def _covers(permission: Permission, port: int) -> bool:
@@ -263,18 +274,30 @@ def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> 
 
 
 def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    certificate = ctx.spec.service.certificate_arn
+    """With a domain or a certificate: the production listener is HTTPS 443 with the certificate and a current TLS
+    policy (ELB.17), and HTTP 80 redirects to HTTPS (ELB.1). Without either: a documented choice."""
+    spec = ctx.spec
     found = _examine(observed, PRODUCTION_LISTENER.step, PRODUCTION_LISTENER.key, result)
     if found is None:
         return
-    if not certificate:
-        result.note = "no certificate configured (service.certificate_arn): HTTP only, by choice"
+    if not spec.serves_https:
+        result.choose(found.name, "serves_https")
         return
+    certificate = spec.service.certificate_arn or observed.get("domain", StepState()).ids().get(CERTIFICATE.key)
     certificates = [c.get("CertificateArn") for c in found.raw.get("Certificates", [])]
     if found.raw.get("Protocol") != "HTTPS" or found.raw.get("Port") != 443:
         result.flag(found.name, f"the production listener is {found.raw.get('Protocol')} {found.raw.get('Port')}, not HTTPS 443")
-    elif certificate not in certificates:
+        return
+    if certificate not in certificates:
         result.flag(found.name, "the production listener does not use the configured certificate")
+    if found.raw.get("SslPolicy") not in CURRENT_TLS_POLICIES:
+        result.flag(found.name, f"TLS policy {found.raw.get('SslPolicy')} is not a current one "
+                    f"({', '.join(sorted(CURRENT_TLS_POLICIES))})", "ELB.17")
+    redirect = _examine(observed, PRODUCTION_LISTENER.step, "listener/redirect", result)
+    action = ((redirect.raw.get("DefaultActions") or [{}])[0] if redirect else {})
+    if action.get("Type") != "redirect" or action.get("RedirectConfig", {}).get("Protocol") != "HTTPS":
+        result.flag(redirect.name if redirect else spec.name("listener", "http"),
+                    "HTTP 80 does not redirect to HTTPS", "ELB.1")
 
 
 def check_flow_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
@@ -304,7 +327,8 @@ CHECKS: list[tuple[str, str, str, Check]] = [
     ("registry", "ECR.1", "ECR scans images on push", check_registry),
     ("artifact-bucket", "S3.4, S3.8, S3.14", "artifact bucket private, encrypted and versioned", check_artifact_bucket),
     ("bastion", "EC2.8", "IMDSv2 required on the bastion", check_bastion),
-    ("https", "ELB.1", "HTTPS on the production listener when a certificate is configured", check_https),
+    ("https", "ELB.1, ELB.17", "HTTPS 443 with a current TLS policy and 80 redirecting, with a domain or a certificate",
+     check_https),
     ("flow-logs", "EC2.6", "VPC flow logs on, all traffic", check_flow_logs),
 ]
 

@@ -38,7 +38,17 @@ class Choice:
 
 
 #: Every documented choice, keyed by its spec setting. Each part of the baseline adds its own.
-CHOICES: dict[str, Choice] = {}
+CHOICES: dict[str, Choice] = {
+    # An ACM certificate names a domain the user owns: pointapp cannot make one up, so without domain.name (or
+    # service.certificate_arn) the load balancer speaks HTTP. The frontend stays on HTTPS all the same: Amplify
+    # serves it over HTTPS and passes /api on to the load balancer itself (steps/frontend.py, api_rewrite).
+    "serves_https": Choice(
+        "ELB.1", "serves_https", "HTTPS on the production listener (HTTP 80 redirecting to 443)",
+        "a domain you own in Route 53 (a hosted zone costs USD 0.50 a month) or a certificate of your own; "
+        "ACM public certificates are free",
+        "without a domain a certificate can name nothing: set domain.name (or service.certificate_arn) to turn "
+        "HTTPS on; until then the API is reached over plain HTTP at the load balancer's DNS name"),
+}
 
 
 def choice(setting: str) -> Choice:

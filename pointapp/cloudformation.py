@@ -22,7 +22,7 @@ from pointapp import outputs
 from pointapp.artifacts import GITHUB_OIDC_HOST
 from pointapp.context import StepContext
 from pointapp.errors import SpecError
-from pointapp.resources import Arn, Desired, Kind, Ref, Request, arn_service, resolve
+from pointapp.resources import Arn, Desired, Kind, Ref, Request, Template, arn_service, resolve
 from pointapp.spec import ANYWHERE_V4, Spec
 from pointapp.steps import network
 from pointapp.tags import aws_tags, from_aws_tags
@@ -30,6 +30,7 @@ from pointapp.tags import aws_tags, from_aws_tags
 #: Step groups, one template each, in deployment order.
 GROUPS: dict[str, tuple[str, ...]] = {
     "network": ("network", "endpoints"),
+    "domain": ("domain",),
     "registry": ("registry",),
     "data": ("database", "cache"),
     "mail": ("mail",),
@@ -99,6 +100,11 @@ class _Template:
             return {"Fn::ImportValue": export_name(self.spec, value.key)}
         if isinstance(value, Arn):
             return template_arn(value)
+        if isinstance(value, Template):  # text around other resources' values: joined by the stack
+            pieces = value.text.split("{}")
+            joined = [piece for i, text in enumerate(pieces)
+                      for piece in ([text] + ([self.ref(value.parts[i], local)] if i < len(value.parts) else [])) if piece != ""]
+            return {"Fn::Join": ["", joined]}
         if isinstance(value, Mapping):
             return {k: self.ref(v, local) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -401,7 +407,29 @@ SHAPES: dict[str, Shape] = {
         **_same("Tags", "DeliveryOptions", "ReputationOptions", "SendingOptions"), "ConfigurationSetName": "Name"}}),
     "ses-identity": Shape("AWS::SES::EmailIdentity", {"create_email_identity": {
         **_same("EmailIdentity", "Tags"), "ConfigurationSetName": "ConfigurationSetAttributes.ConfigurationSetName"}},
+        template=lambda spec, d, r: {"MailFromAttributes": {"MailFromDomain": d.props["mail_from"],
+                                                            "BehaviorOnMxFailure": "USE_DEFAULT_VALUE"}}
+        if d.props.get("mail_from") else {},
         attributes=lambda spec, d, here: {"DependsOn": [here("configuration-set")]}),
+    # The stack's certificate writes its validation records into the zone and waits for issuance itself
+    # (AWS::CertificateManager::Certificate, DomainValidationOptions with HostedZoneId).
+    "acm-certificate": Shape("AWS::CertificateManager::Certificate", {"request_certificate": {
+        **_same("DomainName", "SubjectAlternativeNames", "ValidationMethod", "KeyAlgorithm", "Tags"),
+        "IdempotencyToken": None}},
+        template=lambda spec, d, r: {"DomainValidationOptions": [
+            {"DomainName": name, "HostedZoneId": {"Ref": "HostedZoneId"}} for name in d.props["names"]]}),
+    # A stack owns the records it makes: no ownership record beside them.
+    "dns-record": Shape("AWS::Route53::RecordSet", {"change_resource_record_sets": {
+        "HostedZoneId": "HostedZoneId", "ChangeBatch": ("", lambda batch: _record_set(batch["Changes"][0]["ResourceRecordSet"]))}}),
+    "dkim-record": Shape("AWS::Route53::RecordSet", {"change_resource_record_sets": {
+        "HostedZoneId": "HostedZoneId", "ChangeBatch": ("", lambda batch: _record_set(batch["Changes"][0]["ResourceRecordSet"]))}},
+        inputs=lambda spec, d: _dkim_token(d)),
+    "amplify-domain": Shape("AWS::Amplify::Domain", {"create_domain_association": {
+        **_camel("appId", "domainName", "enableAutoSubDomain"),
+        "subDomainSettings": ("SubDomainSettings", lambda items: [{"Prefix": i["prefix"], "BranchName": i["branchName"]}
+                                                                  for i in items]),
+        "certificateSettings": ("CertificateSettings", lambda c: {"CertificateType": c["type"]})}},
+        attributes=lambda spec, d, here: {"DependsOn": [here("branch/production"), here("branch/staging")]}),
     "instance-profile": Shape("AWS::IAM::InstanceProfile", {
         "create_instance_profile": {"InstanceProfileName": "InstanceProfileName", "Path": "Path", "Tags": None},
         "add_role_to_instance_profile": {"InstanceProfileName": "InstanceProfileName", "RoleName": ("Roles", lambda role: [role])}},
@@ -512,6 +540,29 @@ def _container(spec: Spec) -> dict[str, Any]:
                                 {"Ref": "AWS::Region"}, data)  # type: ignore[arg-type]
 
 
+def _record_set(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record set as AWS::Route53::RecordSet spells it: values as strings, the TTL as text, the load balancer's
+    zone by its GetAtt name (CanonicalHostedZoneID)."""
+    properties: dict[str, Any] = {"Name": record["Name"], "Type": record["Type"]}
+    if "AliasTarget" in record:
+        alias = dict(record["AliasTarget"])
+        zone = alias["HostedZoneId"]
+        if isinstance(zone, Mapping) and "Fn::GetAtt" in zone:
+            alias["HostedZoneId"] = {"Fn::GetAtt": [zone["Fn::GetAtt"][0], "CanonicalHostedZoneID"]}
+        properties["AliasTarget"] = alias
+    else:
+        properties.update(TTL=str(record["TTL"]), ResourceRecords=[r["Value"] for r in record["ResourceRecords"]])
+    return properties
+
+
+def _dkim_token(desired: Desired) -> dict[str, Any]:
+    """A DKIM record's name and value from the stack's SES identity (its DkimDNSTokenName/Value attributes)."""
+    number = int(desired.key.rsplit("/", 1)[1]) + 1
+    identity = logical_id(outputs.MAIL_IDENTITY.key)
+    return {"name": {"Fn::GetAtt": [identity, f"DkimDNSTokenName{number}"]},
+            "values": [{"Fn::GetAtt": [identity, f"DkimDNSTokenValue{number}"]}]}
+
+
 def _generated_credentials() -> dict[str, Any]:
     """The basic-auth credentials, generated by Secrets Manager in the stack: the fixed user and a password."""
     from pointapp.steps.frontend import BASIC_AUTH_USER
@@ -589,7 +640,9 @@ def _exported(spec: Spec, template: _Template, steps: Sequence[str]) -> list[Exp
             return None
 
         for desired in wanted:
-            if desired.kind in ("s3-object", "amplify-build"):  # no CloudFormation resource: the description says
+            if desired.kind in ("s3-object", "amplify-build", "certificate-validation"):  # no CloudFormation resource
+                continue
+            if desired.key == "record/validation":  # the stack's certificate writes its validation records itself
                 continue
             if desired.owner:  # another environment's stack makes it (the SES identity of a shared domain)
                 continue
@@ -624,7 +677,8 @@ DESCRIPTIONS = {
     "network": "VPC, subnets, internet and NAT gateways, route tables, security groups, flow logs, VPC endpoints",
     "registry": "ECR repository for the API image",
     "data": "RDS MySQL and ElastiCache Redis in the isolated subnets",
-    "mail": "SES configuration set and sender identity",
+    "domain": "ACM certificate of the API's name, validated by DNS in your Route 53 hosted zone",
+    "mail": "SES configuration set and sender identity (and its DKIM and MAIL FROM records in your zone)",
     "service": "ECS Fargate service behind an Application Load Balancer, blue and green target groups",
     "delivery": "artifact bucket, CodeDeploy blue/green, CodePipeline from ECR, the release-on-push rule; "
                 "upload the artifacts of `pointapp export delivery` (artifacts.zip) to the bucket",
@@ -652,6 +706,12 @@ def templates(spec: Spec, region: str, zones: Sequence[str]) -> dict[str, dict[s
         _resource_steps(spec, template, steps)
         if group == "data":
             _data_exports(spec, template)
+        if group == "domain" and spec.domain:
+            template.body["Parameters"] = {"HostedZoneId": {
+                "Type": "AWS::Route53::HostedZone::Id",
+                "Description": f"the id of your public hosted zone {spec.domain.name} (Route 53 console, Hosted zones)"}}
+            template.export(outputs.DOMAIN_ZONE.key, {"Ref": "HostedZoneId"})
+            template.export(outputs.CERTIFICATE.key, {"Ref": logical_id("certificate")})
         if group == "frontend" and isinstance(_token(spec.frontend.access_token_parameter or ""), dict):
             template.body["Parameters"] = {"RepositoryAccessToken": {
                 "Type": "String", "NoEcho": True, "MinLength": 1,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pointapp.errors import PointappError
+from pointapp.names import api_host, frontend_root, mail_records_written
 from pointapp.plan import Change, Plan
 from pointapp.spec import Spec
 from pointapp.steps.network import rule_permission, zone_suffix
@@ -192,7 +193,23 @@ def build_model(spec: Spec, region: str = "ap-northeast-1", zones: Sequence[str]
     model.edge(endpoints[0], "service:logs", "logs", kind="data")
     model.edge(endpoints[0], "database:secret", "secrets", kind="data")
     model.edge(endpoints[0], "registry:repository", "image pulls", kind="data")
+    if spec.domain is not None:
+        _domain(model, spec)
     return model
+
+
+def _domain(model: Model, spec: Spec) -> None:
+    """The user's hosted zone (looked up, never made) and the API's certificate, with what points at them."""
+    host, root = api_host(spec), frontend_root(spec)
+    model.node("domain:zone", f"Route 53 zone\n{spec.domain.name if spec.domain else ''} (yours)", "route53", "regional")
+    model.node("domain:certificate", f"ACM certificate\n{host}", "acm", "regional")
+    model.edge("internet", "domain:zone", "DNS", kind="flow")
+    model.edge("domain:zone", "service:alb", f"alias {host}", kind="flow")
+    model.edge("domain:certificate", "service:alb", "HTTPS 443", kind="data")
+    if root and spec.frontend.repository:
+        model.edge("domain:zone", "frontend:app", f"{root}, www, staging", kind="flow")
+    if mail_records_written(spec):
+        model.edge("domain:zone", "mail:identity", "DKIM, MAIL FROM", kind="data")
 
 
 def _near(source: str, targets: list[str]) -> list[str]:
@@ -215,10 +232,16 @@ def _node_for(change: Change, model: Model) -> str | None:
         candidates += [n for n in model.nodes if n.startswith("service:tasks/")]
     if change.step == "service" and change.key.startswith(("listener/", "tg/")):
         candidates.append("service:alb")
+    if change.kind in ("dns-record", "dkim-record"):
+        candidates.append("domain:zone")  # every record pointapp writes is in the user's zone
+    if change.step == "domain" and change.key != "record/validation":
+        candidates.append("domain:certificate")
+    if change.kind == "amplify-domain":
+        candidates.append("frontend:app")
     if change.step == "network" and change.key.startswith("rtb/"):
         table = change.key.split("/")[1]
         candidates += [c for c, t in model.route_tables.items() if t == table]
-    found = [c for c in candidates if c in model.nodes or c in model.clusters]
+    found = list(dict.fromkeys(c for c in candidates if c in model.nodes or c in model.clusters))
     return found[0] if len(found) == 1 else ("|".join(found) if found else None)
 
 
@@ -287,7 +310,8 @@ def _icon_classes() -> dict[str, Any]:
         "rds": database.RDS, "redis": database.ElasticacheForRedis, "bastion": compute.EC2, "endpoint": network.Endpoint,
         "ecr": compute.ECR, "codepipeline": devtools.Codepipeline, "codedeploy": devtools.Codedeploy,
         "amplify": mobile.Amplify, "ses": engagement.SimpleEmailServiceSes, "logs": management.Cloudwatch,
-        "secrets": security.SecretsManager, "extra": general.General, "note": _Note,
+        "secrets": security.SecretsManager, "extra": general.General, "note": _Note, "route53": network.Route53,
+        "acm": security.CertificateManager,
     }
 
 

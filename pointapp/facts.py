@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterator
 
+from pointapp.names import api_host, frontend_root, frontend_subdomains, mail_records_written
 from pointapp.plan import Table
 from pointapp.spec import Spec
 
@@ -86,12 +87,26 @@ def _cache(spec: Spec) -> Iterator[Fact]:
 def _mail(spec: Spec) -> Iterator[Fact]:
     yield "sender identity", spec.mail.identity, "mail.identity"
     yield "environment that owns the identity", spec.mail.identity_owner, "mail.identity_owner"
+    written = mail_records_written(spec)
+    yield "DKIM and MAIL FROM records", "written into the domain's zone" if written else "shown, for you to add", \
+        "mail.dns_records, domain.name"
+
+
+def _domain(spec: Spec) -> Iterator[Fact]:
+    yield "your domain (an existing Route 53 public hosted zone)", spec.domain.name if spec.domain else "not set", \
+        "domain.name"
+    yield "API's name (ACM certificate, alias to the load balancer)", api_host(spec) or "none: HTTP at the load " \
+        "balancer's DNS name", "domain.name"
+    root = frontend_root(spec)
+    yield "frontend's names (Amplify custom domain)", ", ".join(
+        f"{prefix + '.' if prefix else ''}{root} -> {branch}" for prefix, branch in frontend_subdomains(spec)) \
+        if root else "none", "domain.frontend"
 
 
 def _service(spec: Spec) -> Iterator[Fact]:
     service = spec.service
-    production = "443 (HTTPS), 80 redirects to it" if service.certificate_arn else "80 (HTTP)"
-    yield "production listener port", production, "service.certificate_arn"
+    production = "443 (HTTPS), 80 redirects to it" if spec.serves_https else "80 (HTTP)"
+    yield "production listener port", production, "service.certificate_arn, domain.name"
     yield "test listener port", str(service.test_listener_port), "service.test_listener_port"
     yield "container port", str(service.port), "service.port"
     yield "task size", f"{service.cpu} CPU units, {service.memory} MiB", "service.cpu, service.memory"
@@ -127,7 +142,7 @@ def _frontend(spec: Spec) -> Iterator[Fact]:
 
 
 _FACTS: dict[str, Callable[[Spec], Iterator[Fact]]] = {
-    "network": _network, "endpoints": _endpoints, "registry": _registry, "database": _database, "cache": _cache,
+    "network": _network, "domain": _domain, "endpoints": _endpoints, "registry": _registry, "database": _database, "cache": _cache,
     "mail": _mail, "service": _service, "delivery": _delivery, "bastion": _bastion, "frontend": _frontend,
 }
 

@@ -13,9 +13,11 @@ import botocore.exceptions
 from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
 from pointapp.diffs import changed
-from pointapp.resources import Arn, Desired, Found, Kind, Request, ignore_codes
+from pointapp.errors import SpecError, StepError
+from pointapp.resources import Arn, Desired, Found, Kind, Request, client_error_code, ignore_codes, wait_for
 from pointapp.spec import Spec
-from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, from_aws_tags, is_owned
+from pointapp.tags import ENVIRONMENT, KEY, STEP, add_tags, aws_tags, from_aws_tags, is_owned
+from pointapp.typical import Typical
 
 #: The services whose resources pointapp finds by name and whose tags one Resource Groups Tagging API
 #: listing gives (their describe calls return no tags). EC2, ECS, IAM and SES return tags themselves.
@@ -281,3 +283,209 @@ class SubnetGroup(Kind):
 
     def describe(self, found: Found) -> str:
         return ", ".join(sorted(s["SubnetIdentifier"] for s in found.raw.get("Subnets", [])))
+
+
+# --- Route 53 records: the user's hosted zone, and the records pointapp writes into it ---------------------
+
+#: Route 53 records carry no tags: beside each record pointapp writes, a TXT record proves that it wrote it (as
+#: external-dns's TXT registry does), named ``_pointapp-<type>.<name>`` (a CNAME allows no other record at its
+#: own name: RFC 1034, section 3.6.2) and naming the environment, the step and the key. A record without one is
+#: someone else's: pointapp never overwrites or deletes it.
+OWNER_PREFIX = "_pointapp-"
+#: How long a Route 53 change takes from PENDING to INSYNC, on all of Route 53's authoritative name servers.
+DNS_CHANGE = Typical("dns-change", 60, "a Route 53 change from PENDING to INSYNC on all its name servers",
+                     "Route 53 API reference, ChangeResourceRecordSets and GetChange (changes generally propagate "
+                     "to all Route 53 name servers within 60 seconds); botocore waiter ResourceRecordSetsChanged: 30 s x 60")
+
+
+def fqdn(name: str) -> str:
+    """A DNS name as Route 53 describes it: lower case, with the final dot."""
+    return name.lower().rstrip(".") + "."
+
+
+def owner_record_name(name: str, record_type: str) -> str:
+    """The name of the ownership TXT record beside the record ``name`` of ``record_type``."""
+    return fqdn(f"{OWNER_PREFIX}{record_type.lower()}.{name.rstrip('.')}")
+
+
+def owner_value(owner: str, step: str, key: str, kind: str) -> str:
+    """The ownership TXT record's value (quoted, as a TXT value is written): the environment, step, key and kind."""
+    return f'"pointapp-owner={owner},step={step},key={key},kind={kind}"'
+
+
+def _owner_tags(value: str, kind: str) -> dict[str, str]:
+    fields = dict(part.split("=", 1) for part in value.strip('"').split(",") if "=" in part)
+    if "pointapp-owner" not in fields or fields.get("kind") != kind:
+        return {}
+    return {ENVIRONMENT: fields["pointapp-owner"], STEP: fields.get("step", ""), KEY: fields.get("key", "")}
+
+
+def hosted_zone(ctx: StepContext, spec: Spec) -> dict[str, Any]:
+    """The public hosted zone ``domain.name`` names (looked up once a run, never made): its ``Id`` and ``Name``.
+    None there, or only a private one, is a one-line error naming ``domain.name``, before any change."""
+    assert spec.domain is not None
+    name = spec.domain.name
+
+    def load() -> dict[str, Any]:
+        # ListHostedZonesByName lists zones in name order from DNSName on (Route 53 API reference): a public
+        # and a private zone may share a name.
+        answer = ctx.client("route53").list_hosted_zones_by_name(DNSName=name, MaxItems="10")
+        zones = [z for z in answer.get("HostedZones", []) if z["Name"].lower() == fqdn(name)]
+        public = [z for z in zones if not z.get("Config", {}).get("PrivateZone")]
+        if not public:
+            what = "only a private hosted zone" if zones else "no hosted zone"
+            raise SpecError("domain.name", f"{name}: Route 53 has {what} of that name in this account; pointapp "
+                            "needs an existing public hosted zone you own (it never creates or deletes one)")
+        return {"Id": public[0]["Id"].rsplit("/", 1)[-1], "Name": public[0]["Name"]}
+
+    return dict(ctx.read_once(("hosted-zone", name), load))
+
+
+def zone_records(ctx: StepContext, zone_id: str) -> list[dict[str, Any]]:
+    """Every record set of the zone, read once until the next change."""
+
+    def load() -> list[dict[str, Any]]:
+        pages = ctx.client("route53").get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id)
+        return [record for page in pages for record in page["ResourceRecordSets"]]
+
+    return list(ctx.read_once(("zone-records", zone_id), load))
+
+
+def _values(record: Mapping[str, Any]) -> list[str]:
+    return sorted(str(r["Value"]) for r in record.get("ResourceRecords", []))
+
+
+def record_set(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The ResourceRecordSet the props describe: values with a TTL, or an alias to an AWS resource."""
+    def name(value: Any) -> Any:
+        return fqdn(value) if isinstance(value, str) else value  # a template's expression stays as it is
+
+    record: dict[str, Any] = {"Name": name(props["name"]), "Type": props["type"]}
+    if props.get("alias"):
+        record["AliasTarget"] = {"HostedZoneId": props["alias"]["zone"], "DNSName": name(props["alias"]["name"]),
+                                 "EvaluateTargetHealth": True}
+    else:
+        record.update(TTL=props.get("ttl", 300), ResourceRecords=[{"Value": v} for v in props["values"]])
+    return record
+
+
+class DnsRecord(Kind):
+    """A record set pointapp writes into the user's hosted zone, with its ownership TXT record beside it.
+
+    Both are written in one change batch, which Route 53 applies all or nothing (Route 53 API reference,
+    ChangeResourceRecordSets), then waited for until INSYNC. A record of that name and type that exists without
+    pointapp's ownership record is refused, never UPSERTed over; ``down`` deletes exactly the records whose
+    ownership record names this environment, and never the zone.
+    """
+
+    name = "dns-record"
+    service = "route53"
+    tagged = False
+    typical = DNS_CHANGE
+
+    def waits(self, spec: Spec) -> tuple[Typical, ...]:
+        return (self.typical,) if spec.domain else ()  # no domain: no record, nothing to wait for
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        if spec.domain is None:
+            return []
+        zone = hosted_zone(ctx, spec)
+        records = zone_records(ctx, zone["Id"])
+        by_name = {(r["Name"].lower(), r["Type"]): r for r in records}
+        marked = []
+        for marker in records:
+            if marker["Type"] != "TXT" or not marker["Name"].lower().startswith(OWNER_PREFIX):
+                continue
+            tags = _owner_tags(" ".join(_values(marker)), self.name)
+            if not tags:
+                continue
+            kind_of, name = marker["Name"].lower()[len(OWNER_PREFIX):].split(".", 1)
+            record = by_name.get((name, kind_of.upper()))
+            marked.append({"Name": name, "Type": kind_of.upper(), "record": record, "marker": marker, "zone": zone["Id"],
+                           "tags": {**tags, "Name": name}})
+        return self.owned(spec, step, marked, lambda m: f"{m['Name']} {m['Type']}", lambda m: m["tags"])
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        record = found.raw.get("record")
+        wanted = record_set(props)
+        if record is None:
+            return changed({"record": None}, {"record": f"{wanted['Type']} {wanted['Name']}"})
+        if fqdn(record["Name"]) != wanted["Name"]:
+            return changed({"name": record["Name"]}, {"name": wanted["Name"]})
+        if "AliasTarget" in wanted:
+            current = fqdn(record.get("AliasTarget", {}).get("DNSName", ""))
+            return changed({"alias": current}, {"alias": wanted["AliasTarget"]["DNSName"]})
+        return changed({"values": _values(record), "ttl": record.get("TTL")},
+                       {"values": _values(wanted), "ttl": wanted["TTL"]})
+
+    def replace(self, desired: Desired, props: Mapping[str, Any], found: Found) -> str | None:
+        wanted = record_set(props)
+        if found.raw.get("Name") != wanted["Name"] and not str(props["name"]).startswith("<"):
+            return f"named {found.raw.get('Name')}"  # a record's name is its identity: a new one, the old deleted
+        return None
+
+    def _marker(self, tags: Mapping[str, str], record: Mapping[str, Any]) -> dict[str, Any]:
+        return {"Name": owner_record_name(record["Name"], record["Type"]), "Type": "TXT", "TTL": 300,
+                "ResourceRecords": [{"Value": owner_value(tags[ENVIRONMENT], tags[STEP], tags[KEY], self.name)}]}
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        record = record_set(props)
+        changes = [{"Action": "CREATE", "ResourceRecordSet": record}]
+        if ENVIRONMENT in tags and isinstance(record["Name"], str):  # a stack owns its records: no ownership record
+            changes.append({"Action": "CREATE", "ResourceRecordSet": self._marker(tags, record)})
+        return {"change_resource_record_sets": dict(HostedZoneId=props["zone"], ChangeBatch={
+            "Comment": f"pointapp {spec.owner}: {desired.detail}"[:256], "Changes": changes})}
+
+    def _change(self, ctx: StepContext, zone: str, batch: Mapping[str, Any], what: str) -> None:
+        route53 = ctx.client("route53")
+        change = route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch=dict(batch))["ChangeInfo"]
+        # Route 53 answers PENDING and applies the change on its name servers within about a minute (GetChange).
+        if change.get("Status") != "INSYNC":
+            wait_for(ctx, route53, "resource_record_sets_changed", f"Route 53 to apply {what}", self.typical,
+                     real_delay=15, max_attempts=60, Id=change["Id"])
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        request = self.request(ctx.spec, desired, props, tags)["change_resource_record_sets"]
+        record = request["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]
+        records = zone_records(ctx, props["zone"])
+        taken = [r for r in records if r["Name"].lower() == record["Name"]
+                 and (r["Type"] == record["Type"] or "CNAME" in (r["Type"], record["Type"]))]
+        if taken:
+            marker_name = owner_record_name(record["Name"], taken[0]["Type"])
+            owners = [_owner_tags(" ".join(_values(r)), kind).get(ENVIRONMENT) for r in records
+                      if r["Name"].lower() == marker_name and r["Type"] == "TXT" for kind in ("dns-record", "dkim-record")]
+            whose = next((f"pointapp environment {owner}'s (its ownership record {marker_name})" for owner in owners if owner),
+                         f"not pointapp's (no ownership record {marker_name})")
+            raise StepError(ctx.work_of_step or "dns", f"{self.name} {record['Name']}",
+                            f"a {taken[0]['Type']} record of that name exists in the zone and is {whose}: pointapp never "
+                            "overwrites a record it did not write; remove it, or use another domain.name")
+        marker = self._marker(tags, record)
+        if any(r["Name"].lower() == marker["Name"] and r["Type"] == "TXT" for r in records):
+            request["ChangeBatch"]["Changes"][1]["Action"] = "UPSERT"  # left by a run that stopped halfway: ours
+        self._change(ctx, props["zone"], request["ChangeBatch"], f"{record['Type']} {record['Name']}")
+        return Found(self.name, desired.key, f"{record['Name']} {record['Type']}", {**tags, "Name": record["Name"]},
+                     {"Name": record["Name"], "Type": record["Type"], "record": record, "marker": marker,
+                      "zone": props["zone"]})
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        record = record_set(props)  # the ownership record proves it is ours: UPSERT is safe
+        self._change(ctx, props["zone"], {"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]},
+                     f"{record['Type']} {record['Name']}")
+        found.raw["record"] = record
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        # A DELETE names the record set exactly as it is (Route 53 API reference, ChangeResourceRecordSets).
+        changes = [{"Action": "DELETE", "ResourceRecordSet": found.raw[part]}
+                   for part in ("record", "marker") if found.raw.get(part)]
+        try:
+            self._change(ctx, found.raw["zone"], {"Changes": changes}, f"the deletion of {found.id}")
+        except botocore.exceptions.ClientError as error:
+            if client_error_code(error) != "InvalidChangeBatch" or "not found" not in str(error):
+                raise  # gone already: done
+        return None
+
+    def describe(self, found: Found) -> str:
+        record = found.raw.get("record") or {}
+        target = record.get("AliasTarget", {}).get("DNSName") or ", ".join(_values(record)) or "missing"
+        return f"{found.raw.get('Type')} -> {target} (ownership TXT {owner_record_name(found.raw['Name'], found.raw['Type'])})"

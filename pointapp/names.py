@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pointapp.errors import SpecError
 from pointapp.sessions import known_regions
-from pointapp.spec import Spec
+from pointapp.spec import Spec, inside, mail_domain
 
 
 @dataclass(frozen=True)
@@ -166,3 +166,44 @@ def check_names(spec: Spec) -> None:
                             "shorten the prefix or the environment name")
         if not re.fullmatch(rule.allowed, name):
             raise SpecError("prefix", f"{made}, which AWS refuses; allowed: {rule.characters} ({rule.source})")
+
+
+# --- the host names on the user's domain (spec.domain) --------------------------------------------------
+
+
+def api_host(spec: Spec) -> str | None:
+    """Where the API is served on the domain: ``api.<domain>`` for prod, ``api.<env>.<domain>`` for another
+    environment (so both live in one zone); None without a domain."""
+    if spec.domain is None:
+        return None
+    return f"api.{spec.domain.name}" if spec.environment == "prod" else f"api.{spec.environment}.{spec.domain.name}"
+
+
+def frontend_root(spec: Spec) -> str | None:
+    """The name the Amplify app is served under: the domain itself for prod (its apex and ``www.``), and
+    ``app.<env>.<domain>`` for another environment (prod's staging branch is ``staging.<domain>``); the staging
+    branch is ``staging.`` under it. None without a domain (or with ``domain.frontend`` off)."""
+    if spec.domain is None or not spec.domain.frontend:
+        return None
+    return spec.domain.name if spec.environment == "prod" else f"app.{spec.environment}.{spec.domain.name}"
+
+
+def frontend_subdomains(spec: Spec) -> list[tuple[str, str]]:
+    """The Amplify custom domain's (prefix, branch) pairs under :func:`frontend_root`: the apex and ``www`` serve
+    the production branch, ``staging`` the staging branch (behind basic auth)."""
+    frontend = spec.frontend
+    return [("", frontend.production_branch), ("www", frontend.production_branch), ("staging", frontend.staging_branch)]
+
+
+def mail_records_written(spec: Spec) -> bool:
+    """Whether the mail step writes the identity's DKIM and MAIL FROM records into the domain's zone
+    (``mail.dns_records``; unset: when a domain is set and the identity is inside it, and this environment owns it)."""
+    if spec.domain is None or spec.mail.identity_owner != spec.environment or spec.mail.dns_records == "print":
+        return False
+    return inside(mail_domain(spec.mail.identity), spec.domain.name)
+
+
+def mail_from_domain(spec: Spec) -> str:
+    """The custom MAIL FROM domain of the identity: ``mail.<identity's domain>`` (SES: a subdomain of the identity,
+    used for nothing else; Amazon SES Developer Guide, "Using a custom MAIL FROM domain")."""
+    return f"mail.{mail_domain(spec.mail.identity)}"

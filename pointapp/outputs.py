@@ -63,3 +63,7 @@ BASTION_INSTANCE = Output("bastion", "instance")
 
 #: What the service's container needs of MySQL and Redis: its endpoints and the database's secret.
 DATA_ENDPOINTS = (DATABASE_ADDRESS, DATABASE_PORT, DATABASE_SECRET, CACHE_ADDRESS, CACHE_PORT)
+
+#: The user's Route 53 hosted zone (looked up, never made) and the API's ACM certificate, once ACM issued it.
+DOMAIN_ZONE = Output("domain", "zone")
+CERTIFICATE = Output("domain", "validation")

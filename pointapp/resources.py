@@ -69,6 +69,22 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class Template:
+    """Text made of other resources' values: ``Template("{}._domainkey.example.com", Ref(...))``, each ``{}``
+    filled with its part, resolved."""
+
+    text: str
+    parts: tuple[Any, ...]
+
+    def __init__(self, text: str, *parts: Any) -> None:
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "parts", parts)
+
+    def __str__(self) -> str:
+        return self.text.format(*map(str, self.parts))
+
+
+@dataclass(frozen=True)
 class Desired:
     """One resource a step wants. ``props`` are what the kind creates and compares.
 
@@ -158,6 +174,8 @@ def resolve(value: Any, resolver: Resolver) -> Any:
     """``value`` with every :class:`Ref` inside replaced by what ``resolver`` gives."""
     if isinstance(value, Ref):
         return resolver(value)
+    if isinstance(value, Template):
+        return value.text.format(*(resolve(part, resolver) for part in value.parts))
     if isinstance(value, Arn):
         return value.text(str(resolver(Ref("runtime", "partition"))),
                           value.region if value.region is not None else str(resolver(Ref("runtime", "region"))),
@@ -183,6 +201,8 @@ def _refs(value: Any) -> list[Ref]:
     """Every :class:`Ref` inside ``value``."""
     if isinstance(value, Ref):
         return [value]
+    if isinstance(value, Template):
+        return _refs(list(value.parts))
     if isinstance(value, Mapping):
         return [ref for v in value.values() for ref in _refs(v)]
     if isinstance(value, (list, tuple)):
@@ -191,7 +211,7 @@ def _refs(value: Any) -> list[Ref]:
 
 
 def has_refs(value: Any) -> bool:
-    if isinstance(value, (Ref, Arn)):
+    if isinstance(value, (Ref, Arn, Template)):
         return True
     if isinstance(value, Mapping):
         return any(has_refs(v) for v in value.values())

@@ -177,8 +177,24 @@ class Bastion(_Model):
     security_group: str = "management"
 
 
+#: A DNS name of lower-case labels (a Route 53 hosted zone's name, without the final dot).
+DOMAIN_PATTERN = r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
+
+
+class Domain(_Model):
+    """The user's own domain: an existing Route 53 public hosted zone, looked up and never made or deleted."""
+
+    name: str = Field(pattern=DOMAIN_PATTERN, max_length=253, description=(
+        "the name of an existing Route 53 public hosted zone you own (example.com); the API is served at "
+        "api.<name> (prod) or api.<env>.<name>, the frontend at <name> and www.<name> (prod) or <env>.<name>"))
+    frontend: bool = Field(True, description="serve the Amplify frontend on the domain too (an Amplify custom domain)")
+
+
 class Mail(_Model):
     identity: str = "example.com"
+    dns_records: Literal["auto", "print"] | None = Field(None, description=(
+        "auto: write the identity's DKIM and MAIL FROM records into the domain's hosted zone; print: only show "
+        "them; unset: auto when a domain is set and the identity is inside it, print otherwise"))
     identity_owner: str = Field("prod", pattern=r"^[a-z][a-z0-9]*$", description=(
         "the environment that owns the identity (SES has one per domain or address in an account and region) "
         "and makes it; the others send through it and never change or delete it"))
@@ -212,6 +228,7 @@ class Spec(_Model):
     bastion: Bastion = Bastion()
     mail: Mail = Mail()
     frontend: Frontend = Frontend()
+    domain: Domain | None = None
 
     @property
     def owner(self) -> str:
@@ -226,11 +243,16 @@ class Spec(_Model):
         """A resource name: ``<prefix>-<env>-<parts...>``."""
         return "-".join((self.owner, *parts))
 
+    @property
+    def serves_https(self) -> bool:
+        """Whether the production listener speaks HTTPS: a certificate is configured, or made for the domain."""
+        return bool(self.service.certificate_arn or self.domain)
+
     def inbound_rules(self, group: str) -> list[Rule]:
         """The effective inbound rules of ``group``: ``app`` resolved, certificate rules filtered."""
         rules = []
         for rule in self.network.security_groups[group].ingress:
-            if rule.with_certificate and not self.service.certificate_arn:
+            if rule.with_certificate and not self.serves_https:
                 continue
             if rule.port in ("app", "test"):
                 port = self.service.port if rule.port == "app" else self.service.test_listener_port
@@ -449,6 +471,16 @@ def _as_spec_error(error: ValidationError) -> SpecError:
     return SpecError(field, f"{value!r} is not allowed: {message}")
 
 
+def mail_domain(identity: str) -> str:
+    """The domain of an SES identity: the domain itself, or an e-mail address's part after the ``@``."""
+    return identity.rsplit("@", 1)[-1].lower()
+
+
+def inside(name: str, zone: str) -> bool:
+    """Whether the DNS name ``name`` is ``zone`` or a name under it."""
+    return name == zone or name.endswith(f".{zone}")
+
+
 # --- cross-field validation ----------------------------------------------------------------------
 
 
@@ -553,11 +585,14 @@ def check_spec(spec: Spec) -> None:
         raise SpecError("database.engine_version", f"{spec.database.engine_version} left RDS standard support on "
                         f"{MYSQL_PAST_STANDARD_SUPPORT[major]}; allowed: {MYSQL_VERSION} or later, or set "
                         "database.extended_support: true (charged by RDS)")
-    if spec.frontend.repository and spec.service.certificate_arn and not spec.frontend.api_domain:
+    if spec.frontend.repository and spec.service.certificate_arn and not (spec.frontend.api_domain or spec.domain):
         # Amplify's rewrite reaches the API over HTTPS only if the load balancer's certificate names the host it
         # asks for (CloudFront, "HTTP 502 status code (Bad Gateway)"), and a certificate names a domain you own.
         raise SpecError("frontend.api_domain", "is required with service.certificate_arn and frontend.repository: the "
                         "domain the certificate names, pointed at the load balancer, which the frontend's /api rewrite calls")
+    if spec.mail.dns_records == "auto" and not (spec.domain and inside(mail_domain(spec.mail.identity), spec.domain.name)):
+        raise SpecError("mail.dns_records", f"auto needs a domain: set domain.name to the hosted zone that holds "
+                        f"{mail_domain(spec.mail.identity)}, or use print")
     if spec.cache.automatic_failover and spec.cache.replicas < 1:
         raise SpecError("cache.automatic_failover", "needs at least one replica (cache.replicas >= 1)")
     if spec.service.test_listener_port == spec.service.port:

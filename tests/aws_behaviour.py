@@ -28,6 +28,10 @@ Rules (``RULES`` lists them with their sources; each can be turned off: ``layer.
 - ``elbv2-interfaces-linger``: a load balancer's network interfaces stay for a while after it is deleted.
 - ``codedeploy-role-propagation``: CodeDeploy refuses a service role created moments before.
 - ``codepipeline-role-propagation``: CodePipeline refuses a role created moments before.
+- ``acm-issues-once-validated``: a DNS-validated certificate stays pending until its validation CNAMEs resolve.
+- ``route53-create-existing``: a CREATE of a record set whose name and type exist is refused.
+- ``route53-changes-pending``: a record change is PENDING until Route 53 applied it (GetChange).
+- ``ses-dkim-tokens``: a domain identity answers with its three Easy DKIM tokens.
 
 The network interfaces the EC2 rules count (EC2 user guide, "Requester-managed network interfaces": AWS
 services create them in your VPC for a DB instance, a NAT gateway, an interface endpoint; the endpoint's are
@@ -312,6 +316,10 @@ class Rule:
 
     def __init__(self, layer: AwsBehaviour) -> None:
         self.layer = layer
+
+    def sees(self, call: Call) -> bool:
+        """Whether the rule sees ``call``: one of its ``operations`` (a REST rule may match its paths instead)."""
+        return (call.service, call.operation) in self.operations
 
     def before(self, call: Call) -> AwsError | None:
         """Refuse the call (return the error) or rewrite it (``call.set_json``) before moto sees it."""
@@ -774,11 +782,155 @@ class CodePipelineRolePropagation(_RolePropagation):
         return [role for role in roles if isinstance(role, str)]
 
 
+def _route53_zones() -> list[Any]:
+    from moto.backends import get_backend
+
+    return list(get_backend("route53")[ACCOUNT]["global"].zones.values())  # type: ignore[index]
+
+
+def _resolves(name: str, record_type: str, value: str) -> bool:
+    """Whether a public hosted zone of moto's Route 53 holds the record ``name`` of ``record_type`` with ``value``."""
+    name = name.lower().rstrip(".") + "."
+    for zone in _route53_zones():
+        if zone.private_zone or not name.endswith("." + zone.name) and name != zone.name:
+            continue
+        for record in zone.rrsets:
+            if record.name.lower() == name and record.type == record_type and value in record.records:
+                return True
+    return False
+
+
+class AcmIssuesOnceValidated(Rule):
+    """A DNS-validated certificate stays PENDING_VALIDATION until each name's validation CNAME resolves."""
+
+    # ACM User Guide, "AWS Certificate Manager DNS validation": ACM issues the certificate once it finds the CNAME
+    # record it gave for each name in the domain's DNS; until then DescribeCertificate answers PENDING_VALIDATION.
+    # moto issues it ACM_VALIDATION_WAIT seconds after the request, whatever DNS holds.
+    name = "acm-issues-once-validated"
+    behaviour = ("DescribeCertificate answers PENDING_VALIDATION until the validation CNAME of every name is in a "
+                 "public hosted zone")
+    source = "ACM User Guide, DNS validation; ACM API reference, DescribeCertificate (DomainValidation)"
+    operations = frozenset({("acm", "DescribeCertificate")})
+
+    def after(self, call: Call, answer: Answer) -> None:
+        if not answer.ok:
+            return
+        document = json.loads(answer.body)
+        certificate = document.get("Certificate", {})
+        options = certificate.get("DomainValidationOptions") or []
+        pending = [o for o in options if o.get("ValidationMethod") == "DNS" and o.get("ResourceRecord")
+                   and not _resolves(o["ResourceRecord"]["Name"], "CNAME", o["ResourceRecord"]["Value"])]
+        if certificate.get("Type") != "AMAZON_ISSUED" or not pending:
+            return
+        certificate["Status"] = "PENDING_VALIDATION"
+        for option in pending:
+            option["ValidationStatus"] = "PENDING_VALIDATION"
+        answer.body = json.dumps(document).encode()
+
+
+def _changes_records(call: Call) -> bool:
+    """Whether ``call`` is ChangeResourceRecordSets (REST: POST /2013-04-01/hostedzone/<id>/rrset/)."""
+    return call.service == "route53" and call.operation.startswith("POST ") and call.operation.endswith(("/rrset", "/rrset/"))
+
+
+class Route53CreateExisting(Rule):
+    """A CREATE of a record set whose name and type exist is refused (moto refuses only a repeat of the same change)."""
+
+    # Route 53 API reference, ChangeResourceRecordSets: "CREATE: Creates a resource record set that has the specified
+    # values" and fails with InvalidChangeBatch "Tried to create resource record set ... but it already exists".
+    name = "route53-create-existing"
+    behaviour = "ChangeResourceRecordSets refuses (InvalidChangeBatch) a CREATE of a name and type the zone holds"
+    source = "Route 53 API reference, ChangeResourceRecordSets (Errors: InvalidChangeBatch)"
+    operations = frozenset({("route53", "ChangeResourceRecordSets")})
+
+    def sees(self, call: Call) -> bool:
+        return _changes_records(call)
+
+    def before(self, call: Call) -> AwsError | None:
+        zone_id = call.operation.split("/hostedzone/", 1)[1].split("/", 1)[0]
+        zone = next((z for z in _route53_zones() if z.id.rsplit("/", 1)[-1] == zone_id), None)
+        if zone is None:
+            return None
+        root = ElementTree.fromstring(call.body)
+        for change in root.iter():
+            if change.tag.rsplit("}", 1)[-1] != "Change":
+                continue
+            fields = {e.tag.rsplit("}", 1)[-1]: (e.text or "") for e in change.iter()}
+            name = fields.get("Name", "").lower().rstrip(".") + "."
+            if fields.get("Action") == "CREATE" and any(r.name.lower() == name and r.type == fields.get("Type")
+                                                        for r in zone.rrsets):
+                return AwsError("InvalidChangeBatch", f"[Tried to create resource record set [name='{name}', "
+                                f"type='{fields.get('Type')}'] but it already exists]")
+        return None
+
+
+class Route53ChangesPending(Rule):
+    """A change is PENDING when ChangeResourceRecordSets answers, and INSYNC only once Route 53 applied it."""
+
+    # Route 53 API reference, ChangeResourceRecordSets: "the initial response ... has a status of PENDING";
+    # GetChange: INSYNC once "the changes have propagated to all Route 53 DNS servers". moto answers INSYNC at once.
+    # The window is 0 by default (the first GetChange answers INSYNC): the wait runs, at no cost to the tests.
+    name = "route53-changes-pending"
+    behaviour = "ChangeResourceRecordSets answers PENDING; GetChange answers PENDING for the window, then INSYNC"
+    source = "Route 53 API reference, ChangeResourceRecordSets and GetChange (ChangeInfo.Status)"
+    operations = frozenset({("route53", "ChangeResourceRecordSets"), ("route53", "GetChange")})
+
+    def __init__(self, layer: AwsBehaviour) -> None:
+        super().__init__(layer)
+        self.changed: dict[str, float] = {}  # change id -> time.monotonic() of its ChangeResourceRecordSets
+
+    def sees(self, call: Call) -> bool:
+        return _changes_records(call) or (call.service == "route53" and call.operation.startswith("GET /2013-04-01/change/"))
+
+    def after(self, call: Call, answer: Answer) -> None:
+        if not answer.ok:
+            return
+        if call.operation.startswith("POST"):
+            change = (answer.xml_text("Id") or "").rsplit("/", 1)[-1]
+            self.changed[change] = time.monotonic()
+        else:
+            change = call.operation.rsplit("/", 1)[-1]
+            if time.monotonic() - self.changed.get(change, 0.0) >= self.window:
+                return
+        answer.body = answer.body.replace(b"<Status>INSYNC</Status>", b"<Status>PENDING</Status>")
+
+    def reset(self) -> None:
+        self.changed.clear()
+
+
+class SesDkimTokens(Rule):
+    """A domain identity answers with its three Easy DKIM tokens (moto gives none)."""
+
+    # SESv2 API reference, CreateEmailIdentity and GetEmailIdentity: DkimAttributes.Tokens, "a set of unique strings
+    # that you use to create a set of CNAME records"; Easy DKIM gives three (SES Developer Guide, "Easy DKIM").
+    name = "ses-dkim-tokens"
+    behaviour = "CreateEmailIdentity and GetEmailIdentity of a domain answer with three Easy DKIM tokens"
+    source = "SESv2 API reference, CreateEmailIdentity, GetEmailIdentity (DkimAttributes); SES Developer Guide, Easy DKIM"
+    operations = frozenset({("ses", "CreateEmailIdentity"), ("ses", "GetEmailIdentity")})
+
+    def sees(self, call: Call) -> bool:
+        return call.service == "ses" and call.operation.startswith(("POST /v2/email/identities", "GET /v2/email/identities/"))
+
+    def after(self, call: Call, answer: Answer) -> None:
+        if not answer.ok:
+            return
+        document = json.loads(answer.body or b"{}")
+        identity = (json.loads(call.body or b"{}").get("EmailIdentity") if call.operation.startswith("POST")
+                    else urllib.parse.unquote(call.operation.rsplit("/", 1)[1]))
+        if not identity or "@" in identity or document.get("IdentityType", "DOMAIN") != "DOMAIN":
+            return
+        tokens = [uuid.uuid5(uuid.NAMESPACE_DNS, f"{i}.{identity}").hex for i in range(3)]
+        document.setdefault("DkimAttributes", {}).update(Tokens=tokens, Status=document["DkimAttributes"].get(
+            "Status") or "PENDING", SigningAttributesOrigin="AWS_SES")
+        answer.body = json.dumps(document).encode()
+
+
 #: Every rule, in the order they apply.
 RULE_CLASSES: tuple[type[Rule], ...] = (
     EcsAwsvpcHostPort, RdsSubnetGroupInUse, ElastiCacheSubnetGroupInUse, Ec2SubnetInUse, Ec2SecurityGroupInUse,
     Ec2SecurityGroupReferenced, Ec2IgwMappedPublicAddress, Ec2NatGatewayDeletesSlowly, Ec2EipHeldByNatGateway,
     Ec2EndpointInterfacesLinger, Elbv2InterfacesLinger, CodeDeployRolePropagation, CodePipelineRolePropagation,
+    AcmIssuesOnceValidated, Route53CreateExisting, Route53ChangesPending, SesDkimTokens,
 )
 
 #: name -> (behaviour, source): the table the README lists.
@@ -909,7 +1061,7 @@ class AwsBehaviour:
         call = read_call(environ)
         with self.lock:
             rules = [self.rules[name] for name in self.rules
-                     if name in self.enabled and (call.service, call.operation) in self.rules[name].operations]
+                     if name in self.enabled and self.rules[name].sees(call)]
             if not rules and not (call.service, call.operation) == ("iam", "CreateRole"):
                 return self.app(environ, start_response)
             for rule in rules:

@@ -38,9 +38,10 @@ def test_a_fresh_environment_passes_every_check(built: Context) -> None:
     report = pointapp.audit(built)
     assert report.findings == []
     statuses = {r.check: r.status for r in report.results}
-    assert statuses == {name: "pass" for name, _, _, _ in CHECKS}
-    assert "HTTP only" in next(r.note for r in report.results if r.check == "https")
-    assert report.summary() == "10 checks (10 on built resources): 0 findings"
+    # Without a domain or a certificate, plain HTTP on the load balancer is the documented choice serves_https.
+    assert statuses == {name: "choice" if name == "https" else "pass" for name, _, _, _ in CHECKS}
+    assert [c.choice.setting for c in report.chosen] == ["serves_https"]
+    assert report.summary() == "10 checks (10 on built resources): 0 findings, 1 documented choice"
 
 
 def test_each_weakening_is_a_finding(built: Context) -> None:
@@ -104,19 +105,37 @@ def test_cache_encryption(raw: dict[str, Any], problems: list[str]) -> None:
     assert [f.problem for f in result.findings] == problems and result.examined == ["thing"]
 
 
-@pytest.mark.parametrize(("certificate", "raw", "problems"), [
-    (None, {"Protocol": "HTTP", "Port": 80}, []),
-    (CERTIFICATE, {"Protocol": "HTTP", "Port": 80}, ["the production listener is HTTP 80, not HTTPS 443"]),
-    (CERTIFICATE, {"Protocol": "HTTPS", "Port": 443, "Certificates": [{"CertificateArn": CERTIFICATE + "x"}]},
-     ["the production listener does not use the configured certificate"]),
-    (CERTIFICATE, {"Protocol": "HTTPS", "Port": 443, "Certificates": [{"CertificateArn": CERTIFICATE}]}, []),
+CURRENT = {"SslPolicy": "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"}
+REDIRECT = {"DefaultActions": [{"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443"}}]}
+
+
+@pytest.mark.parametrize(("certificate", "raw", "redirect", "problems"), [
+    (CERTIFICATE, {"Protocol": "HTTP", "Port": 80}, REDIRECT, ["the production listener is HTTP 80, not HTTPS 443"]),
+    (CERTIFICATE, {"Protocol": "HTTPS", "Port": 443, "Certificates": [{"CertificateArn": CERTIFICATE + "x"}], **CURRENT},
+     REDIRECT, ["the production listener does not use the configured certificate"]),
+    (CERTIFICATE, {"Protocol": "HTTPS", "Port": 443, "Certificates": [{"CertificateArn": CERTIFICATE}], **CURRENT},
+     REDIRECT, []),
+    (CERTIFICATE, {"Protocol": "HTTPS", "Port": 443, "Certificates": [{"CertificateArn": CERTIFICATE}],
+                   "SslPolicy": "ELBSecurityPolicy-2016-08"}, {"DefaultActions": [{"Type": "forward"}]},
+     ["TLS policy ELBSecurityPolicy-2016-08 is not a current one", "HTTP 80 does not redirect to HTTPS"]),
 ])
 def test_https_when_a_certificate_is_configured(mocked: None, certificate: str | None, raw: dict[str, Any],
-                                                problems: list[str]) -> None:
+                                                redirect: dict[str, Any], problems: list[str]) -> None:
     ctx = make_context(load_spec("prod", {"service": {"certificate_arn": certificate}}))
-    result = Result("https", "")
-    check_https(ctx, _observed("service", "listener/production", raw), result)
-    assert [f.problem for f in result.findings] == problems
+    result = Result("https", "", "ELB.1, ELB.17")
+    observed = _observed("service", "listener/production", raw)
+    observed["service"].found["listener/redirect"] = Found("listener", "listener/redirect", "id-2", {"Name": "http"}, redirect)
+    check_https(ctx, observed, result)
+    assert [f.problem.split(" (")[0] for f in result.findings] == problems
+    if len(problems) == 2:
+        assert [f.control for f in result.findings] == ["ELB.17", "ELB.1"]
+
+
+def test_plain_http_without_a_domain_is_the_documented_choice(mocked: None) -> None:
+    result = Result("https", "", "ELB.1, ELB.17")
+    check_https(make_context(), _observed("service", "listener/production", {"Protocol": "HTTP", "Port": 80}), result)
+    assert result.status == "choice" and result.findings == []
+    assert result.chosen[0].choice.control == "ELB.1"
 
 
 def test_nothing_built_is_an_error(ctx: Context) -> None:

@@ -410,3 +410,55 @@ def test_a_context_over_the_layer_reaches_it(aws_like: str) -> None:
     ecs = ctx.client("ecs")
     registered = register(ecs, {"containerPort": 80})
     assert registered["containerDefinitions"][0]["portMappings"][0]["hostPort"] == 80
+
+
+# --- ACM, Route 53, SES ------------------------------------------------------------------------------------
+
+
+def test_acm_issues_a_certificate_only_once_its_validation_record_resolves(aws_like: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto.settings
+
+    monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", 0)  # moto alone: issued at once, whatever DNS holds
+    acm, route53 = client(aws_like, "acm"), client(aws_like, "route53")
+    zone = route53.create_hosted_zone(Name="example.com", CallerReference="acm")["HostedZone"]["Id"]
+    arn = acm.request_certificate(DomainName="api.example.com", ValidationMethod="DNS")["CertificateArn"]
+    certificate = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+    assert certificate["Status"] == "PENDING_VALIDATION"
+    record = certificate["DomainValidationOptions"][0]["ResourceRecord"]
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
+        "Name": record["Name"], "Type": "CNAME", "TTL": 300, "ResourceRecords": [{"Value": record["Value"]}]}}]})
+    assert acm.describe_certificate(CertificateArn=arn)["Certificate"]["Status"] == "ISSUED"
+
+
+def test_route53_refuses_to_create_a_record_that_exists(aws_like: str) -> None:
+    route53 = client(aws_like, "route53")
+    zone = route53.create_hosted_zone(Name="example.com", CallerReference="r53")["HostedZone"]["Id"]
+
+    def create(value: str) -> None:
+        route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
+            "Name": "api.example.com", "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": value}]}}]})
+
+    create("192.0.2.1")
+    with pytest.raises(ClientError, match="already exists") as refused:
+        create("192.0.2.2")  # moto alone takes it (it refuses only the very same change again)
+    assert refused.value.response["Error"]["Code"] == "InvalidChangeBatch"
+
+
+def test_ses_gives_a_domain_identity_three_dkim_tokens(aws_like: str) -> None:
+    sesv2 = client(aws_like, "sesv2")
+    created = sesv2.create_email_identity(EmailIdentity="example.com")["DkimAttributes"]["Tokens"]
+    assert len(created) == 3 and sesv2.get_email_identity(EmailIdentity="example.com")["DkimAttributes"]["Tokens"] == created
+    sesv2.create_email_identity(EmailIdentity="someone@example.org")
+    assert "Tokens" not in sesv2.get_email_identity(EmailIdentity="someone@example.org").get("DkimAttributes", {})
+
+
+def test_a_route53_change_is_pending_until_route53_applied_it(aws_like: str, aws_like_server: AwsLikeServer) -> None:
+    aws_like_server.layer.rule("route53-changes-pending").window = 30.0
+    route53 = client(aws_like, "route53")
+    zone = route53.create_hosted_zone(Name="example.com", CallerReference="pending")["HostedZone"]["Id"]
+    change = route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE",
+        "ResourceRecordSet": {"Name": "a.example.com", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}}]})
+    assert change["ChangeInfo"]["Status"] == "PENDING"
+    assert route53.get_change(Id=change["ChangeInfo"]["Id"])["ChangeInfo"]["Status"] == "PENDING"
+    aws_like_server.layer.rule("route53-changes-pending").window = 0.0
+    assert route53.get_change(Id=change["ChangeInfo"]["Id"])["ChangeInfo"]["Status"] == "INSYNC"

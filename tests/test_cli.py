@@ -94,7 +94,7 @@ def free_port() -> int:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["plan", "--env", "dev"], "--env: unknown environment 'dev'; allowed: prod, staging"),
-    (["plan", "--only", "netwrk"], "--only: unknown step 'netwrk'; allowed: network, endpoints"),
+    (["plan", "--only", "netwrk"], "--only: unknown step 'netwrk'; allowed: network, domain, endpoints"),
     (["plan", "--region", "mars-north-1"], "--region: unknown region 'mars-north-1'"),
     (["plan", "--config", "/nonexistent/pointapp.yaml"], "--config: cannot read /nonexistent/pointapp.yaml"),
     (["plan", "--endpoint-url", "http://127.0.0.1:{port}"], "cannot reach http://127.0.0.1:{port}"),

@@ -36,7 +36,10 @@ VARIANTS = {
 
 #: Another variant for the check of each kind's request: the frontend without a domain of its own for the API.
 REQUEST_VARIANTS = {**VARIANTS, "staging-frontend": ("staging", {"frontend": {
-    "repository": "https://github.com/acme/web", "access_token_parameter": "secretsmanager:acme/github-token"}})}
+    "repository": "https://github.com/acme/web", "access_token_parameter": "secretsmanager:acme/github-token"}}),
+    # and on the user's own domain: the certificate, the records and the frontend's custom domain
+    "prod-domain": ("prod", {"domain": {"name": "example.com"}, "frontend": {
+        "repository": "https://github.com/acme/web", "access_token_parameter": "secretsmanager:acme/github-token"}})}
 
 
 def spec_of(variant: str) -> Any:
@@ -176,7 +179,8 @@ def test_stacks_import_only_what_an_earlier_stack_exports(variant: str) -> None:
     assert imports(bodies["service"]) >= {f"{owner}-DatabaseInstanceSecret", f"{owner}-SgContainer"}
     assert imports(bodies["delivery"]) >= {f"{owner}-ServiceListenerProduction", f"{owner}-ServiceListenerTest"}
     full = variant == "prod-full"
-    assert list(bodies) == [g for g in cloudformation.GROUPS if full or g != "frontend"]  # no frontend configured: none
+    # no frontend configured, no domain: no template of theirs
+    assert list(bodies) == [g for g in cloudformation.GROUPS if (full or g != "frontend") and g != "domain"]
     assert ("Oidc" in bodies["delivery"]["Resources"]) == ("RoleGithub" in bodies["delivery"]["Resources"]) == full
     if full:  # the repository token stays out of the template: a NoEcho parameter
         assert bodies["frontend"]["Parameters"]["RepositoryAccessToken"]["NoEcho"] is True
@@ -228,7 +232,8 @@ def test_the_cli_writes_one_template_per_step_group(server: str, tmp_path: Path,
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     names = sorted(p.name for p in (tmp_path / "cfn").iterdir())
-    assert names == sorted(f"point-app-staging-{group}.json" for group in cloudformation.GROUPS if group != "frontend")
+    assert names == sorted(f"point-app-staging-{group}.json" for group in cloudformation.GROUPS
+                           if group not in ("frontend", "domain"))
     assert out.count("wrote ") == len(names)
     network = json.loads((tmp_path / "cfn" / "point-app-staging-network.json").read_text())
     assert network["Resources"]["SubnetDb1"]["Properties"]["AvailabilityZone"] == "ap-northeast-1c"
@@ -288,7 +293,8 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     "pipeline": {},
     "event-rule": {},
     "ses-configuration-set": {},
-    "ses-identity": {},
+    # the MAIL FROM domain is the identity's own call (PutEmailIdentityMailFromAttributes), a property in a stack
+    "ses-identity": {"template": {"MailFromAttributes"}},
     # AWS::IAM::InstanceProfile has no Tags property
     "instance-profile": {"dropped": {"create_instance_profile.Tags"}},
     # the AMI is the stack's dynamic reference to the SSM parameter the create reads; one instance is what a
@@ -304,6 +310,13 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     # name of the load balancer (Fn::Sub); AWS::Amplify::App has no enableBranchAutoBuild (each branch says EnableAutoBuild)
     "amplify-app": {"inputs": {"token", "api_origin"}, "dropped": {"create_app.enableBranchAutoBuild"},
                     "template": {"CustomRules"}},
+    # the user's domain: the stack's certificate writes its validation records itself (DomainValidationOptions);
+    # an idempotency token is a call's, not a resource's
+    "acm-certificate": {"dropped": {"request_certificate.IdempotencyToken"}, "template": {"DomainValidationOptions"}},
+    "dns-record": {},
+    # a DKIM record's name and value are the stack's SES identity's (DkimDNSTokenName1, DkimDNSTokenValue1, ...)
+    "dkim-record": {"inputs": {"name", "values"}},
+    "amplify-domain": {},
     # the staging branch's credentials are the generated secret's, resolved by CloudFormation
     "amplify-branch": {"inputs": {"credentials"}, "dropped": {"create_branch.basicAuthCredentials"},
                        "template": {"BasicAuthConfig"}},

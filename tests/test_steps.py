@@ -9,8 +9,8 @@ from pointapp.runbook import NOTEBOOKS
 from pointapp.steps import STEP_NAMES, STEPS, StepInfo, parse_steps, select
 
 
-def test_the_ten_steps_in_dependency_order() -> None:
-    assert sorted(STEP_NAMES) == sorted(["network", "endpoints", "registry", "service", "delivery", "database", "cache",
+def test_the_eleven_steps_in_dependency_order() -> None:
+    assert sorted(STEP_NAMES) == sorted(["network", "domain", "endpoints", "registry", "service", "delivery", "database", "cache",
                                          "bastion", "mail", "frontend"])
     seen: set[str] = set()
     for step in STEPS:
@@ -30,7 +30,7 @@ def test_selection() -> None:
     assert parse_steps("network, cache") == ["network", "cache"]
     chosen, skipped = select("cache,network")
     assert [s.name for s in chosen] == ["network", "cache"] and skipped == []
-    with pytest.raises(SpecError, match="--only: unknown step 'netwrk'; allowed: network, endpoints"):
+    with pytest.raises(SpecError, match="--only: unknown step 'netwrk'; allowed: network, domain, endpoints"):
         parse_steps("netwrk")
 
 

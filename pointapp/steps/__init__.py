@@ -60,19 +60,21 @@ class StepInfo:
 STEPS: tuple[StepInfo, ...] = (
     StepInfo("network", "VPC, subnets, route tables, NAT gateway, security groups", (),
              "01_network.ipynb", "pointapp.steps.network"),
+    StepInfo("domain", "Your Route 53 zone and the API's ACM certificate, validated by DNS", (), "02_domain.ipynb",
+             "pointapp.steps.domain"),
     StepInfo("endpoints", "VPC endpoints for ECR, CloudWatch Logs, Secrets Manager and S3", ("network",),
              "04_endpoints.ipynb", "pointapp.steps.endpoints"),
     StepInfo("registry", "ECR repository for the API image", (), "05_registry.ipynb", "pointapp.steps.registry"),
     StepInfo("database", "RDS MySQL in the db subnets", ("network",), "06_database.ipynb", "pointapp.steps.database"),
     StepInfo("cache", "ElastiCache Redis in the cache subnets", ("network",), "07_cache.ipynb", "pointapp.steps.cache"),
-    StepInfo("mail", "SES sender identity", (), "08_mail.ipynb", "pointapp.steps.mail"),
+    StepInfo("mail", "SES sender identity", ("domain",), "08_mail.ipynb", "pointapp.steps.mail"),
     StepInfo("service", "ECS on Fargate behind the load balancer",
-             ("network", "endpoints", "registry", "database", "cache", "mail"),
+             ("network", "domain", "endpoints", "registry", "database", "cache", "mail"),
              "09_service.ipynb", "pointapp.steps.service"),
     StepInfo("delivery", "CodeDeploy blue/green and CodePipeline", ("service", "registry"),
              "10_delivery.ipynb", "pointapp.steps.delivery"),
     StepInfo("bastion", "SSM-only bastion host in the management subnets", ("network",), "11_bastion.ipynb", "pointapp.steps.bastion"),
-    StepInfo("frontend", "Amplify Hosting for the React frontend", ("service",), "12_frontend.ipynb", "pointapp.steps.frontend"),
+    StepInfo("frontend", "Amplify Hosting for the React frontend", ("service", "domain"), "12_frontend.ipynb", "pointapp.steps.frontend"),
 )
 
 STEP_NAMES = tuple(step.name for step in STEPS)

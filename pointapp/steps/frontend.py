@@ -25,6 +25,7 @@ import botocore.exceptions
 from pointapp.context import StepContext
 from pointapp.diffs import Differences, changed
 from pointapp.errors import PointappError
+from pointapp.names import api_host, frontend_root, frontend_subdomains
 from pointapp.outputs import LOAD_BALANCER_DNS
 from pointapp.resources import Desired, Found, Kind, Ref, Request, ResourceStep, arn_service, client_error_code, ignore_codes
 from pointapp.spec import Spec
@@ -288,11 +289,82 @@ class FirstBuild(AmplifyKind):
         return f"job {found.id}: {found.raw.get('status')}"
 
 
+class DomainAssociation(AmplifyKind):
+    """The frontend on the user's domain: an Amplify custom domain over the app's branches. With the zone in Route 53
+    in this account, Amplify writes its own verification and subdomain records into it and issues its own (Amplify
+    managed) certificate (Amplify Hosting User Guide, "Adding a custom domain managed by Amazon Route 53"). Those
+    records are Amplify's, not pointapp's (they carry no ownership record): ``down`` deletes the association and
+    says which names to look at, since the API reference does not say that Amplify removes them with it."""
+
+    name = "amplify-domain"
+    finds_after = ("amplify-app",)
+    # Amplify goes on by itself; nothing waits for it (so it is no wait of the schedule either).
+    activation = Typical("amplify-domain", 900, "Amplify verifying the custom domain and issuing its certificate",
+                      "AWS Amplify Hosting User Guide, custom domains (SSL/TLS creation, then domain activation: "
+                      "usually minutes, up to 24 hours for DNS); no botocore waiter")
+
+    def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
+        app = known.get("app")
+        root = frontend_root(spec)
+        if app is None or root is None:
+            return []
+        answer = ignore_codes(ctx.client("amplify").get_domain_association, ["NotFoundException"], appId=app.id,
+                              domainName=root)
+        if answer is None:
+            return []  # the association has no tags: it is the app's, which is ours
+        association = answer["domainAssociation"]
+        return [Found(self.name, "custom-domain", root, {**app.tags, KEY: "custom-domain", "Name": root},
+                      {**association, "appId": app.id})]
+
+    def differences(self, desired: Desired, props: Mapping[str, Any], found: Found) -> dict[str, Any]:
+        current = sorted((s["subDomainSetting"]["prefix"], s["subDomainSetting"]["branchName"])
+                         for s in found.raw.get("subDomains", []))
+        return changed({"subdomains": current}, {"subdomains": sorted(map(tuple, props["subdomains"]))})
+
+    @staticmethod
+    def _settings(props: Mapping[str, Any]) -> list[dict[str, str]]:
+        return [{"prefix": prefix, "branchName": branch} for prefix, branch in props["subdomains"]]
+
+    def request(self, spec: Spec, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Request:
+        return {"create_domain_association": dict(
+            appId=props["app"], domainName=desired.name, enableAutoSubDomain=False,
+            subDomainSettings=self._settings(props), certificateSettings={"type": "AMPLIFY_MANAGED"})}
+
+    def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
+        association = ctx.client("amplify").create_domain_association(
+            **self.request(ctx.spec, desired, props, tags)["create_domain_association"])["domainAssociation"]
+        ctx.say(f"    Amplify verifies {desired.name} and issues its certificate by itself (usually {self.activation.spoken}); "
+                "pointapp does not wait")
+        return Found(self.name, desired.key, desired.name, dict(tags), {**association, "appId": props["app"]})
+
+    def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
+               changes: Mapping[str, Any]) -> None:
+        ctx.client("amplify").update_domain_association(appId=props["app"], domainName=found.id, enableAutoSubDomain=False,
+                                                        subDomainSettings=self._settings(props))
+
+    def delete(self, ctx: StepContext, found: Found) -> str | None:
+        ignore_codes(ctx.client("amplify").delete_domain_association, ["NotFoundException"], appId=found.raw["appId"],
+                     domainName=found.id)
+        ctx.say(f"    Amplify wrote the records of {found.id} into your zone itself: check that they went with it")
+        return None
+
+    def describe(self, found: Found) -> str:
+        names = ", ".join(f"{s['subDomainSetting']['prefix'] or '(apex)'} -> {s['subDomainSetting']['branchName']}"
+                          for s in found.raw.get("subDomains", []))
+        return f"{found.raw.get('domainStatus')}: {names}"
+
+
 def desired(spec: Spec) -> list[Desired]:
     frontend = spec.frontend
     if not frontend.repository:
         return []
-    origin = f"https://{frontend.api_domain}" if frontend.api_domain else Ref("runtime", "api_origin")
+    api = frontend.api_domain or api_host(spec)  # with a domain, the API's own HTTPS name
+    origin = f"https://{api}" if api else Ref("runtime", "api_origin")
+    root = frontend_root(spec)
+    custom = [Desired("amplify-domain", "custom-domain", root, {
+        "app": Ref(NAME, "app"), "subdomains": [list(pair) for pair in frontend_subdomains(spec)]},
+        ", ".join(f"{prefix + '.' if prefix else ''}{root} -> {branch}" for prefix, branch in frontend_subdomains(spec))
+        + " (Amplify-managed certificate)")] if root else []
     return [
         Desired("secret", "basic-auth", secret_name(spec), {},
                 f"basic-auth credentials of the {frontend.staging_branch} branch (generated, never shown)"),
@@ -310,6 +382,7 @@ def desired(spec: Spec) -> list[Desired]:
         Desired("amplify-build", "first-build", f"first build of {frontend.production_branch}", {
             "app": Ref(NAME, "app"), "branch": frontend.production_branch}, "start_job: Amplify does not build an app "
                                                                             "created through the API by itself"),
+        *custom,
     ]
 
 
@@ -320,4 +393,4 @@ def runtime_values(ctx: StepContext) -> dict[str, Any]:
     return {"api_origin": f"http://{dns}"} if dns else {}
 
 
-STEP = ResourceStep(NAME, [Secret(), App(), Branch(), FirstBuild()], desired, runtime=runtime_values)
+STEP = ResourceStep(NAME, [Secret(), App(), Branch(), FirstBuild(), DomainAssociation()], desired, runtime=runtime_values)

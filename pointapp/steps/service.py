@@ -19,9 +19,11 @@ from pointapp.concurrency import map_side_by_side
 from pointapp.context import StepContext
 from pointapp.diffs import Differences, changed
 from pointapp.errors import StepError
-from pointapp.kinds import LogGroup, Role, listed_tags, policy, trust_policy
-from pointapp.names import DEFERRED_NAT, repository_name, sending_configuration_sets
+from pointapp.kinds import DNS_CHANGE, DnsRecord, LogGroup, Role, listed_tags, policy, trust_policy
+from pointapp.names import DEFERRED_NAT, api_host, repository_name, sending_configuration_sets
 from pointapp.outputs import (
+    CERTIFICATE,
+    DOMAIN_ZONE,
     LOAD_BALANCER,
     LOAD_BALANCER_DNS,
     PRODUCTION_LISTENER,
@@ -381,6 +383,12 @@ class LoadBalancer(_LoadBalancingKind):
         return {LOAD_BALANCER_DNS.name: found.raw.get("DNSName")}
 
 
+#: The HTTPS listener's security policy: TLS 1.3, and TLS 1.2 with forward-secret AES-GCM ciphers only, with hybrid
+#: post-quantum key exchange (ML-KEM) for clients that offer it: the one AWS recommends and the console's default
+#: (Application Load Balancers guide, "Security policies for your Application Load Balancer", read 1 December 2026).
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
+
+
 class Listener(_LoadBalancingKind):
     """A listener; ``forward`` to one of the blue/green groups (whichever CodeDeploy left), or ``redirect``."""
 
@@ -411,6 +419,8 @@ class Listener(_LoadBalancingKind):
         certificates = [c["CertificateArn"] for c in raw.get("Certificates", [])]
         if props.get("certificate") and certificates != [props["certificate"]]:
             changes.add("certificate", certificates, props["certificate"])
+        if props.get("certificate") and raw.get("SslPolicy") != TLS_POLICY:
+            changes.add("tls_policy", raw.get("SslPolicy"), TLS_POLICY)
         action = (raw.get("DefaultActions") or [{}])[0]
         if action.get("Type") != props["action"]:
             changes.add("action", action.get("Type"), props["action"])
@@ -423,7 +433,7 @@ class Listener(_LoadBalancingKind):
         args: dict[str, Any] = {"LoadBalancerArn": props["load_balancer"], "Protocol": props["protocol"],
                                 "Port": props["port"], "DefaultActions": self._actions(props), "Tags": aws_tags(tags)}
         if props.get("certificate"):
-            args.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06")
+            args.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy=TLS_POLICY)
         return {"create_listener": args}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
@@ -436,7 +446,7 @@ class Listener(_LoadBalancingKind):
         args: dict[str, Any] = {"ListenerArn": found.id, "Protocol": props["protocol"], "Port": props["port"],
                                 "DefaultActions": self._actions(props)}
         if props.get("certificate"):
-            args["Certificates"] = [{"CertificateArn": props["certificate"]}]
+            args.update(Certificates=[{"CertificateArn": props["certificate"]}], SslPolicy=TLS_POLICY)
         ctx.client("elbv2").modify_listener(**args)
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
@@ -573,11 +583,12 @@ def desired(spec: Spec) -> list[Desired]:
     groups = {color: Ref(NAME, f"tg/{color}") for color in ("blue", "green")}
     listeners: list[Desired] = []
     production = {"load_balancer": Ref(NAME, LOAD_BALANCER.key), "target_groups": list(groups.values())}
-    if service.certificate_arn:
+    certificate: str | Ref | None = service.certificate_arn or (Ref("domain", CERTIFICATE.key) if spec.domain else None)
+    if certificate:
         listeners += [
             Desired("listener", PRODUCTION_LISTENER.key, spec.name("listener", "https"),
                     {**production, "port": 443, "protocol": "HTTPS", "action": "forward",
-                     "certificate": service.certificate_arn}, "HTTPS 443 forwarding to blue (or green after a release)"),
+                     "certificate": certificate}, "HTTPS 443 (TLS 1.2 and 1.3) forwarding to blue (or green after a release)"),
             Desired("listener", "listener/redirect", spec.name("listener", "http"),
                     {**production, "port": 80, "protocol": "HTTP", "action": "redirect"}, "HTTP 80 redirecting to HTTPS"),
         ]
@@ -588,6 +599,13 @@ def desired(spec: Spec) -> list[Desired]:
     listeners.append(Desired("listener", TEST_LISTENER.key, spec.name("listener", "test"),
                              {**production, "port": service.test_listener_port, "protocol": "HTTP", "action": "forward"},
                              f"test listener {service.test_listener_port}, reachable from the bastion only"))
+    host = api_host(spec)
+    # The API's name on the user's domain, an alias A record of the load balancer (IPv4 only: the load balancer's
+    # IpAddressType is ipv4; a dualstack one would take an AAAA alias too).
+    alias = [Desired("dns-record", "record/api", host, {
+        "zone": Ref("domain", DOMAIN_ZONE.key), "name": host, "type": "A",
+        "alias": {"name": Ref(NAME, LOAD_BALANCER.key, "DNSName"), "zone": Ref(NAME, LOAD_BALANCER.key, "CanonicalHostedZoneId")}},
+        f"alias A {host} -> the load balancer (Route 53 applies it in {DNS_CHANGE.spoken})")] if host else []
     return [
         Desired("log-group", "logs", log_group, {"retention_days": service.log_retention_days},
                 f"retention {service.log_retention_days} days"),
@@ -606,6 +624,7 @@ def desired(spec: Spec) -> list[Desired]:
             "groups": [Ref("network", f"sg/{service.load_balancer_group}")]},
             f"internet-facing, in the {service.load_balancer_tier} subnets"),
         *listeners,
+        *alias,
         Desired("ecs-service", "ecs-service", spec.name("api"), {
             "cluster": Ref(NAME, "cluster"), "task_definition": Ref(NAME, "taskdef"),
             "desired_count": service.desired_count, "container_name": service.container_name, "port": service.port,
@@ -617,8 +636,11 @@ def desired(spec: Spec) -> list[Desired]:
 
 #: The load balancer, its target groups and listeners need only the network: on a stand-up they start
 #: right after it, so the load balancer provisions while the database does; the task definition and
-#: the ECS service wait for the data steps.
-EARLY = EarlyPart("service: load balancer", frozenset({"target-group", "load-balancer", "listener"}), ("network",))
+#: the ECS service wait for the data steps. The HTTPS listener uses the domain step's certificate, the API's
+#: alias record its hosted zone.
+EARLY = EarlyPart("service: load balancer", frozenset({"target-group", "load-balancer", "listener", "dns-record"}),
+                  ("network", "domain"))
 
 STEP = ResourceStep(NAME, [LogGroup(), Role(), Cluster(), TaskDefinition(), TargetGroup(), LoadBalancer(), Listener(),
-                            EcsService()], desired, uses=("network",), runtime=runtime_values, early=EARLY)
+                            DnsRecord(), EcsService()], desired, uses=("network", "domain"), runtime=runtime_values,
+                    early=EARLY)
