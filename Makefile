@@ -4,6 +4,7 @@
 # notebooks (all of them on one worker, in order: notebooks/conftest.py). pytest runs four workers on two cores:
 # each waits part of the time (for a subprocess, a kernel, or a wait's poll interval).
 # `make lint`: ruff, and mypy strict on the package.
+# `make scan`: Prowler against an emulator of its own after a full prod `up` (scripts/scan.py says what fails it).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -11,8 +12,11 @@ STAMP  := $(VENV)/.installed
 # checkov (the CloudFormation export's security scan) pins libraries the product needs newer: own venv.
 CHECKOV       := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
+# Prowler (the AWS security assessment `make scan` runs) pins its own boto3 and dozens of cloud SDKs: own venv.
+PROWLER       := $(VENV)/prowler
+PROWLER_STAMP := $(PROWLER)/.installed
 
-.PHONY: setup chromium run test lint lab emulator diagrams notebooks-ja clean
+.PHONY: setup chromium run test scan lint lab emulator diagrams notebooks-ja clean
 
 setup: $(STAMP)
 	@scripts/ensure-graphviz.sh
@@ -31,6 +35,11 @@ $(CHECKOV_STAMP):
 	$(CHECKOV)/bin/pip install --quiet --disable-pip-version-check 'checkov==3.3.30'
 	@touch $@
 
+$(PROWLER_STAMP):
+	$(PYTHON) -m venv $(PROWLER)
+	$(PROWLER)/bin/pip install --quiet --disable-pip-version-check 'prowler==5.46.0'
+	@touch $@
+
 # Chromium, a system package like graphviz, for the browser test (tests/test_browser.py) only.
 chromium:
 	@scripts/ensure-chromium.sh
@@ -42,6 +51,13 @@ test:
 	@$(MAKE) --no-print-directory -j2 setup $(CHECKOV_STAMP) chromium
 	POINTAPP_CHECKOV=$(CHECKOV)/bin/checkov $(PY) -m pytest -n 4 --dist loadgroup --nbval-lax --nbval-current-env \
 		--ignore=notebooks/ja tests notebooks
+
+# Prowler on the default prod environment, built on an emulator of the scan alone; fails on any Critical or High
+# failure on pointapp's resources and on a Medium one that is not a documented choice (scripts/scan.py).
+scan:
+	@mkdir -p $(VENV)
+	@$(MAKE) --no-print-directory -j2 setup $(PROWLER_STAMP)
+	$(PY) scripts/scan.py --prowler $(PROWLER)/bin/prowler
 
 # The Japanese notebooks, notebooks/ja/, from the English ones and the catalog notebooks/i18n/ja.yaml. Their
 # code is the English notebooks' (tests/test_translations.py checks it), so nbval runs only the English ones.

@@ -7,7 +7,7 @@ Each check looks at what discovery found (the same tag-filtered reads as ``plan`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pointapp import engine
@@ -140,6 +140,19 @@ class Report:
         if self.chosen:
             text += f", {len(self.chosen)} documented choice{'s' if len(self.chosen) != 1 else ''}"
         return text
+
+    def json(self) -> str:
+        """The report for machines: every check's status, and each finding and choice with its control."""
+        import json
+
+        def choice(chosen: Chosen) -> dict[str, str]:
+            return {"resource": chosen.resource, **asdict(chosen.choice)}
+
+        return json.dumps({"title": self.title, "summary": self.summary(), "checks": [
+            {"check": r.check, "control": r.control, "status": r.status, "baseline": r.rule, "examined": r.examined,
+             "note": r.note, "findings": [{"resource": f.resource, "problem": f.problem, "control": f.control}
+                                          for f in r.findings],
+             "choices": [choice(c) for c in r.chosen]} for r in self.results]}, indent=2)
 
     def __str__(self) -> str:
         return "\n".join([str(self.table()), "", *(f"FINDING {f}" for f in self.findings),

@@ -18,12 +18,20 @@ from typing import Any
 class Choice:
     """A control an environment does not meet on purpose: the setting that decides it, its cost and reason."""
 
-    control: str  #: the FSBP control id, e.g. "WAF.2"
+    #: The FSBP control id, e.g. "ELB.16" (a WAF web ACL on the load balancer); for a scanner check that follows
+    #: no FSBP control, the Prowler check id, e.g. "s3_bucket_no_mfa_delete" (``make scan`` matches either).
+    #: A setting that turns off several: their ids, comma-separated ("S3.17, cloudwatch_log_group_kms_encryption_enabled").
+    control: str
     setting: str  #: the spec path whose value turns the control off, e.g. "service.waf"
     what: str  #: what is off, in a few words
     cost: str  #: what meeting the control would cost (money, time, operations)
     reason: str  #: why an environment may choose not to
     lacks: str = ""  #: when set, the choice is made by a setting (a list) that does not hold this value
+
+    @property
+    def controls(self) -> list[str]:
+        """Each control id this choice answers for."""
+        return [part.strip() for part in self.control.split(",") if part.strip()]
 
     def off(self, spec: Any) -> bool:
         """Whether ``spec`` makes this choice: the setting is false, empty or none, or it lacks ``lacks``."""

@@ -143,6 +143,8 @@ def build_parser() -> _Parser:
 
     audit = _with_target(commands, "audit", "check the live environment against the security baseline "
                                             "(exit 0: no finding, 3: findings, 1: error)", only=False)
+    audit.add_argument("--format", choices=["text", "json"], default="text",
+                       help="text: the table and one line per finding or choice (default); json: the same, for machines")
 
     export = commands.add_parser("export", help="write generated files")
     export.add_argument("what", choices=["delivery", "cloudformation"],
@@ -172,7 +174,9 @@ def _connect(args: argparse.Namespace) -> Context:
     parse_steps(getattr(args, "only", None))  # an unknown step is refused before anything starts
     ctx = connect(env=args.env, config=args.config, region=args.region, endpoint_url=args.endpoint_url,
                   aws=args.aws, profile=args.profile, yes=getattr(args, "yes", False), ephemeral=args.ephemeral)
-    print(f"Environment {ctx.spec.owner} on {ctx.target.describe()}", flush=True)
+    machine = getattr(args, "format", "text") == "json"  # stdout is the JSON document alone
+    print(f"Environment {ctx.spec.owner} on {ctx.target.describe()}", file=sys.stderr if machine else sys.stdout,
+          flush=True)
     return ctx
 
 
@@ -336,7 +340,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     with _connect(args) as ctx:
         report = audit(ctx)
-        print(report)
+        print(report.json() if args.format == "json" else report)
         return EXIT_FINDINGS if report.findings else EXIT_OK
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,14 +96,44 @@ def test_export_delivery_artifacts(ctx: Context, tmp_path: Path) -> None:
     assert properties["TaskDefinition"] == "<TASK_DEFINITION>"
     assert appspec["Resources"][0]["TargetService"]["Type"] == "AWS::ECS::Service"
     workflow = yaml.safe_load((tmp_path / ".github/workflows/release-prod.yml").read_text())
-    assert workflow["permissions"] == {"id-token": "write", "contents": "read"}
+    assert workflow["permissions"] == {}  # nothing for the workflow; its one job gets what it needs
+    assert workflow["jobs"]["image"]["permissions"] == {"id-token": "write", "contents": "read"}
     assert workflow["on"]["push"]["branches"] == ["main"]  # quoted, so YAML 1.1 does not read it as True
     steps = workflow["jobs"]["image"]["steps"]
+    assert steps[0]["with"] == {"persist-credentials": False}
     credentials = next(s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials"))
     assert credentials["with"]["role-to-assume"].endswith("/point-app-prod-github-release")
     script = next(s for s in steps if "run" in s)["run"]
     assert script.index(':$SHA"') < script.index(':latest"', script.index("docker push"))
     assert "aws_secret_access_key" not in (tmp_path / ".github/workflows/release-prod.yml").read_text().lower()
+
+
+def _zizmor(workflow: Path, config: Path) -> subprocess.CompletedProcess[str]:
+    """zizmor (pinned in the test extras) on ``workflow``, offline, with every audit (the pedantic persona)."""
+    zizmor = Path(sys.executable).parent / "zizmor"
+    return subprocess.run([str(zizmor), "--offline", "--persona", "pedantic", "--format", "plain", "--config",
+                           str(config), str(workflow)], capture_output=True, text=True, timeout=60)
+
+
+def test_the_generated_workflow_passes_zizmor_with_only_the_unverified_tags_excepted(tmp_path: Path) -> None:
+    from pointapp import artifacts
+
+    workflow = tmp_path / ".github" / "workflows" / "release-prod.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(artifacts.workflow_text(load_spec("prod"), "arn:aws:iam::123456789012:role/r", REGION))
+    for action in artifacts.ACTIONS:  # a pinned action: a full hash, its release in a comment, its source in the code
+        if action.commit:
+            assert re.fullmatch(r"[0-9a-f]{40}", action.commit) and action.source
+            assert f"uses: {action.repository}@{action.commit} # {action.version}\n" in workflow.read_text()
+    policies = {a.repository: "ref-pin" for a in artifacts.TAGGED}
+    excepted = tmp_path / "zizmor.yml"
+    excepted.write_text(yaml.safe_dump({"rules": {"unpinned-uses": {"config": {"policies": {**policies, "*": "hash-pin"}}}}}))
+    result = _zizmor(workflow, excepted)
+    assert result.returncode == 0, result.stdout + result.stderr
+    strict = tmp_path / "strict.yml"
+    strict.write_text(yaml.safe_dump({"rules": {"unpinned-uses": {"config": {"policies": {"*": "hash-pin"}}}}}))
+    flagged = _zizmor(workflow, strict).stdout
+    assert sorted(re.findall(r"uses: ([\w/-]+)@", flagged)) == sorted(policies)  # the tagged ones, and only they
 
 
 def test_export_delivery_writes_the_zip_the_step_uploads(built: Context, tmp_path: Path) -> None:
