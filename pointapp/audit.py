@@ -7,7 +7,7 @@ Each check looks at what discovery found (the same tag-filtered reads as ``plan`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from pointapp import engine
@@ -146,7 +146,9 @@ class Report:
         import json
 
         def choice(chosen: Chosen) -> dict[str, str]:
-            return {"resource": chosen.resource, **asdict(chosen.choice)}
+            c = chosen.choice
+            return {"resource": chosen.resource, "control": c.control, "setting": c.setting, "what": c.what,
+                    "cost": c.cost, "reason": c.reason}
 
         return json.dumps({"title": self.title, "summary": self.summary(), "checks": [
             {"check": r.check, "control": r.control, "status": r.status, "baseline": r.rule, "examined": r.examined,

@@ -98,7 +98,7 @@ _add(
            "(Elastic Load Balancing User Guide, access logs; Amazon S3 pricing)",
            "staging's requests are test traffic; the API's own logs in CloudWatch Logs are kept in every environment"),
     Choice("ELB.6", "service.deletion_protection", "the load balancer has no deletion protection",
-           "nothing in money; `down` keeps a protected load balancer until `up` with the protection off has run",
+           "nothing in money; a confirmed `down` turns the protection off before it deletes the load balancer, and says so",
            "staging is torn down and rebuilt often; prod's protection stops a `down` by mistake"),
     Choice("S3.17", "security.kms_key", "log groups and the artifact bucket use the services' own keys, not a "
            "customer-managed KMS key",

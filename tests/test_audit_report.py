@@ -87,7 +87,8 @@ def test_audit_as_json_keeps_stdout_for_the_document(capsys: pytest.CaptureFixtu
 
 
 def test_every_control_a_check_or_a_choice_names_is_in_the_security_hub_controls_reference() -> None:
-    named = {c.strip() for _, controls, _, _ in CHECKS for c in controls.split(",")}
+    # A check no FSBP control covers names none (its rule names the Prowler check it follows).
+    named = {c.strip() for _, controls, _, _ in CHECKS for c in controls.split(",") if controls}
     assert named - set(FSBP) - set(OTHER) <= set(RETIRED), sorted(named - set(FSBP) - set(OTHER) - set(RETIRED))
     for choice in CHOICES.values():  # FSBP ids, or the Prowler check id of a check no FSBP control has
         for control in choice.controls:

@@ -209,7 +209,7 @@ def test_runbook_writes_a_record(tmp_path: Path, server: str) -> None:
     assert summary["status"] == "succeeded" and summary["target"] == f"endpoint {server}, region ap-northeast-1"
     assert sorted(n["notebook"] for n in summary["notebooks"]) == notebooks
     assert all(n["status"] == "done" and n["duration"] > 0 for n in summary["notebooks"])
-    assert summary["resources"]["network"] == 31 and summary["resources"]["service"] == 11
+    assert summary["resources"]["network"] == 31 and summary["resources"]["service"] == 14
     assert (records[0] / "architecture-live.png").exists()
     assert run("plan", "--endpoint-url", server).returncode == 0  # the runbook built the network
 
