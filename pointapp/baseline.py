@@ -27,6 +27,8 @@ class Choice:
     cost: str  #: what meeting the control would cost (money, time, operations)
     reason: str  #: why an environment may choose not to
     lacks: str = ""  #: when set, the choice is made by a setting (a list) that does not hold this value
+    below: int = 0  #: when set, the choice is made by a setting (a number) below this value
+    always: bool = False  #: made by every environment: no setting turns the control on (``setting`` names it)
 
     @property
     def controls(self) -> list[str]:
@@ -35,7 +37,11 @@ class Choice:
 
     def off(self, spec: Any) -> bool:
         """Whether ``spec`` makes this choice: the setting is false, empty or none, or it lacks ``lacks``."""
+        if self.always:
+            return True
         value = operator.attrgetter(self.setting)(spec)
+        if self.below:
+            return bool(value < self.below)
         return self.lacks not in value if self.lacks else not value
 
 
@@ -100,10 +106,40 @@ _add(
     Choice("ELB.6", "service.deletion_protection", "the load balancer has no deletion protection",
            "nothing in money; a confirmed `down` turns the protection off before it deletes the load balancer, and says so",
            "staging is torn down and rebuilt often; prod's protection stops a `down` by mistake"),
-    Choice("S3.17", "security.kms_key", "log groups and the artifact bucket use the services' own keys, not a "
+    Choice("S3.17, cloudwatch_log_group_kms_encryption_enabled", "security.kms_key",
+           "log groups and the artifact bucket use the services' own keys, not a "
            "customer-managed KMS key",
            "$1 a month per key plus $0.03 per 10,000 requests (AWS KMS pricing; the bucket uses an S3 Bucket Key, "
            "so few requests); a key policy to look after, and deleting the key makes what it encrypted unreadable",
            "CloudWatch Logs and S3 encrypt everything at rest with keys AWS manages and rotates; a key of your own "
            "adds control over who may decrypt, which this environment's data does not need by default"),
 )
+
+
+# What no setting turns on: pointapp cannot, or should not, do it for any environment. Each names the Prowler check
+# (or FSBP control) it answers for; ``make scan`` accepts a Medium failure only when a choice names it.
+CHOICES.update({choice.setting: choice for choice in (
+    Choice("S3.20", "s3_mfa_delete", "MFA delete is off on the buckets",
+           "only the account's root user, with its MFA device at hand, can turn it on (Amazon S3 User Guide, "
+           "Configuring MFA delete); every later delete of a version needs that device",
+           "the buckets hold build artifacts and load balancer logs that expire by lifecycle, which MFA delete "
+           "would stop; versioning and the lifecycle keep recent versions", always=True),
+    Choice("S3.9", "s3_server_access_logs", "S3 server access logging is off on the buckets",
+           "a log bucket of its own per bucket (logging into itself loops) and its storage",
+           "only AWS services write to these buckets (CodePipeline, ELB log delivery); CloudTrail records who "
+           "changes them", always=True),
+    Choice("WAF.11", "waf_logging", "the web ACL's full request logs are not delivered",
+           "CloudWatch Logs ingestion of every request the web ACL sees (AWS WAF logging, CloudWatch Logs pricing)",
+           "the web ACL's CloudWatch metrics and sampled requests are on, which show what its rules block",
+           always=True),
+    Choice("EC2.28, ec2_ebs_volume_protected_by_backup_plan", "bastion_backup",
+           "the bastion's volume is in no AWS Backup plan",
+           "daily EBS snapshots of its volume (EBS snapshot pricing)",
+           "the bastion holds no data: `up` makes it anew from the current Amazon Linux image", always=True),
+    Choice("cloudwatch_log_group_retention_policy_specific_days_enabled", "service.log_retention_days",
+           "the log groups keep their events for less than a year (service.log_retention_days, "
+           "network.flow_logs_retention_days)",
+           "CloudWatch Logs storage of a year of events, about USD 0.033 per GB-month (CloudWatch Logs pricing)",
+           "the API's logs serve operations, the flow logs investigations of recent traffic; set both to 365 or "
+           "more to keep a year", below=365),
+)})
