@@ -93,3 +93,10 @@ def test_every_control_a_check_or_a_choice_names_is_in_the_security_hub_controls
     for choice in CHOICES.values():  # FSBP ids, or the Prowler check id of a check no FSBP control has
         for control in choice.controls:
             assert control in FSBP or re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)+", control), control
+
+
+def test_a_choice_is_made_by_a_number_below_its_threshold_or_always() -> None:
+    retention = CHOICES["service.log_retention_days"]
+    assert retention.off(load_spec("prod"))  # 30 days
+    assert not retention.off(load_spec("prod", {"service": {"log_retention_days": 365}}))
+    assert all(CHOICES[name].off(load_spec(env)) for name in ("s3_mfa_delete", "bastion_backup") for env in ENVIRONMENTS)
