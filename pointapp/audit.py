@@ -100,6 +100,14 @@ class Result:
         """One finding; ``control`` names the one control it misses when the check follows several."""
         self.findings.append(Finding(self.check, resource, problem, control or self.control))
 
+    def miss(self, spec: Spec, resource: str, problem: str, setting: str, control: str | None = None) -> None:
+        """``resource`` misses the control: a documented choice when ``spec`` makes the one behind ``setting``,
+        else a finding."""
+        if choice(setting).off(spec):
+            self.choose(resource, setting)
+        else:
+            self.flag(resource, problem, control)
+
     def choose(self, resource: str, setting: str) -> None:
         """Record that ``resource`` misses the control by the documented choice behind ``setting``."""
         self.chosen.append(Chosen(self.check, resource, choice(setting)))
@@ -339,10 +347,7 @@ def check_load_balancer(ctx: Context, observed: Mapping[str, Any], result: Resul
             ("service.access_logs", ACCESS_LOGS, "access logs", "ELB.5")):
         if _attribute(found, attribute) == "true":
             continue
-        if choice(setting).off(ctx.spec):
-            result.choose(found.name, setting)
-        else:
-            result.flag(found.name, f"{what} off although the spec turns them on ({setting})", control)
+        result.miss(ctx.spec, found.name, f"{what} off although the spec turns them on ({setting})", setting, control)
     bucket = _attribute(found, ACCESS_LOGS_BUCKET)
     if service.access_logs and _attribute(found, ACCESS_LOGS) == "true" and not str(bucket or "").startswith(
             f"{ctx.spec.owner}-alb-logs-"):
@@ -455,10 +460,7 @@ def check_ec2_endpoint(ctx: Context, observed: Mapping[str, Any], result: Result
     result.examined.append(vpc.name)
     if "endpoint/ec2" in state.found:
         return
-    if choice("endpoints.interface").off(ctx.spec):
-        result.choose(vpc.name, "endpoints.interface")
-    else:
-        result.flag(vpc.name, "no interface endpoint for the EC2 API (endpoints.interface)")
+    result.miss(ctx.spec, vpc.name, "no interface endpoint for the EC2 API (endpoints.interface)", "endpoints.interface")
 
 
 def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
@@ -545,10 +547,7 @@ def check_database_iam_authentication(ctx: Context, observed: Mapping[str, Any],
     found = _database(observed, result)
     if found is None or found.raw.get("IAMDatabaseAuthenticationEnabled"):
         return
-    if not ctx.spec.database.iam_authentication:
-        result.choose(found.name, "database.iam_authentication")
-    else:
-        result.flag(found.name, "IAM database authentication is off")
+    result.miss(ctx.spec, found.name, "IAM database authentication is off", "database.iam_authentication")
 
 
 #: What Security Hub RDS.9 wants an RDS for MySQL instance to export (Security Hub controls reference, RDS.9:
@@ -576,10 +575,7 @@ def check_database_monitoring(ctx: Context, observed: Mapping[str, Any], result:
     found = _database(observed, result)
     if found is None or found.raw.get("MonitoringInterval"):
         return
-    if not ctx.spec.database.monitoring_interval:
-        result.choose(found.name, "database.monitoring_interval")
-    else:
-        result.flag(found.name, "enhanced monitoring is off")
+    result.miss(ctx.spec, found.name, "enhanced monitoring is off", "database.monitoring_interval")
 
 
 def check_database_backup_plan(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
