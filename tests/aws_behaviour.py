@@ -32,6 +32,7 @@ Rules (``RULES`` lists them with their sources; each can be turned off: ``layer.
 - ``elbv2-access-log-bucket-policy``: access logs are turned on only into a bucket whose policy lets ELB write.
 - ``elbv2-deletion-protection``: a load balancer with deletion protection on cannot be deleted.
 - ``wafv2-web-acl-associated``: a web ACL still associated with a resource cannot be deleted.
+- ``wafv2-new-load-balancer``: AWS WAF refuses to associate a web ACL with a load balancer created moments before.
 - ``acm-issues-once-validated``: a DNS-validated certificate stays pending until its validation CNAMEs resolve.
 - ``route53-create-existing``: a CREATE of a record set whose name and type exist is refused.
 - ``route53-changes-pending``: a record change is PENDING until Route 53 applied it (GetChange).
@@ -882,6 +883,44 @@ class Wafv2WebAclAssociated(Rule):
                                                               "resource is being used by another resource or it\u2019s "
                                                               "associated with another resource.")
         return None
+class Wafv2NewLoadBalancer(Rule):
+    """AssociateWebACL is refused (WAFUnavailableEntityException) while the load balancer is younger than
+    :attr:`window` seconds: AWS WAF does not see it yet."""
+
+    # AWS WAF API reference, AssociateWebACL, "Temporary inconsistencies during updates": propagation takes "from a
+    # few seconds to a number of minutes"; WAFUnavailableEntityException (Errors): "If you've just created a resource
+    # that you're using in this operation, you might just need to wait a few minutes ... retry the operation". The
+    # message is AWS's answer for a load balancer made moments before (hashicorp/terraform-provider-aws #17527, #29080).
+    name = "wafv2-new-load-balancer"
+    behaviour = ("AssociateWebACL is refused (WAFUnavailableEntityException) for a load balancer created moments "
+                 "before")
+    source = ("AWS WAF API reference, AssociateWebACL (temporary inconsistencies; Errors); "
+              "hashicorp/terraform-provider-aws #17527, #29080")
+    operations = frozenset({("elasticloadbalancing", "CreateLoadBalancer"), ("wafv2", "AssociateWebACL")})
+    window = 2.0
+
+    def __init__(self, layer: AwsBehaviour) -> None:
+        super().__init__(layer)
+        self.created: dict[str, float] = {}  # load balancer ARN -> time.monotonic() of its CreateLoadBalancer
+
+    def before(self, call: Call) -> AwsError | None:
+        if call.operation != "AssociateWebACL":
+            return None
+        created = self.created.get(str(call.params.get("ResourceArn", "")))
+        if created is not None and time.monotonic() - created < self.window:
+            return AwsError("WAFUnavailableEntityException",
+                            "AWS WAF couldn\u2019t retrieve the resource that you requested. Retry your request.")
+        return None
+
+    def after(self, call: Call, answer: Answer) -> None:
+        arn = answer.xml_text("LoadBalancerArn") if call.operation == "CreateLoadBalancer" and answer.ok else None
+        if arn:
+            self.created[arn] = time.monotonic()
+
+    def reset(self) -> None:
+        self.created.clear()
+
+
 def _route53_zones() -> list[Any]:
     from moto.backends import get_backend
 
@@ -1030,7 +1069,7 @@ RULE_CLASSES: tuple[type[Rule], ...] = (
     EcsAwsvpcHostPort, RdsSubnetGroupInUse, RdsParameterGroupInUse, ElastiCacheSubnetGroupInUse, Ec2SubnetInUse, Ec2SecurityGroupInUse,
     Ec2SecurityGroupReferenced, Ec2IgwMappedPublicAddress, Ec2NatGatewayDeletesSlowly, Ec2EipHeldByNatGateway,
     Ec2EndpointInterfacesLinger, Elbv2InterfacesLinger, CodeDeployRolePropagation, CodePipelineRolePropagation,
-    Elbv2AccessLogBucketPolicy, Elbv2DeletionProtection, Wafv2WebAclAssociated,
+    Elbv2AccessLogBucketPolicy, Elbv2DeletionProtection, Wafv2WebAclAssociated, Wafv2NewLoadBalancer,
     AcmIssuesOnceValidated, Route53CreateExisting, Route53ChangesPending, SesDkimTokens,
 )
 

@@ -361,17 +361,35 @@ def test_a_protected_load_balancer_cannot_be_deleted(aws_like: str) -> None:
     elbv2.delete_load_balancer(LoadBalancerArn=arn)
 
 
-def test_an_associated_web_acl_cannot_be_deleted(aws_like: str) -> None:
-    _, arn = load_balancer(aws_like, network(aws_like))
-    wafv2 = client(aws_like, "wafv2")
+def web_acl(url: str) -> tuple[Any, dict[str, Any]]:
+    wafv2 = client(url, "wafv2")
     visibility = {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": "acl"}
-    summary = wafv2.create_web_acl(Name="acl", Scope="REGIONAL", DefaultAction={"Allow": {}},
-                                   VisibilityConfig=visibility)["Summary"]
+    return wafv2, wafv2.create_web_acl(Name="acl", Scope="REGIONAL", DefaultAction={"Allow": {}},
+                                       VisibilityConfig=visibility)["Summary"]
+
+
+def test_an_associated_web_acl_cannot_be_deleted(aws_like: str, aws_like_server: AwsLikeServer) -> None:
+    aws_like_server.layer.disable("wafv2-new-load-balancer")
+    _, arn = load_balancer(aws_like, network(aws_like))
+    wafv2, summary = web_acl(aws_like)
     wafv2.associate_web_acl(WebACLArn=summary["ARN"], ResourceArn=arn)
     refused(wafv2.delete_web_acl, "WAFAssociatedItemException", Name="acl", Scope="REGIONAL", Id=summary["Id"],
             LockToken=summary["LockToken"])
     wafv2.disassociate_web_acl(ResourceArn=arn)
     wafv2.delete_web_acl(Name="acl", Scope="REGIONAL", Id=summary["Id"], LockToken=summary["LockToken"])
+
+
+def test_waf_refuses_a_load_balancer_created_moments_before(aws_like: str, aws_like_server: AwsLikeServer) -> None:
+    shorten(aws_like_server, "wafv2-new-load-balancer")
+    _, arn = load_balancer(aws_like, network(aws_like))
+    wafv2, summary = web_acl(aws_like)
+    message = refused(wafv2.associate_web_acl, "WAFUnavailableEntityException", WebACLArn=summary["ARN"],
+                      ResourceArn=arn)
+    assert message == "AWS WAF couldn\u2019t retrieve the resource that you requested. Retry your request."
+    assert wafv2.get_web_acl_for_resource(ResourceArn=arn).get("WebACL") is None  # nothing was associated
+    wait_out()
+    wafv2.associate_web_acl(WebACLArn=summary["ARN"], ResourceArn=arn)
+    assert wafv2.get_web_acl_for_resource(ResourceArn=arn)["WebACL"]["ARN"] == summary["ARN"]
 
 
 # --- New roles ----------------------------------------------------------------------------------------------
