@@ -944,21 +944,32 @@ def wait_for(ctx: StepContext, client: Any, waiter: str, what: str, typical: Typ
 NEW_ROLE = Typical("new-role", 30, "a new IAM role becoming usable by the service that checks it",
                    "IAM User Guide, Troubleshoot IAM: changes that I make are not always immediately visible")
 
+#: How long a new role may take to become usable: about two minutes on AWS.
+ROLE_PROPAGATION_AWS = 120.0
+#: How long any refusal that passes is retried on an emulator (its windows last seconds).
+PROPAGATION_EMULATOR = 10.0
+
 
 @dataclass(frozen=True)
-class NewRoleRefusal:
-    """How a service refuses a role IAM has not propagated yet: the error code, and the message as a
-    pattern in which ``{role}`` stands for the role's (or instance profile's) name.
+class PassingRefusal:
+    """How a service refuses, for a while, a resource made moments before: the error code, and the message as a
+    pattern in which ``{role}`` stands for the resource's name (a role's, an instance profile's; a pattern
+    without it matches whatever it names).
 
-    IAM is eventually consistent: a role made seconds ago may not be usable yet by the service that
-    checks it when a resource naming it is created (IAM User Guide, "Troubleshoot IAM": changes that I
-    make are not always immediately visible).
+    The defaults are a role IAM has not propagated yet: IAM is eventually consistent, so a role made seconds ago
+    may not be usable yet by the service that checks it when a resource naming it is created (IAM User Guide,
+    "Troubleshoot IAM": changes that I make are not always immediately visible). Another refusal says what the
+    wait is for (``waiting_for``, with ``{name}`` and ``{service}``), what to check when it lasts
+    (``otherwise``) and how long it may last on AWS (``bound``).
     """
 
     service: str
     code: str
     pattern: str
     typical: Typical = NEW_ROLE
+    waiting_for: str = "IAM to make {name} usable by {service}"
+    otherwise: str = "check the role's trust policy"
+    bound: float = ROLE_PROPAGATION_AWS
 
     def matches(self, error: botocore.exceptions.ClientError, role: str) -> bool:
         """This refusal, naming ``role``: nothing else (another role, another reason, another code)."""
@@ -969,37 +980,32 @@ class NewRoleRefusal:
 
 
 # CodeDeploy CreateDeploymentGroup/UpdateDeploymentGroup (aws/aws-sdk-ruby #772: "a propagation issue").
-CODEDEPLOY_ROLE = NewRoleRefusal("CodeDeploy", "InvalidRoleException",
+CODEDEPLOY_ROLE = PassingRefusal("CodeDeploy", "InvalidRoleException",
                                  "AWS CodeDeploy does not have the permissions required to assume the role {role}")
 # CodePipeline CreatePipeline/UpdatePipeline (hashicorp/terraform-provider-aws #13103, hashicorp/terraform #19264).
-CODEPIPELINE_ROLE = NewRoleRefusal("CodePipeline", "InvalidStructureException",
+CODEPIPELINE_ROLE = PassingRefusal("CodePipeline", "InvalidStructureException",
                                    "CodePipeline is not authorized to perform AssumeRole on role {role}")
 # EC2 CreateFlowLogs with DeliverLogsPermissionArn (hashicorp/terraform-provider-aws #29323).
-FLOW_LOGS_ROLE = NewRoleRefusal("VPC Flow Logs", "InvalidParameter", "Unable to assume given IAM role: '?{role}")
+FLOW_LOGS_ROLE = PassingRefusal("VPC Flow Logs", "InvalidParameter", "Unable to assume given IAM role: '?{role}")
 # EC2 RunInstances naming a new instance profile (the answer terraform-provider-aws retries on RunInstances).
-INSTANCE_PROFILE = NewRoleRefusal("EC2", "InvalidParameterValue",
+INSTANCE_PROFILE = PassingRefusal("EC2", "InvalidParameterValue",
                                   r"Value \({role}\) for parameter iamInstanceProfile\.name is invalid",
                                   Typical("instance-profile", 10, "a new instance profile becoming visible to EC2",
                                           "IAM User Guide, eventual consistency of changes"))
 
-#: How long a new role may take to become usable: about two minutes on AWS, seconds on an emulator.
-ROLE_PROPAGATION_AWS = 120.0
-ROLE_PROPAGATION_EMULATOR = 10.0
-
 T = TypeVar("T")
 
 
-def retry_new_role(ctx: StepContext, refusal: NewRoleRefusal, role: str, call: Callable[[], T]) -> T:
+def retry_refused(ctx: StepContext, refusal: PassingRefusal, role: str, call: Callable[[], T]) -> T:
     """``call()``, a create naming ``role`` (made moments before), retried with backoff while ``refusal``
-    answers for that role, within :data:`ROLE_PROPAGATION_AWS` seconds on AWS and
-    :data:`ROLE_PROPAGATION_EMULATOR` elsewhere. Any other error is raised at once; the last refusal
-    is raised once the bound is reached.
+    answers for it, within ``refusal.bound`` seconds on AWS and :data:`PROPAGATION_EMULATOR` elsewhere. Any
+    other error is raised at once; the last refusal is raised once the bound is reached.
 
-    ``role`` is the role's (or instance profile's) ARN or name. ``ctx.clock`` and ``ctx.sleep`` measure
-    and wait (tests give their own).
+    ``role`` is the resource's ARN or name (a role's, an instance profile's, a load balancer's). ``ctx.clock``
+    and ``ctx.sleep`` measure and wait (tests give their own).
     """
     name = role.rsplit("/", 1)[-1]
-    bound = ROLE_PROPAGATION_AWS if ctx.target.is_real_aws else ROLE_PROPAGATION_EMULATOR
+    bound = refusal.bound if ctx.target.is_real_aws else PROPAGATION_EMULATOR
     started = ctx.clock()
     delay, attempt = 2, 0
     while True:
@@ -1010,10 +1016,10 @@ def retry_new_role(ctx: StepContext, refusal: NewRoleRefusal, role: str, call: C
                 raise
             waited, pause = ctx.clock() - started, ctx.wait_delay(delay)
             if waited + pause > bound:
-                ctx.say(f"    {refusal.service} still refuses {name} after {waited:.0f}s: check the role's trust policy")
+                ctx.say(f"    {refusal.service} still refuses {name} after {waited:.0f}s: {refusal.otherwise}")
                 raise
             if attempt == 0:
-                ctx.say(f"    waiting for IAM to make {name} usable by {refusal.service} "
+                ctx.say(f"    waiting for {refusal.waiting_for.format(name=name, service=refusal.service)} "
                         f"(usually {refusal.typical.spoken} on AWS) ...")
         ctx.sleep(pause)
         delay, attempt = min(delay * 2, 15), attempt + 1

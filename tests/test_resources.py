@@ -29,7 +29,7 @@ from pointapp.resources import (
     ResourceStep,
     ignore_absent,
     resolve,
-    retry_new_role,
+    retry_refused,
     step_error,
 )
 from pointapp.spec import load_spec
@@ -158,7 +158,7 @@ def test_the_wait_is_bounded(aws: bool, bound: float, pause: float) -> None:
                                               "CreateDeploymentGroup")
 
     with pytest.raises(botocore.exceptions.ClientError, match="does not have the permissions required"):
-        retry_new_role(ctx, CODEDEPLOY_ROLE, ROLE, refuse)
+        retry_refused(ctx, CODEDEPLOY_ROLE, ROLE, refuse)
     assert sum(fake.sleeps) <= bound and sum(fake.sleeps) > bound - 2 * pause
     assert max(fake.sleeps) == pause and len(attempts) == len(fake.sleeps) + 1
     assert "still refuses point-app-prod-codedeploy" in ctx.lines[-1]  # type: ignore[attr-defined]

@@ -143,7 +143,7 @@ class Instance(Kind):
         image = ctx.client("ssm").get_parameter(Name=props["ami_parameter"])["Parameter"]["Value"]
         ctx.say(f"    AMI {image} from {props['ami_parameter']}")
         args = self.request(ctx.spec, desired, {**props, "image": image}, tags)["run_instances"]
-        instance = resources.retry_new_role(ctx, INSTANCE_PROFILE, props["profile"],
+        instance = resources.retry_refused(ctx, INSTANCE_PROFILE, props["profile"],
                                   lambda: ec2.run_instances(**args)["Instances"][0])
         wait_for(ctx, ec2, "instance_running", f"bastion {desired.name} ({instance['InstanceId']}) to run",
                  self.typical, real_delay=10, InstanceIds=[instance["InstanceId"]])

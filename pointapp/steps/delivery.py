@@ -40,7 +40,7 @@ from pointapp.kinds import (
 )
 from pointapp.names import MOVING_TAG, repository_name
 from pointapp.outputs import PRODUCTION_LISTENER, TEST_LISTENER
-from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, client_error_code, ignore_codes, retry_new_role
+from pointapp.resources import Arn, Desired, Found, Kind, Ref, Request, ResourceStep, client_error_code, ignore_codes, retry_refused
 from pointapp.spec import Spec
 from pointapp.tags import KEY, add_tags, aws_tags, from_aws_tags, is_owned
 from pointapp.taskdef import runtime_values as service_runtime
@@ -296,7 +296,7 @@ class DeploymentGroup(Kind):
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["create_deployment_group"]
-        retry_new_role(ctx, resources.CODEDEPLOY_ROLE, props["role"],
+        retry_refused(ctx, resources.CODEDEPLOY_ROLE, props["role"],
                        lambda: ctx.client("codedeploy").create_deployment_group(**request))
         return Found(self.name, desired.key, desired.name, dict(tags), deployment_group_request(props))
 
@@ -307,7 +307,7 @@ class DeploymentGroup(Kind):
     def update(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], found: Found,
                changes: Mapping[str, Any]) -> None:
         codedeploy = ctx.client("codedeploy")
-        retry_new_role(ctx, resources.CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
+        retry_refused(ctx, resources.CODEDEPLOY_ROLE, props["role"], lambda: codedeploy.update_deployment_group(
             applicationName=props["application"], currentDeploymentGroupName=found.id,
             **deployment_group_request(props)))
 
@@ -393,7 +393,7 @@ class Pipeline(Kind):
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         request = self.request(ctx.spec, desired, props, tags)["create_pipeline"]
-        answer = retry_new_role(ctx, resources.CODEPIPELINE_ROLE, props["role"],
+        answer = retry_refused(ctx, resources.CODEPIPELINE_ROLE, props["role"],
                                 lambda: ctx.client("codepipeline").create_pipeline(**request))
         arn = Arn("codepipeline", desired.name, None, None).on(ctx)
         return Found(self.name, desired.key, desired.name, dict(tags), {**answer["pipeline"], "arn": arn})
@@ -406,7 +406,7 @@ class Pipeline(Kind):
         codepipeline = ctx.client("codepipeline")
         definition = pipeline_definition(props["spec"], props, desired.name)
         definition["version"] = found.raw.get("version", 1)
-        retry_new_role(ctx, resources.CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
+        retry_refused(ctx, resources.CODEPIPELINE_ROLE, props["role"], lambda: codepipeline.update_pipeline(pipeline=definition))
 
     def delete(self, ctx: StepContext, found: Found) -> str | None:
         ignore_codes(ctx.client("codepipeline").delete_pipeline, ["PipelineNotFoundException"], name=found.id)

@@ -43,7 +43,20 @@ from pointapp.outputs import (
     PRODUCTION_LISTENER,
     TEST_LISTENER,
 )
-from pointapp.resources import Arn, Desired, EarlyPart, Found, Kind, Ref, Request, ResourceStep, ignore_codes, wait_for
+from pointapp.resources import (
+    Arn,
+    Desired,
+    EarlyPart,
+    Found,
+    Kind,
+    PassingRefusal,
+    Ref,
+    Request,
+    ResourceStep,
+    ignore_codes,
+    retry_refused,
+    wait_for,
+)
 from pointapp.spec import Spec
 from pointapp.tags import ENVIRONMENT, KEY, add_tags, aws_tags, foreign_owner, from_aws_tags, is_owned
 from pointapp.taskdef import SCRATCH_VOLUME, revision_request
@@ -598,6 +611,19 @@ class WebAcl(Kind):
         return f"allow by default; {', '.join(r['Name'] for r in found.raw.get('Rules', []))}"
 
 
+# AssociateWebACL naming a load balancer made moments before: AWS WAF does not see it yet and answers
+# WAFUnavailableEntityException until the change has propagated, "from a few seconds to a number of minutes" (AWS
+# WAF API reference, AssociateWebACL: temporary inconsistencies; WAFUnavailableEntityException). Terraform retries
+# it for its create timeout of five minutes, which some stand-ups still outlast (hashicorp/terraform-provider-aws
+# #17527, #29080): the bound is five minutes, then the next ``up`` associates.
+NEW_LOAD_BALANCER = PassingRefusal(
+    "AWS WAF", "WAFUnavailableEntityException", "AWS WAF couldn.t retrieve the resource that you requested",
+    Typical("waf-new-load-balancer", 60, "a new load balancer becoming visible to AWS WAF",
+            "AWS WAF API reference, AssociateWebACL: temporary inconsistencies (a few seconds to a number of minutes)"),
+    waiting_for="AWS WAF to see the new load balancer {name}",
+    otherwise="run up again once the load balancer is active", bound=300.0)
+
+
 class WebAclAssociation(Kind):
     """The web ACL's association with the load balancer (FSBP ELB.16). It carries no tags: it is this environment's
     when it joins this environment's web ACL and load balancer."""
@@ -606,6 +632,8 @@ class WebAclAssociation(Kind):
     service = "wafv2"
     tagged = False
     finds_after = ("load-balancer", "waf-web-acl")
+    #: Not a wait of every create: what a create waits for while AWS WAF refuses a new load balancer.
+    typical_new_load_balancer = NEW_LOAD_BALANCER.typical
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         balancer, acl = known.get(LOAD_BALANCER.key), known.get(WEB_ACL)
@@ -623,7 +651,9 @@ class WebAclAssociation(Kind):
         return {"associate_web_acl": dict(WebACLArn=props["web_acl"], ResourceArn=props["load_balancer"])}
 
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
-        ctx.client("wafv2").associate_web_acl(**self.request(ctx.spec, desired, props, tags)["associate_web_acl"])
+        request, balancer = self.request(ctx.spec, desired, props, tags)["associate_web_acl"], props["load_balancer"]
+        retry_refused(ctx, NEW_LOAD_BALANCER, balancer.rsplit("/", 2)[-2],  # the name in .../app/<name>/<id>
+                      lambda: ctx.client("wafv2").associate_web_acl(**request))
         return Found(self.name, desired.key, props["load_balancer"], dict(tags),
                      {"ResourceArn": props["load_balancer"], "WebACLArn": props["web_acl"]})
 

@@ -21,7 +21,7 @@ from pointapp.diffs import changed
 from pointapp.diffs import describe as describe_differences
 from pointapp.kinds import Role, SubnetGroup, tags_of, trust_policy
 from pointapp.outputs import DATABASE_ADDRESS, DATABASE_INSTANCE, DATABASE_PORT, DATABASE_SECRET
-from pointapp.resources import Arn, Desired, Found, Kind, NewRoleRefusal, Ref, Request, ResourceStep, ignore_codes, retry_new_role, wait_for
+from pointapp.resources import Arn, Desired, Found, Kind, PassingRefusal, Ref, Request, ResourceStep, ignore_codes, retry_refused, wait_for
 from pointapp.spec import Spec
 from pointapp.steps.database.backup import BackupPlan, BackupSelection, BackupVault, backup_resources
 from pointapp.steps.database.groups import (
@@ -78,7 +78,7 @@ class DbSubnetGroup(SubnetGroup):
 MONITORING_POLICY = Arn("iam", "policy/service-role/AmazonRDSEnhancedMonitoringRole", "", "aws")
 # CreateDBInstance/ModifyDBInstance naming a monitoring role IAM has not propagated yet (the refusal
 # terraform-provider-aws retries on for aws_db_instance: InvalidParameterValue, "ENHANCED_MONITORING").
-MONITORING_ROLE = NewRoleRefusal("RDS", "InvalidParameterValue",
+MONITORING_ROLE = PassingRefusal("RDS", "InvalidParameterValue",
                                  r"IAM role ARN value is invalid or (?:does not|doesn't) include the required permissions "
                                  r"for: ENHANCED_MONITORING")
 
@@ -184,7 +184,7 @@ class DbInstance(Kind):
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         rds = ctx.client("rds")
         request = self.request(ctx.spec, desired, props, tags)["create_db_instance"]
-        instance = retry_new_role(ctx, MONITORING_ROLE, props["monitoring_role"] or desired.name,
+        instance = retry_refused(ctx, MONITORING_ROLE, props["monitoring_role"] or desired.name,
                                   lambda: rds.create_db_instance(**request))["DBInstance"]
         kind = "Multi-AZ " if props["multi_az"] else ""
         answer = wait_for(ctx, rds, "db_instance_available", f"{kind}MySQL instance {desired.name} to be available",
@@ -212,7 +212,7 @@ class DbInstance(Kind):
                 "DisableLogTypes": sorted(current - set(changes["log_exports"]))}
         if settings:
             rds = ctx.client("rds")
-            retry_new_role(ctx, MONITORING_ROLE, props["monitoring_role"] or found.id, lambda: rds.modify_db_instance(
+            retry_refused(ctx, MONITORING_ROLE, props["monitoring_role"] or found.id, lambda: rds.modify_db_instance(
                 DBInstanceIdentifier=found.id, ApplyImmediately=True, **settings))
         if "parameter_group" in changes:
             ctx.say(f"    {reboot_advice(found.id, bool(found.raw.get('MultiAZ')))}")

@@ -8,7 +8,7 @@ from typing import Any
 from pointapp.context import StepContext
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup, Role, customer_key, policy, trust_policy
-from pointapp.resources import FLOW_LOGS_ROLE, Arn, Desired, Found, Kind, Ref, Request, ignore_codes, retry_new_role
+from pointapp.resources import FLOW_LOGS_ROLE, Arn, Desired, Found, Kind, Ref, Request, ignore_codes, retry_refused
 from pointapp.spec import Spec
 from pointapp.tags import add_tags, from_aws_tags, owner_filters, tag_specifications
 
@@ -49,7 +49,7 @@ class FlowLog(Kind):
     def create(self, ctx: StepContext, desired: Desired, props: Mapping[str, Any], tags: Mapping[str, str]) -> Found:
         settings = self._settings(props)
         request = self.request(ctx.spec, desired, props, tags)["create_flow_logs"]
-        answer = retry_new_role(ctx, FLOW_LOGS_ROLE, settings["DeliverLogsPermissionArn"],
+        answer = retry_refused(ctx, FLOW_LOGS_ROLE, settings["DeliverLogsPermissionArn"],
                                 lambda: ctx.client("ec2").create_flow_logs(**request))
         if answer.get("Unsuccessful") or not answer.get("FlowLogIds"):
             problem = (answer.get("Unsuccessful") or [{}])[0].get("Error", {})
