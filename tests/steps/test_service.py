@@ -4,18 +4,22 @@ import json
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import pytest
 
 import pointapp
 from pointapp import taskdef
+from pointapp.emulator import EMULATOR_POLL_SECONDS
 from pointapp.errors import StepError
 from pointapp.kinds import LogGroup
-from pointapp.resources import Desired, Found
+from pointapp.outputs import LOAD_BALANCER
+from pointapp.resources import Desired, Found, retry_refused
 from pointapp.spec import load_spec
 from pointapp.steps import service as service_step
 from pointapp.target import Context
-from tests.conftest import REGION, aws_context, make_context, stub
+from tests.conftest import REGION, AwsLikeServer, aws_behaviour, aws_context, aws_like_context, make_context, stub
 from tests.steps.helpers import down_leaves_nothing, register_as_a_release, up_is_idempotent
+from tests.test_resources import FakeTime
 
 STEPS = "network,endpoints,registry,database,cache,mail,service"
 IMAGE = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/point-app-prod/api:3f2c1a9"
@@ -408,3 +412,59 @@ def test_down_keeps_access_logs_unless_told_to_delete_them(built: Context) -> No
     assert list(kept) == ["access-logs/bucket"] and "service.delete_access_logs: true" in kept["access-logs/bucket"]
     told = make_context(load_spec("prod", {"service": {"delete_access_logs": True}}))
     assert pointapp.plan_destroy(told, only="service").kept == []
+
+
+# --- with the AWS-behaviour layer on (tests/aws_behaviour.py): AWS WAF does not see a new load balancer at once ---
+
+DATA_STEPS = "network,endpoints,registry,database,cache,mail"
+
+
+def _web_acl_of_the_load_balancer(ctx: Context) -> str | None:
+    arn = ctx.outputs("service")[LOAD_BALANCER.key]
+    return ((ctx.client("wafv2").get_web_acl_for_resource(ResourceArn=arn).get("WebACL") or {}).get("Name"))
+
+
+def test_up_associates_the_web_acl_once_waf_sees_the_new_load_balancer(aws_like: str) -> None:
+    ctx = aws_like_context(aws_like)
+    assert pointapp.up(ctx, only=STEPS).applied
+    assert _web_acl_of_the_load_balancer(ctx) == "point-app-prod-waf"
+    refused = [r["operation"] for r in aws_behaviour(aws_like)["refusals"] if r["rule"] == "wafv2-new-load-balancer"]
+    assert refused and set(refused) == {"AssociateWebACL"}
+    waited = [line for line in ctx.lines if "waiting for AWS WAF" in line]  # type: ignore[attr-defined]
+    assert waited == ["    waiting for AWS WAF to see the new load balancer point-app-prod-alb (usually about a minute on AWS) ..."]
+
+
+def test_a_load_balancer_waf_never_sees_is_one_clear_line_and_the_next_up_associates(
+        aws_like: str, aws_like_server: AwsLikeServer) -> None:
+    pointapp.up(aws_like_context(aws_like), only=DATA_STEPS)
+    rule = aws_like_server.layer.rule("wafv2-new-load-balancer")
+    rule.window = 3600.0  # past the bound
+    ctx = aws_like_context(aws_like)
+    fake = FakeTime()
+    ctx.clock, ctx.sleep = fake.clock, fake.sleep
+    with pytest.raises(StepError) as raised:
+        pointapp.up(ctx, only=STEPS)
+    assert raised.value.code == "WAFUnavailableEntityException" and "\n" not in str(raised.value)
+    assert str(raised.value).startswith("step service: waf-association point-app-prod-waf-alb: AWS WAF couldn")
+    assert 10 - EMULATOR_POLL_SECONDS < sum(fake.sleeps) <= 10  # the emulator's bound
+    assert "    AWS WAF still refuses point-app-prod-alb after 10s: run up again once the load balancer is active" in ctx.lines  # type: ignore[attr-defined]
+    rule.window = 0.0  # AWS WAF sees it now
+    again = aws_like_context(aws_like)
+    changes = [(c.kind, c.action) for c in pointapp.plan(again, only=STEPS).changes if not c.args.get("skip")]
+    assert changes == [("waf-association", "create"), ("ecs-service", "create")]  # what the step had not reached
+    pointapp.up(again, only=STEPS)
+    assert _web_acl_of_the_load_balancer(again) == "point-app-prod-waf"
+
+
+def test_on_aws_waf_is_given_five_minutes_to_see_a_new_load_balancer() -> None:
+    ctx = aws_context()
+    fake = FakeTime()
+    ctx.clock, ctx.sleep = fake.clock, fake.sleep
+
+    def refuse() -> None:
+        raise botocore.exceptions.ClientError({"Error": {"Code": "WAFUnavailableEntityException", "Message": (
+            "AWS WAF couldn\u2019t retrieve the resource that you requested. Retry your request.")}}, "AssociateWebACL")
+
+    with pytest.raises(botocore.exceptions.ClientError):
+        retry_refused(ctx, service_step.NEW_LOAD_BALANCER, "point-app-prod-alb", refuse)
+    assert 300 - 15 < sum(fake.sleeps) <= 300 and fake.sleeps[:3] == [2, 4, 8]
