@@ -70,17 +70,41 @@ class KmsKey(Kind):
     service = "kms"
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
-        alias = next((a for a in _aliases(ctx) if a.get("AliasName") == alias_name(spec) and a.get("TargetKeyId")), None)
-        if alias is None:
-            return []
+        aliases = _aliases(ctx)
+        alias = next((a for a in aliases if a.get("AliasName") == alias_name(spec) and a.get("TargetKeyId")), None)
+        if alias is not None:
+            return self._owned(ctx, spec, step, alias["TargetKeyId"], alias["AliasName"])
+        if customer_key(spec) is None:
+            return []  # no key wanted: no listing of the account's keys on every plan
+        # No alias points at a key: a CreateAlias failed (or its answer was lost) after CreateKey. The key is found
+        # by its ownership tags, or the next up would make a second one: a leak, as a key is billed monthly and goes
+        # only 7 to 30 days after its deletion is scheduled (AWS KMS Developer Guide, "AWS KMS pricing" and
+        # "Deleting AWS KMS keys"). KMS filters keys by nothing: ListKeys, then ListResourceTags of each key but the
+        # AWS managed ones (their aliases start alias/aws/, AWS KMS Developer Guide, "AWS managed keys"), then
+        # DescribeKey of this environment's only (AWS KMS API reference, ListKeys, ListResourceTags). The Resource
+        # Groups Tagging API would be one call, but its index lags behind a key tagged moments ago.
         kms = ctx.client("kms")
-        metadata = kms.describe_key(KeyId=alias["TargetKeyId"])["KeyMetadata"]
-        if metadata.get("KeyState") in ("PendingDeletion", "PendingReplicaDeletion"):
-            return []
-        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=metadata["KeyId"]).get("Tags", [])}
+        aws_managed = {a.get("TargetKeyId") for a in aliases if str(a.get("AliasName", "")).startswith("alias/aws/")}
+        found = []
+        for page in kms.get_paginator("list_keys").paginate():
+            for key in page.get("Keys", []):
+                if key["KeyId"] not in aws_managed:
+                    found += self._owned(ctx, spec, step, key["KeyId"], None)
+        return sorted(found, key=lambda f: str(f.raw.get("CreationDate")))  # the oldest is the key; any other a stray
+
+    def _owned(self, ctx: StepContext, spec: Spec, step: str, key_id: str, alias: str | None) -> list[Found]:
+        """The key ``key_id`` (its alias ``alias``, if any) when this step of this environment owns it and it is
+        not pending deletion."""
+        kms = ctx.client("kms")
+        # a key of another tool whose key policy does not let this account read its tags is not this environment's
+        answer = ignore_codes(kms.list_resource_tags, [] if alias else ["AccessDeniedException"], KeyId=key_id)
+        tags = {t["TagKey"]: t["TagValue"] for t in (answer or {}).get("Tags", [])}
         if not is_owned(tags, spec, step):
             return []
-        raw = {**metadata, "Alias": alias["AliasName"],
+        metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        if metadata.get("KeyState") in ("PendingDeletion", "PendingReplicaDeletion"):
+            return []
+        raw = {**metadata, "Alias": alias,
                "Rotation": kms.get_key_rotation_status(KeyId=metadata["KeyId"]).get("KeyRotationEnabled"),
                "Policy": json.loads(kms.get_key_policy(KeyId=metadata["KeyId"], PolicyName="default")["Policy"])}
         return [Found(self.name, tags[KEY], metadata["Arn"], tags, raw)]
@@ -128,7 +152,7 @@ class KmsKey(Kind):
 
     def describe(self, found: Found) -> str:
         raw = found.raw
-        return f"{raw.get('Alias')}, {raw.get('KeyState')}, rotation {'on' if raw.get('Rotation') else 'OFF'}"
+        return f"{raw.get('Alias') or 'no alias'}, {raw.get('KeyState')}, rotation {'on' if raw.get('Rotation') else 'OFF'}"
 
     def outputs(self, found: Found) -> dict[str, Any]:
         return {"alias": found.raw.get("Alias")}
@@ -145,7 +169,7 @@ class KmsAlias(Kind):
 
     def find(self, ctx: StepContext, spec: Spec, step: str, known: Mapping[str, Found]) -> list[Found]:
         key = known.get("kms/key")
-        if key is None:
+        if key is None or not key.raw.get("Alias"):  # a key without its alias: the alias is made anew
             return []
         return [Found(self.name, "kms/alias", key.raw["Alias"], {"Name": key.raw["Alias"]},
                       {"TargetKeyId": key.raw.get("KeyId")}, parent="kms/key")]
