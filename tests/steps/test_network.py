@@ -410,3 +410,45 @@ def test_a_role_made_before_the_guard_gets_it_by_update(ctx: Context) -> None:
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ctx.account}, "ArnLike": {
         "aws:SourceArn": f"arn:aws:ec2:{REGION}:{ctx.account}:vpc-flow-log/*"}}
     assert pointapp.plan(make_context(), only="network").empty
+
+
+# --- the environment's KMS key, when its alias is missing -------------------------------------------------------
+
+KEYED = {"security": {"kms_key": True}}
+ALIAS = "alias/pointapp/point-app-prod"
+
+
+def _customer_keys() -> dict[str, str]:
+    """Every key moto holds, by id, with its state."""
+    kms = boto3.client("kms", region_name=REGION)
+    return {k["KeyId"]: kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"] for k in kms.list_keys()["Keys"]}
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["create-alias-fails", "create-alias-answer-lost"])
+def test_a_key_whose_alias_was_not_made_is_found_by_its_tags_not_made_twice(mocked: None, lost: bool) -> None:
+    from tests.faults import InjectedFault, inject
+
+    broken = make_context(load_spec("prod", KEYED))
+    hit = inject(broken, 0, lost, operation="kms:CreateAlias")
+    with pytest.raises(InjectedFault):
+        pointapp.up(broken, only="network")
+    assert hit == ["kms:CreateAlias"] and len(_customer_keys()) == 1
+    # a key of another environment, and one this environment scheduled for deletion, are not the key
+    kms = boto3.client("kms", region_name=REGION)
+    (key_id,) = _customer_keys()
+    for owner in ("point-app-staging", "point-app-prod"):
+        other = kms.create_key(Tags=[{"TagKey": "pointapp:environment", "TagValue": owner},
+                                     {"TagKey": "pointapp:step", "TagValue": "network"},
+                                     {"TagKey": "pointapp:key", "TagValue": "kms/key"}])["KeyMetadata"]["KeyId"]
+    kms.schedule_key_deletion(KeyId=other, PendingWindowInDays=7)  # the prod one
+    again = make_context(load_spec("prod", KEYED))
+    creates = {c.kind for c in pointapp.plan(again, only="network").changes if c.action == "create"}
+    assert "kms-key" not in creates and ("kms-alias" in creates) is not lost
+    pointapp.up(again, only="network")
+    keys = _customer_keys()
+    assert len(keys) == 3 and kms.describe_key(KeyId=ALIAS)["KeyMetadata"]["KeyId"] == key_id  # no second key
+    assert pointapp.plan(make_context(load_spec("prod", KEYED)), only="network").actionable == []
+    pointapp.down(make_context(load_spec("prod", KEYED)), only="network")
+    assert {k: s for k, s in _customer_keys().items() if s == "PendingDeletion"} == {key_id: "PendingDeletion",
+                                                                                    other: "PendingDeletion"}
+    assert [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == ALIAS] == []
