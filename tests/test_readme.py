@@ -58,3 +58,15 @@ def test_every_command_but_the_emulator_takes_the_target_options(command: str) -
     shown = help_of(command)
     for option in TARGET_OPTIONS:
         assert option in shown, f"pointapp {command} --help lacks {option}"
+
+
+def test_the_aws_behaviour_table_lists_every_rule_of_the_layer() -> None:
+    """The README's table of the tests' AWS-behaviour layer names each of its rules once, and no other."""
+    from tests.aws_behaviour import RULES
+
+    readme = ROOT.joinpath("README.md").read_text()
+    table = readme.split("| rule | what the layer does (as AWS does) | source |", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"^\| `([a-z0-9-]+)` \|", table, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(RULES), f"README lacks {sorted(set(RULES) - set(listed))}, " \
+                                            f"lists unknown {sorted(set(listed) - set(RULES))}"
+    assert len(listed) == len(set(listed)), "a rule is listed twice"
