@@ -215,6 +215,24 @@ def _ports(permission: Permission) -> str:
     return f"ports {permission.from_port}-{permission.to_port}/{permission.protocol}"
 
 
+Check = Callable[[Context, Mapping[str, Any], Result], None]
+
+#: (name, FSBP control ids, baseline, check), in the order the report lists them: each check is added by the
+#: :func:`check` above its function. The control ids are the AWS Security Hub FSBP controls the check follows
+#: (AWS Security Hub User Guide, "Security Hub controls reference").
+CHECKS: list[tuple[str, str, str, Check]] = []
+
+
+def check(name: str, controls: str, baseline: str) -> Callable[[Check], Check]:
+    """Add the function below to :data:`CHECKS` as the check ``name`` of ``controls`` ("" where no FSBP control
+    exists: its comment names the rule it follows), which holds when ``baseline`` does."""
+    def add(function: Check) -> Check:
+        CHECKS.append((name, controls, baseline, function))
+        return function
+    return add
+
+
+@check("public-ingress", "EC2.18", "0.0.0.0/0 and ::/0 only on the load balancer's listener ports")
 def check_public_ingress(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     spec = ctx.spec
     ingress_group = spec.name("sg", spec.service.load_balancer_group)
@@ -231,6 +249,7 @@ def check_public_ingress(ctx: Context, observed: Mapping[str, Any], result: Resu
                               f"(only the load balancer group may take {', '.join(map(str, sorted(allowed)))} from anywhere)")
 
 
+@check("default-group", "EC2.2", "the VPC's default security group allows nothing")
 def check_default_group(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     default = default_group(observed["network"])
     if default is None:
@@ -242,6 +261,7 @@ def check_default_group(ctx: Context, observed: Mapping[str, Any], result: Resul
         result.flag(name, f"has {rules} rule{'s' if rules != 1 else ''}; it must allow nothing in or out")
 
 
+@check("remote-login", "EC2.13, EC2.14", "no SSH (22) or RDP (3389) open anywhere")
 def check_remote_login(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     for name, permissions in _groups(observed["network"]):
         result.examined.append(name)
@@ -255,6 +275,7 @@ def check_remote_login(ctx: Context, observed: Mapping[str, Any], result: Result
                                 control)
 
 
+@check("database", "RDS.2, RDS.3", "RDS private and encrypted at rest")
 def check_database(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _examine(observed, DATABASE_INSTANCE.step, DATABASE_INSTANCE.key, result)
     if found is None:
@@ -265,6 +286,7 @@ def check_database(ctx: Context, observed: Mapping[str, Any], result: Result) ->
         result.flag(found.name, "storage not encrypted", "RDS.3")
 
 
+@check("cache", "ElastiCache.4, ElastiCache.5", "Redis encrypted in transit and at rest")
 def check_cache(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _examine(observed, CACHE_GROUP.step, CACHE_GROUP.key, result)
     if found is None:
@@ -275,6 +297,7 @@ def check_cache(ctx: Context, observed: Mapping[str, Any], result: Result) -> No
         result.flag(found.name, "not encrypted at rest", "ElastiCache.4")
 
 
+@check("registry", "ECR.1", "ECR scans images on push")
 def check_registry(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _examine(observed, "registry", "repository", result)
     if found is None:
@@ -310,6 +333,8 @@ def _check_bucket(ctx: Context, observed: Mapping[str, Any], step: str, key: str
     return found
 
 
+@check("artifact-bucket", "S3.4, S3.5, S3.8, S3.13, S3.14, S3.17",
+       "artifact bucket private, encrypted, TLS only, versioned, with a lifecycle")
 def check_artifact_bucket(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _check_bucket(ctx, observed, "delivery", "bucket", result)
     if found is None:
@@ -324,6 +349,8 @@ def check_artifact_bucket(ctx: Context, observed: Mapping[str, Any], result: Res
                               f"{found.raw.get('KmsKey') or found.raw.get('Encryption')})", "S3.17")
 
 
+@check("access-log-bucket", "S3.4, S3.5, S3.8, S3.13",
+       "access-log bucket private, encrypted, TLS only, with a lifecycle")
 def check_access_log_bucket(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     _check_bucket(ctx, observed, "service", ACCESS_LOG_BUCKET, result)
 
@@ -332,6 +359,8 @@ def _attribute(found: Found, key: str) -> Any:
     return found.raw.get("Attributes", {}).get(key)
 
 
+@check("load-balancer", "ELB.4, ELB.5, ELB.6, ELB.12",
+       "load balancer drops invalid headers, mitigates desync, has access logs and deletion protection")
 def check_load_balancer(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _examine(observed, LOAD_BALANCER.step, LOAD_BALANCER.key, result)
     if found is None:
@@ -354,6 +383,8 @@ def check_load_balancer(ctx: Context, observed: Mapping[str, Any], result: Resul
         result.flag(found.name, f"access logs go to {bucket or 'no bucket'}, not the environment's access-log bucket", "ELB.5")
 
 
+@check("waf", "ELB.16, WAF.10, WAF.12",
+       "a WAF web ACL with AWS's managed rule groups, metrics on, guards the load balancer")
 def check_waf(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     balancer = _examine(observed, LOAD_BALANCER.step, LOAD_BALANCER.key, result)
     if balancer is None:
@@ -381,6 +412,7 @@ def check_waf(ctx: Context, observed: Mapping[str, Any], result: Result) -> None
             result.flag(acl.name, f"rule {rule.get('Name')} sends no CloudWatch metrics", "WAF.12")
 
 
+@check("keys", "KMS.4, S3.17", "with security.kms_key: the log groups use the environment's rotated KMS key")
 def check_keys(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     network = observed["network"]
     groups = [found for state in (network, observed.get("service")) if state is not None
@@ -403,6 +435,7 @@ def check_keys(ctx: Context, observed: Mapping[str, Any], result: Result) -> Non
                                     "(Prowler cloudwatch_log_group_kms_encryption_enabled)", "S3.17")
 
 
+@check("bastion", "EC2.8, EC2.9", "IMDSv2 required and no public IP on the bastion")
 def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _examine(observed, BASTION_INSTANCE.step, BASTION_INSTANCE.key, result)
     if found is None:
@@ -417,6 +450,7 @@ def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> 
                                 "only (`pointapp up` replaces it)", "EC2.9")
 
 
+@check("subnet-public-ip", "EC2.15", "no subnet maps a public IP on launch")
 def check_subnets(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     for found in observed["network"].found.values():
         if found.kind != "subnet":
@@ -443,6 +477,8 @@ def _open_statements(policy: Mapping[str, Any] | None, account: str, vpc: str) -
     return found
 
 
+@check("endpoint-policies", "",
+       "VPC endpoint policies allow this account's principals only (Prowler vpc_endpoint_connections_trust_boundaries)")
 def check_endpoint_policies(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     state, vpc = observed.get("endpoints"), observed["network"].found.get("vpc")
     endpoints = [found for found in state.found.values() if found.kind == "vpc-endpoint"] if state is not None else []
@@ -453,6 +489,7 @@ def check_endpoint_policies(ctx: Context, observed: Mapping[str, Any], result: R
             result.flag(found.name, f"its policy lets any principal of any account through ({', '.join(open_to_all)})")
 
 
+@check("ec2-endpoint", "EC2.10", "an interface endpoint for the EC2 API")
 def check_ec2_endpoint(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     state, vpc = observed.get("endpoints"), observed["network"].found.get("vpc")
     if state is None or not state.found or vpc is None:  # the endpoints step is not built
@@ -463,6 +500,8 @@ def check_ec2_endpoint(ctx: Context, observed: Mapping[str, Any], result: Result
     result.miss(ctx.spec, vpc.name, "no interface endpoint for the EC2 API (endpoints.interface)", "endpoints.interface")
 
 
+@check("https", "ELB.1, ELB.17",
+       "HTTPS 443 with a current TLS policy and 80 redirecting, with a domain or a certificate")
 def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     """With a domain or a certificate: the production listener is HTTPS 443 with the certificate and a current TLS
     policy (ELB.17), and HTTP 80 redirects to HTTPS (ELB.1). Without either: a documented choice."""
@@ -490,6 +529,7 @@ def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> No
                     "HTTP 80 does not redirect to HTTPS", "ELB.1")
 
 
+@check("flow-logs", "EC2.6", "VPC flow logs on, all traffic")
 def check_flow_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     vpc = observed["network"].found.get("vpc")
     if vpc is None:
@@ -504,6 +544,9 @@ def check_flow_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -
         result.flag(vpc.name, "flow logs record only part of the traffic; the baseline is ALL")
 
 
+# No FSBP control; Prowler's iam_role_cross_service_confused_deputy_prevention (IAM User Guide, "The confused
+# deputy problem").
+@check("trust-guards", "", "service roles trust their service only for this account's resources")
 def check_trust_guards(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     unguarded: set[str] = set()
     for state in observed.values():
@@ -528,6 +571,7 @@ def _database(observed: Mapping[str, Any], result: Result) -> Found | None:
     return _examine(observed, DATABASE_INSTANCE.step, DATABASE_INSTANCE.key, result)
 
 
+@check("database-tls", "RDS.39", "MySQL refuses connections without TLS")
 def check_database_tls(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _database(observed, result)
     if found is None:
@@ -543,6 +587,7 @@ def check_database_tls(ctx: Context, observed: Mapping[str, Any], result: Result
         result.flag(found.name, "its parameter group applies at the next reboot (pending-reboot): TLS is not required yet")
 
 
+@check("database-iam-auth", "RDS.10", "IAM database authentication on")
 def check_database_iam_authentication(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _database(observed, result)
     if found is None or found.raw.get("IAMDatabaseAuthenticationEnabled"):
@@ -555,6 +600,7 @@ def check_database_iam_authentication(ctx: Context, observed: Mapping[str, Any],
 MYSQL_LOGS = frozenset({"audit", "error", "general", "slowquery"})
 
 
+@check("database-logs", "RDS.9", "MySQL exports its audit, error, general and slow-query logs")
 def check_database_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _database(observed, result)
     if found is None:
@@ -571,6 +617,7 @@ def check_database_logs(ctx: Context, observed: Mapping[str, Any], result: Resul
                                 "to CloudWatch Logs")
 
 
+@check("database-monitoring", "RDS.6", "RDS enhanced monitoring on")
 def check_database_monitoring(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _database(observed, result)
     if found is None or found.raw.get("MonitoringInterval"):
@@ -578,6 +625,7 @@ def check_database_monitoring(ctx: Context, observed: Mapping[str, Any], result:
     result.miss(ctx.spec, found.name, "enhanced monitoring is off", "database.monitoring_interval")
 
 
+@check("database-backup", "RDS.26", "the database is in an AWS Backup plan")
 def check_database_backup_plan(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found = _database(observed, result)
     if found is None:
@@ -603,6 +651,7 @@ def _containers(observed: Mapping[str, Any], result: Result) -> tuple[Found | No
     return found, list((found.raw.get("containerDefinitions") or []) if found else [])
 
 
+@check("read-only-root", "ECS.5", "the API container's root file system is read-only")
 def check_read_only_root(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found, containers = _containers(observed, result)
     for container in containers:
@@ -611,6 +660,8 @@ def check_read_only_root(ctx: Context, observed: Mapping[str, Any], result: Resu
                         "the container's root file system is writable")
 
 
+# No FSBP control; Prowler's ecs_task_definitions_logging_block_mode (ECS Developer Guide, awslogs mode).
+@check("non-blocking-logs", "", "the API container logs in non-blocking mode")
 def check_non_blocking_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
     found, containers = _containers(observed, result)
     for container in containers:
@@ -621,46 +672,6 @@ def check_non_blocking_logs(ctx: Context, observed: Mapping[str, Any], result: R
                         "stops the API's writes to stdout")
 
 
-Check = Callable[[Context, Mapping[str, Any], Result], None]
-
-#: (name, FSBP control ids, baseline, check). The control ids are the AWS Security Hub FSBP controls the
-#: check follows (AWS Security Hub User Guide, "Security Hub controls reference").
-CHECKS: list[tuple[str, str, str, Check]] = [
-    ("public-ingress", "EC2.18", "0.0.0.0/0 and ::/0 only on the load balancer's listener ports", check_public_ingress),
-    ("default-group", "EC2.2", "the VPC's default security group allows nothing", check_default_group),
-    ("remote-login", "EC2.13, EC2.14", "no SSH (22) or RDP (3389) open anywhere", check_remote_login),
-    ("database", "RDS.2, RDS.3", "RDS private and encrypted at rest", check_database),
-    ("cache", "ElastiCache.4, ElastiCache.5", "Redis encrypted in transit and at rest", check_cache),
-    ("registry", "ECR.1", "ECR scans images on push", check_registry),
-    ("artifact-bucket", "S3.4, S3.5, S3.8, S3.13, S3.14, S3.17",
-     "artifact bucket private, encrypted, TLS only, versioned, with a lifecycle", check_artifact_bucket),
-    ("access-log-bucket", "S3.4, S3.5, S3.8, S3.13", "access-log bucket private, encrypted, TLS only, with a lifecycle",
-     check_access_log_bucket),
-    ("load-balancer", "ELB.4, ELB.5, ELB.6, ELB.12",
-     "load balancer drops invalid headers, mitigates desync, has access logs and deletion protection", check_load_balancer),
-    ("waf", "ELB.16, WAF.10, WAF.12", "a WAF web ACL with AWS's managed rule groups, metrics on, guards the load balancer",
-     check_waf),
-    ("keys", "KMS.4, S3.17", "with security.kms_key: the log groups use the environment's rotated KMS key", check_keys),
-    ("bastion", "EC2.8, EC2.9", "IMDSv2 required and no public IP on the bastion", check_bastion),
-    ("subnet-public-ip", "EC2.15", "no subnet maps a public IP on launch", check_subnets),
-    ("endpoint-policies", "", "VPC endpoint policies allow this account's principals only "
-     "(Prowler vpc_endpoint_connections_trust_boundaries)", check_endpoint_policies),
-    ("ec2-endpoint", "EC2.10", "an interface endpoint for the EC2 API", check_ec2_endpoint),
-    ("https", "ELB.1, ELB.17", "HTTPS 443 with a current TLS policy and 80 redirecting, with a domain or a certificate",
-     check_https),
-    ("flow-logs", "EC2.6", "VPC flow logs on, all traffic", check_flow_logs),
-    # No FSBP control; Prowler's iam_role_cross_service_confused_deputy_prevention (IAM User Guide, "The confused
-    # deputy problem").
-    ("trust-guards", "", "service roles trust their service only for this account's resources", check_trust_guards),
-    ("database-tls", "RDS.39", "MySQL refuses connections without TLS", check_database_tls),
-    ("database-iam-auth", "RDS.10", "IAM database authentication on", check_database_iam_authentication),
-    ("database-logs", "RDS.9", "MySQL exports its audit, error, general and slow-query logs", check_database_logs),
-    ("database-monitoring", "RDS.6", "RDS enhanced monitoring on", check_database_monitoring),
-    ("database-backup", "RDS.26", "the database is in an AWS Backup plan", check_database_backup_plan),
-    ("read-only-root", "ECS.5", "the API container's root file system is read-only", check_read_only_root),
-    # No FSBP control; Prowler's ecs_task_definitions_logging_block_mode (ECS Developer Guide, awslogs mode).
-    ("non-blocking-logs", "", "the API container logs in non-blocking mode", check_non_blocking_logs),
-]
 
 
 def audit(ctx: Context, checks: Iterable[str] | None = None) -> Report:

@@ -229,7 +229,7 @@ def stub(ctx: Context, service: str) -> Stubber:
 
 #: Tests that take a minute or more (a whole runbook, ``make run``): run first, so that with the tests
 #: spread over workers none of them is left running alone at the end.
-LONG_TESTS = ("tests/test_make.py::", "tests/test_notebooks.py::test_the_runbook", "tests/test_cli.py::test_runbook",
+LONG_TESTS = ("tests/test_make.py::", "tests/test_cli.py::test_runbook",
               "tests/test_runbook.py::test_a_failure", "tests/test_cli.py::test_plan_up_plan_down",
               "tests/test_cli.py::test_what_the_emulator_cannot_do", "tests/test_cli.py::test_embedded_emulator",
               "tests/test_cli.py::test_deploy_status", "tests/test_audit.py::", "tests/test_cloudformation.py::",

@@ -37,7 +37,7 @@ from pointapp.runbook import NOTEBOOKS
 from pointapp.steps import STEPS
 from tests.conftest import shared_emulator_environment
 from tests.test_cli import free_port
-from tests.test_notebooks import _secret_values
+from tests.test_notebooks import secret_values
 
 ROOT = Path(__file__).resolve().parents[1]
 START_PAGE = "00_start_here.ipynb"
@@ -349,7 +349,7 @@ def test_the_notebooks_in_a_browser(shared: dict[str, str], tmp_path: Path) -> N
         assert any(f"on shared emulator {found.url} (pid {found.pid};" in text for text in one.outputs), one.outputs[:3]
     # The saved notebooks (what the page showed) hold no secret the emulator keeps.
     shown = "".join((lab.folder / one.name).read_text() for one in seen)
-    kept = _secret_values(found.url)
+    kept = secret_values(found.url)
     assert kept and not [value for value in kept if value in shown]  # the database's password, at least
     # Run in file order on the one emulator, the step notebooks leave nothing to change.
     plan = subprocess.run([sys.executable, "-m", "pointapp", "plan"], env=shared, capture_output=True, text=True,

@@ -197,13 +197,28 @@ def test_interactive_confirmation(capsys: pytest.CaptureFixture[str], monkeypatc
         assert cli.main(["plan", "--aws", "--only", "network"]) == 0
 
 
-def test_runbook_writes_a_record(tmp_path: Path, server: str) -> None:
-    result = shell("runbook", "--endpoint-url", server, "-o", str(tmp_path))
+def test_runbook_writes_a_record_and_leaves_no_secret_in_any_notebook(tmp_path: Path, server: str) -> None:
+    """One runbook run from the command line (a frontend whose token is a SecureString, so that the run
+    handles a secret of the user's besides those RDS makes): its record, and no secret value in any executed
+    notebook (tests/test_notebooks.py's scan)."""
+    import boto3
+
+    from pointapp.audit import CHECKS
+    from tests.test_notebooks import secret_values
+
+    boto3.client("ssm", region_name="ap-northeast-1", endpoint_url=server).put_parameter(
+        Name="/point-app/github-token", Value="ghp_runbook-token-should-never-show", Type="SecureString")
+    config = tmp_path / "spec.yaml"
+    config.write_text("frontend:\n  repository: https://github.com/acme/web\n"
+                      "  access_token_parameter: /point-app/github-token\n")
+    runs = tmp_path / "runs"
+    result = shell("runbook", "--endpoint-url", server, "--config", str(config), "-o", str(runs))
     assert result.returncode == 0, result.stderr
-    records = list(tmp_path.iterdir())
+    records = list(runs.iterdir())
     assert len(records) == 1 and records[0].name.endswith("-prod")
     notebooks = sorted(p.name for p in runbook_notebooks())
-    assert sorted(p.name for p in records[0].glob("*.ipynb")) == notebooks
+    executed = sorted(records[0].glob("*.ipynb"))
+    assert [p.name for p in executed] == notebooks
     assert f"Run record: {records[0]}" in result.stdout
     summary = json.loads((records[0] / "summary.json").read_text())
     assert summary["status"] == "succeeded" and summary["target"] == f"endpoint {server}, region ap-northeast-1"
@@ -211,7 +226,17 @@ def test_runbook_writes_a_record(tmp_path: Path, server: str) -> None:
     assert all(n["status"] == "done" and n["duration"] > 0 for n in summary["notebooks"])
     assert summary["resources"]["network"] == 31 and summary["resources"]["service"] == 14
     assert (records[0] / "architecture-live.png").exists()
-    assert run("plan", "--endpoint-url", server).returncode == 0  # the runbook built the network
+    assert run("plan", "--endpoint-url", server, "--config", str(config)).returncode == 0  # the runbook built it
+
+    secrets = secret_values(server)
+    assert "ghp_runbook-token-should-never-show" in secrets and len(secrets) >= 3  # the scan sees real secrets
+    for path in executed:
+        text = path.read_text()
+        leaked = [s[:4] + "..." for s in secrets if s in text]
+        assert not leaked, f"{path.name} shows a secret value"
+    # the runbook's result passes the audit: every check on built resources, no finding (choices are no findings)
+    audit = (records[0] / "90_audit.ipynb").read_text()
+    assert f"{len(CHECKS)} checks ({len(CHECKS)} on built resources): 0 findings" in audit
 
 
 def test_runbook_stops_at_a_failing_notebook(tmp_path: Path, server: str) -> None:

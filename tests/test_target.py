@@ -188,3 +188,12 @@ def test_the_sessions_of_a_process_share_what_botocore_parsed() -> None:
     with connect() as ctx:
         loader = ctx.session._session.get_component("data_loader")  # noqa: SLF001 - botocore's session
         assert loader is data_session()._session.get_component("data_loader")  # noqa: SLF001
+        first = ctx.client("ec2").meta.service_model
+    with connect() as again:  # another run's client of the same service: the same model, built once
+        assert again.client("ec2").meta.service_model is first
+        assert again.client("ec2").meta.service_model.operation_model("DescribeVpcs") is first.operation_model("DescribeVpcs")
+    import boto3
+
+    own = boto3.Session(region_name=DEFAULT_REGION, aws_access_key_id="x", aws_secret_access_key="x")  # its own loader
+    model = own.client("ec2", endpoint_url="http://127.0.0.1:9").meta.service_model
+    assert model is not first and model.operation_names == first.operation_names
