@@ -100,3 +100,14 @@ def test_a_choice_is_made_by_a_number_below_its_threshold_or_always() -> None:
     assert retention.off(load_spec("prod"))  # 30 days
     assert not retention.off(load_spec("prod", {"service": {"log_retention_days": 365}}))
     assert all(CHOICES[name].off(load_spec(env)) for name in ("s3_mfa_delete", "bastion_backup") for env in ENVIRONMENTS)
+
+
+def test_a_malformed_choice_in_the_file_names_its_entry(tmp_path: Path) -> None:
+    from pointapp.baseline import load_choices
+
+    path = tmp_path / "baseline.yaml"
+    path.write_text("service.waf:\n  control: ELB.16\n  what: no WAF\n  cost: none\n  reason: tests\n  price: 5\n")
+    with pytest.raises(ValueError, match=r"baseline.yaml: the choice 'service.waf' is malformed"):
+        load_choices(path)
+    path.write_text("service.waf:\n  control: ELB.16\n  what: no WAF\n  cost: none\n  reason: tests\n")
+    assert load_choices(path)["service.waf"].control == "ELB.16"
