@@ -883,6 +883,8 @@ class Wafv2WebAclAssociated(Rule):
                                                               "resource is being used by another resource or it\u2019s "
                                                               "associated with another resource.")
         return None
+
+
 class Wafv2NewLoadBalancer(Rule):
     """AssociateWebACL is refused (WAFUnavailableEntityException) while the load balancer is younger than
     :attr:`window` seconds: AWS WAF does not see it yet."""

@@ -441,12 +441,19 @@ def test_a_key_whose_alias_was_not_made_is_found_by_its_tags_not_made_twice(mock
                                      {"TagKey": "pointapp:step", "TagValue": "network"},
                                      {"TagKey": "pointapp:key", "TagValue": "kms/key"}])["KeyMetadata"]["KeyId"]
     kms.schedule_key_deletion(KeyId=other, PendingWindowInDays=7)  # the prod one
+    # another tool's key has its alias: it is not the key sought, whose alias is missing, and is never read
+    foreign = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName="alias/other-tool", TargetKeyId=foreign)
     again = make_context(load_spec("prod", KEYED))
+    read: list[str] = []
+    again.session.events.register("provide-client-params.kms.ListResourceTags",
+                                  lambda params, **_: read.append(params["KeyId"]))
     creates = {c.kind for c in pointapp.plan(again, only="network").changes if c.action == "create"}
     assert "kms-key" not in creates and ("kms-alias" in creates) is not lost
+    assert key_id in read and foreign not in read
     pointapp.up(again, only="network")
     keys = _customer_keys()
-    assert len(keys) == 3 and kms.describe_key(KeyId=ALIAS)["KeyMetadata"]["KeyId"] == key_id  # no second key
+    assert len(keys) == 4 and kms.describe_key(KeyId=ALIAS)["KeyMetadata"]["KeyId"] == key_id  # no second key
     assert pointapp.plan(make_context(load_spec("prod", KEYED)), only="network").actionable == []
     pointapp.down(make_context(load_spec("prod", KEYED)), only="network")
     assert {k: s for k, s in _customer_keys().items() if s == "PendingDeletion"} == {key_id: "PendingDeletion",

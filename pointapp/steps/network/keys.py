@@ -79,16 +79,17 @@ class KmsKey(Kind):
         # No alias points at a key: a CreateAlias failed (or its answer was lost) after CreateKey. The key is found
         # by its ownership tags, or the next up would make a second one: a leak, as a key is billed monthly and goes
         # only 7 to 30 days after its deletion is scheduled (AWS KMS Developer Guide, "AWS KMS pricing" and
-        # "Deleting AWS KMS keys"). KMS filters keys by nothing: ListKeys, then ListResourceTags of each key but the
-        # AWS managed ones (their aliases start alias/aws/, AWS KMS Developer Guide, "AWS managed keys"), then
-        # DescribeKey of this environment's only (AWS KMS API reference, ListKeys, ListResourceTags). The Resource
-        # Groups Tagging API would be one call, but its index lags behind a key tagged moments ago.
+        # "Deleting AWS KMS keys"). KMS filters keys by nothing: ListKeys, then ListResourceTags of each key no alias
+        # points at (the AWS managed keys have theirs, alias/aws/..., AWS KMS Developer Guide, "AWS managed keys"; so do
+        # most keys of other tools, and the key sought has none), then DescribeKey of this environment's only (AWS KMS
+        # API reference, ListKeys, ListResourceTags). The Resource Groups Tagging API would be one call, but its index
+        # lags behind a key tagged moments ago.
         kms = ctx.client("kms")
-        aws_managed = {a.get("TargetKeyId") for a in aliases if str(a.get("AliasName", "")).startswith("alias/aws/")}
+        aliased = {a.get("TargetKeyId") for a in aliases if a.get("TargetKeyId")}
         found = []
         for page in kms.get_paginator("list_keys").paginate():
             for key in page.get("Keys", []):
-                if key["KeyId"] not in aws_managed:
+                if key["KeyId"] not in aliased:
                     found += self._owned(ctx, spec, step, key["KeyId"], None)
         return sorted(found, key=lambda f: str(f.raw.get("CreationDate")))  # the oldest is the key; any other a stray
 
