@@ -81,6 +81,11 @@ def test_the_json_report_gives_each_check_its_status_and_each_finding_and_choice
 
 
 def test_audit_as_json_keeps_stdout_for_the_document(capsys: pytest.CaptureFixture[str]) -> None:
+    # The embedded emulator serves this process's moto state, which the tests' other emulators of this process
+    # share (tests/conftest.py, embedded_aws_like): empty it first, as each test using one does.
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
     assert cli.main(["audit", "--ephemeral", "--format", "json"]) == 1  # an empty emulator: nothing to audit
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("Environment point-app-prod on ") and "nothing to audit" in err
