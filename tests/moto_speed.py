@@ -1,14 +1,16 @@
-"""moto, made cheaper for the tests: a reset that only drops state, and boto3 calls to an emulator of this
-process handed to its WSGI app directly, without a socket; botocore's clients share what they learn of
-event names.
+"""moto, made cheaper for the tests: a reset that only drops state, answers serialized with what moto
+worked out for an earlier answer of the same shape, and boto3 calls to an emulator of this process handed
+to its WSGI app directly, without a socket; botocore's clients share what they learn of event names.
 
-None changes what moto answers or what botocore sends: the first drops what moto's own reset re-creates
-and then drops, the second skips HTTP between two ends of one process (the emulator still serves other
-processes over HTTP), the third keeps answers that depend on nothing a client holds.
+None changes what moto answers or what botocore sends: the reset drops what moto's own reset re-creates
+and then drops; the answers are byte for byte moto's own (tests/test_moto_speed.py compares them with
+:func:`as_shipped`); the direct call skips HTTP between two ends of one process (the emulator still serves
+other processes over HTTP); the event names shared depend on nothing a client holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import io
@@ -92,6 +94,99 @@ def lighten_moto() -> None:
 
     BackendDict.reset = classmethod(reset)  # type: ignore[method-assign, assignment]
     iam.IAMBackend._init_aws_policies = managed_policies  # type: ignore[method-assign]  # noqa: SLF001
+    _remember_attribute_names()
+    _look_up_ec2_tags_by_id()
+
+
+#: The most attribute-name lists :func:`_remember_attribute_names` keeps (a shape made for one answer, an
+#: error's, is a key of its own): past it, the memo starts again.
+_NAMES_KEPT = 100_000
+
+
+def _remember_attribute_names() -> None:
+    """moto's serializer finds each field of an answer on its model object by trying a list of attribute
+    names, which six alias rules work out anew for every field of every answer (a third of serializing
+    one). The list depends only on the object's class, the field, its shape and the shape's parent: here
+    it is worked out once for each of those and remembered; the object is still asked for each name in
+    that order, and the answer's transformers still apply, so every answer stays the same."""
+    from moto.core import serialize
+    from moto.core.utils import MISSING, get_value
+
+    made = serialize.ResponseSerializer.get_value
+    names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+    def get_value_remembered(self: Any, value: Any, key: str, shape: Any) -> Any:
+        picker = self._value_picker  # noqa: SLF001 - the serializer's own picker
+        if type(picker) is not serialize.XFormedAttributePicker or picker.alias_providers is not serialize.DEFAULT_ALIAS_PROVIDERS:
+            return made(self, value, key, shape)
+        memo = (type(value), key, shape, getattr(shape, "parent", None))
+        tried = names.get(memo)
+        if tried is None:
+            context = serialize.AttributePickerContext(obj=value, key=key, shape=shape,
+                                                       operation_model=self.operation_model,
+                                                       service_model=self.operation_model.service_model)
+            tried = tuple(picker.get_possible_keys(context))
+            if len(names) >= _NAMES_KEPT:
+                names.clear()
+            names[memo] = tried
+        for name in tried:
+            found = get_value(value, name, MISSING)
+            if found is not MISSING:
+                break
+        else:
+            found = None
+        if picker.response_transformers:
+            path = f"{'.'.join(self.path)}.{key}"
+            for ending, transform in picker.response_transformers.items():
+                if path.endswith(ending):
+                    return transform(found)
+        return found
+
+    _replace(serialize.ResponseSerializer, "get_value", get_value_remembered)
+
+
+def _look_up_ec2_tags_by_id() -> None:
+    """moto's EC2 finds a resource's tags, for every resource of every answer, by matching its id as a
+    pattern against the id of every tagged resource (an answer listing N resources costs N times all the
+    tags of the Region). An id is no pattern (it holds none of ``*?[``): here its tags are read by that id,
+    in the same order and shape; an id that would be a pattern goes the old way."""
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    made = TaggedEC2Resource.get_tags
+
+    def get_tags(self: Any) -> list[dict[str, str]]:
+        resource_id = getattr(self, "id", None)
+        if not resource_id or not isinstance(resource_id, str) or any(c in resource_id for c in "*?["):
+            return made(self)
+        tags = self.ec2_backend.tags.get(resource_id) or {}
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+        return [{"resource_id": resource_id, "key": key, "value": value, "resource_type": kind}
+                for key, value in list(tags.items())]
+
+    _replace(TaggedEC2Resource, "get_tags", get_tags)
+
+
+#: The moto methods replaced here that shape answers: (class, name, moto's own, the replacement).
+_REPLACED: list[tuple[type, str, Any, Any]] = []
+
+
+def _replace(owner: type, name: str, replacement: Any) -> None:
+    _REPLACED.append((owner, name, getattr(owner, name), replacement))
+    setattr(owner, name, replacement)
+
+
+@contextlib.contextmanager
+def as_shipped() -> Iterator[None]:
+    """moto's own methods, in place of those replaced here that shape answers, until the block ends (the
+    tests that check the replacements answer as moto does)."""
+    for owner, name, own, _ in _REPLACED:
+        setattr(owner, name, own)
+    try:
+        yield
+    finally:
+        for owner, name, _, replacement in _REPLACED:
+            setattr(owner, name, replacement)
 
 
 def _fresh_copy(policy: Any) -> Any:
