@@ -381,8 +381,8 @@ def test_an_associated_web_acl_cannot_be_deleted(aws_like: str, aws_like_server:
 
 def test_waf_refuses_a_load_balancer_created_moments_before(aws_like: str, aws_like_server: AwsLikeServer) -> None:
     shorten(aws_like_server, "wafv2-new-load-balancer")
+    wafv2, summary = web_acl(aws_like)  # first: the association follows the load balancer's creation at once
     _, arn = load_balancer(aws_like, network(aws_like))
-    wafv2, summary = web_acl(aws_like)
     message = refused(wafv2.associate_web_acl, "WAFUnavailableEntityException", WebACLArn=summary["ARN"],
                       ResourceArn=arn)
     assert message == "AWS WAF couldn\u2019t retrieve the resource that you requested. Retry your request."
