@@ -53,6 +53,8 @@ def lighten_moto() -> None:
       used only to sign and verify: here it makes it on first use.
     - The server lists moto's package folders on every request (to tell a service from a host name), and
       a response lists its class's methods on every request: both are read once here.
+    - The serializer remembers the attribute names it tries per model class and field, and EC2 reads a
+      resource's tags by its id (:func:`_remember_attribute_names`, :func:`_look_up_ec2_tags_by_id`).
     """
     if _LIGHTENED:
         return
