@@ -6,9 +6,10 @@ Each check looks at what discovery found (the same tag-filtered reads as ``plan`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from pointapp import engine
 from pointapp.baseline import Choice, choice
@@ -21,6 +22,8 @@ from pointapp.outputs import (
     DATABASE_INSTANCE,
     LOAD_BALANCER,
     PRODUCTION_LISTENER,
+    REPOSITORY,
+    Output,
 )
 from pointapp.plan import Table
 from pointapp.resources import Found, StepState
@@ -216,6 +219,8 @@ def _ports(permission: Permission) -> str:
 
 
 Check = Callable[[Context, Mapping[str, Any], Result], None]
+#: A check of one built resource: the function below ``@check(..., of=output)`` gets it as ``found``.
+OfResource = Callable[[Context, Mapping[str, Any], Result, Found], None]
 
 #: (name, FSBP control ids, baseline, check), in the order the report lists them: each check is added by the
 #: :func:`check` above its function. The control ids are the AWS Security Hub FSBP controls the check follows
@@ -223,13 +228,35 @@ Check = Callable[[Context, Mapping[str, Any], Result], None]
 CHECKS: list[tuple[str, str, str, Check]] = []
 
 
-def check(name: str, controls: str, baseline: str) -> Callable[[Check], Check]:
+@overload
+def check(name: str, controls: str, baseline: str) -> Callable[[Check], Check]: ...
+
+
+@overload
+def check(name: str, controls: str, baseline: str, *, of: Output) -> Callable[[OfResource], Check]: ...
+
+
+def check(name: str, controls: str, baseline: str, *, of: Output | None = None) -> Callable[[Any], Check]:
     """Add the function below to :data:`CHECKS` as the check ``name`` of ``controls`` ("" where no FSBP control
-    exists: its comment names the rule it follows), which holds when ``baseline`` does."""
-    def add(function: Check) -> Check:
-        CHECKS.append((name, controls, baseline, function))
-        return function
+    exists: its comment names the rule it follows), which holds when ``baseline`` does.
+
+    With ``of`` (a step's resource), the check is of that resource: it runs only when the resource is built,
+    which then counts as examined and is passed to the function as its last argument. Either way the check
+    added (and the name the decorator leaves) takes ``(ctx, observed, result)``."""
+    def add(function: Any) -> Check:
+        made: Check = function if of is None else _of_resource(of, function)
+        CHECKS.append((name, controls, baseline, made))
+        return made
     return add
+
+
+def _of_resource(output: Output, function: OfResource) -> Check:
+    @functools.wraps(function)
+    def run(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+        found = _examine(observed, output.step, output.key, result)
+        if found is not None:
+            function(ctx, observed, result, found)
+    return run
 
 
 @check("public-ingress", "EC2.18", "0.0.0.0/0 and ::/0 only on the load balancer's listener ports")
@@ -275,33 +302,24 @@ def check_remote_login(ctx: Context, observed: Mapping[str, Any], result: Result
                                 control)
 
 
-@check("database", "RDS.2, RDS.3", "RDS private and encrypted at rest")
-def check_database(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _examine(observed, DATABASE_INSTANCE.step, DATABASE_INSTANCE.key, result)
-    if found is None:
-        return
+@check("database", "RDS.2, RDS.3", "RDS private and encrypted at rest", of=DATABASE_INSTANCE)
+def check_database(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
     if found.raw.get("PubliclyAccessible"):
         result.flag(found.name, "publicly accessible; it must be reachable from inside the VPC only", "RDS.2")
     if not found.raw.get("StorageEncrypted"):
         result.flag(found.name, "storage not encrypted", "RDS.3")
 
 
-@check("cache", "ElastiCache.4, ElastiCache.5", "Redis encrypted in transit and at rest")
-def check_cache(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _examine(observed, CACHE_GROUP.step, CACHE_GROUP.key, result)
-    if found is None:
-        return
+@check("cache", "ElastiCache.4, ElastiCache.5", "Redis encrypted in transit and at rest", of=CACHE_GROUP)
+def check_cache(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
     if not found.raw.get("TransitEncryptionEnabled"):
         result.flag(found.name, "not encrypted in transit (TLS off)", "ElastiCache.5")
     if not found.raw.get("AtRestEncryptionEnabled"):
         result.flag(found.name, "not encrypted at rest", "ElastiCache.4")
 
 
-@check("registry", "ECR.1", "ECR scans images on push")
-def check_registry(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _examine(observed, "registry", "repository", result)
-    if found is None:
-        return
+@check("registry", "ECR.1", "ECR scans images on push", of=REPOSITORY)
+def check_registry(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
     if not found.raw.get("imageScanningConfiguration", {}).get("scanOnPush"):
         result.flag(found.name, "images are not scanned on push (registry.scan_on_push)")
 
@@ -360,11 +378,8 @@ def _attribute(found: Found, key: str) -> Any:
 
 
 @check("load-balancer", "ELB.4, ELB.5, ELB.6, ELB.12",
-       "load balancer drops invalid headers, mitigates desync, has access logs and deletion protection")
-def check_load_balancer(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _examine(observed, LOAD_BALANCER.step, LOAD_BALANCER.key, result)
-    if found is None:
-        return
+       "load balancer drops invalid headers, mitigates desync, has access logs and deletion protection", of=LOAD_BALANCER)
+def check_load_balancer(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
     service = ctx.spec.service
     if _attribute(found, DROP_INVALID_HEADERS) != "true":
         result.flag(found.name, "keeps HTTP headers with invalid fields (routing.http.drop_invalid_header_fields)", "ELB.4")
@@ -384,11 +399,8 @@ def check_load_balancer(ctx: Context, observed: Mapping[str, Any], result: Resul
 
 
 @check("waf", "ELB.16, WAF.10, WAF.12",
-       "a WAF web ACL with AWS's managed rule groups, metrics on, guards the load balancer")
-def check_waf(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    balancer = _examine(observed, LOAD_BALANCER.step, LOAD_BALANCER.key, result)
-    if balancer is None:
-        return
+       "a WAF web ACL with AWS's managed rule groups, metrics on, guards the load balancer", of=LOAD_BALANCER)
+def check_waf(ctx: Context, observed: Mapping[str, Any], result: Result, balancer: Found) -> None:
     if not ctx.spec.service.waf:
         result.choose(balancer.name, "service.waf")
         return
@@ -435,11 +447,8 @@ def check_keys(ctx: Context, observed: Mapping[str, Any], result: Result) -> Non
                                     "(Prowler cloudwatch_log_group_kms_encryption_enabled)", "S3.17")
 
 
-@check("bastion", "EC2.8, EC2.9", "IMDSv2 required and no public IP on the bastion")
-def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _examine(observed, BASTION_INSTANCE.step, BASTION_INSTANCE.key, result)
-    if found is None:
-        return
+@check("bastion", "EC2.8, EC2.9", "IMDSv2 required and no public IP on the bastion", of=BASTION_INSTANCE)
+def check_bastion(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
     tokens = found.raw.get("MetadataOptions", {}).get("HttpTokens")
     if tokens != "required":
         result.flag(found.name, f"instance metadata accepts IMDSv1 (HttpTokens {tokens or 'unset'}); IMDSv2 must be required",
@@ -501,14 +510,11 @@ def check_ec2_endpoint(ctx: Context, observed: Mapping[str, Any], result: Result
 
 
 @check("https", "ELB.1, ELB.17",
-       "HTTPS 443 with a current TLS policy and 80 redirecting, with a domain or a certificate")
-def check_https(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
+       "HTTPS 443 with a current TLS policy and 80 redirecting, with a domain or a certificate", of=PRODUCTION_LISTENER)
+def check_https(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
     """With a domain or a certificate: the production listener is HTTPS 443 with the certificate and a current TLS
     policy (ELB.17), and HTTP 80 redirects to HTTPS (ELB.1). Without either: a documented choice."""
     spec = ctx.spec
-    found = _examine(observed, PRODUCTION_LISTENER.step, PRODUCTION_LISTENER.key, result)
-    if found is None:
-        return
     if not spec.serves_https:
         result.choose(found.name, "serves_https")
         return
@@ -567,15 +573,8 @@ def check_trust_guards(ctx: Context, observed: Mapping[str, Any], result: Result
         result.note = "; ".join(f"no guard for {p}: {UNGUARDED[p]}" for p in sorted(unguarded))
 
 
-def _database(observed: Mapping[str, Any], result: Result) -> Found | None:
-    return _examine(observed, DATABASE_INSTANCE.step, DATABASE_INSTANCE.key, result)
-
-
-@check("database-tls", "RDS.39", "MySQL refuses connections without TLS")
-def check_database_tls(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _database(observed, result)
-    if found is None:
-        return
+@check("database-tls", "RDS.39", "MySQL refuses connections without TLS", of=DATABASE_INSTANCE)
+def check_database_tls(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
     used = (found.raw.get("DBParameterGroups") or [{}])[0].get("DBParameterGroupName", "")
     group = observed[DATABASE_INSTANCE.step].found.get("parameter-group")
     if group is None or group.id != used:
@@ -587,10 +586,9 @@ def check_database_tls(ctx: Context, observed: Mapping[str, Any], result: Result
         result.flag(found.name, "its parameter group applies at the next reboot (pending-reboot): TLS is not required yet")
 
 
-@check("database-iam-auth", "RDS.10", "IAM database authentication on")
-def check_database_iam_authentication(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _database(observed, result)
-    if found is None or found.raw.get("IAMDatabaseAuthenticationEnabled"):
+@check("database-iam-auth", "RDS.10", "IAM database authentication on", of=DATABASE_INSTANCE)
+def check_database_iam_authentication(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
+    if found.raw.get("IAMDatabaseAuthenticationEnabled"):
         return
     result.miss(ctx.spec, found.name, "IAM database authentication is off", "database.iam_authentication")
 
@@ -600,11 +598,8 @@ def check_database_iam_authentication(ctx: Context, observed: Mapping[str, Any],
 MYSQL_LOGS = frozenset({"audit", "error", "general", "slowquery"})
 
 
-@check("database-logs", "RDS.9", "MySQL exports its audit, error, general and slow-query logs")
-def check_database_logs(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _database(observed, result)
-    if found is None:
-        return
+@check("database-logs", "RDS.9", "MySQL exports its audit, error, general and slow-query logs", of=DATABASE_INSTANCE)
+def check_database_logs(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
     missing = set(MYSQL_LOGS) - set(found.raw.get("EnabledCloudwatchLogsExports") or [])
     gap = ctx.lacks("rds", "CreateOptionGroup")
     if "audit" in missing and gap:
@@ -617,19 +612,15 @@ def check_database_logs(ctx: Context, observed: Mapping[str, Any], result: Resul
                                 "to CloudWatch Logs")
 
 
-@check("database-monitoring", "RDS.6", "RDS enhanced monitoring on")
-def check_database_monitoring(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _database(observed, result)
-    if found is None or found.raw.get("MonitoringInterval"):
+@check("database-monitoring", "RDS.6", "RDS enhanced monitoring on", of=DATABASE_INSTANCE)
+def check_database_monitoring(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
+    if found.raw.get("MonitoringInterval"):
         return
     result.miss(ctx.spec, found.name, "enhanced monitoring is off", "database.monitoring_interval")
 
 
-@check("database-backup", "RDS.26", "the database is in an AWS Backup plan")
-def check_database_backup_plan(ctx: Context, observed: Mapping[str, Any], result: Result) -> None:
-    found = _database(observed, result)
-    if found is None:
-        return
+@check("database-backup", "RDS.26", "the database is in an AWS Backup plan", of=DATABASE_INSTANCE)
+def check_database_backup_plan(ctx: Context, observed: Mapping[str, Any], result: Result, found: Found) -> None:
     state = observed[DATABASE_INSTANCE.step]
     plan, selection = state.found.get("backup/plan"), state.found.get("backup/selection")
     if plan is None:

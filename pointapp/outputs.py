@@ -63,6 +63,8 @@ TEST_LISTENER = Output("service", "listener/test")
 
 BASTION_INSTANCE = Output("bastion", "instance")
 
+REPOSITORY = Output("registry", "repository")  # the ECR repository the images are pushed to
+
 #: What the service's container needs of MySQL and Redis: its endpoints and the database's secret.
 DATA_ENDPOINTS = (DATABASE_ADDRESS, DATABASE_PORT, DATABASE_SECRET, CACHE_ADDRESS, CACHE_PORT)
 

@@ -199,6 +199,19 @@ def test_cache_encryption(raw: dict[str, Any], problems: list[str]) -> None:
     assert [f.problem for f in result.findings] == problems and result.examined == ["thing"]
 
 
+def test_a_check_of_a_resource_runs_only_when_it_is_built() -> None:
+    """``@check(..., of=...)``: with the resource absent (its step not discovered, or discovered without it) the
+    check examines nothing and finds nothing; once built, it is examined and checked."""
+    for observed in ({}, {"cache": StepState()}):
+        result = Result("cache", "")
+        check_cache(make_context(), observed, result)
+        assert result.examined == [] and result.findings == [] and result.chosen == []
+    result = Result("cache", "")
+    check_cache(make_context(), _observed("cache", "replication-group", {}), result)
+    assert result.examined == ["thing"] and len(result.findings) == 2
+    assert check_cache.__name__ == "check_cache" and [c for c in CHECKS if c[0] == "cache"][0][3] is check_cache
+
+
 CURRENT = {"SslPolicy": "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"}
 REDIRECT = {"DefaultActions": [{"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443"}}]}
 
