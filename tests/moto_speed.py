@@ -1,9 +1,10 @@
-"""moto, made cheaper for the tests: a reset that only drops state, answers serialized with what moto
-worked out for an earlier answer of the same shape, and boto3 calls to an emulator of this process handed
-to its WSGI app directly, without a socket; botocore's clients share what they learn of event names.
+"""moto, made cheaper for the tests: a reset that only drops state, default AMIs made when first read,
+answers serialized with what moto worked out for an earlier answer of the same shape, and boto3 calls to
+an emulator of this process handed to its WSGI app directly, without a socket; botocore's clients share
+what they learn of event names.
 
 None changes what moto answers or what botocore sends: the reset drops what moto's own reset re-creates
-and then drops; the answers are byte for byte moto's own (tests/test_moto_speed.py compares them with
+and then drops; the default AMIs are there before any read of them; the answers are byte for byte moto's own (tests/test_moto_speed.py compares them with
 :func:`as_shipped`); the direct call skips HTTP between two ends of one process (the emulator still serves
 other processes over HTTP); the event names shared depend on nothing a client holds.
 """
@@ -98,6 +99,46 @@ def lighten_moto() -> None:
     iam.IAMBackend._init_aws_policies = managed_policies  # type: ignore[method-assign]  # noqa: SLF001
     _remember_attribute_names()
     _look_up_ec2_tags_by_id()
+    _load_default_amis_on_first_use()
+
+
+def _load_default_amis_on_first_use() -> None:
+    """Each new EC2 backend (one per Region after every reset) makes moto's 1,300 default AMIs, each with its
+    snapshot, a fifth of a second. Here it makes them when the backend's images or snapshots are first read
+    (a DescribeImages, the RunInstances that checks its AMI, the tagging API): a backend whose test never
+    reads them never makes them. What such a read answers is the same: the AMIs are made just before it, in
+    moto's own order, with ids as random as before."""
+    from moto.ec2.models import EC2Backend
+    from moto.ec2.models.amis import AmiBackend
+
+    load = AmiBackend._load_amis  # noqa: SLF001 - the load moto runs in the backend's __init__
+
+    def defer(self: AmiBackend) -> None:
+        self.__dict__[_AMIS_DEFERRED] = True
+
+    AmiBackend._load_amis = defer  # type: ignore[method-assign]  # noqa: SLF001
+    for name in ("amis", "snapshots"):
+        setattr(EC2Backend, name, _MadeOnFirstRead(name, load))
+
+
+_AMIS_DEFERRED = "_pointapp_default_amis_deferred"
+
+
+class _MadeOnFirstRead:
+    """An attribute of an EC2 backend (its AMIs, its snapshots) that runs ``load`` before it is first read."""
+
+    def __init__(self, name: str, load: Callable[[Any], None]) -> None:
+        self.name, self.load = name, load
+
+    def __get__(self, backend: Any, owner: type | None = None) -> Any:
+        if backend is None:
+            return self
+        if backend.__dict__.pop(_AMIS_DEFERRED, False):
+            self.load(backend)
+        return backend.__dict__[self.name]
+
+    def __set__(self, backend: Any, value: Any) -> None:
+        backend.__dict__[self.name] = value
 
 
 #: The most attribute-name lists :func:`_remember_attribute_names` keeps (a shape made for one answer, an

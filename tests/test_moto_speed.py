@@ -58,3 +58,29 @@ def test_answers_are_those_of_moto_as_shipped(mocked: None) -> None:
     assert b"tier" in faster[1] and b"point-app-prod" in faster[4]  # the answers carry the tags
     for (_, operation, _), ours, theirs in zip(requests, faster, shipped, strict=True):
         assert ours == theirs, operation
+
+
+def test_the_default_amis_are_made_when_their_images_or_snapshots_are_first_read(mocked: None) -> None:
+    """moto's default AMIs (each with its snapshot) are made on the backend's first read of either; what that
+    read answers is what moto makes at the backend's start: every default AMI of the Region, one snapshot each."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.amis import AMIS
+    from moto.utilities.utils import load_resource
+
+    from tests.moto_speed import _AMIS_DEFERRED
+
+    defaults = {ami["ami_id"] for ami in AMIS}
+    for folder in ("latest_amis", "ecs/optimized_amis"):
+        defaults |= {ami["ami_id"] for ami in load_resource(f"ec2/resources/{folder}/{REGION}.json")}
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.describe_vpcs()
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][REGION]
+    assert backend.__dict__.get(_AMIS_DEFERRED) is True  # a read of VPCs makes no AMI
+    snapshots = ec2.describe_snapshots()["Snapshots"]  # the first read: of the snapshots
+    assert _AMIS_DEFERRED not in backend.__dict__
+    assert len(snapshots) == len(defaults) and all(s["Description"].startswith("Auto-created snapshot for AMI")
+                                                   for s in snapshots)
+    images = ec2.describe_images(Owners=["amazon"])["Images"]
+    assert {image["ImageId"] for image in images} == defaults
+    assert len(ec2.describe_snapshots()["Snapshots"]) == len(defaults)  # made once
