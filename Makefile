@@ -18,8 +18,12 @@ PROWLER_STAMP := $(PROWLER)/.installed
 
 .PHONY: setup chromium run test scan lint lab emulator diagrams notebooks-ja clean
 
+# The package's and the tests' modules are compiled once here, so that each process that imports them (every
+# command, notebook kernel and test worker) reads them compiled, even where PYTHONDONTWRITEBYTECODE keeps Python
+# from writing what it compiles (compileall skips what is up to date).
 setup: $(STAMP)
 	@scripts/ensure-graphviz.sh
+	@$(PY) -m compileall -q pointapp tests notebooks/conftest.py >/dev/null
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "pointapp needs Python 3.10 or newer (set PYTHON=...)")'
