@@ -4,9 +4,10 @@ an emulator of this process handed to its WSGI app directly, without a socket; b
 what they learn of event names.
 
 None changes what moto answers or what botocore sends: the reset drops what moto's own reset re-creates
-and then drops; the default AMIs are there before any read of them; the answers are byte for byte moto's own (tests/test_moto_speed.py compares them with
-:func:`as_shipped`); the direct call skips HTTP between two ends of one process (the emulator still serves
-other processes over HTTP); the event names shared depend on nothing a client holds.
+and then drops; the default AMIs are there before any read of them; the answers are byte for byte moto's
+own (tests/test_moto_speed.py compares them with :func:`as_shipped`); the direct call skips HTTP between
+two ends of one process (the emulator still serves other processes over HTTP); the event names shared
+depend on nothing a client holds.
 """
 
 from __future__ import annotations
