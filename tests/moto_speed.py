@@ -122,7 +122,11 @@ def _load_default_amis_on_first_use() -> None:
         setattr(EC2Backend, name, _MadeOnFirstRead(name, load))
 
 
+#: Set on a backend whose default AMIs are not made yet (True), or are being made ("loading").
 _AMIS_DEFERRED = "_pointapp_default_amis_deferred"
+#: Held while a backend's default AMIs are made: a request in another thread waits for all of them (the
+#: thread making them reads its own attributes meanwhile, hence reentrant).
+_AMIS_LOADING = threading.RLock()
 
 
 class _MadeOnFirstRead:
@@ -134,8 +138,14 @@ class _MadeOnFirstRead:
     def __get__(self, backend: Any, owner: type | None = None) -> Any:
         if backend is None:
             return self
-        if backend.__dict__.pop(_AMIS_DEFERRED, False):
-            self.load(backend)
+        if _AMIS_DEFERRED in backend.__dict__:
+            with _AMIS_LOADING:
+                if backend.__dict__.get(_AMIS_DEFERRED) is True:
+                    backend.__dict__[_AMIS_DEFERRED] = "loading"
+                    try:
+                        self.load(backend)
+                    finally:
+                        del backend.__dict__[_AMIS_DEFERRED]
         return backend.__dict__[self.name]
 
     def __set__(self, backend: Any, value: Any) -> None:

@@ -84,3 +84,16 @@ def test_the_default_amis_are_made_when_their_images_or_snapshots_are_first_read
     images = ec2.describe_images(Owners=["amazon"])["Images"]
     assert {image["ImageId"] for image in images} == defaults
     assert len(ec2.describe_snapshots()["Snapshots"]) == len(defaults)  # made once
+
+
+def test_requests_side_by_side_all_wait_for_the_default_amis(mocked: None) -> None:
+    """Threads that first read the AMIs at once (discovery and steps run side by side) each see all of them:
+    the one making them does so once, the others wait for it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.describe_vpcs()  # the backend, with its AMIs not made yet
+    with ThreadPoolExecutor(6) as pool:
+        counts = list(pool.map(lambda _: len(ec2.describe_images(Owners=["amazon"])["Images"]), range(6)))
+    assert counts[0] > 1000 and set(counts) == {counts[0]}
+    assert len(ec2.describe_snapshots()["Snapshots"]) == counts[0]
