@@ -197,3 +197,32 @@ def test_the_sessions_of_a_process_share_what_botocore_parsed() -> None:
     own = boto3.Session(region_name=DEFAULT_REGION, aws_access_key_id="x", aws_secret_access_key="x")  # its own loader
     model = own.client("ec2", endpoint_url="http://127.0.0.1:9").meta.service_model
     assert model is not first and model.operation_names == first.operation_names
+
+
+def test_requests_arriving_side_by_side_parse_a_service_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from moto.core import responses, routing, utils
+
+    from pointapp.emulator import load_each_model_once
+
+    load_each_model_once()
+    load_each_model_once()  # a second call changes nothing
+    parsed: list[str] = []
+    parse = utils._load_service_model
+
+    def counted(service_name: str, model_name: str) -> Any:
+        parsed.append(f"{service_name}/{model_name}")
+        return parse(service_name, model_name)
+
+    monkeypatch.setattr(utils, "_load_service_model", counted)
+    assert responses.get_service_model is utils.get_service_model is routing.get_service_model
+    service = "glacier"  # a service no test asks moto about: its model is not parsed yet in this process
+    readers = [threading.Thread(target=responses.get_service_model, args=(service,)) for _ in range(6)]
+    readers += [threading.Thread(target=responses.get_pagination_model, args=(service,)) for _ in range(6)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    assert sorted(parsed) == [f"{service}/paginators-1", f"{service}/service-2"]
+    assert responses.get_service_model(service).service_name == service
