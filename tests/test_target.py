@@ -199,6 +199,40 @@ def test_the_sessions_of_a_process_share_what_botocore_parsed() -> None:
     assert model is not first and model.operation_names == first.operation_names
 
 
+def test_clients_of_a_shared_model_share_its_methods_and_each_is_still_shaped_by_its_session() -> None:
+    from pointapp.sessions import new_session
+
+    shaped: list[str] = []
+
+    def client(tag: str) -> Any:
+        session = new_session(region_name=DEFAULT_REGION, **EMULATOR_CREDENTIALS)
+        session.events.register("creating-client-class.ec2",
+                                lambda class_attributes, **_: class_attributes.update(tag=tag) or shaped.append(tag))
+        return session.client("ec2", endpoint_url="http://127.0.0.1:9")
+
+    first, second = client("first"), client("second")
+    assert shaped == ["first", "second"] and (first.tag, second.tag) == ("first", "second")
+    assert type(first) is not type(second)
+    assert type(first).describe_vpcs is type(second).describe_vpcs  # one function per operation, made once
+    assert first.describe_vpcs.__name__ == "describe_vpcs" and "DescribeVpcs" in first._PY_TO_OP_NAME.values()  # noqa: SLF001
+
+
+def test_a_client_copies_its_sessions_event_handlers_apart_from_them() -> None:
+    from pointapp.sessions import new_session
+
+    session = new_session(region_name=DEFAULT_REGION, **EMULATOR_CREDENTIALS)
+    heard: list[str] = []
+    session.events.register("probe.ec2.DescribeVpcs", lambda **_: heard.append("session"))
+    ec2 = session.client("ec2", endpoint_url="http://127.0.0.1:9")
+    ec2.meta.events.register("probe.ec2.DescribeVpcs", lambda **_: heard.append("client"))
+    session.events.register_first("probe.ec2.DescribeVpcs", lambda **_: heard.append("session, later"))
+    ec2.meta.events.emit("probe.ec2.DescribeVpcs")
+    assert heard == ["session", "client"]  # what either registers later stays its own
+    heard.clear()
+    session.events.emit("probe.ec2.DescribeVpcs")
+    assert heard == ["session, later", "session"]
+
+
 def test_requests_arriving_side_by_side_parse_a_service_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
