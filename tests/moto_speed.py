@@ -1,10 +1,12 @@
 """moto, made cheaper for the tests: a reset that only drops state, default AMIs made when first read,
-answers serialized with what moto worked out for an earlier answer of the same shape, and boto3 calls to
+answers serialized with what moto worked out for an earlier answer of the same shape, listings of tagged
+resources that filter EC2 out without walking EC2's resources, and boto3 calls to
 an emulator of this process handed to its WSGI app directly, without a socket; botocore's clients share
 what they learn of event names.
 
 None changes what moto answers or what botocore sends: the reset drops what moto's own reset re-creates
-and then drops; the default AMIs are there before any read of them; the answers are byte for byte moto's
+and then drops; the default AMIs are there before any read of them; the listings leave out only what their filters
+drop; the answers are byte for byte moto's
 own (tests/test_moto_speed.py compares them with :func:`as_shipped`); the direct call skips HTTP between
 two ends of one process (the emulator still serves other processes over HTTP); the event names shared
 depend on nothing a client holds.
@@ -101,6 +103,7 @@ def lighten_moto() -> None:
     _remember_attribute_names()
     _look_up_ec2_tags_by_id()
     _load_default_amis_on_first_use()
+    _leave_ec2_out_of_listings_that_filter_it_out()
 
 
 def _load_default_amis_on_first_use() -> None:
@@ -120,6 +123,48 @@ def _load_default_amis_on_first_use() -> None:
     AmiBackend._load_amis = defer  # type: ignore[method-assign]  # noqa: SLF001
     for name in ("amis", "snapshots"):
         setattr(EC2Backend, name, _MadeOnFirstRead(name, load))
+
+
+def _leave_ec2_out_of_listings_that_filter_it_out() -> None:
+    """moto's GetResources walks every resource of every backend in use, then drops each of a type its
+    ``ResourceTypeFilters`` leave out. EC2's are the most by far: its 1,300 default AMIs and their snapshots
+    (and walking them makes them). Every type EC2 lists is ``ec2:...``, so with type filters of which none
+    is ``ec2`` or ``ec2:...``, all of them would be dropped: here EC2 lists none while such a listing takes
+    its next resource (in that request's thread). Every other backend, and any other listing, is walked as
+    moto walks it."""
+    from moto.ec2.models import EC2Backend
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+
+    walk = EC2Backend.iter_tagged_resources
+    made = ResourceGroupsTaggingAPIBackend._get_resources_generator  # noqa: SLF001
+
+    def iter_tagged_resources(self: Any) -> Iterator[Any]:
+        return iter(()) if getattr(_WITHOUT_EC2, "on", False) else walk(self)
+
+    def get_resources_generator(self: Any, tag_filters: Any = None, resource_type_filters: list[str] | None = None,
+                                resource_arn_list: Any = None) -> Iterator[Any]:
+        listing = made(self, tag_filters=tag_filters, resource_type_filters=resource_type_filters,
+                       resource_arn_list=resource_arn_list)
+        if not resource_type_filters or any(f == "ec2" or f.startswith("ec2:") for f in resource_type_filters):
+            yield from listing
+            return
+        while True:
+            _WITHOUT_EC2.on = True
+            try:
+                item = next(listing, _END)
+            finally:
+                _WITHOUT_EC2.on = False
+            if item is _END:
+                return
+            yield item
+
+    _replace(EC2Backend, "iter_tagged_resources", iter_tagged_resources)
+    _replace(ResourceGroupsTaggingAPIBackend, "_get_resources_generator", get_resources_generator)
+
+
+#: Set (``on``) in a thread while it takes the next resource of a listing that filters every EC2 type out.
+_WITHOUT_EC2 = threading.local()
+_END = object()
 
 
 #: Set on a backend whose default AMIs are not made yet (True), or are being made ("loading").

@@ -10,8 +10,8 @@ import boto3
 from tests.conftest import REGION
 from tests.moto_speed import as_shipped
 
-#: What differs between two answers to the same request: the request's id.
-REQUEST_ID = re.compile(rb"<(requestId|RequestId)>[^<]*</(requestId|RequestId)>")
+#: What differs between two answers to the same request: the request's id, and a token for the next page.
+REQUEST_ID = re.compile(rb'<(requestId|RequestId)>[^<]*</(requestId|RequestId)>|"PaginationToken": "[^"]*"')
 
 
 def raw_answer(client: Any, operation: str, **params: Any) -> bytes:
@@ -45,17 +45,25 @@ def test_answers_are_those_of_moto_as_shipped(mocked: None) -> None:
     ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.s3", VpcEndpointType="Gateway",
                             TagSpecifications=[{"ResourceType": "vpc-endpoint", "Tags": tags}])
     iam.create_role(RoleName="point-app-prod-task", AssumeRolePolicyDocument="{}", Tags=tags)
+    boto3.client("logs", region_name=REGION).create_log_group(logGroupName="point-app-prod/web",
+                                                              tags={t["Key"]: t["Value"] for t in tags})
+    tagging = boto3.client("resourcegroupstaggingapi", region_name=REGION)
+    ours = [{"Key": "pointapp:environment", "Values": ["prod"]}]
     requests: list[tuple[Any, str, dict[str, Any]]] = [
         (ec2, "describe_vpcs", {}), (ec2, "describe_subnets", {}), (ec2, "describe_security_groups", {}),
         (ec2, "describe_route_tables", {}), (ec2, "describe_vpc_endpoints", {}),
         (ec2, "describe_tags", {"Filters": [{"Name": "resource-id", "Values": [f"{vpc[:6]}*"]}]}),
         (ec2, "describe_security_group_rules", {}), (iam, "list_roles", {}),
         (iam, "get_role", {"RoleName": "point-app-prod-task"}),
+        *((tagging, "get_resources", {"TagFilters": ours, "ResourceTypeFilters": types})
+          for types in (["logs", "s3"], ["ec2"], ["ec2:subnet", "logs"], ["elasticloadbalancing"])),
+        (tagging, "get_resources", {"TagFilters": ours}), (tagging, "get_resources", {"ResourcesPerPage": 2}),
     ]
     faster = [raw_answer(client, operation, **params) for client, operation, params in requests]
     with as_shipped():
         shipped = [raw_answer(client, operation, **params) for client, operation, params in requests]
     assert b"tier" in faster[1] and b"point-app-prod" in faster[4]  # the answers carry the tags
+    assert b"log-group:point-app-prod/web" in faster[9] and b"subnet/" in faster[10] and b"subnet/" in faster[11]
     for (_, operation, _), ours, theirs in zip(requests, faster, shipped, strict=True):
         assert ours == theirs, operation
 
@@ -97,3 +105,20 @@ def test_requests_side_by_side_all_wait_for_the_default_amis(mocked: None) -> No
         counts = list(pool.map(lambda _: len(ec2.describe_images(Owners=["amazon"])["Images"]), range(6)))
     assert counts[0] > 1000 and set(counts) == {counts[0]}
     assert len(ec2.describe_snapshots()["Snapshots"]) == counts[0]
+
+
+def test_a_listing_of_tagged_resources_that_filters_ec2_out_does_not_walk_its_resources(mocked: None) -> None:
+    """The tagging API's listing filtered to other services walks none of EC2's resources (so it makes no
+    default AMI); filtered to EC2, or not filtered, it does."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    from tests.moto_speed import _AMIS_DEFERRED
+
+    boto3.client("ec2", region_name=REGION).describe_vpcs()
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][REGION]
+    tagging = boto3.client("resourcegroupstaggingapi", region_name=REGION)
+    tagging.get_resources(ResourceTypeFilters=["logs", "s3"])
+    assert backend.__dict__.get(_AMIS_DEFERRED) is True
+    images = tagging.get_resources(ResourceTypeFilters=["ec2:image"])["ResourceTagMappingList"]
+    assert _AMIS_DEFERRED not in backend.__dict__ and images == []  # walked: the default AMIs carry no tag
