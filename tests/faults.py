@@ -20,6 +20,7 @@ import boto3
 
 import pointapp
 from pointapp.target import READ_PREFIXES, Context, share_service_models
+from tests.aws_behaviour import ACCOUNT
 
 REGION = "ap-northeast-1"
 #: How long the quick emulator's "for a while" lasts (tests/conftest.py ``quick_aws_like``), in seconds.
@@ -48,8 +49,21 @@ def client_for(endpoint: str, service: str) -> Any:
     return _CLIENTS[(endpoint, service)]
 
 
-def census(endpoint: str) -> Counter[tuple[str, str]]:
-    """Every resource of the kinds pointapp makes, by (kind, name), whoever owns it and whatever its tags."""
+#: The kinds of the census that are EC2's.
+EC2_KINDS = frozenset({"vpc", "subnet", "security-group", "security-group-rule", "route-table", "route", "route-association",
+                       "internet-gateway", "nat-gateway", "elastic-ip", "flow-log", "vpc-endpoint", "instance"})
+#: Adds resources of a kind to a census: ``add(kind, names)``.
+Add = Callable[[str, Any], None]
+
+
+def census(endpoint: str, *, ec2_by_api: bool = False) -> Counter[tuple[str, str]]:
+    """Every resource of the kinds pointapp makes, by (kind, name), whoever owns it and whatever its tags.
+
+    EC2's are read from the emulator's EC2 backend in this process (they are the most, and listing them
+    through the API took half of a census's time): the same resources and fields the API answers, named
+    alike (``ec2_by_api`` lists them through the API instead; tests/test_faults.py checks that both count
+    the same). They are read after the other kinds' calls, each of which first lets the AWS-behaviour layer
+    finish what its windows ended, as a call to EC2 would."""
 
     def client(service: str) -> Any:
         return client_for(endpoint, service)
@@ -59,39 +73,10 @@ def census(endpoint: str) -> Counter[tuple[str, str]]:
     def add(kind: str, names: Any) -> None:
         seen.update((kind, str(name)) for name in names)
 
-    ec2 = client("ec2")
-    vpcs = [v for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")]
-    ours = [{"Name": "vpc-id", "Values": [v["VpcId"] for v in vpcs] or ["none"]}]
-    add("vpc", (f"{_name(v)} {v['CidrBlock']}" for v in vpcs))
-    add("subnet", (f"{_name(s)} {s['CidrBlock']}" for s in ec2.describe_subnets(Filters=ours)["Subnets"]))
-    groups = ec2.describe_security_groups(Filters=ours)["SecurityGroups"]
-    add("security-group", (g["GroupName"] for g in groups))
-    names = {g["GroupId"]: g["GroupName"] for g in groups}
-    for group in groups:
-        for direction, key in (("in", "IpPermissions"), ("out", "IpPermissionsEgress")):
-            for perm in group[key]:
-                sources = [r["CidrIp"] for r in perm.get("IpRanges", [])] + [r["CidrIpv6"] for r in perm.get("Ipv6Ranges", [])]
-                sources += [names.get(r["GroupId"], r["GroupId"]) for r in perm.get("UserIdGroupPairs", [])]
-                add("security-group-rule", (f"{group['GroupName']} {direction} {perm['IpProtocol']} {perm.get('FromPort')} {source}"
-                                            for source in sources))
-    tables = ec2.describe_route_tables(Filters=ours)["RouteTables"]
-    add("route-table", (_name(t, "main") for t in tables))
-    add("route", (f"{_name(t, 'main')} {r.get('DestinationCidrBlock')}" for t in tables for r in t["Routes"]))
-    add("route-association", (_name(t, "main") for t in tables for a in t["Associations"] if a.get("SubnetId")))
-    add("internet-gateway", (_name(i) for i in ec2.describe_internet_gateways()["InternetGateways"]
-                             if any(a["VpcId"] in {v["VpcId"] for v in vpcs} for a in i.get("Attachments", []))
-                             or not i.get("Attachments")))
-    add("nat-gateway", (_name(n) for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] in ("pending", "available")))
-    add("elastic-ip", (_name(a) for a in ec2.describe_addresses()["Addresses"]))
-    add("flow-log", (f["LogGroupName"] for f in ec2.describe_flow_logs()["FlowLogs"]))
-    add("vpc-endpoint", (e["ServiceName"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]
-                         if e["State"].lower() not in ("deleted", "deleting")))
-    add("instance", (_name(i) for r in ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": [
-        "pending", "running"]}])["Reservations"] for i in r["Instances"]))
     iam = client("iam")
-    add("iam-role", (r["RoleName"] for r in iam.list_roles()["Roles"]))
-    add("iam-role-policy", (f"{r['RoleName']}/{p}" for r in iam.list_roles()["Roles"]
-                            for p in iam.list_role_policies(RoleName=r["RoleName"])["PolicyNames"]))
+    roles = iam.get_account_authorization_details(Filter=["Role"])["RoleDetailList"]  # each with its inline policies
+    add("iam-role", (r["RoleName"] for r in roles))
+    add("iam-role-policy", (f"{r['RoleName']}/{p['PolicyName']}" for r in roles for p in r.get("RolePolicyList", [])))
     add("instance-profile", (p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]))
     add("oidc-provider", (p["Arn"].rsplit("/", 1)[-1] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]))
     add("log-group", (g["logGroupName"] for g in client("logs").describe_log_groups()["logGroups"]))
@@ -133,7 +118,82 @@ def census(endpoint: str) -> Counter[tuple[str, str]]:
     sesv2 = client("sesv2")
     add("email-identity", (i["IdentityName"] for i in sesv2.list_email_identities()["EmailIdentities"]))
     add("configuration-set", sesv2.list_configuration_sets()["ConfigurationSets"])
+    if ec2_by_api:
+        _ec2_by_api(client("ec2"), add)
+    else:
+        _ec2_of_the_backend(add)
     return seen
+
+
+def _ec2_by_api(ec2: Any, add: Add) -> None:
+    """EC2's resources of the census, through the API: those of every VPC but the default one."""
+    vpcs = [v for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")]
+    ours = [{"Name": "vpc-id", "Values": [v["VpcId"] for v in vpcs] or ["none"]}]
+    add("vpc", (f"{_name(v)} {v['CidrBlock']}" for v in vpcs))
+    add("subnet", (f"{_name(s)} {s['CidrBlock']}" for s in ec2.describe_subnets(Filters=ours)["Subnets"]))
+    groups = ec2.describe_security_groups(Filters=ours)["SecurityGroups"]
+    add("security-group", (g["GroupName"] for g in groups))
+    names = {g["GroupId"]: g["GroupName"] for g in groups}
+    for group in groups:
+        for direction, key in (("in", "IpPermissions"), ("out", "IpPermissionsEgress")):
+            for perm in group[key]:
+                sources = [r["CidrIp"] for r in perm.get("IpRanges", [])] + [r["CidrIpv6"] for r in perm.get("Ipv6Ranges", [])]
+                sources += [names.get(r["GroupId"], r["GroupId"]) for r in perm.get("UserIdGroupPairs", [])]
+                add("security-group-rule", (f"{group['GroupName']} {direction} {perm['IpProtocol']} {perm.get('FromPort')} {source}"
+                                            for source in sources))
+    tables = ec2.describe_route_tables(Filters=ours)["RouteTables"]
+    add("route-table", (_name(t, "main") for t in tables))
+    add("route", (f"{_name(t, 'main')} {r.get('DestinationCidrBlock')}" for t in tables for r in t["Routes"]))
+    add("route-association", (_name(t, "main") for t in tables for a in t["Associations"] if a.get("SubnetId")))
+    add("internet-gateway", (_name(i) for i in ec2.describe_internet_gateways()["InternetGateways"]
+                             if any(a["VpcId"] in {v["VpcId"] for v in vpcs} for a in i.get("Attachments", []))
+                             or not i.get("Attachments")))
+    add("nat-gateway", (_name(n) for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] in ("pending", "available")))
+    add("elastic-ip", (_name(a) for a in ec2.describe_addresses()["Addresses"]))
+    add("flow-log", (f["LogGroupName"] for f in ec2.describe_flow_logs()["FlowLogs"]))
+    add("vpc-endpoint", (e["ServiceName"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]
+                         if e["State"].lower() not in ("deleted", "deleting")))
+    add("instance", (_name(i) for r in ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": [
+        "pending", "running"]}])["Reservations"] for i in r["Instances"]))
+
+
+def _ec2_of_the_backend(add: Add) -> None:
+    """What :func:`_ec2_by_api` lists, read from moto's EC2 backend of this process."""
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_backends[ACCOUNT][REGION]
+
+    def name(resource_id: str | None, default: str = "untagged") -> str:
+        return str((ec2.tags.get(resource_id) or {}).get("Name", default))
+
+    vpcs = [v for v in list(ec2.vpcs.values()) if not v.is_default]
+    ours = {v.id for v in vpcs}
+    add("vpc", (f"{name(v.id)} {v.cidr_block}" for v in vpcs))
+    add("subnet", (f"{name(s.id)} {s.cidr_block}" for zone in list(ec2.subnets.values()) for s in list(zone.values())
+                   if s.vpc_id in ours))
+    groups = [g for vpc, kept in list(ec2.groups.items()) if vpc in ours for g in list(kept.values())]
+    add("security-group", (g.name for g in groups))
+    names = {g.id: g.name for g in groups}
+    for group in groups:
+        for direction, permissions in (("in", group.ip_permissions), ("out", group.ip_permissions_egress)):
+            for perm in permissions:
+                sources = [r["CidrIp"] for r in perm.ip_ranges] + [r["CidrIpv6"] for r in perm.ipv6_ranges]
+                sources += [names.get(p["GroupId"], p["GroupId"]) for p in perm.user_id_group_pairs]
+                add("security-group-rule", (f"{group.name} {direction} {perm.ip_protocol} {perm.from_port} {source}"
+                                            for source in sources))
+    tables = [t for t in list(ec2.route_tables.values()) if t.vpc_id in ours]
+    add("route-table", (name(t.id, "main") for t in tables))
+    add("route", (f"{name(t.id, 'main')} {r.destination_cidr_block}" for t in tables for r in t.routes))
+    add("route-association", (name(t.id, "main") for t in tables for a in t.associations if a.get("SubnetId")))
+    add("internet-gateway", (name(i.id) for i in list(ec2.internet_gateways.values())
+                             if i.vpc is None or i.vpc.id in ours))
+    add("nat-gateway", (name(n.id) for n in list(ec2.nat_gateways.values()) if n.state in ("pending", "available")))
+    add("elastic-ip", (name(a.allocation_id) for a in list(ec2.addresses)))
+    add("flow-log", (f.log_group_name for f in list(ec2.flow_logs.values())))
+    add("vpc-endpoint", (e.service_name for e in list(ec2.vpc_end_points.values())
+                         if e.state.lower() not in ("deleted", "deleting")))
+    add("instance", (name(i.id) for r in list(ec2.reservations.values()) for i in r.instances
+                     if i.state in ("pending", "running")))
 
 
 def reset(endpoint: str) -> None:

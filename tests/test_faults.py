@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+import pointapp
 from tests import faults
 
 #: Mutating calls the network step makes in a clean ``up`` of the default prod spec (checked below).
@@ -32,6 +33,29 @@ def test_the_fault_points_cover_the_network_step(clean: faults.Clean) -> None:
     assert len(clean.calls) - NETWORK_CALLS >= REST_SAMPLES
     # The NAT routes wait for the NAT gateway: they come after the first calls of the steps that follow.
     assert clean.calls_of("network")[-1] > NETWORK_CALLS
+
+
+def test_the_census_reads_ec2_from_the_backend_as_the_api_lists_it(quick_aws_like: str, clean: faults.Clean) -> None:
+    """The census counts EC2's resources from moto's backend (tests/faults.py): at every stage of a run,
+    empty, half built by an up that lost a response, built, emptied by down, they are those the API lists."""
+    def same(stage: str) -> int:
+        read, listed = faults.census(quick_aws_like), faults.census(quick_aws_like, ec2_by_api=True)
+        assert read == listed, f"{stage}: {faults.difference(read, listed)}"
+        return sum(n for (kind, _), n in read.items() if kind in faults.EC2_KINDS)
+
+    faults.reset(quick_aws_like)
+    assert same("empty") == 0
+    with faults.connect(quick_aws_like) as broken:
+        faults.inject(broken, clean.calls_of("network")[40], lost=True)
+        with pytest.raises(faults.InjectedFault):
+            pointapp.up(broken)
+    assert same("half built") > 0
+    with faults.connect(quick_aws_like) as ctx:
+        pointapp.up(ctx)
+    built = same("built")
+    with faults.connect(quick_aws_like) as ctx:
+        pointapp.down(ctx)
+    assert same("emptied") < built
 
 
 def rest_point(clean: faults.Clean, sample: int) -> int:
