@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import StubAssertionError, UnStubbedResponseError
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -219,10 +220,40 @@ def aws_context(spec: Any = None) -> Context:
     return ctx
 
 
-def stub(ctx: Context, service: str) -> Stubber:
+class StubberInAnyOrder(Stubber):
+    """A Stubber that matches each call to the first answer stubbed for its operation: calls of different
+    operations may come in any order (the reads discovery makes side by side); those of one operation
+    still take its answers in the order they were added."""
+
+    def _answer_for(self, model: Any) -> dict[str, Any]:
+        for entry in self._queue:
+            if entry["operation_name"] == model.name:
+                return entry  # type: ignore[no-any-return]
+        raise UnStubbedResponseError(operation_name=model.name, reason="no answer stubbed for this operation")
+
+    def _assert_expected_params(self, model: Any, params: dict[str, Any], context: Any, **kwargs: Any) -> None:
+        if self._should_not_stub(context):
+            return
+        expected = self._answer_for(model)["expected_params"]
+        if expected is not None and (sorted(expected) != sorted(params) or
+                                     any(expected[name] != params[name] for name in expected)):
+            raise StubAssertionError(operation_name=model.name,
+                                     reason=f"Expected parameters:\n{expected},\nbut received:\n{params}")
+
+    def _get_response_handler(self, model: Any, params: dict[str, Any], context: Any, **kwargs: Any) -> Any:
+        if self._should_not_stub(context):
+            return None
+        entry = self._answer_for(model)
+        self._queue.remove(entry)
+        return entry["response"]
+
+
+def stub(ctx: Context, service: str, *, any_order: bool = False) -> Stubber:
+    """A stubbed client for ``service`` in ``ctx``; ``any_order``: answers matched by operation
+    (:class:`StubberInAnyOrder`)."""
     client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     ctx._clients[service] = client
-    stubber = Stubber(client)
+    stubber = (StubberInAnyOrder if any_order else Stubber)(client)
     stubber.activate()
     return stubber
 

@@ -148,7 +148,7 @@ def test_an_app_made_before_the_rewrite_is_updated_on_aws(mocked: None) -> None:
 
     ctx = aws_context(load_spec("prod", SETTINGS))
     ctx.remember_outputs("service", {"alb/dns": "alb-1.elb.amazonaws.com"})
-    amplify = stub(ctx, "amplify")
+    amplify = stub(ctx, "amplify", any_order=True)  # the app's branch and first build are read side by side
     app = {"appId": "d1", "appArn": "arn:aws:amplify:ap-northeast-1:123456789012:apps/d1", "name": "point-app-prod-frontend",
            "description": "", "repository": "https://github.com/acme/web", "platform": "WEB",
            "createTime": "2026-01-01T00:00:00Z", "updateTime": "2026-01-01T00:00:00Z",
