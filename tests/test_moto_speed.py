@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import boto3
+import pytest
 
 from tests.conftest import REGION
 from tests.moto_speed import as_shipped
@@ -122,3 +123,68 @@ def test_a_listing_of_tagged_resources_that_filters_ec2_out_does_not_walk_its_re
     assert backend.__dict__.get(_AMIS_DEFERRED) is True
     images = tagging.get_resources(ResourceTypeFilters=["ec2:image"])["ResourceTagMappingList"]
     assert _AMIS_DEFERRED not in backend.__dict__ and images == []  # walked: the default AMIs carry no tag
+
+
+def test_xml_written_directly_is_what_xmltodict_writes() -> None:
+    """The serializer's XML, written without xmltodict, is the same text, for every shape of document."""
+    import xmltodict
+    from moto.core import serialize
+
+    direct = serialize.xmltodict
+    assert direct is not xmltodict  # the tests' moto writes it directly
+    documents: list[dict[str, Any]] = [
+        {"DescribeVpcsResponse": {"@xmlns": "http://ec2.amazonaws.com/doc/2016-11-15/", "requestId": "r-1",
+                                  "vpcSet": {"item": [{"vpcId": "vpc-1", "isDefault": False, "tagSet": {"item": []},
+                                                       "cidrBlock": "10.0.0.0/16", "count": 3, "none": None},
+                                                      {"vpcId": "vpc-2", "isDefault": True, "empty": ""}]}}},
+        {"A": {"@quote": 'say "hi" & \'bye\'\n', "@n": 7, "@none": None, "text": "<&>\"'", "#text": "tail & more",
+               "nested": [{"x": 1}, None, "plain", 2.5, b"bytes"], "skipped": [], "t": ("a", "b")}},
+        {"Empty": {}}, {"Empty": None}, {"Empty": ""}, {"Only": {"#text": None}}, {"Root": [{"a": 1}]},
+    ]
+    for document in documents:
+        for full_document in (True, False):
+            for short in (True, False):
+                mine = direct.unparse(document, full_document=full_document, short_empty_elements=short, pretty=False)
+                theirs = xmltodict.unparse(document, full_document=full_document, short_empty_elements=short, pretty=False)
+                assert mine == theirs, (document, full_document, short)
+    generated = {"A": {"gen": (i for i in range(2))}}
+    assert direct.unparse(generated, short_empty_elements=True) == xmltodict.unparse(
+        {"A": {"gen": (i for i in range(2))}}, short_empty_elements=True)
+    for bad in ({"a": 1, "b": 2}, {}, {"bad name": 1}, {"a": {"@x y": 1}}, {"a": [1, 2]}):
+        with pytest.raises(ValueError) as mine_error:
+            direct.unparse(bad)
+        with pytest.raises(ValueError) as their_error:
+            xmltodict.unparse(bad)
+        assert str(mine_error.value) == str(their_error.value)
+    # what moto never sends goes to xmltodict itself
+    commented = {"a": {"#comment": "note", "b": 1}}
+    assert direct.unparse(commented) == xmltodict.unparse(commented)
+    assert direct.unparse({"a": {"b": 1}}, pretty=True) == xmltodict.unparse({"a": {"b": 1}}, pretty=True)
+
+
+def test_every_answer_of_an_up_is_written_as_xmltodict_writes_it(ctx: Any) -> None:
+    """Every XML document moto's serializer writes during a full ``up`` (EC2's query answers, the REST XML
+    of S3 and Route 53, IAM's, RDS's, ...) is the text xmltodict writes for it."""
+    import xmltodict
+    from moto.core import serialize
+
+    import pointapp
+
+    direct = serialize.xmltodict
+    compared: list[str] = []
+    differing: list[str] = []
+
+    def both(document: Any, *args: Any, **kwargs: Any) -> str:
+        theirs = xmltodict.unparse(document, *args, **kwargs)
+        mine = type(direct).unparse(direct, document, *args, **kwargs)
+        compared.append(next(iter(document)))
+        if mine != theirs:
+            differing.append(next(iter(document)))
+        return mine
+
+    direct.unparse = both
+    try:
+        pointapp.up(ctx)
+    finally:
+        del direct.unparse
+    assert len(set(compared)) > 30 and differing == []
