@@ -198,7 +198,7 @@ class _DirectXml:
 
     def unparse(self, input_dict: Any, output: Any = None, encoding: str = "utf-8", full_document: bool = True,
                 short_empty_elements: bool = False, comment_key: str = "#comment", **kwargs: Any) -> Any:
-        if output is not None or any(value for value in kwargs.values()) or set(kwargs) - {"pretty"}:
+        if output is not None or comment_key != "#comment" or any(kwargs.values()) or set(kwargs) - {"pretty"}:
             return self.module.unparse(input_dict, output, encoding, full_document, short_empty_elements, comment_key,
                                        **kwargs)
         writer = _XmlWriter(short_empty_elements)
