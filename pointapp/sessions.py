@@ -65,7 +65,7 @@ def _share_methods_of_shared_models(creator: Any) -> None:
 
     def create_methods(self: Any, service_model: Any) -> dict[str, Any]:
         if service_model not in _MODELS.values():
-            return dict(make(self, service_model))
+            return make(self, service_model)  # type: ignore[no-any-return]
         made = _METHODS.get(id(service_model))
         if made is None:
             made = make(self, service_model)

@@ -110,7 +110,7 @@ def test_requests_side_by_side_all_wait_for_the_default_amis(mocked: None) -> No
 
 def test_a_listing_of_tagged_resources_that_filters_ec2_out_does_not_walk_its_resources(mocked: None) -> None:
     """The tagging API's listing filtered to other services walks none of EC2's resources (so it makes no
-    default AMI); filtered to EC2, or not filtered, it does."""
+    default AMI); filtered to an EC2 type, it does."""
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ec2.models import ec2_backends
 
