@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import boto3
@@ -100,3 +102,13 @@ def test_the_languages_of_the_notebooks() -> None:
     with pytest.raises(SystemExit) as refused:
         parser.parse_args(["runbook", "--language", "fr"])
     assert refused.value.code == cli.EXIT_ERROR
+
+
+def test_the_notebook_libraries_compile_no_iri_grammar_on_import() -> None:
+    """papermill and nbformat validate notebooks with jsonschema; from 4.25 its format checkers import
+    rfc3987-syntax, which compiles its grammars on import (2.5 s of CPU per process): pyproject.toml keeps
+    jsonschema below it, and a fresh process reading notebooks loads no such module."""
+    loaded = subprocess.run([sys.executable, "-c", "import sys, papermill, nbformat.validator; "
+                             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rfc3987_syntax', 'lark')))"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", f"importing papermill loads {loaded}"
