@@ -111,20 +111,130 @@ def lighten_moto() -> None:
 def _load_default_amis_on_first_use() -> None:
     """Each new EC2 backend (one per Region after every reset) makes moto's 1,300 default AMIs, each with its
     snapshot, a fifth of a second. Here it makes them when the backend's images or snapshots are first read
-    (a DescribeImages, the RunInstances that checks its AMI, the tagging API): a backend whose test never
-    reads them never makes them. What such a read answers is the same: the AMIs are made just before it, in
-    moto's own order, with ids as random as before."""
+    (a DescribeImages, the tagging API): a backend whose test never reads them never makes them. What such a
+    read answers is the same: the AMIs are made just before it, in moto's own order, with ids as random as
+    before.
+
+    A DescribeImages that asks for default AMIs by id alone (RunInstances checks its AMI so, twice) makes
+    only those, each with its snapshot, as moto makes it: moto answers just them, in its order. When the rest
+    are made, each AMI made early and its snapshot take the places moto gives them (:func:`_made_early`)."""
     from moto.ec2.models import EC2Backend
     from moto.ec2.models.amis import AmiBackend
 
     load = AmiBackend._load_amis  # noqa: SLF001 - the load moto runs in the backend's __init__
+    describe = AmiBackend.describe_images
 
     def defer(self: AmiBackend) -> None:
         self.__dict__[_AMIS_DEFERRED] = True
 
+    def load_all(self: AmiBackend) -> None:
+        early = self.__dict__.pop(_EARLY_AMIS, {})
+        load(self)
+        _made_early(self, early)
+
+    def describe_images(self: AmiBackend, ami_ids: list[str] | None = None, filters: dict[str, Any] | None = None,
+                        exec_users: list[str] | None = None, owners: list[str] | None = None) -> Any:
+        asked = _asked_by_id_alone(ami_ids, filters, exec_users, owners)
+        if asked and self.__dict__.get(_AMIS_DEFERRED) is True:
+            with _AMIS_LOADING:
+                if self.__dict__.get(_AMIS_DEFERRED) is True:
+                    made = _make_alone(self, asked)
+                    if made is not None:
+                        return made
+        return describe(self, ami_ids=ami_ids, filters=filters, exec_users=exec_users, owners=owners)
+
     AmiBackend._load_amis = defer  # type: ignore[method-assign]  # noqa: SLF001
+    AmiBackend.describe_images = describe_images  # type: ignore[method-assign]
     for name in ("amis", "snapshots"):
-        setattr(EC2Backend, name, _MadeOnFirstRead(name, load))
+        setattr(EC2Backend, name, _MadeOnFirstRead(name, load_all))
+
+
+def _asked_by_id_alone(ami_ids: list[str] | None, filters: dict[str, Any] | None, exec_users: Any,
+                       owners: Any) -> list[str] | None:
+    """The AMI ids a DescribeImages asks for when it asks by id and nothing else (ids, or one ``image-id``
+    filter without wildcards); else None."""
+    if exec_users or owners or bool(ami_ids) == bool(filters):
+        return None
+    if ami_ids:
+        return list(ami_ids) if all(i.startswith("ami-") for i in ami_ids) else None  # moto refuses the others
+    assert filters is not None
+    values = filters.get("image-id") if list(filters) == ["image-id"] else None
+    values = [values] if isinstance(values, str) else values
+    if not isinstance(values, list) or not all(isinstance(v, str) and not set(v) & set("*?[") for v in values):
+        return None
+    return values
+
+
+#: A backend's AMIs made before the rest (by id: the AMI and its snapshot), while the rest are deferred.
+_EARLY_AMIS = "_pointapp_default_amis_made_early"
+#: Set on a backend while one default AMI is made early: (the thread making it, where its snapshot goes).
+_EARLY_SNAPSHOTS = "_pointapp_early_snapshots"
+
+
+def _default_ami_data(region: str) -> dict[str, dict[str, Any]]:
+    """The data moto makes each default AMI of ``region`` from, by id, in the order moto first makes them
+    (an id listed twice is made twice, the later data last: that is the AMI that stays)."""
+    from moto.ec2.models.amis import AMIS
+    from moto.utilities.utils import load_resource
+
+    found = _DEFAULT_AMI_DATA.get(region)
+    if found is None:
+        found = {ami["ami_id"]: ami for ami in AMIS}
+        for path in ("latest_amis", "ecs/optimized_amis"):
+            try:
+                found.update((ami["ami_id"], ami) for ami in load_resource(f"ec2/resources/{path}/{region}.json"))
+            except FileNotFoundError:
+                pass
+        _DEFAULT_AMI_DATA[region] = found
+    return found
+
+
+_DEFAULT_AMI_DATA: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def _make_alone(backend: Any, asked: list[str]) -> list[Any] | None:
+    """The default AMIs ``asked`` (made now if not made before), in moto's order; None if one of them is
+    not a default AMI of the backend's Region, or moto makes no default AMI here."""
+    import os
+
+    from moto import settings
+    from moto.ec2.models.amis import Ami, parse_timestamp
+
+    if "MOTO_AMIS_PATH" in os.environ or not settings.ec2_load_default_amis():
+        return None
+    data = _default_ami_data(backend.region_name)
+    if not all(ami_id in data for ami_id in asked):
+        return None
+    early: dict[str, tuple[Any, Any]] = backend.__dict__.setdefault(_EARLY_AMIS, {})
+    for ami_id in asked:
+        if ami_id in early:
+            continue
+        arguments = {**data[ami_id], "owner_alias": "amazon"}  # as moto's load sets them
+        if isinstance(arguments.get("creation_date"), str):
+            arguments["creation_date"] = parse_timestamp(arguments["creation_date"])
+        holding: dict[str, Any] = {}
+        backend.__dict__[_EARLY_SNAPSHOTS] = (threading.get_ident(), holding)
+        try:
+            ami = Ami(backend, **arguments)
+        finally:
+            del backend.__dict__[_EARLY_SNAPSHOTS]
+        early[ami_id] = (ami, ami.ebs_snapshot)
+    return [early[ami_id][0] for ami_id in data if ami_id in asked]
+
+
+def _made_early(backend: Any, early: dict[str, tuple[Any, Any]]) -> None:
+    """Once moto made every default AMI: those made early take the places of moto's, and their snapshots
+    those of the snapshots moto just made for them, so that every listing answers in moto's order."""
+    if not early:
+        return
+    amis, snapshots = backend.__dict__["amis"], backend.__dict__["snapshots"]
+    instead: dict[str, Any] = {}
+    for ami_id, (ami, snapshot) in early.items():
+        instead[amis[ami_id].ebs_snapshot.id] = snapshot
+        amis[ami_id] = ami
+    kept = [(instead[key].id, instead[key]) if key in instead else (key, value) for key, value in snapshots.items()]
+    snapshots.clear()
+    snapshots.update(kept)
 
 
 def _leave_ec2_out_of_listings_that_filter_it_out() -> None:
@@ -315,6 +425,9 @@ class _MadeOnFirstRead:
     def __get__(self, backend: Any, owner: type | None = None) -> Any:
         if backend is None:
             return self
+        making = backend.__dict__.get(_EARLY_SNAPSHOTS)
+        if making is not None and self.name == "snapshots" and making[0] == threading.get_ident():
+            return making[1]  # the snapshot of a default AMI made early (:func:`_make_alone`)
         if _AMIS_DEFERRED in backend.__dict__:
             with _AMIS_LOADING:
                 if backend.__dict__.get(_AMIS_DEFERRED) is True:

@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.conftest import REGION
 from tests.moto_speed import as_shipped
@@ -93,6 +94,43 @@ def test_the_default_amis_are_made_when_their_images_or_snapshots_are_first_read
     images = ec2.describe_images(Owners=["amazon"])["Images"]
     assert {image["ImageId"] for image in images} == defaults
     assert len(ec2.describe_snapshots()["Snapshots"]) == len(defaults)  # made once
+
+
+def test_an_ami_asked_for_by_id_is_made_alone_and_keeps_its_place_among_the_rest(mocked: None) -> None:
+    """RunInstances reads its AMI by id: that AMI alone is made (with its snapshot). Once the rest are made,
+    every listing is moto's: the same AMIs and snapshots in the same order as when all are made at once, the
+    early AMI with the snapshot it was made with, none twice."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.base_backend import BackendDict
+    from moto.ec2.models import ec2_backends
+
+    from tests.moto_speed import _AMIS_DEFERRED
+
+    ec2 = boto3.client("ec2", region_name=REGION)
+
+    def listings() -> tuple[list[str], list[str], dict[str, str]]:
+        images = ec2.describe_images(Owners=["amazon"])["Images"]
+        snapshots = [s["Description"] for s in ec2.describe_snapshots()["Snapshots"]]
+        return [i["ImageId"] for i in images], snapshots, {i["ImageId"]: i["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+                                                           for i in images}
+
+    wanted = ec2.describe_images(Owners=["amazon"])["Images"][500]["ImageId"]
+    moto_images, moto_snapshots, _ = listings()  # all made at once, as moto makes them
+    BackendDict.reset()
+    ec2.describe_vpcs()
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][REGION]
+    (alone,) = ec2.describe_images(ImageIds=[wanted])["Images"]
+    subnet = ec2.create_subnet(VpcId=ec2.describe_vpcs()["Vpcs"][0]["VpcId"], CidrBlock="172.31.200.0/24")["Subnet"]
+    ec2.run_instances(ImageId=wanted, MinCount=1, MaxCount=1, SubnetId=subnet["SubnetId"])
+    assert backend.__dict__.get(_AMIS_DEFERRED) is True  # the rest are not made yet
+    assert ec2.describe_images(Filters=[{"Name": "image-id", "Values": [wanted]}])["Images"] == [alone]
+    images, snapshots, snapshot_of = listings()
+    assert _AMIS_DEFERRED not in backend.__dict__
+    assert images == moto_images and snapshots == moto_snapshots
+    assert snapshot_of[wanted] == alone["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    BackendDict.reset()
+    with pytest.raises(ClientError, match="InvalidAMIID"):
+        ec2.describe_images(ImageIds=["ami-00000000000000000"])  # not a default AMI: moto's own answer
 
 
 def test_requests_side_by_side_all_wait_for_the_default_amis(mocked: None) -> None:
