@@ -4,6 +4,7 @@ per-process emulator; :mod:`pointapp.shared_emulator` runs one in a process of i
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -124,6 +125,57 @@ def _once_per_service(load: Any) -> Any:
     return once
 
 
+def start_with_less_work() -> None:
+    """Spare moto two costs of its first requests that change nothing it answers (once per process; later
+    calls do nothing):
+
+    - To find the account of a request's access key, moto asks the IAM backend of every partition (six) of
+      every account, and so makes each of them, with its 1,300 AWS managed policies: a fifth of a second each.
+      A key exists only in a backend that made it, so here only the backends made already are asked.
+    - Each service's backends learn their regions from botocore through a session of moto's own, which
+      parses the service's whole model again to read its endpoint prefix (about 1.5 s over a runbook's
+      services). Here the prefix comes from the model moto parsed to answer the service; the regions are
+      botocore's, as before.
+    """
+    from moto.core.base_backend import AccountSpecificBackend
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.iam import models as iam
+
+    if getattr(iam.get_account_id_from, "asks_made_backends", False):
+        return
+
+    def get_account_id_from(access_key: str) -> str:
+        for account_id, account in list(iam.iam_backends.items()):
+            if any(access_key in backend.access_keys for backend in list(dict.values(account))):
+                return str(account_id)
+        return str(DEFAULT_ACCOUNT_ID)
+
+    get_account_id_from.asks_made_backends = True  # type: ignore[attr-defined]
+    iam.get_account_id_from = get_account_id_from
+    AccountSpecificBackend._generate_regions = _regions_of  # type: ignore[method-assign, assignment]  # noqa: SLF001
+
+
+def _regions_of(_: Any, service_name: str) -> list[str]:
+    """What moto's ``AccountSpecificBackend._generate_regions`` answers: the regions of every partition
+    botocore lists for ``service_name`` (moto makes the service's backends for these)."""
+    return list(_regions_for(service_name))
+
+
+@functools.cache
+def _regions_for(service_name: str) -> tuple[str, ...]:
+    """The regions botocore lists for a service, by the endpoint prefix of the model moto parsed for it."""
+    from moto.core.base_backend import AccountSpecificBackend
+    from moto.core.utils import get_service_model
+
+    session = AccountSpecificBackend.get_session()
+    if service_name not in session.get_available_services():
+        return ()  # a service botocore does not know (moto's own API): botocore lists no region for it
+    prefix = get_service_model(service_name).metadata.get("endpointPrefix", service_name)
+    resolver = session._session._get_internal_component("endpoint_resolver")  # noqa: SLF001 - what get_available_regions asks
+    return tuple(region for partition in session.get_available_partitions()
+                 for region in resolver.get_available_endpoints(prefix, partition, False))
+
+
 #: The delay between polls on an emulator. One poll outlasts what the tests' AWS-like emulator keeps
 #: "for a while" (0.5 s), so a retried call is retried once, however busy the machine: the fault runs
 #: compare the order of a run's calls with a clean run's.
@@ -211,6 +263,7 @@ class Emulator:
 
         moto.settings.ACM_VALIDATION_WAIT = 0
         load_each_model_once()
+        start_with_less_work()
         app = _serialized(_identified(DomainDispatcherApplication(create_backend_app)))
         if self.wrap is not None:
             app = self.wrap(app)

@@ -260,3 +260,47 @@ def test_requests_arriving_side_by_side_parse_a_service_model_once(monkeypatch: 
         reader.join()
     assert sorted(parsed) == [f"{service}/paginators-1", f"{service}/service-2"]
     assert responses.get_service_model(service).service_name == service
+
+
+#: The services of pointapp's runbook, and one name moto serves that botocore does not know.
+RUNBOOK_SERVICES = ("ec2", "ecs", "ecr", "elbv2", "codedeploy", "codepipeline", "codebuild", "rds", "elasticache",
+                    "iam", "sts", "ses", "sesv2", "amplify", "logs", "s3", "secretsmanager", "kms", "ssm",
+                    "cloudwatch", "events", "acm", "route53", "instance_metadata")
+
+
+def test_the_emulators_backends_are_made_for_the_regions_botocore_lists() -> None:
+    import boto3
+
+    from pointapp.emulator import _regions_of
+
+    session = boto3.Session()
+    for service in RUNBOOK_SERVICES:
+        expected = [region for partition in session.get_available_partitions()
+                    for region in session.get_available_regions(service, partition_name=partition)]
+        assert _regions_of(None, service) == expected, service
+    assert _regions_of(None, "instance_metadata") == []
+    assert "ap-northeast-1" in _regions_of(None, "ec2") and "cn-north-1" in _regions_of(None, "ec2")
+
+
+def test_finding_the_account_of_an_access_key_makes_no_iam_backend() -> None:
+    from moto.iam import models as iam
+
+    from pointapp.emulator import start_with_less_work
+
+    start_with_less_work()
+    start_with_less_work()  # a second call changes nothing
+    account = "000000000042"  # an account no other test uses
+    key = iam.iam_backends[account]["aws"].create_temp_access_key()
+    assert iam.get_account_id_from(key.access_key_id) == account
+    assert iam.get_account_id_from("AKIA0000000000UNKNOWN") == "123456789012"  # moto's default account
+    assert list(dict.keys(iam.iam_backends[account])) == ["aws"]  # the other five partitions are still unmade
+    # Over HTTP, a key made by CreateAccessKey still names its account.
+    with Emulator() as emulator:
+        root = new_session(region_name=DEFAULT_REGION, **EMULATOR_CREDENTIALS)
+        made = root.client("iam", endpoint_url=emulator.endpoint_url)
+        made.create_user(UserName="deployer")
+        created = made.create_access_key(UserName="deployer")["AccessKey"]
+        user = new_session(region_name=DEFAULT_REGION, aws_access_key_id=created["AccessKeyId"],
+                           aws_secret_access_key=created["SecretAccessKey"])
+        identity = user.client("sts", endpoint_url=emulator.endpoint_url).get_caller_identity()
+        assert identity["Arn"] == f"arn:aws:iam::{identity['Account']}:user/deployer"
