@@ -52,10 +52,10 @@ class _OfPart(Generic[T]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, ctx: Any, owner: type | None = None) -> T:
+    def __get__(self, ctx: object, owner: type | None = None) -> T:
         return getattr(getattr(ctx, self.part), self.name)  # type: ignore[no-any-return]  # the part's own attribute
 
-    def __set__(self, ctx: Any, value: T) -> None:
+    def __set__(self, ctx: object, value: T) -> None:
         if not self.settable:
             raise AttributeError(f"{self.name} of a context is its {self.part}'s to change")
         setattr(getattr(ctx, self.part), self.name, value)
